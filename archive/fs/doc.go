@@ -1,0 +1,9 @@
+// Package fs is the embedded default archive.Store: objects are files under a root
+// directory.
+//
+// A put writes a temporary file in the destination directory, fsyncs it, renames it into
+// place and fsyncs the directory (and any directory it had to create), so a reader never
+// sees a partial object and an acknowledged object survives a crash. Keys map to paths
+// directly; callers choose keys with fan-out directories (Lumen's ingest uses
+// dicom/xx/yy/<id>) so no directory grows without bound.
+package fs

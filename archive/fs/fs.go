@@ -1,0 +1,363 @@
+package fs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"iter"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/lumenpacs/lumen/archive"
+)
+
+// tmpPrefix marks in-progress puts; such files are never listed or returned.
+const tmpPrefix = ".tmp-"
+
+// Store keeps objects as files under a root directory.
+type Store struct {
+	root string
+}
+
+// New opens (creating if needed) a store rooted at dir.
+func New(dir string) (*Store, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("archive/fs: %w", err)
+	}
+	if err := os.MkdirAll(abs, 0o750); err != nil {
+		return nil, fmt.Errorf("archive/fs: create root: %w", err)
+	}
+	return &Store{root: abs}, nil
+}
+
+// Root returns the store's root directory.
+func (s *Store) Root() string { return s.root }
+
+func (s *Store) path(key string) (string, error) {
+	if err := archive.ValidateKey(key); err != nil {
+		return "", err
+	}
+	for _, el := range strings.Split(key, "/") {
+		if strings.HasPrefix(el, tmpPrefix) {
+			return "", fmt.Errorf("%w: %q uses the reserved prefix %s", archive.ErrInvalidKey, key, tmpPrefix)
+		}
+	}
+	return filepath.Join(s.root, filepath.FromSlash(key)), nil
+}
+
+// ctxReader fails reads once its context is done.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
+
+// Put implements archive.Store.
+func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64) (archive.ObjectInfo, error) {
+	p, err := s.path(key)
+	if err != nil {
+		return archive.ObjectInfo{}, fmt.Errorf("archive/fs: put %s: %w", key, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return archive.ObjectInfo{}, fmt.Errorf("archive/fs: put %s: %w", key, err)
+	}
+	dir := filepath.Dir(p)
+	created, err := mkdirAll(dir)
+	if err != nil {
+		return archive.ObjectInfo{}, fmt.Errorf("archive/fs: put %s: %w", key, err)
+	}
+	f, err := os.CreateTemp(dir, tmpPrefix+"*")
+	if err != nil {
+		return archive.ObjectInfo{}, fmt.Errorf("archive/fs: put %s: %w", key, err)
+	}
+	tmp := f.Name()
+	fail := func(err error) (archive.ObjectInfo, error) {
+		f.Close()
+		os.Remove(tmp)
+		return archive.ObjectInfo{}, fmt.Errorf("archive/fs: put %s: %w", key, err)
+	}
+	n, err := io.Copy(f, ctxReader{ctx, r})
+	if err != nil {
+		return fail(err)
+	}
+	if size >= 0 && n != size {
+		return fail(fmt.Errorf("read %d bytes, expected %d: %w", n, size, io.ErrUnexpectedEOF))
+	}
+	if err := f.Sync(); err != nil {
+		return fail(err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		return fail(err)
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(tmp)
+		return archive.ObjectInfo{}, fmt.Errorf("archive/fs: put %s: %w", key, err)
+	}
+	if err := ctx.Err(); err != nil {
+		os.Remove(tmp)
+		return archive.ObjectInfo{}, fmt.Errorf("archive/fs: put %s: %w", key, err)
+	}
+	if err := os.Chmod(tmp, 0o640); err != nil {
+		os.Remove(tmp)
+		return archive.ObjectInfo{}, fmt.Errorf("archive/fs: put %s: %w", key, err)
+	}
+	if err := os.Rename(tmp, p); err != nil {
+		os.Remove(tmp)
+		return archive.ObjectInfo{}, fmt.Errorf("archive/fs: put %s: %w", key, err)
+	}
+	if err := syncDir(dir); err != nil {
+		return archive.ObjectInfo{}, fmt.Errorf("archive/fs: put %s: %w", key, err)
+	}
+	for _, d := range created {
+		if err := syncDir(filepath.Dir(d)); err != nil {
+			return archive.ObjectInfo{}, fmt.Errorf("archive/fs: put %s: %w", key, err)
+		}
+	}
+	return archive.ObjectInfo{Key: key, Size: n, ModTime: st.ModTime()}, nil
+}
+
+// mkdirAll creates dir and its missing parents, returning the directories it created,
+// deepest last.
+func mkdirAll(dir string) ([]string, error) {
+	var missing []string
+	for d := dir; ; d = filepath.Dir(d) {
+		st, err := os.Stat(d)
+		if err == nil {
+			if !st.IsDir() {
+				return nil, fmt.Errorf("%s is not a directory", d)
+			}
+			break
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return nil, err
+		}
+		missing = append(missing, d)
+		if filepath.Dir(d) == d {
+			break
+		}
+	}
+	slices.Reverse(missing)
+	for _, d := range missing {
+		if err := os.Mkdir(d, 0o750); err != nil && !errors.Is(err, fs.ErrExist) {
+			return nil, err
+		}
+	}
+	return missing, nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("fsync %s: %w", dir, err)
+	}
+	return nil
+}
+
+func (s *Store) open(op, key string) (*os.File, archive.ObjectInfo, error) {
+	p, err := s.path(key)
+	if err != nil {
+		return nil, archive.ObjectInfo{}, fmt.Errorf("archive/fs: %s %s: %w", op, key, err)
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscallENOTDIR) {
+			return nil, archive.ObjectInfo{}, fmt.Errorf("archive/fs: %s %s: %w", op, key, archive.ErrNotFound)
+		}
+		return nil, archive.ObjectInfo{}, fmt.Errorf("archive/fs: %s %s: %w", op, key, err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, archive.ObjectInfo{}, fmt.Errorf("archive/fs: %s %s: %w", op, key, err)
+	}
+	if !st.Mode().IsRegular() {
+		f.Close()
+		return nil, archive.ObjectInfo{}, fmt.Errorf("archive/fs: %s %s: %w", op, key, archive.ErrNotFound)
+	}
+	return f, archive.ObjectInfo{Key: key, Size: st.Size(), ModTime: st.ModTime()}, nil
+}
+
+// Get implements archive.Store.
+func (s *Store) Get(ctx context.Context, key string) (io.ReadCloser, archive.ObjectInfo, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, archive.ObjectInfo{}, fmt.Errorf("archive/fs: get %s: %w", key, err)
+	}
+	f, info, err := s.open("get", key)
+	if err != nil {
+		return nil, archive.ObjectInfo{}, err
+	}
+	return f, info, nil
+}
+
+type sectionCloser struct {
+	*io.SectionReader
+	f *os.File
+}
+
+func (s sectionCloser) Close() error { return s.f.Close() }
+
+// GetRange implements archive.Store.
+func (s *Store) GetRange(ctx context.Context, key string, offset, length int64) (io.ReadCloser, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("archive/fs: get %s: %w", key, err)
+	}
+	f, info, err := s.open("get", key)
+	if err != nil {
+		return nil, err
+	}
+	n, err := archive.ClampRange(info.Size, offset, length)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("archive/fs: get %s [%d,%d]: %w", key, offset, length, err)
+	}
+	return sectionCloser{io.NewSectionReader(f, offset, n), f}, nil
+}
+
+// Stat implements archive.Store.
+func (s *Store) Stat(ctx context.Context, key string) (archive.ObjectInfo, error) {
+	if err := ctx.Err(); err != nil {
+		return archive.ObjectInfo{}, fmt.Errorf("archive/fs: stat %s: %w", key, err)
+	}
+	p, err := s.path(key)
+	if err != nil {
+		return archive.ObjectInfo{}, fmt.Errorf("archive/fs: stat %s: %w", key, err)
+	}
+	st, err := os.Stat(p)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscallENOTDIR) {
+			return archive.ObjectInfo{}, fmt.Errorf("archive/fs: stat %s: %w", key, archive.ErrNotFound)
+		}
+		return archive.ObjectInfo{}, fmt.Errorf("archive/fs: stat %s: %w", key, err)
+	}
+	if !st.Mode().IsRegular() {
+		return archive.ObjectInfo{}, fmt.Errorf("archive/fs: stat %s: %w", key, archive.ErrNotFound)
+	}
+	return archive.ObjectInfo{Key: key, Size: st.Size(), ModTime: st.ModTime()}, nil
+}
+
+// Delete implements archive.Store.
+func (s *Store) Delete(ctx context.Context, key string) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("archive/fs: delete %s: %w", key, err)
+	}
+	if _, err := s.Stat(ctx, key); err != nil {
+		return fmt.Errorf("archive/fs: delete %s: %w", key, archive.ErrNotFound)
+	}
+	p, _ := s.path(key)
+	if err := os.Remove(p); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("archive/fs: delete %s: %w", key, archive.ErrNotFound)
+		}
+		return fmt.Errorf("archive/fs: delete %s: %w", key, err)
+	}
+	return syncDir(filepath.Dir(p))
+}
+
+// List implements archive.Store. Keys come in lexical order: within each directory,
+// entries are visited in the order of their key text (a directory sorts as name + "/").
+func (s *Store) List(ctx context.Context, prefix string) iter.Seq2[archive.ObjectInfo, error] {
+	return func(yield func(archive.ObjectInfo, error) bool) {
+		// Start from the deepest directory wholly named by the prefix.
+		dirKey := ""
+		if i := strings.LastIndex(prefix, "/"); i >= 0 {
+			dirKey = prefix[:i]
+		}
+		s.walk(ctx, dirKey, prefix, yield)
+	}
+}
+
+func (s *Store) walk(ctx context.Context, dirKey, prefix string, yield func(archive.ObjectInfo, error) bool) bool {
+	if err := ctx.Err(); err != nil {
+		yield(archive.ObjectInfo{}, fmt.Errorf("archive/fs: list %s: %w", prefix, err))
+		return false
+	}
+	dir := filepath.Join(s.root, filepath.FromSlash(dirKey))
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscallENOTDIR) {
+			return true
+		}
+		return yield(archive.ObjectInfo{}, fmt.Errorf("archive/fs: list %s: %w", prefix, err))
+	}
+	type ent struct {
+		key   string
+		sort  string
+		isDir bool
+		e     fs.DirEntry
+	}
+	var ents []ent
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), tmpPrefix) {
+			continue
+		}
+		k := e.Name()
+		if dirKey != "" {
+			k = dirKey + "/" + k
+		}
+		sk := k
+		if e.IsDir() {
+			sk += "/"
+		}
+		// Keep entries that can contain or match the prefix.
+		if !strings.HasPrefix(sk, prefix) && !strings.HasPrefix(prefix, sk) {
+			continue
+		}
+		ents = append(ents, ent{key: k, sort: sk, isDir: e.IsDir(), e: e})
+	}
+	slices.SortFunc(ents, func(a, b ent) int { return strings.Compare(a.sort, b.sort) })
+	for _, e := range ents {
+		if e.isDir {
+			if !s.walk(ctx, e.key, prefix, yield) {
+				return false
+			}
+			continue
+		}
+		if !e.e.Type().IsRegular() || !strings.HasPrefix(e.key, prefix) {
+			continue
+		}
+		fi, err := e.e.Info()
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				continue // deleted meanwhile
+			}
+			if !yield(archive.ObjectInfo{}, fmt.Errorf("archive/fs: list %s: %w", prefix, err)) {
+				return false
+			}
+			continue
+		}
+		if !yield(archive.ObjectInfo{Key: e.key, Size: fi.Size(), ModTime: fi.ModTime()}, nil) {
+			return false
+		}
+	}
+	return true
+}
+
+// Ping implements archive.Store: the root must exist and be writable.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("archive/fs: ping: %w", err)
+	}
+	f, err := os.CreateTemp(s.root, tmpPrefix+"ping-*")
+	if err != nil {
+		return fmt.Errorf("archive/fs: ping: %w", err)
+	}
+	name := f.Name()
+	f.Close()
+	return os.Remove(name)
+}
