@@ -1,0 +1,10 @@
+// Package index owns Lumen's metadata: patients, studies, series and instances with the
+// attributes that C-FIND and QIDO-RS match on, computed counts, per-instance DICOM JSON
+// metadata and pixel data frame offsets.
+//
+// The query model implements the attribute matching of DICOM PS3.4 §C.2.2.2 (single
+// value, universal, wildcard, range, list of UIDs) once, for both C-FIND and QIDO-RS;
+// see Query. Person names match case-insensitively; with Fuzzy, also accent-insensitively
+// on the start of any name component. Backends: index/sqlite (embedded default) and
+// index/postgres, both built on index/sqlindex; index/indextest is the contract suite.
+package index

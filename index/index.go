@@ -1,0 +1,181 @@
+package index
+
+import (
+	"context"
+	"errors"
+	"iter"
+	"time"
+
+	"github.com/lumenpacs/lumen/archive/dcm"
+)
+
+// ErrNotFound is returned (wrapped) when a looked-up object is not indexed.
+var ErrNotFound = errors.New("index: not found")
+
+// ErrExists is returned (wrapped) by Put when the SOP Instance UID is already indexed.
+var ErrExists = errors.New("index: instance already indexed")
+
+// ErrConflict is returned (wrapped) when an instance contradicts the hierarchy already
+// indexed (for example a series UID already used under another study).
+var ErrConflict = errors.New("index: conflicting hierarchy")
+
+// Level is a query/retrieve level (QueryRetrieveLevel, 0008,0052).
+type Level int
+
+// The four levels of the DICOM information model.
+const (
+	PatientLevel Level = iota + 1
+	StudyLevel
+	SeriesLevel
+	ImageLevel
+)
+
+// String returns the QueryRetrieveLevel code string.
+func (l Level) String() string {
+	switch l {
+	case PatientLevel:
+		return "PATIENT"
+	case StudyLevel:
+		return "STUDY"
+	case SeriesLevel:
+		return "SERIES"
+	case ImageLevel:
+		return "IMAGE"
+	}
+	return "UNKNOWN"
+}
+
+// Patient is a patient record. A patient is identified by (ID, Issuer).
+type Patient struct {
+	PatientID         string
+	IssuerOfPatientID string
+	PatientName       string // UTF-8, DICOM PN form (Family^Given...)
+	PatientBirthDate  string // YYYYMMDD
+	PatientSex        string
+	// NumberOfPatientRelatedStudies is maintained at ingest.
+	NumberOfPatientRelatedStudies int
+}
+
+// Study is a study record with its patient.
+type Study struct {
+	Patient
+	StudyInstanceUID       string
+	StudyDate              string // YYYYMMDD
+	StudyTime              string // HHMMSS.ffffff as received
+	AccessionNumber        string
+	StudyID                string
+	StudyDescription       string
+	ReferringPhysicianName string
+	// ModalitiesInStudy and SOPClassesInStudy are maintained at ingest, sorted.
+	ModalitiesInStudy []string
+	SOPClassesInStudy []string
+	// NumberOfStudyRelatedSeries and ...Instances are maintained at ingest.
+	NumberOfStudyRelatedSeries    int
+	NumberOfStudyRelatedInstances int
+	// UpdatedAt is when the study last received an instance.
+	UpdatedAt time.Time
+}
+
+// Series is a series record with its study and patient.
+type Series struct {
+	Study
+	SeriesInstanceUID string
+	Modality          string
+	SeriesNumber      *int
+	SeriesDescription string
+	BodyPartExamined  string
+	SeriesDate        string
+	SeriesTime        string
+	// NumberOfSeriesRelatedInstances is maintained at ingest.
+	NumberOfSeriesRelatedInstances int
+}
+
+// Instance is an instance record with its series, study and patient: what ingest
+// indexes and what image-level queries return.
+type Instance struct {
+	Series
+	SOPInstanceUID    string
+	SOPClassUID       string
+	InstanceNumber    *int
+	TransferSyntaxUID string
+	NumberOfFrames    int
+	Rows, Columns     int
+	// BlobKey locates the stored PS3.10 file in the archive.Store.
+	BlobKey string
+	// Size is the stored object's length in bytes; SHA256 its hex digest.
+	Size   int64
+	SHA256 string
+	// Metadata is the DICOM JSON object of the data set (PS3.18 F.2), bulk data
+	// replaced by relative BulkDataURIs ("bulkdata/<path>").
+	Metadata []byte
+	// PixelLayout is the JSON of dcm.PixelLayout (frame byte ranges), or nil.
+	PixelLayout []byte
+	// Bulk is the JSON of []dcm.BulkRef (where each BulkDataURI's bytes lie), or nil.
+	Bulk []byte
+	// SourceAE is the calling AE title, or "" for web and import.
+	SourceAE string
+	// ReceivedAt is when the instance was indexed.
+	ReceivedAt time.Time
+}
+
+// Filter is one matching key: an attribute and a value in DICOM matching syntax.
+type Filter struct {
+	Tag   dcm.Tag
+	Value string
+}
+
+// Query selects records at one level.
+type Query struct {
+	Level   Level
+	Filters []Filter
+	// Fuzzy enables fuzzy person-name matching (QIDO fuzzymatching=true).
+	Fuzzy bool
+	// Limit caps the number of results (0: no limit); Offset skips results.
+	Limit, Offset int
+}
+
+// Result holds the records of a query at its level (only the field of the query's level
+// is set) and the filters the index could not match on (ignored, as PS3.4 allows).
+type Result struct {
+	Patients  []Patient
+	Studies   []Study
+	Series    []Series
+	Instances []Instance
+	// Ignored lists filter tags that are not matchable at this level.
+	Ignored []dcm.Tag
+}
+
+// Counts are totals over the whole index.
+type Counts struct {
+	Patients, Studies, Series, Instances int64
+	Bytes                                int64
+}
+
+// Index is the metadata store. Implementations are safe for concurrent use.
+type Index interface {
+	// Put indexes a new instance, creating its patient, study and series as needed and
+	// updating counts, ModalitiesInStudy and SOPClassesInStudy in one transaction.
+	// It returns ErrExists if the SOP Instance UID is already indexed.
+	Put(ctx context.Context, inst *Instance) error
+	// Replace atomically removes the indexed instance with inst's SOP Instance UID and
+	// indexes inst; it returns the removed record (whose blob the caller deletes).
+	Replace(ctx context.Context, inst *Instance) (*Instance, error)
+	// Instance returns the record of one instance, or ErrNotFound.
+	Instance(ctx context.Context, sopInstanceUID string) (*Instance, error)
+	// DeleteInstance removes an instance and updates counts; parents left empty are
+	// removed. It returns the removed record.
+	DeleteInstance(ctx context.Context, sopInstanceUID string) (*Instance, error)
+	// Find runs a query.
+	Find(ctx context.Context, q Query) (*Result, error)
+	// BlobKeys yields the blob keys of indexed instances starting with prefix, in
+	// byte-wise lexical order (the order of archive.Store.List).
+	BlobKeys(ctx context.Context, prefix string) iter.Seq2[string, error]
+	// InstanceByBlobKey returns the instance stored under a blob key, or ErrNotFound.
+	InstanceByBlobKey(ctx context.Context, key string) (*Instance, error)
+	// Counts returns totals.
+	Counts(ctx context.Context) (Counts, error)
+	// Ping checks the database connection.
+	Ping(ctx context.Context) error
+	// Close releases the database.
+	Close() error
+}

@@ -1,0 +1,70 @@
+package postgres
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+
+	"github.com/lib/pq"
+	"github.com/lumenpacs/lumen/index/sqlindex"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// migrationLockID is the pg_advisory_xact_lock key taken while migrating.
+const migrationLockID = 0x4c756d656e // "Lumen"
+
+// Dialect returns the PostgreSQL dialect.
+func Dialect() *sqlindex.Dialect {
+	sub, _ := fs.Sub(migrations, "migrations")
+	return &sqlindex.Dialect{
+		Name:       "postgres",
+		Numbered:   true,
+		Contains:   "strpos(%[1]s, %[2]s) > 0",
+		ByteOrder:  ` COLLATE "C"`,
+		Migrations: sub,
+		IsUniqueViolation: func(err error) bool {
+			var pe *pq.Error
+			return errors.As(err, &pe) && pe.Code == "23505"
+		},
+		IsRetryable: func(err error) bool {
+			var pe *pq.Error
+			if errors.As(err, &pe) {
+				switch pe.Code {
+				case "40001", "40P01": // serialization_failure, deadlock_detected
+					return true
+				}
+			}
+			return false
+		},
+		LockMigrations: func(ctx context.Context, tx *sql.Tx) error {
+			_, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, migrationLockID)
+			return err
+		},
+	}
+}
+
+// Open connects to PostgreSQL with a lib/pq connection string (URL or key=value form)
+// and applies migrations.
+func Open(ctx context.Context, dsn string) (*sqlindex.DB, error) {
+	db, err := sql.Open("postgres", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("index/postgres: %w", err)
+	}
+	db.SetMaxOpenConns(32)
+	db.SetMaxIdleConns(16)
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("index/postgres: connect: %w", err)
+	}
+	d := Dialect()
+	if err := sqlindex.Migrate(ctx, db, d); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("index/postgres: %w", err)
+	}
+	return sqlindex.New(db, d), nil
+}

@@ -1,0 +1,54 @@
+package postgres_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+
+	"github.com/lumenpacs/lumen/index"
+	"github.com/lumenpacs/lumen/index/indextest"
+	"github.com/lumenpacs/lumen/index/postgres"
+	"github.com/lumenpacs/lumen/index/postgres/pgtest"
+	"github.com/lumenpacs/lumen/index/sqlindex"
+)
+
+func TestContract(t *testing.T) {
+	indextest.Run(t, func(t *testing.T) index.Index {
+		x, err := postgres.Open(context.Background(), pgtest.Schema(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return x
+	})
+}
+
+func TestConcurrentMigrations(t *testing.T) {
+	dsn := pgtest.Schema(t)
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			x, err := postgres.Open(context.Background(), dsn)
+			if err != nil {
+				errs <- err
+				return
+			}
+			x.Close()
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	x, err := postgres.Open(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer x.Close()
+	if v, err := sqlindex.SchemaVersion(context.Background(), x.SQL()); err != nil || v != 1 {
+		t.Fatalf("version %d, %v", v, err)
+	}
+}

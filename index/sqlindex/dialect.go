@@ -1,0 +1,70 @@
+package sqlindex
+
+import (
+	"context"
+	"database/sql"
+	"io/fs"
+	"strconv"
+)
+
+// Dialect holds what differs between SQL engines.
+type Dialect struct {
+	// Name is "sqlite" or "postgres".
+	Name string
+	// Numbered reports $1-style placeholders (PostgreSQL) instead of ?.
+	Numbered bool
+	// Glob reports SQLite GLOB for case-sensitive wildcard matching; otherwise LIKE
+	// with ESCAPE '\' is used (case-sensitive in PostgreSQL).
+	Glob bool
+	// Contains is the SQL of "haystack contains needle": a format with %[1]s for the
+	// column and %[2]s for the placeholder.
+	Contains string
+	// ByteOrder is appended to ORDER BY on keys to get byte-wise order.
+	ByteOrder string
+	// IsUniqueViolation reports a unique-constraint error.
+	IsUniqueViolation func(error) bool
+	// IsRetryable reports a transient error (serialization failure, deadlock, busy)
+	// after which the whole transaction may be retried.
+	IsRetryable func(error) bool
+	// Migrations holds NNNN_name.sql files applied in order.
+	Migrations fs.FS
+	// LockMigrations serialises concurrent migrators (e.g. an advisory lock), or nil.
+	LockMigrations func(ctx context.Context, tx *sql.Tx) error
+}
+
+type builder struct {
+	d    *Dialect
+	args []any
+}
+
+func (b *builder) arg(v any) string {
+	b.args = append(b.args, v)
+	if b.d.Numbered {
+		return "$" + strconv.Itoa(len(b.args))
+	}
+	return "?"
+}
+
+// rebind converts ? placeholders to $n for numbered dialects (for static statements).
+func (d *Dialect) rebind(q string) string {
+	if !d.Numbered {
+		return q
+	}
+	out := make([]byte, 0, len(q)+16)
+	n := 0
+	inStr := false
+	for i := 0; i < len(q); i++ {
+		c := q[i]
+		if c == '\'' {
+			inStr = !inStr
+		}
+		if c == '?' && !inStr {
+			n++
+			out = append(out, '$')
+			out = strconv.AppendInt(out, int64(n), 10)
+			continue
+		}
+		out = append(out, c)
+	}
+	return string(out)
+}

@@ -1,0 +1,415 @@
+package sqlindex
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/lumenpacs/lumen/archive/dcm"
+	"github.com/lumenpacs/lumen/index"
+)
+
+type kind int
+
+const (
+	kString kind = iota // case-sensitive string, wildcards allowed
+	kUID                // single UID or backslash/comma list; no wildcards
+	kDate               // DA: single or range
+	kTime               // TM: single or range, on the normalised column
+	kPN                 // person name: case-insensitive, fuzzy on demand
+	kInt                // IS: single value
+	kCSList             // CS: single, wildcard, or backslash list of alternatives
+	kContains           // a ",A,B," list column: any of the values
+)
+
+type column struct {
+	level index.Level
+	col   string // qualified column
+	fuzzy string // PN fuzzy column
+	kind  kind
+}
+
+// columns maps matchable attributes to their columns.
+var columns = map[dcm.Tag]column{
+	dcm.TagPatientID:              {index.PatientLevel, "p.patient_id", "", kString},
+	dcm.TagIssuerOfPatientID:      {index.PatientLevel, "p.issuer", "", kString},
+	dcm.TagPatientName:            {index.PatientLevel, "p.name_ci", "p.name_fuzzy", kPN},
+	dcm.TagPatientBirthDate:       {index.PatientLevel, "p.birth_date", "", kDate},
+	dcm.TagPatientSex:             {index.PatientLevel, "p.sex", "", kCSList},
+	dcm.TagStudyInstanceUID:       {index.StudyLevel, "s.study_uid", "", kUID},
+	dcm.TagStudyDate:              {index.StudyLevel, "s.study_date", "", kDate},
+	dcm.TagStudyTime:              {index.StudyLevel, "s.study_time_norm", "", kTime},
+	dcm.TagAccessionNumber:        {index.StudyLevel, "s.accession", "", kString},
+	dcm.TagStudyID:                {index.StudyLevel, "s.study_id", "", kString},
+	dcm.TagStudyDescription:       {index.StudyLevel, "s.description", "", kString},
+	dcm.TagReferringPhysicianName: {index.StudyLevel, "s.referring_ci", "s.referring_fuzzy", kPN},
+	dcm.TagModalitiesInStudy:      {index.StudyLevel, "s.modalities", "", kContains},
+	dcm.TagSOPClassesInStudy:      {index.StudyLevel, "s.sop_classes", "", kContains},
+	dcm.TagSeriesInstanceUID:      {index.SeriesLevel, "se.series_uid", "", kUID},
+	dcm.TagModality:               {index.SeriesLevel, "se.modality", "", kCSList},
+	dcm.TagSeriesNumber:           {index.SeriesLevel, "se.series_number", "", kInt},
+	dcm.TagSeriesDescription:      {index.SeriesLevel, "se.description", "", kString},
+	dcm.TagBodyPartExamined:       {index.SeriesLevel, "se.body_part", "", kCSList},
+	dcm.TagSeriesDate:             {index.SeriesLevel, "se.series_date", "", kDate},
+	dcm.TagSOPInstanceUID:         {index.ImageLevel, "i.sop_uid", "", kUID},
+	dcm.TagSOPClassUID:            {index.ImageLevel, "i.sop_class_uid", "", kUID},
+	dcm.TagInstanceNumber:         {index.ImageLevel, "i.instance_number", "", kInt},
+}
+
+// Matchable reports whether the index can match on tag at level (or above it).
+func Matchable(t dcm.Tag, level index.Level) bool {
+	c, ok := columns[t]
+	return ok && c.level <= level
+}
+
+const (
+	patientCols  = `p.patient_id, p.issuer, p.name, p.birth_date, p.sex, p.num_studies`
+	studyCols    = `s.study_uid, s.study_date, s.study_time, s.accession, s.study_id, s.description, s.referring, s.modalities, s.sop_classes, s.num_series, s.num_instances, s.updated_at`
+	seriesCols   = `se.series_uid, se.modality, se.series_number, se.description, se.body_part, se.series_date, se.series_time, se.num_instances`
+	instanceCols = `i.sop_uid, i.sop_class_uid, i.instance_number, i.transfer_syntax, i.num_frames, i.rows_, i.cols, i.blob_key, i.size, i.sha256, i.source_ae, i.received_at`
+	heavyCols    = `i.metadata, i.pixel_layout, i.bulk`
+
+	fromPatient  = ` FROM patients p`
+	fromStudy    = ` FROM studies s JOIN patients p ON p.id = s.patient_fk`
+	fromSeries   = ` FROM series se JOIN studies s ON s.id = se.study_fk JOIN patients p ON p.id = s.patient_fk`
+	fromInstance = ` FROM instances i JOIN series se ON se.id = i.series_fk JOIN studies s ON s.id = se.study_fk JOIN patients p ON p.id = s.patient_fk`
+
+	instanceSelect = `SELECT ` + patientCols + `, ` + studyCols + `, ` + seriesCols + `, ` + instanceCols + `, ` + heavyCols + fromInstance
+)
+
+// Find implements index.Index.
+func (x *DB) Find(ctx context.Context, q index.Query) (*index.Result, error) {
+	b := &builder{d: x.d}
+	var where []string
+	res := &index.Result{}
+	for _, f := range q.Filters {
+		c, ok := columns[f.Tag]
+		if !ok || c.level > q.Level {
+			res.Ignored = append(res.Ignored, f.Tag)
+			continue
+		}
+		cond := x.match(b, c, f.Value, q.Fuzzy)
+		if cond != "" {
+			where = append(where, cond)
+		}
+	}
+	var sel, order string
+	switch q.Level {
+	case index.PatientLevel:
+		sel = `SELECT ` + patientCols + fromPatient
+		order = ` ORDER BY p.name_ci, p.id`
+	case index.StudyLevel:
+		sel = `SELECT ` + patientCols + `, ` + studyCols + fromStudy
+		order = ` ORDER BY s.study_date DESC, s.study_time_norm DESC, s.id DESC`
+	case index.SeriesLevel:
+		sel = `SELECT ` + patientCols + `, ` + studyCols + `, ` + seriesCols + fromSeries
+		order = ` ORDER BY s.study_date DESC, s.study_time_norm DESC, s.id DESC, se.series_number ASC NULLS LAST, se.id ASC`
+	case index.ImageLevel:
+		sel = `SELECT ` + patientCols + `, ` + studyCols + `, ` + seriesCols + `, ` + instanceCols + `, NULL, NULL, NULL` + fromInstance
+		order = ` ORDER BY s.study_date DESC, s.study_time_norm DESC, s.id DESC, se.series_number ASC NULLS LAST, se.id ASC, i.instance_number ASC NULLS LAST, i.id ASC`
+	default:
+		return nil, fmt.Errorf("index: find: invalid level %d", q.Level)
+	}
+	query := sel
+	if len(where) > 0 {
+		query += ` WHERE ` + strings.Join(where, ` AND `)
+	}
+	query += order
+	if q.Limit > 0 {
+		query += ` LIMIT ` + b.arg(q.Limit)
+	}
+	if q.Offset > 0 {
+		if q.Limit <= 0 {
+			query += ` LIMIT -1`
+			if x.d.Numbered {
+				query = strings.TrimSuffix(query, ` LIMIT -1`) + ` LIMIT ALL`
+			}
+		}
+		query += ` OFFSET ` + b.arg(q.Offset)
+	}
+	rows, err := x.db.QueryContext(ctx, query, b.args...)
+	if err != nil {
+		return nil, fmt.Errorf("index: find %s: %w", q.Level, err)
+	}
+	defer rows.Close()
+	switch q.Level {
+	case index.PatientLevel:
+		for rows.Next() {
+			var p index.Patient
+			if err := rows.Scan(patientDest(&p)...); err != nil {
+				return nil, fmt.Errorf("index: find: %w", err)
+			}
+			res.Patients = append(res.Patients, p)
+		}
+	case index.StudyLevel:
+		for rows.Next() {
+			var s index.Study
+			var sc studyScan
+			if err := rows.Scan(append(patientDest(&s.Patient), sc.dest(&s)...)...); err != nil {
+				return nil, fmt.Errorf("index: find: %w", err)
+			}
+			sc.finish(&s)
+			res.Studies = append(res.Studies, s)
+		}
+	case index.SeriesLevel:
+		for rows.Next() {
+			var se index.Series
+			var sc studyScan
+			var ss seriesScan
+			d := append(patientDest(&se.Patient), sc.dest(&se.Study)...)
+			if err := rows.Scan(append(d, ss.dest(&se)...)...); err != nil {
+				return nil, fmt.Errorf("index: find: %w", err)
+			}
+			sc.finish(&se.Study)
+			ss.finish(&se)
+			res.Series = append(res.Series, se)
+		}
+	case index.ImageLevel:
+		list, err := scanInstances(rows)
+		if err != nil {
+			return nil, fmt.Errorf("index: find: %w", err)
+		}
+		res.Instances = list
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("index: find: %w", err)
+	}
+	return res, nil
+}
+
+func patientDest(p *index.Patient) []any {
+	return []any{&p.PatientID, &p.IssuerOfPatientID, &p.PatientName, &p.PatientBirthDate, &p.PatientSex, &p.NumberOfPatientRelatedStudies}
+}
+
+type studyScan struct {
+	mods, classes string
+	updated       int64
+}
+
+func (sc *studyScan) dest(s *index.Study) []any {
+	return []any{&s.StudyInstanceUID, &s.StudyDate, &s.StudyTime, &s.AccessionNumber, &s.StudyID, &s.StudyDescription, &s.ReferringPhysicianName, &sc.mods, &sc.classes, &s.NumberOfStudyRelatedSeries, &s.NumberOfStudyRelatedInstances, &sc.updated}
+}
+
+func (sc *studyScan) finish(s *index.Study) {
+	s.ModalitiesInStudy = splitList(sc.mods)
+	s.SOPClassesInStudy = splitList(sc.classes)
+	s.UpdatedAt = time.UnixMilli(sc.updated)
+}
+
+type seriesScan struct{ number sql.NullInt64 }
+
+func (ss *seriesScan) dest(se *index.Series) []any {
+	return []any{&se.SeriesInstanceUID, &se.Modality, &ss.number, &se.SeriesDescription, &se.BodyPartExamined, &se.SeriesDate, &se.SeriesTime, &se.NumberOfSeriesRelatedInstances}
+}
+
+func (ss *seriesScan) finish(se *index.Series) {
+	if ss.number.Valid {
+		n := int(ss.number.Int64)
+		se.SeriesNumber = &n
+	}
+}
+
+func scanInstances(rows *sql.Rows) ([]index.Instance, error) {
+	defer rows.Close()
+	var out []index.Instance
+	for rows.Next() {
+		var in index.Instance
+		var sc studyScan
+		var ss seriesScan
+		var num sql.NullInt64
+		var received int64
+		var meta, layout, bulk sql.NullString
+		d := append(patientDest(&in.Patient), sc.dest(&in.Study)...)
+		d = append(d, ss.dest(&in.Series)...)
+		d = append(d, &in.SOPInstanceUID, &in.SOPClassUID, &num, &in.TransferSyntaxUID, &in.NumberOfFrames, &in.Rows, &in.Columns, &in.BlobKey, &in.Size, &in.SHA256, &in.SourceAE, &received, &meta, &layout, &bulk)
+		if err := rows.Scan(d...); err != nil {
+			return nil, err
+		}
+		sc.finish(&in.Study)
+		ss.finish(&in.Series)
+		if num.Valid {
+			n := int(num.Int64)
+			in.InstanceNumber = &n
+		}
+		in.ReceivedAt = time.UnixMilli(received)
+		if meta.Valid {
+			in.Metadata = []byte(meta.String)
+		}
+		if layout.Valid {
+			in.PixelLayout = []byte(layout.String)
+		}
+		if bulk.Valid {
+			in.Bulk = []byte(bulk.String)
+		}
+		out = append(out, in)
+	}
+	return out, rows.Err()
+}
+
+// match compiles one key to a SQL condition (PS3.4 §C.2.2.2). An empty value is
+// universal matching and adds no condition.
+func (x *DB) match(b *builder, c column, value string, fuzzy bool) string {
+	v := strings.TrimSpace(value)
+	if v == "" || v == "*" {
+		return ""
+	}
+	switch c.kind {
+	case kUID:
+		uids := strings.FieldsFunc(v, func(r rune) bool { return r == '\\' || r == ',' })
+		if len(uids) == 1 {
+			return c.col + ` = ` + b.arg(strings.TrimSpace(uids[0]))
+		}
+		ph := make([]string, len(uids))
+		for i, u := range uids {
+			ph[i] = b.arg(strings.TrimSpace(u))
+		}
+		return c.col + ` IN (` + strings.Join(ph, ", ") + `)`
+	case kDate, kTime:
+		norm := func(s string, upper bool) string {
+			if c.kind == kTime {
+				return normTime(s, upper)
+			}
+			return strings.ReplaceAll(s, ".", "") // tolerate the ACR-NEMA YYYY.MM.DD form
+		}
+		if lo, hi, ok := strings.Cut(v, "-"); ok {
+			var conds []string
+			if lo = strings.TrimSpace(lo); lo != "" {
+				conds = append(conds, c.col+` >= `+b.arg(norm(lo, false)))
+			}
+			if hi = strings.TrimSpace(hi); hi != "" {
+				conds = append(conds, c.col+` <= `+b.arg(norm(hi, true)))
+			}
+			conds = append(conds, c.col+` <> ''`)
+			return `(` + strings.Join(conds, ` AND `) + `)`
+		}
+		if c.kind == kTime {
+			// A single time matches the whole period it names (e.g. "14" is 14:00-14:59).
+			return `(` + c.col + ` >= ` + b.arg(normTime(v, false)) + ` AND ` + c.col + ` <= ` + b.arg(normTime(v, true)) + `)`
+		}
+		return c.col + ` = ` + b.arg(norm(v, false))
+	case kInt:
+		n, err := strconv.Atoi(strings.TrimPrefix(v, "+"))
+		if err != nil {
+			return `1 = 0`
+		}
+		return c.col + ` = ` + b.arg(n)
+	case kContains:
+		alts := strings.FieldsFunc(v, func(r rune) bool { return r == '\\' || r == ',' })
+		var conds []string
+		for _, a := range alts {
+			conds = append(conds, fmt.Sprintf(x.d.Contains, c.col, b.arg(","+strings.TrimSpace(a)+",")))
+		}
+		return `(` + strings.Join(conds, ` OR `) + `)`
+	case kCSList:
+		if strings.Contains(v, "\\") {
+			alts := strings.Split(v, "\\")
+			var conds []string
+			for _, a := range alts {
+				if cond := x.stringMatch(b, c.col, strings.TrimSpace(a)); cond != "" {
+					conds = append(conds, cond)
+				}
+			}
+			if len(conds) == 0 {
+				return ""
+			}
+			return `(` + strings.Join(conds, ` OR `) + `)`
+		}
+		return x.stringMatch(b, c.col, v)
+	case kPN:
+		if fuzzy {
+			words := index.FuzzyWords(strings.NewReplacer("*", " ", "?", " ").Replace(v))
+			var conds []string
+			for _, w := range words {
+				conds = append(conds, x.wildcard(b, c.fuzzy, "* "+w+"*"))
+			}
+			if len(conds) == 0 {
+				return ""
+			}
+			return `(` + strings.Join(conds, ` AND `) + `)`
+		}
+		return x.stringMatch(b, c.col, index.NameCI(v))
+	default:
+		return x.stringMatch(b, c.col, v)
+	}
+}
+
+func (x *DB) stringMatch(b *builder, col, v string) string {
+	if v == "" {
+		return ""
+	}
+	if strings.ContainsAny(v, "*?") {
+		if strings.Trim(v, "*") == "" {
+			return ""
+		}
+		return x.wildcard(b, col, v)
+	}
+	return col + ` = ` + b.arg(v)
+}
+
+// wildcard matches a DICOM wildcard pattern (* any sequence, ? one character).
+func (x *DB) wildcard(b *builder, col, pattern string) string {
+	if x.d.Glob {
+		var sb strings.Builder
+		for _, r := range pattern {
+			if r == '[' {
+				sb.WriteString("[[]")
+				continue
+			}
+			sb.WriteRune(r)
+		}
+		return col + ` GLOB ` + b.arg(sb.String())
+	}
+	var sb strings.Builder
+	for _, r := range pattern {
+		switch r {
+		case '*':
+			sb.WriteByte('%')
+		case '?':
+			sb.WriteByte('_')
+		case '%', '_', '\\':
+			sb.WriteByte('\\')
+			sb.WriteRune(r)
+		default:
+			sb.WriteRune(r)
+		}
+	}
+	return col + ` LIKE ` + b.arg(sb.String()) + ` ESCAPE '\'`
+}
+
+// normTime normalises a DICOM TM value (HH, HHMM, HHMMSS, HHMMSS.F{1,6}, or the old
+// HH:MM:SS form) to HHMMSS.ffffff. Missing parts are zero, or their maximum when upper.
+func normTime(t string, upper bool) string {
+	t = strings.ReplaceAll(strings.TrimSpace(t), ":", "")
+	if t == "" {
+		return ""
+	}
+	main, frac, _ := strings.Cut(t, ".")
+	for _, r := range main + frac {
+		if r < '0' || r > '9' {
+			return t
+		}
+	}
+	fill := "000000"
+	if upper {
+		fill = "595959"
+	}
+	if len(main) > 6 {
+		main = main[:6]
+	}
+	if len(main)%2 == 1 {
+		main = "0" + main
+	}
+	main += fill[len(main):]
+	if len(frac) > 6 {
+		frac = frac[:6]
+	}
+	ff := "000000"
+	if upper && frac == "" {
+		ff = "999999"
+	}
+	frac += ff[len(frac):]
+	return main + "." + frac
+}

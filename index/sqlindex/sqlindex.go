@@ -1,0 +1,442 @@
+package sqlindex
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"iter"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/lumenpacs/lumen/index"
+)
+
+// DB is an index.Index on a database/sql database.
+type DB struct {
+	db *sql.DB
+	d  *Dialect
+}
+
+var _ index.Index = (*DB)(nil)
+
+// New wraps an open database whose schema has been migrated (see Migrate).
+func New(db *sql.DB, d *Dialect) *DB { return &DB{db: db, d: d} }
+
+// SQL returns the underlying database (for backend-specific maintenance and tests).
+func (x *DB) SQL() *sql.DB { return x.db }
+
+func nowMillis() int64 { return time.Now().UnixMilli() }
+
+func nz(s string) string { return strings.TrimSpace(s) }
+
+// tx runs fn in a transaction, retrying transient failures a few times.
+func (x *DB) tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	var err error
+	for attempt := 0; attempt < 5; attempt++ {
+		err = x.tx1(ctx, fn)
+		if err == nil || x.d.IsRetryable == nil || !x.d.IsRetryable(err) || ctx.Err() != nil {
+			return err
+		}
+		time.Sleep(time.Duration(attempt+1) * 20 * time.Millisecond)
+	}
+	return err
+}
+
+func (x *DB) tx1(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := x.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+func (x *DB) exec(ctx context.Context, tx *sql.Tx, q string, args ...any) (sql.Result, error) {
+	return tx.ExecContext(ctx, x.d.rebind(q), args...)
+}
+
+func (x *DB) queryRow(ctx context.Context, tx *sql.Tx, q string, args ...any) *sql.Row {
+	return tx.QueryRowContext(ctx, x.d.rebind(q), args...)
+}
+
+// Put implements index.Index.
+func (x *DB) Put(ctx context.Context, inst *index.Instance) error {
+	err := x.tx(ctx, func(tx *sql.Tx) error {
+		var n int
+		if err := x.queryRow(ctx, tx, `SELECT COUNT(*) FROM instances WHERE sop_uid = ?`, inst.SOPInstanceUID).Scan(&n); err != nil {
+			return err
+		}
+		if n > 0 {
+			return fmt.Errorf("index: put %s: %w", inst.SOPInstanceUID, index.ErrExists)
+		}
+		return x.insert(ctx, tx, inst)
+	})
+	if err != nil && x.d.IsUniqueViolation(err) && !errors.Is(err, index.ErrExists) {
+		// A concurrent writer indexed the same SOP Instance UID first.
+		if _, lerr := x.Instance(ctx, inst.SOPInstanceUID); lerr == nil {
+			return fmt.Errorf("index: put %s: %w", inst.SOPInstanceUID, index.ErrExists)
+		}
+	}
+	if err != nil && !errors.Is(err, index.ErrExists) && !errors.Is(err, index.ErrConflict) {
+		return fmt.Errorf("index: put %s: %w", inst.SOPInstanceUID, err)
+	}
+	return err
+}
+
+// Replace implements index.Index.
+func (x *DB) Replace(ctx context.Context, inst *index.Instance) (*index.Instance, error) {
+	var old *index.Instance
+	err := x.tx(ctx, func(tx *sql.Tx) error {
+		var err error
+		old, err = x.remove(ctx, tx, inst.SOPInstanceUID)
+		if err != nil && !errors.Is(err, index.ErrNotFound) {
+			return err
+		}
+		return x.insert(ctx, tx, inst)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("index: replace %s: %w", inst.SOPInstanceUID, err)
+	}
+	return old, nil
+}
+
+// DeleteInstance implements index.Index.
+func (x *DB) DeleteInstance(ctx context.Context, sopUID string) (*index.Instance, error) {
+	var old *index.Instance
+	err := x.tx(ctx, func(tx *sql.Tx) error {
+		var err error
+		old, err = x.remove(ctx, tx, sopUID)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("index: delete %s: %w", sopUID, err)
+	}
+	return old, nil
+}
+
+// getOrCreate returns the id of the row matching key, inserting it when missing.
+// created reports an insert by this transaction.
+func (x *DB) getOrCreate(ctx context.Context, tx *sql.Tx, sel string, selArgs []any, ins string, insArgs []any) (id int64, created bool, err error) {
+	err = x.queryRow(ctx, tx, sel, selArgs...).Scan(&id)
+	if err == nil {
+		return id, false, nil
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return 0, false, err
+	}
+	// ON CONFLICT DO NOTHING: a concurrent transaction may create the same row; then
+	// nothing is returned and the row it committed is read back.
+	err = x.queryRow(ctx, tx, ins+` ON CONFLICT DO NOTHING RETURNING id`, insArgs...).Scan(&id)
+	if err == nil {
+		return id, true, nil
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return 0, false, err
+	}
+	if err := x.queryRow(ctx, tx, sel, selArgs...).Scan(&id); err != nil {
+		return 0, false, err
+	}
+	return id, false, nil
+}
+
+func intPtr(p *int) any {
+	if p == nil {
+		return nil
+	}
+	return int64(*p)
+}
+
+func (x *DB) insert(ctx context.Context, tx *sql.Tx, in *index.Instance) error {
+	now := nowMillis()
+	pid, pNew, err := x.getOrCreate(ctx, tx,
+		`SELECT id FROM patients WHERE patient_id = ? AND issuer = ?`, []any{nz(in.PatientID), nz(in.IssuerOfPatientID)},
+		`INSERT INTO patients (patient_id, issuer, name, name_ci, name_fuzzy, birth_date, sex, num_studies, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?)`,
+		[]any{nz(in.PatientID), nz(in.IssuerOfPatientID), in.PatientName, index.NameCI(in.PatientName), index.NameFuzzy(in.PatientName), nz(in.PatientBirthDate), nz(in.PatientSex), now})
+	if err != nil {
+		return fmt.Errorf("patient: %w", err)
+	}
+	sid, sNew, err := x.getOrCreate(ctx, tx,
+		`SELECT id FROM studies WHERE study_uid = ?`, []any{in.StudyInstanceUID},
+		`INSERT INTO studies (patient_fk, study_uid, study_date, study_time, study_time_norm, accession, study_id, description, referring, referring_ci, referring_fuzzy, modalities, sop_classes, num_series, num_instances, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ',', ',', 0, 0, ?, ?)`,
+		[]any{pid, in.StudyInstanceUID, nz(in.StudyDate), nz(in.StudyTime), normTime(in.StudyTime, false), nz(in.AccessionNumber), nz(in.StudyID), in.StudyDescription, in.ReferringPhysicianName, index.NameCI(in.ReferringPhysicianName), index.NameFuzzy(in.ReferringPhysicianName), now, now})
+	if err != nil {
+		return fmt.Errorf("study: %w", err)
+	}
+	if !sNew {
+		var owner int64
+		if err := x.queryRow(ctx, tx, `SELECT patient_fk FROM studies WHERE id = ?`, sid).Scan(&owner); err != nil {
+			return err
+		}
+		if owner != pid {
+			return fmt.Errorf("study %s belongs to another patient: %w", in.StudyInstanceUID, index.ErrConflict)
+		}
+	}
+	seid, seNew, err := x.getOrCreate(ctx, tx,
+		`SELECT id FROM series WHERE series_uid = ?`, []any{in.SeriesInstanceUID},
+		`INSERT INTO series (study_fk, series_uid, modality, series_number, description, body_part, series_date, series_time, num_instances, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)`,
+		[]any{sid, in.SeriesInstanceUID, nz(in.Modality), intPtr(in.SeriesNumber), in.SeriesDescription, nz(in.BodyPartExamined), nz(in.SeriesDate), nz(in.SeriesTime), now, now})
+	if err != nil {
+		return fmt.Errorf("series: %w", err)
+	}
+	if !seNew {
+		var owner int64
+		if err := x.queryRow(ctx, tx, `SELECT study_fk FROM series WHERE id = ?`, seid).Scan(&owner); err != nil {
+			return err
+		}
+		if owner != sid {
+			return fmt.Errorf("series %s belongs to another study: %w", in.SeriesInstanceUID, index.ErrConflict)
+		}
+	}
+	received := now
+	if !in.ReceivedAt.IsZero() {
+		received = in.ReceivedAt.UnixMilli()
+	}
+	if _, err := x.exec(ctx, tx, `INSERT INTO instances (series_fk, sop_uid, sop_class_uid, instance_number, transfer_syntax, num_frames, rows_, cols, blob_key, size, sha256, metadata, pixel_layout, bulk, source_ae, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		seid, in.SOPInstanceUID, nz(in.SOPClassUID), intPtr(in.InstanceNumber), nz(in.TransferSyntaxUID), in.NumberOfFrames, in.Rows, in.Columns, in.BlobKey, in.Size, in.SHA256, string(in.Metadata), nullString(in.PixelLayout), nullString(in.Bulk), in.SourceAE, received); err != nil {
+		return fmt.Errorf("instance: %w", err)
+	}
+	if _, err := x.exec(ctx, tx, `UPDATE series SET num_instances = num_instances + 1, updated_at = ? WHERE id = ?`, now, seid); err != nil {
+		return err
+	}
+	addSeries := 0
+	if seNew {
+		addSeries = 1
+	}
+	contains := func(col string) string { return fmt.Sprintf(x.d.Contains, col, "?") }
+	if _, err := x.exec(ctx, tx, `UPDATE studies SET num_instances = num_instances + 1, num_series = num_series + ?, updated_at = ?,
+		modalities = CASE WHEN ? = '' OR `+contains("modalities")+` THEN modalities ELSE modalities || ? END,
+		sop_classes = CASE WHEN ? = '' OR `+contains("sop_classes")+` THEN sop_classes ELSE sop_classes || ? END
+		WHERE id = ?`,
+		addSeries, now,
+		nz(in.Modality), ","+nz(in.Modality)+",", nz(in.Modality)+",",
+		nz(in.SOPClassUID), ","+nz(in.SOPClassUID)+",", nz(in.SOPClassUID)+",",
+		sid); err != nil {
+		return err
+	}
+	if sNew {
+		if _, err := x.exec(ctx, tx, `UPDATE patients SET num_studies = num_studies + 1 WHERE id = ?`, pid); err != nil {
+			return err
+		}
+	}
+	_ = pNew
+	return nil
+}
+
+func nullString(b []byte) any {
+	if b == nil {
+		return nil
+	}
+	return string(b)
+}
+
+// remove deletes an instance row inside tx and maintains counts and parents.
+func (x *DB) remove(ctx context.Context, tx *sql.Tx, sopUID string) (*index.Instance, error) {
+	rows, err := tx.QueryContext(ctx, x.d.rebind(instanceSelect+` WHERE i.sop_uid = ?`), sopUID)
+	if err != nil {
+		return nil, err
+	}
+	list, err := scanInstances(rows)
+	if err != nil {
+		return nil, err
+	}
+	if len(list) == 0 {
+		return nil, fmt.Errorf("%s: %w", sopUID, index.ErrNotFound)
+	}
+	old := &list[0]
+	var seid, sid, pid int64
+	if err := x.queryRow(ctx, tx, `SELECT i.series_fk, se.study_fk, st.patient_fk FROM instances i JOIN series se ON se.id = i.series_fk JOIN studies st ON st.id = se.study_fk WHERE i.sop_uid = ?`, sopUID).Scan(&seid, &sid, &pid); err != nil {
+		return nil, err
+	}
+	if _, err := x.exec(ctx, tx, `DELETE FROM instances WHERE sop_uid = ?`, sopUID); err != nil {
+		return nil, err
+	}
+	var left int
+	if err := x.queryRow(ctx, tx, `SELECT COUNT(*) FROM instances WHERE series_fk = ?`, seid).Scan(&left); err != nil {
+		return nil, err
+	}
+	seriesGone := 0
+	if left == 0 {
+		if _, err := x.exec(ctx, tx, `DELETE FROM series WHERE id = ?`, seid); err != nil {
+			return nil, err
+		}
+		seriesGone = 1
+	} else if _, err := x.exec(ctx, tx, `UPDATE series SET num_instances = ? WHERE id = ?`, left, seid); err != nil {
+		return nil, err
+	}
+	var studyLeft int
+	if err := x.queryRow(ctx, tx, `SELECT COUNT(*) FROM instances i JOIN series se ON se.id = i.series_fk WHERE se.study_fk = ?`, sid).Scan(&studyLeft); err != nil {
+		return nil, err
+	}
+	if studyLeft == 0 {
+		if _, err := x.exec(ctx, tx, `DELETE FROM studies WHERE id = ?`, sid); err != nil {
+			return nil, err
+		}
+		if _, err := x.exec(ctx, tx, `UPDATE patients SET num_studies = num_studies - 1 WHERE id = ?`, pid); err != nil {
+			return nil, err
+		}
+		var ps int
+		if err := x.queryRow(ctx, tx, `SELECT num_studies FROM patients WHERE id = ?`, pid).Scan(&ps); err != nil {
+			return nil, err
+		}
+		if ps <= 0 {
+			if _, err := x.exec(ctx, tx, `DELETE FROM patients WHERE id = ?`, pid); err != nil {
+				return nil, err
+			}
+		}
+		return old, nil
+	}
+	// Recompute the study's derived attributes from what remains.
+	mods, err := x.distinct(ctx, tx, `SELECT DISTINCT modality FROM series WHERE study_fk = ?`, sid)
+	if err != nil {
+		return nil, err
+	}
+	classes, err := x.distinct(ctx, tx, `SELECT DISTINCT i.sop_class_uid FROM instances i JOIN series se ON se.id = i.series_fk WHERE se.study_fk = ?`, sid)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := x.exec(ctx, tx, `UPDATE studies SET num_instances = ?, num_series = num_series - ?, modalities = ?, sop_classes = ? WHERE id = ?`,
+		studyLeft, seriesGone, joinList(mods), joinList(classes), sid); err != nil {
+		return nil, err
+	}
+	return old, nil
+}
+
+func (x *DB) distinct(ctx context.Context, tx *sql.Tx, q string, args ...any) ([]string, error) {
+	rows, err := tx.QueryContext(ctx, x.d.rebind(q), args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var s sql.NullString
+		if err := rows.Scan(&s); err != nil {
+			return nil, err
+		}
+		if s.String != "" {
+			out = append(out, s.String)
+		}
+	}
+	return out, rows.Err()
+}
+
+func joinList(v []string) string {
+	if len(v) == 0 {
+		return ","
+	}
+	return "," + strings.Join(v, ",") + ","
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, v := range strings.Split(s, ",") {
+		if v != "" {
+			out = append(out, v)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Instance implements index.Index.
+func (x *DB) Instance(ctx context.Context, sopUID string) (*index.Instance, error) {
+	return x.oneInstance(ctx, `i.sop_uid = ?`, sopUID)
+}
+
+// InstanceByBlobKey implements index.Index.
+func (x *DB) InstanceByBlobKey(ctx context.Context, key string) (*index.Instance, error) {
+	return x.oneInstance(ctx, `i.blob_key = ?`, key)
+}
+
+func (x *DB) oneInstance(ctx context.Context, where string, arg string) (*index.Instance, error) {
+	rows, err := x.db.QueryContext(ctx, x.d.rebind(instanceSelect+` WHERE `+where), arg)
+	if err != nil {
+		return nil, fmt.Errorf("index: instance %s: %w", arg, err)
+	}
+	list, err := scanInstances(rows)
+	if err != nil {
+		return nil, fmt.Errorf("index: instance %s: %w", arg, err)
+	}
+	if len(list) == 0 {
+		return nil, fmt.Errorf("index: instance %s: %w", arg, index.ErrNotFound)
+	}
+	return &list[0], nil
+}
+
+// BlobKeys implements index.Index.
+func (x *DB) BlobKeys(ctx context.Context, prefix string) iter.Seq2[string, error] {
+	return func(yield func(string, error) bool) {
+		// Page through keys so no long-lived cursor holds the database.
+		after := ""
+		for {
+			rows, err := x.db.QueryContext(ctx, x.d.rebind(`SELECT blob_key FROM instances WHERE blob_key > ? AND blob_key >= ? ORDER BY blob_key`+x.d.ByteOrder+` LIMIT 1000`), after, prefix)
+			if err != nil {
+				yield("", fmt.Errorf("index: blob keys: %w", err))
+				return
+			}
+			var keys []string
+			for rows.Next() {
+				var k string
+				if err := rows.Scan(&k); err != nil {
+					rows.Close()
+					yield("", err)
+					return
+				}
+				keys = append(keys, k)
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				yield("", err)
+				return
+			}
+			for _, k := range keys {
+				if !strings.HasPrefix(k, prefix) {
+					if k > prefix {
+						return
+					}
+					continue
+				}
+				if !yield(k, nil) {
+					return
+				}
+			}
+			if len(keys) < 1000 {
+				return
+			}
+			after = keys[len(keys)-1]
+		}
+	}
+}
+
+// Counts implements index.Index.
+func (x *DB) Counts(ctx context.Context) (index.Counts, error) {
+	var c index.Counts
+	var bytes sql.NullInt64
+	err := x.db.QueryRowContext(ctx, `SELECT (SELECT COUNT(*) FROM patients), (SELECT COUNT(*) FROM studies), (SELECT COUNT(*) FROM series), (SELECT COUNT(*) FROM instances), (SELECT SUM(size) FROM instances)`).
+		Scan(&c.Patients, &c.Studies, &c.Series, &c.Instances, &bytes)
+	if err != nil {
+		return c, fmt.Errorf("index: counts: %w", err)
+	}
+	c.Bytes = bytes.Int64
+	return c, nil
+}
+
+// Ping implements index.Index.
+func (x *DB) Ping(ctx context.Context) error {
+	if err := x.db.PingContext(ctx); err != nil {
+		return fmt.Errorf("index: ping: %w", err)
+	}
+	var n int
+	if err := x.db.QueryRowContext(ctx, `SELECT 1`).Scan(&n); err != nil {
+		return fmt.Errorf("index: ping: %w", err)
+	}
+	return nil
+}
+
+// Close implements index.Index.
+func (x *DB) Close() error { return x.db.Close() }

@@ -1,0 +1,75 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/lumenpacs/lumen/index/sqlindex"
+	sqlite "modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Dialect returns the SQLite dialect.
+func Dialect() *sqlindex.Dialect {
+	sub, _ := fs.Sub(migrations, "migrations")
+	return &sqlindex.Dialect{
+		Name:       "sqlite",
+		Glob:       true,
+		Contains:   "instr(%[1]s, %[2]s) > 0",
+		Migrations: sub,
+		IsUniqueViolation: func(err error) bool {
+			var se *sqlite.Error
+			if errors.As(err, &se) {
+				return se.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE || se.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
+			}
+			return false
+		},
+		IsRetryable: func(err error) bool {
+			var se *sqlite.Error
+			if errors.As(err, &se) {
+				c := se.Code() & 0xff
+				return c == sqlite3.SQLITE_BUSY || c == sqlite3.SQLITE_LOCKED
+			}
+			return false
+		},
+	}
+}
+
+// Open opens (creating if needed) the index database file at path and applies
+// migrations.
+func Open(ctx context.Context, path string) (*sqlindex.DB, error) {
+	if dir := filepath.Dir(path); dir != "" {
+		if err := os.MkdirAll(dir, 0o750); err != nil {
+			return nil, fmt.Errorf("index/sqlite: %w", err)
+		}
+	}
+	q := url.Values{}
+	for _, p := range []string{"journal_mode(WAL)", "synchronous(FULL)", "busy_timeout(30000)", "foreign_keys(1)"} {
+		q.Add("_pragma", p)
+	}
+	q.Set("_txlock", "immediate")
+	dsn := "file:" + strings.ReplaceAll(path, "?", "%3F") + "?" + q.Encode()
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("index/sqlite: open %s: %w", path, err)
+	}
+	// One writer at a time is SQLite's model; a small pool serves concurrent readers.
+	db.SetMaxOpenConns(8)
+	d := Dialect()
+	if err := sqlindex.Migrate(ctx, db, d); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("index/sqlite: %w", err)
+	}
+	return sqlindex.New(db, d), nil
+}
