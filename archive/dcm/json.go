@@ -394,3 +394,37 @@ func (e *Element) String() string {
 	}
 	return fmt.Sprintf("%s %s %q", e.Tag, e.VR, e.Value)
 }
+
+// Text returns the first value of a string element converted to UTF-8 according to the
+// data set's SpecificCharacterSet (person names keep their = groups).
+func (d *Dataset) Text(t Tag) string {
+	e := d.Get(t)
+	if e == nil || e.Value == nil {
+		return ""
+	}
+	vals := e.StringValues()
+	if len(vals) == 0 {
+		return ""
+	}
+	v := vals[0]
+	cs := codingSystem(d, charset.CodingSystem{})
+	if e.VR == "PN" {
+		groups := strings.Split(v, "=")
+		decs := []*encoding.Decoder{cs.Alphabetic, cs.Ideographic, cs.Phonetic}
+		for i := range groups {
+			if i < 3 {
+				groups[i] = decode(decs[i], groups[i])
+			}
+		}
+		v = strings.Join(groups, "=")
+		if allPadding([]byte(v), true) {
+			return ""
+		}
+		return v
+	}
+	switch e.VR {
+	case "SH", "LO", "ST", "LT", "UC", "UT":
+		return decode(cs.Ideographic, v)
+	}
+	return v
+}

@@ -168,3 +168,28 @@ const (
 
 // UndefinedLength is the value length 0xFFFFFFFF.
 const UndefinedLength uint32 = 0xFFFFFFFF
+
+// ValidUID reports whether s is a well-formed UID (PS3.5 §9.1): at most 64 characters,
+// dot-separated components of digits. Components with leading zeros, common in the
+// wild, are accepted.
+func ValidUID(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	prevDot := true
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '.':
+			if prevDot {
+				return false
+			}
+			prevDot = true
+		case c >= '0' && c <= '9':
+			prevDot = false
+		default:
+			return false
+		}
+	}
+	return !prevDot
+}

@@ -15,14 +15,14 @@ import (
 type kind int
 
 const (
-	kString kind = iota // case-sensitive string, wildcards allowed
-	kUID                // single UID or backslash/comma list; no wildcards
-	kDate               // DA: single or range
-	kTime               // TM: single or range, on the normalised column
-	kPN                 // person name: case-insensitive, fuzzy on demand
-	kInt                // IS: single value
-	kCSList             // CS: single, wildcard, or backslash list of alternatives
-	kContains           // a ",A,B," list column: any of the values
+	kString   kind = iota // case-sensitive string, wildcards allowed
+	kUID                  // single UID or backslash/comma list; no wildcards
+	kDate                 // DA: single or range
+	kTime                 // TM: single or range, on the normalised column
+	kPN                   // person name: case-insensitive, fuzzy on demand
+	kInt                  // IS: single value
+	kCSList               // CS: single, wildcard, or backslash list of alternatives
+	kContains             // a ",A,B," list column: any of the values
 )
 
 type column struct {
