@@ -1,0 +1,12 @@
+// Package ingest is Lumen's one ingest pipeline, called by DIMSE C-STORE (PS3.4 Annex B),
+// DICOMweb STOW-RS (PS3.18 §10.5) and the bulk importer.
+//
+// It accepts a PS3.10 file stream, or a bare data set stream with its transfer syntax and
+// SOP class/instance (as DIMSE delivers it; the pipeline then writes the File Meta
+// Information of PS3.10 §7.1 in front). In one pass it streams the bytes to the
+// archive.Store while parsing the header (bulk data skipped, offsets kept) and hashing
+// them; it validates the object, lets the store make the blob durable, and only then
+// commits the index. If validation or indexing fails the blob is removed, so an index row
+// never points at a missing blob; a crash between the two steps can leave an orphan blob,
+// which Check (lumen fsck) finds and repairs.
+package ingest
