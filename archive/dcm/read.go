@@ -41,6 +41,9 @@ type ParseError struct {
 }
 
 func (e *ParseError) Error() string {
+	if e.Offset < 0 {
+		return "dcm: " + e.Err.Error()
+	}
 	if e.Tag != 0 {
 		return fmt.Sprintf("dcm: at byte %d, element %s: %v", e.Offset, e.Tag, e.Err)
 	}
@@ -292,12 +295,12 @@ func Parse(r io.Reader, opts *Options) (*File, error) {
 	pre := make([]byte, 132)
 	if _, err := io.ReadFull(rd, pre); err != nil {
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-			return nil, &ParseError{Offset: rd.pos, Err: fmt.Errorf("%w: %d bytes", ErrNotDICOM, rd.pos)}
+			return nil, &ParseError{Offset: -1, Err: fmt.Errorf("%w: the stream is only %d bytes long", ErrNotDICOM, rd.pos)}
 		}
 		return nil, &ParseError{Offset: rd.pos, Err: err}
 	}
 	if string(pre[128:]) != "DICM" {
-		return nil, &ParseError{Offset: 128, Err: ErrNotDICOM}
+		return nil, &ParseError{Offset: -1, Err: ErrNotDICOM}
 	}
 	f := &File{Meta: &Dataset{}}
 	if err := rd.readMeta(f.Meta); err != nil {

@@ -1,0 +1,64 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"github.com/lumenpacs/lumen/archive"
+	"github.com/lumenpacs/lumen/archive/fs"
+	"github.com/lumenpacs/lumen/archive/ingest"
+	"github.com/lumenpacs/lumen/archive/s3"
+	"github.com/lumenpacs/lumen/index"
+	"github.com/lumenpacs/lumen/index/postgres"
+	"github.com/lumenpacs/lumen/index/sqlite"
+)
+
+// backends are the opened store, index and pipeline.
+type backends struct {
+	store    archive.Store
+	index    index.Index
+	pipeline *ingest.Pipeline
+}
+
+func (b *backends) Close() error { return b.index.Close() }
+
+func openStore(ctx context.Context, c *Config) (archive.Store, error) {
+	switch c.Store.Backend {
+	case "s3":
+		return s3.New(ctx, s3.Config{
+			Endpoint: c.Store.S3.Endpoint, Bucket: c.Store.S3.Bucket, Region: c.Store.S3.Region,
+			AccessKey: c.Store.S3.AccessKey, SecretKey: c.Store.S3.SecretKey, UseTLS: c.Store.S3.UseTLS,
+			Prefix: c.Store.S3.Prefix, PartSize: uint64(c.Store.S3.PartSize),
+		})
+	default:
+		return fs.New(c.Store.FS.Dir)
+	}
+}
+
+func openIndex(ctx context.Context, c *Config) (index.Index, error) {
+	switch c.Index.Backend {
+	case "postgres":
+		return postgres.Open(ctx, c.Index.Postgres.DSN)
+	default:
+		return sqlite.Open(ctx, c.Index.SQLite.Path)
+	}
+}
+
+func openBackends(ctx context.Context, c *Config, log *slog.Logger, m *ingest.Metrics) (*backends, error) {
+	policy, err := ingest.ParsePolicy(c.Ingest.Duplicates)
+	if err != nil {
+		return nil, err
+	}
+	st, err := openStore(ctx, c)
+	if err != nil {
+		return nil, fmt.Errorf("store (%s): %w", c.Store.Backend, err)
+	}
+	ix, err := openIndex(ctx, c)
+	if err != nil {
+		return nil, fmt.Errorf("index (%s): %w", c.Index.Backend, err)
+	}
+	return &backends{store: st, index: ix, pipeline: &ingest.Pipeline{
+		Store: st, Index: ix, Duplicates: policy, Logger: log, Metrics: m,
+	}}, nil
+}

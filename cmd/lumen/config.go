@@ -1,0 +1,228 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/knadh/koanf/parsers/yaml"
+	"github.com/knadh/koanf/providers/confmap"
+	"github.com/knadh/koanf/providers/env"
+	"github.com/knadh/koanf/providers/file"
+	"github.com/knadh/koanf/v2"
+	"github.com/spf13/pflag"
+)
+
+// Config is Lumen's configuration. Keys are the koanf tags, dotted by section.
+type Config struct {
+	DataDir string       `koanf:"data_dir"`
+	HTTP    HTTPConfig   `koanf:"http"`
+	Log     LogConfig    `koanf:"log"`
+	Store   StoreConfig  `koanf:"store"`
+	Index   IndexConfig  `koanf:"index"`
+	Ingest  IngestConfig `koanf:"ingest"`
+	Fsck    FsckConfig   `koanf:"fsck"`
+	Import  ImportConfig `koanf:"import"`
+}
+
+// HTTPConfig configures the HTTP listener.
+type HTTPConfig struct {
+	Addr            string        `koanf:"addr"`
+	ReadTimeout     time.Duration `koanf:"read_timeout"`
+	WriteTimeout    time.Duration `koanf:"write_timeout"`
+	ShutdownTimeout time.Duration `koanf:"shutdown_timeout"`
+}
+
+// LogConfig configures logging.
+type LogConfig struct {
+	Level  string `koanf:"level"`
+	Format string `koanf:"format"`
+}
+
+// StoreConfig selects and configures the blob store.
+type StoreConfig struct {
+	Backend string   `koanf:"backend"`
+	FS      FSConfig `koanf:"fs"`
+	S3      S3Config `koanf:"s3"`
+}
+
+// FSConfig configures the filesystem store.
+type FSConfig struct {
+	Dir string `koanf:"dir"`
+}
+
+// S3Config configures the S3 store.
+type S3Config struct {
+	Endpoint  string `koanf:"endpoint"`
+	Bucket    string `koanf:"bucket"`
+	Region    string `koanf:"region"`
+	AccessKey string `koanf:"access_key"`
+	SecretKey string `koanf:"secret_key"`
+	UseTLS    bool   `koanf:"use_tls"`
+	Prefix    string `koanf:"prefix"`
+	PartSize  int64  `koanf:"part_size"`
+}
+
+// IndexConfig selects and configures the index database.
+type IndexConfig struct {
+	Backend  string         `koanf:"backend"`
+	SQLite   SQLiteConfig   `koanf:"sqlite"`
+	Postgres PostgresConfig `koanf:"postgres"`
+}
+
+// SQLiteConfig configures the embedded index.
+type SQLiteConfig struct {
+	Path string `koanf:"path"`
+}
+
+// PostgresConfig configures the PostgreSQL index.
+type PostgresConfig struct {
+	DSN string `koanf:"dsn"`
+}
+
+// IngestConfig configures the ingest pipeline.
+type IngestConfig struct {
+	Duplicates string `koanf:"duplicates"`
+}
+
+// FsckConfig configures the start-up consistency check.
+type FsckConfig struct {
+	OnStart bool          `koanf:"on_start"`
+	Days    int           `koanf:"days"`
+	Repair  bool          `koanf:"repair"`
+	Timeout time.Duration `koanf:"timeout"`
+	Grace   time.Duration `koanf:"grace"`
+}
+
+// ImportConfig configures lumen import.
+type ImportConfig struct {
+	Workers int `koanf:"workers"`
+}
+
+// defaults are the documented default values (docs/configuration.md).
+var defaults = map[string]any{
+	"data_dir":              "./data",
+	"http.addr":             ":8080",
+	"http.read_timeout":     "5m",
+	"http.write_timeout":    "30m",
+	"http.shutdown_timeout": "30s",
+	"log.level":             "info",
+	"log.format":            "json",
+	"store.backend":         "fs",
+	"store.fs.dir":          "",
+	"store.s3.endpoint":     "",
+	"store.s3.bucket":       "lumen",
+	"store.s3.region":       "",
+	"store.s3.access_key":   "",
+	"store.s3.secret_key":   "",
+	"store.s3.use_tls":      false,
+	"store.s3.prefix":       "",
+	"store.s3.part_size":    0,
+	"index.backend":         "sqlite",
+	"index.sqlite.path":     "",
+	"index.postgres.dsn":    "",
+	"ingest.duplicates":     "reject",
+	"fsck.on_start":         true,
+	"fsck.days":             2,
+	"fsck.repair":           false,
+	"fsck.timeout":          "60s",
+	"fsck.grace":            "10m",
+	"import.workers":        4,
+}
+
+// envKeys maps LUMEN_* variable names to configuration keys.
+func envKeys() map[string]string {
+	m := map[string]string{}
+	for k := range defaults {
+		m["LUMEN_"+strings.ToUpper(strings.ReplaceAll(k, ".", "_"))] = k
+	}
+	return m
+}
+
+// flagKeys maps command-line flags to configuration keys.
+var flagKeys = map[string]string{
+	"data-dir":   "data_dir",
+	"http-addr":  "http.addr",
+	"log-level":  "log.level",
+	"log-format": "log.format",
+	"workers":    "import.workers",
+}
+
+// loadConfig merges defaults, the YAML file, LUMEN_* variables and set flags.
+func loadConfig(flags *pflag.FlagSet) (*Config, error) {
+	k := koanf.New(".")
+	if err := k.Load(confmap.Provider(defaults, "."), nil); err != nil {
+		return nil, err
+	}
+	path, _ := flags.GetString("config")
+	if path == "" {
+		path = os.Getenv("LUMEN_CONFIG")
+	}
+	if path != "" {
+		if err := k.Load(file.Provider(path), yaml.Parser()); err != nil {
+			return nil, fmt.Errorf("config %s: %w", path, err)
+		}
+		// Reject unknown keys: a typo must not silently fall back to a default.
+		for _, key := range k.Keys() {
+			if _, ok := defaults[key]; !ok {
+				return nil, fmt.Errorf("config %s: unknown key %q", path, key)
+			}
+		}
+	}
+	known := envKeys()
+	if err := k.Load(env.ProviderWithValue("LUMEN_", ".", func(name, value string) (string, any) {
+		if key, ok := known[name]; ok {
+			return key, value
+		}
+		return "", nil
+	}), nil); err != nil {
+		return nil, err
+	}
+	set := map[string]any{}
+	flags.Visit(func(f *pflag.Flag) {
+		if key, ok := flagKeys[f.Name]; ok {
+			set[key] = f.Value.String()
+		}
+	})
+	if err := k.Load(confmap.Provider(set, "."), nil); err != nil {
+		return nil, err
+	}
+	var c Config
+	if err := k.UnmarshalWithConf("", &c, koanf.UnmarshalConf{Tag: "koanf", FlatPaths: false}); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	if c.Store.FS.Dir == "" {
+		c.Store.FS.Dir = filepath.Join(c.DataDir, "blobs")
+	}
+	if c.Index.SQLite.Path == "" {
+		c.Index.SQLite.Path = filepath.Join(c.DataDir, "index.db")
+	}
+	return &c, c.validate()
+}
+
+func (c *Config) validate() error {
+	switch c.Store.Backend {
+	case "fs":
+	case "s3":
+		if c.Store.S3.Endpoint == "" || c.Store.S3.Bucket == "" {
+			return fmt.Errorf("config: store.backend s3 needs store.s3.endpoint and store.s3.bucket")
+		}
+	default:
+		return fmt.Errorf("config: store.backend %q: want fs or s3", c.Store.Backend)
+	}
+	switch c.Index.Backend {
+	case "sqlite":
+	case "postgres":
+		if c.Index.Postgres.DSN == "" {
+			return fmt.Errorf("config: index.backend postgres needs index.postgres.dsn")
+		}
+	default:
+		return fmt.Errorf("config: index.backend %q: want sqlite or postgres", c.Index.Backend)
+	}
+	if c.Import.Workers < 1 {
+		return fmt.Errorf("config: import.workers must be at least 1")
+	}
+	return nil
+}

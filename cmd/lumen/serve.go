@@ -1,0 +1,122 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/lumenpacs/lumen/archive/ingest"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/spf13/cobra"
+)
+
+func newServeCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the archive",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := loadConfig(cmd.Flags())
+			if err != nil {
+				return err
+			}
+			log, err := newLogger(c, cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			return serve(cmd.Context(), c, log, nil)
+		},
+	}
+	cmd.Flags().String("http-addr", "", "HTTP listen address (key http.addr)")
+	return cmd
+}
+
+// serve runs the server until ctx ends. ready, if not nil, receives the HTTP address.
+func serve(ctx context.Context, c *Config, log *slog.Logger, ready chan<- string) error {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	b, err := openBackends(ctx, c, log, ingest.NewMetrics(reg))
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	log.Info("lumen starting", "version", version, "store", c.Store.Backend, "index", c.Index.Backend, "data_dir", c.DataDir)
+
+	if c.Fsck.OnStart {
+		go startupCheck(ctx, c, b, log)
+	}
+
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.GET("/healthz", func(ec echo.Context) error { return ec.String(http.StatusOK, "ok\n") })
+	e.GET("/readyz", func(ec echo.Context) error {
+		cctx, cancel := context.WithTimeout(ec.Request().Context(), 3*time.Second)
+		defer cancel()
+		status := map[string]string{"index": "ok", "store": "ok"}
+		code := http.StatusOK
+		if err := b.index.Ping(cctx); err != nil {
+			status["index"], code = err.Error(), http.StatusServiceUnavailable
+		}
+		if err := b.store.Ping(cctx); err != nil {
+			status["store"], code = err.Error(), http.StatusServiceUnavailable
+		}
+		return ec.JSON(code, status)
+	})
+	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})))
+
+	ln, err := net.Listen("tcp", c.HTTP.Addr)
+	if err != nil {
+		return fmt.Errorf("http listen %s: %w", c.HTTP.Addr, err)
+	}
+	srv := &http.Server{Handler: e, ReadHeaderTimeout: 30 * time.Second, ReadTimeout: c.HTTP.ReadTimeout, WriteTimeout: c.HTTP.WriteTimeout}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	log.Info("http listening", "addr", ln.Addr().String())
+	if ready != nil {
+		ready <- ln.Addr().String()
+	}
+	select {
+	case err := <-errc:
+		return fmt.Errorf("http: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("lumen shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), c.HTTP.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		log.Warn("http shutdown", "err", err)
+	}
+	log.Info("lumen stopped")
+	return nil
+}
+
+// startupCheck runs a bounded consistency check of recent blobs and logs the result.
+func startupCheck(ctx context.Context, c *Config, b *backends, log *slog.Logger) {
+	opts := ingest.CheckOptions{
+		Prefixes: ingest.RecentPrefixes(time.Now(), c.Fsck.Days),
+		Grace:    c.Fsck.Grace,
+		Repair:   c.Fsck.Repair,
+		Deadline: time.Now().Add(c.Fsck.Timeout),
+	}
+	rep, err := b.pipeline.Check(ctx, opts)
+	if err != nil {
+		log.Warn("start-up check failed", "err", err)
+		return
+	}
+	attrs := []any{"blobs", rep.BlobsChecked, "rows", rep.RowsChecked, "orphan_blobs", rep.Orphans(), "dangling_rows", rep.Dangling(), "partial", rep.Partial, "days", c.Fsck.Days}
+	if len(rep.Findings) > 0 {
+		for _, f := range rep.Findings {
+			log.Warn("start-up check finding", "kind", f.Kind, "key", f.Key, "action", f.Action, "reason", f.Reason)
+		}
+		log.Warn("start-up check found inconsistencies; run lumen fsck --repair", attrs...)
+		return
+	}
+	log.Info("start-up check clean", attrs...)
+}
