@@ -127,6 +127,8 @@ type importer struct {
 	workers  int
 	progress io.Writer // nil: silent
 	bar      bool
+	// onDone, if set, is called after each file with the number of files done (tests).
+	onDone func(done int64)
 }
 
 // collect lists the regular files under paths.
@@ -263,8 +265,11 @@ func (im *importer) run(ctx context.Context, paths []string) *importSummary {
 		} else if outcome != "failed" {
 			consecutiveUnavailable = 0
 		}
-		doneFiles.Add(1)
+		n := doneFiles.Add(1)
 		doneBytes.Add(f.size)
+		if im.onDone != nil {
+			im.onDone(n)
+		}
 		if bar != nil {
 			bar.Describe(fmt.Sprintf("files %d/%d", doneFiles.Load(), len(files)))
 			bar.Add64(f.size)

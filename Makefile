@@ -1,0 +1,63 @@
+# Lumen — the two set-up commands are `make run` and `make test`.
+
+GO            ?= go
+GOPATH        := $(shell $(GO) env GOPATH)
+MINIO_VERSION := v0.0.0-20260212201848-7aac2a2c5b7c
+MINIO         := $(GOPATH)/bin/minio
+STATICCHECK   := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+VERSION       ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS       := -s -w -X main.version=$(VERSION)
+# Go skips directories named testdata in ./...; name the generator packages explicitly.
+PKGS          := ./... ./testdata/gen ./testdata/cmd/gencorpus
+FUZZTIME      ?= 20s
+BENCHTIME     ?= 3s
+
+.PHONY: all build run test provision tools bench bench-import bench-memory lint fuzz docker clean
+
+all: build
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/lumen ./cmd/lumen
+
+## run: start Lumen on the embedded default (./data: filesystem store + SQLite), HTTP on :8080.
+run: build
+	./bin/lumen serve
+
+## test: every test, against real services (PostgreSQL, MinIO, DCMTK), provisioned first.
+test: provision
+	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+
+## provision: install what the tests need (OS packages when root, the MinIO server binary,
+## a PostgreSQL on loopback). Idempotent.
+provision:
+	@MINIO_VERSION=$(MINIO_VERSION) bash .ci/provision
+
+tools: provision
+
+## bench: the benchmarks (ingest per backend, import, 1 GB multi-frame memory).
+bench: provision
+	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -benchmem -timeout 60m ./archive/... ./cmd/...
+	$(MAKE) bench-import bench-memory
+
+## bench-import: lumen import of ~2,000 generated 512 KB CT instances (wall time, instances/s).
+bench-import: build
+	bash .ci/bench-import
+
+## bench-memory: ingest of a single 1 GB multi-frame instance; reports peak RSS.
+bench-memory: build
+	bash .ci/bench-memory
+
+lint:
+	@test -z "$$(gofmt -l . | tee /dev/stderr)" || (echo "gofmt: files above need formatting" && exit 1)
+	$(GO) vet $(PKGS)
+	$(GO) run $(STATICCHECK) $(PKGS)
+
+## fuzz: each fuzz target for FUZZTIME.
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./archive/dcm
+
+docker:
+	docker build -t lumen:$(VERSION) -t lumen:dev .
+
+clean:
+	rm -rf bin
