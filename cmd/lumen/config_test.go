@@ -1,0 +1,117 @@
+package main
+
+import (
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/spf13/pflag"
+)
+
+func testConfig(t *testing.T, dir string) *Config {
+	t.Helper()
+	fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
+	fs.String("config", "", "")
+	fs.String("data-dir", "", "")
+	if err := fs.Parse([]string{"--data-dir", dir}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := loadConfig(fs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func flagSet(t *testing.T, args ...string) *pflag.FlagSet {
+	fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
+	fs.String("config", "", "")
+	fs.String("data-dir", "", "")
+	fs.String("http-addr", "", "")
+	fs.Int("workers", 0, "")
+	if err := fs.Parse(args); err != nil {
+		t.Fatal(err)
+	}
+	return fs
+}
+
+func TestConfigDefaults(t *testing.T) {
+	c, err := loadConfig(flagSet(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.DataDir != "./data" || c.HTTP.Addr != ":8080" || c.Store.Backend != "fs" || c.Index.Backend != "sqlite" ||
+		c.Store.FS.Dir != filepath.Join("data", "blobs") || c.Index.SQLite.Path != filepath.Join("data", "index.db") || c.Ingest.Duplicates != "reject" {
+		t.Fatalf("defaults = %+v", c)
+	}
+}
+
+func TestConfigPrecedence(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "lumen.yaml")
+	os.WriteFile(file, []byte(`
+data_dir: /srv/lumen
+http:
+  addr: ":9000"
+store:
+  backend: s3
+  s3:
+    endpoint: "127.0.0.1:9999"
+    bucket: images
+    access_key: from-file
+index:
+  backend: postgres
+  postgres:
+    dsn: postgres://x@127.0.0.1/db
+import:
+  workers: 3
+`), 0o644)
+	t.Setenv("LUMEN_STORE_S3_ACCESS_KEY", "from-env")
+	t.Setenv("LUMEN_HTTP_ADDR", ":9100")
+	c, err := loadConfig(flagSet(t, "--config", file, "--http-addr", "127.0.0.1:9200"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.DataDir != "/srv/lumen" || c.Store.S3.Bucket != "images" || c.Import.Workers != 3 {
+		t.Fatalf("file values not applied: %+v", c)
+	}
+	if c.Store.S3.AccessKey != "from-env" {
+		t.Fatalf("env did not override the file: %q", c.Store.S3.AccessKey)
+	}
+	if c.HTTP.Addr != "127.0.0.1:9200" {
+		t.Fatalf("flag did not override env: %q", c.HTTP.Addr)
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	dir := t.TempDir()
+	cases := map[string]string{
+		"unknown key":     "http:\n  adr: \":1\"\n",
+		"bad backend":     "store:\n  backend: tape\n",
+		"s3 without host": "store:\n  backend: s3\n",
+		"pg without dsn":  "index:\n  backend: postgres\n",
+		"bad yaml":        "http: [\n",
+	}
+	for name, body := range cases {
+		t.Run(name, func(t *testing.T) {
+			file := filepath.Join(dir, strings.ReplaceAll(name, " ", "_")+".yaml")
+			os.WriteFile(file, []byte(body), 0o644)
+			if _, err := loadConfig(flagSet(t, "--config", file)); err == nil {
+				t.Fatal("accepted")
+			}
+		})
+	}
+	t.Setenv("LUMEN_INGEST_DUPLICATES", "sometimes")
+	c, err := loadConfig(flagSet(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := openBackends(t.Context(), c, discardLogger(), nil); err == nil {
+		t.Fatal("bad duplicate policy accepted")
+	}
+}

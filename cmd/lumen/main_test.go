@@ -1,0 +1,96 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/lumenpacs/lumen/archive/s3/miniotest"
+	"github.com/lumenpacs/lumen/testdata/gen"
+)
+
+var lumenBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "lumen-bin-")
+	if err != nil {
+		panic(err)
+	}
+	lumenBin = filepath.Join(dir, "lumen")
+	if out, err := exec.Command("go", "build", "-o", lumenBin, ".").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "building lumen: %v\n%s", err, out)
+		os.Exit(2)
+	}
+	code := m.Run()
+	miniotest.StopShared()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// runCLI runs the command in-process and returns stdout, stderr and the exit status.
+func runCLI(t *testing.T, args ...string) (string, string, int) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	root := newRoot(&out, &errb)
+	root.SetArgs(args)
+	err := root.ExecuteContext(context.Background())
+	code := 0
+	if err != nil {
+		var ee exitError
+		if errors.As(err, &ee) {
+			code = ee.code
+		} else {
+			code = 2
+			errb.WriteString(err.Error())
+		}
+	}
+	return out.String(), errb.String(), code
+}
+
+// writeCorpus writes the generated corpus plus the suyashkumar/dicom samples under dir
+// and returns the number of files.
+func writeCorpus(t *testing.T, dir string) []gen.Object {
+	t.Helper()
+	objs, err := gen.Corpus(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := gen.WriteCorpus(filepath.Join(dir, "generated"), objs); err != nil {
+		t.Fatal(err)
+	}
+	samples, err := gen.ModuleSamplesDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= 6; i++ {
+		b, err := os.ReadFile(filepath.Join(samples, fmt.Sprintf("%d.dcm", i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.MkdirAll(filepath.Join(dir, "samples"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "samples", fmt.Sprintf("%d.dcm", i)), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return objs
+}
+
+func freeAddr(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func lines(s string) []string { return strings.Split(strings.TrimSpace(s), "\n") }
