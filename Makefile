@@ -12,7 +12,7 @@ PKGS          := ./... ./testdata/gen ./testdata/cmd/gencorpus
 FUZZTIME      ?= 20s
 BENCHTIME     ?= 3s
 
-.PHONY: all build run test provision tools bench bench-import bench-memory lint fuzz docker clean
+.PHONY: all build run test provision tools bench lint fuzz docker clean
 
 all: build
 
@@ -34,18 +34,12 @@ provision:
 
 tools: provision
 
-## bench: the benchmarks (ingest per backend, import, 1 GB multi-frame memory).
+## bench: BenchmarkIngest (fs+SQLite, fs+PostgreSQL, MinIO+PostgreSQL; 1 and 4 writers),
+## the store benchmarks, BenchmarkImportCT (lumen import of 2,000 512 KB CT instances) and
+## BenchmarkIngestLargeMultiframe (one 1 GiB instance; peak RSS of the process).
 bench: provision
-	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -benchmem -timeout 60m ./archive/... ./cmd/...
-	$(MAKE) bench-import bench-memory
-
-## bench-import: lumen import of ~2,000 generated 512 KB CT instances (wall time, instances/s).
-bench-import: build
-	bash .ci/bench-import
-
-## bench-memory: ingest of a single 1 GB multi-frame instance; reports peak RSS.
-bench-memory: build
-	bash .ci/bench-memory
+	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -timeout 60m ./archive/...
+	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./cmd/lumen
 
 lint:
 	@test -z "$$(gofmt -l . | tee /dev/stderr)" || (echo "gofmt: files above need formatting" && exit 1)

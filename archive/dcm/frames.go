@@ -105,10 +105,7 @@ func (f *File) PixelLayout() *PixelLayout {
 }
 
 func botOffsets(pd *Element, frames int) []int64 {
-	var bo binary.ByteOrder = binary.LittleEndian
-	if pd.bigEndian {
-		bo = binary.BigEndian
-	}
+	bo := pd.byteOrder()
 	offs := make([]int64, frames)
 	for i := range offs {
 		offs[i] = int64(bo.Uint32(pd.BOT[4*i:]))

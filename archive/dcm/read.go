@@ -196,10 +196,7 @@ func (e *Element) Ints() []int64 {
 	if e.Value == nil {
 		return nil
 	}
-	var bo binary.ByteOrder = binary.LittleEndian
-	if e.bigEndian {
-		bo = binary.BigEndian
-	}
+	bo := e.byteOrder()
 	b := e.Value
 	var out []int64
 	switch e.VR {
@@ -238,10 +235,7 @@ func (e *Element) Floats() []float64 {
 	if e.Value == nil {
 		return nil
 	}
-	var bo binary.ByteOrder = binary.LittleEndian
-	if e.bigEndian {
-		bo = binary.BigEndian
-	}
+	bo := e.byteOrder()
 	b := e.Value
 	var out []float64
 	switch e.VR {
@@ -265,6 +259,13 @@ func (e *Element) Floats() []float64 {
 		}
 	}
 	return out
+}
+
+func (e *Element) byteOrder() binary.ByteOrder {
+	if e.bigEndian {
+		return binary.BigEndian
+	}
+	return binary.LittleEndian
 }
 
 // BigEndian reports whether the element's value is big endian.

@@ -296,7 +296,7 @@ func (p *Pipeline) ingest(ctx context.Context, r io.Reader, size int64, ds *Data
 
 // storeFailure waits for the store's answer and reports it as the cause.
 func (p *Pipeline) storeFailure(err error, done chan putResult) *Error {
-	return fail(ErrUnavailable, err, "the object could not be received or streamed to the store")
+	return fail(ErrUnavailable, err, "the object could not be received or streamed to the object store")
 }
 
 func orDefault(s, d string) string {

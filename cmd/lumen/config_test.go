@@ -115,3 +115,15 @@ func TestConfigErrors(t *testing.T) {
 		t.Fatal("bad duplicate policy accepted")
 	}
 }
+
+func TestProductionSampleConfig(t *testing.T) {
+	t.Setenv("LUMEN_INDEX_POSTGRES_DSN", "postgres://lumen@127.0.0.1/lumen")
+	t.Setenv("LUMEN_STORE_S3_SECRET_KEY", "secret")
+	c, err := loadConfig(flagSet(t, "--config", filepath.Join("..", "..", "docs", "lumen.production.yaml")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Store.Backend != "s3" || c.Index.Backend != "postgres" || !c.Store.S3.UseTLS || c.Ingest.Duplicates != "reject" {
+		t.Fatalf("sample = %+v", c)
+	}
+}

@@ -20,15 +20,7 @@ younger than --grace are skipped: an ingest may be about to index them.
 Exit status: 0 clean or fully repaired, 1 inconsistencies remain.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := loadConfig(cmd.Flags())
-			if err != nil {
-				return err
-			}
-			log, err := newLogger(c, cmd.ErrOrStderr())
-			if err != nil {
-				return err
-			}
-			b, err := openBackends(cmd.Context(), c, log, nil)
+			_, b, err := setup(cmd)
 			if err != nil {
 				return err
 			}

@@ -31,15 +31,7 @@ being written again, so re-running an import is safe and fast. The exit status i
 any file failed, 0 otherwise.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := loadConfig(cmd.Flags())
-			if err != nil {
-				return err
-			}
-			log, err := newLogger(c, cmd.ErrOrStderr())
-			if err != nil {
-				return err
-			}
-			b, err := openBackends(cmd.Context(), c, log, nil)
+			c, b, err := setup(cmd)
 			if err != nil {
 				return err
 			}

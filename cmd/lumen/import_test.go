@@ -187,6 +187,39 @@ func ctSeriesDir(t *testing.T, n int) string {
 	return src
 }
 
+// outageImport imports 40 files, cutting a backend off after 10; every failure must say
+// storage is unavailable and name the part (what), the archive must stay consistent, and
+// after restore a re-run must complete.
+func outageImport(t *testing.T, b *backends, cut, restore func(), what string) {
+	const n = 40
+	src := ctSeriesDir(t, n)
+	var once sync.Once
+	im := &importer{p: b.pipeline, idx: b.index, workers: 2, onDone: func(done int64) {
+		if done == 10 {
+			once.Do(cut)
+		}
+	}}
+	sum := im.run(context.Background(), []string{src})
+	if sum.failed+sum.notAttempted == 0 {
+		t.Fatalf("no failure with the %s cut off: %+v", what, sum)
+	}
+	for _, f := range sum.failures {
+		if !strings.Contains(f.reason, "storage unavailable") || !strings.Contains(f.reason, what) {
+			t.Fatalf("unclear reason for %s: %s", f.path, f.reason)
+		}
+	}
+	var buf bytes.Buffer
+	sum.print(&buf)
+	t.Logf("with the %s cut off:\n%s", what, buf.String())
+	restore()
+	checkConsistent(t, b)
+	sum = im.run(context.Background(), []string{src})
+	if sum.failed != 0 || sum.notAttempted != 0 || sum.imported+sum.present != n {
+		t.Fatalf("re-run: %+v", sum)
+	}
+	checkConsistent(t, b)
+}
+
 func TestImportStoreUnavailable(t *testing.T) {
 	srv := miniotest.Start(t)
 	c := testConfig(t, t.TempDir())
@@ -198,33 +231,7 @@ func TestImportStoreUnavailable(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	const n = 40
-	src := ctSeriesDir(t, n)
-	var once sync.Once
-	im := &importer{p: b.pipeline, idx: b.index, workers: 2, onDone: func(done int64) {
-		if done == 10 {
-			once.Do(srv.Stop)
-		}
-	}}
-	sum := im.run(context.Background(), []string{src})
-	if sum.failed+sum.notAttempted == 0 {
-		t.Fatalf("no failure with the store stopped: %+v", sum)
-	}
-	for _, f := range sum.failures {
-		if !strings.Contains(f.reason, "storage unavailable") {
-			t.Fatalf("unclear reason for %s: %s", f.path, f.reason)
-		}
-	}
-	var buf bytes.Buffer
-	sum.print(&buf)
-	t.Logf("with the store stopped:\n%s", buf.String())
-	srv.Restart(t)
-	checkConsistent(t, b)
-	sum = im.run(context.Background(), []string{src})
-	if sum.failed != 0 || sum.notAttempted != 0 || sum.imported+sum.present != n {
-		t.Fatalf("re-run: %+v", sum)
-	}
-	checkConsistent(t, b)
+	outageImport(t, b, srv.Stop, func() { srv.Restart(t) }, "object store")
 }
 
 // tcpProxy forwards a loopback port to a target and can be cut and restored.
@@ -305,33 +312,7 @@ func TestImportIndexUnavailable(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	const n = 40
-	src := ctSeriesDir(t, n)
-	var once sync.Once
-	im := &importer{p: b.pipeline, idx: b.index, workers: 2, onDone: func(done int64) {
-		if done == 10 {
-			once.Do(proxy.stop)
-		}
-	}}
-	sum := im.run(context.Background(), []string{src})
-	if sum.failed+sum.notAttempted == 0 {
-		t.Fatalf("no failure with the index cut off: %+v", sum)
-	}
-	for _, f := range sum.failures {
-		if !strings.Contains(f.reason, "storage unavailable") || !strings.Contains(f.reason, "index") {
-			t.Fatalf("unclear reason for %s: %s", f.path, f.reason)
-		}
-	}
-	var buf bytes.Buffer
-	sum.print(&buf)
-	t.Logf("with the index cut off:\n%s", buf.String())
-	proxy.start(t, proxy.addr)
-	checkConsistent(t, b)
-	sum = im.run(context.Background(), []string{src})
-	if sum.failed != 0 || sum.notAttempted != 0 || sum.imported+sum.present != n {
-		t.Fatalf("re-run: %+v", sum)
-	}
-	checkConsistent(t, b)
+	outageImport(t, b, proxy.stop, func() { proxy.start(t, proxy.addr) }, "index")
 }
 
 func TestFsckCommand(t *testing.T) {

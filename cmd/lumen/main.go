@@ -72,3 +72,20 @@ func newLogger(c *Config, w io.Writer) (*slog.Logger, error) {
 	}
 	return nil, fmt.Errorf("config: log.format %q: want json or text", c.Log.Format)
 }
+
+// setup loads the configuration, builds the logger and opens the backends for a command.
+func setup(cmd *cobra.Command) (*Config, *backends, error) {
+	c, err := loadConfig(cmd.Flags())
+	if err != nil {
+		return nil, nil, err
+	}
+	log, err := newLogger(c, cmd.ErrOrStderr())
+	if err != nil {
+		return nil, nil, err
+	}
+	b, err := openBackends(cmd.Context(), c, log, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	return c, b, nil
+}
