@@ -166,7 +166,7 @@ func loadConfig(flags *pflag.FlagSet) (*Config, error) {
 		}
 		// Reject unknown keys: a typo must not silently fall back to a default.
 		for _, key := range k.Keys() {
-			if _, ok := defaults[key]; !ok {
+			if _, ok := defaults[key]; !ok && k.Get(key) != nil { // an empty section is null
 				return nil, fmt.Errorf("config %s: unknown key %q", path, key)
 			}
 		}
