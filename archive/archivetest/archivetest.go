@@ -278,6 +278,12 @@ func testFailedPut(t *testing.T, s archive.Store) {
 		t.Fatal("Put with a short reader succeeded")
 	}
 	assertAbsent(t, s, "short")
+	// And so is one longer than declared: the extra bytes must not be dropped silently.
+	_, err = s.Put(ctx(t), "long", bytes.NewReader(data[:1000]), 100)
+	if err == nil {
+		t.Fatal("Put with a reader longer than its size succeeded")
+	}
+	assertAbsent(t, s, "long")
 }
 
 func testFailedOverwrite(t *testing.T, s archive.Store) {

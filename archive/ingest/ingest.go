@@ -239,14 +239,14 @@ func (p *Pipeline) ingest(ctx context.Context, r io.Reader, size int64, ds *Data
 	sink := io.MultiWriter(pw, h)
 	abort := func(e *Error) (*Result, error) {
 		pw.CloseWithError(e)
-		pres := <-done
-		if pres.err == nil {
-			// The store finished before the failure surfaced: remove what it made.
-			p.Store.Delete(context.WithoutCancel(ctx), key)
-		}
+		<-done
+		// Nothing should be visible, but a store may have finished before the failure
+		// surfaced (or lost its answer): remove whatever it made.
+		p.cleanup(ctx, key)
 		return nil, e
 	}
 	var f *dcm.File
+	var pe *dcm.ParseError
 	if ds != nil {
 		if _, err := sink.Write(meta); err != nil {
 			return abort(p.storeFailure(err, done))
@@ -256,11 +256,16 @@ func (p *Pipeline) ingest(ctx context.Context, r io.Reader, size int64, ds *Data
 		f, err = dcm.Parse(io.TeeReader(r, sink), &dcm.Options{Size: size})
 	}
 	if err != nil {
-		var pe *dcm.ParseError
-		if errors.As(err, &pe) && (errors.Is(err, dcm.ErrNotDICOM) || errors.Is(err, dcm.ErrTruncated) || errors.Is(err, dcm.ErrMalformed) || errors.Is(err, dcm.ErrTooLarge)) {
+		if !errors.As(err, &pe) {
+			pe = nil
+		}
+		if pe != nil && (errors.Is(err, dcm.ErrNotDICOM) || errors.Is(err, dcm.ErrTruncated) || errors.Is(err, dcm.ErrMalformed) || errors.Is(err, dcm.ErrTooLarge)) {
 			return abort(fail(ErrInvalid, nil, "%s", strings.TrimPrefix(pe.Error(), "dcm: ")))
 		}
 		// The reader or the store failed, not the bytes.
+		if pe != nil {
+			err = pe.Err
+		}
 		return abort(p.storeFailure(err, done))
 	}
 	if ds != nil {
@@ -279,11 +284,14 @@ func (p *Pipeline) ingest(ctx context.Context, r io.Reader, size int64, ds *Data
 	}
 	pres := <-done
 	if pres.err != nil {
+		// A remote store may have committed the object before the failure reached us
+		// (a lost response): remove it if we can; otherwise fsck finds the orphan.
+		p.cleanup(ctx, key)
 		return nil, fail(ErrUnavailable, pres.err, "the object store did not accept the object")
 	}
 	inst, err := buildInstance(f)
 	if err != nil {
-		p.Store.Delete(context.WithoutCancel(ctx), key)
+		p.cleanup(ctx, key)
 		return nil, fail(ErrInvalid, err, "could not build the index record")
 	}
 	inst.BlobKey = key
@@ -297,6 +305,19 @@ func (p *Pipeline) ingest(ctx context.Context, r io.Reader, size int64, ds *Data
 // storeFailure waits for the store's answer and reports it as the cause.
 func (p *Pipeline) storeFailure(err error, done chan putResult) *Error {
 	return fail(ErrUnavailable, err, "the object could not be received or streamed to the object store")
+}
+
+// cleanupTimeout bounds the removal of a blob after a failure, so an unreachable store
+// does not hold the caller; what cannot be removed is an orphan that fsck finds.
+const cleanupTimeout = 10 * time.Second
+
+// cleanup removes a blob that must not stay (failed or replaced), best effort.
+func (p *Pipeline) cleanup(ctx context.Context, key string) {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	defer cancel()
+	if err := p.Store.Delete(cctx, key); err != nil && !errors.Is(err, archive.ErrNotFound) {
+		p.log().Warn("ingest: could not remove blob; lumen fsck will find it", "key", key, "err", err)
+	}
 }
 
 func orDefault(s, d string) string {
@@ -313,12 +334,7 @@ func (p *Pipeline) commit(ctx context.Context, inst *index.Instance, src Source)
 		StudyInstanceUID: inst.StudyInstanceUID, SeriesInstanceUID: inst.SeriesInstanceUID,
 		TransferSyntaxUID: inst.TransferSyntaxUID, BlobKey: inst.BlobKey, Size: inst.Size, SHA256: inst.SHA256,
 	}
-	bg := context.WithoutCancel(ctx)
-	removeBlob := func() {
-		if err := p.Store.Delete(bg, inst.BlobKey); err != nil && !errors.Is(err, archive.ErrNotFound) {
-			p.log().Warn("ingest: could not remove blob after failed indexing; fsck will find it", "key", inst.BlobKey, "err", err)
-		}
-	}
+	removeBlob := func() { p.cleanup(ctx, inst.BlobKey) }
 	err := p.Index.Put(ctx, inst)
 	if err == nil {
 		return res, nil
@@ -357,9 +373,7 @@ func (p *Pipeline) commit(ctx context.Context, inst *index.Instance, src Source)
 			return nil, fail(ErrUnavailable, err, "the index did not accept the replacement")
 		}
 		if old != nil && old.BlobKey != inst.BlobKey {
-			if err := p.Store.Delete(bg, old.BlobKey); err != nil && !errors.Is(err, archive.ErrNotFound) {
-				p.log().Warn("ingest: could not remove replaced blob; fsck will find it", "key", old.BlobKey, "err", err)
-			}
+			p.cleanup(ctx, old.BlobKey)
 		}
 		res.Outcome = Replaced
 		return res, nil

@@ -102,7 +102,7 @@ func (s *importSummary) print(w io.Writer) {
 	}
 	fmt.Fprintf(w, "  failed:          %d\n", s.failed)
 	if s.notAttempted > 0 {
-		fmt.Fprintf(w, "  not attempted:   %d (%s)\n", s.notAttempted, s.stopped)
+		fmt.Fprintf(w, "  not imported:    %d (%s; run the import again)\n", s.notAttempted, s.stopped)
 	}
 	if len(s.failures) > 0 {
 		sort.Slice(s.failures, func(i, j int) bool { return s.failures[i].path < s.failures[j].path })
@@ -244,6 +244,8 @@ func (im *importer) run(ctx context.Context, paths []string) *importSummary {
 			sum.kept++
 		case "skipped":
 			sum.skipped++
+		case "interrupted":
+			sum.notAttempted++
 		case "failed":
 			sum.failed++
 			sum.failures = append(sum.failures, fileFailure{f.path, reason})
@@ -290,7 +292,7 @@ feed:
 	}
 	close(jobs)
 	wg.Wait()
-	sum.notAttempted = len(files) - sent
+	sum.notAttempted += len(files) - sent
 	if sum.notAttempted > 0 && sum.stopped == "" {
 		sum.stopped = "import interrupted"
 	}
@@ -331,6 +333,9 @@ func (im *importer) one(ctx context.Context, f importFile) (string, string, bool
 		return "failed", "cannot read: " + errText(err), false
 	}
 	res, err := im.p.IngestFile(ctx, fh, f.size, ingest.Source{Via: "import"})
+	if err != nil && ctx.Err() != nil {
+		return "interrupted", "", false // the import is stopping; not this file's fault
+	}
 	if err != nil {
 		var ie *ingest.Error
 		if errors.As(err, &ie) {
