@@ -2,6 +2,7 @@ package dcm
 
 import (
 	"bytes"
+	"compress/flate"
 	"encoding/json"
 	"errors"
 	"os"
@@ -240,7 +241,7 @@ func FuzzParse(f *testing.F) {
 		f.Add(b)
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		fl, err := Parse(bytes.NewReader(b), &Options{Size: int64(len(b)), MaxRetained: 1 << 20})
+		fl, err := Parse(bytes.NewReader(b), &Options{Size: int64(len(b)), MaxRetained: 1 << 20, InflateFloor: 1 << 20})
 		if err != nil {
 			return
 		}
@@ -251,4 +252,23 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestDeflateBomb(t *testing.T) {
+	// A deflated data set whose one element claims a huge value made of zeros.
+	var body bytes.Buffer
+	zw, _ := flate.NewWriter(&body, flate.BestCompression)
+	hdr := []byte{0x09, 0x00, 0x10, 0x00, 'O', 'B', 0, 0, 0x00, 0x00, 0x00, 0x40} // (0009,0010) OB, 1 GiB
+	zw.Write(hdr)
+	zeros := make([]byte, 1<<20)
+	for range 64 {
+		zw.Write(zeros)
+	}
+	zw.Close()
+	b := EncodeMeta(Meta{MediaStorageSOPClassUID: "1.2.3", MediaStorageSOPInstanceUID: "1.2.3.4", TransferSyntaxUID: DeflatedExplicitVRLittleEndian, ImplementationClassUID: "1.2.3.5"})
+	b = append(b, body.Bytes()...)
+	_, err := Parse(bytes.NewReader(b), &Options{Size: int64(len(b))})
+	if !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("err = %v, want ErrTooLarge (compressed %d bytes)", err, len(b))
+	}
 }

@@ -65,6 +65,12 @@ type Options struct {
 	// Size is the total stream length when known, or 0. Lengths that run past it are
 	// rejected before reading.
 	Size int64
+	// MaxInflateRatio bounds deflated data sets (a "deflate bomb" costs parse time in
+	// proportion to its inflated size): past InflateFloor bytes, the inflated stream may
+	// not exceed MaxInflateRatio times the compressed bytes read. Defaults 100 and 16 MiB.
+	MaxInflateRatio int64
+	// InflateFloor: see MaxInflateRatio.
+	InflateFloor int64
 }
 
 func (o *Options) withDefaults() Options {
@@ -80,6 +86,12 @@ func (o *Options) withDefaults() Options {
 	}
 	if r.MaxDepth <= 0 {
 		r.MaxDepth = 32
+	}
+	if r.MaxInflateRatio <= 0 {
+		r.MaxInflateRatio = 100
+	}
+	if r.InflateFloor <= 0 {
+		r.InflateFloor = 16 << 20
 	}
 	return r
 }
@@ -358,7 +370,9 @@ type reader struct {
 	opts     Options
 	retained int64
 	inflated *bufio.Reader
-	scratch  [8]byte
+	// inflateStart is the offset where the deflated data set begins.
+	inflateStart int64
+	scratch      [8]byte
 }
 
 type countingReader struct {
@@ -383,6 +397,12 @@ func (r *reader) rawPos() int64 { return r.base + r.raw.n - int64(r.src.Buffered
 func (r *reader) Read(p []byte) (int, error) {
 	n, err := r.in.Read(p)
 	r.pos += int64(n)
+	if r.inflated != nil && err == nil {
+		inflated := r.pos - r.inflateStart
+		if inflated > r.opts.InflateFloor && inflated > r.opts.MaxInflateRatio*(r.rawPos()-r.inflateStart) {
+			return n, &ParseError{Offset: r.pos, Err: fmt.Errorf("%w: deflated data set expands more than %d times", ErrTooLarge, r.opts.MaxInflateRatio)}
+		}
+	}
 	return n, err
 }
 
@@ -395,6 +415,10 @@ func (r *reader) peek(n int) ([]byte, error) {
 
 func (r *reader) full(b []byte, start int64, t Tag) error {
 	if _, err := io.ReadFull(r, b); err != nil {
+		var pe *ParseError
+		if errors.As(err, &pe) {
+			return err
+		}
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 			return &ParseError{Offset: start, Tag: t, Err: ErrTruncated}
 		}
@@ -408,6 +432,10 @@ func (r *reader) skip(n int64, start int64, t Tag) error {
 		return &ParseError{Offset: start, Tag: t, Err: fmt.Errorf("%w: value length %d runs past the end of the %d-byte stream", ErrTruncated, n, r.opts.Size)}
 	}
 	m, err := io.CopyN(io.Discard, r, n)
+	var pe *ParseError
+	if errors.As(err, &pe) {
+		return err
+	}
 	if err != nil || m != n {
 		if err == nil || errors.Is(err, io.EOF) {
 			return &ParseError{Offset: start, Tag: t, Err: ErrTruncated}
@@ -473,6 +501,7 @@ func (r *reader) readBody(ts string) (*Dataset, error) {
 		r.bo, r.implicit = binary.BigEndian, false
 	case DeflatedExplicitVRLittleEndian:
 		r.bo, r.implicit = binary.LittleEndian, false
+		r.inflateStart = r.pos
 		r.inflated = bufio.NewReaderSize(flate.NewReader(r.src), 64<<10)
 		r.in = r.inflated
 	default:
