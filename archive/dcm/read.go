@@ -40,6 +40,7 @@ type ParseError struct {
 	Err    error // one of the Err* sentinels, possibly wrapped with detail
 }
 
+// Error formats the failure with its offset and tag.
 func (e *ParseError) Error() string {
 	if e.Offset < 0 {
 		return "dcm: " + e.Err.Error()
@@ -50,6 +51,7 @@ func (e *ParseError) Error() string {
 	return fmt.Sprintf("dcm: at byte %d: %v", e.Offset, e.Err)
 }
 
+// Unwrap returns the sentinel (or I/O error) behind the failure.
 func (e *ParseError) Unwrap() error { return e.Err }
 
 // Options bound what the reader keeps in memory. The zero value uses the defaults.
@@ -431,7 +433,26 @@ func (r *reader) skip(n int64, start int64, t Tag) error {
 	if r.opts.Size > 0 && !r.isDeflated() && r.pos+n > r.opts.Size {
 		return &ParseError{Offset: start, Tag: t, Err: fmt.Errorf("%w: value length %d runs past the end of the %d-byte stream", ErrTruncated, n, r.opts.Size)}
 	}
-	m, err := io.CopyN(io.Discard, r, n)
+	var m int64
+	var err error
+	if br, ok := r.in.(*bufio.Reader); ok && r.inflated == nil {
+		// Discard without copying the skipped bytes (pixel data) once more.
+		for m < n && err == nil {
+			step := n - m
+			if step > 1<<30 {
+				step = 1 << 30
+			}
+			var d int
+			d, err = br.Discard(int(step))
+			m += int64(d)
+			r.pos += int64(d)
+		}
+		if errors.Is(err, io.EOF) {
+			err = nil // reported as truncation below
+		}
+	} else {
+		m, err = io.CopyN(io.Discard, r, n)
+	}
 	var pe *ParseError
 	if errors.As(err, &pe) {
 		return err

@@ -69,6 +69,7 @@ type Error struct {
 	Err    error
 }
 
+// Error formats the kind, the reason and the cause.
 func (e *Error) Error() string {
 	if e.Err != nil {
 		return fmt.Sprintf("ingest: %v: %s: %v", e.Kind, e.Reason, e.Err)

@@ -192,6 +192,7 @@ func (im *importer) run(ctx context.Context, paths []string) *importSummary {
 		bar = progressbar.NewOptions64(total,
 			progressbar.OptionSetWriter(im.progress),
 			progressbar.OptionShowBytes(true),
+			progressbar.OptionShowCount(),
 			progressbar.OptionSetWidth(30),
 			progressbar.OptionThrottle(200*time.Millisecond),
 			progressbar.OptionShowElapsedTimeOnFinish(),

@@ -8,6 +8,7 @@ import (
 	"iter"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/lumenpacs/lumen/index"
@@ -15,8 +16,9 @@ import (
 
 // DB is an index.Index on a database/sql database.
 type DB struct {
-	db *sql.DB
-	d  *Dialect
+	db    *sql.DB
+	d     *Dialect
+	stmts sync.Map // query text -> *sql.Stmt
 }
 
 var _ index.Index = (*DB)(nil)
@@ -56,11 +58,41 @@ func (x *DB) tx1(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	return tx.Commit()
 }
 
+// stmt returns the prepared form of a static statement, or nil until it is ready.
+// Preparing needs a free connection, which a transaction must not wait for (SQLite
+// writers hold theirs while queued), so the first use starts the preparation in the
+// background and runs the statement unprepared; later uses run the prepared statement
+// (database/sql prepares it once per connection), so hot ingest statements are not
+// re-parsed.
+func (x *DB) stmt(q string) *sql.Stmt {
+	v, loaded := x.stmts.LoadOrStore(q, (*sql.Stmt)(nil))
+	if loaded {
+		return v.(*sql.Stmt)
+	}
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		st, err := x.db.PrepareContext(ctx, x.d.rebind(q))
+		if err != nil {
+			x.stmts.Delete(q) // try again on a later use
+			return
+		}
+		x.stmts.Store(q, st)
+	}()
+	return nil
+}
+
 func (x *DB) exec(ctx context.Context, tx *sql.Tx, q string, args ...any) (sql.Result, error) {
+	if st := x.stmt(q); st != nil {
+		return tx.StmtContext(ctx, st).ExecContext(ctx, args...)
+	}
 	return tx.ExecContext(ctx, x.d.rebind(q), args...)
 }
 
 func (x *DB) queryRow(ctx context.Context, tx *sql.Tx, q string, args ...any) *sql.Row {
+	if st := x.stmt(q); st != nil {
+		return tx.StmtContext(ctx, st).QueryRowContext(ctx, args...)
+	}
 	return tx.QueryRowContext(ctx, x.d.rebind(q), args...)
 }
 
@@ -439,4 +471,12 @@ func (x *DB) Ping(ctx context.Context) error {
 }
 
 // Close implements index.Index.
-func (x *DB) Close() error { return x.db.Close() }
+func (x *DB) Close() error {
+	x.stmts.Range(func(_, v any) bool {
+		if st := v.(*sql.Stmt); st != nil {
+			st.Close()
+		}
+		return true
+	})
+	return x.db.Close()
+}
