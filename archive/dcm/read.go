@@ -497,7 +497,7 @@ func (r *reader) readMeta(meta *Dataset) error {
 		if binary.LittleEndian.Uint16(b) != 0x0002 {
 			break
 		}
-		e, _, err := r.readElement(0)
+		e, _, err := r.readElement(0, nil)
 		if err != nil {
 			return err
 		}
@@ -564,7 +564,7 @@ func (r *reader) readItems(ds *Dataset, end int64, depth int, inItem bool) error
 				return &ParseError{Offset: r.pos, Err: err}
 			}
 		}
-		e, delim, err := r.readElement(depth)
+		e, delim, err := r.readElement(depth, ds)
 		if err != nil {
 			return err
 		}
@@ -592,7 +592,7 @@ var longVR = map[string]bool{"OB": true, "OD": true, "OF": true, "OL": true, "OV
 
 // readElement reads one element. For item/delimiter tags at this level it returns the
 // delimiter tag with a nil element.
-func (r *reader) readElement(depth int) (*Element, Tag, error) {
+func (r *reader) readElement(depth int, ds *Dataset) (*Element, Tag, error) {
 	start := r.pos
 	hdr := r.scratch[:4]
 	if err := r.full(hdr, start, 0); err != nil {
@@ -617,6 +617,12 @@ func (r *reader) readElement(depth int) (*Element, Tag, error) {
 		}
 		length = r.u32(hdr)
 		vr = DictVR(t)
+		if vr == "xs" {
+			vr = "US"
+			if pr, ok := ds.Int(TagPixelRepresentation); ok && pr == 1 {
+				vr = "SS"
+			}
+		}
 	} else {
 		if err := r.full(hdr, start, t); err != nil {
 			return nil, 0, err

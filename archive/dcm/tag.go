@@ -55,7 +55,8 @@ func ParseTag(s string) (Tag, error) {
 }
 
 // DictVR returns the VR the data dictionary gives for t, used for implicit VR data sets.
-// Unknown and private tags are UN; repeating groups and group lengths are handled.
+// Unknown and private tags are UN; repeating groups and group lengths are handled. For
+// attributes that are US or SS depending on PixelRepresentation it returns "xs".
 func DictVR(t Tag) string {
 	switch {
 	case t.Element() == 0x0000:
@@ -82,7 +83,9 @@ func DictVR(t Tag) string {
 	switch vr {
 	case "OB or OW", "OW or OB":
 		return "OW"
-	case "US or SS", "SS or US", "US or SS or OW", "US or OW":
+	case "US or SS", "SS or US":
+		return "xs" // resolved by the reader from PixelRepresentation
+	case "US or SS or OW", "US or OW":
 		return "US"
 	}
 	if strings.Contains(vr, "OW") {

@@ -1,0 +1,484 @@
+package dimse
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"runtime/debug"
+	"sync/atomic"
+	"time"
+)
+
+// writeTimeout bounds each PDU write.
+const writeTimeout = 60 * time.Second
+
+// maxCommandLength bounds a command set assembled from PDV fragments.
+const maxCommandLength = 64 << 10
+
+// errAssociationAborted is what an in-flight handler reads when the association ends.
+var errAssociationAborted = errors.New("dimse: association aborted")
+
+type acceptedContext struct {
+	abstract, transferSyntax string
+}
+
+// association is one accepted transport connection driven by the PS3.8 state machine.
+type association struct {
+	s        *Server
+	conn     net.Conn
+	state    State
+	log      *slog.Logger
+	info     AssociationInfo
+	contexts map[byte]acceptedContext
+	peerMax  uint32
+	buf      []byte
+	artimAt  time.Time // zero: ARTIM stopped
+	ctx      context.Context
+	cancel   context.CancelFunc
+	counted  bool
+	aborting atomic.Bool // Shutdown asked for an abort
+
+	cmdBuf []byte
+	cmdCtx byte
+	cur    *incoming
+
+	abortReason byte // reason for AA-8
+	panicked    bool
+}
+
+// incoming is a DIMSE request whose data set is arriving.
+type incoming struct {
+	ctxID  byte
+	cmd    *Command
+	pw     *io.PipeWriter // nil: discard the data set
+	done   chan Status
+	status *Status // decided before the data set (failure), or nil
+}
+
+func newAssociation(s *Server, conn net.Conn) *association {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &association{s: s, conn: conn, state: Sta1, log: s.log().With("remote", conn.RemoteAddr().String()), ctx: ctx, cancel: cancel}
+}
+
+func (a *association) abortLocal() {
+	a.aborting.Store(true)
+	a.conn.SetDeadline(time.Now())
+}
+
+func (a *association) serve() {
+	defer a.conn.Close()
+	defer a.cancel()
+	defer func() {
+		if a.counted {
+			a.s.active.Add(-1)
+		}
+	}()
+	defer func() {
+		if r := recover(); r != nil {
+			a.log.Error("dimse: association panic; aborted", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			a.send(&AAbort{Source: AbortSourceServiceUser})
+		}
+	}()
+	a.fire(Evt5, nil)
+	for a.state != Sta1 {
+		if a.aborting.Load() && a.state != Sta13 {
+			a.log.Info("dimse: association aborted by server shutdown")
+			a.fire(Evt15, nil)
+			a.fire(Evt17, nil) // do not wait for the peer to close: we are going away
+			break
+		}
+		a.setReadDeadline()
+		p, buf, err := ReadPDU(a.conn, a.s.maxPDU(), a.buf)
+		a.buf = buf
+		if err != nil {
+			a.readFailed(err)
+			continue
+		}
+		a.fire(pduEvent(p), p)
+	}
+	a.endMessage(errAssociationAborted)
+}
+
+func (a *association) setReadDeadline() {
+	switch {
+	case !a.artimAt.IsZero():
+		a.conn.SetReadDeadline(a.artimAt)
+	case a.state == Sta6 || a.state == Sta8:
+		a.conn.SetReadDeadline(time.Now().Add(a.s.idle()))
+	default:
+		a.conn.SetReadDeadline(time.Now().Add(a.s.artim()))
+	}
+}
+
+func (a *association) readFailed(err error) {
+	var ne net.Error
+	var pe *PDUError
+	switch {
+	case a.aborting.Load():
+		// handled at the top of the loop
+	case errors.As(err, &pe):
+		a.log.Warn("dimse: invalid PDU; aborting association", "err", err, "state", a.state.String())
+		a.abortReason = pe.Reason
+		a.fire(Evt19, nil)
+	case errors.As(err, &ne) && ne.Timeout() || errors.Is(err, os.ErrDeadlineExceeded):
+		if !a.artimAt.IsZero() || a.state == Sta2 {
+			a.fire(Evt18, nil)
+			return
+		}
+		a.log.Warn("dimse: peer silent beyond the idle timeout; aborting association", "idle_timeout", a.s.idle().String(), "state", a.state.String())
+		a.fire(Evt15, nil)
+	default:
+		if a.state != Sta13 && !errors.Is(err, io.EOF) {
+			a.log.Info("dimse: transport closed", "err", err, "state", a.state.String())
+		}
+		a.fire(Evt17, nil)
+	}
+}
+
+// fire runs the state machine for event e (with the PDU that caused it, if any).
+func (a *association) fire(e Event, p PDU) {
+	tr, ok := Lookup(a.state, e)
+	if !ok {
+		// An event the table does not expect in this state: treat as a protocol error.
+		tr = Transition{AA8, Sta13}
+		if a.state == Sta1 {
+			return
+		}
+	}
+	from := a.state
+	a.state = tr.Next
+	switch tr.Action {
+	case AE5:
+		a.startARTIM()
+	case AE6:
+		a.stopARTIM()
+		a.associateIndication(p.(*AAssociate))
+	case AE7, AE8, DT1, AR1, AR7, AR9:
+		// Sent by the primitives that fire Evt7/8/9/11/14 (see accept, reject, release).
+	case DT2, AR6:
+		a.pdata(p.(*PDataTF))
+	case AR2:
+		a.endMessage(errAssociationAborted)
+		a.fire(Evt14, nil)
+	case AR4:
+		a.send(&AReleaseRP{})
+		a.startARTIM()
+	case AA1:
+		a.endMessage(errAssociationAborted)
+		a.send(&AAbort{Source: AbortSourceServiceUser, Reason: AbortReasonNotSpecified})
+		a.startARTIM()
+	case AA2:
+		a.stopARTIM()
+		a.conn.Close()
+	case AA3:
+		if ab, ok := p.(*AAbort); ok && from == Sta6 {
+			a.log.Info("dimse: association aborted by peer", "source", ab.Source, "reason", ab.Reason)
+		}
+		a.endMessage(errAssociationAborted)
+		a.conn.Close()
+	case AA4:
+		a.endMessage(errAssociationAborted)
+	case AA5, AR5:
+		a.stopARTIM()
+	case AA6:
+		// ignore the PDU
+	case AA7:
+		a.send(&AAbort{Source: AbortSourceServiceProvider, Reason: AbortReasonUnexpectedPDU})
+	case AA8:
+		a.endMessage(errAssociationAborted)
+		reason := a.abortReason
+		if e != Evt19 {
+			reason = AbortReasonUnexpectedPDU
+		}
+		a.send(&AAbort{Source: AbortSourceServiceProvider, Reason: reason})
+		a.startARTIM()
+	}
+	if a.state == Sta1 || a.state == Sta13 {
+		a.cancel()
+	}
+}
+
+func (a *association) startARTIM() { a.artimAt = time.Now().Add(a.s.artim()) }
+func (a *association) stopARTIM()  { a.artimAt = time.Time{} }
+
+func (a *association) send(p PDU) {
+	a.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+	if _, err := a.conn.Write(EncodePDU(p)); err != nil {
+		a.log.Debug("dimse: write failed", "err", err)
+	}
+}
+
+// associateIndication decides on an A-ASSOCIATE-RQ (the local user's response).
+func (a *association) associateIndication(rq *AAssociate) {
+	a.info = AssociationInfo{
+		CallingAETitle: rq.CallingAETitle, CalledAETitle: rq.CalledAETitle, RemoteAddr: a.conn.RemoteAddr(),
+		ImplementationClassUID: rq.UserInformation.ImplementationClassUID, ImplementationVersionName: rq.UserInformation.ImplementationVersionName,
+	}
+	log := a.log.With("calling_ae", rq.CallingAETitle, "called_ae", rq.CalledAETitle)
+	if a.s.closing.Load() {
+		log.Info("dimse: association rejected: server shutting down")
+		a.reject(&AAssociateRJ{RJTransient, RJSourceServiceProviderPresentation, RJReasonTemporaryCongestion})
+		return
+	}
+	if n := a.s.active.Add(1); n > int64(a.s.maxAssociations()) {
+		a.s.active.Add(-1)
+		log.Warn("dimse: association rejected: local limit exceeded", "max_associations", a.s.maxAssociations())
+		a.reject(&AAssociateRJ{RJTransient, RJSourceServiceProviderPresentation, RJReasonLocalLimitExceeded})
+		return
+	}
+	a.counted = true
+	ac, rj, why := a.s.negotiate(rq, a.conn.RemoteAddr())
+	if rj != nil {
+		a.s.active.Add(-1)
+		a.counted = false
+		log.Warn("dimse: association rejected", "reason", why, "result", rj.Result, "source", rj.Source, "diag", rj.Reason)
+		a.reject(rj)
+		return
+	}
+	a.contexts = map[byte]acceptedContext{}
+	accepted := 0
+	for i, pc := range ac.PresentationContexts {
+		if pc.Result == ResultAcceptance {
+			a.contexts[pc.ID] = acceptedContext{abstract: rq.PresentationContexts[i].AbstractSyntax, transferSyntax: pc.TransferSyntaxes[0]}
+			accepted++
+		}
+	}
+	a.peerMax = rq.UserInformation.MaxPDULength
+	a.log = log
+	log.Info("dimse: association accepted", "contexts", len(rq.PresentationContexts), "accepted", accepted, "peer_max_pdu", a.peerMax, "implementation", rq.UserInformation.ImplementationVersionName)
+	a.state = Sta3
+	a.fire(Evt7, nil)
+	a.send(ac)
+}
+
+func (a *association) reject(rj *AAssociateRJ) {
+	a.state = Sta3
+	a.fire(Evt8, nil)
+	a.send(rj)
+	a.startARTIM()
+}
+
+// protocolAbort aborts the association for a DIMSE-level violation (AA-8).
+func (a *association) protocolAbort(reason byte, format string, args ...any) {
+	a.log.Warn("dimse: protocol violation; aborting association", "problem", fmt.Sprintf(format, args...))
+	a.abortReason = reason
+	a.fire(Evt19, nil)
+}
+
+// pdata handles a P-DATA-TF PDU in Sta6 (DT-2).
+func (a *association) pdata(p *PDataTF) {
+	for _, v := range p.PDVs {
+		if a.state != Sta6 && a.state != Sta7 {
+			return
+		}
+		pc, ok := a.contexts[v.ContextID]
+		if !ok {
+			a.protocolAbort(AbortReasonInvalidParamValue, "PDV for presentation context %d, which was not accepted", v.ContextID)
+			return
+		}
+		if v.Command {
+			if a.cur != nil {
+				a.protocolAbort(AbortReasonUnexpectedParam, "command PDV while a data set is still arriving")
+				return
+			}
+			if len(a.cmdBuf) > 0 && v.ContextID != a.cmdCtx {
+				a.protocolAbort(AbortReasonUnexpectedParam, "command fragments on two presentation contexts")
+				return
+			}
+			if len(a.cmdBuf)+len(v.Data) > maxCommandLength {
+				a.protocolAbort(AbortReasonInvalidParamValue, "command set longer than %d bytes", maxCommandLength)
+				return
+			}
+			a.cmdCtx = v.ContextID
+			a.cmdBuf = append(a.cmdBuf, v.Data...)
+			if v.Last {
+				b := a.cmdBuf
+				a.cmdBuf = a.cmdBuf[:0]
+				a.dispatch(v.ContextID, pc, b)
+			}
+			continue
+		}
+		if a.cur == nil || a.cur.ctxID != v.ContextID {
+			a.protocolAbort(AbortReasonUnexpectedParam, "data set PDV on context %d without a command announcing it", v.ContextID)
+			return
+		}
+		a.cur.write(v.Data)
+		if v.Last {
+			a.finishMessage()
+		}
+	}
+}
+
+func (in *incoming) write(b []byte) {
+	if in.pw == nil {
+		return
+	}
+	if _, err := in.pw.Write(b); err != nil {
+		in.pw = nil // the handler stopped reading: discard the rest
+	}
+}
+
+// endMessage stops an in-flight handler (association ending) and waits for it.
+func (a *association) endMessage(err error) {
+	if a.cur == nil {
+		return
+	}
+	if a.cur.pw != nil {
+		a.cur.pw.CloseWithError(err)
+	}
+	a.cancel()
+	if a.cur.done != nil {
+		<-a.cur.done
+	}
+	a.cur = nil
+}
+
+func (a *association) finishMessage() {
+	in := a.cur
+	a.cur = nil
+	st := Status{}
+	if in.pw != nil {
+		in.pw.Close()
+	}
+	if in.done != nil {
+		st = <-in.done
+	}
+	if in.status != nil {
+		st = *in.status
+	}
+	a.respond(in.ctxID, in.cmd, st)
+	if a.panicked {
+		a.fire(Evt15, nil)
+	}
+}
+
+// dispatch handles a complete command set.
+func (a *association) dispatch(ctxID byte, pc acceptedContext, b []byte) {
+	cmd, err := DecodeCommand(b)
+	if err != nil {
+		a.protocolAbort(AbortReasonInvalidParamValue, "undecodable command set: %v", err)
+		return
+	}
+	var st *Status
+	switch cmd.CommandField {
+	case CEchoRQ:
+		st = &Status{Code: StatusSuccess}
+		if !cmd.Has(tagMessageID) {
+			st = &Status{StatusCannotUnderstand, "C-ECHO-RQ lacks MessageID (0000,0110)"}
+		}
+	case CStoreRQ:
+		if s := a.checkStore(cmd, pc); s != nil {
+			st = s
+			break
+		}
+		a.startStore(ctxID, pc, cmd)
+		return
+	case CCancelRQ:
+		return // nothing outstanding to cancel (operations are handled one at a time)
+	default:
+		st = &Status{StatusUnrecognizedOperation, fmt.Sprintf("command 0x%04X not supported on this context", cmd.CommandField)}
+	}
+	if cmd.HasDataSet() {
+		// Discard the data set that follows, then answer.
+		a.cur = &incoming{ctxID: ctxID, cmd: cmd, status: st}
+		return
+	}
+	a.respond(ctxID, cmd, *st)
+}
+
+func (a *association) checkStore(cmd *Command, pc acceptedContext) *Status {
+	for _, req := range []struct {
+		tag  uint16
+		name string
+	}{{tagMessageID, "MessageID (0000,0110)"}, {tagAffectedSOPClassUID, "AffectedSOPClassUID (0000,0002)"}, {tagAffectedSOPInstanceUID, "AffectedSOPInstanceUID (0000,1000)"}, {tagPriority, "Priority (0000,0700)"}, {tagCommandDataSetType, "CommandDataSetType (0000,0800)"}} {
+		if !cmd.Has(req.tag) {
+			return &Status{StatusCannotUnderstand, "C-STORE-RQ lacks " + req.name}
+		}
+	}
+	if !cmd.HasDataSet() {
+		return &Status{StatusCannotUnderstand, "C-STORE-RQ announces no data set"}
+	}
+	if cmd.AffectedSOPClassUID != pc.abstract {
+		return &Status{StatusSOPClassNotSupported, "AffectedSOPClassUID differs from the context's abstract syntax"}
+	}
+	if a.s.StoreHandler == nil {
+		return &Status{StatusSOPClassNotSupported, "storage not configured"}
+	}
+	return nil
+}
+
+func (a *association) startStore(ctxID byte, pc acceptedContext, cmd *Command) {
+	pr, pw := io.Pipe()
+	in := &incoming{ctxID: ctxID, cmd: cmd, pw: pw, done: make(chan Status, 1)}
+	req := &StoreRequest{
+		Association: &a.info, MessageID: cmd.MessageID, Priority: cmd.Priority,
+		SOPClassUID: cmd.AffectedSOPClassUID, SOPInstanceUID: cmd.AffectedSOPInstanceUID, TransferSyntaxUID: pc.transferSyntax,
+		MoveOriginatorAETitle: cmd.MoveOriginatorAETitle, MoveOriginatorMessageID: cmd.MoveOriginatorMessageID,
+	}
+	ctx := a.ctx
+	go func() {
+		st := Status{Code: StatusOutOfResources, ErrorComment: "internal error"}
+		defer func() {
+			if r := recover(); r != nil {
+				a.log.Error("dimse: store handler panic; association will be aborted", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+				a.panicked = true
+			}
+			pr.CloseWithError(errHandlerReturned)
+			in.done <- st
+		}()
+		st = a.s.StoreHandler.HandleStore(ctx, req, pr)
+	}()
+	a.cur = in
+}
+
+var errHandlerReturned = errors.New("dimse: handler returned")
+
+// respond sends the response to a request, on the request's context.
+func (a *association) respond(ctxID byte, rq *Command, st Status) {
+	rsp := &Command{
+		CommandField:              rq.CommandField | 0x8000,
+		MessageIDBeingRespondedTo: rq.MessageID,
+		AffectedSOPClassUID:       rq.AffectedSOPClassUID,
+		AffectedSOPInstanceUID:    rq.AffectedSOPInstanceUID,
+		CommandDataSetType:        NoDataSet,
+		Status:                    st.Code,
+	}
+	if st.Code != StatusSuccess {
+		rsp.ErrorComment = st.ErrorComment
+	}
+	a.sendMessage(ctxID, rsp.Encode(), nil)
+}
+
+// sendMessage sends a command (and optional data set) as P-DATA-TF PDUs that respect
+// the peer's maximum PDU length.
+func (a *association) sendMessage(ctxID byte, cmd []byte, data []byte) {
+	max := int(a.peerMax)
+	if max == 0 || max > 1<<20 {
+		max = 1 << 20
+	}
+	chunk := max - 6
+	if chunk < 1 {
+		chunk = 1
+	}
+	for _, part := range []struct {
+		b       []byte
+		command bool
+	}{{cmd, true}, {data, false}} {
+		if part.b == nil {
+			continue
+		}
+		b := part.b
+		for {
+			n := min(len(b), chunk)
+			a.send(&PDataTF{PDVs: []PDV{{ContextID: ctxID, Command: part.command, Last: n == len(b), Data: b[:n]}}})
+			b = b[n:]
+			if len(b) == 0 {
+				break
+			}
+		}
+	}
+}

@@ -1,0 +1,183 @@
+package dimse
+
+import (
+	"net"
+	"slices"
+	"strings"
+)
+
+// Well-known UIDs.
+const (
+	VerificationSOPClass = "1.2.840.10008.1.1"
+	storagePrefix        = "1.2.840.10008.5.1.4.1.1."
+
+	ImplicitVRLittleEndian = "1.2.840.10008.1.2"
+	ExplicitVRLittleEndian = "1.2.840.10008.1.2.1"
+	DeflatedExplicitVRLE   = "1.2.840.10008.1.2.1.99"
+	ExplicitVRBigEndian    = "1.2.840.10008.1.2.2"
+)
+
+// DefaultTransferSyntaxes are the transfer syntaxes accepted unless configured
+// otherwise: the native ones and every compressed syntax of PS3.5 Annex A in common use
+// (stored as received).
+var DefaultTransferSyntaxes = []string{
+	ExplicitVRLittleEndian, ImplicitVRLittleEndian, DeflatedExplicitVRLE, ExplicitVRBigEndian,
+	"1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51", "1.2.840.10008.1.2.4.57", "1.2.840.10008.1.2.4.70",
+	"1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.81", "1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91",
+	"1.2.840.10008.1.2.4.201", "1.2.840.10008.1.2.4.202", "1.2.840.10008.1.2.4.203", "1.2.840.10008.1.2.5",
+	"1.2.840.10008.1.2.4.100", "1.2.840.10008.1.2.4.101", "1.2.840.10008.1.2.4.102", "1.2.840.10008.1.2.4.103",
+	"1.2.840.10008.1.2.4.104", "1.2.840.10008.1.2.4.105", "1.2.840.10008.1.2.4.106", "1.2.840.10008.1.2.4.107",
+	"1.2.840.10008.1.2.4.108",
+}
+
+// native transfer syntaxes in order of preference when several are offered.
+var nativePreference = []string{ExplicitVRLittleEndian, ImplicitVRLittleEndian, DeflatedExplicitVRLE, ExplicitVRBigEndian}
+
+// Services a peer may be allowed to use.
+const (
+	ServiceEcho  = "echo"
+	ServiceStore = "store"
+	ServiceFind  = "find"
+	ServiceMove  = "move"
+	ServiceGet   = "get"
+)
+
+// Peer is a known remote application entity.
+type Peer struct {
+	AETitle string
+	Host    string // host name or address, for outgoing associations (and checked when CheckHost)
+	Port    int
+	// Services lists what the peer may use ("echo", "store", "find", ...); empty: all.
+	Services []string
+}
+
+// Policy is the association acceptance policy.
+type Policy struct {
+	// CheckCalledAE rejects associations whose called AE title is not the server's.
+	CheckCalledAE bool
+	// RejectUnknownCallingAE rejects calling AE titles not in Peers.
+	RejectUnknownCallingAE bool
+	// CheckHost also requires a known peer to connect from its configured host.
+	CheckHost bool
+	// Peers are the known remote AEs.
+	Peers []Peer
+}
+
+func (p *Policy) peer(ae string) *Peer {
+	for i := range p.Peers {
+		if p.Peers[i].AETitle == ae {
+			return &p.Peers[i]
+		}
+	}
+	return nil
+}
+
+func (p *Peer) allows(service string) bool {
+	return p == nil || len(p.Services) == 0 || slices.Contains(p.Services, service)
+}
+
+// hostMatches reports whether the remote address belongs to the peer's host.
+func hostMatches(host string, remote net.Addr) bool {
+	ra, _, err := net.SplitHostPort(remote.String())
+	if err != nil {
+		return false
+	}
+	if host == ra {
+		return true
+	}
+	addrs, err := net.LookupHost(host)
+	if err != nil {
+		return false
+	}
+	return slices.Contains(addrs, ra)
+}
+
+// serviceOf maps an abstract syntax to the service it belongs to, or "".
+func (s *Server) serviceOf(abstract string) string {
+	switch {
+	case abstract == VerificationSOPClass:
+		return ServiceEcho
+	case strings.HasPrefix(abstract, storagePrefix) && s.StoreHandler != nil:
+		return ServiceStore
+	}
+	return ""
+}
+
+// chooseTransferSyntax picks the transfer syntax to accept among those offered: for
+// storage, a compressed syntax is kept as offered (stored as sent); otherwise the native
+// syntax in the order Explicit VR LE, Implicit VR LE, Deflated, Explicit VR BE.
+func (s *Server) chooseTransferSyntax(service string, offered []string) string {
+	accepted := s.TransferSyntaxes
+	if len(accepted) == 0 {
+		accepted = DefaultTransferSyntaxes
+	}
+	ok := func(ts string) bool { return slices.Contains(accepted, ts) }
+	if service == ServiceStore {
+		for _, ts := range offered {
+			if ok(ts) && !slices.Contains(nativePreference, ts) {
+				return ts
+			}
+		}
+	}
+	for _, ts := range nativePreference {
+		if slices.Contains(offered, ts) && ok(ts) {
+			return ts
+		}
+	}
+	return ""
+}
+
+// negotiate evaluates an A-ASSOCIATE-RQ. It returns the AC to send, or the RJ and a
+// reason for the log.
+func (s *Server) negotiate(rq *AAssociate, remote net.Addr) (*AAssociate, *AAssociateRJ, string) {
+	if rq.ProtocolVersion&1 == 0 {
+		return nil, &AAssociateRJ{RJPermanent, RJSourceServiceProviderACSE, RJReasonProtocolVersionNotSupported}, "protocol version not supported"
+	}
+	if rq.ApplicationContext != applicationContextName {
+		return nil, &AAssociateRJ{RJPermanent, RJSourceServiceUser, RJReasonApplicationContextNotSupported}, "application context not supported: " + rq.ApplicationContext
+	}
+	if s.Policy.CheckCalledAE && rq.CalledAETitle != s.aeTitle() {
+		return nil, &AAssociateRJ{RJPermanent, RJSourceServiceUser, RJReasonCalledAENotRecognized}, "called AE title " + rq.CalledAETitle + " is not " + s.aeTitle()
+	}
+	peer := s.Policy.peer(rq.CallingAETitle)
+	if peer == nil && s.Policy.RejectUnknownCallingAE {
+		return nil, &AAssociateRJ{RJPermanent, RJSourceServiceUser, RJReasonCallingAENotRecognized}, "calling AE title " + rq.CallingAETitle + " is not a known peer (add it to dimse.peers)"
+	}
+	if peer != nil && s.Policy.CheckHost && peer.Host != "" && !hostMatches(peer.Host, remote) {
+		return nil, &AAssociateRJ{RJPermanent, RJSourceServiceUser, RJReasonCallingAENotRecognized}, "calling AE title " + rq.CallingAETitle + " connected from " + remote.String() + ", not from its configured host " + peer.Host
+	}
+	ac := &AAssociate{
+		AC: true, ProtocolVersion: 1,
+		CalledAETitle: rq.CalledAETitle, CallingAETitle: rq.CallingAETitle,
+		ApplicationContext: applicationContextName,
+	}
+	for _, pc := range rq.PresentationContexts {
+		res := PresentationContext{ID: pc.ID, TransferSyntaxes: []string{ImplicitVRLittleEndian}}
+		svc := s.serviceOf(pc.AbstractSyntax)
+		switch {
+		case svc == "":
+			res.Result = ResultAbstractSyntaxNotSupported
+		case !peer.allows(svc):
+			res.Result = ResultUserRejection
+		default:
+			if ts := s.chooseTransferSyntax(svc, pc.TransferSyntaxes); ts != "" {
+				res.Result, res.TransferSyntaxes = ResultAcceptance, []string{ts}
+			} else {
+				res.Result = ResultTransferSyntaxesNotSupported
+			}
+		}
+		ac.PresentationContexts = append(ac.PresentationContexts, res)
+	}
+	u := &ac.UserInformation
+	u.MaxPDULength = s.maxPDU()
+	u.ImplementationClassUID = s.implementationClassUID()
+	u.ImplementationVersionName = s.implementationVersionName()
+	if rq.UserInformation.HasAsyncOps {
+		u.HasAsyncOps, u.AsyncOpsInvoked, u.AsyncOpsPerformed = true, 1, 1
+	}
+	for _, r := range rq.UserInformation.Roles {
+		// The requestor may act as SCU; acting as SCP (C-GET) is not offered yet.
+		u.Roles = append(u.Roles, RoleSelection{SOPClassUID: r.SOPClassUID, SCU: r.SCU, SCP: false})
+	}
+	return ac, nil, ""
+}
