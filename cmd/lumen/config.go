@@ -25,6 +25,30 @@ type Config struct {
 	Ingest  IngestConfig `koanf:"ingest"`
 	Fsck    FsckConfig   `koanf:"fsck"`
 	Import  ImportConfig `koanf:"import"`
+	DIMSE   DIMSEConfig  `koanf:"dimse"`
+}
+
+// DIMSEConfig configures the DICOM listener and its AE policy.
+type DIMSEConfig struct {
+	Addr                   string        `koanf:"addr"`
+	AETitle                string        `koanf:"ae_title"`
+	CheckCalledAE          bool          `koanf:"check_called_ae"`
+	RejectUnknownCallingAE bool          `koanf:"reject_unknown_calling_ae"`
+	CheckHost              bool          `koanf:"check_host"`
+	Peers                  []PeerConfig  `koanf:"peers"`
+	MaxAssociations        int           `koanf:"max_associations"`
+	MaxPDULength           int           `koanf:"max_pdu_length"`
+	IdleTimeout            time.Duration `koanf:"idle_timeout"`
+	ARTIMTimeout           time.Duration `koanf:"artim_timeout"`
+	TransferSyntaxes       []string      `koanf:"transfer_syntaxes"`
+}
+
+// PeerConfig is a known remote AE.
+type PeerConfig struct {
+	AETitle  string   `koanf:"ae_title"`
+	Host     string   `koanf:"host"`
+	Port     int      `koanf:"port"`
+	Services []string `koanf:"services"`
 }
 
 // HTTPConfig configures the HTTP listener.
@@ -103,33 +127,44 @@ type ImportConfig struct {
 
 // defaults are the documented default values (docs/configuration.md).
 var defaults = map[string]any{
-	"data_dir":              "./data",
-	"http.addr":             ":8080",
-	"http.read_timeout":     "5m",
-	"http.write_timeout":    "30m",
-	"http.shutdown_timeout": "30s",
-	"log.level":             "info",
-	"log.format":            "json",
-	"store.backend":         "fs",
-	"store.fs.dir":          "",
-	"store.s3.endpoint":     "",
-	"store.s3.bucket":       "lumen",
-	"store.s3.region":       "",
-	"store.s3.access_key":   "",
-	"store.s3.secret_key":   "",
-	"store.s3.use_tls":      false,
-	"store.s3.prefix":       "",
-	"store.s3.part_size":    0,
-	"index.backend":         "sqlite",
-	"index.sqlite.path":     "",
-	"index.postgres.dsn":    "",
-	"ingest.duplicates":     "reject",
-	"fsck.on_start":         true,
-	"fsck.days":             2,
-	"fsck.repair":           false,
-	"fsck.timeout":          "60s",
-	"fsck.grace":            "10m",
-	"import.workers":        4,
+	"data_dir":                        "./data",
+	"http.addr":                       ":8080",
+	"http.read_timeout":               "5m",
+	"http.write_timeout":              "30m",
+	"http.shutdown_timeout":           "30s",
+	"log.level":                       "info",
+	"log.format":                      "json",
+	"store.backend":                   "fs",
+	"store.fs.dir":                    "",
+	"store.s3.endpoint":               "",
+	"store.s3.bucket":                 "lumen",
+	"store.s3.region":                 "",
+	"store.s3.access_key":             "",
+	"store.s3.secret_key":             "",
+	"store.s3.use_tls":                false,
+	"store.s3.prefix":                 "",
+	"store.s3.part_size":              0,
+	"index.backend":                   "sqlite",
+	"index.sqlite.path":               "",
+	"index.postgres.dsn":              "",
+	"ingest.duplicates":               "reject",
+	"fsck.on_start":                   true,
+	"fsck.days":                       2,
+	"fsck.repair":                     false,
+	"fsck.timeout":                    "60s",
+	"fsck.grace":                      "10m",
+	"import.workers":                  4,
+	"dimse.addr":                      ":11112",
+	"dimse.ae_title":                  "LUMEN",
+	"dimse.check_called_ae":           false,
+	"dimse.reject_unknown_calling_ae": false,
+	"dimse.check_host":                false,
+	"dimse.peers":                     []any{},
+	"dimse.max_associations":          64,
+	"dimse.max_pdu_length":            262144,
+	"dimse.idle_timeout":              "5m",
+	"dimse.artim_timeout":             "30s",
+	"dimse.transfer_syntaxes":         []any{},
 }
 
 // envKeys maps LUMEN_* variable names to configuration keys.
@@ -144,6 +179,7 @@ func envKeys() map[string]string {
 // flagKeys maps command-line flags to configuration keys.
 var flagKeys = map[string]string{
 	"data-dir":   "data_dir",
+	"dimse-addr": "dimse.addr",
 	"http-addr":  "http.addr",
 	"log-level":  "log.level",
 	"log-format": "log.format",
@@ -220,6 +256,21 @@ func (c *Config) validate() error {
 		}
 	default:
 		return fmt.Errorf("config: index.backend %q: want sqlite or postgres", c.Index.Backend)
+	}
+	if c.DIMSE.AETitle == "" || len(c.DIMSE.AETitle) > 16 {
+		return fmt.Errorf("config: dimse.ae_title must be 1 to 16 characters")
+	}
+	for _, p := range c.DIMSE.Peers {
+		if p.AETitle == "" || len(p.AETitle) > 16 {
+			return fmt.Errorf("config: dimse.peers: ae_title %q must be 1 to 16 characters", p.AETitle)
+		}
+		for _, svc := range p.Services {
+			switch svc {
+			case "echo", "store", "find", "move", "get":
+			default:
+				return fmt.Errorf("config: dimse.peers %s: unknown service %q (echo, store, find, move, get)", p.AETitle, svc)
+			}
+		}
 	}
 	if c.Import.Workers < 1 {
 		return fmt.Errorf("config: import.workers must be at least 1")

@@ -11,6 +11,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/lumenpacs/lumen/archive/ingest"
+	"github.com/lumenpacs/lumen/dimse"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -35,11 +36,15 @@ func newServeCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().String("http-addr", "", "HTTP listen address (key http.addr)")
+	cmd.Flags().String("dimse-addr", "", "DICOM listen address (key dimse.addr)")
 	return cmd
 }
 
-// serve runs the server until ctx ends. ready, if not nil, receives the HTTP address.
-func serve(ctx context.Context, c *Config, log *slog.Logger, ready chan<- string) error {
+// listening are the addresses the server listens on.
+type listening struct{ HTTP, DIMSE string }
+
+// serve runs the server until ctx ends. ready, if not nil, receives the addresses.
+func serve(ctx context.Context, c *Config, log *slog.Logger, ready chan<- listening) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	b, err := openBackends(ctx, c, log, ingest.NewMetrics(reg))
@@ -76,20 +81,43 @@ func serve(ctx context.Context, c *Config, log *slog.Logger, ready chan<- string
 		return fmt.Errorf("http listen %s: %w", c.HTTP.Addr, err)
 	}
 	srv := &http.Server{Handler: e, ReadHeaderTimeout: 30 * time.Second, ReadTimeout: c.HTTP.ReadTimeout, WriteTimeout: c.HTTP.WriteTimeout}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	errc := make(chan error, 2)
+	go func() { errc <- fmt.Errorf("http: %w", srv.Serve(ln)) }()
 	log.Info("http listening", "addr", ln.Addr().String())
+	addrs := listening{HTTP: ln.Addr().String()}
+
+	var dsrv *dimse.Server
+	if c.DIMSE.Addr != "" {
+		dln, err := net.Listen("tcp", c.DIMSE.Addr)
+		if err != nil {
+			srv.Close()
+			return fmt.Errorf("dimse listen %s: %w", c.DIMSE.Addr, err)
+		}
+		dsrv = newDIMSEServer(c, b, log)
+		go func() { errc <- fmt.Errorf("dimse: %w", dsrv.Serve(dln)) }()
+		addrs.DIMSE = dln.Addr().String()
+		log.Info("dimse listening", "addr", addrs.DIMSE, "ae_title", c.DIMSE.AETitle, "check_called_ae", c.DIMSE.CheckCalledAE, "reject_unknown_calling_ae", c.DIMSE.RejectUnknownCallingAE, "peers", len(c.DIMSE.Peers))
+	}
 	if ready != nil {
-		ready <- ln.Addr().String()
+		ready <- addrs
 	}
 	select {
 	case err := <-errc:
-		return fmt.Errorf("http: %w", err)
+		srv.Close()
+		if dsrv != nil {
+			dsrv.Shutdown(context.Background())
+		}
+		return err
 	case <-ctx.Done():
 	}
 	log.Info("lumen shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), c.HTTP.ShutdownTimeout)
 	defer cancel()
+	if dsrv != nil {
+		if err := dsrv.Shutdown(sctx); err != nil {
+			log.Warn("dimse shutdown: associations aborted", "err", err)
+		}
+	}
 	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		log.Warn("http shutdown", "err", err)
 	}

@@ -31,7 +31,7 @@ func TestServeWithoutConfiguration(t *testing.T) {
 	addr := freeAddr(t)
 	cmd := exec.Command(lumenBin, "serve")
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "LUMEN_HTTP_ADDR="+addr)
+	cmd.Env = append(os.Environ(), "LUMEN_HTTP_ADDR="+addr, "LUMEN_DIMSE_ADDR="+freeAddr(t))
 	var logs strings.Builder
 	cmd.Stderr = &logs
 	if err := cmd.Start(); err != nil {
@@ -89,11 +89,12 @@ func TestReadyzReportsFailure(t *testing.T) {
 	dir := t.TempDir()
 	c := testConfig(t, dir)
 	c.HTTP.Addr = "127.0.0.1:0"
-	ready := make(chan string, 1)
+	c.DIMSE.Addr = "127.0.0.1:0"
+	ready := make(chan listening, 1)
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
 	go func() { errc <- serve(ctx, c, discardLogger(), ready) }()
-	addr := <-ready
+	addr := (<-ready).HTTP
 	if code, _ := get(t, "http://"+addr+"/readyz"); code != http.StatusOK {
 		t.Fatalf("/readyz = %d", code)
 	}

@@ -1,0 +1,77 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+
+	"github.com/lumenpacs/lumen/archive/ingest"
+	"github.com/lumenpacs/lumen/dimse"
+)
+
+// newDIMSEServer builds the DICOM listener from the configuration.
+func newDIMSEServer(c *Config, b *backends, log *slog.Logger) *dimse.Server {
+	var peers []dimse.Peer
+	for _, p := range c.DIMSE.Peers {
+		peers = append(peers, dimse.Peer{AETitle: p.AETitle, Host: p.Host, Port: p.Port, Services: p.Services})
+	}
+	return &dimse.Server{
+		Addr:    c.DIMSE.Addr,
+		AETitle: c.DIMSE.AETitle,
+		Policy: dimse.Policy{
+			CheckCalledAE:          c.DIMSE.CheckCalledAE,
+			RejectUnknownCallingAE: c.DIMSE.RejectUnknownCallingAE,
+			CheckHost:              c.DIMSE.CheckHost,
+			Peers:                  peers,
+		},
+		StoreHandler:     &storeHandler{p: b.pipeline, log: log},
+		MaxAssociations:  c.DIMSE.MaxAssociations,
+		MaxPDULength:     uint32(c.DIMSE.MaxPDULength),
+		IdleTimeout:      c.DIMSE.IdleTimeout,
+		ARTIMTimeout:     c.DIMSE.ARTIMTimeout,
+		TransferSyntaxes: c.DIMSE.TransferSyntaxes,
+		Logger:           log,
+	}
+}
+
+// storeHandler feeds C-STORE data sets into the ingest pipeline.
+type storeHandler struct {
+	p   *ingest.Pipeline
+	log *slog.Logger
+}
+
+func (h *storeHandler) HandleStore(ctx context.Context, req *dimse.StoreRequest, data io.Reader) dimse.Status {
+	_, err := h.p.IngestDataset(ctx, data, ingest.DatasetInfo{
+		TransferSyntaxUID: req.TransferSyntaxUID, SOPClassUID: req.SOPClassUID, SOPInstanceUID: req.SOPInstanceUID,
+	}, ingest.Source{CallingAE: req.Association.CallingAETitle, Via: "dimse"})
+	st := storeStatus(err)
+	if err != nil {
+		h.log.Warn("dimse: C-STORE failed", "calling_ae", req.Association.CallingAETitle, "sop_instance_uid", req.SOPInstanceUID, "status", st.Code, "err", err)
+	}
+	return st
+}
+
+// storeStatus maps an ingest outcome to the C-STORE status (PS3.4 Table B.2-1). This is
+// the one place where ingest errors become DIMSE statuses.
+func storeStatus(err error) dimse.Status {
+	if err == nil {
+		return dimse.Status{Code: dimse.StatusSuccess}
+	}
+	reason := err.Error()
+	var ie *ingest.Error
+	if errors.As(err, &ie) {
+		reason = ie.Reason
+	}
+	switch {
+	case errors.Is(err, ingest.ErrMismatch):
+		return dimse.Status{Code: dimse.StatusDataSetMismatch, ErrorComment: reason}
+	case errors.Is(err, ingest.ErrDuplicate):
+		return dimse.Status{Code: dimse.StatusDuplicateSOPInstance, ErrorComment: "SOP Instance UID stored with other content"}
+	case errors.Is(err, ingest.ErrInvalid), errors.Is(err, ingest.ErrConflict):
+		return dimse.Status{Code: dimse.StatusCannotUnderstand, ErrorComment: reason}
+	default:
+		// Store or index unavailable, or the association ended mid-transfer.
+		return dimse.Status{Code: dimse.StatusOutOfResources, ErrorComment: "storage unavailable, retry later"}
+	}
+}
