@@ -85,9 +85,11 @@ func (a *association) serve() {
 	}()
 	a.fire(Evt5, nil)
 	for a.state != Sta1 {
-		if a.aborting.Load() && a.state != Sta13 {
-			a.log.Info("dimse: association aborted by server shutdown")
-			a.fire(Evt15, nil)
+		if a.aborting.Load() {
+			if a.state != Sta13 {
+				a.log.Info("dimse: association aborted by server shutdown")
+				a.fire(Evt15, nil)
+			}
 			a.fire(Evt17, nil) // do not wait for the peer to close: we are going away
 			break
 		}
@@ -119,7 +121,7 @@ func (a *association) readFailed(err error) {
 	var pe *PDUError
 	switch {
 	case a.aborting.Load():
-		// handled at the top of the loop
+		// handled at the top of the loop (the deadline was cut short on purpose)
 	case errors.As(err, &pe):
 		a.log.Warn("dimse: invalid PDU; aborting association", "err", err, "state", a.state.String())
 		a.abortReason = pe.Reason

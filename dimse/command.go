@@ -22,8 +22,13 @@ const (
 	CCancelRQ uint16 = 0x0FFF
 )
 
-// CommandDataSetType (0000,0800) value meaning "no data set".
-const NoDataSet uint16 = 0x0101
+// CommandDataSetType (0000,0800) values: NoDataSet means no data set follows; any other
+// value means one does. Encode writes NoDataSet for a zero CommandDataSetType, so a
+// request carrying a data set sets DataSetPresent.
+const (
+	NoDataSet      uint16 = 0x0101
+	DataSetPresent uint16 = 0x0102
+)
 
 // Command element tags (group 0000).
 const (

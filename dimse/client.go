@@ -1,0 +1,365 @@
+package dimse
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"time"
+)
+
+// ProposedContext is a presentation context a requestor proposes.
+type ProposedContext struct {
+	AbstractSyntax   string
+	TransferSyntaxes []string
+}
+
+// DialConfig configures an outgoing association.
+type DialConfig struct {
+	CallingAETitle string // default "LUMEN"
+	CalledAETitle  string // default "ANY-SCP"
+	Contexts       []ProposedContext
+	// MaxPDULength this side receives (default 256 KiB).
+	MaxPDULength uint32
+	// Timeout bounds connection set-up, association negotiation (ARTIM) and each
+	// response wait (default 30 s).
+	Timeout time.Duration
+}
+
+// RejectedError is an A-ASSOCIATE-RJ received by a requestor.
+type RejectedError struct{ Result, Source, Reason byte }
+
+// Error describes the rejection as PS3.8 §9.3.4 names it.
+func (e *RejectedError) Error() string {
+	kind := "permanent"
+	if e.Result == RJTransient {
+		kind = "transient"
+	}
+	why := fmt.Sprintf("source %d reason %d", e.Source, e.Reason)
+	switch {
+	case e.Source == RJSourceServiceUser && e.Reason == RJReasonCalledAENotRecognized:
+		why = "called AE title not recognized"
+	case e.Source == RJSourceServiceUser && e.Reason == RJReasonCallingAENotRecognized:
+		why = "calling AE title not recognized"
+	case e.Source == RJSourceServiceUser && e.Reason == RJReasonApplicationContextNotSupported:
+		why = "application context not supported"
+	case e.Source == RJSourceServiceProviderPresentation && e.Reason == RJReasonLocalLimitExceeded:
+		why = "local limit exceeded"
+	case e.Source == RJSourceServiceProviderPresentation && e.Reason == RJReasonTemporaryCongestion:
+		why = "temporary congestion"
+	}
+	return "dimse: association rejected (" + kind + "): " + why
+}
+
+// AbortedError is an A-ABORT received from the peer.
+type AbortedError struct{ Source, Reason byte }
+
+// Error describes the abort.
+func (e *AbortedError) Error() string {
+	return fmt.Sprintf("dimse: association aborted by peer (source %d, reason %d)", e.Source, e.Reason)
+}
+
+// ErrNoContext means no accepted presentation context fits the request.
+var ErrNoContext = errors.New("dimse: no accepted presentation context for this SOP class and transfer syntax")
+
+// Client is an association this side requested. Methods are safe for concurrent use
+// but operations run one at a time (asynchronous operations window 1).
+type Client struct {
+	conn     net.Conn
+	cfg      DialConfig
+	state    State
+	contexts map[byte]acceptedContext
+	peerMax  uint32
+	buf      []byte
+	msgID    uint16
+	mu       sync.Mutex
+	// AC is the A-ASSOCIATE-AC received.
+	AC *AAssociate
+}
+
+func (c *DialConfig) timeout() time.Duration {
+	if c.Timeout <= 0 {
+		return 30 * time.Second
+	}
+	return c.Timeout
+}
+
+// Dial opens an association with the SCP at addr (host:port).
+func Dial(ctx context.Context, addr string, cfg DialConfig) (*Client, error) {
+	if cfg.CallingAETitle == "" {
+		cfg.CallingAETitle = DefaultAETitle
+	}
+	if cfg.CalledAETitle == "" {
+		cfg.CalledAETitle = "ANY-SCP"
+	}
+	if cfg.MaxPDULength == 0 {
+		cfg.MaxPDULength = DefaultMaxPDULength
+	}
+	c := &Client{cfg: cfg, state: Sta1}
+	c.transition(Evt1) // AE-1: issue transport connect
+	d := net.Dialer{Timeout: cfg.timeout()}
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		c.transition(Evt17)
+		return nil, fmt.Errorf("dimse: dial %s: %w", addr, err)
+	}
+	c.conn = conn
+	c.transition(Evt2) // AE-2: send A-ASSOCIATE-RQ
+	rq := &AAssociate{ProtocolVersion: 1, CalledAETitle: cfg.CalledAETitle, CallingAETitle: cfg.CallingAETitle, ApplicationContext: applicationContextName}
+	for i, pc := range cfg.Contexts {
+		rq.PresentationContexts = append(rq.PresentationContexts, PresentationContext{ID: byte(2*i + 1), AbstractSyntax: pc.AbstractSyntax, TransferSyntaxes: pc.TransferSyntaxes})
+	}
+	rq.UserInformation = UserInformation{MaxPDULength: cfg.MaxPDULength, ImplementationClassUID: DefaultImplementationClassUID, ImplementationVersionName: DefaultImplementationVersionName}
+	if err := c.write(rq); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	conn.SetReadDeadline(time.Now().Add(cfg.timeout()))
+	p, _, err := ReadPDU(conn, cfg.MaxPDULength, nil)
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("dimse: waiting for A-ASSOCIATE-AC: %w", err)
+	}
+	switch v := p.(type) {
+	case *AAssociate:
+		if !v.AC {
+			break
+		}
+		c.transition(Evt3)
+		c.AC = v
+		c.peerMax = v.UserInformation.MaxPDULength
+		c.contexts = map[byte]acceptedContext{}
+		for _, pc := range v.PresentationContexts {
+			if pc.Result != ResultAcceptance || len(pc.TransferSyntaxes) == 0 {
+				continue
+			}
+			for _, q := range rq.PresentationContexts {
+				if q.ID == pc.ID {
+					c.contexts[pc.ID] = acceptedContext{abstract: q.AbstractSyntax, transferSyntax: pc.TransferSyntaxes[0]}
+				}
+			}
+		}
+		return c, nil
+	case *AAssociateRJ:
+		c.transition(Evt4)
+		conn.Close()
+		return nil, &RejectedError{v.Result, v.Source, v.Reason}
+	case *AAbort:
+		conn.Close()
+		return nil, &AbortedError{v.Source, v.Reason}
+	}
+	c.write(&AAbort{Source: AbortSourceServiceProvider, Reason: AbortReasonUnexpectedPDU})
+	conn.Close()
+	return nil, fmt.Errorf("%w: unexpected PDU type 0x%02x during association set-up", ErrPDU, p.PDUType())
+}
+
+func (c *Client) transition(e Event) {
+	if tr, ok := Lookup(c.state, e); ok {
+		c.state = tr.Next
+	}
+}
+
+func (c *Client) write(p PDU) error {
+	c.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+	_, err := c.conn.Write(EncodePDU(p))
+	return err
+}
+
+// Accepted reports the transfer syntax accepted for an abstract syntax (the first
+// accepted context), or "".
+func (c *Client) Accepted(abstract string) []string {
+	var out []string
+	for _, pc := range c.contexts {
+		if pc.abstract == abstract {
+			out = append(out, pc.transferSyntax)
+		}
+	}
+	return out
+}
+
+func (c *Client) context(abstract, ts string) (byte, bool) {
+	for id, pc := range c.contexts {
+		if pc.abstract == abstract && (ts == "" || pc.transferSyntax == ts) {
+			return id, true
+		}
+	}
+	return 0, false
+}
+
+func (c *Client) nextID() uint16 {
+	c.msgID++
+	return c.msgID
+}
+
+// Echo sends a C-ECHO-RQ and returns the response status.
+func (c *Client) Echo(ctx context.Context) (Status, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	id, ok := c.context(VerificationSOPClass, "")
+	if !ok {
+		return Status{}, ErrNoContext
+	}
+	rq := &Command{CommandField: CEchoRQ, MessageID: c.nextID(), AffectedSOPClassUID: VerificationSOPClass, CommandDataSetType: NoDataSet}
+	if err := c.sendCommand(id, rq.Encode()); err != nil {
+		return Status{}, err
+	}
+	return c.readResponse(ctx, rq.MessageID)
+}
+
+// Store sends a C-STORE-RQ whose data set (encoded in ts, without meta information) is
+// streamed from data, and returns the response status.
+func (c *Client) Store(ctx context.Context, sopClass, sopInstance, ts string, data io.Reader) (Status, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	id, ok := c.context(sopClass, ts)
+	if !ok {
+		return Status{}, ErrNoContext
+	}
+	rq := &Command{CommandField: CStoreRQ, MessageID: c.nextID(), AffectedSOPClassUID: sopClass, AffectedSOPInstanceUID: sopInstance, CommandDataSetType: DataSetPresent}
+	if err := c.sendCommand(id, rq.Encode()); err != nil {
+		return Status{}, err
+	}
+	if err := c.sendData(ctx, id, data); err != nil {
+		return Status{}, err
+	}
+	return c.readResponse(ctx, rq.MessageID)
+}
+
+func (c *Client) chunk() int {
+	max := int(c.peerMax)
+	if max == 0 || max > 1<<20 {
+		max = 1 << 20
+	}
+	return max - 6
+}
+
+func (c *Client) sendCommand(id byte, cmd []byte) error {
+	for len(cmd) > 0 {
+		n := min(len(cmd), c.chunk())
+		if err := c.write(&PDataTF{PDVs: []PDV{{ContextID: id, Command: true, Last: n == len(cmd), Data: cmd[:n]}}}); err != nil {
+			return fmt.Errorf("dimse: send command: %w", err)
+		}
+		cmd = cmd[n:]
+	}
+	return nil
+}
+
+// sendData streams r as data set PDVs, flagging the last one (one chunk of look-ahead).
+func (c *Client) sendData(ctx context.Context, id byte, r io.Reader) error {
+	size := c.chunk()
+	cur, next := make([]byte, size), make([]byte, size)
+	n, err := io.ReadFull(r, cur)
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("dimse: read data set: %w", err)
+	}
+	for {
+		if err := ctx.Err(); err != nil {
+			c.abortLocked()
+			return err
+		}
+		var m int
+		var rerr error
+		if n == size {
+			m, rerr = io.ReadFull(r, next)
+			if rerr != nil && !errors.Is(rerr, io.ErrUnexpectedEOF) && !errors.Is(rerr, io.EOF) {
+				c.abortLocked()
+				return fmt.Errorf("dimse: read data set: %w", rerr)
+			}
+		}
+		last := m == 0
+		if err := c.write(&PDataTF{PDVs: []PDV{{ContextID: id, Last: last, Data: cur[:n]}}}); err != nil {
+			return fmt.Errorf("dimse: send data set: %w", err)
+		}
+		if last {
+			return nil
+		}
+		cur, next, n = next, cur, m
+	}
+}
+
+// readResponse reads PDUs until the response to msgID arrives.
+func (c *Client) readResponse(ctx context.Context, msgID uint16) (Status, error) {
+	var cmdBuf []byte
+	for {
+		deadline := time.Now().Add(c.cfg.timeout())
+		if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+			deadline = d
+		}
+		c.conn.SetReadDeadline(deadline)
+		p, buf, err := ReadPDU(c.conn, c.cfg.MaxPDULength, c.buf)
+		c.buf = buf
+		if err != nil {
+			return Status{}, fmt.Errorf("dimse: waiting for response: %w", err)
+		}
+		switch v := p.(type) {
+		case *AAbort:
+			c.state = Sta1
+			c.conn.Close()
+			return Status{}, &AbortedError{v.Source, v.Reason}
+		case *PDataTF:
+			for _, pdv := range v.PDVs {
+				if !pdv.Command {
+					continue // a data set we do not expect for these operations
+				}
+				cmdBuf = append(cmdBuf, pdv.Data...)
+				if !pdv.Last {
+					continue
+				}
+				rsp, err := DecodeCommand(cmdBuf)
+				cmdBuf = nil
+				if err != nil {
+					return Status{}, err
+				}
+				if rsp.MessageIDBeingRespondedTo == msgID {
+					return Status{Code: rsp.Status, ErrorComment: rsp.ErrorComment}, nil
+				}
+			}
+		default:
+			c.abortLocked()
+			return Status{}, fmt.Errorf("%w: unexpected PDU type 0x%02x", ErrPDU, p.PDUType())
+		}
+	}
+}
+
+// Release releases the association (A-RELEASE-RQ, then waits for -RP) and closes it.
+func (c *Client) Release() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	defer c.conn.Close()
+	c.transition(Evt11)
+	if err := c.write(&AReleaseRQ{}); err != nil {
+		return err
+	}
+	c.conn.SetReadDeadline(time.Now().Add(c.cfg.timeout()))
+	for {
+		p, _, err := ReadPDU(c.conn, c.cfg.MaxPDULength, nil)
+		if err != nil {
+			return fmt.Errorf("dimse: waiting for A-RELEASE-RP: %w", err)
+		}
+		switch p.(type) {
+		case *AReleaseRP:
+			c.transition(Evt13)
+			return nil
+		case *AAbort:
+			return &AbortedError{}
+		}
+	}
+}
+
+// Abort sends an A-ABORT and closes the connection.
+func (c *Client) Abort() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.abortLocked()
+}
+
+func (c *Client) abortLocked() {
+	if c.state == Sta1 {
+		return
+	}
+	c.write(&AAbort{Source: AbortSourceServiceUser})
+	c.state = Sta1
+	c.conn.Close()
+}
