@@ -113,3 +113,11 @@ func TestClientAgainstStorescp(t *testing.T) {
 		}
 	}
 }
+
+func mustSR(t testing.TB) []byte {
+	o, err := gen.BasicTextSR(gen.Options{Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return o.Data
+}

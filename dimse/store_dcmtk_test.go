@@ -80,7 +80,9 @@ func TestStoreSCUTransferSyntaxes(t *testing.T) {
 				want, _, _ := orig.Dataset.JSON(nil)
 				got, _, _ := f.Dataset.JSON(nil)
 				// Pixel data is OW in implicit VR (PS3.5 §A.1) whatever it was in the file.
-				norm := func(b []byte) []byte { return bytes.ReplaceAll(b, []byte(`"7FE00010":{"vr":"OB"`), []byte(`"7FE00010":{"vr":"OW"`)) }
+				norm := func(b []byte) []byte {
+					return bytes.ReplaceAll(b, []byte(`"7FE00010":{"vr":"OB"`), []byte(`"7FE00010":{"vr":"OW"`))
+				}
 				if !bytes.Equal(norm(got), norm(want)) {
 					t.Fatalf("%s: received data set differs from the file's:\n%s\n%s", uid, got, want)
 				}
