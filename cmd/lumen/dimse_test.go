@@ -14,6 +14,7 @@ import (
 
 	"github.com/lumenpacs/lumen/archive/dcm"
 	"github.com/lumenpacs/lumen/archive/fs"
+	"github.com/lumenpacs/lumen/dimse"
 	"github.com/lumenpacs/lumen/index/sqlite"
 	"github.com/lumenpacs/lumen/testdata/gen"
 )
@@ -211,4 +212,55 @@ func TestStoreSCUCorpus(t *testing.T) {
 func splitAddr(a string) (string, string) {
 	i := strings.LastIndex(a, ":")
 	return a[:i], a[i+1:]
+}
+
+func TestEchoAndStoreCommands(t *testing.T) {
+	s := startLumen(t, func(c *Config) { c.DIMSE.CheckCalledAE = true })
+	out, _, code := runCLI(t, "echo", "LUMEN@"+s.addr.DIMSE)
+	if code != 0 || !strings.Contains(out, "success") {
+		t.Fatalf("lumen echo: %d %s", code, out)
+	}
+	if _, errOut, code := runCLI(t, "echo", "OTHER@"+s.addr.DIMSE); code == 0 || !strings.Contains(errOut, "called AE title not recognized") {
+		t.Fatalf("lumen echo to a wrong AE: %d %s", code, errOut)
+	}
+	src := t.TempDir()
+	objs, _ := gen.Corpus(2)
+	gen.WriteCorpus(src, objs)
+	os.WriteFile(filepath.Join(src, "notes.txt"), []byte("not dicom"), 0o644)
+	out, _, code = runCLI(t, "store", "LUMEN@"+s.addr.DIMSE, src)
+	if code != 1 || !strings.Contains(out, fmt.Sprintf("store: %d sent, 1 failed", len(objs))) || !strings.Contains(out, "notes.txt: not a DICOM PS3.10 file") {
+		t.Fatalf("lumen store: %d\n%s", code, out)
+	}
+	s.stop()
+	want := map[string][]byte{}
+	for _, o := range objs {
+		want[o.SOPInstanceUID] = o.Data
+	}
+	checkStored(t, s.c, want)
+}
+
+// TestStoreMismatchStatus sends a data set whose SOP Instance UID differs from the
+// command's: the answer is 0xA900 and nothing is stored.
+func TestStoreMismatchStatus(t *testing.T) {
+	s := startLumen(t, nil)
+	ct, _ := gen.CTSeries(gen.Options{Seed: 12}, 1, 32, 32)
+	f, _ := dcm.Parse(bytes.NewReader(ct[0].Data), nil)
+	c, err := dimse.Dial(context.Background(), s.addr.DIMSE, dimse.DialConfig{CalledAETitle: "LUMEN", Contexts: []dimse.ProposedContext{{AbstractSyntax: ct[0].SOPClassUID, TransferSyntaxes: []string{dimse.ExplicitVRLittleEndian}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := c.Store(context.Background(), ct[0].SOPClassUID, "1.2.3.999", dimse.ExplicitVRLittleEndian, bytes.NewReader(ct[0].Data[f.DatasetOffset:]))
+	if err != nil || st.Code != dimse.StatusDataSetMismatch || !strings.Contains(st.ErrorComment, "SOPInstanceUID") {
+		t.Fatalf("status = %+v, %v", st, err)
+	}
+	// Another SOP class than the data set's.
+	c.Release()
+	c, _ = dimse.Dial(context.Background(), s.addr.DIMSE, dimse.DialConfig{CalledAETitle: "LUMEN", Contexts: []dimse.ProposedContext{{AbstractSyntax: "1.2.840.10008.5.1.4.1.1.4", TransferSyntaxes: []string{dimse.ExplicitVRLittleEndian}}}})
+	st, err = c.Store(context.Background(), "1.2.840.10008.5.1.4.1.1.4", ct[0].SOPInstanceUID, dimse.ExplicitVRLittleEndian, bytes.NewReader(ct[0].Data[f.DatasetOffset:]))
+	if err != nil || st.Code != dimse.StatusDataSetMismatch {
+		t.Fatalf("status = %+v, %v", st, err)
+	}
+	c.Release()
+	s.stop()
+	checkStored(t, s.c, map[string][]byte{})
 }
