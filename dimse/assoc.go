@@ -476,7 +476,10 @@ func (a *association) sendMessage(ctxID byte, cmd []byte, data []byte) {
 		b := part.b
 		for {
 			n := min(len(b), chunk)
-			a.send(&PDataTF{PDVs: []PDV{{ContextID: ctxID, Command: part.command, Last: n == len(b), Data: b[:n]}}})
+			a.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+			if err := writePDV(a.conn, ctxID, part.command, n == len(b), b[:n]); err != nil {
+				a.log.Debug("dimse: write failed", "err", err)
+			}
 			b = b[n:]
 			if len(b) == 0 {
 				break

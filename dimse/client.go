@@ -74,6 +74,7 @@ type Client struct {
 	peerMax  uint32
 	buf      []byte
 	msgID    uint16
+	sendBuf  [2][]byte // data set chunks, reused across Store calls
 	mu       sync.Mutex
 	// AC is the A-ASSOCIATE-AC received.
 	AC *AAssociate
@@ -249,7 +250,10 @@ func (c *Client) sendCommand(id byte, cmd []byte) error {
 // sendData streams r as data set PDVs, flagging the last one (one chunk of look-ahead).
 func (c *Client) sendData(ctx context.Context, id byte, r io.Reader) error {
 	size := c.chunk()
-	cur, next := make([]byte, size), make([]byte, size)
+	if len(c.sendBuf[0]) != size {
+		c.sendBuf = [2][]byte{make([]byte, size), make([]byte, size)}
+	}
+	cur, next := c.sendBuf[0], c.sendBuf[1]
 	n, err := io.ReadFull(r, cur)
 	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
 		return fmt.Errorf("dimse: read data set: %w", err)
@@ -269,7 +273,8 @@ func (c *Client) sendData(ctx context.Context, id byte, r io.Reader) error {
 			}
 		}
 		last := m == 0
-		if err := c.write(&PDataTF{PDVs: []PDV{{ContextID: id, Last: last, Data: cur[:n]}}}); err != nil {
+		c.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+		if err := writePDV(c.conn, id, false, last, cur[:n]); err != nil {
 			return fmt.Errorf("dimse: send data set: %w", err)
 		}
 		if last {

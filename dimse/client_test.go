@@ -41,7 +41,7 @@ func TestClientAgainstServer(t *testing.T) {
 		if err != nil || st.Code != StatusSuccess {
 			t.Fatalf("Store = %+v, %v", st, err)
 		}
-		if !bytes.Equal(rec.received[o.SOPInstanceUID], o.Data[f.DatasetOffset:]) {
+		if got, _ := rec.snapshot(); !bytes.Equal(got[o.SOPInstanceUID], o.Data[f.DatasetOffset:]) {
 			t.Fatal("received bytes differ")
 		}
 	}

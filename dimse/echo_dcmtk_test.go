@@ -56,6 +56,17 @@ func (r *recorder) HandleStore(ctx context.Context, req *StoreRequest, data io.R
 	return r.status
 }
 
+// snapshot returns copies of what was received, under the lock.
+func (r *recorder) snapshot() (map[string][]byte, map[string]*StoreRequest) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	data, reqs := map[string][]byte{}, map[string]*StoreRequest{}
+	for k, v := range r.received {
+		data[k], reqs[k] = v, r.reqs[k]
+	}
+	return data, reqs
+}
+
 func (r *recorder) count() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()

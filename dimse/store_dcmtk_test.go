@@ -60,8 +60,9 @@ func TestStoreSCUTransferSyntaxes(t *testing.T) {
 			if rec.count() != len(objs) {
 				t.Fatalf("received %d of %d", rec.count(), len(objs))
 			}
-			for uid, data := range rec.received {
-				req := rec.reqs[uid]
+			received, reqs := rec.snapshot()
+			for uid, data := range received {
+				req := reqs[uid]
 				if req.TransferSyntaxUID != c.wantTS {
 					t.Fatalf("transfer syntax %s, want %s", req.TransferSyntaxUID, c.wantTS)
 				}
@@ -131,11 +132,12 @@ func TestStoreSCUCompressedAndParallel(t *testing.T) {
 	if rec.count() != 8 {
 		t.Fatalf("received %d of 8", rec.count())
 	}
-	for uid, req := range rec.reqs {
+	received, reqs := rec.snapshot()
+	for uid, req := range reqs {
 		if req.TransferSyntaxUID != "1.2.840.10008.1.2.4.70" {
 			t.Fatalf("%s stored as %s, want JPEG Lossless SV1 as sent", uid, req.TransferSyntaxUID)
 		}
-		f, err := dcm.ParseDataset(bytes.NewReader(rec.received[uid]), req.TransferSyntaxUID, 0, nil)
+		f, err := dcm.ParseDataset(bytes.NewReader(received[uid]), req.TransferSyntaxUID, 0, nil)
 		if err != nil || f.Dataset.Get(dcm.TagPixelData) == nil || len(f.Dataset.Get(dcm.TagPixelData).Fragments) < 2 {
 			t.Fatalf("%s: compressed data set not received intact: %v", uid, err)
 		}
