@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"runtime/debug"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -48,6 +49,17 @@ type association struct {
 
 	abortReason byte // reason for AA-8
 	panicked    bool
+
+	wmu  sync.Mutex // serialises writes (find handlers send from their own goroutine)
+	find *findOp    // the C-FIND being answered, if any
+}
+
+// findOp is a C-FIND in progress.
+type findOp struct {
+	msgID     uint16
+	cancel    context.CancelFunc
+	cancelled atomic.Bool
+	done      chan struct{}
 }
 
 // incoming is a DIMSE request whose data set is arriving.
@@ -57,7 +69,12 @@ type incoming struct {
 	pw     *io.PipeWriter // nil: discard the data set
 	done   chan Status
 	status *Status // decided before the data set (failure), or nil
+	// identifier collects a C-FIND identifier (non-nil for C-FIND).
+	identifier []byte
 }
+
+// maxIdentifierLength bounds a C-FIND identifier.
+const maxIdentifierLength = 1 << 20
 
 func newAssociation(s *Server, conn net.Conn) *association {
 	ctx, cancel := context.WithCancel(context.Background())
@@ -208,6 +225,8 @@ func (a *association) startARTIM() { a.artimAt = time.Now().Add(a.s.artim()) }
 func (a *association) stopARTIM()  { a.artimAt = time.Time{} }
 
 func (a *association) send(p PDU) {
+	a.wmu.Lock()
+	defer a.wmu.Unlock()
 	a.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
 	if _, err := a.conn.Write(EncodePDU(p)); err != nil {
 		a.log.Debug("dimse: write failed", "err", err)
@@ -308,6 +327,19 @@ func (a *association) pdata(p *PDataTF) {
 			a.protocolAbort(AbortReasonUnexpectedParam, "data set PDV on context %d without a command announcing it", v.ContextID)
 			return
 		}
+		if a.cur.identifier != nil {
+			if len(a.cur.identifier)+len(v.Data) > maxIdentifierLength {
+				a.protocolAbort(AbortReasonInvalidParamValue, "C-FIND identifier longer than %d bytes", maxIdentifierLength)
+				return
+			}
+			a.cur.identifier = append(a.cur.identifier, v.Data...)
+			if v.Last {
+				in := a.cur
+				a.cur = nil
+				a.startFind(in, pc)
+			}
+			continue
+		}
 		a.cur.write(v.Data)
 		if v.Last {
 			a.finishMessage()
@@ -326,6 +358,11 @@ func (in *incoming) write(b []byte) {
 
 // endMessage stops an in-flight handler (association ending) and waits for it.
 func (a *association) endMessage(err error) {
+	if f := a.find; f != nil {
+		f.cancel()
+		<-f.done
+		a.find = nil
+	}
 	if a.cur == nil {
 		return
 	}
@@ -365,6 +402,11 @@ func (a *association) dispatch(ctxID byte, pc acceptedContext, b []byte) {
 		a.protocolAbort(AbortReasonInvalidParamValue, "undecodable command set: %v", err)
 		return
 	}
+	if a.find != nil && cmd.CommandField != CCancelRQ {
+		// One operation at a time (asynchronous operations window 1): finish the find.
+		<-a.find.done
+		a.find = nil
+	}
 	var st *Status
 	switch cmd.CommandField {
 	case CEchoRQ:
@@ -379,8 +421,23 @@ func (a *association) dispatch(ctxID byte, pc acceptedContext, b []byte) {
 		}
 		a.startStore(ctxID, pc, cmd)
 		return
+	case CFindRQ:
+		if a.s.FindHandler == nil || (pc.abstract != PatientRootFind && pc.abstract != StudyRootFind) {
+			st = &Status{StatusSOPClassNotSupported, "C-FIND not supported on this presentation context"}
+			break
+		}
+		if !cmd.Has(tagMessageID) || !cmd.HasDataSet() {
+			st = &Status{StatusCannotUnderstand, "C-FIND-RQ lacks MessageID or identifier"}
+			break
+		}
+		a.cur = &incoming{ctxID: ctxID, cmd: cmd, identifier: []byte{}}
+		return
 	case CCancelRQ:
-		return // nothing outstanding to cancel (operations are handled one at a time)
+		if f := a.find; f != nil && cmd.MessageIDBeingRespondedTo == f.msgID {
+			f.cancelled.Store(true)
+			f.cancel()
+		}
+		return
 	default:
 		st = &Status{StatusUnrecognizedOperation, fmt.Sprintf("command 0x%04X not supported on this context", cmd.CommandField)}
 	}
@@ -458,6 +515,15 @@ func (a *association) respond(ctxID byte, rq *Command, st Status) {
 // sendMessage sends a command (and optional data set) as P-DATA-TF PDUs that respect
 // the peer's maximum PDU length.
 func (a *association) sendMessage(ctxID byte, cmd []byte, data []byte) {
+	if err := a.writeMessage(ctxID, cmd, data); err != nil {
+		a.log.Debug("dimse: write failed", "err", err)
+	}
+}
+
+// writeMessage sends a command and optional data set as one unit (no interleaving).
+func (a *association) writeMessage(ctxID byte, cmd []byte, data []byte) error {
+	a.wmu.Lock()
+	defer a.wmu.Unlock()
 	max := int(a.peerMax)
 	if max == 0 || max > 1<<20 {
 		max = 1 << 20
@@ -478,7 +544,7 @@ func (a *association) sendMessage(ctxID byte, cmd []byte, data []byte) {
 			n := min(len(b), chunk)
 			a.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
 			if err := writePDV(a.conn, ctxID, part.command, n == len(b), b[:n]); err != nil {
-				a.log.Debug("dimse: write failed", "err", err)
+				return err
 			}
 			b = b[n:]
 			if len(b) == 0 {
@@ -486,4 +552,54 @@ func (a *association) sendMessage(ctxID byte, cmd []byte, data []byte) {
 			}
 		}
 	}
+	return nil
+}
+
+// startFind runs the find handler in its own goroutine, so that the association keeps
+// reading (for C-CANCEL) while matches are sent as pending responses.
+func (a *association) startFind(in *incoming, pc acceptedContext) {
+	ctx, cancel := context.WithCancel(a.ctx)
+	f := &findOp{msgID: in.cmd.MessageID, cancel: cancel, done: make(chan struct{})}
+	a.find = f
+	cmd := in.cmd
+	req := &FindRequest{Association: &a.info, MessageID: cmd.MessageID, Priority: cmd.Priority, SOPClassUID: cmd.AffectedSOPClassUID, TransferSyntaxUID: pc.transferSyntax, Identifier: in.identifier}
+	rsp := func(code uint16, comment string, data []byte) error {
+		c := &Command{CommandField: CFindRSP, MessageIDBeingRespondedTo: cmd.MessageID, AffectedSOPClassUID: cmd.AffectedSOPClassUID, CommandDataSetType: NoDataSet, Status: code, ErrorComment: comment}
+		if data != nil {
+			c.CommandDataSetType = DataSetPresent
+		}
+		return a.writeMessage(in.ctxID, c.Encode(), data)
+	}
+	go func() {
+		defer close(f.done)
+		defer cancel()
+		st := Status{Code: StatusProcessingFailure, ErrorComment: "internal error"}
+		func() {
+			defer func() {
+				if r := recover(); r != nil {
+					a.log.Error("dimse: find handler panic", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+					a.conn.Close() // abort this association only
+				}
+			}()
+			st = a.s.FindHandler.HandleFind(ctx, req, func(id []byte, warn bool) error {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+				code := StatusPending
+				if warn {
+					code = StatusPendingWarning
+				}
+				return rsp(code, "", id)
+			})
+		}()
+		if f.cancelled.Load() {
+			st = Status{Code: StatusCancel}
+		} else if a.ctx.Err() != nil {
+			return // the association is gone
+		}
+		if st.Code == StatusSuccess || st.Code == StatusCancel {
+			st.ErrorComment = ""
+		}
+		rsp(st.Code, st.ErrorComment, nil)
+	}()
 }

@@ -368,3 +368,85 @@ func (c *Client) abortLocked() {
 	c.state = Sta1
 	c.conn.Close()
 }
+
+// Find sends a C-FIND-RQ with the identifier (encoded in the context's transfer
+// syntax, see Accepted) on the information model's context and calls match for each
+// pending response's identifier. If match returns false, a C-CANCEL-RQ is sent and the
+// remaining responses are drained. It returns the final status.
+func (c *Client) Find(ctx context.Context, model string, identifier []byte, match func(identifier []byte) bool) (Status, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	id, ok := c.context(model, "")
+	if !ok {
+		return Status{}, ErrNoContext
+	}
+	rq := &Command{CommandField: CFindRQ, MessageID: c.nextID(), AffectedSOPClassUID: model, CommandDataSetType: DataSetPresent}
+	if err := c.sendCommand(id, rq.Encode()); err != nil {
+		return Status{}, err
+	}
+	c.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+	if err := writePDV(c.conn, id, false, true, identifier); err != nil {
+		return Status{}, err
+	}
+	var cmdBuf, dataBuf []byte
+	var pending *Command
+	cancelled := false
+	for {
+		deadline := time.Now().Add(c.cfg.timeout())
+		if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+			deadline = d
+		}
+		c.conn.SetReadDeadline(deadline)
+		p, buf, err := ReadPDU(c.conn, c.cfg.MaxPDULength, c.buf)
+		c.buf = buf
+		if err != nil {
+			return Status{}, fmt.Errorf("dimse: waiting for C-FIND-RSP: %w", err)
+		}
+		pd, ok := p.(*PDataTF)
+		if !ok {
+			if ab, isAbort := p.(*AAbort); isAbort {
+				c.state = Sta1
+				c.conn.Close()
+				return Status{}, &AbortedError{ab.Source, ab.Reason}
+			}
+			c.abortLocked()
+			return Status{}, fmt.Errorf("%w: unexpected PDU type 0x%02x", ErrPDU, p.PDUType())
+		}
+		for _, v := range pd.PDVs {
+			if v.Command {
+				cmdBuf = append(cmdBuf, v.Data...)
+				if !v.Last {
+					continue
+				}
+				rsp, err := DecodeCommand(cmdBuf)
+				cmdBuf = nil
+				if err != nil {
+					return Status{}, err
+				}
+				if rsp.Status == StatusPending || rsp.Status == StatusPendingWarning {
+					if rsp.HasDataSet() {
+						pending = rsp
+					}
+					continue
+				}
+				return Status{Code: rsp.Status, ErrorComment: rsp.ErrorComment}, nil
+			}
+			if pending == nil {
+				continue
+			}
+			dataBuf = append(dataBuf, v.Data...)
+			if !v.Last {
+				continue
+			}
+			data := dataBuf
+			dataBuf, pending = nil, nil
+			if !cancelled && (ctx.Err() != nil || !match(data)) {
+				cancelled = true
+				cancel := &Command{CommandField: CCancelRQ, MessageIDBeingRespondedTo: rq.MessageID, CommandDataSetType: NoDataSet}
+				if err := c.sendCommand(id, cancel.Encode()); err != nil {
+					return Status{}, err
+				}
+			}
+		}
+	}
+}

@@ -164,7 +164,7 @@ func (c *Command) Encode() []byte {
 	str(tagRequestedSOPClassUID, c.RequestedSOPClassUID, 0)
 	us(tagCommandField, c.CommandField)
 	isRSP := c.CommandField&0x8000 != 0
-	if isRSP {
+	if isRSP || c.CommandField == CCancelRQ {
 		us(tagMessageIDBeingRespondedTo, c.MessageIDBeingRespondedTo)
 	} else {
 		us(tagMessageID, c.MessageID)

@@ -99,6 +99,8 @@ func (s *Server) serviceOf(abstract string) string {
 		return ServiceEcho
 	case strings.HasPrefix(abstract, storagePrefix) && s.StoreHandler != nil:
 		return ServiceStore
+	case (abstract == PatientRootFind || abstract == StudyRootFind) && s.FindHandler != nil:
+		return ServiceFind
 	}
 	return ""
 }
@@ -120,6 +122,9 @@ func (s *Server) chooseTransferSyntax(service string, offered []string) string {
 		}
 	}
 	for _, ts := range nativePreference {
+		if service == ServiceFind && ts != ExplicitVRLittleEndian && ts != ImplicitVRLittleEndian {
+			continue // identifiers are written in little endian only
+		}
 		if slices.Contains(offered, ts) && ok(ts) {
 			return ts
 		}

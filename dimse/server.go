@@ -57,6 +57,35 @@ type StoreHandler interface {
 	HandleStore(ctx context.Context, req *StoreRequest, data io.Reader) Status
 }
 
+// FindRequest is a C-FIND-RQ as handlers see it.
+type FindRequest struct {
+	Association *AssociationInfo
+	MessageID   uint16
+	Priority    uint16
+	// SOPClassUID is the information model (Patient Root or Study Root FIND).
+	SOPClassUID string
+	// TransferSyntaxUID encodes Identifier and the identifiers the handler sends.
+	TransferSyntaxUID string
+	// Identifier is the query data set (bounded to 1 MiB).
+	Identifier []byte
+}
+
+// FindHandler answers C-FIND. It calls send for each match, with the match's identifier
+// encoded in req.TransferSyntaxUID and whether optional keys were not supported
+// (status 0xFF01 instead of 0xFF00); send fails once the request is cancelled (C-CANCEL)
+// or the association ends, and the handler then returns promptly. The returned status is
+// the final response (Success, or a failure such as 0xA900 or 0xC000); after a C-CANCEL
+// the server answers Cancel (0xFE00) whatever the handler returns.
+type FindHandler interface {
+	HandleFind(ctx context.Context, req *FindRequest, send func(identifier []byte, optionalKeysUnsupported bool) error) Status
+}
+
+// Query/Retrieve information models for C-FIND.
+const (
+	PatientRootFind = "1.2.840.10008.5.1.4.1.2.1.1"
+	StudyRootFind   = "1.2.840.10008.5.1.4.1.2.2.1"
+)
+
 // Server is a DICOM upper layer acceptor. Its zero value serves C-ECHO on DefaultAddr as
 // DefaultAETitle; set StoreHandler to accept storage. Configure before Serve.
 type Server struct {
@@ -68,6 +97,8 @@ type Server struct {
 	Policy Policy
 	// StoreHandler handles C-STORE; nil means storage SOP classes are not supported.
 	StoreHandler StoreHandler
+	// FindHandler handles C-FIND; nil means the FIND information models are not supported.
+	FindHandler FindHandler
 	// MaxAssociations caps concurrent associations; more are rejected transiently
 	// with "local limit exceeded" (default 64).
 	MaxAssociations int

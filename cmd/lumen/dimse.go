@@ -26,6 +26,7 @@ func newDIMSEServer(c *Config, b *backends, log *slog.Logger) *dimse.Server {
 			Peers:                  peers,
 		},
 		StoreHandler:     &storeHandler{p: b.pipeline, log: log},
+		FindHandler:      &findHandler{idx: b.index, aeTitle: c.DIMSE.AETitle, log: log},
 		MaxAssociations:  c.DIMSE.MaxAssociations,
 		MaxPDULength:     uint32(c.DIMSE.MaxPDULength),
 		IdleTimeout:      c.DIMSE.IdleTimeout,

@@ -91,9 +91,9 @@ func Inst(s stu, seriesUID, modality string, seriesNo *int, sopUID, class string
 	return in
 }
 
-func fixture(t *testing.T, x index.Index) {
-	t.Helper()
-	list := []*index.Instance{
+// Fixture returns the instances the matching table is written against.
+func Fixture() []*index.Instance {
+	return []*index.Instance{
 		Inst(s1, "1.3.1", "CT", ip(1), "1.4.13", ctClass, ip(3)),
 		Inst(s1, "1.3.1", "CT", ip(1), "1.4.11", ctClass, ip(1)),
 		Inst(s1, "1.3.1", "CT", ip(1), "1.4.12", ctClass, ip(2)),
@@ -104,7 +104,11 @@ func fixture(t *testing.T, x index.Index) {
 		Inst(s3, "1.3.5", "ECG", ip(2), "1.4.51", ecgClass, nil),
 		Inst(s4, "1.3.6", "OT", nil, "1.4.61", otClass, ip(1)),
 	}
-	for _, in := range list {
+}
+
+func fixture(t *testing.T, x index.Index) {
+	t.Helper()
+	for _, in := range Fixture() {
 		if err := x.Put(ctx(t), in); err != nil {
 			t.Fatalf("Put(%s): %v", in.SOPInstanceUID, err)
 		}

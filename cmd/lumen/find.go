@@ -1,0 +1,281 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"strconv"
+	"strings"
+
+	"github.com/lumenpacs/lumen/archive/dcm"
+	"github.com/lumenpacs/lumen/dimse"
+	"github.com/lumenpacs/lumen/index"
+	"golang.org/x/text/encoding/charmap"
+)
+
+// findHandler answers C-FIND from the index (PS3.4 C.4.1), with the matching of
+// index.Query.
+type findHandler struct {
+	idx     index.Index
+	aeTitle string
+	log     *slog.Logger
+}
+
+var levels = map[string]index.Level{"PATIENT": index.PatientLevel, "STUDY": index.StudyLevel, "SERIES": index.SeriesLevel, "IMAGE": index.ImageLevel}
+
+// skipKeys are identifier elements that are not matching keys.
+var skipKeys = map[dcm.Tag]bool{dcm.TagSpecificCharacterSet: true, dcm.TagQueryRetrieveLevel: true, dcm.TagRetrieveAETitle: true, dcm.TagInstanceAvailability: true, dcm.NewTag(0x0008, 0x0201): true}
+
+func (h *findHandler) HandleFind(ctx context.Context, req *dimse.FindRequest, send func([]byte, bool) error) dimse.Status {
+	f, err := dcm.ParseDataset(bytes.NewReader(req.Identifier), req.TransferSyntaxUID, 0, nil)
+	if err != nil {
+		return dimse.Status{Code: dimse.StatusCannotUnderstand, ErrorComment: "identifier does not parse"}
+	}
+	id := f.Dataset
+	levelName := id.String(dcm.TagQueryRetrieveLevel)
+	level, ok := levels[levelName]
+	if !ok {
+		return dimse.Status{Code: dimse.StatusDataSetMismatch, ErrorComment: "QueryRetrieveLevel missing or not PATIENT/STUDY/SERIES/IMAGE"}
+	}
+	if level == index.PatientLevel && req.SOPClassUID == dimse.StudyRootFind {
+		return dimse.Status{Code: dimse.StatusDataSetMismatch, ErrorComment: "Study Root has no PATIENT level"}
+	}
+	q := index.Query{Level: level}
+	var keys []*dcm.Element
+	for _, e := range id.Elements {
+		if skipKeys[e.Tag] || e.Tag.Element() == 0 {
+			continue
+		}
+		keys = append(keys, e)
+		if e.VR == "SQ" || e.Value == nil || len(e.StringValues()) == 0 {
+			continue // universal matching (or sequence matching, not supported): return key
+		}
+		v := id.Text(e.Tag)
+		if e.VR != "PN" && e.VR != "LO" && e.VR != "SH" && e.VR != "LT" && e.VR != "ST" && e.VR != "UC" && e.VR != "UT" {
+			v = strings.Join(e.StringValues(), "\\")
+		}
+		if strings.TrimSpace(v) == "" {
+			continue
+		}
+		q.Filters = append(q.Filters, index.Filter{Tag: e.Tag, Value: v})
+	}
+	res, err := h.idx.Find(ctx, q)
+	if err != nil {
+		if errors.Is(err, context.Canceled) {
+			return dimse.Status{Code: dimse.StatusCancel}
+		}
+		h.log.Warn("dimse: C-FIND failed", "calling_ae", req.Association.CallingAETitle, "err", err)
+		return dimse.Status{Code: dimse.StatusOutOfResources, ErrorComment: "index unavailable"}
+	}
+	latin1 := strings.Contains(strings.Join(id.Strings(dcm.TagSpecificCharacterSet), "\\"), "ISO_IR 100")
+	warnIgnored := len(res.Ignored) > 0
+	emit := func(vals func(dcm.Tag) (string, []string, bool)) error {
+		out := &dcm.Dataset{}
+		out.Set(dcm.NewString(dcm.TagQueryRetrieveLevel, "CS", levelName))
+		out.Set(dcm.NewString(dcm.TagRetrieveAETitle, "AE", h.aeTitle))
+		out.Set(dcm.NewString(dcm.TagInstanceAvailability, "CS", "ONLINE"))
+		warn := warnIgnored
+		nonASCII := false
+		for _, k := range keys {
+			vr, v, ok := vals(k.Tag)
+			if !ok {
+				warn = true
+				vr = k.VR
+				if vr == "" || vr == "UN" {
+					vr = dcm.DictVR(k.Tag)
+				}
+				if vr == "SQ" {
+					out.Set(dcm.NewSequence(k.Tag))
+				} else {
+					out.Set(dcm.NewElement(k.Tag, vr, nil))
+				}
+				continue
+			}
+			for _, s := range v {
+				if !isASCII(s) {
+					nonASCII = true
+				}
+			}
+			out.Set(dcm.NewString(k.Tag, vr, v...))
+		}
+		if nonASCII {
+			if latin1 && encodeLatin1(out) {
+				out.Set(dcm.NewString(dcm.TagSpecificCharacterSet, "CS", "ISO_IR 100"))
+			} else {
+				out.Set(dcm.NewString(dcm.TagSpecificCharacterSet, "CS", "ISO_IR 192"))
+			}
+		}
+		b, err := out.Encode(req.TransferSyntaxUID)
+		if err != nil {
+			return err
+		}
+		return send(b, warn)
+	}
+	var sendErr error
+	switch level {
+	case index.PatientLevel:
+		for i := range res.Patients {
+			if sendErr = emit(func(t dcm.Tag) (string, []string, bool) { return patientValue(&res.Patients[i], t) }); sendErr != nil {
+				break
+			}
+		}
+	case index.StudyLevel:
+		for i := range res.Studies {
+			s := &res.Studies[i]
+			if sendErr = emit(func(t dcm.Tag) (string, []string, bool) { return studyValue(s, t) }); sendErr != nil {
+				break
+			}
+		}
+	case index.SeriesLevel:
+		for i := range res.Series {
+			s := &res.Series[i]
+			if sendErr = emit(func(t dcm.Tag) (string, []string, bool) { return seriesValue(s, t) }); sendErr != nil {
+				break
+			}
+		}
+	case index.ImageLevel:
+		for i := range res.Instances {
+			in := &res.Instances[i]
+			if sendErr = emit(func(t dcm.Tag) (string, []string, bool) { return instanceValue(in, t) }); sendErr != nil {
+				break
+			}
+		}
+	}
+	if sendErr != nil {
+		return dimse.Status{Code: dimse.StatusCancel}
+	}
+	return dimse.Status{Code: dimse.StatusSuccess}
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
+// encodeLatin1 converts the text values of ds to ISO 8859-1; false if one does not fit.
+func encodeLatin1(ds *dcm.Dataset) bool {
+	enc := charmap.ISO8859_1.NewEncoder()
+	var conv [][2][]byte
+	for _, e := range ds.Elements {
+		switch e.VR {
+		case "PN", "LO", "SH", "LT", "ST", "UC", "UT":
+			b, err := enc.Bytes(e.Value)
+			if err != nil {
+				return false
+			}
+			conv = append(conv, [2][]byte{e.Value, b})
+		}
+	}
+	i := 0
+	for _, e := range ds.Elements {
+		switch e.VR {
+		case "PN", "LO", "SH", "LT", "ST", "UC", "UT":
+			e.Value = conv[i][1]
+			if len(e.Value)%2 == 1 {
+				e.Value = append(e.Value, ' ')
+			}
+			e.Length = uint32(len(e.Value))
+			i++
+		}
+	}
+	return true
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
+
+func optional(p *int) []string {
+	if p == nil {
+		return nil
+	}
+	return []string{itoa(*p)}
+}
+
+func patientValue(p *index.Patient, t dcm.Tag) (string, []string, bool) {
+	switch t {
+	case dcm.TagPatientID:
+		return "LO", []string{p.PatientID}, true
+	case dcm.TagIssuerOfPatientID:
+		return "LO", []string{p.IssuerOfPatientID}, true
+	case dcm.TagPatientName:
+		return "PN", []string{p.PatientName}, true
+	case dcm.TagPatientBirthDate:
+		return "DA", []string{p.PatientBirthDate}, true
+	case dcm.TagPatientSex:
+		return "CS", []string{p.PatientSex}, true
+	case dcm.TagNumberOfPatientRelatedStudies:
+		return "IS", []string{itoa(p.NumberOfPatientRelatedStudies)}, true
+	}
+	return "", nil, false
+}
+
+func studyValue(s *index.Study, t dcm.Tag) (string, []string, bool) {
+	switch t {
+	case dcm.TagStudyInstanceUID:
+		return "UI", []string{s.StudyInstanceUID}, true
+	case dcm.TagStudyDate:
+		return "DA", []string{s.StudyDate}, true
+	case dcm.TagStudyTime:
+		return "TM", []string{s.StudyTime}, true
+	case dcm.TagAccessionNumber:
+		return "SH", []string{s.AccessionNumber}, true
+	case dcm.TagStudyID:
+		return "SH", []string{s.StudyID}, true
+	case dcm.TagStudyDescription:
+		return "LO", []string{s.StudyDescription}, true
+	case dcm.TagReferringPhysicianName:
+		return "PN", []string{s.ReferringPhysicianName}, true
+	case dcm.TagModalitiesInStudy:
+		return "CS", s.ModalitiesInStudy, true
+	case dcm.TagSOPClassesInStudy:
+		return "UI", s.SOPClassesInStudy, true
+	case dcm.TagNumberOfStudyRelatedSeries:
+		return "IS", []string{itoa(s.NumberOfStudyRelatedSeries)}, true
+	case dcm.TagNumberOfStudyRelatedInstances:
+		return "IS", []string{itoa(s.NumberOfStudyRelatedInstances)}, true
+	}
+	return patientValue(&s.Patient, t)
+}
+
+func seriesValue(s *index.Series, t dcm.Tag) (string, []string, bool) {
+	switch t {
+	case dcm.TagSeriesInstanceUID:
+		return "UI", []string{s.SeriesInstanceUID}, true
+	case dcm.TagModality:
+		return "CS", []string{s.Modality}, true
+	case dcm.TagSeriesNumber:
+		return "IS", optional(s.SeriesNumber), true
+	case dcm.TagSeriesDescription:
+		return "LO", []string{s.SeriesDescription}, true
+	case dcm.TagBodyPartExamined:
+		return "CS", []string{s.BodyPartExamined}, true
+	case dcm.TagSeriesDate:
+		return "DA", []string{s.SeriesDate}, true
+	case dcm.TagSeriesTime:
+		return "TM", []string{s.SeriesTime}, true
+	case dcm.TagNumberOfSeriesRelatedInstances:
+		return "IS", []string{itoa(s.NumberOfSeriesRelatedInstances)}, true
+	}
+	return studyValue(&s.Study, t)
+}
+
+func instanceValue(in *index.Instance, t dcm.Tag) (string, []string, bool) {
+	switch t {
+	case dcm.TagSOPInstanceUID:
+		return "UI", []string{in.SOPInstanceUID}, true
+	case dcm.TagSOPClassUID:
+		return "UI", []string{in.SOPClassUID}, true
+	case dcm.TagInstanceNumber:
+		return "IS", optional(in.InstanceNumber), true
+	case dcm.TagNumberOfFrames:
+		if in.NumberOfFrames == 0 {
+			return "IS", nil, true
+		}
+		return "IS", []string{itoa(in.NumberOfFrames)}, true
+	}
+	return seriesValue(&in.Series, t)
+}
