@@ -12,7 +12,7 @@ PKGS          := ./... ./testdata/gen ./testdata/cmd/gencorpus
 FUZZTIME      ?= 20s
 BENCHTIME     ?= 3s
 
-.PHONY: all build run test provision tools bench lint fuzz docker clean
+.PHONY: all build run test provision tools bench bench-orthanc lint fuzz docker clean
 
 all: build
 
@@ -40,6 +40,10 @@ tools: provision
 bench: provision
 	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -timeout 60m ./archive/...
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./cmd/lumen
+
+## bench-orthanc: storescu → Lumen vs storescu → Orthanc 1.10 (Debian), side by side.
+bench-orthanc:
+	bash .ci/bench-orthanc
 
 lint:
 	@test -z "$$(gofmt -l . | tee /dev/stderr)" || (echo "gofmt: files above need formatting" && exit 1)

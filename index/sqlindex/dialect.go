@@ -28,6 +28,9 @@ type Dialect struct {
 	IsRetryable func(error) bool
 	// Migrations holds NNNN_name.sql files applied in order.
 	Migrations fs.FS
+	// SerializeWrites runs write transactions one at a time inside the process (SQLite
+	// has a single writer; waiting on a mutex beats its busy-timeout polling).
+	SerializeWrites bool
 	// LockMigrations serialises concurrent migrators (e.g. an advisory lock), or nil.
 	LockMigrations func(ctx context.Context, tx *sql.Tx) error
 }

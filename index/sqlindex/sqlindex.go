@@ -18,7 +18,8 @@ import (
 type DB struct {
 	db    *sql.DB
 	d     *Dialect
-	stmts sync.Map // query text -> *sql.Stmt
+	stmts sync.Map   // query text -> *sql.Stmt
+	wmu   sync.Mutex // held around write transactions when the dialect serialises them
 }
 
 var _ index.Index = (*DB)(nil)
@@ -47,6 +48,10 @@ func (x *DB) tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 }
 
 func (x *DB) tx1(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	if x.d.SerializeWrites {
+		x.wmu.Lock()
+		defer x.wmu.Unlock()
+	}
 	tx, err := x.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err

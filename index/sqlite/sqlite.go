@@ -24,10 +24,13 @@ var migrations embed.FS
 func Dialect() *sqlindex.Dialect {
 	sub, _ := fs.Sub(migrations, "migrations")
 	return &sqlindex.Dialect{
-		Name:       "sqlite",
-		Glob:       true,
-		Contains:   "instr(%[1]s, %[2]s) > 0",
-		Migrations: sub,
+		Name: "sqlite",
+		Glob: true,
+		// One writer at a time; other processes (lumen import beside lumen serve) still
+		// coordinate through SQLite's locks and busy timeout.
+		SerializeWrites: true,
+		Contains:        "instr(%[1]s, %[2]s) > 0",
+		Migrations:      sub,
 		IsUniqueViolation: func(err error) bool {
 			var se *sqlite.Error
 			if errors.As(err, &se) {
