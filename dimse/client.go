@@ -284,46 +284,55 @@ func (c *Client) sendData(ctx context.Context, id byte, r io.Reader) error {
 	}
 }
 
+// readPData reads the next PDU, which must be a P-DATA-TF: an A-ABORT ends the
+// association with an *AbortedError, anything else aborts it.
+func (c *Client) readPData(ctx context.Context, waitingFor string) (*PDataTF, error) {
+	deadline := time.Now().Add(c.cfg.timeout())
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	c.conn.SetReadDeadline(deadline)
+	p, buf, err := ReadPDU(c.conn, c.cfg.MaxPDULength, c.buf)
+	c.buf = buf
+	if err != nil {
+		return nil, fmt.Errorf("dimse: waiting for %s: %w", waitingFor, err)
+	}
+	switch v := p.(type) {
+	case *PDataTF:
+		return v, nil
+	case *AAbort:
+		c.state = Sta1
+		c.conn.Close()
+		return nil, &AbortedError{v.Source, v.Reason}
+	}
+	c.abortLocked()
+	return nil, fmt.Errorf("%w: unexpected PDU type 0x%02x while waiting for %s", ErrPDU, p.PDUType(), waitingFor)
+}
+
 // readResponse reads PDUs until the response to msgID arrives.
 func (c *Client) readResponse(ctx context.Context, msgID uint16) (Status, error) {
 	var cmdBuf []byte
 	for {
-		deadline := time.Now().Add(c.cfg.timeout())
-		if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
-			deadline = d
-		}
-		c.conn.SetReadDeadline(deadline)
-		p, buf, err := ReadPDU(c.conn, c.cfg.MaxPDULength, c.buf)
-		c.buf = buf
+		pd, err := c.readPData(ctx, "a response")
 		if err != nil {
-			return Status{}, fmt.Errorf("dimse: waiting for response: %w", err)
+			return Status{}, err
 		}
-		switch v := p.(type) {
-		case *AAbort:
-			c.state = Sta1
-			c.conn.Close()
-			return Status{}, &AbortedError{v.Source, v.Reason}
-		case *PDataTF:
-			for _, pdv := range v.PDVs {
-				if !pdv.Command {
-					continue // a data set we do not expect for these operations
-				}
-				cmdBuf = append(cmdBuf, pdv.Data...)
-				if !pdv.Last {
-					continue
-				}
-				rsp, err := DecodeCommand(cmdBuf)
-				cmdBuf = nil
-				if err != nil {
-					return Status{}, err
-				}
-				if rsp.MessageIDBeingRespondedTo == msgID {
-					return Status{Code: rsp.Status, ErrorComment: rsp.ErrorComment}, nil
-				}
+		for _, pdv := range pd.PDVs {
+			if !pdv.Command {
+				continue // a data set we do not expect for these operations
 			}
-		default:
-			c.abortLocked()
-			return Status{}, fmt.Errorf("%w: unexpected PDU type 0x%02x", ErrPDU, p.PDUType())
+			cmdBuf = append(cmdBuf, pdv.Data...)
+			if !pdv.Last {
+				continue
+			}
+			rsp, err := DecodeCommand(cmdBuf)
+			cmdBuf = nil
+			if err != nil {
+				return Status{}, err
+			}
+			if rsp.MessageIDBeingRespondedTo == msgID {
+				return Status{Code: rsp.Status, ErrorComment: rsp.ErrorComment}, nil
+			}
 		}
 	}
 }
@@ -392,25 +401,9 @@ func (c *Client) Find(ctx context.Context, model string, identifier []byte, matc
 	var pending *Command
 	cancelled := false
 	for {
-		deadline := time.Now().Add(c.cfg.timeout())
-		if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
-			deadline = d
-		}
-		c.conn.SetReadDeadline(deadline)
-		p, buf, err := ReadPDU(c.conn, c.cfg.MaxPDULength, c.buf)
-		c.buf = buf
+		pd, err := c.readPData(ctx, "C-FIND-RSP")
 		if err != nil {
-			return Status{}, fmt.Errorf("dimse: waiting for C-FIND-RSP: %w", err)
-		}
-		pd, ok := p.(*PDataTF)
-		if !ok {
-			if ab, isAbort := p.(*AAbort); isAbort {
-				c.state = Sta1
-				c.conn.Close()
-				return Status{}, &AbortedError{ab.Source, ab.Reason}
-			}
-			c.abortLocked()
-			return Status{}, fmt.Errorf("%w: unexpected PDU type 0x%02x", ErrPDU, p.PDUType())
+			return Status{}, err
 		}
 		for _, v := range pd.PDVs {
 			if v.Command {

@@ -51,16 +51,7 @@ func (d *Dataset) Set(e *Element) {
 			return
 		}
 	}
-	d.Elements = append(d.Elements, e)
-	slices.SortStableFunc(d.Elements, func(a, b *Element) int {
-		switch {
-		case a.Tag < b.Tag:
-			return -1
-		case a.Tag > b.Tag:
-			return 1
-		}
-		return 0
-	})
+	d.Elements = sortedByTag(append(d.Elements, e))
 }
 
 // Encode writes the data set in Implicit or Explicit VR Little Endian, sequences with
@@ -79,17 +70,7 @@ func (d *Dataset) Encode(ts string) ([]byte, error) {
 }
 
 func (d *Dataset) appendTo(b []byte, explicit bool) ([]byte, error) {
-	els := slices.Clone(d.Elements)
-	slices.SortStableFunc(els, func(a, b *Element) int {
-		switch {
-		case a.Tag < b.Tag:
-			return -1
-		case a.Tag > b.Tag:
-			return 1
-		}
-		return 0
-	})
-	for _, e := range els {
+	for _, e := range sortedByTag(d.Elements) {
 		if e.Bulk || e.bigEndian {
 			return nil, fmt.Errorf("dcm: encode: element %s has no encodable value", e.Tag)
 		}

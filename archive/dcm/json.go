@@ -80,16 +80,7 @@ func codingSystem(d *Dataset, parent charset.CodingSystem) charset.CodingSystem 
 }
 
 func (w *jsonWriter) dataset(d *Dataset, cs charset.CodingSystem, path string, top bool) {
-	els := slices.Clone(d.Elements)
-	slices.SortStableFunc(els, func(a, b *Element) int {
-		switch {
-		case a.Tag < b.Tag:
-			return -1
-		case a.Tag > b.Tag:
-			return 1
-		}
-		return 0
-	})
+	els := sortedByTag(d.Elements)
 	w.buf = append(w.buf, '{')
 	first := true
 	var prev Tag
@@ -427,4 +418,19 @@ func (d *Dataset) Text(t Tag) string {
 		return decode(cs.Ideographic, v)
 	}
 	return v
+}
+
+// sortedByTag returns the elements in ascending tag order (stable for duplicates).
+func sortedByTag(els []*Element) []*Element {
+	out := slices.Clone(els)
+	slices.SortStableFunc(out, func(a, b *Element) int {
+		switch {
+		case a.Tag < b.Tag:
+			return -1
+		case a.Tag > b.Tag:
+			return 1
+		}
+		return 0
+	})
+	return out
 }

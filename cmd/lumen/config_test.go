@@ -11,20 +11,7 @@ import (
 	"github.com/spf13/pflag"
 )
 
-// benchConfig is testConfig for benchmarks.
-func benchConfig(b *testing.B) *Config {
-	fs := pflag.NewFlagSet("b", pflag.ContinueOnError)
-	fs.String("config", "", "")
-	fs.String("data-dir", "", "")
-	fs.Parse([]string{"--data-dir", b.TempDir()})
-	c, err := loadConfig(fs)
-	if err != nil {
-		b.Fatal(err)
-	}
-	return c
-}
-
-func testConfig(t *testing.T, dir string) *Config {
+func testConfig(t testing.TB, dir string) *Config {
 	t.Helper()
 	fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
 	fs.String("config", "", "")

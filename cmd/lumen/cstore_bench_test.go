@@ -29,7 +29,7 @@ func BenchmarkCStore(b *testing.B) {
 	for _, be := range []string{"fs+sqlite", "fs+postgres"} {
 		for _, assocs := range []int{1, 4} {
 			b.Run(fmt.Sprintf("%s/associations=%d", be, assocs), func(b *testing.B) {
-				s := startLumenB(b, func(c *Config) {
+				s := startLumen(b, func(c *Config) {
 					if be == "fs+postgres" {
 						c.Index.Backend, c.Index.Postgres.DSN = "postgres", pgtest.Schema(b)
 					}
@@ -84,26 +84,4 @@ func BenchmarkCStore(b *testing.B) {
 			})
 		}
 	}
-}
-
-// startLumenB is startLumen for benchmarks.
-func startLumenB(b *testing.B, mutate func(*Config)) *lumenServer {
-	c := benchConfig(b)
-	c.HTTP.Addr, c.DIMSE.Addr = "127.0.0.1:0", "127.0.0.1:0"
-	c.Fsck.OnStart = false
-	if mutate != nil {
-		mutate(c)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan listening, 1)
-	errc := make(chan error, 1)
-	go func() { errc <- serve(ctx, c, discardLogger(), ready) }()
-	var addr listening
-	select {
-	case addr = <-ready:
-	case err := <-errc:
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { cancel(); <-errc })
-	return &lumenServer{c: c, addr: addr, stop: cancel}
 }

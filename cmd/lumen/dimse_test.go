@@ -26,7 +26,7 @@ type lumenServer struct {
 	stop func()
 }
 
-func startLumen(t *testing.T, mutate func(*Config)) *lumenServer {
+func startLumen(t testing.TB, mutate func(*Config)) *lumenServer {
 	t.Helper()
 	c := testConfig(t, t.TempDir())
 	c.HTTP.Addr, c.DIMSE.Addr = "127.0.0.1:0", "127.0.0.1:0"

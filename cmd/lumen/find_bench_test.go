@@ -80,7 +80,7 @@ func BenchmarkFindStudies(b *testing.B) {
 	}
 	for _, be := range []string{"sqlite", "postgres"} {
 		b.Run(be, func(b *testing.B) {
-			s := startLumenB(b, func(c *Config) {
+			s := startLumen(b, func(c *Config) {
 				if be == "postgres" {
 					c.Index.Backend, c.Index.Postgres.DSN = "postgres", pgtest.Schema(b)
 				}
