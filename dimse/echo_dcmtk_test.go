@@ -1,9 +1,7 @@
 package dimse
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
 	"io"
 	"log/slog"
 	"net"
@@ -142,8 +140,5 @@ func TestEchoSCU(t *testing.T) {
 	}
 }
 
-func sha(b []byte) [32]byte { return sha256.Sum256(b) }
-
-var _ = bytes.Equal
 
 var execCommand = exec.Command
