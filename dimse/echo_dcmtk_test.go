@@ -140,5 +140,4 @@ func TestEchoSCU(t *testing.T) {
 	}
 }
 
-
 var execCommand = exec.Command
