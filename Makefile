@@ -35,11 +35,14 @@ provision:
 tools: provision
 
 ## bench: BenchmarkIngest (fs+SQLite, fs+PostgreSQL, MinIO+PostgreSQL; 1 and 4 writers),
-## the store benchmarks, BenchmarkImportCT (lumen import of 2,000 512 KB CT instances) and
-## BenchmarkIngestLargeMultiframe (one 1 GiB instance; peak RSS of the process).
+## the store benchmarks, BenchmarkImportCT (lumen import of 2,000 512 KB CT instances),
+## BenchmarkIngestLargeMultiframe (one 1 GiB instance; peak RSS of the process),
+## BenchmarkCStore (1 and 4 associations) and BenchmarkFindStudies (100,000 studies).
 bench: provision
 	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -timeout 60m ./archive/...
-	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./cmd/lumen
+	$(GO) test -run '^$$' -bench 'ImportCT|LargeMultiframe' -benchtime 1x -timeout 60m ./cmd/lumen
+	$(GO) test -run '^$$' -bench 'CStore' -benchtime 300x -timeout 30m ./cmd/lumen
+	$(GO) test -run '^$$' -bench 'FindStudies' -benchtime 500x -timeout 30m ./cmd/lumen
 
 ## bench-orthanc: storescu → Lumen vs storescu → Orthanc 1.10 (Debian), side by side.
 bench-orthanc:
