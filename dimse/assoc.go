@@ -83,6 +83,7 @@ func newAssociation(s *Server, conn net.Conn) *association {
 
 func (a *association) abortLocal() {
 	a.aborting.Store(true)
+	a.cancel() // handlers waiting on ctx return; their pipes are closed (startStore)
 	a.conn.SetDeadline(time.Now())
 }
 
@@ -103,12 +104,16 @@ func (a *association) serve() {
 	a.fire(Evt5, nil)
 	for a.state != Sta1 {
 		if a.aborting.Load() {
-			if a.state != Sta13 {
+			if a.state != Sta13 && a.state != Sta2 {
 				a.log.Info("dimse: association aborted by server shutdown")
 				a.fire(Evt15, nil)
 			}
 			a.fire(Evt17, nil) // do not wait for the peer to close: we are going away
 			break
+		}
+		if a.state == Sta13 {
+			a.drain()
+			continue
 		}
 		a.setReadDeadline()
 		p, buf, err := ReadPDU(a.conn, a.s.maxPDU(), a.buf)
@@ -122,10 +127,30 @@ func (a *association) serve() {
 	a.endMessage(errAssociationAborted)
 }
 
+// drain discards what the peer still sends in Sta13 (PDUs are ignored there, and after an
+// invalid PDU the stream may not even be aligned on PDUs) until it closes the transport
+// (Evt17) or ARTIM expires (Evt18).
+func (a *association) drain() {
+	if a.artimAt.IsZero() {
+		a.startARTIM()
+	}
+	a.conn.SetReadDeadline(a.artimAt)
+	_, err := io.Copy(io.Discard, a.conn)
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() && !a.aborting.Load() {
+		a.fire(Evt18, nil)
+		return
+	}
+	a.fire(Evt17, nil)
+}
+
 func (a *association) setReadDeadline() {
 	switch {
 	case !a.artimAt.IsZero():
 		a.conn.SetReadDeadline(a.artimAt)
+	case a.find != nil:
+		// Responses are flowing: the peer may rightly stay silent (writes have deadlines).
+		a.conn.SetReadDeadline(time.Time{})
 	case a.state == Sta6 || a.state == Sta8:
 		a.conn.SetReadDeadline(time.Now().Add(a.s.idle()))
 	default:
@@ -359,6 +384,7 @@ func (in *incoming) write(b []byte) {
 // endMessage stops an in-flight handler (association ending) and waits for it.
 func (a *association) endMessage(err error) {
 	if f := a.find; f != nil {
+		a.cancel() // the association is ending: the find goroutine sends nothing more
 		f.cancel()
 		<-f.done
 		a.find = nil
@@ -479,7 +505,9 @@ func (a *association) startStore(ctxID byte, pc acceptedContext, cmd *Command) {
 		MoveOriginatorAETitle: cmd.MoveOriginatorAETitle, MoveOriginatorMessageID: cmd.MoveOriginatorMessageID,
 	}
 	ctx := a.ctx
+	stop := context.AfterFunc(ctx, func() { pr.CloseWithError(errAssociationAborted); pw.CloseWithError(errAssociationAborted) })
 	go func() {
+		defer stop()
 		st := Status{Code: StatusOutOfResources, ErrorComment: "internal error"}
 		defer func() {
 			if r := recover(); r != nil {

@@ -1,6 +1,7 @@
 package dimse
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -60,6 +61,9 @@ type AbortedError struct{ Source, Reason byte }
 func (e *AbortedError) Error() string {
 	return fmt.Sprintf("dimse: association aborted by peer (source %d, reason %d)", e.Source, e.Reason)
 }
+
+// minPeerPDULength is the smallest maximum PDU length a peer may announce.
+const minPeerPDULength = 512
 
 // ErrNoContext means no accepted presentation context fits the request.
 var ErrNoContext = errors.New("dimse: no accepted presentation context for this SOP class and transfer syntax")
@@ -131,6 +135,11 @@ func Dial(ctx context.Context, addr string, cfg DialConfig) (*Client, error) {
 		c.transition(Evt3)
 		c.AC = v
 		c.peerMax = v.UserInformation.MaxPDULength
+		if c.peerMax != 0 && c.peerMax < minPeerPDULength {
+			c.write(&AAbort{Source: AbortSourceServiceUser})
+			conn.Close()
+			return nil, fmt.Errorf("dimse: peer's maximum PDU length %d is below %d bytes", c.peerMax, minPeerPDULength)
+		}
 		c.contexts = map[byte]acceptedContext{}
 		for _, pc := range v.PresentationContexts {
 			if pc.Result != ResultAcceptance || len(pc.TransferSyntaxes) == 0 {
@@ -393,8 +402,7 @@ func (c *Client) Find(ctx context.Context, model string, identifier []byte, matc
 	if err := c.sendCommand(id, rq.Encode()); err != nil {
 		return Status{}, err
 	}
-	c.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
-	if err := writePDV(c.conn, id, false, true, identifier); err != nil {
+	if err := c.sendData(ctx, id, bytes.NewReader(identifier)); err != nil {
 		return Status{}, err
 	}
 	var cmdBuf, dataBuf []byte

@@ -180,8 +180,17 @@ func (s *Server) negotiate(rq *AAssociate, remote net.Addr) (*AAssociate, *AAsso
 	if rq.UserInformation.HasAsyncOps {
 		u.HasAsyncOps, u.AsyncOpsInvoked, u.AsyncOpsPerformed = true, 1, 1
 	}
+	proposed := map[string]bool{}
+	for _, pc := range rq.PresentationContexts {
+		proposed[pc.AbstractSyntax] = true
+	}
 	for _, r := range rq.UserInformation.Roles {
-		// The requestor may act as SCU; acting as SCP (C-GET) is not offered yet.
+		// Answer once per proposed SOP class: the requestor may act as SCU; acting as SCP
+		// (C-GET) is not offered yet.
+		if !proposed[r.SOPClassUID] {
+			continue
+		}
+		proposed[r.SOPClassUID] = false
 		u.Roles = append(u.Roles, RoleSelection{SOPClassUID: r.SOPClassUID, SCU: r.SCU, SCP: false})
 	}
 	return ac, nil, ""

@@ -333,15 +333,30 @@ func ReadPDU(r io.Reader, maxPDataLength uint32, buf []byte) (PDU, []byte, error
 	if length > limit {
 		return nil, buf, pduErr(AbortReasonInvalidParamValue, "PDU type 0x%02x length %d exceeds the limit %d", typ, length, limit)
 	}
-	if uint32(cap(buf)) < length {
-		buf = make([]byte, length)
-	}
-	body := buf[:length]
-	if _, err := io.ReadFull(r, body); err != nil {
-		if errors.Is(err, io.EOF) {
+	var body []byte
+	if typ == TypePDataTF {
+		// Bounded by what this side advertised: read into the reusable buffer.
+		if uint32(cap(buf)) < length {
+			buf = make([]byte, length)
+		}
+		body = buf[:length]
+		if _, err := io.ReadFull(r, body); err != nil {
+			if errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, buf, err
+		}
+	} else {
+		// Other PDUs may claim up to 1 MiB before negotiation: grow with the bytes that
+		// actually arrive instead of trusting the length.
+		var err error
+		body, err = io.ReadAll(io.LimitReader(r, int64(length)))
+		if err == nil && uint32(len(body)) != length {
 			err = io.ErrUnexpectedEOF
 		}
-		return nil, buf, err
+		if err != nil {
+			return nil, buf, err
+		}
 	}
 	p, err := decodeBody(typ, body)
 	return p, buf, err

@@ -223,17 +223,32 @@ func (s *Server) Serve(ln net.Listener) error {
 			if s.closing.Load() {
 				return ErrServerClosed
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-				time.Sleep(delay)
-				continue
+			if errors.Is(err, net.ErrClosed) {
+				return err
 			}
-			return err
+			// Temporary failures (timeouts, EMFILE, ENFILE, ENOBUFS...): back off and go
+			// on serving, as net/http does.
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			s.log().Warn("dimse: accept failed; retrying", "err", err, "delay", delay.String())
+			time.Sleep(delay)
+			continue
 		}
 		delay = 0
-		a := newAssociation(s, conn)
 		s.mu.Lock()
+		if s.closing.Load() {
+			s.mu.Unlock()
+			conn.Close()
+			return ErrServerClosed
+		}
+		if len(s.assocs) >= 2*s.maxAssociations() {
+			// Connections that have not (yet) negotiated count too: refuse the excess
+			// before it costs memory.
+			s.mu.Unlock()
+			s.log().Warn("dimse: connection refused: too many open connections", "remote", conn.RemoteAddr().String(), "limit", 2*s.maxAssociations())
+			conn.Close()
+			continue
+		}
+		a := newAssociation(s, conn)
 		if s.assocs == nil {
 			s.assocs = map[*association]struct{}{}
 		}
@@ -253,8 +268,8 @@ func (s *Server) Serve(ln net.Listener) error {
 // Shutdown stops accepting associations, lets established ones finish until ctx ends,
 // then aborts those left. It returns ctx's error if it had to abort.
 func (s *Server) Shutdown(ctx context.Context) error {
-	s.closing.Store(true)
 	s.mu.Lock()
+	s.closing.Store(true)
 	for ln := range s.listeners {
 		ln.Close()
 	}

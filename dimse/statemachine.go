@@ -168,8 +168,8 @@ var stateTable = func() map[State]map[Event]Transition {
 	set(Sta12, AA8, Sta13, Evt13)
 	set(Sta12, AR4, Sta13, Evt14)
 	// Sta13: awaiting transport close.
-	set(Sta13, AA6, Sta13, Evt3, Evt4, Evt10, Evt12, Evt13, Evt19)
-	set(Sta13, AA7, Sta13, Evt6)
+	set(Sta13, AA6, Sta13, Evt3, Evt4, Evt10, Evt12, Evt13)
+	set(Sta13, AA7, Sta13, Evt6, Evt19)
 	set(Sta13, AA2, Sta1, Evt16, Evt18)
 	set(Sta13, AR5, Sta1, Evt17)
 	return t
