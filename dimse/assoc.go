@@ -195,6 +195,13 @@ func (a *association) fire(e Event, p PDU) {
 	}
 	from := a.state
 	a.state = tr.Next
+	if a.counted && (a.state == Sta13 || a.state == Sta1) {
+		// The association no longer counts against the limit once it is being released
+		// or aborted (before the A-RELEASE-RP goes out, so a peer that reconnects at once
+		// finds the slot free).
+		a.counted = false
+		a.s.active.Add(-1)
+	}
 	switch tr.Action {
 	case AE5:
 		a.startARTIM()
