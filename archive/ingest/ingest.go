@@ -308,6 +308,26 @@ func (p *Pipeline) storeFailure(err error, done chan putResult) *Error {
 	return fail(ErrUnavailable, err, "the object could not be received or streamed to the object store")
 }
 
+// committedAnyway settles an index write that failed with an unknown outcome: if the
+// row points at the new blob, the write committed after all (true); if the index answers
+// that it does not, the blob is removed; if the index cannot answer, the blob is kept
+// (an orphan at worst, which fsck re-indexes or removes) rather than risk a row
+// without its blob.
+func (p *Pipeline) committedAnyway(ctx context.Context, inst *index.Instance, removeBlob func()) bool {
+	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	defer cancel()
+	existing, err := p.Index.Instance(lctx, inst.SOPInstanceUID)
+	switch {
+	case err == nil && existing.BlobKey == inst.BlobKey:
+		return true
+	case err == nil || errors.Is(err, index.ErrNotFound):
+		removeBlob()
+	default:
+		p.log().Warn("ingest: index outcome unknown; blob kept for lumen fsck", "key", inst.BlobKey, "err", err)
+	}
+	return false
+}
+
 // cleanupTimeout bounds the removal of a blob after a failure, so an unreachable store
 // does not hold the caller; what cannot be removed is an orphan that fsck finds.
 const cleanupTimeout = 10 * time.Second
@@ -345,7 +365,12 @@ func (p *Pipeline) commit(ctx context.Context, inst *index.Instance, src Source)
 		return nil, fail(ErrConflict, err, "series or study UID already belongs to another study or patient")
 	}
 	if !errors.Is(err, index.ErrExists) {
-		removeBlob()
+		// The outcome may be unknown (the connection broke during COMMIT): only remove
+		// the blob once the index says the row is not there, or an index row could be
+		// left without its blob.
+		if p.committedAnyway(ctx, inst, removeBlob) {
+			return res, nil
+		}
 		return nil, fail(ErrUnavailable, err, "the index did not accept the record")
 	}
 	existing, lerr := p.Index.Instance(ctx, inst.SOPInstanceUID)
@@ -367,9 +392,14 @@ func (p *Pipeline) commit(ctx context.Context, inst *index.Instance, src Source)
 	case Overwrite:
 		old, err := p.Index.Replace(ctx, inst)
 		if err != nil {
-			removeBlob()
 			if errors.Is(err, index.ErrConflict) {
+				removeBlob()
 				return nil, fail(ErrConflict, err, "series or study UID already belongs to another study or patient")
+			}
+			if p.committedAnyway(ctx, inst, removeBlob) {
+				// The replacement committed; the replaced blob is left for fsck.
+				res.Outcome = Replaced
+				return res, nil
 			}
 			return nil, fail(ErrUnavailable, err, "the index did not accept the replacement")
 		}

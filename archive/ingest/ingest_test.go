@@ -420,3 +420,57 @@ func TestSamples(t *testing.T) {
 }
 
 var _ iter.Seq[int]
+
+// lostCommit commits but reports a broken connection, as when the link drops during
+// COMMIT.
+type lostCommit struct{ index.Index }
+
+func (l lostCommit) Put(ctx context.Context, in *index.Instance) error {
+	if err := l.Index.Put(ctx, in); err != nil {
+		return err
+	}
+	return errors.New("driver: bad connection")
+}
+
+// unreachable fails every call.
+type unreachable struct{ index.Index }
+
+func (unreachable) Put(ctx context.Context, in *index.Instance) error {
+	return errors.New("driver: bad connection")
+}
+
+func (unreachable) Instance(ctx context.Context, uid string) (*index.Instance, error) {
+	return nil, errors.New("dial tcp: connection refused")
+}
+
+// TestUnknownCommitOutcome: an index error of unknown outcome never leaves an index row
+// without its blob.
+func TestUnknownCommitOutcome(t *testing.T) {
+	ct, _ := gen.CTSeries(gen.Options{Seed: 31}, 2, 16, 16)
+	t.Run("committed after all", func(t *testing.T) {
+		e := newEnv(t)
+		e.p.Index = lostCommit{e.idx}
+		res, err := ingestBytes(e, ct[0].Data)
+		if err != nil || res.Outcome != ingest.Stored {
+			t.Fatalf("res = %+v, %v", res, err)
+		}
+		inst, err := e.idx.Instance(context.Background(), ct[0].SOPInstanceUID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.store.Stat(context.Background(), inst.BlobKey); err != nil {
+			t.Fatalf("indexed row without its blob: %v", err)
+		}
+	})
+	t.Run("index unreachable", func(t *testing.T) {
+		e := newEnv(t)
+		e.p.Index = unreachable{e.idx}
+		if _, err := ingestBytes(e, ct[1].Data); !errors.Is(err, ingest.ErrUnavailable) {
+			t.Fatalf("err = %v", err)
+		}
+		// The blob is kept for fsck (an orphan, never a dangling row).
+		if b := e.blobs(t); len(b) != 1 {
+			t.Fatalf("blobs = %v", b)
+		}
+	})
+}
