@@ -250,7 +250,7 @@ func (p *Pipeline) ingest(ctx context.Context, r io.Reader, size int64, ds *Data
 	var pe *dcm.ParseError
 	if ds != nil {
 		if _, err := sink.Write(meta); err != nil {
-			return abort(p.storeFailure(err, done))
+			return abort(storeFailure(err))
 		}
 		f, err = dcm.ParseDataset(io.TeeReader(r, sink), ds.TransferSyntaxUID, int64(len(meta)), nil)
 	} else {
@@ -267,15 +267,7 @@ func (p *Pipeline) ingest(ctx context.Context, r io.Reader, size int64, ds *Data
 		if pe != nil {
 			err = pe.Err
 		}
-		return abort(p.storeFailure(err, done))
-	}
-	if ds != nil {
-		f.Meta = &dcm.Dataset{}
-		mf, merr := dcm.Parse(strings.NewReader(string(meta)), nil)
-		if merr == nil {
-			f.Meta = mf.Meta
-		}
-		f.DatasetOffset = int64(len(meta))
+		return abort(storeFailure(err))
 	}
 	if verr := validate(f, ds); verr != nil {
 		return abort(verr)
@@ -303,8 +295,8 @@ func (p *Pipeline) ingest(ctx context.Context, r io.Reader, size int64, ds *Data
 	return p.commit(ctx, inst, src)
 }
 
-// storeFailure waits for the store's answer and reports it as the cause.
-func (p *Pipeline) storeFailure(err error, done chan putResult) *Error {
+// storeFailure reports a failure to read or stream the object.
+func storeFailure(err error) *Error {
 	return fail(ErrUnavailable, err, "the object could not be received or streamed to the object store")
 }
 

@@ -9,7 +9,6 @@ import (
 	"io/fs"
 	"net/url"
 	"os"
-	"os/exec"
 	"path"
 	"path/filepath"
 	"regexp"
@@ -378,19 +377,6 @@ func TestDockerfile(t *testing.T) {
 			t.Errorf("final stage lacks the label org.opencontainers.image.licenses=\"Apache-2.0\"")
 		}
 	})
-}
-
-// TestHadolint lints the Dockerfile when hadolint happens to be installed.
-func TestHadolint(t *testing.T) {
-	bin, err := exec.LookPath("hadolint")
-	if err != nil {
-		t.Skip("hadolint not on PATH")
-	}
-	cmd := exec.Command(bin, "--failure-threshold", "warning", "Dockerfile")
-	cmd.Dir = repoRoot(t)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Errorf("hadolint Dockerfile: %v\n%s", err, out)
-	}
 }
 
 // ---------------------------------------------------------------------------
