@@ -11,20 +11,13 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/lumenpacs/lumen/testdata/tools"
 )
 
-// dcmtk returns the path of a DCMTK tool, skipping the test (failing under CI=true)
-// when DCMTK is not installed.
 func dcmtk(t testing.TB, tool string) string {
 	t.Helper()
-	p, err := exec.LookPath(tool)
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s (DCMTK) not installed", tool)
-		}
-		t.Skipf("%s (DCMTK) not installed", tool)
-	}
-	return p
+	return tools.DCMTK(t, tool)
 }
 
 // recorder is a StoreHandler that keeps what it received.

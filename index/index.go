@@ -132,6 +132,9 @@ type Query struct {
 	Fuzzy bool
 	// Limit caps the number of results (0: no limit); Offset skips results.
 	Limit, Offset int
+	// WithMetadata, at ImageLevel, also loads each instance's Metadata, PixelLayout and
+	// Bulk (left nil otherwise, as they are large).
+	WithMetadata bool
 }
 
 // Result holds the records of a query at its level (only the field of the query's level

@@ -3,7 +3,9 @@ package dcm
 import (
 	"encoding/binary"
 	"fmt"
+	"math"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -112,4 +114,41 @@ func (d *Dataset) appendTo(b []byte, explicit bool) ([]byte, error) {
 		b = append(b, v...)
 	}
 	return b, nil
+}
+
+// NewValue builds an element of any non-sequence VR from values written as strings:
+// binary numeric VRs (US, SS, UL, SL, FL, FD) are parsed and encoded little endian, all
+// others are string VRs (see NewString). A value that does not parse as the VR's number
+// is an error.
+func NewValue(t Tag, vr string, values ...string) (*Element, error) {
+	var b []byte
+	for _, v := range values {
+		switch vr {
+		case "US", "SS":
+			n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 32)
+			if err != nil {
+				return nil, fmt.Errorf("dcm: %s value %q: %w", vr, v, err)
+			}
+			b = binary.LittleEndian.AppendUint16(b, uint16(n))
+		case "UL", "SL":
+			n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			if err != nil {
+				return nil, fmt.Errorf("dcm: %s value %q: %w", vr, v, err)
+			}
+			b = binary.LittleEndian.AppendUint32(b, uint32(n))
+		case "FL", "FD":
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			if err != nil {
+				return nil, fmt.Errorf("dcm: %s value %q: %w", vr, v, err)
+			}
+			if vr == "FL" {
+				b = binary.LittleEndian.AppendUint32(b, math.Float32bits(float32(f)))
+			} else {
+				b = binary.LittleEndian.AppendUint64(b, math.Float64bits(f))
+			}
+		default:
+			return NewString(t, vr, values...), nil
+		}
+	}
+	return NewElement(t, vr, b), nil
 }

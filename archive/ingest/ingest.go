@@ -67,6 +67,9 @@ type Error struct {
 	Kind   error
 	Reason string
 	Err    error
+	// SOPClassUID and SOPInstanceUID identify the refused object when it parsed far
+	// enough to tell (STOW-RS lists them in FailedSOPSequence); "" otherwise.
+	SOPClassUID, SOPInstanceUID string
 }
 
 // Error formats the kind, the reason and the cause.
@@ -106,6 +109,9 @@ type Source struct {
 	CallingAE string
 	// Via is "dimse", "stow", "import" or "fsck".
 	Via string
+	// StudyInstanceUID, when set, is the only study the object may belong to (STOW-RS
+	// to /studies/{study}); an object of another study is refused with ErrMismatch.
+	StudyInstanceUID string
 }
 
 // Result describes an ingested object.
@@ -248,6 +254,17 @@ func (p *Pipeline) ingest(ctx context.Context, r io.Reader, size int64, ds *Data
 	}
 	var f *dcm.File
 	var pe *dcm.ParseError
+	defer func() {
+		var ie *Error
+		if errors.As(err, &ie) && ie.SOPInstanceUID == "" {
+			switch {
+			case f != nil && f.Dataset != nil:
+				ie.SOPClassUID, ie.SOPInstanceUID = f.Dataset.String(dcm.TagSOPClassUID), f.Dataset.String(dcm.TagSOPInstanceUID)
+			case ds != nil:
+				ie.SOPClassUID, ie.SOPInstanceUID = ds.SOPClassUID, ds.SOPInstanceUID
+			}
+		}
+	}()
 	if ds != nil {
 		if _, err := sink.Write(meta); err != nil {
 			return abort(storeFailure(err))
@@ -271,6 +288,9 @@ func (p *Pipeline) ingest(ctx context.Context, r io.Reader, size int64, ds *Data
 	}
 	if verr := validate(f, ds); verr != nil {
 		return abort(verr)
+	}
+	if src.StudyInstanceUID != "" && f.Dataset.String(dcm.TagStudyInstanceUID) != src.StudyInstanceUID {
+		return abort(fail(ErrMismatch, nil, "StudyInstanceUID (0020,000D) differs from the study of the request"))
 	}
 	if err := pw.Close(); err != nil {
 		return abort(fail(ErrUnavailable, err, "could not finish writing the object"))

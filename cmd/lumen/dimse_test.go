@@ -17,6 +17,7 @@ import (
 	"github.com/lumenpacs/lumen/dimse"
 	"github.com/lumenpacs/lumen/index/sqlite"
 	"github.com/lumenpacs/lumen/testdata/gen"
+	"github.com/lumenpacs/lumen/testdata/tools"
 )
 
 // lumenServer runs serve in-process on loopback ports until stop is called.
@@ -59,14 +60,7 @@ func startLumen(t testing.TB, mutate func(*Config)) *lumenServer {
 
 func dcmtkTool(t *testing.T, tool string) string {
 	t.Helper()
-	p, err := exec.LookPath(tool)
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s (DCMTK) not installed", tool)
-		}
-		t.Skipf("%s (DCMTK) not installed", tool)
-	}
-	return p
+	return tools.DCMTK(t, tool)
 }
 
 func runDCMTK(t *testing.T, tool string, args ...string) string {

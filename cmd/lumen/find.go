@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"strconv"
 	"strings"
 
 	"github.com/lumenpacs/lumen/archive/dcm"
@@ -97,7 +96,11 @@ func (h *findHandler) HandleFind(ctx context.Context, req *dimse.FindRequest, se
 					nonASCII = true
 				}
 			}
-			out.Set(dcm.NewString(k.Tag, vr, v...))
+			e, err := dcm.NewValue(k.Tag, vr, v...)
+			if err != nil {
+				return err
+			}
+			out.Set(e)
 		}
 		if nonASCII {
 			if latin1 && encodeLatin1(out) {
@@ -116,28 +119,28 @@ func (h *findHandler) HandleFind(ctx context.Context, req *dimse.FindRequest, se
 	switch level {
 	case index.PatientLevel:
 		for i := range res.Patients {
-			if sendErr = emit(func(t dcm.Tag) (string, []string, bool) { return patientValue(&res.Patients[i], t) }); sendErr != nil {
+			if sendErr = emit(func(t dcm.Tag) (string, []string, bool) { return res.Patients[i].Attribute(t) }); sendErr != nil {
 				break
 			}
 		}
 	case index.StudyLevel:
 		for i := range res.Studies {
 			s := &res.Studies[i]
-			if sendErr = emit(func(t dcm.Tag) (string, []string, bool) { return studyValue(s, t) }); sendErr != nil {
+			if sendErr = emit(func(t dcm.Tag) (string, []string, bool) { return s.Attribute(t) }); sendErr != nil {
 				break
 			}
 		}
 	case index.SeriesLevel:
 		for i := range res.Series {
 			s := &res.Series[i]
-			if sendErr = emit(func(t dcm.Tag) (string, []string, bool) { return seriesValue(s, t) }); sendErr != nil {
+			if sendErr = emit(func(t dcm.Tag) (string, []string, bool) { return s.Attribute(t) }); sendErr != nil {
 				break
 			}
 		}
 	case index.ImageLevel:
 		for i := range res.Instances {
 			in := &res.Instances[i]
-			if sendErr = emit(func(t dcm.Tag) (string, []string, bool) { return instanceValue(in, t) }); sendErr != nil {
+			if sendErr = emit(func(t dcm.Tag) (string, []string, bool) { return in.Attribute(t) }); sendErr != nil {
 				break
 			}
 		}
@@ -184,98 +187,4 @@ func encodeLatin1(ds *dcm.Dataset) bool {
 		}
 	}
 	return true
-}
-
-func itoa(n int) string { return strconv.Itoa(n) }
-
-func optional(p *int) []string {
-	if p == nil {
-		return nil
-	}
-	return []string{itoa(*p)}
-}
-
-func patientValue(p *index.Patient, t dcm.Tag) (string, []string, bool) {
-	switch t {
-	case dcm.TagPatientID:
-		return "LO", []string{p.PatientID}, true
-	case dcm.TagIssuerOfPatientID:
-		return "LO", []string{p.IssuerOfPatientID}, true
-	case dcm.TagPatientName:
-		return "PN", []string{p.PatientName}, true
-	case dcm.TagPatientBirthDate:
-		return "DA", []string{p.PatientBirthDate}, true
-	case dcm.TagPatientSex:
-		return "CS", []string{p.PatientSex}, true
-	case dcm.TagNumberOfPatientRelatedStudies:
-		return "IS", []string{itoa(p.NumberOfPatientRelatedStudies)}, true
-	}
-	return "", nil, false
-}
-
-func studyValue(s *index.Study, t dcm.Tag) (string, []string, bool) {
-	switch t {
-	case dcm.TagStudyInstanceUID:
-		return "UI", []string{s.StudyInstanceUID}, true
-	case dcm.TagStudyDate:
-		return "DA", []string{s.StudyDate}, true
-	case dcm.TagStudyTime:
-		return "TM", []string{s.StudyTime}, true
-	case dcm.TagAccessionNumber:
-		return "SH", []string{s.AccessionNumber}, true
-	case dcm.TagStudyID:
-		return "SH", []string{s.StudyID}, true
-	case dcm.TagStudyDescription:
-		return "LO", []string{s.StudyDescription}, true
-	case dcm.TagReferringPhysicianName:
-		return "PN", []string{s.ReferringPhysicianName}, true
-	case dcm.TagModalitiesInStudy:
-		return "CS", s.ModalitiesInStudy, true
-	case dcm.TagSOPClassesInStudy:
-		return "UI", s.SOPClassesInStudy, true
-	case dcm.TagNumberOfStudyRelatedSeries:
-		return "IS", []string{itoa(s.NumberOfStudyRelatedSeries)}, true
-	case dcm.TagNumberOfStudyRelatedInstances:
-		return "IS", []string{itoa(s.NumberOfStudyRelatedInstances)}, true
-	}
-	return patientValue(&s.Patient, t)
-}
-
-func seriesValue(s *index.Series, t dcm.Tag) (string, []string, bool) {
-	switch t {
-	case dcm.TagSeriesInstanceUID:
-		return "UI", []string{s.SeriesInstanceUID}, true
-	case dcm.TagModality:
-		return "CS", []string{s.Modality}, true
-	case dcm.TagSeriesNumber:
-		return "IS", optional(s.SeriesNumber), true
-	case dcm.TagSeriesDescription:
-		return "LO", []string{s.SeriesDescription}, true
-	case dcm.TagBodyPartExamined:
-		return "CS", []string{s.BodyPartExamined}, true
-	case dcm.TagSeriesDate:
-		return "DA", []string{s.SeriesDate}, true
-	case dcm.TagSeriesTime:
-		return "TM", []string{s.SeriesTime}, true
-	case dcm.TagNumberOfSeriesRelatedInstances:
-		return "IS", []string{itoa(s.NumberOfSeriesRelatedInstances)}, true
-	}
-	return studyValue(&s.Study, t)
-}
-
-func instanceValue(in *index.Instance, t dcm.Tag) (string, []string, bool) {
-	switch t {
-	case dcm.TagSOPInstanceUID:
-		return "UI", []string{in.SOPInstanceUID}, true
-	case dcm.TagSOPClassUID:
-		return "UI", []string{in.SOPClassUID}, true
-	case dcm.TagInstanceNumber:
-		return "IS", optional(in.InstanceNumber), true
-	case dcm.TagNumberOfFrames:
-		if in.NumberOfFrames == 0 {
-			return "IS", nil, true
-		}
-		return "IS", []string{itoa(in.NumberOfFrames)}, true
-	}
-	return seriesValue(&in.Series, t)
 }

@@ -397,8 +397,13 @@ func testRoundTrip(t *testing.T, x index.Index) {
 	}
 	// Image-level queries do not carry the heavy columns.
 	r, err := x.Find(ctx(t), index.Query{Level: index.ImageLevel, Filters: filters(t, map[string]string{"SOPInstanceUID": "1.4.99"})})
-	if err != nil || len(r.Instances) != 1 || r.Instances[0].BlobKey != in.BlobKey {
+	if err != nil || len(r.Instances) != 1 || r.Instances[0].BlobKey != in.BlobKey || r.Instances[0].Metadata != nil {
 		t.Fatalf("Find = %+v, %v", r, err)
+	}
+	// ... unless asked for.
+	r, err = x.Find(ctx(t), index.Query{Level: index.ImageLevel, Filters: filters(t, map[string]string{"SOPInstanceUID": "1.4.99"}), WithMetadata: true})
+	if err != nil || len(r.Instances) != 1 || string(r.Instances[0].Metadata) != string(in.Metadata) || string(r.Instances[0].PixelLayout) != string(in.PixelLayout) || string(r.Instances[0].Bulk) != string(in.Bulk) {
+		t.Fatalf("Find WithMetadata = %+v, %v", r, err)
 	}
 }
 

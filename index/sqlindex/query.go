@@ -109,6 +109,9 @@ func (x *DB) Find(ctx context.Context, q index.Query) (*index.Result, error) {
 		order = ` ORDER BY s.study_date DESC, s.study_time_norm DESC, s.id DESC, se.series_number ASC NULLS LAST, se.id ASC`
 	case index.ImageLevel:
 		sel = `SELECT ` + patientCols + `, ` + studyCols + `, ` + seriesCols + `, ` + instanceCols + `, NULL, NULL, NULL` + fromInstance
+		if q.WithMetadata {
+			sel = instanceSelect
+		}
 		order = ` ORDER BY s.study_date DESC, s.study_time_norm DESC, s.id DESC, se.series_number ASC NULLS LAST, se.id ASC, i.instance_number ASC NULLS LAST, i.id ASC`
 	default:
 		return nil, fmt.Errorf("index: find: invalid level %d", q.Level)
