@@ -17,15 +17,26 @@ import (
 
 // Config is Lumen's configuration. Keys are the koanf tags, dotted by section.
 type Config struct {
-	DataDir string       `koanf:"data_dir"`
-	HTTP    HTTPConfig   `koanf:"http"`
-	Log     LogConfig    `koanf:"log"`
-	Store   StoreConfig  `koanf:"store"`
-	Index   IndexConfig  `koanf:"index"`
-	Ingest  IngestConfig `koanf:"ingest"`
-	Fsck    FsckConfig   `koanf:"fsck"`
-	Import  ImportConfig `koanf:"import"`
-	DIMSE   DIMSEConfig  `koanf:"dimse"`
+	DataDir  string         `koanf:"data_dir"`
+	HTTP     HTTPConfig     `koanf:"http"`
+	Log      LogConfig      `koanf:"log"`
+	Store    StoreConfig    `koanf:"store"`
+	Index    IndexConfig    `koanf:"index"`
+	Ingest   IngestConfig   `koanf:"ingest"`
+	Fsck     FsckConfig     `koanf:"fsck"`
+	Import   ImportConfig   `koanf:"import"`
+	DIMSE    DIMSEConfig    `koanf:"dimse"`
+	DICOMweb DICOMwebConfig `koanf:"dicomweb"`
+}
+
+// DICOMwebConfig configures the DICOMweb service (package dicomweb).
+type DICOMwebConfig struct {
+	BasePath       string   `koanf:"base_path"`
+	PublicURL      string   `koanf:"public_url"`
+	MaxUploadBytes int64    `koanf:"max_upload_bytes"`
+	MaxLimit       int      `koanf:"max_limit"`
+	AllowDelete    bool     `koanf:"allow_delete"`
+	CORSOrigins    []string `koanf:"cors_origins"`
 }
 
 // DIMSEConfig configures the DICOM listener and its AE policy.
@@ -165,6 +176,12 @@ var defaults = map[string]any{
 	"dimse.idle_timeout":              "5m",
 	"dimse.artim_timeout":             "30s",
 	"dimse.transfer_syntaxes":         []any{},
+	"dicomweb.base_path":              "/dicom-web",
+	"dicomweb.public_url":             "",
+	"dicomweb.max_upload_bytes":       int64(4 << 30),
+	"dicomweb.max_limit":              1000,
+	"dicomweb.allow_delete":           false,
+	"dicomweb.cors_origins":           []any{"*"},
 }
 
 // envKeys maps LUMEN_* variable names to configuration keys.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/lumenpacs/lumen/archive/ingest"
+	"github.com/lumenpacs/lumen/dicomweb"
 	"github.com/lumenpacs/lumen/dimse"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -75,6 +76,13 @@ func serve(ctx context.Context, c *Config, log *slog.Logger, ready chan<- listen
 		return ec.JSON(code, status)
 	})
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})))
+	web := &dicomweb.Service{
+		Index: b.index, Store: b.store, Ingest: b.pipeline, Logger: log,
+		BasePath: c.DICOMweb.BasePath, PublicURL: c.DICOMweb.PublicURL, MaxUploadBytes: c.DICOMweb.MaxUploadBytes,
+		MaxLimit: c.DICOMweb.MaxLimit, AllowDelete: c.DICOMweb.AllowDelete, CORSOrigins: c.DICOMweb.CORSOrigins,
+	}
+	web.Register(e)
+	e.HTTPErrorHandler = web.ErrorHandler
 
 	ln, err := net.Listen("tcp", c.HTTP.Addr)
 	if err != nil {

@@ -56,6 +56,10 @@ func TestServeWithoutConfiguration(t *testing.T) {
 	if code, body := get(t, "http://"+addr+"/metrics"); code != http.StatusOK || !strings.Contains(body, "lumen_ingest_objects_total") && !strings.Contains(body, "lumen_ingest_bytes_total") {
 		t.Fatalf("/metrics = %d", code)
 	}
+	// DICOMweb is served by default at /dicom-web (empty archive: an empty result).
+	if code, body := get(t, "http://"+addr+"/dicom-web/studies"); code != http.StatusOK || strings.TrimSpace(body) != "[]" {
+		t.Fatalf("/dicom-web/studies = %d %s", code, body)
+	}
 	for _, p := range []string{"data/index.db", "data/blobs"} {
 		if _, err := os.Stat(filepath.Join(dir, p)); err != nil {
 			t.Fatalf("%s not created: %v", p, err)

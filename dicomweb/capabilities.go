@@ -1,0 +1,49 @@
+package dicomweb
+
+import (
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+)
+
+// capability describes one resource of the service.
+type capability struct {
+	Path        string   `json:"path"`
+	Methods     []string `json:"methods"`
+	Description string   `json:"description"`
+	Accept      []string `json:"accept,omitempty"`
+	Parameters  []string `json:"parameters,omitempty"`
+}
+
+// capabilities answers GET and OPTIONS on the base path with a JSON description of the
+// resources, media types and query parameters this server supports.
+func (s *Service) capabilities(c echo.Context) error {
+	qidoParams := []string{"{attributeID}={value} (keyword or 8-hex tag; single value, wildcard * ?, DA/TM/DT range a-b, UID list with \\ or ,)", "includefield={attributeID}[,...] | all", "fuzzymatching=true|false", "limit", "offset"}
+	frameAccept := []string{`multipart/related; type="application/octet-stream"; transfer-syntax=*`, `multipart/related; type="image/jpeg"` + " (and the other compressed media types, as stored)"}
+	doc := map[string]any{
+		"service":  "DICOMweb Studies Service (PS3.18)",
+		"server":   "Lumen",
+		"base":     s.root(c),
+		"maxLimit": s.maxLimit(),
+		"delete":   s.AllowDelete,
+		"transcoding": "not offered: instances and frames are sent in their stored transfer syntax; " +
+			"a request for another syntax is answered 406",
+		"resources": []capability{
+			{"/studies", []string{"GET"}, "QIDO-RS SearchForStudies", []string{"application/dicom+json"}, qidoParams},
+			{"/series", []string{"GET"}, "QIDO-RS SearchForSeries", []string{"application/dicom+json"}, qidoParams},
+			{"/instances", []string{"GET"}, "QIDO-RS SearchForInstances", []string{"application/dicom+json"}, qidoParams},
+			{"/studies/{study}/series", []string{"GET"}, "QIDO-RS SearchForSeries in a study", []string{"application/dicom+json"}, qidoParams},
+			{"/studies/{study}/instances", []string{"GET"}, "QIDO-RS SearchForInstances in a study", []string{"application/dicom+json"}, qidoParams},
+			{"/studies/{study}/series/{series}/instances", []string{"GET"}, "QIDO-RS SearchForInstances in a series", []string{"application/dicom+json"}, qidoParams},
+			{"/studies", []string{"POST"}, "STOW-RS StoreInstances", []string{`multipart/related; type="application/dicom"`}, nil},
+			{"/studies/{study}", []string{"POST"}, "STOW-RS StoreInstances into a study (instances of other studies are refused)", []string{`multipart/related; type="application/dicom"`}, nil},
+			{"/studies/{study}[/series/{series}[/instances/{instance}]]", []string{"GET", "DELETE"}, "WADO-RS Retrieve (as stored); DELETE when enabled", []string{`multipart/related; type="application/dicom"; transfer-syntax=*`, "application/dicom (one instance)"}, nil},
+			{"/studies/{study}[/series/{series}[/instances/{instance}]]/metadata", []string{"GET"}, "WADO-RS RetrieveMetadata with ETag and If-None-Match", []string{"application/dicom+json"}, nil},
+			{"/studies/{study}/series/{series}/instances/{instance}/frames/{frames}", []string{"GET"}, "WADO-RS RetrieveFrames (1-based, comma separated)", frameAccept, nil},
+			{"/studies/{study}/series/{series}/instances/{instance}/bulkdata/{path}", []string{"GET"}, "WADO-RS RetrieveBulkData (the BulkDataURIs of the metadata)", []string{`multipart/related; type="application/octet-stream"`, "application/octet-stream"}, nil},
+			{"/wado", []string{"GET"}, "WADO-URI (at the server root)", []string{"application/dicom"}, []string{"requestType=WADO", "studyUID", "seriesUID", "objectUID", "contentType=application/dicom", "transferSyntax"}},
+		},
+		"notImplemented": []string{"rendered and thumbnail resources (501)", "WADO-URI rendered content types (501)", "application/dicom+xml", "transcoding", "matching on nested (sequence) attributes (ignored with a Warning)"},
+	}
+	return c.JSONPretty(http.StatusOK, doc, "  ")
+}

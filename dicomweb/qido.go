@@ -1,0 +1,326 @@
+package dicomweb
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+	"github.com/lumenpacs/lumen/archive/dcm"
+	"github.com/lumenpacs/lumen/index"
+)
+
+// Return attributes per level (PS3.18 Table 10.6.3-3, -4, -5), beyond RetrieveURL and
+// InstanceAvailability which every result carries.
+var (
+	studyTags = []dcm.Tag{dcm.TagStudyDate, dcm.TagStudyTime, dcm.TagAccessionNumber, dcm.TagModalitiesInStudy,
+		dcm.TagReferringPhysicianName, dcm.TagPatientName, dcm.TagPatientID, dcm.TagPatientBirthDate, dcm.TagPatientSex,
+		dcm.TagStudyInstanceUID, dcm.TagStudyID, dcm.TagStudyDescription, dcm.TagNumberOfStudyRelatedSeries,
+		dcm.TagNumberOfStudyRelatedInstances}
+	studyAllTags  = []dcm.Tag{dcm.TagIssuerOfPatientID, dcm.TagSOPClassesInStudy, dcm.TagNumberOfPatientRelatedStudies}
+	seriesTags    = []dcm.Tag{dcm.TagModality, dcm.TagSeriesDescription, dcm.TagSeriesInstanceUID, dcm.TagSeriesNumber, dcm.TagNumberOfSeriesRelatedInstances, dcm.TagSeriesDate, dcm.TagSeriesTime, dcm.TagBodyPartExamined}
+	instanceTags  = []dcm.Tag{dcm.TagSOPClassUID, dcm.TagSOPInstanceUID, dcm.TagInstanceNumber, dcm.TagRows, dcm.TagColumns, dcm.TagBitsAllocated, dcm.TagNumberOfFrames}
+	tagWarnPrefix = `299 lumen "`
+)
+
+// attributer is an index record at any level.
+type attributer interface {
+	Attribute(t dcm.Tag) (vr string, values []string, ok bool)
+}
+
+// qidoRequest is a parsed QIDO-RS query.
+type qidoRequest struct {
+	q        index.Query
+	limit    int
+	include  []dcm.Tag
+	all      bool
+	warnings []string
+}
+
+func (s *Service) maxLimit() int {
+	if s.MaxLimit > 0 {
+		return s.MaxLimit
+	}
+	return DefaultMaxLimit
+}
+
+// parseQIDO reads the query parameters (PS3.18 8.3.4): matching keys by keyword or tag,
+// includefield, fuzzymatching, limit and offset.
+func (s *Service) parseQIDO(c echo.Context, level index.Level) (*qidoRequest, error) {
+	study, series, _, err := uidParams(c)
+	if err != nil {
+		return nil, err
+	}
+	r := &qidoRequest{q: index.Query{Level: level}, limit: s.maxLimit()}
+	if study != "" {
+		r.q.Filters = append(r.q.Filters, index.Filter{Tag: dcm.TagStudyInstanceUID, Value: study})
+	}
+	if series != "" {
+		r.q.Filters = append(r.q.Filters, index.Filter{Tag: dcm.TagSeriesInstanceUID, Value: series})
+	}
+	params := c.QueryParams()
+	keys := make([]string, 0, len(params))
+	for k := range params {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, key := range keys {
+		vals := params[key]
+		switch strings.ToLower(key) {
+		case "limit", "offset":
+			n, err := strconv.Atoi(vals[len(vals)-1])
+			if err != nil || n < 0 || (n == 0 && strings.EqualFold(key, "limit")) {
+				return nil, echo.NewHTTPError(http.StatusBadRequest, key+" must be a positive integer")
+			}
+			if strings.EqualFold(key, "offset") {
+				r.q.Offset = n
+			} else if n > r.limit {
+				r.warnings = append(r.warnings, "limit "+strconv.Itoa(n)+" exceeds the maximum; "+strconv.Itoa(r.limit)+" used")
+			} else {
+				r.limit = n
+			}
+		case "fuzzymatching":
+			b, err := strconv.ParseBool(vals[len(vals)-1])
+			if err != nil {
+				return nil, echo.NewHTTPError(http.StatusBadRequest, "fuzzymatching must be true or false")
+			}
+			r.q.Fuzzy = b
+		case "includefield":
+			for _, v := range vals {
+				for _, f := range strings.Split(v, ",") {
+					f = strings.TrimSpace(f)
+					if f == "" {
+						continue
+					}
+					if f == "all" {
+						r.all = true
+						continue
+					}
+					t, err := dcm.ParseTag(f)
+					if err != nil {
+						if strings.Contains(f, ".") {
+							r.warnings = append(r.warnings, "includefield "+f+": nested attributes are not supported; ignored")
+							continue
+						}
+						return nil, echo.NewHTTPError(http.StatusBadRequest, "includefield: unknown attribute "+strconv.Quote(f))
+					}
+					r.include = append(r.include, t)
+				}
+			}
+		default:
+			t, err := dcm.ParseTag(key)
+			if err != nil {
+				if strings.Contains(key, ".") {
+					r.warnings = append(r.warnings, "matching on nested attribute "+key+" is not supported; ignored")
+					continue
+				}
+				return nil, echo.NewHTTPError(http.StatusBadRequest, "unknown query parameter or attribute "+strconv.Quote(key))
+			}
+			v := strings.Join(vals, "\\")
+			if dcm.DictVR(t) == "UI" {
+				v = strings.ReplaceAll(v, ",", "\\")
+			}
+			r.q.Filters = append(r.q.Filters, index.Filter{Tag: t, Value: v})
+			r.include = append(r.include, t)
+		}
+	}
+	r.q.Limit = r.limit + 1
+	return r, nil
+}
+
+func (s *Service) qido(level index.Level) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if !acceptsJSON(c.Request().Header.Get("Accept")) {
+			return echo.NewHTTPError(http.StatusNotAcceptable, "QIDO-RS answers application/dicom+json only")
+		}
+		r, err := s.parseQIDO(c, level)
+		if err != nil {
+			return err
+		}
+		study, series, _, _ := uidParams(c)
+		r.q.WithMetadata = level == index.ImageLevel
+		res, err := s.Index.Find(c.Request().Context(), r.q)
+		if err != nil {
+			return err
+		}
+		for _, t := range res.Ignored {
+			r.warnings = append(r.warnings, "matching on "+tagName(t)+" is not supported at this level; ignored")
+		}
+		tags := slices.Clone(r.include)
+		root := s.root(c)
+		var recs []attributer
+		var urls []string
+		var metas [][]byte
+		switch level {
+		case index.StudyLevel:
+			tags = append(tags, studyTags...)
+			if r.all {
+				tags = append(tags, studyAllTags...)
+			}
+			for i := range res.Studies {
+				st := &res.Studies[i]
+				recs = append(recs, st)
+				urls = append(urls, root+"/studies/"+st.StudyInstanceUID)
+			}
+		case index.SeriesLevel:
+			tags = append(tags, seriesTags...)
+			tags = append(tags, dcm.TagStudyInstanceUID)
+			if study == "" || r.all {
+				tags = append(tags, studyTags...)
+			}
+			if r.all {
+				tags = append(tags, studyAllTags...)
+			}
+			for i := range res.Series {
+				se := &res.Series[i]
+				recs = append(recs, se)
+				urls = append(urls, root+"/studies/"+se.StudyInstanceUID+"/series/"+se.SeriesInstanceUID)
+			}
+		case index.ImageLevel:
+			tags = append(tags, instanceTags...)
+			tags = append(tags, dcm.TagStudyInstanceUID, dcm.TagSeriesInstanceUID)
+			if series == "" || r.all {
+				tags = append(tags, seriesTags...)
+			}
+			if study == "" || r.all {
+				tags = append(tags, studyTags...)
+			}
+			if r.all {
+				tags = append(tags, studyAllTags...)
+			}
+			for i := range res.Instances {
+				in := &res.Instances[i]
+				recs = append(recs, in)
+				u := root + "/studies/" + in.StudyInstanceUID + "/series/" + in.SeriesInstanceUID + "/instances/" + in.SOPInstanceUID
+				urls = append(urls, u)
+				metas = append(metas, in.Metadata)
+			}
+		}
+		slices.Sort(tags)
+		tags = slices.Compact(tags)
+		if len(recs) > r.limit {
+			recs, urls = recs[:r.limit], urls[:r.limit]
+			r.warnings = append(r.warnings, "the results of this query have been truncated to "+strconv.Itoa(r.limit)+"; ask again with offset="+strconv.Itoa(r.q.Offset+r.limit)+" for more")
+		}
+		for _, w := range r.warnings {
+			c.Response().Header().Add("Warning", tagWarnPrefix+strings.ReplaceAll(w, `"`, `'`)+`"`)
+		}
+		var buf bytes.Buffer
+		buf.WriteByte('[')
+		for i, rec := range recs {
+			if i > 0 {
+				buf.WriteByte(',')
+			}
+			var meta []byte
+			if i < len(metas) {
+				meta = metas[i]
+			}
+			obj, err := resultObject(rec, tags, urls[i], meta, r.all)
+			if err != nil {
+				return err
+			}
+			buf.Write(obj)
+		}
+		buf.WriteByte(']')
+		return c.Blob(http.StatusOK, "application/dicom+json", buf.Bytes())
+	}
+}
+
+// acceptsJSON reports whether an Accept header admits application/dicom+json.
+func acceptsJSON(h string) bool {
+	for _, m := range parseAccept(h) {
+		if m.accepts("application/dicom+json") || m.accepts("application/json") {
+			return true
+		}
+	}
+	return false
+}
+
+func tagName(t dcm.Tag) string {
+	if k := t.Keyword(); k != "" {
+		return k + " " + t.String()
+	}
+	return t.String()
+}
+
+// resultObject renders one QIDO-RS result: the tags the record holds, then (instances)
+// those found in the stored metadata; RetrieveURL and InstanceAvailability always.
+func resultObject(rec attributer, tags []dcm.Tag, url string, meta []byte, all bool) ([]byte, error) {
+	ds := &dcm.Dataset{}
+	nonASCII := false
+	var fromMeta []string
+	for _, t := range tags {
+		vr, vals, ok := rec.Attribute(t)
+		if !ok {
+			if meta != nil {
+				fromMeta = append(fromMeta, t.Hex())
+			}
+			continue
+		}
+		for _, v := range vals {
+			if !isASCII(v) {
+				nonASCII = true
+			}
+		}
+		e, err := dcm.NewValue(t, vr, vals...)
+		if err != nil {
+			return nil, err
+		}
+		ds.Set(e)
+	}
+	ds.Set(dcm.NewString(dcm.TagInstanceAvailability, "CS", "ONLINE"))
+	ds.Set(dcm.NewString(dcm.TagRetrieveURL, "UR", url))
+	if nonASCII {
+		ds.Set(dcm.NewString(dcm.TagSpecificCharacterSet, "CS", "ISO_IR 192"))
+	}
+	js, _, err := ds.JSON(nil)
+	if err != nil {
+		return nil, err
+	}
+	if meta == nil || (len(fromMeta) == 0 && !all) {
+		return js, nil
+	}
+	var held, stored map[string]json.RawMessage
+	if err := json.Unmarshal(js, &held); err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal(absoluteBulkURIs(meta, url), &stored); err != nil {
+		return nil, err
+	}
+	if all {
+		for k, v := range stored {
+			if _, ok := held[k]; !ok && k != "00080005" {
+				held[k] = v
+			}
+		}
+	} else {
+		for _, k := range fromMeta {
+			if v, ok := stored[k]; ok {
+				held[k] = v
+			}
+		}
+	}
+	if _, ok := stored["00080005"]; ok && !nonASCII {
+		held["00080005"] = stored["00080005"]
+	}
+	return json.Marshal(held)
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
+// absoluteBulkURIs rewrites the relative BulkDataURIs of stored metadata
+// ("bulkdata/...") into absolute URLs under the instance URL.
+func absoluteBulkURIs(meta []byte, instanceURL string) []byte {
+	return bytes.ReplaceAll(meta, []byte(`"BulkDataURI":"bulkdata/`), []byte(`"BulkDataURI":"`+instanceURL+`/bulkdata/`))
+}

@@ -1,0 +1,470 @@
+package dicomweb
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime/multipart"
+	"net/http"
+	"net/textproto"
+	"strconv"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+	"github.com/lumenpacs/lumen/archive/dcm"
+	"github.com/lumenpacs/lumen/index"
+)
+
+// instances returns the indexed instances the path names (study, series or instance),
+// in study/series/instance order, or a 404.
+func (s *Service) instances(c echo.Context, withMetadata bool) ([]index.Instance, error) {
+	study, series, inst, err := uidParams(c)
+	if err != nil {
+		return nil, err
+	}
+	q := index.Query{Level: index.ImageLevel, WithMetadata: withMetadata}
+	what := "study"
+	q.Filters = append(q.Filters, index.Filter{Tag: dcm.TagStudyInstanceUID, Value: study})
+	if series != "" {
+		q.Filters = append(q.Filters, index.Filter{Tag: dcm.TagSeriesInstanceUID, Value: series})
+		what = "series"
+	}
+	if inst != "" {
+		q.Filters = append(q.Filters, index.Filter{Tag: dcm.TagSOPInstanceUID, Value: inst})
+		what = "instance"
+	}
+	res, err := s.Index.Find(c.Request().Context(), q)
+	if err != nil {
+		return nil, err
+	}
+	if len(res.Instances) == 0 {
+		return nil, echo.NewHTTPError(http.StatusNotFound, "no such "+what)
+	}
+	return res.Instances, nil
+}
+
+// instance returns the record (with metadata, layout and bulk references) of the
+// instance the path names, or a 404 when it is not in the path's study and series.
+func (s *Service) instance(c echo.Context) (*index.Instance, error) {
+	study, series, uid, err := uidParams(c)
+	if err != nil {
+		return nil, err
+	}
+	in, err := s.Index.Instance(c.Request().Context(), uid)
+	if errors.Is(err, index.ErrNotFound) || (err == nil && (in.StudyInstanceUID != study || in.SeriesInstanceUID != series)) {
+		return nil, echo.NewHTTPError(http.StatusNotFound, "no such instance")
+	}
+	return in, err
+}
+
+func instanceURL(root string, in *index.Instance) string {
+	return root + "/studies/" + in.StudyInstanceUID + "/series/" + in.SeriesInstanceUID + "/instances/" + in.SOPInstanceUID
+}
+
+// retrieveChoice is the representation chosen for retrieved instances.
+type retrieveChoice struct {
+	multipart bool
+	ts        string // transfer-syntax parameter asked for: "", "*" or a UID
+}
+
+// chooseInstanceMedia negotiates PS3.18 8.7.3.3: multipart/related;
+// type="application/dicom" (default), or application/dicom for one instance.
+func chooseInstanceMedia(accept string, count int) (retrieveChoice, bool) {
+	for _, m := range parseAccept(accept) {
+		switch {
+		case m.typ == "multipart/related":
+			inner := m.params["type"]
+			if inner == "" || inner == "application/dicom" || inner == "*/*" {
+				return retrieveChoice{multipart: true, ts: m.params["transfer-syntax"]}, true
+			}
+		case m.typ == "application/dicom":
+			return retrieveChoice{multipart: count != 1, ts: m.params["transfer-syntax"]}, true
+		case m.typ == "*/*" || m.typ == "multipart/*" || m.typ == "application/*":
+			return retrieveChoice{multipart: true}, true
+		}
+	}
+	return retrieveChoice{}, false
+}
+
+func newBoundary() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return "lumen-" + hex.EncodeToString(b[:])
+}
+
+// abort ends a response whose status line has gone out: the client sees a broken
+// transfer instead of a complete-looking one.
+func abort() {
+	panic(http.ErrAbortHandler)
+}
+
+// retrieve streams instances as multipart/related; type="application/dicom" (WADO-RS
+// RetrieveStudy/Series/Instance), as stored: transcoding is not offered, so a request
+// for another transfer syntax is answered 406.
+func (s *Service) retrieve(c echo.Context) error {
+	list, err := s.instances(c, false)
+	if err != nil {
+		return err
+	}
+	choice, ok := chooseInstanceMedia(c.Request().Header.Get("Accept"), len(list))
+	if !ok {
+		return echo.NewHTTPError(http.StatusNotAcceptable, `instances are available as multipart/related; type="application/dicom" or application/dicom`)
+	}
+	for i := range list {
+		if !tsOK(choice.ts, list[i].TransferSyntaxUID, func(string) bool { return true }) {
+			return echo.NewHTTPError(http.StatusNotAcceptable, fmt.Sprintf("an instance is stored in transfer syntax %s and transcoding is not offered; ask with transfer-syntax=* or %s", list[i].TransferSyntaxUID, list[i].TransferSyntaxUID))
+		}
+	}
+	ctx := c.Request().Context()
+	first, _, err := s.Store.Get(ctx, list[0].BlobKey)
+	if err != nil {
+		return err
+	}
+	w := c.Response()
+	if !choice.multipart {
+		defer first.Close()
+		w.Header().Set("Content-Type", "application/dicom; transfer-syntax="+list[0].TransferSyntaxUID)
+		w.Header().Set("Content-Length", strconv.FormatInt(list[0].Size, 10))
+		w.WriteHeader(http.StatusOK)
+		if _, err := io.Copy(w, first); err != nil {
+			abort()
+		}
+		return nil
+	}
+	mw := multipart.NewWriter(w)
+	_ = mw.SetBoundary(newBoundary())
+	w.Header().Set("Content-Type", `multipart/related; type="application/dicom"; boundary=`+mw.Boundary())
+	w.WriteHeader(http.StatusOK)
+	root := s.root(c)
+	for i := range list {
+		in := &list[i]
+		rc := first
+		if i > 0 {
+			if rc, _, err = s.Store.Get(ctx, in.BlobKey); err != nil {
+				s.log().Warn("dicomweb: retrieve: object unavailable mid-response", "key", in.BlobKey, "err", err)
+				abort()
+			}
+		}
+		h := textproto.MIMEHeader{}
+		h.Set("Content-Type", "application/dicom; transfer-syntax="+in.TransferSyntaxUID)
+		h.Set("Content-Length", strconv.FormatInt(in.Size, 10))
+		h.Set("Content-Location", instanceURL(root, in))
+		pw, err := mw.CreatePart(h)
+		if err == nil {
+			_, err = io.Copy(pw, rc)
+		}
+		rc.Close()
+		if err != nil {
+			abort()
+		}
+	}
+	if err := mw.Close(); err != nil {
+		abort()
+	}
+	return nil
+}
+
+// metadata answers /metadata at study, series or instance level from the DICOM JSON
+// stored in the index, with absolute BulkDataURIs, an ETag and conditional GET.
+func (s *Service) metadata(c echo.Context) error {
+	if !acceptsJSON(c.Request().Header.Get("Accept")) {
+		return echo.NewHTTPError(http.StatusNotAcceptable, "metadata is available as application/dicom+json only")
+	}
+	list, err := s.instances(c, true)
+	if err != nil {
+		return err
+	}
+	root := s.root(c)
+	h := sha256.New()
+	io.WriteString(h, root)
+	for i := range list {
+		io.WriteString(h, list[i].SOPInstanceUID+"\x00"+list[i].SHA256+"\x00")
+	}
+	etag := `"` + hex.EncodeToString(h.Sum(nil)[:16]) + `"`
+	w := c.Response()
+	w.Header().Set("ETag", etag)
+	if inm := c.Request().Header.Get("If-None-Match"); inm != "" {
+		for _, t := range strings.Split(inm, ",") {
+			if t = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(t), "W/")); t == etag || t == "*" {
+				return c.NoContent(http.StatusNotModified)
+			}
+		}
+	}
+	w.Header().Set("Content-Type", "application/dicom+json")
+	w.WriteHeader(http.StatusOK)
+	buf := make([]byte, 0, 64<<10)
+	buf = append(buf, '[')
+	for i := range list {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		m := list[i].Metadata
+		if len(m) == 0 {
+			m = []byte("{}")
+		}
+		buf = append(buf, absoluteBulkURIs(m, instanceURL(root, &list[i]))...)
+		if len(buf) > 256<<10 {
+			if _, err := w.Write(buf); err != nil {
+				return nil
+			}
+			buf = buf[:0]
+		}
+	}
+	buf = append(buf, ']')
+	_, _ = w.Write(buf)
+	return nil
+}
+
+// frameChoice is the negotiated media type of frames.
+type frameChoice struct {
+	multipart bool
+	media     string // part media type
+	ts        string // transfer-syntax parameter of each part
+}
+
+// chooseFrameMedia negotiates the representation of frames stored in ts (PS3.18
+// 8.7.3.3.2): uncompressed frames as application/octet-stream in Explicit VR Little
+// Endian, compressed frames as stored, either as their image media type or as
+// application/octet-stream when transfer-syntax=* or the stored UID is asked for.
+func chooseFrameMedia(accept, ts string, frames int) (frameChoice, bool) {
+	nat := native(ts) && ts != tsExplicitBE
+	label := ts
+	if nat {
+		label = tsExplicitLE
+	}
+	compressedType := frameMediaType(ts)
+	for _, m := range parseAccept(accept) {
+		multi := true
+		inner, tsp := m.params["type"], m.params["transfer-syntax"]
+		switch m.typ {
+		case "multipart/related":
+			if inner == "" {
+				inner = "application/octet-stream"
+			}
+		case "*/*", "multipart/*":
+			if nat {
+				return frameChoice{true, "application/octet-stream", label}, true
+			}
+			if compressedType != "" {
+				return frameChoice{true, compressedType, ts}, true
+			}
+			return frameChoice{true, "application/octet-stream", ts}, true
+		default:
+			if frames != 1 {
+				continue
+			}
+			multi, inner = false, m.typ
+		}
+		switch {
+		case inner == "application/octet-stream":
+			if nat && (tsp == "" || tsp == "*" || tsp == tsExplicitLE) {
+				return frameChoice{multi, inner, label}, true
+			}
+			if !nat && (tsp == "*" || tsp == ts) {
+				return frameChoice{multi, inner, ts}, true
+			}
+		case compressedType != "" && (inner == compressedType || inner == "image/*" || inner == "video/*" && strings.HasPrefix(compressedType, "video/")):
+			if tsp == "" || tsp == "*" || tsp == ts {
+				return frameChoice{multi, compressedType, ts}, true
+			}
+		}
+	}
+	return frameChoice{}, false
+}
+
+// parseFrameList reads "1,3,5" (1-based frame numbers).
+func parseFrameList(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			return nil, echo.NewHTTPError(http.StatusBadRequest, "frame numbers must be positive integers separated by commas")
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+// frames serves /frames/{list} by ranged reads of the stored object.
+func (s *Service) frames(c echo.Context) error {
+	nums, err := parseFrameList(c.Param("frames"))
+	if err != nil {
+		return err
+	}
+	in, err := s.instance(c)
+	if err != nil {
+		return err
+	}
+	if len(in.PixelLayout) == 0 {
+		return echo.NewHTTPError(http.StatusNotFound, "the instance has no frames that can be served (no pixel data, or a layout that is not byte aligned)")
+	}
+	var pl dcm.PixelLayout
+	if err := json.Unmarshal(in.PixelLayout, &pl); err != nil {
+		return err
+	}
+	ranges := make([][]dcm.Range, len(nums))
+	for i, n := range nums {
+		if ranges[i], err = pl.Frame(n - 1); err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, strings.TrimPrefix(err.Error(), "dcm: "))
+		}
+	}
+	choice, ok := chooseFrameMedia(c.Request().Header.Get("Accept"), in.TransferSyntaxUID, len(nums))
+	if !ok {
+		return echo.NewHTTPError(http.StatusNotAcceptable, fmt.Sprintf("frames are stored in transfer syntax %s and transcoding is not offered; ask for multipart/related; type=\"application/octet-stream\"; transfer-syntax=*", in.TransferSyntaxUID))
+	}
+	ctx := c.Request().Context()
+	// Open the first range before the status goes out, so a missing object is a 404/503.
+	first, err := s.Store.GetRange(ctx, in.BlobKey, ranges[0][0].Offset, ranges[0][0].Length)
+	if err != nil {
+		return err
+	}
+	w := c.Response()
+	partType := choice.media + "; transfer-syntax=" + choice.ts
+	copyFrame := func(dst io.Writer, i int) error {
+		for j, r := range ranges[i] {
+			var rc io.ReadCloser
+			if i == 0 && j == 0 {
+				rc = first
+			} else if rc, err = s.Store.GetRange(ctx, in.BlobKey, r.Offset, r.Length); err != nil {
+				return err
+			}
+			_, err := io.Copy(dst, rc)
+			rc.Close()
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if !choice.multipart {
+		w.Header().Set("Content-Type", partType)
+		w.WriteHeader(http.StatusOK)
+		if copyFrame(w, 0) != nil {
+			abort()
+		}
+		return nil
+	}
+	mw := multipart.NewWriter(w)
+	_ = mw.SetBoundary(newBoundary())
+	w.Header().Set("Content-Type", `multipart/related; type="`+choice.media+`"; boundary=`+mw.Boundary())
+	w.WriteHeader(http.StatusOK)
+	base := instanceURL(s.root(c), in) + "/frames/"
+	for i, n := range nums {
+		var size int64
+		for _, r := range ranges[i] {
+			size += r.Length
+		}
+		h := textproto.MIMEHeader{}
+		h.Set("Content-Type", partType)
+		h.Set("Content-Length", strconv.FormatInt(size, 10))
+		h.Set("Content-Location", base+strconv.Itoa(n))
+		pw, err := mw.CreatePart(h)
+		if err != nil || copyFrame(pw, i) != nil {
+			abort()
+		}
+	}
+	if mw.Close() != nil {
+		abort()
+	}
+	return nil
+}
+
+// bulkdata serves one BulkDataURI of an instance's metadata.
+func (s *Service) bulkdata(c echo.Context) error {
+	in, err := s.instance(c)
+	if err != nil {
+		return err
+	}
+	path := strings.Trim(c.Param("*"), "/")
+	var refs []dcm.BulkRef
+	if len(in.Bulk) > 0 {
+		if err := json.Unmarshal(in.Bulk, &refs); err != nil {
+			return err
+		}
+	}
+	var ref *dcm.BulkRef
+	for i := range refs {
+		if strings.EqualFold(refs[i].Path, path) {
+			ref = &refs[i]
+		}
+	}
+	if ref == nil {
+		return echo.NewHTTPError(http.StatusNotFound, "no such bulk data in this instance")
+	}
+	multi := true
+	for _, m := range parseAccept(c.Request().Header.Get("Accept")) {
+		if m.typ == "multipart/related" || m.typ == "*/*" {
+			break
+		}
+		if m.typ == "application/octet-stream" {
+			multi = false
+			break
+		}
+	}
+	rc, err := s.Store.GetRange(c.Request().Context(), in.BlobKey, ref.Range.Offset, ref.Range.Length)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	w := c.Response()
+	ct := "application/octet-stream"
+	if ref.VR == "OB" || ref.VR == "OW" || ref.VR == "OF" || ref.VR == "OD" || ref.VR == "OL" || ref.VR == "OV" || ref.VR == "UN" {
+		ct += "; transfer-syntax=" + tsExplicitLE
+	}
+	if !multi {
+		w.Header().Set("Content-Type", ct)
+		w.Header().Set("Content-Length", strconv.FormatInt(ref.Range.Length, 10))
+		w.WriteHeader(http.StatusOK)
+		if _, err := io.Copy(w, rc); err != nil {
+			abort()
+		}
+		return nil
+	}
+	mw := multipart.NewWriter(w)
+	_ = mw.SetBoundary(newBoundary())
+	w.Header().Set("Content-Type", `multipart/related; type="application/octet-stream"; boundary=`+mw.Boundary())
+	w.WriteHeader(http.StatusOK)
+	h := textproto.MIMEHeader{}
+	h.Set("Content-Type", ct)
+	h.Set("Content-Length", strconv.FormatInt(ref.Range.Length, 10))
+	pw, err := mw.CreatePart(h)
+	if err == nil {
+		_, err = io.Copy(pw, rc)
+	}
+	if err != nil || mw.Close() != nil {
+		abort()
+	}
+	return nil
+}
+
+// delete removes a study, series or instance (when AllowDelete): index rows first, then
+// blobs; a blob that cannot be removed is an orphan that lumen fsck finds.
+func (s *Service) delete(c echo.Context) error {
+	if !s.AllowDelete {
+		c.Response().Header().Set("Allow", "GET, HEAD")
+		return echo.NewHTTPError(http.StatusMethodNotAllowed, "deletion is disabled on this server (dicomweb.allow_delete)")
+	}
+	list, err := s.instances(c, false)
+	if err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	for i := range list {
+		old, err := s.Index.DeleteInstance(ctx, list[i].SOPInstanceUID)
+		if errors.Is(err, index.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if err := s.Store.Delete(ctx, old.BlobKey); err != nil {
+			s.log().Warn("dicomweb: delete: blob not removed; lumen fsck will find it", "key", old.BlobKey, "err", err)
+		}
+	}
+	s.log().Info("dicomweb: deleted", "path", c.Path(), "instances", len(list))
+	return c.NoContent(http.StatusNoContent)
+}
