@@ -8,7 +8,7 @@ STATICCHECK   := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 VERSION       ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS       := -s -w -X main.version=$(VERSION)
 # Go skips directories named testdata in ./...; name the generator packages explicitly.
-PKGS          := ./... ./testdata/gen ./testdata/cmd/gencorpus
+PKGS          := ./... ./testdata/gen ./testdata/cmd/gencorpus ./testdata/cmd/webbench ./testdata/tools
 FUZZTIME      ?= 20s
 BENCHTIME     ?= 3s
 
@@ -43,10 +43,13 @@ bench: provision
 	$(GO) test -run '^$$' -bench 'ImportCT|LargeMultiframe' -benchtime 1x -timeout 60m ./cmd/lumen
 	$(GO) test -run '^$$' -bench 'CStore' -benchtime 300x -timeout 30m ./cmd/lumen
 	$(GO) test -run '^$$' -bench 'FindStudies' -benchtime 500x -timeout 30m ./cmd/lumen
+	$(GO) test -run '^$$' -bench 'QIDOStudyList|SeriesMetadata' -benchtime 300x -timeout 30m ./cmd/lumen
 
-## bench-orthanc: storescu → Lumen vs storescu → Orthanc 1.10 (Debian), side by side.
+## bench-orthanc: storescu → Lumen vs storescu → Orthanc 1.10 (Debian), side by side; then
+## STOW-RS and WADO-RS against Lumen and Orthanc's DICOMweb plugin.
 bench-orthanc:
 	bash .ci/bench-orthanc
+	bash .ci/bench-dicomweb-orthanc
 
 lint:
 	@test -z "$$(gofmt -l . | tee /dev/stderr)" || (echo "gofmt: files above need formatting" && exit 1)
