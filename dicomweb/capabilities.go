@@ -26,8 +26,8 @@ func (s *Service) capabilities(c echo.Context) error {
 		"base":     s.root(c),
 		"maxLimit": s.maxLimit(),
 		"delete":   s.AllowDelete,
-		"transcoding": "not offered: instances and frames are sent in their stored transfer syntax; " +
-			"a request for another syntax is answered 406",
+		"transcoding": "Implicit VR Little Endian objects go out as Explicit VR Little Endian unless transfer-syntax=* or the stored UID is asked for; " +
+			"compressed objects and frames go out as stored; a request for a syntax that cannot be produced is answered 406",
 		"resources": []capability{
 			{"/studies", []string{"GET"}, "QIDO-RS SearchForStudies", []string{"application/dicom+json"}, qidoParams},
 			{"/series", []string{"GET"}, "QIDO-RS SearchForSeries", []string{"application/dicom+json"}, qidoParams},
@@ -37,13 +37,13 @@ func (s *Service) capabilities(c echo.Context) error {
 			{"/studies/{study}/series/{series}/instances", []string{"GET"}, "QIDO-RS SearchForInstances in a series", []string{"application/dicom+json"}, qidoParams},
 			{"/studies", []string{"POST"}, "STOW-RS StoreInstances", []string{`multipart/related; type="application/dicom"`}, nil},
 			{"/studies/{study}", []string{"POST"}, "STOW-RS StoreInstances into a study (instances of other studies are refused)", []string{`multipart/related; type="application/dicom"`}, nil},
-			{"/studies/{study}[/series/{series}[/instances/{instance}]]", []string{"GET", "DELETE"}, "WADO-RS Retrieve (as stored); DELETE when enabled", []string{`multipart/related; type="application/dicom"; transfer-syntax=*`, "application/dicom (one instance)"}, nil},
+			{"/studies/{study}[/series/{series}[/instances/{instance}]]", []string{"GET", "DELETE"}, "WADO-RS Retrieve; DELETE when enabled", []string{`multipart/related; type="application/dicom"; transfer-syntax=*`, "application/dicom (one instance)"}, nil},
 			{"/studies/{study}[/series/{series}[/instances/{instance}]]/metadata", []string{"GET"}, "WADO-RS RetrieveMetadata with ETag and If-None-Match", []string{"application/dicom+json"}, nil},
 			{"/studies/{study}/series/{series}/instances/{instance}/frames/{frames}", []string{"GET"}, "WADO-RS RetrieveFrames (1-based, comma separated)", frameAccept, nil},
 			{"/studies/{study}/series/{series}/instances/{instance}/bulkdata/{path}", []string{"GET"}, "WADO-RS RetrieveBulkData (the BulkDataURIs of the metadata)", []string{`multipart/related; type="application/octet-stream"`, "application/octet-stream"}, nil},
 			{"/wado", []string{"GET"}, "WADO-URI (at the server root)", []string{"application/dicom"}, []string{"requestType=WADO", "studyUID", "seriesUID", "objectUID", "contentType=application/dicom", "transferSyntax"}},
 		},
-		"notImplemented": []string{"rendered and thumbnail resources (501)", "WADO-URI rendered content types (501)", "application/dicom+xml", "transcoding", "matching on nested (sequence) attributes (ignored with a Warning)"},
+		"notImplemented": []string{"rendered and thumbnail resources (501)", "WADO-URI rendered content types (501)", "application/dicom+xml", "decompression and compression", "matching on nested (sequence) attributes (ignored with a Warning)"},
 	}
 	return c.JSONPretty(http.StatusOK, doc, "  ")
 }

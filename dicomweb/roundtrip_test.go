@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/lumenpacs/lumen/archive/dcm"
 	"github.com/lumenpacs/lumen/testdata/gen"
 )
 
@@ -235,4 +236,62 @@ func readAll(t testing.TB, resp *http.Response) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// TestImplicitGoesOutExplicit stores Implicit VR Little Endian copies (DCMTK dcmconv +ti)
+// and checks that WADO-RS and WADO-URI send them as Explicit VR Little Endian by
+// default (PS3.18: the web's default), and byte for byte as stored with
+// transfer-syntax=*.
+func TestImplicitGoesOutExplicit(t *testing.T) {
+	dcmconv := dcmtk(t, "dcmconv")
+	corpus, err := gen.Corpus(5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	var objs []gen.Object
+	for _, o := range corpus {
+		if o.Modality != "XA" && o.Modality != "ECG" && o.Modality != "SR" && len(objs) > 0 {
+			continue
+		}
+		in, out := filepath.Join(dir, "in.dcm"), filepath.Join(dir, o.SOPInstanceUID+".dcm")
+		os.WriteFile(in, o.Data, 0o644)
+		if b, err := exec.Command(dcmconv, "+ti", in, out).CombinedOutput(); err != nil {
+			t.Fatalf("dcmconv: %v\n%s", err, b)
+		}
+		o.Data, _ = os.ReadFile(out)
+		objs = append(objs, o)
+	}
+	e := newEnv(t, "sqlite", nil)
+	for _, o := range objs {
+		if code, resp := e.stow(t, "/studies", o.Data); code != http.StatusOK {
+			t.Fatalf("STOW: %d %v", code, resp)
+		}
+		parts := readParts(t, e.do(t, http.MethodGet, instanceURL(e, o), nil, "Accept", acceptDICOM), "application/dicom")
+		if len(parts) != 1 || parts[0].header.Get("Content-Type") != "application/dicom; transfer-syntax=1.2.840.10008.1.2.1" {
+			t.Fatalf("%s: %v", o.Name, parts[0].header)
+		}
+		f, err := dcm.Parse(bytes.NewReader(parts[0].body), nil)
+		if err != nil || f.TransferSyntax != "1.2.840.10008.1.2.1" || f.Dataset.String(dcm.TagSOPInstanceUID) != o.SOPInstanceUID {
+			t.Fatalf("%s: transcoded object: %v", o.Name, err)
+		}
+		orig, _ := dcm.Parse(bytes.NewReader(o.Data), nil)
+		gj, _, _ := f.Dataset.JSON(nil)
+		oj, _, _ := orig.Dataset.JSON(nil)
+		if !bytes.Equal(gj, oj) {
+			t.Fatalf("%s: data set differs after transcoding", o.Name)
+		}
+		parts = readParts(t, e.do(t, http.MethodGet, instanceURL(e, o), nil, "Accept", acceptDICOM+"; transfer-syntax=*"), "application/dicom")
+		if !bytes.Equal(parts[0].body, o.Data) || parts[0].header.Get("Content-Type") != "application/dicom; transfer-syntax=1.2.840.10008.1.2" {
+			t.Fatalf("%s: transfer-syntax=* is not the stored object", o.Name)
+		}
+		resp := e.do(t, http.MethodGet, e.srv.URL+"/wado?requestType=WADO&studyUID="+o.StudyUID+"&seriesUID="+o.SeriesUID+"&objectUID="+o.SOPInstanceUID+"&contentType=application/dicom", nil)
+		wf, err := dcm.Parse(bytes.NewReader(readAll(t, resp)), nil)
+		if err != nil || wf.TransferSyntax != "1.2.840.10008.1.2.1" {
+			t.Fatalf("%s: WADO-URI object not Explicit VR LE (%v)", o.Name, err)
+		}
+		if wj, _, _ := wf.Dataset.JSON(nil); !bytes.Equal(wj, oj) {
+			t.Fatalf("%s: WADO-URI data set differs", o.Name)
+		}
+	}
 }

@@ -1,6 +1,7 @@
 package dicomweb
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -102,9 +103,43 @@ func abort() {
 	panic(http.ErrAbortHandler)
 }
 
+// outputSyntax decides the transfer syntax an instance stored in stored goes out in,
+// for a transfer-syntax parameter param ("" when absent): as stored, or, for Implicit
+// VR Little Endian, transcoded to Explicit VR Little Endian (PS3.18 8.7.3.5.2: the
+// default on the web). ok is false when param asks for what cannot be produced.
+func outputSyntax(param, stored string) (ts string, transcode, ok bool) {
+	switch {
+	case param == "*" || param == stored:
+		return stored, false, true
+	case stored == tsImplicitLE && (param == "" || param == tsExplicitLE):
+		return tsExplicitLE, true, true
+	case param == "":
+		// Compressed and other stored syntaxes go out as stored (no decompression yet);
+		// each part says which syntax it is.
+		return stored, false, true
+	}
+	return "", false, false
+}
+
+// writeInstance copies the object opened as rc to w, transcoding it to Explicit VR
+// Little Endian when asked (values Parse skipped are read again with ranged reads).
+func (s *Service) writeInstance(ctx context.Context, w io.Writer, in *index.Instance, rc io.Reader, transcode bool) error {
+	if !transcode {
+		_, err := io.Copy(w, rc)
+		return err
+	}
+	f, err := dcm.Parse(rc, nil)
+	if err != nil {
+		return err
+	}
+	return dcm.TranscodeToExplicit(w, f, func(off, n int64) (io.ReadCloser, error) {
+		return s.Store.GetRange(ctx, in.BlobKey, off, n)
+	})
+}
+
 // retrieve streams instances as multipart/related; type="application/dicom" (WADO-RS
-// RetrieveStudy/Series/Instance), as stored: transcoding is not offered, so a request
-// for another transfer syntax is answered 406.
+// RetrieveStudy/Series/Instance): as stored, or Implicit VR Little Endian transcoded to
+// Explicit VR Little Endian; a request for a syntax that cannot be produced is 406.
 func (s *Service) retrieve(c echo.Context) error {
 	list, err := s.instances(c, false)
 	if err != nil {
@@ -114,9 +149,11 @@ func (s *Service) retrieve(c echo.Context) error {
 	if !ok {
 		return echo.NewHTTPError(http.StatusNotAcceptable, `instances are available as multipart/related; type="application/dicom" or application/dicom`)
 	}
+	out := make([]string, len(list))
+	trans := make([]bool, len(list))
 	for i := range list {
-		if !tsOK(choice.ts, list[i].TransferSyntaxUID, func(string) bool { return true }) {
-			return echo.NewHTTPError(http.StatusNotAcceptable, fmt.Sprintf("an instance is stored in transfer syntax %s and transcoding is not offered; ask with transfer-syntax=* or %s", list[i].TransferSyntaxUID, list[i].TransferSyntaxUID))
+		if out[i], trans[i], ok = outputSyntax(choice.ts, list[i].TransferSyntaxUID); !ok {
+			return echo.NewHTTPError(http.StatusNotAcceptable, fmt.Sprintf("an instance is stored in transfer syntax %s and cannot be sent in %s (no decompression or compression yet); ask with transfer-syntax=* or %s", list[i].TransferSyntaxUID, choice.ts, list[i].TransferSyntaxUID))
 		}
 	}
 	ctx := c.Request().Context()
@@ -127,10 +164,12 @@ func (s *Service) retrieve(c echo.Context) error {
 	w := c.Response()
 	if !choice.multipart {
 		defer first.Close()
-		w.Header().Set("Content-Type", "application/dicom; transfer-syntax="+list[0].TransferSyntaxUID)
-		w.Header().Set("Content-Length", strconv.FormatInt(list[0].Size, 10))
+		w.Header().Set("Content-Type", "application/dicom; transfer-syntax="+out[0])
+		if !trans[0] {
+			w.Header().Set("Content-Length", strconv.FormatInt(list[0].Size, 10))
+		}
 		w.WriteHeader(http.StatusOK)
-		if _, err := io.Copy(w, first); err != nil {
+		if err := s.writeInstance(ctx, w, &list[0], first, trans[0]); err != nil {
 			abort()
 		}
 		return nil
@@ -150,12 +189,14 @@ func (s *Service) retrieve(c echo.Context) error {
 			}
 		}
 		h := textproto.MIMEHeader{}
-		h.Set("Content-Type", "application/dicom; transfer-syntax="+in.TransferSyntaxUID)
-		h.Set("Content-Length", strconv.FormatInt(in.Size, 10))
+		h.Set("Content-Type", "application/dicom; transfer-syntax="+out[i])
+		if !trans[i] {
+			h.Set("Content-Length", strconv.FormatInt(in.Size, 10))
+		}
 		h.Set("Content-Location", instanceURL(root, in))
 		pw, err := mw.CreatePart(h)
 		if err == nil {
-			_, err = io.Copy(pw, rc)
+			err = s.writeInstance(ctx, pw, in, rc, trans[i])
 		}
 		rc.Close()
 		if err != nil {

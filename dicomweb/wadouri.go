@@ -2,7 +2,6 @@ package dicomweb
 
 import (
 	"errors"
-	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -63,8 +62,9 @@ func (s *Service) wadoURI(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if ts := q.Get("transferSyntax"); ts != "" && ts != "*" && ts != in.TransferSyntaxUID {
-		return echo.NewHTTPError(http.StatusNotAcceptable, "the object is stored in transfer syntax "+in.TransferSyntaxUID+" and transcoding is not offered")
+	_, transcode, ok := outputSyntax(q.Get("transferSyntax"), in.TransferSyntaxUID)
+	if !ok {
+		return echo.NewHTTPError(http.StatusNotAcceptable, "the object is stored in transfer syntax "+in.TransferSyntaxUID+" and cannot be sent in "+q.Get("transferSyntax"))
 	}
 	rc, _, err := s.Store.Get(c.Request().Context(), in.BlobKey)
 	if err != nil {
@@ -73,9 +73,11 @@ func (s *Service) wadoURI(c echo.Context) error {
 	defer rc.Close()
 	w := c.Response()
 	w.Header().Set("Content-Type", "application/dicom")
-	w.Header().Set("Content-Length", strconv.FormatInt(in.Size, 10))
+	if !transcode {
+		w.Header().Set("Content-Length", strconv.FormatInt(in.Size, 10))
+	}
 	w.WriteHeader(http.StatusOK)
-	if _, err := io.Copy(w, rc); err != nil {
+	if err := s.writeInstance(c.Request().Context(), w, in, rc, transcode); err != nil {
 		abort()
 	}
 	return nil
