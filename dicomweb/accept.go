@@ -118,15 +118,3 @@ func (m mediaRange) accepts(typ string) bool {
 	}
 	return false
 }
-
-// tsOK reports whether a transfer-syntax parameter value admits the stored syntax;
-// def is what an absent parameter means.
-func tsOK(param, stored string, def func(string) bool) bool {
-	switch param {
-	case "*":
-		return true
-	case "":
-		return def(stored)
-	}
-	return param == stored
-}
