@@ -68,6 +68,9 @@ func (f *File) PixelLayout() *PixelLayout {
 		ba, _ := ds.Int(TagBitsAllocated)
 		if ba >= 8 && ba%8 == 0 {
 			fl := rows * cols * spp * (ba / 8)
+			if spp == 3 && ba == 8 && ds.String(TagPhotometricInterpretation) == "YBR_FULL_422" {
+				fl = rows * cols * 2 // two luminance and one pair of chroma samples per two pixels
+			}
 			if fl > 0 && fl*int64(frames) <= pl.Length {
 				pl.FrameLength = fl
 			}

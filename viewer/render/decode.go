@@ -1,0 +1,281 @@
+package render
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"image"
+	"image/jpeg"
+
+	"github.com/lumenpacs/lumen/archive/dcm"
+	"github.com/lumenpacs/lumen/viewer/render/ljpeg"
+)
+
+// Frame is one decoded frame: stored values (after BitsStored masking and sign
+// extension), Samples per pixel, interleaved. Photometric is the colour model of Data,
+// which decoding may have changed (JPEG baseline YBR is decoded to RGB).
+type Frame struct {
+	Rows, Columns, Samples int
+	Data                   []int32
+	Photometric            string
+}
+
+// ErrUnsupported reports a transfer syntax or pixel format without a decoder.
+var ErrUnsupported = errors.New("render: no decoder")
+
+// Codec decodes one frame's bytes (a native frame, or the concatenated fragments of an
+// encapsulated one).
+type Codec func(p *Params, data []byte) (*Frame, error)
+
+var codecs = map[string]Codec{
+	dcm.ImplicitVRLittleEndian: decodeNative,
+	dcm.ExplicitVRLittleEndian: decodeNative,
+	dcm.ExplicitVRBigEndian:    decodeNative,
+	"1.2.840.10008.1.2.1.99":   decodeNative, // deflated: frames come inflated
+	"1.2.840.10008.1.2.5":      decodeRLE,
+	"1.2.840.10008.1.2.4.50":   decodeJPEG,
+	"1.2.840.10008.1.2.4.51":   decodeJPEG,
+	"1.2.840.10008.1.2.4.57":   decodeLossless,
+	"1.2.840.10008.1.2.4.70":   decodeLossless,
+}
+
+// Register adds or replaces the codec of a transfer syntax (for example a cgo JPEG-LS
+// or JPEG 2000 decoder built separately).
+func Register(ts string, c Codec) { codecs[ts] = c }
+
+// Supported reports whether frames in transfer syntax ts can be decoded.
+func Supported(ts string) bool { _, ok := codecs[ts]; return ok }
+
+// Decode decodes one frame stored in transfer syntax ts.
+func Decode(ts string, p *Params, data []byte) (*Frame, error) {
+	c, ok := codecs[ts]
+	if !ok {
+		return nil, fmt.Errorf("%w for transfer syntax %s", ErrUnsupported, ts)
+	}
+	return c(p, data)
+}
+
+func (p *Params) newFrame() *Frame {
+	return &Frame{Rows: p.Rows, Columns: p.Columns, Samples: p.SamplesPerPixel, Photometric: p.Photometric,
+		Data: make([]int32, p.Rows*p.Columns*p.SamplesPerPixel)}
+}
+
+// value masks a raw sample to BitsStored at HighBit and sign-extends it.
+func (p *Params) value(raw uint32) int32 {
+	shift := uint(p.HighBit + 1 - p.BitsStored)
+	v := (raw >> shift) & (1<<uint(p.BitsStored) - 1)
+	if p.Signed && v&(1<<uint(p.BitsStored-1)) != 0 {
+		return int32(v) - int32(1<<uint(p.BitsStored))
+	}
+	return int32(v)
+}
+
+// decodeNative unpacks uncompressed pixel data (PS3.5 8.1.1, 8.2).
+func decodeNative(p *Params, data []byte) (*Frame, error) {
+	f := p.newFrame()
+	n := len(f.Data)
+	if p.Photometric == "YBR_FULL_422" && p.SamplesPerPixel == 3 && p.BitsAllocated == 8 {
+		return decodeNative422(p, data)
+	}
+	switch p.BitsAllocated {
+	case 1:
+		if len(data)*8 < n {
+			return nil, fmt.Errorf("render: %d bytes for %d one-bit samples", len(data), n)
+		}
+		for i := 0; i < n; i++ {
+			f.Data[i] = int32(data[i/8]>>(uint(i)%8)) & 1
+		}
+		return f, nil
+	case 8:
+		if len(data) < n {
+			return nil, fmt.Errorf("render: %d bytes for %d samples", len(data), n)
+		}
+		for i := 0; i < n; i++ {
+			f.Data[i] = p.value(uint32(data[i]))
+		}
+	case 16:
+		if len(data) < 2*n {
+			return nil, fmt.Errorf("render: %d bytes for %d 16-bit samples", len(data), n)
+		}
+		for i := 0; i < n; i++ {
+			var raw uint32
+			if p.BigEndian {
+				raw = uint32(data[2*i])<<8 | uint32(data[2*i+1])
+			} else {
+				raw = uint32(data[2*i]) | uint32(data[2*i+1])<<8
+			}
+			f.Data[i] = p.value(raw)
+		}
+	case 32:
+		if len(data) < 4*n {
+			return nil, fmt.Errorf("render: %d bytes for %d 32-bit samples", len(data), n)
+		}
+		for i := 0; i < n; i++ {
+			b := data[4*i:]
+			var raw uint32
+			if p.BigEndian {
+				raw = uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+			} else {
+				raw = uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24
+			}
+			f.Data[i] = p.value(raw)
+		}
+	}
+	if p.Planar && p.SamplesPerPixel == 3 {
+		f.Data = interleave(f.Data, p.Rows*p.Columns)
+	}
+	return f, nil
+}
+
+// interleave turns planes (RRR...GGG...BBB) into pixels (RGBRGB...).
+func interleave(planes []int32, pixels int) []int32 {
+	out := make([]int32, len(planes))
+	for i := 0; i < pixels; i++ {
+		out[3*i], out[3*i+1], out[3*i+2] = planes[i], planes[pixels+i], planes[2*pixels+i]
+	}
+	return out
+}
+
+// decodeNative422 expands YBR_FULL_422 (PS3.3 C.7.6.3.1.2: Y1 Y2 Cb Cr for each pair
+// of pixels of a row) to full YBR samples.
+func decodeNative422(p *Params, data []byte) (*Frame, error) {
+	f := p.newFrame()
+	cols := p.Columns
+	rowBytes := 2 * cols
+	if len(data) < rowBytes*p.Rows || cols%2 != 0 {
+		return nil, fmt.Errorf("render: YBR_FULL_422: %d bytes for %dx%d", len(data), cols, p.Rows)
+	}
+	for y := 0; y < p.Rows; y++ {
+		row := data[y*rowBytes:]
+		for x := 0; x < cols; x += 2 {
+			g := row[2*x:]
+			y1, y2, cb, cr := int32(g[0]), int32(g[1]), int32(g[2]), int32(g[3])
+			i := (y*cols + x) * 3
+			f.Data[i], f.Data[i+1], f.Data[i+2] = y1, cb, cr
+			f.Data[i+3], f.Data[i+4], f.Data[i+5] = y2, cb, cr
+		}
+	}
+	f.Photometric = "YBR_FULL"
+	return f, nil
+}
+
+// decodeRLE decodes DICOM RLE (PS3.5 Annex G): one PackBits segment per byte plane,
+// most significant byte first, sample by sample.
+func decodeRLE(p *Params, data []byte) (*Frame, error) {
+	if len(data) < 64 {
+		return nil, fmt.Errorf("render: RLE header missing")
+	}
+	le := func(b []byte) int { return int(b[0]) | int(b[1])<<8 | int(b[2])<<16 | int(b[3])<<24 }
+	nseg := le(data)
+	bytesPer := p.BitsAllocated / 8
+	if p.BitsAllocated < 8 || nseg != bytesPer*p.SamplesPerPixel || nseg > 15 {
+		return nil, fmt.Errorf("render: RLE with %d segments for %d samples of %d bits", nseg, p.SamplesPerPixel, p.BitsAllocated)
+	}
+	pixels := p.Rows * p.Columns
+	planes := make([][]byte, nseg)
+	for s := 0; s < nseg; s++ {
+		start, end := le(data[4+4*s:]), len(data)
+		if s+1 < nseg {
+			end = le(data[8+4*s:])
+		}
+		if start < 64 || start > end || end > len(data) {
+			return nil, fmt.Errorf("render: RLE segment %d offsets", s)
+		}
+		planes[s] = unpackBits(data[start:end], pixels)
+		if len(planes[s]) < pixels {
+			return nil, fmt.Errorf("render: RLE segment %d decodes to %d of %d bytes", s, len(planes[s]), pixels)
+		}
+	}
+	f := p.newFrame()
+	for i := 0; i < pixels; i++ {
+		for s := 0; s < p.SamplesPerPixel; s++ {
+			var raw uint32
+			for b := 0; b < bytesPer; b++ {
+				raw = raw<<8 | uint32(planes[s*bytesPer+b][i])
+			}
+			f.Data[i*p.SamplesPerPixel+s] = p.value(raw)
+		}
+	}
+	return f, nil
+}
+
+// unpackBits decodes a PackBits segment (PS3.5 G.3.1) up to n bytes.
+func unpackBits(src []byte, n int) []byte {
+	out := make([]byte, 0, n)
+	for i := 0; i < len(src) && len(out) < n; {
+		h := int8(src[i])
+		i++
+		switch {
+		case h >= 0:
+			k := int(h) + 1
+			if i+k > len(src) {
+				k = len(src) - i
+			}
+			out = append(out, src[i:i+k]...)
+			i += k
+		case h != -128:
+			if i >= len(src) {
+				return out
+			}
+			for k := 0; k < int(-h)+1; k++ {
+				out = append(out, src[i])
+			}
+			i++
+		}
+	}
+	return out
+}
+
+// decodeJPEG decodes JPEG baseline and 8-bit extended frames with image/jpeg; colour
+// frames come out as RGB (the decoder converts YCbCr).
+func decodeJPEG(p *Params, data []byte) (*Frame, error) {
+	img, err := jpeg.Decode(bytes.NewReader(data))
+	if err != nil {
+		return nil, fmt.Errorf("%w: JPEG: %v", ErrUnsupported, err)
+	}
+	b := img.Bounds()
+	if b.Dx() != p.Columns || b.Dy() != p.Rows {
+		return nil, fmt.Errorf("render: JPEG frame is %dx%d, data set says %dx%d", b.Dx(), b.Dy(), p.Columns, p.Rows)
+	}
+	f := p.newFrame()
+	switch m := img.(type) {
+	case *image.Gray:
+		if p.SamplesPerPixel != 1 {
+			return nil, fmt.Errorf("render: grayscale JPEG for %d samples", p.SamplesPerPixel)
+		}
+		for y := 0; y < p.Rows; y++ {
+			for x := 0; x < p.Columns; x++ {
+				f.Data[y*p.Columns+x] = int32(m.Pix[y*m.Stride+x])
+			}
+		}
+	default:
+		if p.SamplesPerPixel != 3 {
+			return nil, fmt.Errorf("render: colour JPEG for %d samples", p.SamplesPerPixel)
+		}
+		for y := 0; y < p.Rows; y++ {
+			for x := 0; x < p.Columns; x++ {
+				r, g, bl, _ := img.At(b.Min.X+x, b.Min.Y+y).RGBA()
+				i := (y*p.Columns + x) * 3
+				f.Data[i], f.Data[i+1], f.Data[i+2] = int32(r>>8), int32(g>>8), int32(bl>>8)
+			}
+		}
+		f.Photometric = "RGB"
+	}
+	return f, nil
+}
+
+// decodeLossless decodes JPEG lossless (process 14) frames.
+func decodeLossless(p *Params, data []byte) (*Frame, error) {
+	img, err := ljpeg.Decode(data)
+	if err != nil {
+		return nil, err
+	}
+	if img.Width != p.Columns || img.Height != p.Rows || img.Components != p.SamplesPerPixel {
+		return nil, fmt.Errorf("render: lossless JPEG frame is %dx%dx%d, data set says %dx%dx%d", img.Width, img.Height, img.Components, p.Columns, p.Rows, p.SamplesPerPixel)
+	}
+	f := p.newFrame()
+	for i, v := range img.Data {
+		f.Data[i] = p.value(uint32(v))
+	}
+	return f, nil
+}

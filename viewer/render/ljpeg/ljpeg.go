@@ -1,0 +1,368 @@
+// Package ljpeg decodes lossless JPEG (ITU-T T.81 process 14, Huffman coded, predictors
+// 1–7, point transform), the codec of DICOM transfer syntaxes 1.2.840.10008.1.2.4.57 and
+// 1.2.840.10008.1.2.4.70 (selection value 1), common in XA. Go's image/jpeg does not
+// implement it.
+package ljpeg
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Image is a decoded lossless JPEG: Components samples per pixel, interleaved, each
+// an unsigned value of Precision bits.
+type Image struct {
+	Width, Height, Components, Precision int
+	Data                                 []uint16
+}
+
+// ErrFormat reports a malformed or unsupported stream.
+var ErrFormat = errors.New("ljpeg: invalid or unsupported lossless JPEG")
+
+type huffman struct {
+	// lookup maps (code length, code) to symbol via the canonical code tables.
+	maxCode [18]int32
+	valPtr  [17]int32
+	minCode [17]int32
+	vals    []uint8
+	defined bool
+}
+
+type component struct {
+	id, h, v int
+	table    int
+}
+
+type decoder struct {
+	data      []byte
+	pos       int
+	bits      uint32
+	nbits     int
+	marker    bool // an entropy segment ended at a marker
+	tables    [4]huffman
+	width     int
+	height    int
+	precision int
+	comps     []component
+	restart   int
+}
+
+func fail(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrFormat, fmt.Sprintf(format, args...))
+}
+
+// Decode decodes one lossless JPEG frame.
+func Decode(data []byte) (*Image, error) {
+	d := &decoder{data: data}
+	if len(data) < 4 || data[0] != 0xFF || data[1] != 0xD8 {
+		return nil, fail("no SOI marker")
+	}
+	d.pos = 2
+	for {
+		m, err := d.nextMarker()
+		if err != nil {
+			return nil, err
+		}
+		switch {
+		case m == 0xD9:
+			return nil, fail("EOI before any scan")
+		case m == 0xC3:
+			if err := d.sof(); err != nil {
+				return nil, err
+			}
+		case m >= 0xC0 && m <= 0xCF && m != 0xC4 && m != 0xC8 && m != 0xCC:
+			return nil, fail("SOF%d is not lossless Huffman (process 14)", m-0xC0)
+		case m == 0xC4:
+			if err := d.dht(); err != nil {
+				return nil, err
+			}
+		case m == 0xDD:
+			seg, err := d.segment()
+			if err != nil || len(seg) < 2 {
+				return nil, fail("bad DRI")
+			}
+			d.restart = int(seg[0])<<8 | int(seg[1])
+		case m == 0xDA:
+			return d.scan()
+		default:
+			if _, err := d.segment(); err != nil {
+				return nil, err
+			}
+		}
+	}
+}
+
+func (d *decoder) nextMarker() (byte, error) {
+	for d.pos+1 < len(d.data) {
+		if d.data[d.pos] != 0xFF {
+			d.pos++
+			continue
+		}
+		m := d.data[d.pos+1]
+		d.pos += 2
+		if m != 0xFF && m != 0x00 {
+			return m, nil
+		}
+		if m == 0xFF {
+			d.pos--
+		}
+	}
+	return 0, fail("unexpected end of data looking for a marker")
+}
+
+func (d *decoder) segment() ([]byte, error) {
+	if d.pos+2 > len(d.data) {
+		return nil, fail("truncated segment")
+	}
+	n := int(d.data[d.pos])<<8 | int(d.data[d.pos+1])
+	if n < 2 || d.pos+n > len(d.data) {
+		return nil, fail("segment length %d", n)
+	}
+	seg := d.data[d.pos+2 : d.pos+n]
+	d.pos += n
+	return seg, nil
+}
+
+func (d *decoder) sof() error {
+	seg, err := d.segment()
+	if err != nil {
+		return err
+	}
+	if len(seg) < 6 {
+		return fail("short SOF3")
+	}
+	d.precision = int(seg[0])
+	d.height = int(seg[1])<<8 | int(seg[2])
+	d.width = int(seg[3])<<8 | int(seg[4])
+	n := int(seg[5])
+	if d.precision < 2 || d.precision > 16 || d.width == 0 || d.height == 0 || n < 1 || n > 4 || len(seg) < 6+3*n {
+		return fail("SOF3: precision %d, %dx%d, %d components", d.precision, d.width, d.height, n)
+	}
+	if d.width*d.height*n > 1<<28 {
+		return fail("image too large")
+	}
+	d.comps = make([]component, n)
+	for i := range d.comps {
+		c := seg[6+3*i:]
+		d.comps[i] = component{id: int(c[0]), h: int(c[1] >> 4), v: int(c[1] & 15)}
+		if d.comps[i].h != 1 || d.comps[i].v != 1 {
+			return fail("subsampled components are not supported")
+		}
+	}
+	return nil
+}
+
+func (d *decoder) dht() error {
+	seg, err := d.segment()
+	if err != nil {
+		return err
+	}
+	for len(seg) > 0 {
+		if len(seg) < 17 {
+			return fail("short DHT")
+		}
+		class, id := seg[0]>>4, int(seg[0]&15)
+		if id > 3 {
+			return fail("Huffman table id %d", id)
+		}
+		counts := seg[1:17]
+		total := 0
+		for _, c := range counts {
+			total += int(c)
+		}
+		if len(seg) < 17+total || total > 256 {
+			return fail("DHT of %d symbols", total)
+		}
+		if class == 0 { // DC tables are the ones lossless JPEG uses
+			h := &d.tables[id]
+			*h = huffman{vals: append([]uint8(nil), seg[17:17+total]...), defined: true}
+			code, k := int32(0), int32(0)
+			for l := 1; l <= 16; l++ {
+				h.valPtr[l] = k
+				h.minCode[l] = code
+				code += int32(counts[l-1])
+				k += int32(counts[l-1])
+				if counts[l-1] > 0 {
+					h.maxCode[l] = code - 1
+				} else {
+					h.maxCode[l] = -1
+				}
+				code <<= 1
+			}
+			h.maxCode[17] = 0x7FFFFFFF
+		}
+		seg = seg[17+total:]
+	}
+	return nil
+}
+
+// bit reads one bit of entropy-coded data, handling byte stuffing; past a marker it
+// yields zeros (the marker is handled by the caller).
+func (d *decoder) bit() int {
+	if d.nbits == 0 {
+		var b byte
+		if d.pos < len(d.data) && !d.marker {
+			b = d.data[d.pos]
+			if b == 0xFF {
+				if d.pos+1 < len(d.data) && d.data[d.pos+1] == 0x00 {
+					d.pos += 2
+				} else {
+					d.marker = true
+					b = 0
+				}
+			} else {
+				d.pos++
+			}
+		}
+		d.bits, d.nbits = uint32(b), 8
+	}
+	d.nbits--
+	return int(d.bits>>uint(d.nbits)) & 1
+}
+
+func (d *decoder) receive(n int) int {
+	v := 0
+	for i := 0; i < n; i++ {
+		v = v<<1 | d.bit()
+	}
+	return v
+}
+
+func (d *decoder) decodeHuff(h *huffman) (int, error) {
+	code := int32(d.bit())
+	for l := 1; l <= 16; l++ {
+		if code <= h.maxCode[l] {
+			return int(h.vals[h.valPtr[l]+code-h.minCode[l]]), nil
+		}
+		code = code<<1 | int32(d.bit())
+	}
+	return 0, fail("invalid Huffman code")
+}
+
+// diff decodes one difference value (T.81 H.1.2.2: categories 0–16).
+func (d *decoder) diff(h *huffman) (int, error) {
+	t, err := d.decodeHuff(h)
+	if err != nil {
+		return 0, err
+	}
+	switch {
+	case t == 0:
+		return 0, nil
+	case t == 16:
+		return 32768, nil
+	case t > 16:
+		return 0, fail("difference category %d", t)
+	}
+	v := d.receive(t)
+	if v < 1<<(t-1) {
+		v += (-1 << t) + 1
+	}
+	return v, nil
+}
+
+func (d *decoder) scan() (*Image, error) {
+	if d.comps == nil {
+		return nil, fail("SOS before SOF3")
+	}
+	seg, err := d.segment()
+	if err != nil {
+		return nil, err
+	}
+	if len(seg) < 1 {
+		return nil, fail("short SOS")
+	}
+	ns := int(seg[0])
+	if ns != len(d.comps) || len(seg) < 1+2*ns+3 {
+		return nil, fail("scan of %d components (non-interleaved scans are not supported)", ns)
+	}
+	order := make([]int, ns)
+	for i := 0; i < ns; i++ {
+		id, tbl := int(seg[1+2*i]), int(seg[2+2*i]>>4)
+		found := -1
+		for j, c := range d.comps {
+			if c.id == id {
+				found = j
+			}
+		}
+		if found < 0 || tbl > 3 || !d.tables[tbl].defined {
+			return nil, fail("scan component %d or its table", id)
+		}
+		d.comps[found].table = tbl
+		order[i] = found
+	}
+	pred := int(seg[1+2*ns])
+	pt := int(seg[3+2*ns] & 15)
+	if pred < 1 || pred > 7 {
+		if pred != 0 {
+			return nil, fail("predictor %d", pred)
+		}
+	}
+	w, h, nc := d.width, d.height, ns
+	out := make([]uint16, w*h*nc)
+	mask := (1 << d.precision) - 1
+	initial := 1 << (d.precision - pt - 1)
+	restartLeft := d.restart
+	firstRow, first := true, true // first line / first sample of the scan or restart interval
+	for y := 0; y < h; y++ {
+		for x := 0; x < w; x++ {
+			if d.restart > 0 {
+				if restartLeft == 0 {
+					// Expect RSTn: realign and reset prediction as at the start.
+					d.nbits, d.marker = 0, false
+					if m, err := d.nextMarker(); err != nil || m < 0xD0 || m > 0xD7 {
+						return nil, fail("missing restart marker")
+					}
+					restartLeft = d.restart
+					firstRow, first = true, true
+				}
+				restartLeft--
+			}
+			for ci, c := range order {
+				dv, err := d.diff(&d.tables[d.comps[c].table])
+				if err != nil {
+					return nil, err
+				}
+				i := (y*w+x)*nc + ci
+				var p int
+				switch {
+				case first:
+					p = initial
+				case pred == 0:
+				case firstRow:
+					p = int(out[i-nc])
+				case x == 0:
+					p = int(out[i-w*nc])
+				default:
+					ra, rb, rc := int(out[i-nc]), int(out[i-w*nc]), int(out[i-w*nc-nc])
+					switch pred {
+					case 1:
+						p = ra
+					case 2:
+						p = rb
+					case 3:
+						p = rc
+					case 4:
+						p = ra + rb - rc
+					case 5:
+						p = ra + ((rb - rc) >> 1)
+					case 6:
+						p = rb + ((ra - rc) >> 1)
+					case 7:
+						p = (ra + rb) >> 1
+					}
+				}
+				out[i] = uint16((p + dv) & 0xFFFF & (mask >> pt))
+			}
+			first = false
+			if x == w-1 {
+				firstRow = false
+			}
+		}
+	}
+	if pt > 0 {
+		for i := range out {
+			out[i] <<= uint(pt)
+		}
+	}
+	return &Image{Width: w, Height: h, Components: nc, Precision: d.precision, Data: out}, nil
+}

@@ -1,0 +1,263 @@
+package render_test
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"image"
+	"image/color"
+	"image/png"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+
+	"github.com/lumenpacs/lumen/archive/dcm"
+	"github.com/lumenpacs/lumen/testdata/gen"
+	"github.com/lumenpacs/lumen/testdata/tools"
+	"github.com/lumenpacs/lumen/viewer/render"
+)
+
+// renderBytes renders frame (0-based) of a PS3.10 file held in memory.
+func renderBytes(t *testing.T, data []byte, frame int, o render.Options) image.Image {
+	t.Helper()
+	f, err := dcm.Parse(bytes.NewReader(data), &dcm.Options{BulkThreshold: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := render.RenderFrame(f.Dataset, f.TransferSyntax, f.PixelLayout(), frame, func(off, n int64) ([]byte, error) {
+		return data[off : off+n], nil
+	}, o)
+	if err != nil {
+		t.Fatalf("render: %v", err)
+	}
+	return img
+}
+
+// reference renders with DCMTK's dcm2pnm, an independent decoder and pipeline.
+func reference(t *testing.T, data []byte, args ...string) image.Image {
+	t.Helper()
+	d2p := tools.DCMTK(t, "dcmj2pnm") // dcm2pnm with the JPEG and RLE decoders
+	dir := t.TempDir()
+	in, out := filepath.Join(dir, "in.dcm"), filepath.Join(dir, "out.png")
+	os.WriteFile(in, data, 0o644)
+	if b, err := exec.Command(d2p, append(append([]string{"+on"}, args...), in, out)...).CombinedOutput(); err != nil {
+		t.Fatalf("dcm2pnm %v: %v\n%s", args, err, b)
+	}
+	b, _ := os.ReadFile(out)
+	img, err := png.Decode(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
+}
+
+// diff compares two pictures channel by channel: the largest and the mean absolute
+// difference.
+func diff(a, b image.Image) (maxd int, mean float64, err error) {
+	if a.Bounds().Size() != b.Bounds().Size() {
+		return 0, 0, fmt.Errorf("sizes %v and %v", a.Bounds().Size(), b.Bounds().Size())
+	}
+	var sum, n float64
+	for y := 0; y < a.Bounds().Dy(); y++ {
+		for x := 0; x < a.Bounds().Dx(); x++ {
+			ca := color.RGBAModel.Convert(a.At(a.Bounds().Min.X+x, a.Bounds().Min.Y+y)).(color.RGBA)
+			cb := color.RGBAModel.Convert(b.At(b.Bounds().Min.X+x, b.Bounds().Min.Y+y)).(color.RGBA)
+			for _, d := range []int{int(ca.R) - int(cb.R), int(ca.G) - int(cb.G), int(ca.B) - int(cb.B)} {
+				if d < 0 {
+					d = -d
+				}
+				maxd = max(maxd, d)
+				sum += float64(d)
+				n++
+			}
+		}
+	}
+	return maxd, sum / n, nil
+}
+
+func tool(t *testing.T, name string, args ...string) func([]byte) []byte {
+	return func(data []byte) []byte {
+		t.Helper()
+		bin := tools.DCMTK(t, name)
+		dir := t.TempDir()
+		in, out := filepath.Join(dir, "in.dcm"), filepath.Join(dir, "out.dcm")
+		os.WriteFile(in, data, 0o644)
+		if name == "dcmodify" {
+			if b, err := exec.Command(bin, append(append([]string{"-nb"}, args...), in)...).CombinedOutput(); err != nil {
+				t.Fatalf("%s %v: %v\n%s", name, args, err, b)
+			}
+			b, _ := os.ReadFile(in)
+			return b
+		}
+		if b, err := exec.Command(bin, append(args, in, out)...).CombinedOutput(); err != nil {
+			t.Fatalf("%s %v: %v\n%s", name, args, err, b)
+		}
+		b, _ := os.ReadFile(out)
+		return b
+	}
+}
+
+// synth encodes a small secondary-capture image with the given pixel module.
+func synth(t *testing.T, photometric string, spp, rows, cols int, pixels []byte, extra ...*dcm.Element) []byte {
+	t.Helper()
+	ds := &dcm.Dataset{}
+	uid := "1.2.826.0.1.3680043.10.1234.99." + fmt.Sprint(len(pixels)) + "." + fmt.Sprint(len(photometric))
+	for _, e := range []*dcm.Element{
+		dcm.NewString(dcm.TagSOPClassUID, "UI", "1.2.840.10008.5.1.4.1.1.7"),
+		dcm.NewString(dcm.TagSOPInstanceUID, "UI", uid),
+		dcm.NewString(dcm.TagStudyInstanceUID, "UI", uid+".1"),
+		dcm.NewString(dcm.TagSeriesInstanceUID, "UI", uid+".2"),
+		dcm.NewString(dcm.TagModality, "CS", "OT"),
+		dcm.NewUS(dcm.TagSamplesPerPixel, uint16(spp)),
+		dcm.NewString(dcm.TagPhotometricInterpretation, "CS", photometric),
+		dcm.NewUS(dcm.TagRows, uint16(rows)),
+		dcm.NewUS(dcm.TagColumns, uint16(cols)),
+		dcm.NewUS(dcm.TagBitsAllocated, 8),
+		dcm.NewUS(dcm.TagBitsStored, 8),
+		dcm.NewUS(dcm.TagHighBit, 7),
+		dcm.NewUS(dcm.TagPixelRepresentation, 0),
+		dcm.NewElement(dcm.TagPixelData, "OB", pixels),
+	} {
+		ds.Set(e)
+	}
+	if spp == 3 {
+		ds.Set(dcm.NewUS(dcm.TagPlanarConfiguration, 0))
+	}
+	for _, e := range extra {
+		ds.Set(e)
+	}
+	body, err := ds.Encode(dcm.ExplicitVRLittleEndian)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return append(dcm.EncodeMeta(dcm.Meta{MediaStorageSOPClassUID: "1.2.840.10008.5.1.4.1.1.7", MediaStorageSOPInstanceUID: uid, TransferSyntaxUID: dcm.ExplicitVRLittleEndian, ImplementationClassUID: "1.2.3.4"}), body...)
+}
+
+// spread is the standard deviation of a picture's luminance.
+func spread(img image.Image) float64 {
+	var sum, sq, n float64
+	b := img.Bounds()
+	for y := b.Min.Y; y < b.Max.Y; y++ {
+		for x := b.Min.X; x < b.Max.X; x++ {
+			g := float64(color.GrayModel.Convert(img.At(x, y)).(color.Gray).Y)
+			sum += g
+			sq += g * g
+			n++
+		}
+	}
+	m := sum / n
+	return math.Sqrt(max(0, sq/n-m*m))
+}
+
+func clampByte(v float64) byte {
+	if v < 0 {
+		return 0
+	}
+	if v > 255 {
+		return 255
+	}
+	return byte(v + 0.5)
+}
+
+// TestGolden renders the generated corpus and variants made by DCMTK (MONOCHROME1,
+// RLE, JPEG baseline, JPEG lossless) and by hand (YBR_FULL, YBR_FULL_422, PALETTE
+// COLOR), and compares each with dcm2pnm's rendering of the same object.
+func TestGolden(t *testing.T) {
+	corpus, err := gen.Corpus(21)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byKind := map[string][]byte{}
+	for _, o := range corpus {
+		if _, ok := byKind[o.Modality]; !ok && o.NumberOfFrames > 0 {
+			byKind[o.Modality] = o.Data
+		}
+	}
+	ct, mr, xa, us := byKind["CT"], byKind["MR"], byKind["XA"], byKind["US"]
+	// A 64×64 colour test pattern for the hand-made colour models.
+	const n = 64
+	rgb := make([]byte, 0, n*n*3)
+	for y := 0; y < n; y++ {
+		for x := 0; x < n; x++ {
+			rgb = append(rgb, byte(x*4), byte(y*4), byte((x+y)*2))
+		}
+	}
+	ybr := make([]byte, 0, len(rgb))
+	ybr422 := make([]byte, 0, n*n*2)
+	for i := 0; i < n*n; i++ {
+		r, g, b := float64(rgb[3*i]), float64(rgb[3*i+1]), float64(rgb[3*i+2])
+		ybr = append(ybr, clampByte(0.299*r+0.587*g+0.114*b), clampByte(-0.168736*r-0.331264*g+0.5*b+128), clampByte(0.5*r-0.418688*g-0.081312*b+128))
+	}
+	for i := 0; i < n*n; i += 2 {
+		ybr422 = append(ybr422, ybr[3*i], ybr[3*i+3], byte((int(ybr[3*i+1])+int(ybr[3*i+4]))/2), byte((int(ybr[3*i+2])+int(ybr[3*i+5]))/2))
+	}
+	var lut [3][]byte
+	for c := range lut {
+		for i := 0; i < 256; i++ {
+			lut[c] = binary.LittleEndian.AppendUint16(lut[c], uint16(((i*(c+1)*37)%256)<<8))
+		}
+	}
+	idx := make([]byte, n*n)
+	for i := range idx {
+		idx[i] = byte(i % 251)
+	}
+	desc := func(t dcm.Tag) *dcm.Element { return dcm.NewUS(t, 256, 0, 16) }
+
+	cases := []struct {
+		name  string
+		data  []byte
+		frame int
+		opts  render.Options
+		args  []string
+		tol   int
+	}{
+		// tol is the largest channel difference allowed; the mean must stay under tol/4
+		// (and 0.5 at least): rounding in the colour conversions and IDCT differences
+		// between decoders for the lossy cases.
+		{"CT 16-bit signed, rescale, window", ct, 0, render.Options{}, []string{"+Wi", "1"}, 1},
+		{"CT with a requested window", ct, 0, render.Options{Window: &render.Window{Center: 300, Width: 1500}}, []string{"+Ww", "300", "1500"}, 1},
+		{"CT SIGMOID", ct, 0, render.Options{Window: &render.Window{Center: 40, Width: 400, Function: "SIGMOID"}}, []string{"+Ww", "40", "400", "+Wfs"}, 1},
+		{"MR 16-bit unsigned", mr, 0, render.Options{}, []string{"+Wi", "1"}, 1},
+		{"XA 8-bit, frame 3", xa, 2, render.Options{}, []string{"+Wi", "1", "+F", "3"}, 1},
+		{"XA MONOCHROME1", tool(t, "dcmodify", "-m", "(0028,0004)=MONOCHROME1")(xa), 0, render.Options{}, []string{"+Wi", "1"}, 1},
+		{"US RGB", us, 0, render.Options{}, nil, 0},
+		{"CT RLE", tool(t, "dcmcrle")(ct), 0, render.Options{}, []string{"+Wi", "1"}, 1},
+		{"US RGB RLE", tool(t, "dcmcrle")(us), 0, render.Options{}, nil, 0},
+		{"XA JPEG baseline", tool(t, "dcmcjpeg", "+eb")(xa), 0, render.Options{}, []string{"+Wi", "1"}, 4},
+		{"US JPEG baseline (YBR_FULL_422)", tool(t, "dcmcjpeg", "+eb")(us), 0, render.Options{}, nil, 6},
+		{"CT JPEG lossless", tool(t, "dcmcjpeg")(ct), 0, render.Options{}, []string{"+Wi", "1"}, 1},
+		{"XA JPEG lossless SV1, frame 5", tool(t, "dcmcjpeg", "+e1")(xa), 4, render.Options{}, []string{"+Wi", "1", "+F", "5"}, 1},
+		{"US JPEG lossless", tool(t, "dcmcjpeg")(us), 0, render.Options{}, nil, 0},
+		{"YBR_FULL", synth(t, "YBR_FULL", 3, n, n, ybr), 0, render.Options{}, nil, 4},
+		{"YBR_FULL_422", synth(t, "YBR_FULL_422", 3, n, n, ybr422), 0, render.Options{}, nil, 4},
+		{"PALETTE COLOR", synth(t, "PALETTE COLOR", 1, n, n, idx,
+			desc(dcm.NewTag(0x0028, 0x1101)), desc(dcm.NewTag(0x0028, 0x1102)), desc(dcm.NewTag(0x0028, 0x1103)),
+			dcm.NewElement(dcm.NewTag(0x0028, 0x1201), "OW", lut[0]), dcm.NewElement(dcm.NewTag(0x0028, 0x1202), "OW", lut[1]), dcm.NewElement(dcm.NewTag(0x0028, 0x1203), "OW", lut[2])), 0, render.Options{}, nil, 0},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got := renderBytes(t, c.data, c.frame, c.opts)
+			want := reference(t, c.data, c.args...)
+			if sd := spread(want); sd < 10 {
+				t.Fatalf("the reference is nearly uniform (standard deviation %.1f): nothing to compare", sd)
+			}
+			maxd, mean, err := diff(got, want)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if maxd > c.tol || mean > max(0.5, float64(c.tol)/4) {
+				if dir := os.Getenv("LUMEN_TEST_ARTIFACTS"); dir != "" {
+					os.MkdirAll(dir, 0o755)
+					for name, img := range map[string]image.Image{"got": got, "want": want} {
+						var b bytes.Buffer
+						png.Encode(&b, img)
+						os.WriteFile(filepath.Join(dir, fmt.Sprintf("%s-%s.png", c.name, name)), b.Bytes(), 0o644)
+					}
+				}
+				t.Fatalf("differs from dcm2pnm: max %d (tolerance %d), mean %.2f", maxd, c.tol, mean)
+			}
+		})
+	}
+}
