@@ -133,18 +133,22 @@ func (s *Service) Register(e *echo.Echo) {
 	g.GET("/studies/:study/series/:series/instances/:instance/bulkdata/*", s.bulkdata)
 
 	for _, p := range []string{"/studies/:study", "/studies/:study/series/:series", "/studies/:study/series/:series/instances/:instance"} {
-		g.GET(p+"/rendered", s.notYet)
-		g.GET(p+"/thumbnail", s.notYet)
 		g.DELETE(p, s.delete)
 	}
-	g.GET("/studies/:study/series/:series/instances/:instance/frames/:frames/rendered", s.notYet)
-	g.GET("/studies/:study/series/:series/instances/:instance/frames/:frames/thumbnail", s.notYet)
+	g.GET("/studies/:study/rendered", s.notYet)
+	g.GET("/studies/:study/series/:series/rendered", s.notYet)
+	g.GET("/studies/:study/thumbnail", s.thumbnailSeries)
+	g.GET("/studies/:study/series/:series/thumbnail", s.thumbnailSeries)
+	g.GET("/studies/:study/series/:series/instances/:instance/rendered", s.renderedInstance(false))
+	g.GET("/studies/:study/series/:series/instances/:instance/thumbnail", s.renderedInstance(true))
+	g.GET("/studies/:study/series/:series/instances/:instance/frames/:frames/rendered", s.renderedInstance(false))
+	g.GET("/studies/:study/series/:series/instances/:instance/frames/:frames/thumbnail", s.renderedInstance(true))
 
 	e.GET("/wado", s.wadoURI)
 }
 
 func (s *Service) notYet(c echo.Context) error {
-	return echo.NewHTTPError(http.StatusNotImplemented, "rendered and thumbnail resources are not implemented yet")
+	return echo.NewHTTPError(http.StatusNotImplemented, "rendered studies and series are not implemented yet; render instances or frames, or ask for the study or series thumbnail")
 }
 
 // uidParams returns the study, series and instance UIDs of the path (those present),

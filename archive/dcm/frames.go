@@ -18,6 +18,9 @@ type PixelLayout struct {
 	// FrameLength is the size of one native frame in bytes (0 for 1-bit data, whose
 	// frames need not start on a byte boundary).
 	FrameLength int64 `json:"fl,omitempty"`
+	// HeaderEnd is where the pixel data element starts: the bytes before it hold every
+	// attribute a renderer needs (0 when unknown, in layouts recorded before it existed).
+	HeaderEnd int64 `json:"h,omitempty"`
 	// Frames lists, for encapsulated data, the fragments making up each frame. Nil
 	// when the frame boundaries cannot be known without decoding (several fragments,
 	// several frames, and no offset table).
@@ -57,6 +60,11 @@ func (f *File) PixelLayout() *PixelLayout {
 		frames = int(n)
 	}
 	pl := &PixelLayout{NumberOfFrames: frames}
+	if f.TransferSyntax == ImplicitVRLittleEndian {
+		pl.HeaderEnd = pd.Offset - 8
+	} else {
+		pl.HeaderEnd = pd.Offset - 12
+	}
 	if pd.Length != UndefinedLength {
 		pl.Offset, pl.Length = pd.Offset, int64(pd.Length)
 		rows, _ := ds.Int(TagRows)

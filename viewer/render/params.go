@@ -29,7 +29,6 @@ var (
 	tagPerFrameGroups      = dcm.NewTag(0x5200, 0x9230)
 	tagPixelValueTransform = dcm.NewTag(0x0028, 0x9145)
 	tagFrameVOILUT         = dcm.NewTag(0x0028, 0x9132)
-	tagRepresentativeFrame = dcm.NewTag(0x0028, 0x6010)
 	tagNumberOfFrames      = dcm.TagNumberOfFrames
 	tagPhotometric         = dcm.TagPhotometricInterpretation
 )

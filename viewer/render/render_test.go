@@ -26,7 +26,11 @@ func renderBytes(t *testing.T, data []byte, frame int, o render.Options) image.I
 	if err != nil {
 		t.Fatal(err)
 	}
-	img, err := render.RenderFrame(f.Dataset, f.TransferSyntax, f.PixelLayout(), frame, func(off, n int64) ([]byte, error) {
+	pl := f.PixelLayout()
+	if pl == nil || !bytes.Equal(data[pl.HeaderEnd:pl.HeaderEnd+4], []byte{0xE0, 0x7F, 0x10, 0x00}) {
+		t.Fatalf("the layout's HeaderEnd does not point at the pixel data element")
+	}
+	img, err := render.RenderFrame(f.Dataset, f.TransferSyntax, pl, frame, func(off, n int64) ([]byte, error) {
 		return data[off : off+n], nil
 	}, o)
 	if err != nil {

@@ -1,0 +1,322 @@
+package dicomweb
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"image"
+	"image/color"
+	"image/draw"
+	"image/gif"
+	"image/jpeg"
+	"image/png"
+	"io"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/disintegration/imaging"
+	"github.com/labstack/echo/v4"
+	"github.com/lumenpacs/lumen/archive/dcm"
+	"github.com/lumenpacs/lumen/index"
+	"github.com/lumenpacs/lumen/viewer/render"
+)
+
+// Thumbnail defaults (PS3.18 10.4.1.1.4 leaves the size to the server).
+const thumbnailSize = 128
+
+// renderRequest holds the parsed rendering parameters (PS3.18 8.3.5.1).
+type renderRequest struct {
+	media   string // image/jpeg, image/png or image/gif
+	quality int
+	vw, vh  int
+	crop    *image.Rectangle
+	window  *render.Window
+}
+
+func parseRenderRequest(c echo.Context, thumbnail bool) (*renderRequest, error) {
+	r := &renderRequest{media: "image/jpeg", quality: 90}
+	if thumbnail {
+		r.vw, r.vh = thumbnailSize, thumbnailSize
+	}
+	accept := c.QueryParam("accept")
+	if accept == "" {
+		accept = c.Request().Header.Get("Accept")
+	}
+	if accept != "" {
+		found := false
+		for _, m := range parseAccept(accept) {
+			for _, t := range []string{"image/jpeg", "image/png", "image/gif"} {
+				if m.accepts(t) {
+					r.media, found = t, true
+					break
+				}
+			}
+			if found {
+				break
+			}
+		}
+		if !found {
+			return nil, echo.NewHTTPError(http.StatusNotAcceptable, "rendered images are available as image/jpeg, image/png or image/gif")
+		}
+	}
+	if q := c.QueryParam("quality"); q != "" {
+		n, err := strconv.Atoi(q)
+		if err != nil || n < 1 || n > 100 {
+			return nil, echo.NewHTTPError(http.StatusBadRequest, "quality must be an integer from 1 to 100")
+		}
+		r.quality = n
+	}
+	if v := c.QueryParam("viewport"); v != "" {
+		var nums []int
+		for _, f := range strings.Split(v, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil {
+				return nil, echo.NewHTTPError(http.StatusBadRequest, "viewport must be vw,vh[,sx,sy,sw,sh] integers")
+			}
+			nums = append(nums, n)
+		}
+		if (len(nums) != 2 && len(nums) != 6) || nums[0] <= 0 || nums[1] <= 0 || nums[0] > 4096 || nums[1] > 4096 {
+			return nil, echo.NewHTTPError(http.StatusBadRequest, "viewport must be vw,vh[,sx,sy,sw,sh] with 0 < vw, vh <= 4096")
+		}
+		r.vw, r.vh = nums[0], nums[1]
+		if len(nums) == 6 {
+			rect := image.Rect(nums[2], nums[3], nums[2]+nums[4], nums[3]+nums[5]).Canon()
+			r.crop = &rect
+		}
+	}
+	if w := c.QueryParam("window"); w != "" {
+		f := strings.Split(w, ",")
+		if len(f) != 3 {
+			return nil, echo.NewHTTPError(http.StatusBadRequest, "window must be center,width,function (linear, linear-exact or sigmoid)")
+		}
+		center, err1 := strconv.ParseFloat(f[0], 64)
+		width, err2 := strconv.ParseFloat(f[1], 64)
+		fn := map[string]string{"linear": "LINEAR", "linear-exact": "LINEAR_EXACT", "sigmoid": "SIGMOID"}[strings.ToLower(f[2])]
+		if err1 != nil || err2 != nil || width <= 0 || fn == "" {
+			return nil, echo.NewHTTPError(http.StatusBadRequest, "window must be center,width,function with width > 0 and function linear, linear-exact or sigmoid")
+		}
+		r.window = &render.Window{Center: center, Width: width, Function: fn}
+	}
+	return r, nil
+}
+
+// renderInstance renders frame (0-based) of an instance from the store: the header is
+// read up to the pixel data, then only that frame's bytes.
+func (s *Service) renderInstance(c echo.Context, in *index.Instance, frame int, o render.Options) (image.Image, error) {
+	ctx := c.Request().Context()
+	if len(in.PixelLayout) == 0 {
+		return nil, fmt.Errorf("%w: the instance has no pixel data that can be located", render.ErrUnsupported)
+	}
+	var pl dcm.PixelLayout
+	if err := json.Unmarshal(in.PixelLayout, &pl); err != nil {
+		return nil, err
+	}
+	var f *dcm.File
+	var err error
+	if pl.HeaderEnd > 0 {
+		rc, err := s.Store.GetRange(ctx, in.BlobKey, 0, pl.HeaderEnd)
+		if err != nil {
+			return nil, err
+		}
+		f, err = dcm.Parse(rc, &dcm.Options{BulkThreshold: 4 << 20})
+		rc.Close()
+		if err != nil {
+			return nil, err
+		}
+	} else {
+		rc, _, err := s.Store.Get(ctx, in.BlobKey)
+		if err != nil {
+			return nil, err
+		}
+		f, err = dcm.Parse(rc, &dcm.Options{BulkThreshold: 4 << 20})
+		rc.Close()
+		if err != nil {
+			return nil, err
+		}
+	}
+	if frame < 0 {
+		frame = representativeFrame(f.Dataset, pl.NumberOfFrames)
+	}
+	img, err := render.RenderFrame(f.Dataset, f.TransferSyntax, &pl, frame, func(off, n int64) ([]byte, error) {
+		rc, err := s.Store.GetRange(ctx, in.BlobKey, off, n)
+		if err != nil {
+			return nil, err
+		}
+		defer rc.Close()
+		return io.ReadAll(rc)
+	}, o)
+	return img, err
+}
+
+// representativeFrame is RepresentativeFrameNumber (0028,6010) when valid, else the
+// middle frame (0-based).
+func representativeFrame(ds *dcm.Dataset, frames int) int {
+	if v, ok := ds.Int(dcm.NewTag(0x0028, 0x6010)); ok && v >= 1 && int(v) <= frames {
+		return int(v) - 1
+	}
+	return frames / 2
+}
+
+// placeholder is the picture sent for objects that cannot be rendered.
+func placeholder(w, h int) image.Image {
+	img := image.NewGray(image.Rect(0, 0, w, h))
+	draw.Draw(img, img.Bounds(), &image.Uniform{color.Gray{Y: 48}}, image.Point{}, draw.Src)
+	for i := 0; i < min(w, h); i++ {
+		img.SetGray(i, i*h/max(w, 1), color.Gray{Y: 96})
+		img.SetGray(w-1-i, i*h/max(w, 1), color.Gray{Y: 96})
+	}
+	return img
+}
+
+// send encodes img as asked, resized into the viewport, with cache headers.
+func (s *Service) send(c echo.Context, img image.Image, r *renderRequest, etagSeed string, warning string) error {
+	if r.crop != nil {
+		img = imaging.Crop(img, *r.crop)
+	}
+	if r.vw > 0 && r.vh > 0 && (img.Bounds().Dx() > r.vw || img.Bounds().Dy() > r.vh || r.crop != nil) {
+		img = imaging.Fit(img, r.vw, r.vh, imaging.Linear)
+	}
+	var buf bytes.Buffer
+	var err error
+	switch r.media {
+	case "image/png":
+		err = png.Encode(&buf, img)
+	case "image/gif":
+		err = gif.Encode(&buf, img, &gif.Options{NumColors: 256})
+	default:
+		err = jpeg.Encode(&buf, img, &jpeg.Options{Quality: r.quality})
+	}
+	if err != nil {
+		return err
+	}
+	h := sha256.Sum256([]byte(etagSeed))
+	etag := `"` + hex.EncodeToString(h[:12]) + `"`
+	w := c.Response()
+	w.Header().Set("ETag", etag)
+	w.Header().Set("Cache-Control", "private, max-age=3600")
+	if warning != "" {
+		w.Header().Set("Warning", tagWarnPrefix+strings.ReplaceAll(warning, `"`, `'`)+`"`)
+	}
+	if inm := c.Request().Header.Get("If-None-Match"); inm != "" && warning == "" && strings.Contains(inm, etag) {
+		return c.NoContent(http.StatusNotModified)
+	}
+	return c.Blob(http.StatusOK, r.media, buf.Bytes())
+}
+
+// renderedOrPlaceholder renders and sends one frame; an object without a decoder gets
+// the placeholder picture and a Warning saying why (thumbnails) or 406 (rendered).
+func (s *Service) renderedOrPlaceholder(c echo.Context, in *index.Instance, frame int, r *renderRequest, thumbnail bool) error {
+	img, err := s.renderInstance(c, in, frame, render.Options{Window: r.window})
+	seed := fmt.Sprintf("%s|%s|%d|%s|%d|%dx%d|%v|%v|%v", in.SOPInstanceUID, in.SHA256, frame, r.media, r.quality, r.vw, r.vh, r.crop, r.window, thumbnail)
+	if err != nil {
+		var pe *dcm.ParseError
+		if errors.Is(err, index.ErrNotFound) || errors.Is(err, echo.ErrNotFound) {
+			return err
+		}
+		if !errors.Is(err, render.ErrUnsupported) && !errors.As(err, &pe) && strings.HasPrefix(err.Error(), "archive") {
+			return err // the store failed: 503
+		}
+		s.log().Info("dicomweb: cannot render", "sop_class", in.SOPClassUID, "transfer_syntax", in.TransferSyntaxUID, "reason", err)
+		if !thumbnail {
+			return echo.NewHTTPError(http.StatusNotAcceptable, "this object cannot be rendered: "+strings.TrimPrefix(err.Error(), "render: "))
+		}
+		size := thumbnailSize
+		if r.vw > 0 {
+			size = min(r.vw, r.vh)
+		}
+		return s.send(c, placeholder(size, size), r, seed+"|placeholder", "no picture: "+strings.TrimPrefix(err.Error(), "render: "))
+	}
+	return s.send(c, img, r, seed, "")
+}
+
+// renderedInstance answers .../instances/{i}/rendered and /thumbnail, and the
+// /frames/{n}/rendered and /thumbnail resources.
+func (s *Service) renderedInstance(thumbnail bool) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		r, err := parseRenderRequest(c, thumbnail)
+		if err != nil {
+			return err
+		}
+		in, err := s.instance(c)
+		if err != nil {
+			return err
+		}
+		frame := 0
+		if thumbnail {
+			frame = -1 // the representative frame
+		}
+		if fl := c.Param("frames"); fl != "" {
+			nums, err := parseFrameList(fl)
+			if err != nil {
+				return err
+			}
+			frame = nums[0] - 1
+			if in.NumberOfFrames > 0 && frame >= max(in.NumberOfFrames, 1) {
+				return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("frame %d out of range (1..%d)", frame+1, in.NumberOfFrames))
+			}
+		}
+		return s.renderedOrPlaceholder(c, in, frame, r, thumbnail)
+	}
+}
+
+// nonImageModalities are skipped when choosing a study's thumbnail series.
+var nonImageModalities = []string{"SR", "KO", "PR", "SEG", "DOC", "REG", "RTSTRUCT", "RTPLAN", "RTDOSE", "OT_DOC"}
+
+// thumbnailSeries answers the series and study /thumbnail resources (SPEC-NOTES §D):
+// series → the middle instance by InstanceNumber; study → the first image series by
+// SeriesNumber, skipping SR, KO, PR, SEG and documents; localizers are skipped when
+// another series exists.
+func (s *Service) thumbnailSeries(c echo.Context) error {
+	r, err := parseRenderRequest(c, true)
+	if err != nil {
+		return err
+	}
+	list, err := s.instances(c, false)
+	if err != nil {
+		return err
+	}
+	series := c.Param("series")
+	if series == "" {
+		// Group by series in index order (SeriesNumber), pick the first image series.
+		type grp struct {
+			uid      string
+			modality string
+			desc     string
+			items    []index.Instance
+		}
+		var groups []*grp
+		by := map[string]*grp{}
+		for _, in := range list {
+			g := by[in.SeriesInstanceUID]
+			if g == nil {
+				g = &grp{uid: in.SeriesInstanceUID, modality: in.Modality, desc: strings.ToLower(in.SeriesDescription)}
+				by[in.SeriesInstanceUID] = g
+				groups = append(groups, g)
+			}
+			g.items = append(g.items, in)
+		}
+		var pick *grp
+		for pass := 0; pass < 3 && pick == nil; pass++ {
+			for _, g := range groups {
+				img := !slices.Contains(nonImageModalities, g.modality) && g.items[0].Rows > 0 || pass == 2
+				localizer := strings.Contains(g.desc, "localizer") || strings.Contains(g.desc, "scout") || strings.Contains(g.desc, "topogram")
+				if img && (pass > 0 || !localizer) {
+					pick = g
+					break
+				}
+			}
+		}
+		list = pick.items
+	}
+	in := list[len(list)/2]
+	full, err := s.Index.Instance(c.Request().Context(), in.SOPInstanceUID)
+	if err != nil {
+		return err
+	}
+	return s.renderedOrPlaceholder(c, full, -1, r, true)
+}

@@ -1,0 +1,143 @@
+package dicomweb_test
+
+import (
+	"bytes"
+	"image"
+	"image/color"
+	_ "image/gif"
+	_ "image/jpeg"
+	_ "image/png"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/lumenpacs/lumen/testdata/gen"
+)
+
+func decodeImage(t *testing.T, resp *http.Response, wantType string) image.Image {
+	t.Helper()
+	b := readAll(t, resp)
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != wantType {
+		t.Fatalf("status %d, Content-Type %q (want %s): %.200s", resp.StatusCode, resp.Header.Get("Content-Type"), wantType, b)
+	}
+	img, format, err := image.Decode(bytes.NewReader(b))
+	if err != nil || "image/"+format != wantType {
+		t.Fatalf("body is not %s: %v (%s)", wantType, err, format)
+	}
+	return img
+}
+
+func distinctLevels(img image.Image) int {
+	seen := map[uint8]bool{}
+	b := img.Bounds()
+	for y := b.Min.Y; y < b.Max.Y; y++ {
+		for x := b.Min.X; x < b.Max.X; x++ {
+			seen[color.GrayModel.Convert(img.At(x, y)).(color.Gray).Y] = true
+		}
+	}
+	return len(seen)
+}
+
+func sameImage(a, b image.Image) bool {
+	if a.Bounds() != b.Bounds() {
+		return false
+	}
+	for y := a.Bounds().Min.Y; y < a.Bounds().Max.Y; y++ {
+		for x := a.Bounds().Min.X; x < a.Bounds().Max.X; x++ {
+			if color.RGBAModel.Convert(a.At(x, y)) != color.RGBAModel.Convert(b.At(x, y)) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// TestRendered covers the rendered and thumbnail resources: media types, viewport,
+// window, frames, representative frames, the study and series thumbnail choice, the
+// placeholder for objects without pixels, ETags and bad parameters.
+func TestRendered(t *testing.T) {
+	corpus, err := gen.Corpus(13)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, "sqlite", nil)
+	var datas [][]byte
+	kind := map[string]gen.Object{}
+	for _, o := range corpus {
+		datas = append(datas, o.Data)
+		if _, ok := kind[o.Modality]; !ok {
+			kind[o.Modality] = o
+		}
+	}
+	if code, resp := e.stow(t, "/studies", datas...); code != http.StatusOK {
+		t.Fatalf("STOW: %d %v", code, resp)
+	}
+	ct, xa, ecg, sr := kind["CT"], kind["XA"], kind["ECG"], kind["SR"]
+
+	png := decodeImage(t, e.do(t, http.MethodGet, instanceURL(e, ct)+"/rendered?accept=image/png", nil), "image/png")
+	if png.Bounds().Dx() != 64 || png.Bounds().Dy() != 64 || distinctLevels(png) < 10 {
+		t.Fatalf("CT rendered: %v, %d grey levels", png.Bounds(), distinctLevels(png))
+	}
+	decodeImage(t, e.do(t, http.MethodGet, instanceURL(e, ct)+"/rendered", nil), "image/jpeg")
+	decodeImage(t, e.do(t, http.MethodGet, instanceURL(e, ct)+"/rendered", nil, "Accept", "image/gif"), "image/gif")
+	small := decodeImage(t, e.do(t, http.MethodGet, instanceURL(e, ct)+"/rendered?accept=image/png&viewport=32,32", nil), "image/png")
+	if small.Bounds().Dx() != 32 || small.Bounds().Dy() != 32 {
+		t.Fatalf("viewport 32,32 gave %v", small.Bounds())
+	}
+	wide := decodeImage(t, e.do(t, http.MethodGet, instanceURL(e, ct)+"/rendered?accept=image/png&window=0,4000,linear", nil), "image/png")
+	if sameImage(wide, png) {
+		t.Fatal("the window parameter changed nothing")
+	}
+	// Frames of the XA cine differ from each other; frame 1 is the instance rendering.
+	f1 := decodeImage(t, e.do(t, http.MethodGet, instanceURL(e, xa)+"/frames/1/rendered?accept=image/png", nil), "image/png")
+	f6 := decodeImage(t, e.do(t, http.MethodGet, instanceURL(e, xa)+"/frames/6/rendered?accept=image/png", nil), "image/png")
+	inst := decodeImage(t, e.do(t, http.MethodGet, instanceURL(e, xa)+"/rendered?accept=image/png", nil), "image/png")
+	if sameImage(f1, f6) || !sameImage(f1, inst) {
+		t.Fatalf("XA frames: frame 1 vs 6 equal %v, frame 1 vs instance equal %v", sameImage(f1, f6), sameImage(f1, inst))
+	}
+	// The instance thumbnail of a cine is its middle frame (10 frames: frame 6).
+	thumb := decodeImage(t, e.do(t, http.MethodGet, instanceURL(e, xa)+"/thumbnail?accept=image/png&viewport=64,64", nil), "image/png")
+	if !sameImage(thumb, f6) {
+		t.Fatal("the XA thumbnail is not the middle frame")
+	}
+	// Study thumbnail: study 1 holds a CT series and an SR; the CT is chosen.
+	st := decodeImage(t, e.do(t, http.MethodGet, e.base+"/studies/"+ct.StudyUID+"/thumbnail?accept=image/png", nil), "image/png")
+	if st.Bounds().Dx() > 128 || distinctLevels(st) < 10 {
+		t.Fatalf("study thumbnail %v with %d levels", st.Bounds(), distinctLevels(st))
+	}
+	se := decodeImage(t, e.do(t, http.MethodGet, e.base+"/studies/"+ct.StudyUID+"/series/"+ct.SeriesUID+"/thumbnail?accept=image/png", nil), "image/png")
+	if !sameImage(se, st) {
+		t.Fatal("the study thumbnail is not its CT series' thumbnail")
+	}
+	// Objects without pixels: a placeholder thumbnail with a Warning; rendered is 406.
+	for _, o := range []gen.Object{ecg, sr} {
+		resp := e.do(t, http.MethodGet, instanceURL(e, o)+"/thumbnail", nil)
+		if !strings.Contains(resp.Header.Get("Warning"), "no picture") {
+			t.Fatalf("%s thumbnail Warning %q", o.Name, resp.Header.Get("Warning"))
+		}
+		decodeImage(t, resp, "image/jpeg")
+		if r := e.do(t, http.MethodGet, instanceURL(e, o)+"/rendered", nil); r.StatusCode != http.StatusNotAcceptable {
+			t.Fatalf("%s rendered: %d", o.Name, r.StatusCode)
+		}
+	}
+	// ETag and conditional GET.
+	r := e.do(t, http.MethodGet, instanceURL(e, ct)+"/thumbnail", nil)
+	readAll(t, r)
+	if etag := r.Header.Get("ETag"); etag == "" || r.Header.Get("Cache-Control") == "" {
+		t.Fatalf("headers %v", r.Header)
+	} else if r2 := e.do(t, http.MethodGet, instanceURL(e, ct)+"/thumbnail", nil, "If-None-Match", etag); r2.StatusCode != http.StatusNotModified {
+		t.Fatalf("If-None-Match: %d", r2.StatusCode)
+	}
+	// Bad parameters.
+	for q, want := range map[string]int{"viewport=0,0": 400, "viewport=1,2,3": 400, "window=1,2": 400, "window=1,0,linear": 400, "window=1,2,cubic": 400, "quality=0": 400, "accept=text/plain": 406} {
+		if r := e.do(t, http.MethodGet, instanceURL(e, ct)+"/rendered?"+q, nil); r.StatusCode != want {
+			t.Fatalf("%s: %d, want %d", q, r.StatusCode, want)
+		}
+	}
+	if r := e.do(t, http.MethodGet, instanceURL(e, xa)+"/frames/11/rendered", nil); r.StatusCode != http.StatusBadRequest {
+		t.Fatalf("frame 11 of 10: %d", r.StatusCode)
+	}
+	if r := e.do(t, http.MethodGet, e.base+"/studies/"+ct.StudyUID+"/rendered", nil); r.StatusCode != http.StatusNotImplemented {
+		t.Fatalf("rendered study: %d", r.StatusCode)
+	}
+}
