@@ -45,6 +45,7 @@ bench: provision
 	$(GO) test -run '^$$' -bench 'FindStudies' -benchtime 500x -timeout 30m ./cmd/lumen
 	$(GO) test -run '^$$' -bench 'QIDOStudyList|SeriesMetadata' -benchtime 300x -timeout 30m ./cmd/lumen
 	$(GO) test -run '^$$' -bench 'Thumbnail' -benchtime 300x ./dicomweb
+	$(GO) test -run '^$$' -bench 'CineGIF' -benchtime 1x ./dicomweb
 
 ## bench-orthanc: storescu → Lumen vs storescu → Orthanc 1.10 (Debian), side by side; then
 ## STOW-RS and WADO-RS against Lumen and Orthanc's DICOMweb plugin.

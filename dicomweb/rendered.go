@@ -105,52 +105,67 @@ func parseRenderRequest(c echo.Context, thumbnail bool) (*renderRequest, error) 
 	return r, nil
 }
 
-// renderInstance renders frame (0-based) of an instance from the store: the header is
-// read up to the pixel data, then only that frame's bytes.
-func (s *Service) renderInstance(c echo.Context, in *index.Instance, frame int, o render.Options) (image.Image, error) {
-	ctx := c.Request().Context()
+// pixelSource is an instance opened for rendering: its header parsed once, frames read
+// by range.
+type pixelSource struct {
+	s      *Service
+	c      echo.Context
+	in     *index.Instance
+	file   *dcm.File
+	layout dcm.PixelLayout
+}
+
+// openPixels reads the instance's header (up to the pixel data when the layout says
+// where it starts; the whole object for layouts recorded before that).
+func (s *Service) openPixels(c echo.Context, in *index.Instance) (*pixelSource, error) {
 	if len(in.PixelLayout) == 0 {
 		return nil, fmt.Errorf("%w: the instance has no pixel data that can be located", render.ErrUnsupported)
 	}
-	var pl dcm.PixelLayout
-	if err := json.Unmarshal(in.PixelLayout, &pl); err != nil {
+	ps := &pixelSource{s: s, c: c, in: in}
+	if err := json.Unmarshal(in.PixelLayout, &ps.layout); err != nil {
 		return nil, err
 	}
-	var f *dcm.File
+	ctx := c.Request().Context()
+	var rc io.ReadCloser
 	var err error
-	if pl.HeaderEnd > 0 {
-		rc, err := s.Store.GetRange(ctx, in.BlobKey, 0, pl.HeaderEnd)
-		if err != nil {
-			return nil, err
-		}
-		f, err = dcm.Parse(rc, &dcm.Options{BulkThreshold: 4 << 20})
-		rc.Close()
-		if err != nil {
-			return nil, err
-		}
+	if ps.layout.HeaderEnd > 0 {
+		rc, err = s.Store.GetRange(ctx, in.BlobKey, 0, ps.layout.HeaderEnd)
 	} else {
-		rc, _, err := s.Store.Get(ctx, in.BlobKey)
-		if err != nil {
-			return nil, err
-		}
-		f, err = dcm.Parse(rc, &dcm.Options{BulkThreshold: 4 << 20})
-		rc.Close()
-		if err != nil {
-			return nil, err
-		}
+		rc, _, err = s.Store.Get(ctx, in.BlobKey)
 	}
-	if frame < 0 {
-		frame = representativeFrame(f.Dataset, pl.NumberOfFrames)
+	if err != nil {
+		return nil, err
 	}
-	img, err := render.RenderFrame(f.Dataset, f.TransferSyntax, &pl, frame, func(off, n int64) ([]byte, error) {
-		rc, err := s.Store.GetRange(ctx, in.BlobKey, off, n)
+	defer rc.Close()
+	if ps.file, err = dcm.Parse(rc, &dcm.Options{BulkThreshold: 4 << 20}); err != nil {
+		return nil, err
+	}
+	return ps, nil
+}
+
+// frame renders frame i (0-based; -1: the representative frame).
+func (ps *pixelSource) frame(i int, o render.Options) (image.Image, error) {
+	if i < 0 {
+		i = representativeFrame(ps.file.Dataset, ps.layout.NumberOfFrames)
+	}
+	ctx := ps.c.Request().Context()
+	return render.RenderFrame(ps.file.Dataset, ps.file.TransferSyntax, &ps.layout, i, func(off, n int64) ([]byte, error) {
+		rc, err := ps.s.Store.GetRange(ctx, ps.in.BlobKey, off, n)
 		if err != nil {
 			return nil, err
 		}
 		defer rc.Close()
 		return io.ReadAll(rc)
 	}, o)
-	return img, err
+}
+
+// renderInstance renders frame (0-based; -1 the representative frame) of an instance.
+func (s *Service) renderInstance(c echo.Context, in *index.Instance, frame int, o render.Options) (image.Image, error) {
+	ps, err := s.openPixels(c, in)
+	if err != nil {
+		return nil, err
+	}
+	return ps.frame(frame, o)
 }
 
 // representativeFrame is RepresentativeFrameNumber (0028,6010) when valid, else the
@@ -259,6 +274,8 @@ func (s *Service) renderedInstance(thumbnail bool) echo.HandlerFunc {
 			if in.NumberOfFrames > 0 && frame >= max(in.NumberOfFrames, 1) {
 				return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("frame %d out of range (1..%d)", frame+1, in.NumberOfFrames))
 			}
+		} else if !thumbnail && r.media == "image/gif" && in.NumberOfFrames > 1 {
+			return s.cine(c, in, r)
 		}
 		return s.renderedOrPlaceholder(c, in, frame, r, thumbnail)
 	}
