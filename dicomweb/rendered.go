@@ -31,7 +31,8 @@ const thumbnailSize = 128
 
 // renderRequest holds the parsed rendering parameters (PS3.18 8.3.5.1).
 type renderRequest struct {
-	media   string // image/jpeg, image/png or image/gif
+	media    string // image/jpeg, image/png or image/gif
+	explicit bool   // the media type was asked for
 	quality int
 	vw, vh  int
 	crop    *image.Rectangle
@@ -53,6 +54,7 @@ func parseRenderRequest(c echo.Context, thumbnail bool) (*renderRequest, error) 
 			for _, t := range []string{"image/jpeg", "image/png", "image/gif"} {
 				if m.accepts(t) {
 					r.media, found = t, true
+					r.explicit = m.typ != "*/*"
 					break
 				}
 			}
@@ -226,7 +228,16 @@ func (s *Service) send(c echo.Context, img image.Image, r *renderRequest, etagSe
 // renderedOrPlaceholder renders and sends one frame; an object without a decoder gets
 // the placeholder picture and a Warning saying why (thumbnails) or 406 (rendered).
 func (s *Service) renderedOrPlaceholder(c echo.Context, in *index.Instance, frame int, r *renderRequest, thumbnail bool) error {
-	img, err := s.renderInstance(c, in, frame, render.Options{Window: r.window})
+	var img image.Image
+	var err error
+	if isWaveform(in.SOPClassUID) {
+		img, err = s.waveformImage(c, in)
+		if !r.explicit {
+			r.media = "image/png" // lines on a grid: no JPEG ringing
+		}
+	} else {
+		img, err = s.renderInstance(c, in, frame, render.Options{Window: r.window})
+	}
 	seed := fmt.Sprintf("%s|%s|%d|%s|%d|%dx%d|%v|%v|%v", in.SOPInstanceUID, in.SHA256, frame, r.media, r.quality, r.vw, r.vh, r.crop, r.window, thumbnail)
 	if err != nil {
 		var pe *dcm.ParseError
@@ -276,6 +287,10 @@ func (s *Service) renderedInstance(thumbnail bool) echo.HandlerFunc {
 			}
 		} else if !thumbnail && r.media == "image/gif" && in.NumberOfFrames > 1 {
 			return s.cine(c, in, r)
+		} else if !thumbnail {
+			if ok, err := s.document(c, in); ok {
+				return err
+			}
 		}
 		return s.renderedOrPlaceholder(c, in, frame, r, thumbnail)
 	}

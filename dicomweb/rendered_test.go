@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/lumenpacs/lumen/archive/dcm"
 	"github.com/lumenpacs/lumen/testdata/gen"
 )
 
@@ -25,6 +26,30 @@ func decodeImage(t *testing.T, resp *http.Response, wantType string) image.Image
 		t.Fatalf("body is not %s: %v (%s)", wantType, err, format)
 	}
 	return img
+}
+
+// pdfObject builds an Encapsulated PDF instance around doc.
+func pdfObject(t *testing.T, doc []byte) gen.Object {
+	t.Helper()
+	o := gen.Object{StudyUID: "1.2.826.0.1.3680043.10.1234.98.1", SeriesUID: "1.2.826.0.1.3680043.10.1234.98.2", SOPInstanceUID: "1.2.826.0.1.3680043.10.1234.98.3", SOPClassUID: "1.2.840.10008.5.1.4.1.1.104.1"}
+	ds := &dcm.Dataset{}
+	if len(doc)%2 == 1 {
+		doc = append(bytes.Clone(doc), 0)
+	}
+	for _, el := range []*dcm.Element{
+		dcm.NewString(dcm.TagSOPClassUID, "UI", o.SOPClassUID), dcm.NewString(dcm.TagSOPInstanceUID, "UI", o.SOPInstanceUID),
+		dcm.NewString(dcm.TagStudyInstanceUID, "UI", o.StudyUID), dcm.NewString(dcm.TagSeriesInstanceUID, "UI", o.SeriesUID),
+		dcm.NewString(dcm.TagModality, "CS", "DOC"), dcm.NewString(dcm.NewTag(0x0042, 0x0012), "LO", "application/pdf"),
+		dcm.NewElement(dcm.NewTag(0x0042, 0x0011), "OB", doc),
+	} {
+		ds.Set(el)
+	}
+	body, err := ds.Encode(dcm.ExplicitVRLittleEndian)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.Data = append(dcm.EncodeMeta(dcm.Meta{MediaStorageSOPClassUID: o.SOPClassUID, MediaStorageSOPInstanceUID: o.SOPInstanceUID, TransferSyntaxUID: dcm.ExplicitVRLittleEndian, ImplementationClassUID: "1.2.3.4"}), body...)
+	return o
 }
 
 func distinctLevels(img image.Image) int {
@@ -109,16 +134,38 @@ func TestRendered(t *testing.T) {
 	if !sameImage(se, st) {
 		t.Fatal("the study thumbnail is not its CT series' thumbnail")
 	}
-	// Objects without pixels: a placeholder thumbnail with a Warning; rendered is 406.
-	for _, o := range []gen.Object{ecg, sr} {
-		resp := e.do(t, http.MethodGet, instanceURL(e, o)+"/thumbnail", nil)
-		if !strings.Contains(resp.Header.Get("Warning"), "no picture") {
-			t.Fatalf("%s thumbnail Warning %q", o.Name, resp.Header.Get("Warning"))
-		}
-		decodeImage(t, resp, "image/jpeg")
-		if r := e.do(t, http.MethodGet, instanceURL(e, o)+"/rendered", nil); r.StatusCode != http.StatusNotAcceptable {
-			t.Fatalf("%s rendered: %d", o.Name, r.StatusCode)
-		}
+	// ECG: a tracing on ECG paper (PNG by default), also as thumbnail.
+	trace := decodeImage(t, e.do(t, http.MethodGet, instanceURL(e, ecg)+"/rendered", nil), "image/png")
+	if trace.Bounds().Dx() != 1001 || trace.Bounds().Dy() != 501 {
+		t.Fatalf("ECG tracing %v, want 10 s × 25 mm/s × 4 px/mm wide", trace.Bounds())
+	}
+	et := e.do(t, http.MethodGet, instanceURL(e, ecg)+"/thumbnail", nil)
+	if et.Header.Get("Warning") != "" {
+		t.Fatalf("ECG thumbnail Warning %q", et.Header.Get("Warning"))
+	}
+	if th := decodeImage(t, et, "image/png"); th.Bounds().Dx() != 128 || th.Bounds().Dy() >= 128 {
+		t.Fatalf("ECG thumbnail %v", th.Bounds())
+	}
+	// SR: readable HTML; its thumbnail is the placeholder with a Warning.
+	resp := e.do(t, http.MethodGet, instanceURL(e, sr)+"/rendered", nil)
+	page := string(readAll(t, resp))
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") || !strings.Contains(page, "Impression") || !strings.Contains(page, "<!DOCTYPE html>") {
+		t.Fatalf("SR rendered: %d %s\n%.300s", resp.StatusCode, resp.Header.Get("Content-Type"), page)
+	}
+	resp = e.do(t, http.MethodGet, instanceURL(e, sr)+"/thumbnail", nil)
+	if !strings.Contains(resp.Header.Get("Warning"), "no picture") {
+		t.Fatalf("SR thumbnail Warning %q", resp.Header.Get("Warning"))
+	}
+	decodeImage(t, resp, "image/jpeg")
+	// Encapsulated PDF passes through.
+	pdf := []byte("%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n")
+	doc := pdfObject(t, pdf)
+	if code, resp := e.stow(t, "/studies", doc.Data); code != http.StatusOK {
+		t.Fatalf("STOW PDF: %d %v", code, resp)
+	}
+	resp = e.do(t, http.MethodGet, instanceURL(e, doc)+"/rendered", nil)
+	if b := readAll(t, resp); resp.Header.Get("Content-Type") != "application/pdf" || !bytes.Equal(b, pdf) {
+		t.Fatalf("PDF rendered: %s %q", resp.Header.Get("Content-Type"), b)
 	}
 	// ETag and conditional GET.
 	r := e.do(t, http.MethodGet, instanceURL(e, ct)+"/thumbnail", nil)
