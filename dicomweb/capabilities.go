@@ -45,7 +45,7 @@ func (s *Service) capabilities(c echo.Context) error {
 			{"/studies/{study}[/series/{series}[/instances/{instance}[/frames/{frame}]]]/thumbnail", []string{"GET"}, "Thumbnail (128 px unless viewport): representative or middle frame, middle instance of a series, first image series of a study; a placeholder with a Warning for objects without a picture", []string{"image/jpeg", "image/png", "image/gif"}, []string{"accept", "quality", "viewport"}},
 			{"/wado", []string{"GET"}, "WADO-URI (at the server root)", []string{"application/dicom"}, []string{"requestType=WADO", "studyUID", "seriesUID", "objectUID", "contentType=application/dicom", "transferSyntax"}},
 		},
-		"notImplemented": []string{"rendered studies and series (501)",  "WADO-URI rendered content types (501)", "application/dicom+xml", "decompression and compression", "matching on nested (sequence) attributes (ignored with a Warning)"},
+		"notImplemented": []string{"rendered studies and series (501)", "WADO-URI rendered content types (501)", "application/dicom+xml", "decompression and compression", "matching on nested (sequence) attributes (ignored with a Warning)"},
 	}
 	return c.JSONPretty(http.StatusOK, doc, "  ")
 }

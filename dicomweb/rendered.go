@@ -33,10 +33,10 @@ const thumbnailSize = 128
 type renderRequest struct {
 	media    string // image/jpeg, image/png or image/gif
 	explicit bool   // the media type was asked for
-	quality int
-	vw, vh  int
-	crop    *image.Rectangle
-	window  *render.Window
+	quality  int
+	vw, vh   int
+	crop     *image.Rectangle
+	window   *render.Window
 }
 
 func parseRenderRequest(c echo.Context, thumbnail bool) (*renderRequest, error) {

@@ -37,8 +37,8 @@ var (
 
 // Channel is one waveform channel in physical units.
 type Channel struct {
-	Label string  // lead name ("I", "aVR", "V1", ...)
-	Unit  string  // "mV" when the sensitivity unit is a voltage, else the UCUM code
+	Label string // lead name ("I", "aVR", "V1", ...)
+	Unit  string // "mV" when the sensitivity unit is a voltage, else the UCUM code
 	Data  []float64
 }
 
