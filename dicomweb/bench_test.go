@@ -1,6 +1,7 @@
 package dicomweb_test
 
 import (
+	"fmt"
 	"net/http"
 	"slices"
 	"testing"
@@ -9,9 +10,16 @@ import (
 	"github.com/lumenpacs/lumen/testdata/gen"
 )
 
-// BenchmarkThumbnail renders the thumbnail of a 512×512 16-bit CT instance (JPEG, 128 px)
-// over HTTP, every request a first render (no thumbnail cache yet), and reports p50/p95.
+// BenchmarkThumbnail measures the thumbnail of a 512×512 16-bit CT instance (JPEG, about
+// 128 px) over HTTP: "first" asks for a new size each time (a render every request),
+// "cached" asks for the same thumbnail again (the in-memory cache). p50/p95.
 func BenchmarkThumbnail(b *testing.B) {
+	for _, mode := range []string{"first", "cached"} {
+		b.Run(mode, func(b *testing.B) { benchThumbnail(b, mode == "first") })
+	}
+}
+
+func benchThumbnail(b *testing.B, first bool) {
 	objs, err := gen.CTSeries(gen.Options{Seed: 4}, 1, 512, 512)
 	if err != nil {
 		b.Fatal(err)
@@ -21,11 +29,16 @@ func BenchmarkThumbnail(b *testing.B) {
 		b.Fatalf("STOW: %d %v", code, resp)
 	}
 	u := instanceURL(e, objs[0]) + "/thumbnail"
+	readAll(b, e.do(b, http.MethodGet, u, nil)) // warm: the cached case starts cached
 	lat := make([]time.Duration, 0, b.N)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
+		url := u
+		if first {
+			url = fmt.Sprintf("%s?viewport=%d,%d", u, 64+i%4000, 64+i%4000)
+		}
 		t0 := time.Now()
-		resp := e.do(b, http.MethodGet, u, nil)
+		resp := e.do(b, http.MethodGet, url, nil)
 		readAll(b, resp)
 		lat = append(lat, time.Since(t0))
 		if resp.StatusCode != http.StatusOK {

@@ -62,6 +62,7 @@ func newEnv(t testing.TB, backend string, mod func(*dicomweb.Service)) *env {
 	svc.Register(e)
 	e.HTTPErrorHandler = svc.ErrorHandler
 	srv := httptest.NewServer(e)
+	t.Cleanup(svc.Wait)
 	t.Cleanup(srv.Close)
 	return &env{srv: srv, svc: svc, idx: idx, store: st, base: srv.URL + "/dicom-web"}
 }

@@ -192,6 +192,15 @@ func placeholder(w, h int) image.Image {
 
 // send encodes img as asked, resized into the viewport, with cache headers.
 func (s *Service) send(c echo.Context, img image.Image, r *renderRequest, etagSeed string, warning string) error {
+	data, err := encodeImage(img, r)
+	if err != nil {
+		return err
+	}
+	return writeImage(c, cachedImage{media: r.media, data: data}, etagSeed, warning)
+}
+
+// encodeImage fits img into the request's viewport and encodes it.
+func encodeImage(img image.Image, r *renderRequest) ([]byte, error) {
 	if r.crop != nil {
 		img = imaging.Crop(img, *r.crop)
 	}
@@ -208,9 +217,11 @@ func (s *Service) send(c echo.Context, img image.Image, r *renderRequest, etagSe
 	default:
 		err = jpeg.Encode(&buf, img, &jpeg.Options{Quality: r.quality})
 	}
-	if err != nil {
-		return err
-	}
+	return buf.Bytes(), err
+}
+
+// writeImage answers with an encoded picture, its ETag and caching headers.
+func writeImage(c echo.Context, v cachedImage, etagSeed string, warning string) error {
 	h := sha256.Sum256([]byte(etagSeed))
 	etag := `"` + hex.EncodeToString(h[:12]) + `"`
 	w := c.Response()
@@ -222,23 +233,30 @@ func (s *Service) send(c echo.Context, img image.Image, r *renderRequest, etagSe
 	if inm := c.Request().Header.Get("If-None-Match"); inm != "" && warning == "" && strings.Contains(inm, etag) {
 		return c.NoContent(http.StatusNotModified)
 	}
-	return c.Blob(http.StatusOK, r.media, buf.Bytes())
+	return c.Blob(http.StatusOK, v.media, v.data)
 }
 
 // renderedOrPlaceholder renders and sends one frame; an object without a decoder gets
 // the placeholder picture and a Warning saying why (thumbnails) or 406 (rendered).
 func (s *Service) renderedOrPlaceholder(c echo.Context, in *index.Instance, frame int, r *renderRequest, thumbnail bool) error {
+	if isWaveform(in.SOPClassUID) && !r.explicit {
+		r.media = "image/png" // lines on a grid: no JPEG ringing
+	}
+	seed := fmt.Sprintf("%s|%s|%d|%s|%d|%dx%d|%v|%v|%v", in.SOPInstanceUID, in.SHA256, frame, r.media, r.quality, r.vw, r.vh, r.crop, r.window, thumbnail)
+	var key string
+	if thumbnail {
+		key = thumbKey(in.SOPInstanceUID, seed)
+		if v, ok := s.cachedThumbnail(c.Request().Context(), key); ok {
+			return writeImage(c, v, seed, "")
+		}
+	}
 	var img image.Image
 	var err error
 	if isWaveform(in.SOPClassUID) {
 		img, err = s.waveformImage(c, in)
-		if !r.explicit {
-			r.media = "image/png" // lines on a grid: no JPEG ringing
-		}
 	} else {
 		img, err = s.renderInstance(c, in, frame, render.Options{Window: r.window})
 	}
-	seed := fmt.Sprintf("%s|%s|%d|%s|%d|%dx%d|%v|%v|%v", in.SOPInstanceUID, in.SHA256, frame, r.media, r.quality, r.vw, r.vh, r.crop, r.window, thumbnail)
 	if err != nil {
 		var pe *dcm.ParseError
 		if errors.Is(err, index.ErrNotFound) || errors.Is(err, echo.ErrNotFound) {
@@ -257,7 +275,15 @@ func (s *Service) renderedOrPlaceholder(c echo.Context, in *index.Instance, fram
 		}
 		return s.send(c, placeholder(size, size), r, seed+"|placeholder", "no picture: "+strings.TrimPrefix(err.Error(), "render: "))
 	}
-	return s.send(c, img, r, seed, "")
+	data, err := encodeImage(img, r)
+	if err != nil {
+		return err
+	}
+	v := cachedImage{media: r.media, data: data}
+	if thumbnail {
+		s.keepThumbnail(key, v)
+	}
+	return writeImage(c, v, seed, "")
 }
 
 // renderedInstance answers .../instances/{i}/rendered and /thumbnail, and the

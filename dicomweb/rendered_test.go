@@ -2,14 +2,19 @@ package dicomweb_test
 
 import (
 	"bytes"
+	"context"
 	"image"
 	"image/color"
 	_ "image/gif"
 	_ "image/jpeg"
 	_ "image/png"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/labstack/echo/v4"
+	"github.com/lumenpacs/lumen/dicomweb"
 
 	"github.com/lumenpacs/lumen/archive/dcm"
 	"github.com/lumenpacs/lumen/testdata/gen"
@@ -186,5 +191,65 @@ func TestRendered(t *testing.T) {
 	}
 	if r := e.do(t, http.MethodGet, e.base+"/studies/"+ct.StudyUID+"/rendered", nil); r.StatusCode != http.StatusNotImplemented {
 		t.Fatalf("rendered study: %d", r.StatusCode)
+	}
+}
+
+// TestThumbnailCache checks that thumbnails are kept in the store and in memory: once
+// rendered, a thumbnail is served even after its source object is gone, from memory and
+// (for a fresh server on the same store) from the store; DELETE removes them.
+func TestThumbnailCache(t *testing.T) {
+	objs, err := gen.CTSeries(gen.Options{Seed: 6}, 1, 64, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := objs[0]
+	e := newEnv(t, "sqlite", nil)
+	if code, resp := e.stow(t, "/studies", o.Data); code != http.StatusOK {
+		t.Fatalf("STOW: %d %v", code, resp)
+	}
+	u := instanceURL(e, o) + "/thumbnail?accept=image/png"
+	first := readAll(t, e.do(t, http.MethodGet, u, nil))
+	e.svc.Wait()
+	var kept []string
+	for obj, err := range e.store.List(context.Background(), "thumbnails/"+o.SOPInstanceUID+"/") {
+		if err != nil {
+			t.Fatal(err)
+		}
+		kept = append(kept, obj.Key)
+	}
+	if len(kept) != 1 {
+		t.Fatalf("thumbnails in the store: %v", kept)
+	}
+	// Remove the DICOM object behind the index's back: only a cache can answer now.
+	in, err := e.idx.Instance(context.Background(), o.SOPInstanceUID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.store.Delete(context.Background(), in.BlobKey); err != nil {
+		t.Fatal(err)
+	}
+	if b := readAll(t, e.do(t, http.MethodGet, u, nil)); !bytes.Equal(b, first) {
+		t.Fatal("the cached thumbnail differs")
+	}
+	// A fresh service on the same store and index: from the store.
+	e2 := &dicomweb.Service{Index: e.idx, Store: e.store, Ingest: e.svc.Ingest}
+	ec := echo.New()
+	e2.Register(ec)
+	srv := httptest.NewServer(ec)
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/dicom-web" + strings.TrimPrefix(u, e.base))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b := readAll(t, resp); resp.StatusCode != http.StatusOK || !bytes.Equal(b, first) {
+		t.Fatalf("from the store: %d", resp.StatusCode)
+	}
+	// DELETE drops the cached thumbnails.
+	e.svc.AllowDelete = true
+	if r := e.do(t, http.MethodDelete, instanceURL(e, o), nil); r.StatusCode != http.StatusNoContent {
+		t.Fatalf("delete: %d", r.StatusCode)
+	}
+	for obj := range e.store.List(context.Background(), "thumbnails/") {
+		t.Fatalf("left in the store: %s", obj.Key)
 	}
 }

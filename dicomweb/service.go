@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"iter"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -27,7 +28,9 @@ type Index interface {
 type Store interface {
 	Get(ctx context.Context, key string) (io.ReadCloser, archive.ObjectInfo, error)
 	GetRange(ctx context.Context, key string, offset, length int64) (io.ReadCloser, error)
+	Put(ctx context.Context, key string, r io.Reader, size int64) (archive.ObjectInfo, error)
 	Delete(ctx context.Context, key string) error
+	List(ctx context.Context, prefix string) iter.Seq2[archive.ObjectInfo, error]
 }
 
 // Ingester stores PS3.10 files (archive/ingest.Pipeline).
@@ -61,8 +64,13 @@ type Service struct {
 	AllowDelete bool
 	// CORSOrigins are the origins allowed by CORS (default: any, "*").
 	CORSOrigins []string
+	// ThumbnailLRU is how many thumbnails are kept in memory (default
+	// DefaultThumbnailLRU); all are also kept in the store under ThumbnailPrefix.
+	ThumbnailLRU int
 	// Logger receives operational messages (never patient data above Debug).
 	Logger *slog.Logger
+
+	cache thumbCache
 }
 
 func (s *Service) base() string {

@@ -37,6 +37,7 @@ type DICOMwebConfig struct {
 	MaxLimit       int      `koanf:"max_limit"`
 	AllowDelete    bool     `koanf:"allow_delete"`
 	CORSOrigins    []string `koanf:"cors_origins"`
+	ThumbnailLRU   int      `koanf:"thumbnail_lru"`
 }
 
 // DIMSEConfig configures the DICOM listener and its AE policy.
@@ -182,6 +183,7 @@ var defaults = map[string]any{
 	"dicomweb.max_limit":              1000,
 	"dicomweb.allow_delete":           false,
 	"dicomweb.cors_origins":           []any{"*"},
+	"dicomweb.thumbnail_lru":          4096,
 }
 
 // envKeys maps LUMEN_* variable names to configuration keys.

@@ -80,6 +80,7 @@ func serve(ctx context.Context, c *Config, log *slog.Logger, ready chan<- listen
 		Index: b.index, Store: b.store, Ingest: b.pipeline, Logger: log,
 		BasePath: c.DICOMweb.BasePath, PublicURL: c.DICOMweb.PublicURL, MaxUploadBytes: c.DICOMweb.MaxUploadBytes,
 		MaxLimit: c.DICOMweb.MaxLimit, AllowDelete: c.DICOMweb.AllowDelete, CORSOrigins: c.DICOMweb.CORSOrigins,
+		ThumbnailLRU: c.DICOMweb.ThumbnailLRU,
 	}
 	web.Register(e)
 	e.HTTPErrorHandler = web.ErrorHandler
@@ -129,6 +130,7 @@ func serve(ctx context.Context, c *Config, log *slog.Logger, ready chan<- listen
 	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		log.Warn("http shutdown", "err", err)
 	}
+	web.Wait() // thumbnails being written to the store
 	log.Info("lumen stopped")
 	return nil
 }

@@ -1,0 +1,112 @@
+package dicomweb
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"io"
+	"strings"
+	"sync"
+	"time"
+
+	lru "github.com/hashicorp/golang-lru/v2"
+)
+
+// ThumbnailPrefix is the object-store prefix of cached thumbnails:
+// thumbnails/<SOP Instance UID>/<hash of the rendering parameters>.
+const ThumbnailPrefix = "thumbnails/"
+
+// DefaultThumbnailLRU is how many thumbnails the in-memory cache keeps by default
+// (about 5 KB each).
+const DefaultThumbnailLRU = 4096
+
+// cachedImage is an encoded rendering.
+type cachedImage struct {
+	media string
+	data  []byte
+}
+
+// thumbCache keeps thumbnails in a bounded in-memory LRU in front of the object store,
+// so every replica shares what one has rendered.
+type thumbCache struct {
+	once    sync.Once
+	lru     *lru.Cache[string, cachedImage]
+	pending sync.WaitGroup // background store writes
+}
+
+// Wait blocks until background work (thumbnails being written to the store) is done.
+func (s *Service) Wait() { s.cache.pending.Wait() }
+
+func (s *Service) thumbs() *lru.Cache[string, cachedImage] {
+	s.cache.once.Do(func() {
+		n := s.ThumbnailLRU
+		if n <= 0 {
+			n = DefaultThumbnailLRU
+		}
+		s.cache.lru, _ = lru.New[string, cachedImage](n)
+	})
+	return s.cache.lru
+}
+
+// thumbKey is the store key of a thumbnail rendering.
+func thumbKey(sopUID, seed string) string {
+	h := sha256.Sum256([]byte(seed))
+	return ThumbnailPrefix + sopUID + "/" + hex.EncodeToString(h[:16])
+}
+
+// cachedThumbnail looks a thumbnail up in memory, then in the store.
+func (s *Service) cachedThumbnail(ctx context.Context, key string) (cachedImage, bool) {
+	if v, ok := s.thumbs().Get(key); ok {
+		return v, true
+	}
+	rc, _, err := s.Store.Get(ctx, key)
+	if err != nil {
+		return cachedImage{}, false
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(io.LimitReader(rc, 8<<20))
+	if err != nil || len(b) < 16 {
+		return cachedImage{}, false
+	}
+	// The media type is the first line.
+	i := bytes.IndexByte(b, '\n')
+	if i < 0 || !strings.HasPrefix(string(b[:i]), "image/") {
+		return cachedImage{}, false
+	}
+	v := cachedImage{media: string(b[:i]), data: b[i+1:]}
+	s.thumbs().Add(key, v)
+	return v, true
+}
+
+// keepThumbnail stores a rendering in memory now and in the store in the background
+// (best effort: a failure only costs a later re-render).
+func (s *Service) keepThumbnail(key string, v cachedImage) {
+	s.thumbs().Add(key, v)
+	s.cache.pending.Add(1)
+	go func() {
+		defer s.cache.pending.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		body := append([]byte(v.media+"\n"), v.data...)
+		if _, err := s.Store.Put(ctx, key, bytes.NewReader(body), int64(len(body))); err != nil {
+			s.log().Warn("dicomweb: thumbnail not cached in the store", "key", key, "err", err)
+		}
+	}()
+}
+
+// dropThumbnails removes the cached thumbnails of an instance (after DELETE).
+func (s *Service) dropThumbnails(ctx context.Context, sopUID string) {
+	prefix := ThumbnailPrefix + sopUID + "/"
+	for _, k := range s.thumbs().Keys() {
+		if strings.HasPrefix(k, prefix) {
+			s.thumbs().Remove(k)
+		}
+	}
+	for o, err := range s.Store.List(ctx, prefix) {
+		if err != nil {
+			return
+		}
+		_ = s.Store.Delete(ctx, o.Key)
+	}
+}
