@@ -167,7 +167,7 @@ func TestBadInput(t *testing.T) {
 	})
 	t.Run("WADO-URI", func(t *testing.T) {
 		base := e.srv.URL + "/wado?studyUID=" + ct1.StudyUID + "&seriesUID=" + ct1.SeriesUID + "&objectUID=" + ct1.SOPInstanceUID
-		for q, want := range map[string]int{"": 400, "&requestType=WADO&contentType=image/jpeg": 501, "&requestType=WADO&contentType=text/plain": 406, "&requestType=WADO&contentType=application/dicom&transferSyntax=1.2.840.10008.1.2.4.50": 406} {
+		for q, want := range map[string]int{"": 400, "&requestType=WADO&contentType=image/jpeg": 200, "&requestType=WADO&frameNumber=2": 400, "&requestType=WADO&windowCenter=40": 400, "&requestType=WADO&rows=0": 400, "&requestType=WADO&contentType=text/plain": 406, "&requestType=WADO&contentType=application/dicom&transferSyntax=1.2.840.10008.1.2.4.50": 406} {
 			if r := e.do(t, http.MethodGet, base+q, nil); r.StatusCode != want {
 				t.Fatalf("%q: %d, want %d", q, r.StatusCode, want)
 			}

@@ -43,9 +43,9 @@ func (s *Service) capabilities(c echo.Context) error {
 			{"/studies/{study}/series/{series}/instances/{instance}/bulkdata/{path}", []string{"GET"}, "WADO-RS RetrieveBulkData (the BulkDataURIs of the metadata)", []string{`multipart/related; type="application/octet-stream"`, "application/octet-stream"}, nil},
 			{"/studies/{study}/series/{series}/instances/{instance}[/frames/{frame}]/rendered", []string{"GET"}, "Rendered instance (first frame; accept=image/gif on a multi-frame instance: an animated GIF at the recorded frame rate, at most 150 frames and 384 px) or frame: window, viewport, quality", []string{"image/jpeg", "image/png", "image/gif"}, []string{"accept", "quality=1..100", "viewport=vw,vh[,sx,sy,sw,sh]", "window=center,width,linear|linear-exact|sigmoid"}},
 			{"/studies/{study}[/series/{series}[/instances/{instance}[/frames/{frame}]]]/thumbnail", []string{"GET"}, "Thumbnail (128 px unless viewport): representative or middle frame, middle instance of a series, first image series of a study; a placeholder with a Warning for objects without a picture", []string{"image/jpeg", "image/png", "image/gif"}, []string{"accept", "quality", "viewport"}},
-			{"/wado", []string{"GET"}, "WADO-URI (at the server root)", []string{"application/dicom"}, []string{"requestType=WADO", "studyUID", "seriesUID", "objectUID", "contentType=application/dicom", "transferSyntax"}},
+			{"/wado", []string{"GET"}, "WADO-URI (at the server root)", []string{"image/jpeg", "image/png", "image/gif", "application/dicom"}, []string{"requestType=WADO", "studyUID", "seriesUID", "objectUID", "contentType", "transferSyntax", "rows", "columns", "windowCenter", "windowWidth", "frameNumber", "imageQuality"}},
 		},
-		"notImplemented": []string{"rendered studies and series (501)", "WADO-URI rendered content types (501)", "application/dicom+xml", "decompression and compression", "matching on nested (sequence) attributes (ignored with a Warning)"},
+		"notImplemented": []string{"rendered studies and series (501)", "application/dicom+xml", "decompression and compression", "matching on nested (sequence) attributes (ignored with a Warning)"},
 	}
 	return c.JSONPretty(http.StatusOK, doc, "  ")
 }

@@ -172,6 +172,20 @@ func TestRendered(t *testing.T) {
 	if b := readAll(t, resp); resp.Header.Get("Content-Type") != "application/pdf" || !bytes.Equal(b, pdf) {
 		t.Fatalf("PDF rendered: %s %q", resp.Header.Get("Content-Type"), b)
 	}
+	// WADO-URI rendered: rows/columns as maxima, a window, a frame.
+	wado := func(o gen.Object, q string) string {
+		return e.srv.URL + "/wado?requestType=WADO&studyUID=" + o.StudyUID + "&seriesUID=" + o.SeriesUID + "&objectUID=" + o.SOPInstanceUID + q
+	}
+	if img := decodeImage(t, e.do(t, http.MethodGet, wado(ct, "&rows=32"), nil), "image/jpeg"); img.Bounds().Dy() != 32 {
+		t.Fatalf("WADO-URI rows=32: %v", img.Bounds())
+	}
+	uw := decodeImage(t, e.do(t, http.MethodGet, wado(ct, "&contentType=image/png&windowCenter=0&windowWidth=4000"), nil), "image/png")
+	if !sameImage(uw, wide) {
+		t.Fatal("WADO-URI window differs from the DICOMweb window")
+	}
+	if u6 := decodeImage(t, e.do(t, http.MethodGet, wado(xa, "&contentType=image/png&frameNumber=6"), nil), "image/png"); !sameImage(u6, f6) {
+		t.Fatal("WADO-URI frameNumber=6 differs from frames/6/rendered")
+	}
 	// ETag and conditional GET.
 	r := e.do(t, http.MethodGet, instanceURL(e, ct)+"/thumbnail", nil)
 	readAll(t, r)

@@ -2,6 +2,7 @@ package dicomweb
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/lumenpacs/lumen/archive/dcm"
 	"github.com/lumenpacs/lumen/index"
+	"github.com/lumenpacs/lumen/viewer/render"
 )
 
 // wadoURI implements WADO-URI (PS3.18 section 9) for contentType=application/dicom;
@@ -33,24 +35,30 @@ func (s *Service) wadoURI(c echo.Context) error {
 		return echo.NewHTTPError(http.StatusNotImplemented, "anonymize=yes is not supported")
 	}
 	ct := q.Get("contentType")
+	explicit := ct != ""
 	if ct == "" {
 		ct = "image/jpeg"
 	}
-	wantDICOM, wantImage := false, false
+	media := ""
 	for _, t := range strings.Split(ct, ",") {
 		t = strings.ToLower(strings.TrimSpace(strings.SplitN(t, ";", 2)[0]))
-		switch {
-		case t == "application/dicom" || t == "*/*":
-			wantDICOM = true
-		case strings.HasPrefix(t, "image/"):
-			wantImage = true
+		switch t {
+		case "application/dicom", "*/*":
+			media = "application/dicom"
+		case "image/jpeg", "image/*":
+			media = "image/jpeg"
+		case "image/png", "image/gif":
+			media = t
+		}
+		if media != "" {
+			break
 		}
 	}
-	if !wantDICOM {
-		if wantImage {
-			return echo.NewHTTPError(http.StatusNotImplemented, "rendered WADO-URI (image/*) is not implemented yet; use contentType=application/dicom")
-		}
-		return echo.NewHTTPError(http.StatusNotAcceptable, "contentType must be application/dicom")
+	if media == "" {
+		return echo.NewHTTPError(http.StatusNotAcceptable, "contentType must be application/dicom, image/jpeg, image/png or image/gif")
+	}
+	if media != "application/dicom" {
+		return s.wadoURIRendered(c, uids, media, explicit)
 	}
 	if fr := q.Get("frameNumber"); fr != "" {
 		return echo.NewHTTPError(http.StatusBadRequest, "frameNumber applies to rendered content types only")
@@ -81,4 +89,73 @@ func (s *Service) wadoURI(c echo.Context) error {
 		abort()
 	}
 	return nil
+}
+
+// wadoURIRendered answers WADO-URI for image content types (PS3.18 9.1.2.1): rows and
+// columns are maxima (aspect kept), windowCenter/windowWidth a LINEAR window, frameNumber
+// the frame (1-based, 400 when invalid), imageQuality the JPEG quality.
+func (s *Service) wadoURIRendered(c echo.Context, uids map[string]string, media string, explicit bool) error {
+	q := c.QueryParams()
+	r := &renderRequest{media: media, explicit: explicit, quality: 90}
+	posInt := func(name string, lo, hi int) (int, error) {
+		v := q.Get(name)
+		if v == "" {
+			return 0, nil
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil || n < lo || n > hi {
+			return 0, echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("%s must be an integer from %d to %d", name, lo, hi))
+		}
+		return n, nil
+	}
+	rows, err := posInt("rows", 1, 4096)
+	if err != nil {
+		return err
+	}
+	cols, err := posInt("columns", 1, 4096)
+	if err != nil {
+		return err
+	}
+	if rows > 0 || cols > 0 {
+		r.vw, r.vh = cols, rows
+		if r.vw == 0 {
+			r.vw = 4096
+		}
+		if r.vh == 0 {
+			r.vh = 4096
+		}
+	}
+	if qv, err := posInt("imageQuality", 1, 100); err != nil {
+		return err
+	} else if qv > 0 {
+		r.quality = qv
+	}
+	wc, ww := q.Get("windowCenter"), q.Get("windowWidth")
+	if (wc == "") != (ww == "") {
+		return echo.NewHTTPError(http.StatusBadRequest, "windowCenter and windowWidth go together")
+	}
+	if wc != "" {
+		c0, err1 := strconv.ParseFloat(wc, 64)
+		w0, err2 := strconv.ParseFloat(ww, 64)
+		if err1 != nil || err2 != nil || w0 <= 0 {
+			return echo.NewHTTPError(http.StatusBadRequest, "windowCenter and windowWidth must be numbers, windowWidth > 0")
+		}
+		r.window = &render.Window{Center: c0, Width: w0}
+	}
+	in, err := s.Index.Instance(c.Request().Context(), uids["objectUID"])
+	if errors.Is(err, index.ErrNotFound) || (err == nil && (in.StudyInstanceUID != uids["studyUID"] || in.SeriesInstanceUID != uids["seriesUID"])) {
+		return echo.NewHTTPError(http.StatusNotFound, "no such object")
+	}
+	if err != nil {
+		return err
+	}
+	frame := 0
+	if fr := q.Get("frameNumber"); fr != "" {
+		n, err := strconv.Atoi(fr)
+		if err != nil || n < 1 || n > max(in.NumberOfFrames, 1) {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("frameNumber must be from 1 to %d", max(in.NumberOfFrames, 1)))
+		}
+		frame = n - 1
+	}
+	return s.renderedOrPlaceholder(c, in, frame, r, false)
 }
