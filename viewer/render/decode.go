@@ -16,7 +16,7 @@ import (
 // which decoding may have changed (JPEG baseline YBR is decoded to RGB).
 type Frame struct {
 	Rows, Columns, Samples int
-	Data                   []int32
+	Data                   []int64
 	Photometric            string
 }
 
@@ -57,17 +57,17 @@ func Decode(ts string, p *Params, data []byte) (*Frame, error) {
 
 func (p *Params) newFrame() *Frame {
 	return &Frame{Rows: p.Rows, Columns: p.Columns, Samples: p.SamplesPerPixel, Photometric: p.Photometric,
-		Data: make([]int32, p.Rows*p.Columns*p.SamplesPerPixel)}
+		Data: make([]int64, p.Rows*p.Columns*p.SamplesPerPixel)}
 }
 
 // value masks a raw sample to BitsStored at HighBit and sign-extends it.
-func (p *Params) value(raw uint32) int32 {
+func (p *Params) value(raw uint64) int64 {
 	shift := uint(p.HighBit + 1 - p.BitsStored)
 	v := (raw >> shift) & (1<<uint(p.BitsStored) - 1)
 	if p.Signed && v&(1<<uint(p.BitsStored-1)) != 0 {
-		return int32(v) - int32(1<<uint(p.BitsStored))
+		return int64(v) - 1<<uint(p.BitsStored)
 	}
-	return int32(v)
+	return int64(v)
 }
 
 // decodeNative unpacks uncompressed pixel data (PS3.5 8.1.1, 8.2).
@@ -83,7 +83,7 @@ func decodeNative(p *Params, data []byte) (*Frame, error) {
 			return nil, fmt.Errorf("render: %d bytes for %d one-bit samples", len(data), n)
 		}
 		for i := 0; i < n; i++ {
-			f.Data[i] = int32(data[i/8]>>(uint(i)%8)) & 1
+			f.Data[i] = int64(data[i/8]>>(uint(i)%8)) & 1
 		}
 		return f, nil
 	case 8:
@@ -91,18 +91,18 @@ func decodeNative(p *Params, data []byte) (*Frame, error) {
 			return nil, fmt.Errorf("render: %d bytes for %d samples", len(data), n)
 		}
 		for i := 0; i < n; i++ {
-			f.Data[i] = p.value(uint32(data[i]))
+			f.Data[i] = p.value(uint64(data[i]))
 		}
 	case 16:
 		if len(data) < 2*n {
 			return nil, fmt.Errorf("render: %d bytes for %d 16-bit samples", len(data), n)
 		}
 		for i := 0; i < n; i++ {
-			var raw uint32
+			var raw uint64
 			if p.BigEndian {
-				raw = uint32(data[2*i])<<8 | uint32(data[2*i+1])
+				raw = uint64(data[2*i])<<8 | uint64(data[2*i+1])
 			} else {
-				raw = uint32(data[2*i]) | uint32(data[2*i+1])<<8
+				raw = uint64(data[2*i]) | uint64(data[2*i+1])<<8
 			}
 			f.Data[i] = p.value(raw)
 		}
@@ -112,11 +112,11 @@ func decodeNative(p *Params, data []byte) (*Frame, error) {
 		}
 		for i := 0; i < n; i++ {
 			b := data[4*i:]
-			var raw uint32
+			var raw uint64
 			if p.BigEndian {
-				raw = uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+				raw = uint64(b[0])<<24 | uint64(b[1])<<16 | uint64(b[2])<<8 | uint64(b[3])
 			} else {
-				raw = uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24
+				raw = uint64(b[0]) | uint64(b[1])<<8 | uint64(b[2])<<16 | uint64(b[3])<<24
 			}
 			f.Data[i] = p.value(raw)
 		}
@@ -128,8 +128,8 @@ func decodeNative(p *Params, data []byte) (*Frame, error) {
 }
 
 // interleave turns planes (RRR...GGG...BBB) into pixels (RGBRGB...).
-func interleave(planes []int32, pixels int) []int32 {
-	out := make([]int32, len(planes))
+func interleave(planes []int64, pixels int) []int64 {
+	out := make([]int64, len(planes))
 	for i := 0; i < pixels; i++ {
 		out[3*i], out[3*i+1], out[3*i+2] = planes[i], planes[pixels+i], planes[2*pixels+i]
 	}
@@ -149,7 +149,7 @@ func decodeNative422(p *Params, data []byte) (*Frame, error) {
 		row := data[y*rowBytes:]
 		for x := 0; x < cols; x += 2 {
 			g := row[2*x:]
-			y1, y2, cb, cr := int32(g[0]), int32(g[1]), int32(g[2]), int32(g[3])
+			y1, y2, cb, cr := int64(g[0]), int64(g[1]), int64(g[2]), int64(g[3])
 			i := (y*cols + x) * 3
 			f.Data[i], f.Data[i+1], f.Data[i+2] = y1, cb, cr
 			f.Data[i+3], f.Data[i+4], f.Data[i+5] = y2, cb, cr
@@ -189,9 +189,9 @@ func decodeRLE(p *Params, data []byte) (*Frame, error) {
 	f := p.newFrame()
 	for i := 0; i < pixels; i++ {
 		for s := 0; s < p.SamplesPerPixel; s++ {
-			var raw uint32
+			var raw uint64
 			for b := 0; b < bytesPer; b++ {
-				raw = raw<<8 | uint32(planes[s*bytesPer+b][i])
+				raw = raw<<8 | uint64(planes[s*bytesPer+b][i])
 			}
 			f.Data[i*p.SamplesPerPixel+s] = p.value(raw)
 		}
@@ -245,23 +245,74 @@ func decodeJPEG(p *Params, data []byte) (*Frame, error) {
 		}
 		for y := 0; y < p.Rows; y++ {
 			for x := 0; x < p.Columns; x++ {
-				f.Data[y*p.Columns+x] = int32(m.Pix[y*m.Stride+x])
+				f.Data[y*p.Columns+x] = int64(m.Pix[y*m.Stride+x])
 			}
+		}
+	case *image.YCbCr:
+		if p.SamplesPerPixel != 3 {
+			return nil, fmt.Errorf("render: colour JPEG for %d samples", p.SamplesPerPixel)
+		}
+		if p.Photometric != "RGB" || colorTransformMarked(data) {
+			return colorFrame(f, p, img), nil
+		}
+		{
+			// DICOM RGB without a JFIF or Adobe marker: the components are R, G and B as
+			// stored (PS3.5 8.2.1 note; what DCMTK does), not YCbCr.
+			for y := 0; y < p.Rows; y++ {
+				for x := 0; x < p.Columns; x++ {
+					yi, ci := m.YOffset(b.Min.X+x, b.Min.Y+y), m.COffset(b.Min.X+x, b.Min.Y+y)
+					i := (y*p.Columns + x) * 3
+					f.Data[i], f.Data[i+1], f.Data[i+2] = int64(m.Y[yi]), int64(m.Cb[ci]), int64(m.Cr[ci])
+				}
+			}
+			f.Photometric = "RGB"
+			return f, nil
 		}
 	default:
 		if p.SamplesPerPixel != 3 {
 			return nil, fmt.Errorf("render: colour JPEG for %d samples", p.SamplesPerPixel)
 		}
-		for y := 0; y < p.Rows; y++ {
-			for x := 0; x < p.Columns; x++ {
-				r, g, bl, _ := img.At(b.Min.X+x, b.Min.Y+y).RGBA()
-				i := (y*p.Columns + x) * 3
-				f.Data[i], f.Data[i+1], f.Data[i+2] = int32(r>>8), int32(g>>8), int32(bl>>8)
-			}
-		}
-		f.Photometric = "RGB"
+		return colorFrame(f, p, img), nil
 	}
 	return f, nil
+}
+
+// colorFrame fills f with the RGB values of a decoded colour picture.
+func colorFrame(f *Frame, p *Params, img image.Image) *Frame {
+	b := img.Bounds()
+	for y := 0; y < p.Rows; y++ {
+		for x := 0; x < p.Columns; x++ {
+			r, g, bl, _ := img.At(b.Min.X+x, b.Min.Y+y).RGBA()
+			i := (y*p.Columns + x) * 3
+			f.Data[i], f.Data[i+1], f.Data[i+2] = int64(r>>8), int64(g>>8), int64(bl>>8)
+		}
+	}
+	f.Photometric = "RGB"
+	return f
+}
+
+// colorTransformMarked reports whether a JPEG stream says its colour components are
+// YCbCr: a JFIF APP0 segment, or an Adobe APP14 segment with a non-zero transform.
+func colorTransformMarked(data []byte) bool {
+	for i := 2; i+4 <= len(data); {
+		if data[i] != 0xFF {
+			return false
+		}
+		m := data[i+1]
+		if m == 0xDA || m == 0xD9 { // start of scan: no more headers
+			return false
+		}
+		n := int(data[i+2])<<8 | int(data[i+3])
+		seg := data[min(i+4, len(data)):min(i+2+n, len(data))]
+		switch {
+		case m == 0xE0 && bytes.HasPrefix(seg, []byte("JFIF\x00")):
+			return true
+		case m == 0xEE && bytes.HasPrefix(seg, []byte("Adobe")) && len(seg) >= 12:
+			return seg[11] != 0
+		}
+		i += 2 + n
+	}
+	return false
 }
 
 // decodeLossless decodes JPEG lossless (process 14) frames.
@@ -275,7 +326,7 @@ func decodeLossless(p *Params, data []byte) (*Frame, error) {
 	}
 	f := p.newFrame()
 	for i, v := range img.Data {
-		f.Data[i] = p.value(uint32(v))
+		f.Data[i] = p.value(uint64(v))
 	}
 	return f, nil
 }

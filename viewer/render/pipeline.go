@@ -38,14 +38,14 @@ func Render(f *Frame, p *Params, o Options) (image.Image, error) {
 }
 
 // modality applies the modality LUT or rescale (PS3.3 C.11.1).
-func (p *Params) modality(v int32) float64 {
+func (p *Params) modality(v int64) float64 {
 	if p.ModalityLUT != nil {
 		return p.ModalityLUT.lookup(float64(v))
 	}
 	return float64(v)*p.Slope + p.Intercept
 }
 
-func (p *Params) isPadding(v int32) bool {
+func (p *Params) isPadding(v int64) bool {
 	return p.Padding != nil && int(v) >= p.Padding[0] && int(v) <= p.Padding[1]
 }
 
@@ -145,7 +145,7 @@ func renderGray(f *Frame, p *Params, o Options, invert bool) *image.Gray {
 		mapv = w.voi
 	}
 	// A lookup table over the stored value range when it is small (8- to 16-bit data).
-	lo, hi := int32(math.MaxInt32), int32(math.MinInt32)
+	lo, hi := int64(math.MaxInt64), int64(math.MinInt64)
 	for _, v := range f.Data {
 		lo, hi = min(lo, v), max(hi, v)
 	}
@@ -172,7 +172,7 @@ func renderGray(f *Frame, p *Params, o Options, invert bool) *image.Gray {
 }
 
 // to8 scales a colour sample of BitsStored bits to 8 bits.
-func to8(v int32, bits int) uint8 {
+func to8(v int64, bits int) uint8 {
 	if bits > 8 {
 		v >>= uint(bits - 8)
 	}

@@ -1,0 +1,162 @@
+package render_test
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"image"
+	"image/png"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/lumenpacs/lumen/archive/dcm"
+	"github.com/lumenpacs/lumen/testdata/tools"
+	"github.com/lumenpacs/lumen/viewer/render"
+)
+
+// pydicomData is where Debian's python3-pydicom installs pydicom's test files.
+const pydicomData = "/usr/lib/python3/dist-packages/pydicom/data"
+
+// TestPydicomFiles parses and renders every test file pydicom ships (read from the
+// installed package, not copied): each must render or fail with an error, never panic.
+// Those that render with a stored window or in colour are compared with dcmj2pnm. The
+// outcome of each file is logged (go test -v) for docs/rendering.md.
+func TestPydicomFiles(t *testing.T) {
+	if _, err := os.Stat(pydicomData); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("python3-pydicom's test files are not installed (%v)", err)
+		}
+		t.Skip("python3-pydicom's test files are not installed")
+	}
+	var files []string
+	filepath.WalkDir(pydicomData, func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.HasSuffix(p, ".dcm") {
+			files = append(files, p)
+		}
+		return nil
+	})
+	sort.Strings(files)
+	outcome := map[string][]string{}
+	compared := 0
+	for _, p := range files {
+		name := strings.TrimPrefix(p, pydicomData+"/")
+		data, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		result, err := func() (string, error) {
+			f, err := dcm.Parse(bytes.NewReader(data), &dcm.Options{BulkThreshold: 1 << 20})
+			if err != nil {
+				return "does not parse", err
+			}
+			pl := f.PixelLayout()
+			if f.Dataset.Get(dcm.TagPixelData) == nil {
+				return "no pixel data", nil
+			}
+			if pl == nil {
+				return "pixel data not locatable (deflated or inconsistent)", nil
+			}
+			img, err := render.RenderFrame(f.Dataset, f.TransferSyntax, pl, 0, func(off, n int64) ([]byte, error) {
+				if off < 0 || off+n > int64(len(data)) {
+					return nil, fmt.Errorf("range beyond the file")
+				}
+				return data[off : off+n], nil
+			}, render.Options{})
+			if errors.Is(err, render.ErrUnsupported) {
+				return "no decoder", err
+			}
+			if err != nil {
+				return "fails cleanly", err
+			}
+			_, hasWindow := f.Dataset.Int(dcm.NewTag(0x0028, 0x1050))
+			ph := f.Dataset.String(dcm.TagPhotometricInterpretation)
+			if hasWindow || ph == "RGB" || strings.HasPrefix(ph, "YBR") || ph == "PALETTE COLOR" {
+				var args []string
+				if hasWindow && !strings.HasPrefix(ph, "YBR") && ph != "RGB" && ph != "PALETTE COLOR" {
+					args = []string{"+Wi", "1"}
+				}
+				if ref, ok := tryReference(t, data, args...); ok {
+					maxd, mean, err := diff(img, ref)
+					// Lossy JPEG: decoders differ in chroma upsampling at colour edges.
+					limit := 1.0
+					if f.TransferSyntax == "1.2.840.10008.1.2.4.50" || f.TransferSyntax == "1.2.840.10008.1.2.4.51" {
+						limit = 3
+					}
+					if err != nil || mean > limit {
+						return "renders, differs from dcmj2pnm", fmt.Errorf("max %d mean %.2f %v", maxd, mean, err)
+					}
+					compared++
+					return "renders, matches dcmj2pnm", nil
+				}
+			}
+			return "renders", nil
+		}()
+		line := name
+		if err != nil {
+			line += " (" + strings.TrimPrefix(err.Error(), "render: ") + ")"
+		}
+		outcome[result] = append(outcome[result], line)
+	}
+	for _, k := range []string{"renders, matches dcmj2pnm", "renders", "renders, differs from dcmj2pnm", "no decoder", "fails cleanly", "pixel data not locatable (deflated or inconsistent)", "does not parse", "no pixel data"} {
+		t.Logf("%s: %d", k, len(outcome[k]))
+		for _, l := range outcome[k] {
+			t.Logf("    %s", l)
+		}
+	}
+	if n := len(outcome["renders, matches dcmj2pnm"]) + len(outcome["renders"]); n < 30 || compared < 10 {
+		t.Fatalf("only %d of %d files render (%d compared with dcmj2pnm)", n, len(files), compared)
+	}
+	if d := outcome["renders, differs from dcmj2pnm"]; len(d) > 0 {
+		t.Errorf("differ from dcmj2pnm: %v", d)
+	}
+}
+
+// tryReference is reference without failing when dcmj2pnm cannot render the file.
+func tryReference(t *testing.T, data []byte, args ...string) (image.Image, bool) {
+	t.Helper()
+	d2p := tools.DCMTK(t, "dcmj2pnm")
+	dir := t.TempDir()
+	in, out := filepath.Join(dir, "in.dcm"), filepath.Join(dir, "out.png")
+	os.WriteFile(in, data, 0o644)
+	if err := exec.Command(d2p, append(append([]string{"+on"}, args...), in, out)...).Run(); err != nil {
+		return nil, false
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		return nil, false
+	}
+	img, err := png.Decode(bytes.NewReader(b))
+	return img, err == nil
+}
+
+// TestPydicomWaveform reads pydicom's ECG test file and draws it.
+func TestPydicomWaveform(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join(pydicomData, "test_files", "waveform_ecg.dcm"))
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal(err)
+		}
+		t.Skip(err)
+	}
+	f, err := dcm.Parse(bytes.NewReader(data), &dcm.Options{BulkThreshold: 16 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws, err := render.Waveforms(f.Dataset)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var labels []string
+	for _, c := range ws[0].Channels {
+		labels = append(labels, c.Label)
+	}
+	t.Logf("%d groups; first: %d channels at %g Hz: %v", len(ws), len(ws[0].Channels), ws[0].Rate, labels)
+	img := render.DrawECG(ws[0], 4)
+	if img.Bounds().Dx() < 100 {
+		t.Fatalf("tracing %v", img.Bounds())
+	}
+}
