@@ -3,6 +3,9 @@ package dicomweb_test
 import (
 	"fmt"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -17,6 +20,43 @@ func BenchmarkThumbnail(b *testing.B) {
 	for _, mode := range []string{"first", "cached"} {
 		b.Run(mode, func(b *testing.B) { benchThumbnail(b, mode == "first") })
 	}
+	b.Run("xa-1024-30frames-jpeg-lossless", benchThumbnailXA)
+}
+
+// benchThumbnailXA: the first-render thumbnail (middle frame) of a 1024×1024, 30-frame
+// XA cine compressed with DCMTK's dcmcjpeg (JPEG Lossless SV1, as XA usually is).
+func benchThumbnailXA(b *testing.B) {
+	xa, err := gen.XACine(gen.Options{Seed: 12}, 30, 1024, 1024)
+	if err != nil {
+		b.Fatal(err)
+	}
+	dir := b.TempDir()
+	in, out := filepath.Join(dir, "in.dcm"), filepath.Join(dir, "out.dcm")
+	os.WriteFile(in, xa.Data, 0o644)
+	if o, err := exec.Command(dcmtk(b, "dcmcjpeg"), in, out).CombinedOutput(); err != nil {
+		b.Fatalf("dcmcjpeg: %v %s", err, o)
+	}
+	xa.Data, _ = os.ReadFile(out)
+	e := newEnv(b, "sqlite", nil)
+	if code, resp := e.stow(b, "/studies", xa.Data); code != http.StatusOK {
+		b.Fatalf("STOW: %d %v", code, resp)
+	}
+	u := instanceURL(e, xa) + "/thumbnail"
+	lat := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		t0 := time.Now()
+		resp := e.do(b, http.MethodGet, fmt.Sprintf("%s?viewport=%d,%d", u, 64+i%4000, 64+i%4000), nil)
+		readAll(b, resp)
+		lat = append(lat, time.Since(t0))
+		if resp.StatusCode != http.StatusOK || resp.Header.Get("Warning") != "" {
+			b.Fatal(resp.StatusCode, resp.Header.Get("Warning"))
+		}
+	}
+	b.StopTimer()
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(lat[len(lat)*95/100].Microseconds())/1000, "p95-ms")
 }
 
 func benchThumbnail(b *testing.B, first bool) {
