@@ -58,7 +58,7 @@ var grayPalette = func() color.Palette {
 // GIF at the recorded frame rate, within the size and length caps. Frames are decoded
 // one at a time; only the small paletted frames are kept.
 func (s *Service) cine(c echo.Context, in *index.Instance, r *renderRequest) error {
-	ps, err := s.openPixels(c, in)
+	ps, err := s.openPixels(c.Request().Context(), in)
 	if err != nil {
 		return echo.NewHTTPError(http.StatusNotAcceptable, "this object cannot be rendered: "+err.Error())
 	}

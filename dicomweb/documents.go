@@ -1,6 +1,7 @@
 package dicomweb
 
 import (
+	"context"
 	"fmt"
 	"html"
 	"image"
@@ -22,11 +23,11 @@ func isSR(class string) bool       { return strings.HasPrefix(class, "1.2.840.10
 func isPDF(class string) bool      { return class == "1.2.840.10008.5.1.4.1.1.104.1" }
 
 // parseWhole reads and parses a whole object, keeping values up to maxDocumentBytes.
-func (s *Service) parseWhole(c echo.Context, in *index.Instance) (*dcm.File, error) {
+func (s *Service) parseWhole(ctx context.Context, in *index.Instance) (*dcm.File, error) {
 	if in.Size > maxDocumentBytes {
 		return nil, fmt.Errorf("%w: object of %d bytes is too large to render", render.ErrUnsupported, in.Size)
 	}
-	rc, _, err := s.Store.Get(c.Request().Context(), in.BlobKey)
+	rc, _, err := s.Store.Get(ctx, in.BlobKey)
 	if err != nil {
 		return nil, err
 	}
@@ -36,8 +37,8 @@ func (s *Service) parseWhole(c echo.Context, in *index.Instance) (*dcm.File, err
 
 // waveformImage draws the first waveform group of an ECG or other waveform object on
 // ECG paper (25 mm/s, 10 mm/mV, 4 px/mm).
-func (s *Service) waveformImage(c echo.Context, in *index.Instance) (image.Image, error) {
-	f, err := s.parseWhole(c, in)
+func (s *Service) waveformImage(ctx context.Context, in *index.Instance) (image.Image, error) {
+	f, err := s.parseWhole(ctx, in)
 	if err != nil {
 		return nil, err
 	}
@@ -148,14 +149,14 @@ func srHTML(ds *dcm.Dataset) string {
 func (s *Service) document(c echo.Context, in *index.Instance) (bool, error) {
 	switch {
 	case isSR(in.SOPClassUID):
-		f, err := s.parseWhole(c, in)
+		f, err := s.parseWhole(c.Request().Context(), in)
 		if err != nil {
 			return true, err
 		}
 		c.Response().Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'")
 		return true, c.HTML(http.StatusOK, srHTML(f.Dataset))
 	case isPDF(in.SOPClassUID):
-		f, err := s.parseWhole(c, in)
+		f, err := s.parseWhole(c.Request().Context(), in)
 		if err != nil {
 			return true, err
 		}

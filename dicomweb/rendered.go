@@ -2,6 +2,7 @@ package dicomweb
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -111,7 +112,7 @@ func parseRenderRequest(c echo.Context, thumbnail bool) (*renderRequest, error) 
 // by range.
 type pixelSource struct {
 	s      *Service
-	c      echo.Context
+	ctx    context.Context
 	in     *index.Instance
 	file   *dcm.File
 	layout dcm.PixelLayout
@@ -119,15 +120,14 @@ type pixelSource struct {
 
 // openPixels reads the instance's header (up to the pixel data when the layout says
 // where it starts; the whole object for layouts recorded before that).
-func (s *Service) openPixels(c echo.Context, in *index.Instance) (*pixelSource, error) {
+func (s *Service) openPixels(ctx context.Context, in *index.Instance) (*pixelSource, error) {
 	if len(in.PixelLayout) == 0 {
 		return nil, fmt.Errorf("%w: the instance has no pixel data that can be located", render.ErrUnsupported)
 	}
-	ps := &pixelSource{s: s, c: c, in: in}
+	ps := &pixelSource{s: s, ctx: ctx, in: in}
 	if err := json.Unmarshal(in.PixelLayout, &ps.layout); err != nil {
 		return nil, err
 	}
-	ctx := c.Request().Context()
 	var rc io.ReadCloser
 	var err error
 	if ps.layout.HeaderEnd > 0 {
@@ -150,7 +150,7 @@ func (ps *pixelSource) frame(i int, o render.Options) (image.Image, error) {
 	if i < 0 {
 		i = representativeFrame(ps.file.Dataset, ps.layout.NumberOfFrames)
 	}
-	ctx := ps.c.Request().Context()
+	ctx := ps.ctx
 	return render.RenderFrame(ps.file.Dataset, ps.file.TransferSyntax, &ps.layout, i, func(off, n int64) ([]byte, error) {
 		rc, err := ps.s.Store.GetRange(ctx, ps.in.BlobKey, off, n)
 		if err != nil {
@@ -162,8 +162,8 @@ func (ps *pixelSource) frame(i int, o render.Options) (image.Image, error) {
 }
 
 // renderInstance renders frame (0-based; -1 the representative frame) of an instance.
-func (s *Service) renderInstance(c echo.Context, in *index.Instance, frame int, o render.Options) (image.Image, error) {
-	ps, err := s.openPixels(c, in)
+func (s *Service) renderInstance(ctx context.Context, in *index.Instance, frame int, o render.Options) (image.Image, error) {
+	ps, err := s.openPixels(ctx, in)
 	if err != nil {
 		return nil, err
 	}
@@ -236,9 +236,18 @@ func writeImage(c echo.Context, v cachedImage, etagSeed string, warning string) 
 	return c.Blob(http.StatusOK, v.media, v.data)
 }
 
-// renderedOrPlaceholder renders and sends one frame; an object without a decoder gets
-// the placeholder picture and a Warning saying why (thumbnails) or 406 (rendered).
-func (s *Service) renderedOrPlaceholder(c echo.Context, in *index.Instance, frame int, r *renderRequest, thumbnail bool) error {
+// picture is a rendering ready to send: the encoded image, the seed of its ETag, and a
+// warning when it is the placeholder.
+type picture struct {
+	img     cachedImage
+	seed    string
+	warning string
+}
+
+// thumbnailOrRendered renders one frame (thumbnails through the cache); an object
+// without a picture gives the placeholder and a warning for thumbnails, and an error
+// wrapping render.ErrUnsupported otherwise.
+func (s *Service) thumbnailOrRendered(ctx context.Context, in *index.Instance, frame int, r *renderRequest, thumbnail bool) (*picture, error) {
 	if isWaveform(in.SOPClassUID) && !r.explicit {
 		r.media = "image/png" // lines on a grid: no JPEG ringing
 	}
@@ -246,44 +255,61 @@ func (s *Service) renderedOrPlaceholder(c echo.Context, in *index.Instance, fram
 	var key string
 	if thumbnail {
 		key = thumbKey(in.SOPInstanceUID, seed)
-		if v, ok := s.cachedThumbnail(c.Request().Context(), key); ok {
-			return writeImage(c, v, seed, "")
+		if v, ok := s.cachedThumbnail(ctx, key); ok {
+			return &picture{img: v, seed: seed}, nil
 		}
 	}
 	var img image.Image
 	var err error
 	if isWaveform(in.SOPClassUID) {
-		img, err = s.waveformImage(c, in)
+		img, err = s.waveformImage(ctx, in)
 	} else {
-		img, err = s.renderInstance(c, in, frame, render.Options{Window: r.window})
+		img, err = s.renderInstance(ctx, in, frame, render.Options{Window: r.window})
 	}
 	if err != nil {
 		var pe *dcm.ParseError
-		if errors.Is(err, index.ErrNotFound) || errors.Is(err, echo.ErrNotFound) {
-			return err
+		if errors.Is(err, index.ErrNotFound) || errors.Is(err, context.Canceled) {
+			return nil, err
 		}
 		if !errors.Is(err, render.ErrUnsupported) && !errors.As(err, &pe) && strings.HasPrefix(err.Error(), "archive") {
-			return err // the store failed: 503
+			return nil, err // the store failed: 503
 		}
 		s.log().Info("dicomweb: cannot render", "sop_class", in.SOPClassUID, "transfer_syntax", in.TransferSyntaxUID, "reason", err)
 		if !thumbnail {
-			return echo.NewHTTPError(http.StatusNotAcceptable, "this object cannot be rendered: "+strings.TrimPrefix(err.Error(), "render: "))
+			return nil, fmt.Errorf("%w: %s", render.ErrUnsupported, strings.TrimPrefix(strings.TrimPrefix(err.Error(), "render: "), "no decoder: "))
 		}
 		size := thumbnailSize
 		if r.vw > 0 {
 			size = min(r.vw, r.vh)
 		}
-		return s.send(c, placeholder(size, size), r, seed+"|placeholder", "no picture: "+strings.TrimPrefix(err.Error(), "render: "))
+		data, err2 := encodeImage(placeholder(size, size), r)
+		if err2 != nil {
+			return nil, err2
+		}
+		return &picture{img: cachedImage{media: r.media, data: data}, seed: seed + "|placeholder", warning: "no picture: " + strings.TrimPrefix(err.Error(), "render: ")}, nil
 	}
 	data, err := encodeImage(img, r)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	v := cachedImage{media: r.media, data: data}
 	if thumbnail {
 		s.keepThumbnail(key, v)
 	}
-	return writeImage(c, v, seed, "")
+	return &picture{img: v, seed: seed}, nil
+}
+
+// renderedOrPlaceholder renders and sends one frame; an object without a picture gets
+// the placeholder and a Warning (thumbnails) or 406 (rendered).
+func (s *Service) renderedOrPlaceholder(c echo.Context, in *index.Instance, frame int, r *renderRequest, thumbnail bool) error {
+	p, err := s.thumbnailOrRendered(c.Request().Context(), in, frame, r, thumbnail)
+	if errors.Is(err, render.ErrUnsupported) {
+		return echo.NewHTTPError(http.StatusNotAcceptable, "this object cannot be rendered: "+strings.TrimPrefix(err.Error(), "render: no decoder: "))
+	}
+	if err != nil {
+		return err
+	}
+	return writeImage(c, p.img, p.seed, p.warning)
 }
 
 // renderedInstance answers .../instances/{i}/rendered and /thumbnail, and the
