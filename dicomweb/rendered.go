@@ -190,15 +190,6 @@ func placeholder(w, h int) image.Image {
 	return img
 }
 
-// send encodes img as asked, resized into the viewport, with cache headers.
-func (s *Service) send(c echo.Context, img image.Image, r *renderRequest, etagSeed string, warning string) error {
-	data, err := encodeImage(img, r)
-	if err != nil {
-		return err
-	}
-	return writeImage(c, cachedImage{media: r.media, data: data}, etagSeed, warning)
-}
-
 // encodeImage fits img into the request's viewport and encodes it.
 func encodeImage(img image.Image, r *renderRequest) ([]byte, error) {
 	if r.crop != nil {

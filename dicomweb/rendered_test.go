@@ -12,9 +12,12 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/lumenpacs/lumen/dicomweb"
+	"github.com/lumenpacs/lumen/index"
+	"github.com/lumenpacs/lumen/index/sqlindex"
 
 	"github.com/lumenpacs/lumen/archive/dcm"
 	"github.com/lumenpacs/lumen/testdata/gen"
@@ -265,5 +268,66 @@ func TestThumbnailCache(t *testing.T) {
 	}
 	for obj := range e.store.List(context.Background(), "thumbnails/") {
 		t.Fatalf("left in the store: %s", obj.Key)
+	}
+}
+
+// TestBackgroundThumbnails stores studies and lets the queue worker render their
+// thumbnails: afterwards the study thumbnail is a cache hit, served even once the source
+// object is gone.
+func TestBackgroundThumbnails(t *testing.T) {
+	for _, be := range backends {
+		t.Run(be, func(t *testing.T) {
+			e := newEnv(t, be, nil)
+			db := e.idx.(*sqlindex.DB)
+			db.QuietPeriod = time.Millisecond
+			objs, err := gen.CTSeries(gen.Options{Seed: 15}, 5, 64, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var datas [][]byte
+			for _, o := range objs {
+				datas = append(datas, o.Data)
+			}
+			if code, resp := e.stow(t, "/studies", datas...); code != http.StatusOK {
+				t.Fatalf("STOW: %d %v", code, resp)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			go func() { e.svc.RunThumbnails(ctx, db, "test", 10*time.Millisecond); close(done) }()
+			middle := objs[len(objs)/2]
+			deadline := time.Now().Add(20 * time.Second)
+			for {
+				n := 0
+				for range e.store.List(context.Background(), "thumbnails/"+middle.SOPInstanceUID+"/") {
+					n++
+				}
+				e.svc.Wait()
+				if n > 0 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatal("no thumbnail rendered in the background")
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			cancel()
+			<-done
+			in, err := e.idx.Instance(context.Background(), middle.SOPInstanceUID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := e.store.Delete(context.Background(), in.BlobKey); err != nil {
+				t.Fatal(err)
+			}
+			resp := e.do(t, http.MethodGet, e.base+"/studies/"+middle.StudyUID+"/thumbnail", nil)
+			if resp.Header.Get("Warning") != "" {
+				t.Fatalf("study thumbnail not from the cache: %q", resp.Header.Get("Warning"))
+			}
+			decodeImage(t, resp, "image/jpeg")
+			// The job is done: nothing left to claim.
+			if j, err := db.ClaimJob(context.Background(), index.JobThumbnails, "check", time.Minute); err != nil || j != nil {
+				t.Fatalf("left in the queue: %+v %v", j, err)
+			}
+		})
 	}
 }

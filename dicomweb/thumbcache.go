@@ -5,12 +5,16 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"io"
 	"strings"
 	"sync"
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
+	"github.com/lumenpacs/lumen/archive/dcm"
+	"github.com/lumenpacs/lumen/index"
+	"github.com/lumenpacs/lumen/viewer/render"
 )
 
 // ThumbnailPrefix is the object-store prefix of cached thumbnails:
@@ -109,4 +113,88 @@ func (s *Service) dropThumbnails(ctx context.Context, sopUID string) {
 		}
 		_ = s.Store.Delete(ctx, o.Key)
 	}
+}
+
+// defaultThumbnail is the request a thumbnail URL without parameters makes.
+func defaultThumbnail() *renderRequest {
+	return &renderRequest{media: "image/jpeg", quality: 90, vw: thumbnailSize, vh: thumbnailSize}
+}
+
+// RunThumbnails does the thumbnail jobs the index queues when studies change (any
+// replica may run it; a job is leased to one at a time) until ctx ends: the default
+// thumbnail of the middle instance of every series, which also serves the study
+// thumbnail, so that the first EMR view finds them cached.
+func (s *Service) RunThumbnails(ctx context.Context, q index.Queue, worker string, poll time.Duration) {
+	if poll <= 0 {
+		poll = 2 * time.Second
+	}
+	sleep := func(d time.Duration) {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+		case <-t.C:
+		}
+	}
+	for ctx.Err() == nil {
+		j, err := q.ClaimJob(ctx, index.JobThumbnails, worker, 5*time.Minute)
+		if err != nil {
+			if ctx.Err() == nil {
+				s.log().Warn("dicomweb: thumbnail queue unavailable", "err", err)
+			}
+			sleep(5 * poll)
+			continue
+		}
+		if j == nil {
+			sleep(poll)
+			continue
+		}
+		err = s.studyThumbnails(ctx, j.Key)
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		switch {
+		case err == nil || j.Attempts >= 4:
+			if err != nil {
+				s.log().Warn("dicomweb: thumbnails given up after 5 attempts", "err", err)
+			}
+			err = q.CompleteJob(dctx, j)
+		default:
+			s.log().Info("dicomweb: thumbnails will be retried", "attempt", j.Attempts+1, "err", err)
+			err = q.RetryJob(dctx, j, time.Duration(j.Attempts+1)*30*time.Second)
+		}
+		cancel()
+		if err != nil {
+			s.log().Warn("dicomweb: thumbnail job not settled", "err", err)
+		}
+	}
+}
+
+// studyThumbnails renders (into the cache) the default thumbnail of every series of a
+// study.
+func (s *Service) studyThumbnails(ctx context.Context, studyUID string) error {
+	res, err := s.Index.Find(ctx, index.Query{Level: index.ImageLevel, Filters: []index.Filter{{Tag: dcm.TagStudyInstanceUID, Value: studyUID}}})
+	if err != nil {
+		return err
+	}
+	series := map[string][]index.Instance{}
+	var order []string
+	for _, in := range res.Instances {
+		if _, ok := series[in.SeriesInstanceUID]; !ok {
+			order = append(order, in.SeriesInstanceUID)
+		}
+		series[in.SeriesInstanceUID] = append(series[in.SeriesInstanceUID], in)
+	}
+	for _, uid := range order {
+		list := series[uid]
+		full, err := s.Index.Instance(ctx, list[len(list)/2].SOPInstanceUID)
+		if errors.Is(err, index.ErrNotFound) {
+			continue // deleted meanwhile
+		}
+		if err != nil {
+			return err
+		}
+		if _, err := s.thumbnailOrRendered(ctx, full, -1, defaultThumbnail(), true); err != nil && !errors.Is(err, render.ErrUnsupported) {
+			return err
+		}
+	}
+	return nil
 }

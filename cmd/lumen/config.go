@@ -38,6 +38,9 @@ type DICOMwebConfig struct {
 	AllowDelete    bool     `koanf:"allow_delete"`
 	CORSOrigins    []string `koanf:"cors_origins"`
 	ThumbnailLRU   int      `koanf:"thumbnail_lru"`
+	// BackgroundThumbnails renders each study's thumbnails once it has stopped
+	// receiving instances, from the queue in the index.
+	BackgroundThumbnails bool `koanf:"background_thumbnails"`
 }
 
 // DIMSEConfig configures the DICOM listener and its AE policy.
@@ -184,6 +187,7 @@ var defaults = map[string]any{
 	"dicomweb.allow_delete":           false,
 	"dicomweb.cors_origins":           []any{"*"},
 	"dicomweb.thumbnail_lru":          4096,
+	"dicomweb.background_thumbnails":  true,
 }
 
 // envKeys maps LUMEN_* variable names to configuration keys.

@@ -7,12 +7,14 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/lumenpacs/lumen/archive/ingest"
 	"github.com/lumenpacs/lumen/dicomweb"
 	"github.com/lumenpacs/lumen/dimse"
+	"github.com/lumenpacs/lumen/index"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -84,6 +86,10 @@ func serve(ctx context.Context, c *Config, log *slog.Logger, ready chan<- listen
 	}
 	web.Register(e)
 	e.HTTPErrorHandler = web.ErrorHandler
+	if q, ok := b.index.(index.Queue); ok && c.DICOMweb.BackgroundThumbnails {
+		host, _ := os.Hostname()
+		go web.RunThumbnails(ctx, q, fmt.Sprintf("%s:%d", host, os.Getpid()), 0)
+	}
 
 	ln, err := net.Listen("tcp", c.HTTP.Addr)
 	if err != nil {

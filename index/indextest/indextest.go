@@ -29,6 +29,7 @@ func Run(t *testing.T, newIndex func(t *testing.T) index.Index) {
 		{"BlobKeys", testBlobKeys},
 		{"ConcurrentPuts", testConcurrent},
 		{"Paging", testPaging},
+		{"Queue", testQueue},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -26,6 +26,7 @@ func Dialect() *sqlindex.Dialect {
 		Numbered:   true,
 		Contains:   "strpos(%[1]s, %[2]s) > 0",
 		ByteOrder:  ` COLLATE "C"`,
+		SkipLocked: ` FOR UPDATE SKIP LOCKED`,
 		Migrations: sub,
 		IsUniqueViolation: func(err error) bool {
 			var pe *pq.Error

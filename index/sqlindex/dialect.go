@@ -31,6 +31,10 @@ type Dialect struct {
 	// SerializeWrites runs write transactions one at a time inside the process (SQLite
 	// has a single writer; waiting on a mutex beats its busy-timeout polling).
 	SerializeWrites bool
+	// SkipLocked is appended to the SELECT that claims a job (" FOR UPDATE SKIP LOCKED"
+	// in PostgreSQL, so replicas do not wait on each other's claims); "" for SQLite,
+	// whose writers are serial anyway.
+	SkipLocked string
 	// LockMigrations serialises concurrent migrators (e.g. an advisory lock), or nil.
 	LockMigrations func(ctx context.Context, tx *sql.Tx) error
 }

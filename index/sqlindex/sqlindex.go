@@ -16,13 +16,20 @@ import (
 
 // DB is an index.Index on a database/sql database.
 type DB struct {
+	// QuietPeriod is how long after a study's last indexed instance its thumbnail job
+	// becomes due (default DefaultQuietPeriod). Set it before use.
+	QuietPeriod time.Duration
+
 	db    *sql.DB
 	d     *Dialect
 	stmts sync.Map   // query text -> *sql.Stmt
 	wmu   sync.Mutex // held around write transactions when the dialect serialises them
 }
 
-var _ index.Index = (*DB)(nil)
+var (
+	_ index.Index = (*DB)(nil)
+	_ index.Queue = (*DB)(nil)
+)
 
 // New wraps an open database whose schema has been migrated (see Migrate).
 func New(db *sql.DB, d *Dialect) *DB { return &DB{db: db, d: d} }
@@ -261,6 +268,10 @@ func (x *DB) insert(ctx context.Context, tx *sql.Tx, in *index.Instance) error {
 		}
 	}
 	_ = pNew
+	// The study changed: (re)arm its thumbnail job, due once the study is quiet.
+	if _, err := x.exec(ctx, tx, upsertJob, index.JobThumbnails, in.StudyInstanceUID, now+x.quiet().Milliseconds(), now); err != nil {
+		return fmt.Errorf("job: %w", err)
+	}
 	return nil
 }
 

@@ -1,0 +1,35 @@
+package index
+
+import (
+	"context"
+	"time"
+)
+
+// Job is one unit of background work held in the index, so that any replica can do
+// it and a restart loses nothing.
+type Job struct {
+	ID        int64
+	Kind      string // e.g. JobThumbnails
+	Key       string // e.g. a StudyInstanceUID
+	NotBefore time.Time
+	Attempts  int
+}
+
+// JobThumbnails is queued (keyed by StudyInstanceUID) whenever an instance is indexed;
+// each new instance pushes it back by the index's quiet period, so it runs once a study
+// has stopped arriving.
+const JobThumbnails = "thumbnails"
+
+// Queue is the work queue kept in the index.
+type Queue interface {
+	// Enqueue adds a job or, when (kind, key) is queued already, moves it to notBefore.
+	Enqueue(ctx context.Context, kind, key string, notBefore time.Time) error
+	// ClaimJob leases the oldest due job of kind to worker for lease, or returns nil
+	// when none is due. A lease that expires makes the job claimable again.
+	ClaimJob(ctx context.Context, kind, worker string, lease time.Duration) (*Job, error)
+	// CompleteJob removes a claimed job, unless it was re-queued while claimed (then it
+	// is released to run again).
+	CompleteJob(ctx context.Context, j *Job) error
+	// RetryJob releases a claimed job to run again after a delay, counting the attempt.
+	RetryJob(ctx context.Context, j *Job, after time.Duration) error
+}
