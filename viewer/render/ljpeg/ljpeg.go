@@ -22,6 +22,9 @@ type huffman struct {
 	minCode [17]int32
 	vals    []uint8
 	defined bool
+	// lut decodes codes of up to 8 bits from the next 8 bits: length<<8 | symbol, 0 when
+	// the code is longer.
+	lut [256]uint16
 }
 
 type component struct {
@@ -32,9 +35,9 @@ type component struct {
 type decoder struct {
 	data      []byte
 	pos       int
-	bits      uint32
-	nbits     int
-	marker    bool // an entropy segment ended at a marker
+	acc       uint64 // bit buffer, next bit in the top position
+	nacc      int    // valid bits in acc
+	marker    bool   // an entropy segment ended at a marker
 	tables    [4]huffman
 	width     int
 	height    int
@@ -186,16 +189,30 @@ func (d *decoder) dht() error {
 				code <<= 1
 			}
 			h.maxCode[17] = 0x7FFFFFFF
+			code, k = 0, 0
+			for l := 1; l <= 16; l++ {
+				for c := 0; c < int(counts[l-1]); c++ {
+					if l <= 8 {
+						first := int(code) << (8 - l)
+						for x := 0; x < 1<<(8-l); x++ {
+							h.lut[first+x] = uint16(l)<<8 | uint16(h.vals[k])
+						}
+					}
+					code++
+					k++
+				}
+				code <<= 1
+			}
 		}
 		seg = seg[17+total:]
 	}
 	return nil
 }
 
-// bit reads one bit of entropy-coded data, handling byte stuffing; past a marker it
-// yields zeros (the marker is handled by the caller).
-func (d *decoder) bit() int {
-	if d.nbits == 0 {
+// fill tops up the bit buffer from the entropy-coded data, removing byte stuffing; past
+// a marker it feeds zeros (the caller handles the marker).
+func (d *decoder) fill() {
+	for d.nacc <= 56 {
 		var b byte
 		if d.pos < len(d.data) && !d.marker {
 			b = d.data[d.pos]
@@ -210,27 +227,43 @@ func (d *decoder) bit() int {
 				d.pos++
 			}
 		}
-		d.bits, d.nbits = uint32(b), 8
+		d.acc |= uint64(b) << uint(56-d.nacc)
+		d.nacc += 8
 	}
-	d.nbits--
-	return int(d.bits>>uint(d.nbits)) & 1
+}
+
+func (d *decoder) peek(n int) int {
+	if d.nacc < n {
+		d.fill()
+	}
+	return int(d.acc >> uint(64-n))
+}
+
+func (d *decoder) skip(n int) {
+	d.acc <<= uint(n)
+	d.nacc -= n
 }
 
 func (d *decoder) receive(n int) int {
-	v := 0
-	for i := 0; i < n; i++ {
-		v = v<<1 | d.bit()
+	if n == 0 {
+		return 0
 	}
+	v := d.peek(n)
+	d.skip(n)
 	return v
 }
 
 func (d *decoder) decodeHuff(h *huffman) (int, error) {
-	code := int32(d.bit())
+	if e := h.lut[d.peek(8)]; e != 0 {
+		d.skip(int(e >> 8))
+		return int(e & 0xFF), nil
+	}
 	for l := 1; l <= 16; l++ {
+		code := int32(d.peek(l))
 		if code <= h.maxCode[l] {
+			d.skip(l)
 			return int(h.vals[h.valPtr[l]+code-h.minCode[l]]), nil
 		}
-		code = code<<1 | int32(d.bit())
 	}
 	return 0, fail("invalid Huffman code")
 }
@@ -303,8 +336,8 @@ func (d *decoder) scan() (*Image, error) {
 		for x := 0; x < w; x++ {
 			if d.restart > 0 {
 				if restartLeft == 0 {
-					// Expect RSTn: realign and reset prediction as at the start.
-					d.nbits, d.marker = 0, false
+					// Expect RSTn: drop the segment's padding bits, reset prediction.
+					d.acc, d.nacc, d.marker = 0, 0, false
 					if m, err := d.nextMarker(); err != nil || m < 0xD0 || m > 0xD7 {
 						return nil, fail("missing restart marker")
 					}
