@@ -26,8 +26,8 @@ func (s *Service) capabilities(c echo.Context) error {
 		"base":     s.root(c),
 		"maxLimit": s.maxLimit(),
 		"delete":   s.AllowDelete,
-		"transcoding": "Implicit VR Little Endian objects go out as Explicit VR Little Endian unless transfer-syntax=* or the stored UID is asked for; " +
-			"compressed objects and frames go out as stored; a request for a syntax that cannot be produced is answered 406",
+		"transcoding": "without transfer-syntax=* (or the stored UID), Implicit VR Little Endian objects go out as Explicit VR Little Endian and RLE, JPEG baseline and JPEG lossless objects and frames are decompressed; " +
+			"JPEG-LS, JPEG 2000 and 12-bit JPEG go out as stored; a request for a syntax that cannot be produced is answered 406",
 		"resources": []capability{
 			{"/studies", []string{"GET"}, "QIDO-RS SearchForStudies", []string{"application/dicom+json"}, qidoParams},
 			{"/series", []string{"GET"}, "QIDO-RS SearchForSeries", []string{"application/dicom+json"}, qidoParams},
@@ -45,7 +45,7 @@ func (s *Service) capabilities(c echo.Context) error {
 			{"/studies/{study}[/series/{series}[/instances/{instance}[/frames/{frame}]]]/thumbnail", []string{"GET"}, "Thumbnail (128 px unless viewport): representative or middle frame, middle instance of a series, first image series of a study; a placeholder with a Warning for objects without a picture", []string{"image/jpeg", "image/png", "image/gif"}, []string{"accept", "quality", "viewport"}},
 			{"/wado", []string{"GET"}, "WADO-URI (at the server root)", []string{"image/jpeg", "image/png", "image/gif", "application/dicom"}, []string{"requestType=WADO", "studyUID", "seriesUID", "objectUID", "contentType", "transferSyntax", "rows", "columns", "windowCenter", "windowWidth", "frameNumber", "imageQuality"}},
 		},
-		"notImplemented": []string{"rendered studies and series (501)", "application/dicom+xml", "decompression and compression", "matching on nested (sequence) attributes (ignored with a Warning)"},
+		"notImplemented": []string{"rendered studies and series (501)", "application/dicom+xml", "compression (only decompression is offered)", "matching on nested (sequence) attributes (ignored with a Warning)"},
 	}
 	return c.JSONPretty(http.StatusOK, doc, "  ")
 }

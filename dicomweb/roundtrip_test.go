@@ -59,6 +59,10 @@ func TestRoundTrip(t *testing.T) {
 	}
 	// The compressed copies go to a second archive (same SOP Instance UIDs).
 	jpeg := jpegCopies(t, corpus)
+	natives := map[string][]byte{}
+	for _, o := range corpus {
+		natives[o.SOPInstanceUID] = o.Data
+	}
 	for _, be := range backends {
 		t.Run(be, func(t *testing.T) {
 			for _, set := range []struct {
@@ -86,8 +90,11 @@ func TestRoundTrip(t *testing.T) {
 						}
 					}
 					checkRetrieve(t, e, set.objs)
-					checkFrames(t, e, set.objs, set.name == "jpeg")
+					checkFrames(t, e, set.objs, set.name == "jpeg", natives)
 					checkMetadata(t, e, set.objs)
+					if set.name == "jpeg" {
+						checkDecompressed(t, e, set.objs, natives)
+					}
 				})
 			}
 		})
@@ -112,14 +119,14 @@ func checkRetrieve(t *testing.T, e *env, objs []gen.Object) {
 			t.Fatalf("part Content-Type %q has no transfer-syntax", parts[0].header.Get("Content-Type"))
 		}
 		// WADO-URI returns the same bytes.
-		resp := e.do(t, http.MethodGet, e.srv.URL+"/wado?requestType=WADO&studyUID="+o.StudyUID+"&seriesUID="+o.SeriesUID+"&objectUID="+o.SOPInstanceUID+"&contentType=application/dicom", nil)
+		resp := e.do(t, http.MethodGet, e.srv.URL+"/wado?requestType=WADO&studyUID="+o.StudyUID+"&seriesUID="+o.SeriesUID+"&objectUID="+o.SOPInstanceUID+"&contentType=application/dicom&transferSyntax=*", nil)
 		b := readAll(t, resp)
 		if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "application/dicom" || !bytes.Equal(b, o.Data) {
 			t.Fatalf("WADO-URI %s: %d %s", o.Name, resp.StatusCode, resp.Header.Get("Content-Type"))
 		}
 	}
 	for study, n := range perStudy {
-		parts := readParts(t, e.do(t, http.MethodGet, e.base+"/studies/"+study, nil, "Accept", acceptDICOM), "application/dicom")
+		parts := readParts(t, e.do(t, http.MethodGet, e.base+"/studies/"+study, nil, "Accept", acceptDICOM+"; transfer-syntax=*"), "application/dicom")
 		if len(parts) != n {
 			t.Fatalf("study %s: %d parts, want %d", study, len(parts), n)
 		}
@@ -133,7 +140,7 @@ func checkRetrieve(t *testing.T, e *env, objs []gen.Object) {
 	}
 }
 
-func checkFrames(t *testing.T, e *env, objs []gen.Object, compressed bool) {
+func checkFrames(t *testing.T, e *env, objs []gen.Object, compressed bool, natives map[string][]byte) {
 	for _, o := range objs {
 		if o.NumberOfFrames == 0 {
 			continue
@@ -169,8 +176,14 @@ func checkFrames(t *testing.T, e *env, objs []gen.Object, compressed bool) {
 			if len(parts) != 1 || parts[0].header.Get("Content-Type") != "image/jpeg; transfer-syntax="+ts || !bytes.Equal(parts[0].body, want[0]) {
 				t.Fatalf("%s: image/jpeg frame wrong: %v", o.Name, parts[0].header)
 			}
-			if resp := e.do(t, http.MethodGet, instanceURL(e, o)+"/frames/1", nil, "Accept", `multipart/related; type="application/octet-stream"`); resp.StatusCode != http.StatusNotAcceptable {
-				t.Fatalf("uncompressed frames of a JPEG instance: %d, want 406", resp.StatusCode)
+			// Uncompressed frames of a JPEG lossless instance: decoded, equal to the
+			// original native frames.
+			native := natives[o.SOPInstanceUID]
+			_, nframes := pixelFrames(t, native)
+			parts = readParts(t, e.do(t, http.MethodGet, instanceURL(e, o)+"/frames/1,"+strconv.Itoa(len(nframes)), nil, "Accept", `multipart/related; type="application/octet-stream"`), "application/octet-stream")
+			if len(parts) != 2 || parts[0].header.Get("Content-Type") != "application/octet-stream; transfer-syntax=1.2.840.10008.1.2.1" ||
+				!bytes.Equal(parts[0].body, nframes[0]) || !bytes.Equal(parts[1].body, nframes[len(nframes)-1]) {
+				t.Fatalf("%s: decompressed frames differ from the original native frames", o.Name)
 			}
 		} else if resp := e.do(t, http.MethodGet, instanceURL(e, o)+"/frames/1", nil, "Accept", `multipart/related; type="image/jpeg"`); resp.StatusCode != http.StatusNotAcceptable {
 			t.Fatalf("JPEG frames of a native instance: %d, want 406", resp.StatusCode)
@@ -292,6 +305,38 @@ func TestImplicitGoesOutExplicit(t *testing.T) {
 		}
 		if wj, _, _ := wf.Dataset.JSON(nil); !bytes.Equal(wj, oj) {
 			t.Fatalf("%s: WADO-URI data set differs", o.Name)
+		}
+	}
+}
+
+// checkDecompressed retrieves JPEG lossless instances without a transfer-syntax
+// parameter (PS3.18's default, Explicit VR Little Endian) and checks that the pixel data
+// equals the original native pixel data and the rest of the data set is unchanged.
+func checkDecompressed(t *testing.T, e *env, objs []gen.Object, natives map[string][]byte) {
+	for _, o := range objs {
+		parts := readParts(t, e.do(t, http.MethodGet, instanceURL(e, o), nil, "Accept", acceptDICOM), "application/dicom")
+		if len(parts) != 1 || parts[0].header.Get("Content-Type") != "application/dicom; transfer-syntax=1.2.840.10008.1.2.1" {
+			t.Fatalf("%s: %v", o.Name, parts[0].header)
+		}
+		got, err := dcm.Parse(bytes.NewReader(parts[0].body), nil)
+		if err != nil || got.TransferSyntax != "1.2.840.10008.1.2.1" {
+			t.Fatalf("%s: decompressed object: %v", o.Name, err)
+		}
+		orig, _ := dcm.Parse(bytes.NewReader(natives[o.SOPInstanceUID]), nil)
+		gl, ol := got.PixelLayout(), orig.PixelLayout()
+		body, native := parts[0].body, natives[o.SOPInstanceUID]
+		if gl == nil || !bytes.Equal(body[gl.Offset:gl.Offset+gl.Length], native[ol.Offset:ol.Offset+ol.Length]) {
+			t.Fatalf("%s: decompressed pixel data differs from the original", o.Name)
+		}
+		for _, tag := range []dcm.Tag{dcm.TagSOPInstanceUID, dcm.TagPatientName, dcm.TagRows, dcm.TagPhotometricInterpretation} {
+			if got.Dataset.Text(tag) != orig.Dataset.Text(tag) {
+				t.Fatalf("%s: %s changed: %q → %q", o.Name, tag, orig.Dataset.Text(tag), got.Dataset.Text(tag))
+			}
+		}
+		// WADO-URI without transferSyntax: the same.
+		resp := e.do(t, http.MethodGet, e.srv.URL+"/wado?requestType=WADO&studyUID="+o.StudyUID+"&seriesUID="+o.SeriesUID+"&objectUID="+o.SOPInstanceUID+"&contentType=application/dicom", nil)
+		if b := readAll(t, resp); !bytes.Equal(b, body) {
+			t.Fatalf("%s: WADO-URI default differs from WADO-RS default", o.Name)
 		}
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/lumenpacs/lumen/archive/dcm"
 	"github.com/lumenpacs/lumen/index"
+	"github.com/lumenpacs/lumen/viewer/render"
 )
 
 // instances returns the indexed instances the path names (study, series or instance),
@@ -103,38 +104,146 @@ func abort() {
 	panic(http.ErrAbortHandler)
 }
 
+// conversion is how a stored object is turned into the transfer syntax sent.
+type conversion int
+
+const (
+	asStored   conversion = iota // the stored bytes
+	toExplicit                   // Implicit VR LE rewritten as Explicit VR LE
+	decompress                   // compressed pixel data decoded to Explicit VR LE
+)
+
 // outputSyntax decides the transfer syntax an instance stored in stored goes out in,
-// for a transfer-syntax parameter param ("" when absent): as stored, or, for Implicit
-// VR Little Endian, transcoded to Explicit VR Little Endian (PS3.18 8.7.3.5.2: the
-// default on the web). ok is false when param asks for what cannot be produced.
-func outputSyntax(param, stored string) (ts string, transcode, ok bool) {
+// for a transfer-syntax parameter param ("" when absent). PS3.18 8.7.3.5.2 makes
+// Explicit VR Little Endian the default: Implicit VR LE is rewritten, compressed data
+// is decompressed when a decoder exists (and sent as stored otherwise, saying so in the
+// part header). ok is false when param asks for what cannot be produced.
+func outputSyntax(param, stored string) (ts string, conv conversion, ok bool) {
 	switch {
 	case param == "*" || param == stored:
-		return stored, false, true
-	case stored == tsImplicitLE && (param == "" || param == tsExplicitLE):
-		return tsExplicitLE, true, true
+		return stored, asStored, true
+	case param != "" && param != tsExplicitLE:
+		return "", asStored, false
+	case stored == tsImplicitLE:
+		return tsExplicitLE, toExplicit, true
+	case native(stored):
+		return stored, asStored, param == "" || stored == tsExplicitLE
+	case render.Supported(stored):
+		return tsExplicitLE, decompress, true
 	case param == "":
-		// Compressed and other stored syntaxes go out as stored (no decompression yet);
-		// each part says which syntax it is.
-		return stored, false, true
+		return stored, asStored, true
 	}
-	return "", false, false
+	return "", asStored, false
 }
 
-// writeInstance copies the object opened as rc to w, transcoding it to Explicit VR
-// Little Endian when asked (values Parse skipped are read again with ranged reads).
-func (s *Service) writeInstance(ctx context.Context, w io.Writer, in *index.Instance, rc io.Reader, transcode bool) error {
-	if !transcode {
-		_, err := io.Copy(w, rc)
-		return err
+// writeInstance copies the object opened as rc to w, converted as asked: Implicit VR
+// rewritten (values Parse skipped are read again with ranged reads), or pixel data
+// decompressed frame by frame.
+func (s *Service) writeInstance(ctx context.Context, w io.Writer, in *index.Instance, rc io.Reader, conv conversion) error {
+	switch conv {
+	case toExplicit:
+		f, err := dcm.Parse(rc, nil)
+		if err != nil {
+			return err
+		}
+		return dcm.TranscodeToExplicit(w, f, func(off, n int64) (io.ReadCloser, error) {
+			return s.Store.GetRange(ctx, in.BlobKey, off, n)
+		})
+	case decompress:
+		return s.writeDecompressed(ctx, w, in, rc)
 	}
-	f, err := dcm.Parse(rc, nil)
+	_, err := io.Copy(w, rc)
+	return err
+}
+
+// writeDecompressed writes an encapsulated object as Explicit VR Little Endian with
+// native pixel data, decoding one frame at a time. A colour model the decoder changed
+// (JPEG baseline YBR to RGB) is written into PhotometricInterpretation.
+func (s *Service) writeDecompressed(ctx context.Context, w io.Writer, in *index.Instance, rc io.Reader) error {
+	f, err := dcm.Parse(rc, &dcm.Options{BulkThreshold: 4 << 20})
 	if err != nil {
 		return err
 	}
-	return dcm.TranscodeToExplicit(w, f, func(off, n int64) (io.ReadCloser, error) {
-		return s.Store.GetRange(ctx, in.BlobKey, off, n)
-	})
+	pl := f.PixelLayout()
+	if pl == nil {
+		return fmt.Errorf("%w: frames cannot be located", render.ErrUnsupported)
+	}
+	p0, err := render.ParamsOf(f.Dataset, f.TransferSyntax, 0)
+	if err != nil {
+		return err
+	}
+	frameBytes := int64(p0.Rows * p0.Columns * p0.SamplesPerPixel * p0.BitsAllocated / 8)
+	read := func(off, n int64) ([]byte, error) {
+		rc, err := s.Store.GetRange(ctx, in.BlobKey, off, n)
+		if err != nil {
+			return nil, err
+		}
+		defer rc.Close()
+		return io.ReadAll(rc)
+	}
+	decodeFrame := func(i int) ([]byte, string, error) {
+		p, err := render.ParamsOf(f.Dataset, f.TransferSyntax, i)
+		if err != nil {
+			return nil, "", err
+		}
+		ranges, err := pl.Frame(i)
+		if err != nil {
+			return nil, "", err
+		}
+		var data []byte
+		for _, r := range ranges {
+			b, err := read(r.Offset, r.Length)
+			if err != nil {
+				return nil, "", err
+			}
+			data = append(data, b...)
+		}
+		fr, err := render.Decode(f.TransferSyntax, p, data)
+		if err != nil {
+			return nil, "", err
+		}
+		b, err := render.NativeBytes(fr, p)
+		return b, fr.Photometric, err
+	}
+	// The first frame tells the colour model after decoding, before anything is written.
+	first, photometric, err := decodeFrame(0)
+	if err != nil {
+		return err
+	}
+	replace := map[dcm.Tag]*dcm.Element{}
+	if photometric != p0.Photometric {
+		replace[dcm.TagPhotometricInterpretation] = dcm.NewString(dcm.TagPhotometricInterpretation, "CS", photometric)
+	}
+	if p0.SamplesPerPixel == 3 {
+		replace[dcm.TagPlanarConfiguration] = dcm.NewUS(dcm.TagPlanarConfiguration, 0)
+	}
+	vr := "OW"
+	if p0.BitsAllocated <= 8 {
+		vr = "OB"
+	}
+	total := frameBytes * int64(pl.NumberOfFrames)
+	pad := total % 2
+	return dcm.WriteExplicit(w, f, nil, replace, &dcm.PixelWriter{VR: vr, Length: total + pad, Write: func(pw io.Writer) error {
+		for i := 0; i < pl.NumberOfFrames; i++ {
+			b := first
+			if i > 0 {
+				if b, _, err = decodeFrame(i); err != nil {
+					return err
+				}
+			}
+			if int64(len(b)) != frameBytes {
+				return fmt.Errorf("render: frame %d decoded to %d bytes, expected %d", i+1, len(b), frameBytes)
+			}
+			if _, err := pw.Write(b); err != nil {
+				return err
+			}
+		}
+		if pad == 1 {
+			_, err := pw.Write([]byte{0})
+			return err
+		}
+		return nil
+	}})
 }
 
 // retrieve streams instances as multipart/related; type="application/dicom" (WADO-RS
@@ -150,7 +259,7 @@ func (s *Service) retrieve(c echo.Context) error {
 		return echo.NewHTTPError(http.StatusNotAcceptable, `instances are available as multipart/related; type="application/dicom" or application/dicom`)
 	}
 	out := make([]string, len(list))
-	trans := make([]bool, len(list))
+	trans := make([]conversion, len(list))
 	for i := range list {
 		if out[i], trans[i], ok = outputSyntax(choice.ts, list[i].TransferSyntaxUID); !ok {
 			return echo.NewHTTPError(http.StatusNotAcceptable, fmt.Sprintf("an instance is stored in transfer syntax %s and cannot be sent in %s (no decompression or compression yet); ask with transfer-syntax=* or %s", list[i].TransferSyntaxUID, choice.ts, list[i].TransferSyntaxUID))
@@ -165,7 +274,7 @@ func (s *Service) retrieve(c echo.Context) error {
 	if !choice.multipart {
 		defer first.Close()
 		w.Header().Set("Content-Type", "application/dicom; transfer-syntax="+out[0])
-		if !trans[0] {
+		if trans[0] == asStored {
 			w.Header().Set("Content-Length", strconv.FormatInt(list[0].Size, 10))
 		}
 		w.WriteHeader(http.StatusOK)
@@ -190,7 +299,7 @@ func (s *Service) retrieve(c echo.Context) error {
 		}
 		h := textproto.MIMEHeader{}
 		h.Set("Content-Type", "application/dicom; transfer-syntax="+out[i])
-		if !trans[i] {
+		if trans[i] == asStored {
 			h.Set("Content-Length", strconv.FormatInt(in.Size, 10))
 		}
 		h.Set("Content-Location", instanceURL(root, in))
@@ -262,9 +371,10 @@ func (s *Service) metadata(c echo.Context) error {
 
 // frameChoice is the negotiated media type of frames.
 type frameChoice struct {
-	multipart bool
-	media     string // part media type
-	ts        string // transfer-syntax parameter of each part
+	multipart  bool
+	media      string // part media type
+	ts         string // transfer-syntax parameter of each part
+	decompress bool   // decode compressed frames to native Explicit VR LE bytes
 }
 
 // chooseFrameMedia negotiates the representation of frames stored in ts (PS3.18
@@ -288,12 +398,12 @@ func chooseFrameMedia(accept, ts string, frames int) (frameChoice, bool) {
 			}
 		case "*/*", "multipart/*":
 			if nat {
-				return frameChoice{true, "application/octet-stream", label}, true
+				return frameChoice{true, "application/octet-stream", label, false}, true
 			}
 			if compressedType != "" {
-				return frameChoice{true, compressedType, ts}, true
+				return frameChoice{true, compressedType, ts, false}, true
 			}
-			return frameChoice{true, "application/octet-stream", ts}, true
+			return frameChoice{true, "application/octet-stream", ts, false}, true
 		default:
 			if frames != 1 {
 				continue
@@ -303,14 +413,17 @@ func chooseFrameMedia(accept, ts string, frames int) (frameChoice, bool) {
 		switch {
 		case inner == "application/octet-stream":
 			if nat && (tsp == "" || tsp == "*" || tsp == tsExplicitLE) {
-				return frameChoice{multi, inner, label}, true
+				return frameChoice{multi, inner, label, false}, true
 			}
 			if !nat && (tsp == "*" || tsp == ts) {
-				return frameChoice{multi, inner, ts}, true
+				return frameChoice{multi, inner, ts, false}, true
+			}
+			if !nat && (tsp == "" || tsp == tsExplicitLE) && render.Supported(ts) {
+				return frameChoice{multi, inner, tsExplicitLE, true}, true
 			}
 		case compressedType != "" && (inner == compressedType || inner == "image/*" || inner == "video/*" && strings.HasPrefix(compressedType, "video/")):
 			if tsp == "" || tsp == "*" || tsp == ts {
-				return frameChoice{multi, compressedType, ts}, true
+				return frameChoice{multi, compressedType, ts, false}, true
 			}
 		}
 	}
@@ -358,6 +471,9 @@ func (s *Service) frames(c echo.Context) error {
 		return echo.NewHTTPError(http.StatusNotAcceptable, fmt.Sprintf("frames are stored in transfer syntax %s and transcoding is not offered; ask for multipart/related; type=\"application/octet-stream\"; transfer-syntax=*", in.TransferSyntaxUID))
 	}
 	ctx := c.Request().Context()
+	if choice.decompress {
+		return s.decompressedFrames(c, in, nums, choice)
+	}
 	// Open the first range before the status goes out, so a missing object is a 404/503.
 	first, err := s.Store.GetRange(ctx, in.BlobKey, ranges[0][0].Offset, ranges[0][0].Length)
 	if err != nil {
@@ -405,6 +521,75 @@ func (s *Service) frames(c echo.Context) error {
 		h.Set("Content-Location", base+strconv.Itoa(n))
 		pw, err := mw.CreatePart(h)
 		if err != nil || copyFrame(pw, i) != nil {
+			abort()
+		}
+	}
+	if mw.Close() != nil {
+		abort()
+	}
+	return nil
+}
+
+// decompressedFrames answers /frames with compressed frames decoded to native bytes
+// (Explicit VR Little Endian): all frames are decoded before the status goes out, so a
+// decoder failure is a clean 406.
+func (s *Service) decompressedFrames(c echo.Context, in *index.Instance, nums []int, choice frameChoice) error {
+	ps, err := s.openPixels(c.Request().Context(), in)
+	if err != nil {
+		return err
+	}
+	parts := make([][]byte, len(nums))
+	for i, n := range nums {
+		p, err := render.ParamsOf(ps.file.Dataset, ps.file.TransferSyntax, n-1)
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, strings.TrimPrefix(err.Error(), "render: "))
+		}
+		ranges, err := ps.layout.Frame(n - 1)
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, strings.TrimPrefix(err.Error(), "dcm: "))
+		}
+		var data []byte
+		for _, r := range ranges {
+			rc, err := s.Store.GetRange(c.Request().Context(), in.BlobKey, r.Offset, r.Length)
+			if err != nil {
+				return err
+			}
+			b, err := io.ReadAll(rc)
+			rc.Close()
+			if err != nil {
+				return err
+			}
+			data = append(data, b...)
+		}
+		fr, err := render.Decode(ps.file.TransferSyntax, p, data)
+		if err == nil {
+			parts[i], err = render.NativeBytes(fr, p)
+		}
+		if err != nil {
+			return echo.NewHTTPError(http.StatusNotAcceptable, "frames stored as "+in.TransferSyntaxUID+" could not be decompressed ("+strings.TrimPrefix(err.Error(), "render: ")+"); ask with transfer-syntax=*")
+		}
+	}
+	w := c.Response()
+	partType := choice.media + "; transfer-syntax=" + choice.ts
+	if !choice.multipart {
+		w.Header().Set("Content-Type", partType)
+		return c.Blob(http.StatusOK, partType, parts[0])
+	}
+	mw := multipart.NewWriter(w)
+	_ = mw.SetBoundary(newBoundary())
+	w.Header().Set("Content-Type", `multipart/related; type="`+choice.media+`"; boundary=`+mw.Boundary())
+	w.WriteHeader(http.StatusOK)
+	base := instanceURL(s.root(c), in) + "/frames/"
+	for i, n := range nums {
+		h := textproto.MIMEHeader{}
+		h.Set("Content-Type", partType)
+		h.Set("Content-Length", strconv.Itoa(len(parts[i])))
+		h.Set("Content-Location", base+strconv.Itoa(n))
+		pw, err := mw.CreatePart(h)
+		if err == nil {
+			_, err = pw.Write(parts[i])
+		}
+		if err != nil {
 			abort()
 		}
 	}

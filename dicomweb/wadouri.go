@@ -70,7 +70,7 @@ func (s *Service) wadoURI(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	_, transcode, ok := outputSyntax(q.Get("transferSyntax"), in.TransferSyntaxUID)
+	_, conv, ok := outputSyntax(q.Get("transferSyntax"), in.TransferSyntaxUID)
 	if !ok {
 		return echo.NewHTTPError(http.StatusNotAcceptable, "the object is stored in transfer syntax "+in.TransferSyntaxUID+" and cannot be sent in "+q.Get("transferSyntax"))
 	}
@@ -81,11 +81,11 @@ func (s *Service) wadoURI(c echo.Context) error {
 	defer rc.Close()
 	w := c.Response()
 	w.Header().Set("Content-Type", "application/dicom")
-	if !transcode {
+	if conv == asStored {
 		w.Header().Set("Content-Length", strconv.FormatInt(in.Size, 10))
 	}
 	w.WriteHeader(http.StatusOK)
-	if err := s.writeInstance(c.Request().Context(), w, in, rc, transcode); err != nil {
+	if err := s.writeInstance(c.Request().Context(), w, in, rc, conv); err != nil {
 		abort()
 	}
 	return nil

@@ -21,6 +21,26 @@ func TranscodeToExplicit(w io.Writer, f *File, src ValueSource) error {
 	if f.TransferSyntax != ImplicitVRLittleEndian || f.Deflated {
 		return fmt.Errorf("dcm: transcode: only Implicit VR Little Endian is transcoded, not %s", f.TransferSyntax)
 	}
+	return WriteExplicit(w, f, src, nil, nil)
+}
+
+// PixelWriter writes a replacement PixelData value: vr and length first (before any
+// byte is written), then the bytes through write.
+type PixelWriter struct {
+	VR     string
+	Length int64
+	Write  func(w io.Writer) error
+}
+
+// WriteExplicit writes f (parsed from a little endian object) as a PS3.10 file in
+// Explicit VR Little Endian, streaming: kept values from memory, skipped ones from src.
+// Elements in replace take the place of (or are added beside) those of the data set at
+// top level; when pixel is not nil it replaces the top-level PixelData (for a decompressed
+// copy). The meta information is kept but for TransferSyntaxUID.
+func WriteExplicit(w io.Writer, f *File, src ValueSource, replace map[Tag]*Element, pixel *PixelWriter) error {
+	if f.Deflated || f.TransferSyntax == ExplicitVRBigEndian {
+		return fmt.Errorf("dcm: transcode: %s data sets are not rewritten", f.TransferSyntax)
+	}
 	meta := Meta{TransferSyntaxUID: ExplicitVRLittleEndian}
 	if f.Meta != nil {
 		meta.MediaStorageSOPClassUID = f.Meta.String(TagMediaStorageSOPClassUID)
@@ -30,10 +50,64 @@ func TranscodeToExplicit(w io.Writer, f *File, src ValueSource) error {
 		meta.SourceApplicationEntityTitle = f.Meta.String(NewTag(0x0002, 0x0016))
 	}
 	t := &transcoder{w: w, src: src, buf: EncodeMeta(meta)}
-	if err := t.dataset(f.Dataset); err != nil {
-		return err
+	top := &Dataset{Elements: f.Dataset.Elements}
+	if len(replace) > 0 {
+		top = &Dataset{Elements: append([]*Element(nil), f.Dataset.Elements...)}
+		for _, e := range replace {
+			top.Set(e)
+		}
+	}
+	writePixel := func() error {
+		t.buf = append(t.buf, 0xE0, 0x7F, 0x10, 0x00, pixel.VR[0], pixel.VR[1], 0, 0)
+		t.buf = binary.LittleEndian.AppendUint32(t.buf, uint32(pixel.Length))
+		if err := t.flush(); err != nil {
+			return err
+		}
+		cw := &countWriter{w: w}
+		if err := pixel.Write(cw); err != nil {
+			return err
+		}
+		if cw.n != pixel.Length {
+			return fmt.Errorf("dcm: transcode: wrote %d pixel bytes, announced %d", cw.n, pixel.Length)
+		}
+		pixel = nil
+		return nil
+	}
+	for _, e := range top.Elements {
+		if pixel != nil && e.Tag >= TagPixelData {
+			if err := writePixel(); err != nil {
+				return err
+			}
+			if e.Tag == TagPixelData {
+				continue
+			}
+		}
+		if err := t.element(e); err != nil {
+			return err
+		}
+		if len(t.buf) > 256<<10 {
+			if err := t.flush(); err != nil {
+				return err
+			}
+		}
+	}
+	if pixel != nil {
+		if err := writePixel(); err != nil {
+			return err
+		}
 	}
 	return t.flush()
+}
+
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
 }
 
 type transcoder struct {

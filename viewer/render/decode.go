@@ -330,3 +330,30 @@ func decodeLossless(p *Params, data []byte) (*Frame, error) {
 	}
 	return f, nil
 }
+
+// NativeBytes writes a decoded frame as uncompressed pixel data (PS3.5 8.1.1): samples
+// interleaved, each in BitsAllocated bits little endian (two's complement when signed).
+// Its colour model is f.Photometric (a decoded JPEG baseline frame is RGB).
+func NativeBytes(f *Frame, p *Params) ([]byte, error) {
+	switch p.BitsAllocated {
+	case 8:
+		out := make([]byte, len(f.Data))
+		for i, v := range f.Data {
+			out[i] = byte(v)
+		}
+		return out, nil
+	case 16:
+		out := make([]byte, 2*len(f.Data))
+		for i, v := range f.Data {
+			out[2*i], out[2*i+1] = byte(v), byte(v>>8)
+		}
+		return out, nil
+	case 32:
+		out := make([]byte, 4*len(f.Data))
+		for i, v := range f.Data {
+			out[4*i], out[4*i+1], out[4*i+2], out[4*i+3] = byte(v), byte(v>>8), byte(v>>16), byte(v>>24)
+		}
+		return out, nil
+	}
+	return nil, fmt.Errorf("%w: decompressing %d-bit samples", ErrUnsupported, p.BitsAllocated)
+}
