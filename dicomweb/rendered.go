@@ -152,12 +152,7 @@ func (ps *pixelSource) frame(i int, o render.Options) (image.Image, error) {
 	}
 	ctx := ps.ctx
 	return render.RenderFrame(ps.file.Dataset, ps.file.TransferSyntax, &ps.layout, i, func(off, n int64) ([]byte, error) {
-		rc, err := ps.s.Store.GetRange(ctx, ps.in.BlobKey, off, n)
-		if err != nil {
-			return nil, err
-		}
-		defer rc.Close()
-		return io.ReadAll(rc)
+		return ps.s.readRange(ctx, ps.in.BlobKey, off, n)
 	}, o)
 }
 

@@ -92,6 +92,39 @@ func chooseInstanceMedia(accept string, count int) (retrieveChoice, bool) {
 	return retrieveChoice{}, false
 }
 
+// startMultipart begins a multipart/related answer whose parts are of type inner.
+func startMultipart(c echo.Context, inner string) *multipart.Writer {
+	w := c.Response()
+	mw := multipart.NewWriter(w)
+	_ = mw.SetBoundary(newBoundary())
+	w.Header().Set("Content-Type", `multipart/related; type="`+inner+`"; boundary=`+mw.Boundary())
+	w.WriteHeader(http.StatusOK)
+	return mw
+}
+
+// readRange reads n stored bytes at off of an object.
+func (s *Service) readRange(ctx context.Context, key string, off, n int64) ([]byte, error) {
+	rc, err := s.Store.GetRange(ctx, key, off, n)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	return io.ReadAll(rc)
+}
+
+// readFrame reads one frame's stored bytes (its fragments, concatenated).
+func (s *Service) readFrame(ctx context.Context, key string, ranges []dcm.Range) ([]byte, error) {
+	var data []byte
+	for _, r := range ranges {
+		b, err := s.readRange(ctx, key, r.Offset, r.Length)
+		if err != nil {
+			return nil, err
+		}
+		data = append(data, b...)
+	}
+	return data, nil
+}
+
 func newBoundary() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:])
@@ -173,14 +206,6 @@ func (s *Service) writeDecompressed(ctx context.Context, w io.Writer, in *index.
 		return err
 	}
 	frameBytes := int64(p0.Rows * p0.Columns * p0.SamplesPerPixel * p0.BitsAllocated / 8)
-	read := func(off, n int64) ([]byte, error) {
-		rc, err := s.Store.GetRange(ctx, in.BlobKey, off, n)
-		if err != nil {
-			return nil, err
-		}
-		defer rc.Close()
-		return io.ReadAll(rc)
-	}
 	decodeFrame := func(i int) ([]byte, string, error) {
 		p, err := render.ParamsOf(f.Dataset, f.TransferSyntax, i)
 		if err != nil {
@@ -190,13 +215,9 @@ func (s *Service) writeDecompressed(ctx context.Context, w io.Writer, in *index.
 		if err != nil {
 			return nil, "", err
 		}
-		var data []byte
-		for _, r := range ranges {
-			b, err := read(r.Offset, r.Length)
-			if err != nil {
-				return nil, "", err
-			}
-			data = append(data, b...)
+		data, err := s.readFrame(ctx, in.BlobKey, ranges)
+		if err != nil {
+			return nil, "", err
 		}
 		fr, err := render.Decode(f.TransferSyntax, p, data)
 		if err != nil {
@@ -283,10 +304,7 @@ func (s *Service) retrieve(c echo.Context) error {
 		}
 		return nil
 	}
-	mw := multipart.NewWriter(w)
-	_ = mw.SetBoundary(newBoundary())
-	w.Header().Set("Content-Type", `multipart/related; type="application/dicom"; boundary=`+mw.Boundary())
-	w.WriteHeader(http.StatusOK)
+	mw := startMultipart(c, "application/dicom")
 	root := s.root(c)
 	for i := range list {
 		in := &list[i]
@@ -505,10 +523,7 @@ func (s *Service) frames(c echo.Context) error {
 		}
 		return nil
 	}
-	mw := multipart.NewWriter(w)
-	_ = mw.SetBoundary(newBoundary())
-	w.Header().Set("Content-Type", `multipart/related; type="`+choice.media+`"; boundary=`+mw.Boundary())
-	w.WriteHeader(http.StatusOK)
+	mw := startMultipart(c, choice.media)
 	base := instanceURL(s.root(c), in) + "/frames/"
 	for i, n := range nums {
 		var size int64
@@ -548,18 +563,9 @@ func (s *Service) decompressedFrames(c echo.Context, in *index.Instance, nums []
 		if err != nil {
 			return echo.NewHTTPError(http.StatusBadRequest, strings.TrimPrefix(err.Error(), "dcm: "))
 		}
-		var data []byte
-		for _, r := range ranges {
-			rc, err := s.Store.GetRange(c.Request().Context(), in.BlobKey, r.Offset, r.Length)
-			if err != nil {
-				return err
-			}
-			b, err := io.ReadAll(rc)
-			rc.Close()
-			if err != nil {
-				return err
-			}
-			data = append(data, b...)
+		data, err := s.readFrame(c.Request().Context(), in.BlobKey, ranges)
+		if err != nil {
+			return err
 		}
 		fr, err := render.Decode(ps.file.TransferSyntax, p, data)
 		if err == nil {
@@ -575,10 +581,7 @@ func (s *Service) decompressedFrames(c echo.Context, in *index.Instance, nums []
 		w.Header().Set("Content-Type", partType)
 		return c.Blob(http.StatusOK, partType, parts[0])
 	}
-	mw := multipart.NewWriter(w)
-	_ = mw.SetBoundary(newBoundary())
-	w.Header().Set("Content-Type", `multipart/related; type="`+choice.media+`"; boundary=`+mw.Boundary())
-	w.WriteHeader(http.StatusOK)
+	mw := startMultipart(c, choice.media)
 	base := instanceURL(s.root(c), in) + "/frames/"
 	for i, n := range nums {
 		h := textproto.MIMEHeader{}
@@ -650,10 +653,7 @@ func (s *Service) bulkdata(c echo.Context) error {
 		}
 		return nil
 	}
-	mw := multipart.NewWriter(w)
-	_ = mw.SetBoundary(newBoundary())
-	w.Header().Set("Content-Type", `multipart/related; type="application/octet-stream"; boundary=`+mw.Boundary())
-	w.WriteHeader(http.StatusOK)
+	mw := startMultipart(c, "application/octet-stream")
 	h := textproto.MIMEHeader{}
 	h.Set("Content-Type", ct)
 	h.Set("Content-Length", strconv.FormatInt(ref.Range.Length, 10))
