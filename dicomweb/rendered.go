@@ -2,6 +2,7 @@ package dicomweb
 
 import (
 	"bytes"
+	"compress/flate"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -111,16 +112,20 @@ func parseRenderRequest(c echo.Context, thumbnail bool) (*renderRequest, error) 
 // pixelSource is an instance opened for rendering: its header parsed once, frames read
 // by range.
 type pixelSource struct {
-	s      *Service
-	ctx    context.Context
-	in     *index.Instance
-	file   *dcm.File
-	layout dcm.PixelLayout
+	s        *Service
+	ctx      context.Context
+	in       *index.Instance
+	file     *dcm.File
+	layout   dcm.PixelLayout
+	inflated []byte // the inflated data set of a deflated object, which frames are read from
 }
 
 // openPixels reads the instance's header (up to the pixel data when the layout says
 // where it starts; the whole object for layouts recorded before that).
 func (s *Service) openPixels(ctx context.Context, in *index.Instance) (*pixelSource, error) {
+	if in.TransferSyntaxUID == dcm.DeflatedExplicitVRLittleEndian {
+		return s.openDeflated(ctx, in)
+	}
 	if len(in.PixelLayout) == 0 {
 		return nil, fmt.Errorf("%w: the instance has no pixel data that can be located", render.ErrUnsupported)
 	}
@@ -152,8 +157,48 @@ func (ps *pixelSource) frame(i int, o render.Options) (image.Image, error) {
 	}
 	ctx := ps.ctx
 	return render.RenderFrame(ps.file.Dataset, ps.file.TransferSyntax, &ps.layout, i, func(off, n int64) ([]byte, error) {
+		if ps.inflated != nil {
+			if off < 0 || off+n > int64(len(ps.inflated)) {
+				return nil, fmt.Errorf("render: frame beyond the inflated data set")
+			}
+			return ps.inflated[off : off+n], nil
+		}
 		return ps.s.readRange(ctx, ps.in.BlobKey, off, n)
 	}, o)
+}
+
+// maxInflated caps the inflated data set of a deflated object rendered in memory.
+const maxInflated = 512 << 20
+
+// openDeflated inflates a Deflated Explicit VR Little Endian object (rare; its offsets
+// refer to the inflated stream) into memory and renders from there.
+func (s *Service) openDeflated(ctx context.Context, in *index.Instance) (*pixelSource, error) {
+	rc, _, err := s.Store.Get(ctx, in.BlobKey)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	raw, err := io.ReadAll(io.LimitReader(rc, maxInflated))
+	if err != nil {
+		return nil, err
+	}
+	meta, err := dcm.Parse(bytes.NewReader(raw), nil)
+	if err != nil {
+		return nil, err
+	}
+	inflated, err := io.ReadAll(io.LimitReader(flate.NewReader(bytes.NewReader(raw[meta.DatasetOffset:])), maxInflated))
+	if err != nil {
+		return nil, fmt.Errorf("%w: deflated data set: %v", render.ErrUnsupported, err)
+	}
+	f, err := dcm.ParseDataset(bytes.NewReader(inflated), dcm.ExplicitVRLittleEndian, 0, &dcm.Options{BulkThreshold: 4 << 20})
+	if err != nil {
+		return nil, err
+	}
+	pl := f.PixelLayout()
+	if pl == nil {
+		return nil, fmt.Errorf("%w: the instance has no pixel data that can be located", render.ErrUnsupported)
+	}
+	return &pixelSource{s: s, ctx: ctx, in: in, file: f, layout: *pl, inflated: inflated}, nil
 }
 
 // renderInstance renders frame (0-based; -1 the representative frame) of an instance.

@@ -10,6 +10,9 @@ import (
 	_ "image/png"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -329,5 +332,37 @@ func TestBackgroundThumbnails(t *testing.T) {
 				t.Fatalf("left in the queue: %+v %v", j, err)
 			}
 		})
+	}
+}
+
+// TestDeflatedRendered renders a Deflated Explicit VR Little Endian copy (DCMTK dcmconv
+// +td) like its original.
+func TestDeflatedRendered(t *testing.T) {
+	conv := dcmtk(t, "dcmconv")
+	objs, err := gen.CTSeries(gen.Options{Seed: 16}, 1, 64, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := objs[0]
+	dir := t.TempDir()
+	in, out := filepath.Join(dir, "in.dcm"), filepath.Join(dir, "out.dcm")
+	os.WriteFile(in, o.Data, 0o644)
+	if b, err := exec.Command(conv, "+td", in, out).CombinedOutput(); err != nil {
+		t.Fatalf("dcmconv +td: %v\n%s", err, b)
+	}
+	deflated := o
+	deflated.Data, _ = os.ReadFile(out)
+	e := newEnv(t, "sqlite", nil)
+	if code, resp := e.stow(t, "/studies", deflated.Data); code != http.StatusOK {
+		t.Fatalf("STOW: %d %v", code, resp)
+	}
+	got := decodeImage(t, e.do(t, http.MethodGet, instanceURL(e, deflated)+"/rendered?accept=image/png", nil), "image/png")
+	e2 := newEnv(t, "sqlite", nil)
+	if code, resp := e2.stow(t, "/studies", o.Data); code != http.StatusOK {
+		t.Fatalf("STOW: %d %v", code, resp)
+	}
+	want := decodeImage(t, e2.do(t, http.MethodGet, instanceURL(e2, o)+"/rendered?accept=image/png", nil), "image/png")
+	if !sameImage(got, want) {
+		t.Fatal("the deflated copy renders differently")
 	}
 }
