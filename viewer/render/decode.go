@@ -8,6 +8,7 @@ import (
 	"image/jpeg"
 
 	"github.com/lumenpacs/lumen/archive/dcm"
+	"github.com/lumenpacs/lumen/viewer/render/jls"
 	"github.com/lumenpacs/lumen/viewer/render/ljpeg"
 )
 
@@ -37,10 +38,12 @@ var codecs = map[string]Codec{
 	"1.2.840.10008.1.2.4.51":   decodeJPEG,
 	"1.2.840.10008.1.2.4.57":   decodeLossless,
 	"1.2.840.10008.1.2.4.70":   decodeLossless,
+	"1.2.840.10008.1.2.4.80":   decodeJLS,
+	"1.2.840.10008.1.2.4.81":   decodeJLS,
 }
 
-// Register adds or replaces the codec of a transfer syntax (for example a cgo JPEG-LS
-// or JPEG 2000 decoder built separately).
+// Register adds or replaces the codec of a transfer syntax (for example a JPEG 2000
+// decoder built separately).
 func Register(ts string, c Codec) { codecs[ts] = c }
 
 // Supported reports whether frames in transfer syntax ts can be decoded.
@@ -323,6 +326,22 @@ func decodeLossless(p *Params, data []byte) (*Frame, error) {
 	}
 	if img.Width != p.Columns || img.Height != p.Rows || img.Components != p.SamplesPerPixel {
 		return nil, fmt.Errorf("render: lossless JPEG frame is %dx%dx%d, data set says %dx%dx%d", img.Width, img.Height, img.Components, p.Columns, p.Rows, p.SamplesPerPixel)
+	}
+	f := p.newFrame()
+	for i, v := range img.Data {
+		f.Data[i] = p.value(uint64(v))
+	}
+	return f, nil
+}
+
+// decodeJLS decodes JPEG-LS lossless and near-lossless frames.
+func decodeJLS(p *Params, data []byte) (*Frame, error) {
+	img, err := jls.Decode(data)
+	if err != nil {
+		return nil, err
+	}
+	if img.Width != p.Columns || img.Height != p.Rows || img.Components != p.SamplesPerPixel {
+		return nil, fmt.Errorf("render: JPEG-LS frame is %dx%dx%d, data set says %dx%dx%d", img.Width, img.Height, img.Components, p.Columns, p.Rows, p.SamplesPerPixel)
 	}
 	f := p.newFrame()
 	for i, v := range img.Data {

@@ -42,7 +42,11 @@ func renderBytes(t *testing.T, data []byte, frame int, o render.Options) image.I
 // reference renders with DCMTK's dcm2pnm, an independent decoder and pipeline.
 func reference(t *testing.T, data []byte, args ...string) image.Image {
 	t.Helper()
-	d2p := tools.DCMTK(t, "dcmj2pnm") // dcm2pnm with the JPEG and RLE decoders
+	tool := "dcmj2pnm" // dcm2pnm with the JPEG and RLE decoders
+	if len(args) > 0 && args[0] == "jpeg-ls" {
+		tool, args = "dcml2pnm", args[1:] // the JPEG-LS one
+	}
+	d2p := tools.DCMTK(t, tool)
 	dir := t.TempDir()
 	in, out := filepath.Join(dir, "in.dcm"), filepath.Join(dir, "out.png")
 	os.WriteFile(in, data, 0o644)
@@ -234,6 +238,9 @@ func TestGolden(t *testing.T) {
 		{"CT JPEG lossless", tool(t, "dcmcjpeg")(ct), 0, render.Options{}, []string{"+Wi", "1"}, 1},
 		{"XA JPEG lossless SV1, frame 5", tool(t, "dcmcjpeg", "+e1")(xa), 4, render.Options{}, []string{"+Wi", "1", "+F", "5"}, 1},
 		{"US JPEG lossless", tool(t, "dcmcjpeg")(us), 0, render.Options{}, nil, 0},
+		{"CT JPEG-LS lossless", tool(t, "dcmcjpls")(ct), 0, render.Options{}, []string{"jpeg-ls", "+Wi", "1"}, 1},
+		{"XA JPEG-LS near-lossless, frame 2", tool(t, "dcmcjpls", "+en")(xa), 1, render.Options{}, []string{"jpeg-ls", "+Wi", "1", "+F", "2"}, 1},
+		{"US RGB JPEG-LS", tool(t, "dcmcjpls")(us), 0, render.Options{}, []string{"jpeg-ls"}, 0},
 		{"YBR_FULL", synth(t, "YBR_FULL", 3, n, n, ybr), 0, render.Options{}, nil, 4},
 		{"YBR_FULL_422", synth(t, "YBR_FULL_422", 3, n, n, ybr422), 0, render.Options{}, nil, 4},
 		{"PALETTE COLOR", synth(t, "PALETTE COLOR", 1, n, n, idx,
