@@ -59,12 +59,11 @@ func splitPDUs(b []byte) [][]byte {
 	return out
 }
 
-// TestCaptureGolden records the PDUs DCMTK's echoscu and storescu send and writes them
-// to testdata/golden when LUMEN_UPDATE_GOLDEN=1. The files seed the fuzz targets.
+// TestCaptureGolden records the PDUs DCMTK's echoscu and storescu send, checks that each
+// decodes and that the golden files are still what DCMTK sends (the same PDU types), and
+// rewrites testdata/golden when LUMEN_UPDATE_GOLDEN=1. The files seed the
+// fuzz targets.
 func TestCaptureGolden(t *testing.T) {
-	if os.Getenv("LUMEN_UPDATE_GOLDEN") != "1" {
-		t.Skip("set LUMEN_UPDATE_GOLDEN=1 to capture golden PDUs from DCMTK")
-	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -84,12 +83,35 @@ func TestCaptureGolden(t *testing.T) {
 	if out, err := runTool(t, "storescu", "-aet", "STORESCU", "-aec", "LUMEN", h, p, file); err != nil {
 		t.Fatal(err, out)
 	}
-	os.MkdirAll("testdata/golden", 0o755)
+	update := os.Getenv("LUMEN_UPDATE_GOLDEN") == "1"
+	if update {
+		os.MkdirAll("testdata/golden", 0o755)
+	}
 	names := [][]string{{"echoscu-associate-rq", "echoscu-echo-rq", "echoscu-release-rq"}, {"storescu-associate-rq", "storescu-store-rq-command", "storescu-store-rq-data"}}
+	if len(rl.conns) != len(names) {
+		t.Fatalf("%d connections recorded, want %d", len(rl.conns), len(names))
+	}
 	for i, c := range rl.conns {
-		for j, pdu := range splitPDUs(c.got.Bytes()) {
-			if j < len(names[i]) {
-				os.WriteFile(filepath.Join("testdata/golden", names[i][j]+".pdu"), pdu, 0o644)
+		pdus := splitPDUs(c.got.Bytes())
+		if len(pdus) < len(names[i]) {
+			t.Fatalf("connection %d: %d PDUs, want at least %d", i, len(pdus), len(names[i]))
+		}
+		for j, name := range names[i] {
+			if _, err := DecodePDU(pdus[j]); err != nil {
+				t.Fatalf("%s from DCMTK does not decode: %v", name, err)
+			}
+			file := filepath.Join("testdata/golden", name+".pdu")
+			if update {
+				os.WriteFile(file, pdus[j], 0o644)
+				continue
+			}
+			golden, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatalf("%v (LUMEN_UPDATE_GOLDEN=1 captures it)", err)
+			}
+			// The implementation version and UIDs vary; the PDU type and the shape do not.
+			if golden[0] != pdus[j][0] {
+				t.Fatalf("%s: DCMTK now sends PDU type %#x, the golden file holds %#x", name, pdus[j][0], golden[0])
 			}
 		}
 	}
