@@ -3,6 +3,8 @@ package jls
 import (
 	"errors"
 	"fmt"
+
+	"github.com/lumenpacs/lumen/viewer/render/internal/jpegmarker"
 )
 
 // Image is a decoded JPEG-LS image: Components samples per pixel, interleaved.
@@ -98,35 +100,22 @@ func Decode(data []byte) (*Image, error) {
 }
 
 func (d *decoder) nextMarker() (byte, error) {
-	for d.pos+1 < len(d.data) {
-		if d.data[d.pos] != 0xFF {
-			d.pos++
-			continue
-		}
-		m := d.data[d.pos+1]
-		if m == 0xFF {
-			d.pos++ // fill byte
-			continue
-		}
-		if m&0x80 != 0 { // in JPEG-LS data, 0xFF is followed by a byte below 0x80
-			d.pos += 2
-			return m, nil
-		}
-		d.pos += 2
+	r := jpegmarker.Reader{Data: d.data, Pos: d.pos}
+	m, err := r.Next()
+	d.pos = r.Pos
+	if err != nil {
+		return 0, fail("%v", err)
 	}
-	return 0, fail("unexpected end of data looking for a marker")
+	return m, nil
 }
 
 func (d *decoder) segment() ([]byte, error) {
-	if d.pos+2 > len(d.data) {
-		return nil, fail("truncated segment")
+	r := jpegmarker.Reader{Data: d.data, Pos: d.pos}
+	seg, err := r.Segment()
+	d.pos = r.Pos
+	if err != nil {
+		return nil, fail("%v", err)
 	}
-	n := int(d.data[d.pos])<<8 | int(d.data[d.pos+1])
-	if n < 2 || d.pos+n > len(d.data) {
-		return nil, fail("segment length %d", n)
-	}
-	seg := d.data[d.pos+2 : d.pos+n]
-	d.pos += n
 	return seg, nil
 }
 
@@ -135,27 +124,13 @@ func (d *decoder) sof() error {
 	if err != nil {
 		return err
 	}
-	if len(seg) < 6 {
-		return fail("short SOF55")
+	f, err := jpegmarker.ParseFrame(seg)
+	if err != nil {
+		return fail("SOF55: %v", err)
 	}
-	d.precision = int(seg[0])
-	d.height = int(seg[1])<<8 | int(seg[2])
-	d.width = int(seg[3])<<8 | int(seg[4])
-	n := int(seg[5])
-	if d.precision < 2 || d.precision > 16 || d.width == 0 || d.height == 0 || n < 1 || n > 4 || len(seg) < 6+3*n {
-		return fail("SOF55: precision %d, %dx%d, %d components", d.precision, d.width, d.height, n)
-	}
-	if d.width*d.height*n > 1<<28 {
-		return fail("image too large")
-	}
-	for i := 0; i < n; i++ {
-		if seg[7+3*i] != 0x11 {
-			return fail("subsampled components are not supported")
-		}
-		d.comps = append(d.comps, int(seg[6+3*i]))
-	}
-	d.out = make([]uint16, d.width*d.height*n)
-	d.done = make([]bool, n)
+	d.precision, d.height, d.width, d.comps = f.Precision, f.Height, f.Width, f.Components
+	d.out = make([]uint16, d.width*d.height*len(d.comps))
+	d.done = make([]bool, len(d.comps))
 	return nil
 }
 

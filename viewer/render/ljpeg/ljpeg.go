@@ -3,6 +3,8 @@ package ljpeg
 import (
 	"errors"
 	"fmt"
+
+	"github.com/lumenpacs/lumen/viewer/render/internal/jpegmarker"
 )
 
 // Image is a decoded lossless JPEG: Components samples per pixel, interleaved, each
@@ -28,8 +30,7 @@ type huffman struct {
 }
 
 type component struct {
-	id, h, v int
-	table    int
+	id, table int
 }
 
 type decoder struct {
@@ -92,33 +93,22 @@ func Decode(data []byte) (*Image, error) {
 }
 
 func (d *decoder) nextMarker() (byte, error) {
-	for d.pos+1 < len(d.data) {
-		if d.data[d.pos] != 0xFF {
-			d.pos++
-			continue
-		}
-		m := d.data[d.pos+1]
-		d.pos += 2
-		if m != 0xFF && m != 0x00 {
-			return m, nil
-		}
-		if m == 0xFF {
-			d.pos--
-		}
+	r := jpegmarker.Reader{Data: d.data, Pos: d.pos}
+	m, err := r.Next()
+	d.pos = r.Pos
+	if err != nil {
+		return 0, fail("%v", err)
 	}
-	return 0, fail("unexpected end of data looking for a marker")
+	return m, nil
 }
 
 func (d *decoder) segment() ([]byte, error) {
-	if d.pos+2 > len(d.data) {
-		return nil, fail("truncated segment")
+	r := jpegmarker.Reader{Data: d.data, Pos: d.pos}
+	seg, err := r.Segment()
+	d.pos = r.Pos
+	if err != nil {
+		return nil, fail("%v", err)
 	}
-	n := int(d.data[d.pos])<<8 | int(d.data[d.pos+1])
-	if n < 2 || d.pos+n > len(d.data) {
-		return nil, fail("segment length %d", n)
-	}
-	seg := d.data[d.pos+2 : d.pos+n]
-	d.pos += n
 	return seg, nil
 }
 
@@ -127,26 +117,14 @@ func (d *decoder) sof() error {
 	if err != nil {
 		return err
 	}
-	if len(seg) < 6 {
-		return fail("short SOF3")
+	f, err := jpegmarker.ParseFrame(seg)
+	if err != nil {
+		return fail("SOF3: %v", err)
 	}
-	d.precision = int(seg[0])
-	d.height = int(seg[1])<<8 | int(seg[2])
-	d.width = int(seg[3])<<8 | int(seg[4])
-	n := int(seg[5])
-	if d.precision < 2 || d.precision > 16 || d.width == 0 || d.height == 0 || n < 1 || n > 4 || len(seg) < 6+3*n {
-		return fail("SOF3: precision %d, %dx%d, %d components", d.precision, d.width, d.height, n)
-	}
-	if d.width*d.height*n > 1<<28 {
-		return fail("image too large")
-	}
-	d.comps = make([]component, n)
-	for i := range d.comps {
-		c := seg[6+3*i:]
-		d.comps[i] = component{id: int(c[0]), h: int(c[1] >> 4), v: int(c[1] & 15)}
-		if d.comps[i].h != 1 || d.comps[i].v != 1 {
-			return fail("subsampled components are not supported")
-		}
+	d.precision, d.height, d.width = f.Precision, f.Height, f.Width
+	d.comps = make([]component, len(f.Components))
+	for i, id := range f.Components {
+		d.comps[i] = component{id: id}
 	}
 	return nil
 }
