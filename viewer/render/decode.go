@@ -8,6 +8,7 @@ import (
 	"image/jpeg"
 
 	"github.com/lumenpacs/lumen/archive/dcm"
+	"github.com/lumenpacs/lumen/viewer/render/internal/jpegmarker"
 	"github.com/lumenpacs/lumen/viewer/render/jls"
 	"github.com/lumenpacs/lumen/viewer/render/ljpeg"
 )
@@ -297,25 +298,23 @@ func colorFrame(f *Frame, p *Params, img image.Image) *Frame {
 // colorTransformMarked reports whether a JPEG stream says its colour components are
 // YCbCr: a JFIF APP0 segment, or an Adobe APP14 segment with a non-zero transform.
 func colorTransformMarked(data []byte) bool {
-	for i := 2; i+4 <= len(data); {
-		if data[i] != 0xFF {
+	r := jpegmarker.Reader{Data: data, Pos: 2}
+	for {
+		m, err := r.Next()
+		if err != nil || m == 0xDA || m == 0xD9 { // start of scan: no more headers
 			return false
 		}
-		m := data[i+1]
-		if m == 0xDA || m == 0xD9 { // start of scan: no more headers
+		seg, err := r.Segment()
+		if err != nil {
 			return false
 		}
-		n := int(data[i+2])<<8 | int(data[i+3])
-		seg := data[min(i+4, len(data)):min(i+2+n, len(data))]
 		switch {
 		case m == 0xE0 && bytes.HasPrefix(seg, []byte("JFIF\x00")):
 			return true
 		case m == 0xEE && bytes.HasPrefix(seg, []byte("Adobe")) && len(seg) >= 12:
 			return seg[11] != 0
 		}
-		i += 2 + n
 	}
-	return false
 }
 
 // decodeLossless decodes JPEG lossless (process 14) frames.
@@ -324,14 +323,7 @@ func decodeLossless(p *Params, data []byte) (*Frame, error) {
 	if err != nil {
 		return nil, err
 	}
-	if img.Width != p.Columns || img.Height != p.Rows || img.Components != p.SamplesPerPixel {
-		return nil, fmt.Errorf("render: lossless JPEG frame is %dx%dx%d, data set says %dx%dx%d", img.Width, img.Height, img.Components, p.Columns, p.Rows, p.SamplesPerPixel)
-	}
-	f := p.newFrame()
-	for i, v := range img.Data {
-		f.Data[i] = p.value(uint64(v))
-	}
-	return f, nil
+	return p.fromSamples("lossless JPEG", img.Width, img.Height, img.Components, img.Data)
 }
 
 // decodeJLS decodes JPEG-LS lossless and near-lossless frames.
@@ -340,11 +332,17 @@ func decodeJLS(p *Params, data []byte) (*Frame, error) {
 	if err != nil {
 		return nil, err
 	}
-	if img.Width != p.Columns || img.Height != p.Rows || img.Components != p.SamplesPerPixel {
-		return nil, fmt.Errorf("render: JPEG-LS frame is %dx%dx%d, data set says %dx%dx%d", img.Width, img.Height, img.Components, p.Columns, p.Rows, p.SamplesPerPixel)
+	return p.fromSamples("JPEG-LS", img.Width, img.Height, img.Components, img.Data)
+}
+
+// fromSamples makes a frame of the stored values a lossless decoder produced, checking
+// its geometry against the data set.
+func (p *Params) fromSamples(codec string, w, h, comps int, samples []uint16) (*Frame, error) {
+	if w != p.Columns || h != p.Rows || comps != p.SamplesPerPixel {
+		return nil, fmt.Errorf("render: %s frame is %dx%dx%d, data set says %dx%dx%d", codec, w, h, comps, p.Columns, p.Rows, p.SamplesPerPixel)
 	}
 	f := p.newFrame()
-	for i, v := range img.Data {
+	for i, v := range samples {
 		f.Data[i] = p.value(uint64(v))
 	}
 	return f, nil
