@@ -2,8 +2,6 @@ package dicomweb
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"image"
 	"image/color"
@@ -100,11 +98,8 @@ func (s *Service) cine(c echo.Context, in *index.Instance, r *renderRequest) err
 	if err := gif.EncodeAll(&buf, anim); err != nil {
 		return err
 	}
-	h := sha256.Sum256([]byte(fmt.Sprintf("cine|%s|%s|%dx%d|%v|%v", in.SOPInstanceUID, in.SHA256, vw, vh, r.crop, r.window)))
-	etag := `"` + hex.EncodeToString(h[:12]) + `"`
-	c.Response().Header().Set("ETag", etag)
-	c.Response().Header().Set("Cache-Control", "private, max-age=3600")
-	return c.Blob(http.StatusOK, "image/gif", buf.Bytes())
+	seed := fmt.Sprintf("cine|%s|%s|%dx%d|%v|%v", in.SOPInstanceUID, in.SHA256, vw, vh, r.crop, r.window)
+	return writeImage(c, cachedImage{media: "image/gif", data: buf.Bytes()}, seed, "")
 }
 
 // cinePalette has 160 grey levels (echo and angiography are mostly grey) and a 4×6×4

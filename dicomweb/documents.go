@@ -29,7 +29,7 @@ func (s *Service) parseWhole(ctx context.Context, in *index.Instance) (*dcm.File
 	}
 	rc, _, err := s.Store.Get(ctx, in.BlobKey)
 	if err != nil {
-		return nil, err
+		return nil, storeFailed(err)
 	}
 	defer rc.Close()
 	return dcm.Parse(rc, &dcm.Options{BulkThreshold: maxDocumentBytes, MaxRetained: maxDocumentBytes + 16<<20})

@@ -21,10 +21,9 @@ var (
 		dcm.TagReferringPhysicianName, dcm.TagPatientName, dcm.TagPatientID, dcm.TagPatientBirthDate, dcm.TagPatientSex,
 		dcm.TagStudyInstanceUID, dcm.TagStudyID, dcm.TagStudyDescription, dcm.TagNumberOfStudyRelatedSeries,
 		dcm.TagNumberOfStudyRelatedInstances}
-	studyAllTags  = []dcm.Tag{dcm.TagIssuerOfPatientID, dcm.TagSOPClassesInStudy, dcm.TagNumberOfPatientRelatedStudies}
-	seriesTags    = []dcm.Tag{dcm.TagModality, dcm.TagSeriesDescription, dcm.TagSeriesInstanceUID, dcm.TagSeriesNumber, dcm.TagNumberOfSeriesRelatedInstances, dcm.TagSeriesDate, dcm.TagSeriesTime, dcm.TagBodyPartExamined}
-	instanceTags  = []dcm.Tag{dcm.TagSOPClassUID, dcm.TagSOPInstanceUID, dcm.TagInstanceNumber, dcm.TagRows, dcm.TagColumns, dcm.TagBitsAllocated, dcm.TagNumberOfFrames}
-	tagWarnPrefix = `299 lumen "`
+	studyAllTags = []dcm.Tag{dcm.TagIssuerOfPatientID, dcm.TagSOPClassesInStudy, dcm.TagNumberOfPatientRelatedStudies}
+	seriesTags   = []dcm.Tag{dcm.TagModality, dcm.TagSeriesDescription, dcm.TagSeriesInstanceUID, dcm.TagSeriesNumber, dcm.TagNumberOfSeriesRelatedInstances, dcm.TagSeriesDate, dcm.TagSeriesTime, dcm.TagBodyPartExamined}
+	instanceTags = []dcm.Tag{dcm.TagSOPClassUID, dcm.TagSOPInstanceUID, dcm.TagInstanceNumber, dcm.TagRows, dcm.TagColumns, dcm.TagBitsAllocated, dcm.TagNumberOfFrames}
 )
 
 // attributer is an index record at any level.
@@ -32,13 +31,19 @@ type attributer interface {
 	Attribute(t dcm.Tag) (vr string, values []string, ok bool)
 }
 
+// addWarning adds a Warning: 299 header (RFC 7234 5.5) with a reason for the client.
+func addWarning(c echo.Context, text string) {
+	c.Response().Header().Add("Warning", `299 lumen "`+strings.ReplaceAll(text, `"`, `'`)+`"`)
+}
+
 // qidoRequest is a parsed QIDO-RS query.
 type qidoRequest struct {
-	q        index.Query
-	limit    int
-	include  []dcm.Tag
-	all      bool
-	warnings []string
+	study, series string // UIDs of the path
+	q             index.Query
+	limit         int
+	include       []dcm.Tag
+	all           bool
+	warnings      []string
 }
 
 func (s *Service) maxLimit() int {
@@ -55,7 +60,7 @@ func (s *Service) parseQIDO(c echo.Context, level index.Level) (*qidoRequest, er
 	if err != nil {
 		return nil, err
 	}
-	r := &qidoRequest{q: index.Query{Level: level}, limit: s.maxLimit()}
+	r := &qidoRequest{q: index.Query{Level: level}, limit: s.maxLimit(), study: study, series: series}
 	if study != "" {
 		r.q.Filters = append(r.q.Filters, index.Filter{Tag: dcm.TagStudyInstanceUID, Value: study})
 	}
@@ -141,7 +146,7 @@ func (s *Service) qido(level index.Level) echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		study, series, _, _ := uidParams(c)
+		study, series := r.study, r.series
 		r.q.WithMetadata = level == index.ImageLevel
 		res, err := s.Index.Find(c.Request().Context(), r.q)
 		if err != nil {
@@ -207,7 +212,7 @@ func (s *Service) qido(level index.Level) echo.HandlerFunc {
 			r.warnings = append(r.warnings, "the results of this query have been truncated to "+strconv.Itoa(r.limit)+"; ask again with offset="+strconv.Itoa(r.q.Offset+r.limit)+" for more")
 		}
 		for _, w := range r.warnings {
-			c.Response().Header().Add("Warning", tagWarnPrefix+strings.ReplaceAll(w, `"`, `'`)+`"`)
+			addWarning(c, w)
 		}
 		var buf bytes.Buffer
 		buf.WriteByte('[')

@@ -141,7 +141,7 @@ func (s *Service) openPixels(ctx context.Context, in *index.Instance) (*pixelSou
 		rc, _, err = s.Store.Get(ctx, in.BlobKey)
 	}
 	if err != nil {
-		return nil, err
+		return nil, storeFailed(err)
 	}
 	defer rc.Close()
 	if ps.file, err = dcm.Parse(rc, &dcm.Options{BulkThreshold: 4 << 20}); err != nil {
@@ -155,16 +155,45 @@ func (ps *pixelSource) frame(i int, o render.Options) (image.Image, error) {
 	if i < 0 {
 		i = representativeFrame(ps.file.Dataset, ps.layout.NumberOfFrames)
 	}
-	ctx := ps.ctx
-	return render.RenderFrame(ps.file.Dataset, ps.file.TransferSyntax, &ps.layout, i, func(off, n int64) ([]byte, error) {
-		if ps.inflated != nil {
-			if off < 0 || off+n > int64(len(ps.inflated)) {
-				return nil, fmt.Errorf("render: frame beyond the inflated data set")
-			}
-			return ps.inflated[off : off+n], nil
+	return render.RenderFrame(ps.file.Dataset, ps.file.TransferSyntax, &ps.layout, i, ps.readRange, o)
+}
+
+// readRange reads stored bytes of the object (of its inflated data set when deflated).
+func (ps *pixelSource) readRange(off, n int64) ([]byte, error) {
+	if ps.inflated != nil {
+		if off < 0 || off+n > int64(len(ps.inflated)) {
+			return nil, fmt.Errorf("render: frame beyond the inflated data set")
 		}
-		return ps.s.readRange(ctx, ps.in.BlobKey, off, n)
-	}, o)
+		return ps.inflated[off : off+n], nil
+	}
+	return ps.s.readRange(ps.ctx, ps.in.BlobKey, off, n)
+}
+
+// nativeFrame decodes frame i to uncompressed pixel data (Explicit VR Little Endian) and
+// says the colour model the decoder produced.
+func (ps *pixelSource) nativeFrame(i int) ([]byte, string, error) {
+	p, err := render.ParamsOf(ps.file.Dataset, ps.file.TransferSyntax, i)
+	if err != nil {
+		return nil, "", err
+	}
+	ranges, err := ps.layout.Frame(i)
+	if err != nil {
+		return nil, "", err
+	}
+	var data []byte
+	for _, r := range ranges {
+		b, err := ps.readRange(r.Offset, r.Length)
+		if err != nil {
+			return nil, "", err
+		}
+		data = append(data, b...)
+	}
+	fr, err := render.Decode(ps.file.TransferSyntax, p, data)
+	if err != nil {
+		return nil, "", err
+	}
+	b, err := render.NativeBytes(fr, p)
+	return b, fr.Photometric, err
 }
 
 // maxInflated caps the inflated data set of a deflated object rendered in memory.
@@ -175,12 +204,12 @@ const maxInflated = 512 << 20
 func (s *Service) openDeflated(ctx context.Context, in *index.Instance) (*pixelSource, error) {
 	rc, _, err := s.Store.Get(ctx, in.BlobKey)
 	if err != nil {
-		return nil, err
+		return nil, storeFailed(err)
 	}
 	defer rc.Close()
 	raw, err := io.ReadAll(io.LimitReader(rc, maxInflated))
 	if err != nil {
-		return nil, err
+		return nil, storeFailed(err)
 	}
 	meta, err := dcm.Parse(bytes.NewReader(raw), nil)
 	if err != nil {
@@ -259,7 +288,7 @@ func writeImage(c echo.Context, v cachedImage, etagSeed string, warning string) 
 	w.Header().Set("ETag", etag)
 	w.Header().Set("Cache-Control", "private, max-age=3600")
 	if warning != "" {
-		w.Header().Set("Warning", tagWarnPrefix+strings.ReplaceAll(warning, `"`, `'`)+`"`)
+		addWarning(c, warning)
 	}
 	if inm := c.Request().Header.Get("If-None-Match"); inm != "" && warning == "" && strings.Contains(inm, etag) {
 		return c.NoContent(http.StatusNotModified)
@@ -298,12 +327,8 @@ func (s *Service) thumbnailOrRendered(ctx context.Context, in *index.Instance, f
 		img, err = s.renderInstance(ctx, in, frame, render.Options{Window: r.window})
 	}
 	if err != nil {
-		var pe *dcm.ParseError
-		if errors.Is(err, index.ErrNotFound) || errors.Is(err, context.Canceled) {
-			return nil, err
-		}
-		if !errors.Is(err, render.ErrUnsupported) && !errors.As(err, &pe) && strings.HasPrefix(err.Error(), "archive") {
-			return nil, err // the store failed: 503
+		if errors.Is(err, errStore) || errors.Is(err, index.ErrNotFound) || errors.Is(err, context.Canceled) {
+			return nil, err // the archive failed (503, or 404): not the object's fault
 		}
 		s.log().Info("dicomweb: cannot render", "sop_class", in.SOPClassUID, "transfer_syntax", in.TransferSyntaxUID, "reason", err)
 		if !thumbnail {

@@ -167,10 +167,10 @@ func (s *Service) stow(c echo.Context) error {
 	}
 	for i, w := range warnings {
 		if i == maxWarnings {
-			c.Response().Header().Add("Warning", tagWarnPrefix+fmt.Sprintf("%d more failures not listed", len(warnings)-i)+`"`)
+			addWarning(c, fmt.Sprintf("%d more failures not listed", len(warnings)-i))
 			break
 		}
-		c.Response().Header().Add("Warning", tagWarnPrefix+strings.ReplaceAll(w, `"`, `'`)+`"`)
+		addWarning(c, w)
 	}
 	js, _, err := resp.JSON(nil)
 	if err != nil {

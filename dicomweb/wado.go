@@ -102,27 +102,24 @@ func startMultipart(c echo.Context, inner string) *multipart.Writer {
 	return mw
 }
 
+// errStore marks failures of the object store (answered 503 or 404), as opposed to
+// objects that cannot be decoded or rendered.
+var errStore = errors.New("object store")
+
+func storeFailed(err error) error { return fmt.Errorf("%w: %w", errStore, err) }
+
 // readRange reads n stored bytes at off of an object.
 func (s *Service) readRange(ctx context.Context, key string, off, n int64) ([]byte, error) {
 	rc, err := s.Store.GetRange(ctx, key, off, n)
 	if err != nil {
-		return nil, err
+		return nil, storeFailed(err)
 	}
 	defer rc.Close()
-	return io.ReadAll(rc)
-}
-
-// readFrame reads one frame's stored bytes (its fragments, concatenated).
-func (s *Service) readFrame(ctx context.Context, key string, ranges []dcm.Range) ([]byte, error) {
-	var data []byte
-	for _, r := range ranges {
-		b, err := s.readRange(ctx, key, r.Offset, r.Length)
-		if err != nil {
-			return nil, err
-		}
-		data = append(data, b...)
+	b, err := io.ReadAll(rc)
+	if err != nil {
+		return nil, storeFailed(err)
 	}
-	return data, nil
+	return b, nil
 }
 
 func newBoundary() string {
@@ -206,26 +203,8 @@ func (s *Service) writeDecompressed(ctx context.Context, w io.Writer, in *index.
 		return err
 	}
 	frameBytes := int64(p0.Rows * p0.Columns * p0.SamplesPerPixel * p0.BitsAllocated / 8)
-	decodeFrame := func(i int) ([]byte, string, error) {
-		p, err := render.ParamsOf(f.Dataset, f.TransferSyntax, i)
-		if err != nil {
-			return nil, "", err
-		}
-		ranges, err := pl.Frame(i)
-		if err != nil {
-			return nil, "", err
-		}
-		data, err := s.readFrame(ctx, in.BlobKey, ranges)
-		if err != nil {
-			return nil, "", err
-		}
-		fr, err := render.Decode(f.TransferSyntax, p, data)
-		if err != nil {
-			return nil, "", err
-		}
-		b, err := render.NativeBytes(fr, p)
-		return b, fr.Photometric, err
-	}
+	ps := &pixelSource{s: s, ctx: ctx, in: in, file: f, layout: *pl}
+	decodeFrame := ps.nativeFrame
 	// The first frame tells the colour model after decoding, before anything is written.
 	first, photometric, err := decodeFrame(0)
 	if err != nil {
@@ -555,23 +534,10 @@ func (s *Service) decompressedFrames(c echo.Context, in *index.Instance, nums []
 	}
 	parts := make([][]byte, len(nums))
 	for i, n := range nums {
-		p, err := render.ParamsOf(ps.file.Dataset, ps.file.TransferSyntax, n-1)
-		if err != nil {
-			return echo.NewHTTPError(http.StatusBadRequest, strings.TrimPrefix(err.Error(), "render: "))
-		}
-		ranges, err := ps.layout.Frame(n - 1)
-		if err != nil {
-			return echo.NewHTTPError(http.StatusBadRequest, strings.TrimPrefix(err.Error(), "dcm: "))
-		}
-		data, err := s.readFrame(c.Request().Context(), in.BlobKey, ranges)
-		if err != nil {
-			return err
-		}
-		fr, err := render.Decode(ps.file.TransferSyntax, p, data)
-		if err == nil {
-			parts[i], err = render.NativeBytes(fr, p)
-		}
-		if err != nil {
+		if parts[i], _, err = ps.nativeFrame(n - 1); err != nil {
+			if errors.Is(err, errStore) {
+				return err
+			}
 			return echo.NewHTTPError(http.StatusNotAcceptable, "frames stored as "+in.TransferSyntaxUID+" could not be decompressed ("+strings.TrimPrefix(err.Error(), "render: ")+"); ask with transfer-syntax=*")
 		}
 	}
