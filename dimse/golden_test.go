@@ -33,6 +33,13 @@ func (c *recordingConn) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// bytes returns a copy of what the connection has received so far.
+func (c *recordingConn) bytes() []byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return bytes.Clone(c.got.Bytes())
+}
+
 func (l *recordingListener) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
 	if err != nil {
@@ -83,16 +90,23 @@ func TestCaptureGolden(t *testing.T) {
 	if out, err := runTool(t, "storescu", "-aet", "STORESCU", "-aec", "LUMEN", h, p, file); err != nil {
 		t.Fatal(err, out)
 	}
+	// Let the server finish with both associations before reading what they sent.
+	if err := s.Shutdown(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	rl.mu.Lock()
+	conns := rl.conns
+	rl.mu.Unlock()
 	update := os.Getenv("LUMEN_UPDATE_GOLDEN") == "1"
 	if update {
 		os.MkdirAll("testdata/golden", 0o755)
 	}
 	names := [][]string{{"echoscu-associate-rq", "echoscu-echo-rq", "echoscu-release-rq"}, {"storescu-associate-rq", "storescu-store-rq-command", "storescu-store-rq-data"}}
-	if len(rl.conns) != len(names) {
-		t.Fatalf("%d connections recorded, want %d", len(rl.conns), len(names))
+	if len(conns) != len(names) {
+		t.Fatalf("%d connections recorded, want %d", len(conns), len(names))
 	}
-	for i, c := range rl.conns {
-		pdus := splitPDUs(c.got.Bytes())
+	for i, c := range conns {
+		pdus := splitPDUs(c.bytes())
 		if len(pdus) < len(names[i]) {
 			t.Fatalf("connection %d: %d PDUs, want at least %d", i, len(pdus), len(names[i]))
 		}
