@@ -12,10 +12,16 @@
 # configuration is not given on the command line.
 
 # ---------------------------------------------------------------------------
-# Build stage: a static, CGO-free binary (SQLite is the pure-Go modernc.org
-# driver, so no C toolchain is needed). It runs on the build host's platform
-# and cross-compiles for the target, so multi-arch builds need no emulation.
-FROM --platform=$BUILDPLATFORM golang:1.26-bookworm AS build
+# Build stage: a static binary. JPEG 2000 is decoded by Debian's OpenJPEG, linked in
+# statically through cgo (build tag openjpeg); everything else is pure Go (SQLite is the
+# modernc.org driver). netgo and osusergo keep glibc's resolver and user lookup out of
+# the static binary. The stage runs on the target platform (C code is compiled), so a
+# multi-arch build emulates the other architectures.
+FROM golang:1.26-bookworm AS build
+
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends libopenjp2-7-dev pkg-config \
+ && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /src
 
@@ -26,11 +32,9 @@ RUN go mod download && go mod verify
 
 COPY . .
 
-ARG TARGETOS
-ARG TARGETARCH
 RUN --mount=type=cache,target=/root/.cache/go-build \
-    CGO_ENABLED=0 GOOS=$TARGETOS GOARCH=$TARGETARCH \
-    go build -trimpath -ldflags="-s -w" -o /out/lumen ./cmd/lumen
+    CGO_ENABLED=1 go build -tags 'openjpeg netgo osusergo' -trimpath \
+    -ldflags='-s -w -linkmode external -extldflags "-static -lm"' -o /out/lumen ./cmd/lumen
 
 # The data directory, created here because the final image has no shell. It
 # is copied with the runtime user's ownership so that the volume Docker

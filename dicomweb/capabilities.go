@@ -26,8 +26,8 @@ func (s *Service) capabilities(c echo.Context) error {
 		"base":     s.root(c),
 		"maxLimit": s.maxLimit(),
 		"delete":   s.AllowDelete,
-		"transcoding": "without transfer-syntax=* (or the stored UID), Implicit VR Little Endian objects go out as Explicit VR Little Endian and RLE, JPEG baseline, JPEG lossless and JPEG-LS objects and frames are decompressed; " +
-			"JPEG 2000 and 12-bit JPEG go out as stored; a request for a syntax that cannot be produced is answered 406",
+		"transcoding": "without transfer-syntax=* (or the stored UID), Implicit VR Little Endian objects go out as Explicit VR Little Endian and RLE, JPEG baseline, JPEG lossless, JPEG-LS and JPEG 2000 (when built with OpenJPEG) objects and frames are decompressed; " +
+			"12-bit JPEG goes out as stored; a request for a syntax that cannot be produced is answered 406",
 		"resources": []capability{
 			{"/studies", []string{"GET"}, "QIDO-RS SearchForStudies", []string{"application/dicom+json"}, qidoParams},
 			{"/series", []string{"GET"}, "QIDO-RS SearchForSeries", []string{"application/dicom+json"}, qidoParams},
@@ -41,11 +41,12 @@ func (s *Service) capabilities(c echo.Context) error {
 			{"/studies/{study}[/series/{series}[/instances/{instance}]]/metadata", []string{"GET"}, "WADO-RS RetrieveMetadata with ETag and If-None-Match", []string{"application/dicom+json"}, nil},
 			{"/studies/{study}/series/{series}/instances/{instance}/frames/{frames}", []string{"GET"}, "WADO-RS RetrieveFrames (1-based, comma separated)", frameAccept, nil},
 			{"/studies/{study}/series/{series}/instances/{instance}/bulkdata/{path}", []string{"GET"}, "WADO-RS RetrieveBulkData (the BulkDataURIs of the metadata)", []string{`multipart/related; type="application/octet-stream"`, "application/octet-stream"}, nil},
+			{"/studies/{study}[/series/{series}]/rendered", []string{"GET"}, "Rendered study or series: multipart/related, one part per image instance (first frame), instances without a picture left out and counted in a Warning", []string{"image/jpeg", "image/png", "image/gif"}, []string{"accept", "quality=1..100", "viewport=vw,vh[,sx,sy,sw,sh]", "window=center,width,linear|linear-exact|sigmoid"}},
 			{"/studies/{study}/series/{series}/instances/{instance}[/frames/{frame}]/rendered", []string{"GET"}, "Rendered instance (first frame; accept=image/gif on a multi-frame instance: an animated GIF at the recorded frame rate, at most 150 frames and 384 px) or frame: window, viewport, quality", []string{"image/jpeg", "image/png", "image/gif"}, []string{"accept", "quality=1..100", "viewport=vw,vh[,sx,sy,sw,sh]", "window=center,width,linear|linear-exact|sigmoid"}},
 			{"/studies/{study}[/series/{series}[/instances/{instance}[/frames/{frame}]]]/thumbnail", []string{"GET"}, "Thumbnail (128 px unless viewport): representative or middle frame, middle instance of a series, first image series of a study; a placeholder with a Warning for objects without a picture", []string{"image/jpeg", "image/png", "image/gif"}, []string{"accept", "quality", "viewport"}},
 			{"/wado", []string{"GET"}, "WADO-URI (at the server root)", []string{"image/jpeg", "image/png", "image/gif", "application/dicom"}, []string{"requestType=WADO", "studyUID", "seriesUID", "objectUID", "contentType", "transferSyntax", "rows", "columns", "windowCenter", "windowWidth", "frameNumber", "imageQuality"}},
 		},
-		"notImplemented": []string{"rendered studies and series (501)", "application/dicom+xml", "compression (only decompression is offered)", "matching on nested (sequence) attributes (ignored with a Warning)"},
+		"notImplemented": []string{"application/dicom+xml", "compression (only decompression is offered)", "matching on nested (sequence) attributes (ignored with a Warning)"},
 	}
 	return c.JSONPretty(http.StatusOK, doc, "  ")
 }

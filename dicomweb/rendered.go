@@ -16,7 +16,9 @@ import (
 	"image/jpeg"
 	"image/png"
 	"io"
+	"mime/multipart"
 	"net/http"
+	"net/textproto"
 	"slices"
 	"strconv"
 	"strings"
@@ -402,6 +404,74 @@ func (s *Service) renderedInstance(thumbnail bool) echo.HandlerFunc {
 		}
 		return s.renderedOrPlaceholder(c, in, frame, r, thumbnail)
 	}
+}
+
+// renderedSeries answers the study and series /rendered resources (PS3.18 10.4): one
+// multipart/related part per image instance, in index order (series, then instance
+// number), each the rendering of its first frame in the requested media type, with a
+// Content-Location naming the instance's own rendered resource. Instances without a
+// picture (SR, documents, waveforms, a transfer syntax or pixel format without a
+// decoder) are left out and counted in a Warning; none left is 406. Parts are rendered
+// and sent one at a time, so the response is never held whole.
+func (s *Service) renderedSeries(c echo.Context) error {
+	r, err := parseRenderRequest(c, false)
+	if err != nil {
+		return err
+	}
+	list, err := s.instances(c, false)
+	if err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	var todo []index.Instance
+	skipped := 0
+	for _, in := range list {
+		if in.Rows > 0 && !isWaveform(in.SOPClassUID) && render.Supported(in.TransferSyntaxUID) {
+			todo = append(todo, in)
+		} else {
+			skipped++
+		}
+	}
+	var mw *multipart.Writer
+	root := s.root(c)
+	for i := range todo {
+		full, err := s.Index.Instance(ctx, todo[i].SOPInstanceUID)
+		var p *picture
+		if err == nil {
+			p, err = s.thumbnailOrRendered(ctx, full, 0, r, false)
+		}
+		if err != nil {
+			if ctx.Err() != nil || mw == nil && !errors.Is(err, render.ErrUnsupported) {
+				return err // the archive failed before anything was sent
+			}
+			// Left out: counted in the Warning while the headers are not sent yet,
+			// only logged after.
+			skipped++
+			s.log().Info("dicomweb: rendered series: instance left out", "transfer_syntax", todo[i].TransferSyntaxUID, "err", err)
+			continue
+		}
+		if mw == nil {
+			if skipped > 0 {
+				addWarning(c, fmt.Sprintf("%d of %d instances have no picture and are not included", skipped, len(list)))
+			}
+			mw = startMultipart(c, r.media)
+		}
+		h := textproto.MIMEHeader{}
+		h.Set("Content-Type", p.img.media)
+		h.Set("Content-Location", instanceURL(root, full)+"/rendered")
+		pw, err := mw.CreatePart(h)
+		if err == nil {
+			_, err = pw.Write(p.img.data)
+		}
+		if err != nil {
+			return nil // the client went away
+		}
+	}
+	if mw == nil {
+		return echo.NewHTTPError(http.StatusNotAcceptable, fmt.Sprintf("none of the %d instances can be rendered as an image (no pixel data, or no decoder for their transfer syntax)", len(list)))
+	}
+	mw.Close()
+	return nil
 }
 
 // nonImageModalities are skipped when choosing a study's thumbnail series.

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -24,6 +25,8 @@ import (
 
 	"github.com/lumenpacs/lumen/archive/dcm"
 	"github.com/lumenpacs/lumen/testdata/gen"
+	"github.com/lumenpacs/lumen/testdata/tools"
+	"github.com/lumenpacs/lumen/viewer/render/openjpeg"
 )
 
 func decodeImage(t *testing.T, resp *http.Response, wantType string) image.Image {
@@ -209,8 +212,109 @@ func TestRendered(t *testing.T) {
 	if r := e.do(t, http.MethodGet, instanceURL(e, xa)+"/frames/11/rendered", nil); r.StatusCode != http.StatusBadRequest {
 		t.Fatalf("frame 11 of 10: %d", r.StatusCode)
 	}
-	if r := e.do(t, http.MethodGet, e.base+"/studies/"+ct.StudyUID+"/rendered", nil); r.StatusCode != http.StatusNotImplemented {
-		t.Fatalf("rendered study: %d", r.StatusCode)
+	// Rendered studies and series: one part per image instance, each the picture of
+	// the instance's own rendered resource; instances without pixels are counted in a
+	// Warning; a study without any image is 406.
+	images, all := map[string]int{}, map[string]int{}
+	for _, o := range corpus {
+		all[o.StudyUID]++
+		all[o.SeriesUID]++
+		if o.NumberOfFrames > 0 && o.Modality != "ECG" {
+			images[o.StudyUID]++
+			images[o.SeriesUID]++
+		}
+	}
+	checked := 0
+	for _, o := range corpus {
+		for _, u := range []string{e.base + "/studies/" + o.StudyUID, e.base + "/studies/" + o.StudyUID + "/series/" + o.SeriesUID} {
+			key := o.StudyUID
+			if strings.Contains(u, "/series/") {
+				key = o.SeriesUID
+			}
+			resp := e.do(t, http.MethodGet, u+"/rendered?accept=image/png", nil)
+			if images[key] == 0 {
+				if readAll(t, resp); resp.StatusCode != http.StatusNotAcceptable {
+					t.Fatalf("%s/rendered without images: %d, want 406", u, resp.StatusCode)
+				}
+				continue
+			}
+			if w := resp.Header.Get("Warning"); (w != "") != (images[key] < all[key]) {
+				t.Fatalf("%s/rendered: Warning %q with %d of %d instances images", u, w, images[key], all[key])
+			}
+			parts := readParts(t, resp, "image/png")
+			if len(parts) != images[key] {
+				t.Fatalf("%s/rendered: %d parts, want %d", u, len(parts), images[key])
+			}
+			for _, p := range parts {
+				loc := p.header.Get("Content-Location")
+				img, format, err := image.Decode(bytes.NewReader(p.body))
+				if err != nil || format != "png" || p.header.Get("Content-Type") != "image/png" || !strings.HasSuffix(loc, "/rendered") {
+					t.Fatalf("%s/rendered part %v: %v %s", u, p.header, err, format)
+				}
+				if strings.Contains(loc, o.SOPInstanceUID) {
+					own := decodeImage(t, e.do(t, http.MethodGet, loc+"?accept=image/png", nil), "image/png")
+					if !sameImage(img, own) {
+						t.Fatalf("%s: the part differs from the instance's rendered resource", loc)
+					}
+					checked++
+				}
+			}
+		}
+	}
+	if checked < 4 {
+		t.Fatalf("only %d parts compared with their instance's rendering", checked)
+	}
+}
+
+// TestNoDecoder stores an object whose transfer syntax Lumen cannot decode (12-bit JPEG,
+// process 4, as DCMTK's dcmcjpeg +ee writes it): its thumbnail is the placeholder with a
+// Warning giving the reason, /rendered and decompressed frames are 406 with the reason,
+// the object itself is still retrieved as stored, and the study's rendered resource
+// leaves it out.
+func TestNoDecoder(t *testing.T) {
+	corpus, err := gen.Corpus(17)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mr gen.Object
+	for _, o := range corpus {
+		if o.Modality == "MR" {
+			mr = o
+			break
+		}
+	}
+	mr = jpegCopies(t, []gen.Object{mr}, "+ee", "+un")[0] // +un: the same SOP Instance UID
+	if ts, _ := pixelFrames(t, mr.Data); ts != "1.2.840.10008.1.2.4.51" {
+		t.Fatalf("dcmcjpeg +ee wrote %s", ts)
+	}
+	e := newEnv(t, "sqlite", nil)
+	if code, resp := e.stow(t, "/studies", mr.Data); code != http.StatusOK {
+		t.Fatalf("STOW: %d %v", code, resp)
+	}
+	thumb := e.do(t, http.MethodGet, instanceURL(e, mr)+"/thumbnail", nil)
+	if w := thumb.Header.Get("Warning"); !strings.Contains(w, "no picture") || !strings.Contains(w, "precision") {
+		t.Fatalf("thumbnail %d Warning %q %v %.300s", thumb.StatusCode, w, thumb.Header, readAll(t, thumb))
+	}
+	if img := decodeImage(t, thumb, "image/jpeg"); img.Bounds().Dx() != 128 {
+		t.Fatalf("placeholder %v", img.Bounds())
+	}
+	for _, u := range []string{instanceURL(e, mr) + "/rendered", instanceURL(e, mr) + "/frames/1/rendered"} {
+		r := e.do(t, http.MethodGet, u, nil)
+		if b := readAll(t, r); r.StatusCode != http.StatusNotAcceptable || !strings.Contains(string(b), "precision") {
+			t.Fatalf("%s: %d %s", u, r.StatusCode, b)
+		}
+	}
+	r := e.do(t, http.MethodGet, instanceURL(e, mr)+"/frames/1", nil, "Accept", `multipart/related; type="application/octet-stream"`)
+	if b := readAll(t, r); r.StatusCode != http.StatusNotAcceptable {
+		t.Fatalf("decompressed frame: %d %s", r.StatusCode, b)
+	}
+	parts := readParts(t, e.do(t, http.MethodGet, instanceURL(e, mr), nil, "Accept", `multipart/related; type="application/dicom"; transfer-syntax=*`), "application/dicom")
+	if len(parts) != 1 || !bytes.Equal(parts[0].body, mr.Data) {
+		t.Fatalf("retrieve as stored: %d parts", len(parts))
+	}
+	r = e.do(t, http.MethodGet, e.base+"/studies/"+mr.StudyUID+"/rendered", nil)
+	if b := readAll(t, r); r.StatusCode != http.StatusNotAcceptable {
+		t.Fatalf("rendered study of one undecodable instance: %d %s", r.StatusCode, b)
 	}
 }
 
@@ -364,5 +468,64 @@ func TestDeflatedRendered(t *testing.T) {
 	want := decodeImage(t, e2.do(t, http.MethodGet, instanceURL(e2, o)+"/rendered?accept=image/png", nil), "image/png")
 	if !sameImage(got, want) {
 		t.Fatal("the deflated copy renders differently")
+	}
+}
+
+// TestJPEG2000 stores JPEG 2000 lossless copies (GDCM's gdcmconv --j2k) of the corpus'
+// CT and XA objects: their frames go out as image/jp2 as stored, decompressed as
+// octet-stream equal to the original native frames, and their thumbnails are pictures,
+// not the placeholder.
+func TestJPEG2000(t *testing.T) {
+	if !openjpeg.Available {
+		tools.Missing(t, "built without JPEG 2000 (go test -tags openjpeg, with libopenjp2-7-dev)")
+	}
+	gdcmconv := tools.Require(t, "gdcmconv", "GDCM's libgdcm-tools")
+	corpus, err := gen.Corpus(19)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, "sqlite", nil)
+	dir := t.TempDir()
+	done := map[string]bool{}
+	for _, o := range corpus {
+		if (o.Modality != "CT" && o.Modality != "XA") || done[o.Modality] {
+			continue
+		}
+		done[o.Modality] = true
+		in, out := filepath.Join(dir, "in.dcm"), filepath.Join(dir, "out.dcm")
+		if err := os.WriteFile(in, o.Data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if b, err := exec.Command(gdcmconv, "--j2k", in, out).CombinedOutput(); err != nil {
+			t.Fatalf("gdcmconv: %v %s", err, b)
+		}
+		j2k, err := os.ReadFile(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ts, stored := pixelFrames(t, j2k)
+		if ts != "1.2.840.10008.1.2.4.90" {
+			t.Fatalf("gdcmconv --j2k wrote %s", ts)
+		}
+		if code, resp := e.stow(t, "/studies", j2k); code != http.StatusOK {
+			t.Fatalf("STOW: %d %v", code, resp)
+		}
+		_, native := pixelFrames(t, o.Data)
+		n := strconv.Itoa(len(native))
+		parts := readParts(t, e.do(t, http.MethodGet, instanceURL(e, o)+"/frames/1", nil, "Accept", `multipart/related; type="image/jp2"`), "image/jp2")
+		if len(parts) != 1 || !bytes.Equal(parts[0].body, stored[0]) {
+			t.Fatalf("%s: image/jp2 frame differs from the stored one", o.Modality)
+		}
+		parts = readParts(t, e.do(t, http.MethodGet, instanceURL(e, o)+"/frames/1,"+n, nil, "Accept", `multipart/related; type="application/octet-stream"`), "application/octet-stream")
+		if len(parts) != 2 || !bytes.Equal(parts[0].body, native[0]) || !bytes.Equal(parts[1].body, native[len(native)-1]) {
+			t.Fatalf("%s: decompressed frames differ from the original native frames", o.Modality)
+		}
+		thumb := e.do(t, http.MethodGet, instanceURL(e, o)+"/thumbnail?accept=image/png", nil)
+		if w := thumb.Header.Get("Warning"); w != "" {
+			t.Fatalf("%s thumbnail: %s", o.Modality, w)
+		}
+		if img := decodeImage(t, thumb, "image/png"); distinctLevels(img) < 10 {
+			t.Fatalf("%s thumbnail has %d grey levels", o.Modality, distinctLevels(img))
+		}
 	}
 }

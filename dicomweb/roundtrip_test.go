@@ -21,9 +21,9 @@ const (
 	tsJPEGSV1    = "1.2.840.10008.1.2.4.70"
 )
 
-// jpegCopies compresses the image objects with DCMTK's dcmcjpeg (JPEG Lossless SV1,
-// the default; SOP Instance UIDs kept).
-func jpegCopies(t *testing.T, objs []gen.Object) []gen.Object {
+// jpegCopies compresses the image objects with DCMTK's dcmcjpeg (JPEG Lossless SV1
+// unless args choose another process; SOP Instance UIDs kept).
+func jpegCopies(t *testing.T, objs []gen.Object, args ...string) []gen.Object {
 	t.Helper()
 	cjpeg := dcmtk(t, "dcmcjpeg")
 	dir := t.TempDir()
@@ -36,7 +36,7 @@ func jpegCopies(t *testing.T, objs []gen.Object) []gen.Object {
 		if err := os.WriteFile(in, o.Data, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		if b, err := exec.Command(cjpeg, in, res).CombinedOutput(); err != nil {
+		if b, err := exec.Command(cjpeg, append(args, in, res)...).CombinedOutput(); err != nil {
 			t.Fatalf("dcmcjpeg %s: %v\n%s", o.Name, err, b)
 		}
 		b, err := os.ReadFile(res)

@@ -143,8 +143,8 @@ func (s *Service) Register(e *echo.Echo) {
 	for _, p := range []string{"/studies/:study", "/studies/:study/series/:series", "/studies/:study/series/:series/instances/:instance"} {
 		g.DELETE(p, s.delete)
 	}
-	g.GET("/studies/:study/rendered", s.notYet)
-	g.GET("/studies/:study/series/:series/rendered", s.notYet)
+	g.GET("/studies/:study/rendered", s.renderedSeries)
+	g.GET("/studies/:study/series/:series/rendered", s.renderedSeries)
 	g.GET("/studies/:study/thumbnail", s.thumbnailSeries)
 	g.GET("/studies/:study/series/:series/thumbnail", s.thumbnailSeries)
 	g.GET("/studies/:study/series/:series/instances/:instance/rendered", s.renderedInstance(false))
@@ -153,10 +153,6 @@ func (s *Service) Register(e *echo.Echo) {
 	g.GET("/studies/:study/series/:series/instances/:instance/frames/:frames/thumbnail", s.renderedInstance(true))
 
 	e.GET("/wado", s.wadoURI)
-}
-
-func (s *Service) notYet(c echo.Context) error {
-	return echo.NewHTTPError(http.StatusNotImplemented, "rendered studies and series are not implemented yet; render instances or frames, or ask for the study or series thumbnail")
 }
 
 // uidParams returns the study, series and instance UIDs of the path (those present),

@@ -12,6 +12,8 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+
+	"github.com/lumenpacs/lumen/viewer/render/openjpeg"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -53,7 +55,14 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	root.AddCommand(newServeCmd(), newImportCmd(), newFsckCmd(), newHealthcheckCmd(), newEchoCmd(), newStoreCmd(), &cobra.Command{
 		Use:   "version",
 		Short: "Print the version",
-		Run:   func(cmd *cobra.Command, _ []string) { fmt.Fprintln(cmd.OutOrStdout(), "lumen", version) },
+		Run: func(cmd *cobra.Command, _ []string) {
+			fmt.Fprintln(cmd.OutOrStdout(), "lumen", version)
+			j2k := "not compiled in (built without cgo and -tags openjpeg)"
+			if openjpeg.Available {
+				j2k = "OpenJPEG " + openjpeg.Version()
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), "JPEG 2000:", j2k)
+		},
 	})
 	return root
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/lumenpacs/lumen/archive/s3/miniotest"
 	"github.com/lumenpacs/lumen/testdata/gen"
+	"github.com/lumenpacs/lumen/viewer/render/openjpeg"
 )
 
 var lumenBin string
@@ -24,7 +25,11 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	lumenBin = filepath.Join(dir, "lumen")
-	if out, err := exec.Command("go", "build", "-o", lumenBin, ".").CombinedOutput(); err != nil {
+	args := []string{"build", "-o", lumenBin}
+	if openjpeg.Available { // the binary has what the test binary has
+		args = append(args, "-tags", "openjpeg")
+	}
+	if out, err := exec.Command("go", append(args, ".")...).CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "building lumen: %v\n%s", err, out)
 		os.Exit(2)
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/lumenpacs/lumen/viewer/render/internal/jpegmarker"
 	"github.com/lumenpacs/lumen/viewer/render/jls"
 	"github.com/lumenpacs/lumen/viewer/render/ljpeg"
+	"github.com/lumenpacs/lumen/viewer/render/openjpeg"
 )
 
 // Frame is one decoded frame: stored values (after BitsStored masking and sign
@@ -41,6 +42,13 @@ var codecs = map[string]Codec{
 	"1.2.840.10008.1.2.4.70":   decodeLossless,
 	"1.2.840.10008.1.2.4.80":   decodeJLS,
 	"1.2.840.10008.1.2.4.81":   decodeJLS,
+}
+
+func init() {
+	if openjpeg.Available {
+		codecs["1.2.840.10008.1.2.4.90"] = decodeJ2K
+		codecs["1.2.840.10008.1.2.4.91"] = decodeJ2K
+	}
 }
 
 // Register adds or replaces the codec of a transfer syntax (for example a JPEG 2000
@@ -333,6 +341,26 @@ func decodeJLS(p *Params, data []byte) (*Frame, error) {
 		return nil, err
 	}
 	return p.fromSamples("JPEG-LS", img.Width, img.Height, img.Components, img.Data)
+}
+
+// decodeJ2K decodes JPEG 2000 frames (lossless and lossy) with OpenJPEG, when the build
+// has it. The decoder applies the inverse component transform, so YBR_RCT and YBR_ICT
+// frames come out as RGB.
+func decodeJ2K(p *Params, data []byte) (*Frame, error) {
+	img, err := openjpeg.Decode(data, openjpeg.Limits{Width: p.Columns, Height: p.Rows, Components: p.SamplesPerPixel})
+	if err != nil {
+		return nil, err
+	}
+	f := p.newFrame()
+	for i, v := range img.Data {
+		// Reinterpreted with the data set's Pixel Representation and Bits Stored, as
+		// for native data: the data set, not the code stream, says what the values mean.
+		f.Data[i] = p.value(uint64(uint32(v)))
+	}
+	if p.Photometric == "YBR_RCT" || p.Photometric == "YBR_ICT" {
+		f.Photometric = "RGB"
+	}
+	return f, nil
 }
 
 // fromSamples makes a frame of the stored values a lossless decoder produced, checking

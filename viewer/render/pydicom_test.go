@@ -16,6 +16,7 @@ import (
 	"github.com/lumenpacs/lumen/archive/dcm"
 	"github.com/lumenpacs/lumen/testdata/tools"
 	"github.com/lumenpacs/lumen/viewer/render"
+	"github.com/lumenpacs/lumen/viewer/render/openjpeg"
 )
 
 // pydicomData is where Debian's python3-pydicom installs pydicom's test files.
@@ -69,6 +70,14 @@ func TestPydicomFiles(t *testing.T) {
 			if err != nil {
 				return "fails cleanly", err
 			}
+			if f.TransferSyntax == "1.2.840.10008.1.2.4.90" || f.TransferSyntax == "1.2.840.10008.1.2.4.91" {
+				// JPEG 2000: the stored values against GDCM's decoding (gdcmconv --raw).
+				if err := sameAsGDCM(t, data, f); err != nil {
+					return "renders, differs from GDCM", err
+				}
+				compared++
+				return "renders, matches GDCM", nil
+			}
 			_, hasWindow := f.Dataset.Int(dcm.NewTag(0x0028, 0x1050))
 			ph := f.Dataset.String(dcm.TagPhotometricInterpretation)
 			if hasWindow || ph == "RGB" || strings.HasPrefix(ph, "YBR") || ph == "PALETTE COLOR" {
@@ -101,18 +110,81 @@ func TestPydicomFiles(t *testing.T) {
 		}
 		outcome[result] = append(outcome[result], line)
 	}
-	for _, k := range []string{"renders, matches dcmj2pnm", "renders", "renders, differs from dcmj2pnm", "no decoder", "fails cleanly", "pixel data not locatable (deflated or inconsistent)", "does not parse", "no pixel data"} {
+	for _, k := range []string{"renders, matches dcmj2pnm", "renders, matches GDCM", "renders", "renders, differs from dcmj2pnm", "renders, differs from GDCM", "no decoder", "fails cleanly", "pixel data not locatable (deflated or inconsistent)", "does not parse", "no pixel data"} {
 		t.Logf("%s: %d", k, len(outcome[k]))
 		for _, l := range outcome[k] {
 			t.Logf("    %s", l)
 		}
 	}
-	if n := len(outcome["renders, matches dcmj2pnm"]) + len(outcome["renders"]); n < 30 || compared < 10 {
+	if n := len(outcome["renders, matches dcmj2pnm"]) + len(outcome["renders, matches GDCM"]) + len(outcome["renders"]); n < 30 || compared < 10 {
 		t.Fatalf("only %d of %d files render (%d compared with dcmj2pnm)", n, len(files), compared)
 	}
 	if d := outcome["renders, differs from dcmj2pnm"]; len(d) > 0 {
 		t.Errorf("differ from dcmj2pnm: %v", d)
 	}
+	if d := outcome["renders, differs from GDCM"]; len(d) > 0 {
+		t.Errorf("differ from GDCM: %v", d)
+	}
+	if openjpeg.Available && len(outcome["renders, matches GDCM"]) < 4 {
+		t.Errorf("only %d JPEG 2000 files match GDCM", len(outcome["renders, matches GDCM"]))
+	}
+}
+
+// sameAsGDCM compares the first frame's stored values, decoded by Lumen, with those of
+// the same file decompressed by GDCM (gdcmconv --raw).
+func sameAsGDCM(t *testing.T, data []byte, f *dcm.File) error {
+	t.Helper()
+	bin := tools.Require(t, "gdcmconv", "GDCM's libgdcm-tools")
+	dir := t.TempDir()
+	in, out := filepath.Join(dir, "in.dcm"), filepath.Join(dir, "out.dcm")
+	os.WriteFile(in, data, 0o644)
+	if b, err := exec.Command(bin, "--raw", in, out).CombinedOutput(); err != nil {
+		return fmt.Errorf("gdcmconv --raw: %v: %s", err, bytes.TrimSpace(b))
+	}
+	raw, err := os.ReadFile(out)
+	if err != nil {
+		return err
+	}
+	g, err := dcm.Parse(bytes.NewReader(raw), &dcm.Options{BulkThreshold: 1 << 20})
+	if err != nil {
+		return err
+	}
+	decode := func(f *dcm.File, data []byte) (*render.Frame, error) {
+		p, err := render.ParamsOf(f.Dataset, f.TransferSyntax, 0)
+		if err != nil {
+			return nil, err
+		}
+		pl := f.PixelLayout()
+		if pl == nil {
+			return nil, fmt.Errorf("no pixel data")
+		}
+		rs, err := pl.Frame(0)
+		if err != nil {
+			return nil, err
+		}
+		var frame []byte
+		for _, r := range rs {
+			frame = append(frame, data[r.Offset:r.Offset+r.Length]...)
+		}
+		return render.Decode(f.TransferSyntax, p, frame)
+	}
+	ours, err := decode(f, data)
+	if err != nil {
+		return err
+	}
+	theirs, err := decode(g, raw)
+	if err != nil {
+		return fmt.Errorf("GDCM's output: %v", err)
+	}
+	if len(ours.Data) != len(theirs.Data) {
+		return fmt.Errorf("%d samples, GDCM %d", len(ours.Data), len(theirs.Data))
+	}
+	for i := range ours.Data {
+		if ours.Data[i] != theirs.Data[i] {
+			return fmt.Errorf("sample %d is %d, GDCM %d", i, ours.Data[i], theirs.Data[i])
+		}
+	}
+	return nil
 }
 
 // tryReference is reference without failing when dcmj2pnm cannot render the file.

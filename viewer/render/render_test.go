@@ -17,6 +17,7 @@ import (
 	"github.com/lumenpacs/lumen/testdata/gen"
 	"github.com/lumenpacs/lumen/testdata/tools"
 	"github.com/lumenpacs/lumen/viewer/render"
+	"github.com/lumenpacs/lumen/viewer/render/openjpeg"
 )
 
 // renderBytes renders frame (0-based) of a PS3.10 file held in memory.
@@ -88,7 +89,12 @@ func diff(a, b image.Image) (maxd int, mean float64, err error) {
 func tool(t *testing.T, name string, args ...string) func([]byte) []byte {
 	return func(data []byte) []byte {
 		t.Helper()
-		bin := tools.DCMTK(t, name)
+		var bin string
+		if name == "gdcmconv" {
+			bin = tools.Require(t, name, "GDCM's libgdcm-tools")
+		} else {
+			bin = tools.DCMTK(t, name)
+		}
 		dir := t.TempDir()
 		in, out := filepath.Join(dir, "in.dcm"), filepath.Join(dir, "out.dcm")
 		os.WriteFile(in, data, 0o644)
@@ -104,6 +110,27 @@ func tool(t *testing.T, name string, args ...string) func([]byte) []byte {
 		}
 		b, _ := os.ReadFile(out)
 		return b
+	}
+}
+
+// checkSamples fails t unless two uncompressed objects hold the same pixel data (or,
+// with equal false, different pixel data).
+func checkSamples(t *testing.T, name string, got, want []byte, equal bool) {
+	t.Helper()
+	pixels := func(data []byte) []byte {
+		f, err := dcm.Parse(bytes.NewReader(data), &dcm.Options{BulkThreshold: 1 << 20})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pl := f.PixelLayout()
+		if pl == nil || pl.Encapsulated {
+			t.Fatalf("%s: no native pixel data", name)
+		}
+		return data[pl.Offset : pl.Offset+int64(pl.NumberOfFrames)*pl.FrameLength]
+	}
+	g, w := pixels(got), pixels(want)
+	if bytes.Equal(g, w) != equal {
+		t.Fatalf("%s: pixel data equal %v, want %v (%d and %d bytes)", name, !equal, equal, len(g), len(w))
 	}
 }
 
@@ -213,44 +240,87 @@ func TestGolden(t *testing.T) {
 	}
 	desc := func(t dcm.Tag) *dcm.Element { return dcm.NewUS(t, 256, 0, 16) }
 
-	cases := []struct {
+	type goldenCase struct {
 		name  string
 		data  []byte
 		frame int
 		opts  render.Options
 		args  []string
 		tol   int
-	}{
+		ref   []byte // the object the reference renders, when not data (JPEG 2000: GDCM's decoding)
+	}
+	cases := []goldenCase{
 		// tol is the largest channel difference allowed; the mean must stay under tol/4
 		// (and 0.5 at least): rounding in the colour conversions and IDCT differences
 		// between decoders for the lossy cases.
-		{"CT 16-bit signed, rescale, window", ct, 0, render.Options{}, []string{"+Wi", "1"}, 1},
-		{"CT with a requested window", ct, 0, render.Options{Window: &render.Window{Center: 300, Width: 1500}}, []string{"+Ww", "300", "1500"}, 1},
-		{"CT SIGMOID", ct, 0, render.Options{Window: &render.Window{Center: 40, Width: 400, Function: "SIGMOID"}}, []string{"+Ww", "40", "400", "+Wfs"}, 1},
-		{"MR 16-bit unsigned", mr, 0, render.Options{}, []string{"+Wi", "1"}, 1},
-		{"XA 8-bit, frame 3", xa, 2, render.Options{}, []string{"+Wi", "1", "+F", "3"}, 1},
-		{"XA MONOCHROME1", tool(t, "dcmodify", "-m", "(0028,0004)=MONOCHROME1")(xa), 0, render.Options{}, []string{"+Wi", "1"}, 1},
-		{"US RGB", us, 0, render.Options{}, nil, 0},
-		{"CT RLE", tool(t, "dcmcrle")(ct), 0, render.Options{}, []string{"+Wi", "1"}, 1},
-		{"US RGB RLE", tool(t, "dcmcrle")(us), 0, render.Options{}, nil, 0},
-		{"XA JPEG baseline", tool(t, "dcmcjpeg", "+eb")(xa), 0, render.Options{}, []string{"+Wi", "1"}, 4},
-		{"US JPEG baseline (YBR_FULL_422)", tool(t, "dcmcjpeg", "+eb")(us), 0, render.Options{}, nil, 6},
-		{"CT JPEG lossless", tool(t, "dcmcjpeg")(ct), 0, render.Options{}, []string{"+Wi", "1"}, 1},
-		{"XA JPEG lossless SV1, frame 5", tool(t, "dcmcjpeg", "+e1")(xa), 4, render.Options{}, []string{"+Wi", "1", "+F", "5"}, 1},
-		{"US JPEG lossless", tool(t, "dcmcjpeg")(us), 0, render.Options{}, nil, 0},
-		{"CT JPEG-LS lossless", tool(t, "dcmcjpls")(ct), 0, render.Options{}, []string{"jpeg-ls", "+Wi", "1"}, 1},
-		{"XA JPEG-LS near-lossless, frame 2", tool(t, "dcmcjpls", "+en")(xa), 1, render.Options{}, []string{"jpeg-ls", "+Wi", "1", "+F", "2"}, 1},
-		{"US RGB JPEG-LS", tool(t, "dcmcjpls")(us), 0, render.Options{}, []string{"jpeg-ls"}, 0},
-		{"YBR_FULL", synth(t, "YBR_FULL", 3, n, n, ybr), 0, render.Options{}, nil, 4},
-		{"YBR_FULL_422", synth(t, "YBR_FULL_422", 3, n, n, ybr422), 0, render.Options{}, nil, 4},
+		{"CT 16-bit signed, rescale, window", ct, 0, render.Options{}, []string{"+Wi", "1"}, 1, nil},
+		{"CT with a requested window", ct, 0, render.Options{Window: &render.Window{Center: 300, Width: 1500}}, []string{"+Ww", "300", "1500"}, 1, nil},
+		{"CT SIGMOID", ct, 0, render.Options{Window: &render.Window{Center: 40, Width: 400, Function: "SIGMOID"}}, []string{"+Ww", "40", "400", "+Wfs"}, 1, nil},
+		{"MR 16-bit unsigned", mr, 0, render.Options{}, []string{"+Wi", "1"}, 1, nil},
+		{"XA 8-bit, frame 3", xa, 2, render.Options{}, []string{"+Wi", "1", "+F", "3"}, 1, nil},
+		{"XA MONOCHROME1", tool(t, "dcmodify", "-m", "(0028,0004)=MONOCHROME1")(xa), 0, render.Options{}, []string{"+Wi", "1"}, 1, nil},
+		{"US RGB", us, 0, render.Options{}, nil, 0, nil},
+		{"CT RLE", tool(t, "dcmcrle")(ct), 0, render.Options{}, []string{"+Wi", "1"}, 1, nil},
+		{"US RGB RLE", tool(t, "dcmcrle")(us), 0, render.Options{}, nil, 0, nil},
+		{"XA JPEG baseline", tool(t, "dcmcjpeg", "+eb")(xa), 0, render.Options{}, []string{"+Wi", "1"}, 4, nil},
+		{"US JPEG baseline (YBR_FULL_422)", tool(t, "dcmcjpeg", "+eb")(us), 0, render.Options{}, nil, 6, nil},
+		{"CT JPEG lossless", tool(t, "dcmcjpeg")(ct), 0, render.Options{}, []string{"+Wi", "1"}, 1, nil},
+		{"XA JPEG lossless SV1, frame 5", tool(t, "dcmcjpeg", "+e1")(xa), 4, render.Options{}, []string{"+Wi", "1", "+F", "5"}, 1, nil},
+		{"US JPEG lossless", tool(t, "dcmcjpeg")(us), 0, render.Options{}, nil, 0, nil},
+		{"CT JPEG-LS lossless", tool(t, "dcmcjpls")(ct), 0, render.Options{}, []string{"jpeg-ls", "+Wi", "1"}, 1, nil},
+		{"XA JPEG-LS near-lossless, frame 2", tool(t, "dcmcjpls", "+en")(xa), 1, render.Options{}, []string{"jpeg-ls", "+Wi", "1", "+F", "2"}, 1, nil},
+		{"US RGB JPEG-LS", tool(t, "dcmcjpls")(us), 0, render.Options{}, []string{"jpeg-ls"}, 0, nil},
+		{"YBR_FULL", synth(t, "YBR_FULL", 3, n, n, ybr), 0, render.Options{}, nil, 4, nil},
+		{"YBR_FULL_422", synth(t, "YBR_FULL_422", 3, n, n, ybr422), 0, render.Options{}, nil, 4, nil},
 		{"PALETTE COLOR", synth(t, "PALETTE COLOR", 1, n, n, idx,
 			desc(dcm.NewTag(0x0028, 0x1101)), desc(dcm.NewTag(0x0028, 0x1102)), desc(dcm.NewTag(0x0028, 0x1103)),
-			dcm.NewElement(dcm.NewTag(0x0028, 0x1201), "OW", lut[0]), dcm.NewElement(dcm.NewTag(0x0028, 0x1202), "OW", lut[1]), dcm.NewElement(dcm.NewTag(0x0028, 0x1203), "OW", lut[2])), 0, render.Options{}, nil, 0},
+			dcm.NewElement(dcm.NewTag(0x0028, 0x1201), "OW", lut[0]), dcm.NewElement(dcm.NewTag(0x0028, 0x1202), "OW", lut[1]), dcm.NewElement(dcm.NewTag(0x0028, 0x1203), "OW", lut[2])), 0, render.Options{}, nil, 0, nil},
+	}
+	// JPEG 2000, compressed and decompressed by GDCM (gdcmconv): the lossless ones are
+	// also checked against the original, an entirely codec-independent reference.
+	if !openjpeg.Available {
+		t.Run("JPEG 2000", func(t *testing.T) {
+			tools.Missing(t, "built without JPEG 2000 (go test -tags openjpeg, with libopenjp2-7-dev)")
+		})
+	} else {
+		j2k := []struct {
+			name     string
+			orig     []byte
+			frame    int
+			args     []string
+			lossless bool
+			tol      int
+			gdcm     []string
+		}{
+			{"CT JPEG 2000 lossless", ct, 0, []string{"+Wi", "1"}, true, 1, []string{"--j2k"}},
+			{"XA JPEG 2000 lossless, frame 4", xa, 3, []string{"+Wi", "1", "+F", "4"}, true, 1, []string{"--j2k"}},
+			{"US RGB JPEG 2000 lossless (RCT)", us, 0, nil, true, 0, []string{"--j2k"}},
+			{"CT JPEG 2000 lossy (9/7)", ct, 0, []string{"+Wi", "1"}, false, 2, []string{"--j2k", "--lossy", "--irreversible", "-q", "40"}},
+			{"US RGB JPEG 2000 lossy (ICT)", us, 0, nil, false, 2, []string{"--j2k", "--lossy", "--irreversible", "-q", "40"}},
+		}
+		for _, c := range j2k {
+			comp := tool(t, "gdcmconv", c.gdcm...)(c.orig)
+			raw := tool(t, "gdcmconv", "--raw")(comp)
+			wantTS := map[bool]string{true: "1.2.840.10008.1.2.4.90", false: "1.2.840.10008.1.2.4.91"}[c.lossless]
+			if f, err := dcm.Parse(bytes.NewReader(comp), nil); err != nil || f.TransferSyntax != wantTS {
+				t.Fatalf("%s: gdcmconv %v did not write transfer syntax %s (%v)", c.name, c.gdcm, wantTS, err)
+			}
+			if c.lossless {
+				checkSamples(t, c.name, raw, c.orig, true)
+			} else {
+				checkSamples(t, c.name, raw, c.orig, false) // really lossy
+			}
+			cases = append(cases, goldenCase{c.name, comp, c.frame, render.Options{}, c.args, c.tol, raw})
+		}
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			got := renderBytes(t, c.data, c.frame, c.opts)
-			want := reference(t, c.data, c.args...)
+			ref := c.data
+			if c.ref != nil {
+				ref = c.ref
+			}
+			want := reference(t, ref, c.args...)
 			if sd := spread(want); sd < 10 {
 				t.Fatalf("the reference is nearly uniform (standard deviation %.1f): nothing to compare", sd)
 			}
