@@ -1,8 +1,6 @@
 package dicomweb_test
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -14,52 +12,10 @@ import (
 	"github.com/lumenpacs/lumen/testdata/tools"
 )
 
-// npmDir installs the locked npm packages of testdata/node once per lock file into the
-// user cache and returns that directory, with the test scripts copied in.
-func npmDir(t *testing.T) string {
-	t.Helper()
-	tools.Require(t, "node", "Node.js")
-	npm := tools.Require(t, "npm", "Node.js")
-	lock, err := os.ReadFile("testdata/node/package-lock.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sum := sha256.Sum256(lock)
-	cache, err := os.UserCacheDir()
-	if err != nil {
-		cache = os.TempDir()
-	}
-	dir := filepath.Join(cache, "lumen-tests", "node-"+hex.EncodeToString(sum[:6]))
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	entries, err := os.ReadDir("testdata/node")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range entries {
-		b, err := os.ReadFile(filepath.Join("testdata/node", e.Name()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, e.Name()), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", ".package-lock.json")); err != nil {
-		cmd := exec.Command(npm, "ci", "--no-audit", "--no-fund", "--loglevel=error")
-		cmd.Dir = dir
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("npm ci (the npm registry must be reachable): %v\n%s", err, out)
-		}
-	}
-	return dir
-}
-
 // TestDicomwebClient runs the dicomweb-client package (the client OHIF builds on) under
 // Node against Lumen: store, search, series metadata, frames and instance retrieval.
 func TestDicomwebClient(t *testing.T) {
-	dir := npmDir(t)
+	dir := tools.NPM(t, "testdata/node")
 	objs, err := gen.CTSeries(gen.Options{Seed: 31}, 6, 64, 64)
 	if err != nil {
 		t.Fatal(err)

@@ -37,10 +37,20 @@ type thumbCache struct {
 	once    sync.Once
 	lru     *lru.Cache[string, cachedImage]
 	pending sync.WaitGroup // background store writes
+	// addMu orders pending.Add against Wait: a WaitGroup must not be added to from zero
+	// while it is being waited on, and the background worker may render (and add) while
+	// the server shuts down.
+	addMu sync.Mutex
 }
 
 // Wait blocks until background work (thumbnails being written to the store) is done.
-func (s *Service) Wait() { s.cache.pending.Wait() }
+// It may be called while requests or the background worker still run; writes they start
+// meanwhile wait for it to return.
+func (s *Service) Wait() {
+	s.cache.addMu.Lock()
+	defer s.cache.addMu.Unlock()
+	s.cache.pending.Wait()
+}
 
 func (s *Service) thumbs() *lru.Cache[string, cachedImage] {
 	s.cache.once.Do(func() {
@@ -87,7 +97,9 @@ func (s *Service) cachedThumbnail(ctx context.Context, key string) (cachedImage,
 // (best effort: a failure only costs a later re-render).
 func (s *Service) keepThumbnail(key string, v cachedImage) {
 	s.thumbs().Add(key, v)
+	s.cache.addMu.Lock()
 	s.cache.pending.Add(1)
+	s.cache.addMu.Unlock()
 	go func() {
 		defer s.cache.pending.Done()
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

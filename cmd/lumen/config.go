@@ -1,9 +1,11 @@
 package main
 
 import (
+	"encoding/base64"
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 
@@ -13,6 +15,9 @@ import (
 	"github.com/knadh/koanf/providers/file"
 	"github.com/knadh/koanf/v2"
 	"github.com/spf13/pflag"
+
+	"github.com/lumenpacs/lumen/viewer/emr"
+	"github.com/lumenpacs/lumen/viewer/links"
 )
 
 // Config is Lumen's configuration. Keys are the koanf tags, dotted by section.
@@ -27,6 +32,29 @@ type Config struct {
 	Import   ImportConfig   `koanf:"import"`
 	DIMSE    DIMSEConfig    `koanf:"dimse"`
 	DICOMweb DICOMwebConfig `koanf:"dicomweb"`
+	EMR      EMRConfig      `koanf:"emr"`
+}
+
+// EMRConfig configures the EMR linkage (package viewer/emr), the built-in viewer and
+// FHIR.
+type EMRConfig struct {
+	// LinkKeys sign and verify links: "id:secret" with a base64 secret of at least 32
+	// bytes. Keep a retired key here until its links have expired.
+	LinkKeys []string `koanf:"link_keys"`
+	// LinkKey is the ID of the key new links are signed with (default: the first).
+	LinkKey string `koanf:"link_key"`
+	// MintTokenSHA256 are the hex SHA-256 digests of the bearer tokens of EMR service
+	// accounts allowed to mint links (POST /emr/v1/links).
+	MintTokenSHA256 []string `koanf:"mint_token_sha256"`
+	// FrameAncestors are the EMR origins allowed to frame the widget and the viewer.
+	FrameAncestors []string `koanf:"frame_ancestors"`
+	// OHIFURL sends IHE Invoke Image Display to OHIF ({studies} is replaced).
+	OHIFURL string `koanf:"ohif_url"`
+	// The service-line rules (viewer/emr.ServiceLines).
+	CardiologyModalities       []string `koanf:"cardiology_modalities"`
+	CardiologySOPClassPrefixes []string `koanf:"cardiology_sop_class_prefixes"`
+	CardiologyBodyParts        []string `koanf:"cardiology_body_parts"`
+	CardiologyKeywords         []string `koanf:"cardiology_keywords"`
 }
 
 // DICOMwebConfig configures the DICOMweb service (package dicomweb).
@@ -142,52 +170,69 @@ type ImportConfig struct {
 
 // defaults are the documented default values (docs/configuration.md).
 var defaults = map[string]any{
-	"data_dir":                        "./data",
-	"http.addr":                       ":8080",
-	"http.read_timeout":               "5m",
-	"http.write_timeout":              "30m",
-	"http.shutdown_timeout":           "30s",
-	"log.level":                       "info",
-	"log.format":                      "json",
-	"store.backend":                   "fs",
-	"store.fs.dir":                    "",
-	"store.s3.endpoint":               "",
-	"store.s3.bucket":                 "lumen",
-	"store.s3.region":                 "",
-	"store.s3.access_key":             "",
-	"store.s3.secret_key":             "",
-	"store.s3.use_tls":                false,
-	"store.s3.prefix":                 "",
-	"store.s3.part_size":              0,
-	"index.backend":                   "sqlite",
-	"index.sqlite.path":               "",
-	"index.postgres.dsn":              "",
-	"ingest.duplicates":               "reject",
-	"fsck.on_start":                   true,
-	"fsck.days":                       2,
-	"fsck.repair":                     false,
-	"fsck.timeout":                    "60s",
-	"fsck.grace":                      "10m",
-	"import.workers":                  4,
-	"dimse.addr":                      ":11112",
-	"dimse.ae_title":                  "LUMEN",
-	"dimse.check_called_ae":           false,
-	"dimse.reject_unknown_calling_ae": false,
-	"dimse.check_host":                false,
-	"dimse.peers":                     []any{},
-	"dimse.max_associations":          64,
-	"dimse.max_pdu_length":            262144,
-	"dimse.idle_timeout":              "5m",
-	"dimse.artim_timeout":             "30s",
-	"dimse.transfer_syntaxes":         []any{},
-	"dicomweb.base_path":              "/dicom-web",
-	"dicomweb.public_url":             "",
-	"dicomweb.max_upload_bytes":       int64(4 << 30),
-	"dicomweb.max_limit":              1000,
-	"dicomweb.allow_delete":           false,
-	"dicomweb.cors_origins":           []any{"*"},
-	"dicomweb.thumbnail_lru":          4096,
-	"dicomweb.background_thumbnails":  true,
+	"data_dir":                          "./data",
+	"http.addr":                         ":8080",
+	"http.read_timeout":                 "5m",
+	"http.write_timeout":                "30m",
+	"http.shutdown_timeout":             "30s",
+	"log.level":                         "info",
+	"log.format":                        "json",
+	"store.backend":                     "fs",
+	"store.fs.dir":                      "",
+	"store.s3.endpoint":                 "",
+	"store.s3.bucket":                   "lumen",
+	"store.s3.region":                   "",
+	"store.s3.access_key":               "",
+	"store.s3.secret_key":               "",
+	"store.s3.use_tls":                  false,
+	"store.s3.prefix":                   "",
+	"store.s3.part_size":                0,
+	"index.backend":                     "sqlite",
+	"index.sqlite.path":                 "",
+	"index.postgres.dsn":                "",
+	"ingest.duplicates":                 "reject",
+	"fsck.on_start":                     true,
+	"fsck.days":                         2,
+	"fsck.repair":                       false,
+	"fsck.timeout":                      "60s",
+	"fsck.grace":                        "10m",
+	"import.workers":                    4,
+	"dimse.addr":                        ":11112",
+	"dimse.ae_title":                    "LUMEN",
+	"dimse.check_called_ae":             false,
+	"dimse.reject_unknown_calling_ae":   false,
+	"dimse.check_host":                  false,
+	"dimse.peers":                       []any{},
+	"dimse.max_associations":            64,
+	"dimse.max_pdu_length":              262144,
+	"dimse.idle_timeout":                "5m",
+	"dimse.artim_timeout":               "30s",
+	"dimse.transfer_syntaxes":           []any{},
+	"dicomweb.base_path":                "/dicom-web",
+	"dicomweb.public_url":               "",
+	"dicomweb.max_upload_bytes":         int64(4 << 30),
+	"dicomweb.max_limit":                1000,
+	"dicomweb.allow_delete":             false,
+	"dicomweb.cors_origins":             []any{"*"},
+	"dicomweb.thumbnail_lru":            4096,
+	"dicomweb.background_thumbnails":    true,
+	"emr.link_keys":                     []any{},
+	"emr.link_key":                      "",
+	"emr.mint_token_sha256":             []any{},
+	"emr.frame_ancestors":               []any{},
+	"emr.ohif_url":                      "",
+	"emr.cardiology_modalities":         anys(emr.DefaultServiceLines.Modalities),
+	"emr.cardiology_sop_class_prefixes": anys(emr.DefaultServiceLines.SOPClassPrefixes),
+	"emr.cardiology_body_parts":         anys(emr.DefaultServiceLines.BodyParts),
+	"emr.cardiology_keywords":           anys(emr.DefaultServiceLines.Keywords),
+}
+
+func anys(list []string) []any {
+	out := make([]any, len(list))
+	for i, v := range list {
+		out[i] = v
+	}
+	return out
 }
 
 // envKeys maps LUMEN_* variable names to configuration keys.
@@ -261,7 +306,55 @@ func loadConfig(flags *pflag.FlagSet) (*Config, error) {
 	return &c, c.validate()
 }
 
+// frameAncestor is an origin allowed in CSP frame-ancestors (no spaces or semicolons
+// that would change the policy).
+var frameAncestor = regexp.MustCompile(`^https?://[A-Za-z0-9.\-\[\]:*]+$`)
+
+// linkSigner builds the link signer from emr.link_keys (nil when none is configured).
+func (c *Config) linkSigner() (*links.Signer, error) {
+	if len(c.EMR.LinkKeys) == 0 {
+		return nil, nil
+	}
+	s := &links.Signer{Active: c.EMR.LinkKey}
+	for _, kv := range c.EMR.LinkKeys {
+		id, secret, ok := strings.Cut(kv, ":")
+		if !ok {
+			return nil, fmt.Errorf("config: emr.link_keys: want id:base64-secret, got an entry without a colon")
+		}
+		b, err := base64.StdEncoding.DecodeString(secret)
+		if err != nil {
+			if b, err = base64.RawURLEncoding.DecodeString(strings.TrimRight(secret, "=")); err != nil {
+				return nil, fmt.Errorf("config: emr.link_keys %s: the secret is not base64", id)
+			}
+		}
+		s.Keys = append(s.Keys, links.Key{ID: id, Secret: b})
+	}
+	if s.Active == "" {
+		s.Active = s.Keys[0].ID
+	}
+	if err := s.Check(); err != nil {
+		return nil, fmt.Errorf("config: emr.link_keys: %w", err)
+	}
+	return s, nil
+}
+
 func (c *Config) validate() error {
+	if _, err := c.linkSigner(); err != nil {
+		return err
+	}
+	for _, o := range c.EMR.FrameAncestors {
+		if !frameAncestor.MatchString(o) {
+			return fmt.Errorf("config: emr.frame_ancestors: %q is not an origin (https://emr.example.org)", o)
+		}
+	}
+	for _, h := range c.EMR.MintTokenSHA256 {
+		if len(h) != 64 || strings.Trim(strings.ToLower(h), "0123456789abcdef") != "" {
+			return fmt.Errorf("config: emr.mint_token_sha256: %q is not a hex SHA-256 digest", h)
+		}
+	}
+	if c.EMR.OHIFURL != "" && !strings.Contains(c.EMR.OHIFURL, "{studies}") {
+		return fmt.Errorf("config: emr.ohif_url must contain {studies}")
+	}
 	switch c.Store.Backend {
 	case "fs":
 	case "s3":

@@ -124,10 +124,12 @@ func openLoaded(b *testing.B, be string, n, per int) *lumenServer {
 	return s
 }
 
-func percentiles(b *testing.B, lat []time.Duration) {
+// percentiles reports the p50 and p95 of latencies as metrics named prefix+"p50-ms" and
+// prefix+"p95-ms".
+func percentiles(b *testing.B, lat []time.Duration, prefix string) {
 	slices.Sort(lat)
-	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
-	b.ReportMetric(float64(lat[len(lat)*95/100].Microseconds())/1000, "p95-ms")
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, prefix+"p50-ms")
+	b.ReportMetric(float64(lat[len(lat)*95/100].Microseconds())/1000, prefix+"p95-ms")
 }
 
 func httpGet(b *testing.B, u string, accept string) (int, int) {
@@ -174,7 +176,7 @@ func BenchmarkQIDOStudyList(b *testing.B) {
 				bytesOut += nb
 			}
 			b.StopTimer()
-			percentiles(b, lat)
+			percentiles(b, lat, "")
 			b.ReportMetric(float64(bytesOut)/float64(b.N)/1000, "kB/answer")
 		})
 	}
@@ -215,7 +217,7 @@ func BenchmarkSeriesMetadata(b *testing.B) {
 				lat = append(lat, time.Since(t0))
 			}
 			b.StopTimer()
-			percentiles(b, lat)
+			percentiles(b, lat, "")
 			b.ReportMetric(float64(size)/1e6, "MB/answer")
 		})
 	}

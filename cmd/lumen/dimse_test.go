@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -29,6 +30,12 @@ type lumenServer struct {
 
 func startLumen(t testing.TB, mutate func(*Config)) *lumenServer {
 	t.Helper()
+	return startLumenLogged(t, mutate, discardLogger())
+}
+
+// startLumenLogged is startLumen with the server's log going to log.
+func startLumenLogged(t testing.TB, mutate func(*Config), log *slog.Logger) *lumenServer {
+	t.Helper()
 	c := testConfig(t, t.TempDir())
 	c.HTTP.Addr, c.DIMSE.Addr = "127.0.0.1:0", "127.0.0.1:0"
 	c.Fsck.OnStart = false
@@ -38,7 +45,7 @@ func startLumen(t testing.TB, mutate func(*Config)) *lumenServer {
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan listening, 1)
 	errc := make(chan error, 1)
-	go func() { errc <- serve(ctx, c, discardLogger(), ready) }()
+	go func() { errc <- serve(ctx, c, log, ready) }()
 	var addr listening
 	select {
 	case addr = <-ready:

@@ -176,7 +176,7 @@ func serveOHIF(t *testing.T, dist, config string) string {
 }
 
 // stowAll posts objects to Lumen's STOW-RS in one request.
-func stowAll(t *testing.T, base string, objs []gen.Object) {
+func stowAll(t testing.TB, base string, objs []gen.Object) {
 	t.Helper()
 	var buf bytes.Buffer
 	mw := multipart.NewWriter(&buf)

@@ -15,6 +15,9 @@ import (
 	"github.com/lumenpacs/lumen/dicomweb"
 	"github.com/lumenpacs/lumen/dimse"
 	"github.com/lumenpacs/lumen/index"
+	"github.com/lumenpacs/lumen/viewer/emr"
+	"github.com/lumenpacs/lumen/viewer/fhir"
+	viewerweb "github.com/lumenpacs/lumen/viewer/web"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -84,8 +87,25 @@ func serve(ctx context.Context, c *Config, log *slog.Logger, ready chan<- listen
 		MaxLimit: c.DICOMweb.MaxLimit, AllowDelete: c.DICOMweb.AllowDelete, CORSOrigins: c.DICOMweb.CORSOrigins,
 		ThumbnailLRU: c.DICOMweb.ThumbnailLRU,
 	}
+	signer, err := c.linkSigner()
+	if err != nil {
+		return err
+	}
+	chart := &emr.Service{
+		Index: b.index, Links: signer, MintTokenHashes: c.EMR.MintTokenSHA256, FrameAncestors: c.EMR.FrameAncestors,
+		DICOMwebBase: c.DICOMweb.BasePath, PublicURL: c.DICOMweb.PublicURL, OHIFURL: c.EMR.OHIFURL, Logger: log,
+		ServiceLines: emr.ServiceLines{Modalities: c.EMR.CardiologyModalities, SOPClassPrefixes: c.EMR.CardiologySOPClassPrefixes,
+			BodyParts: c.EMR.CardiologyBodyParts, Keywords: c.EMR.CardiologyKeywords},
+	}
+	e.Use(chart.Guard) // link tokens, wherever they are presented
 	web.Register(e)
+	chart.Register(e)
+	(&fhir.Service{Index: b.index, DICOMwebBase: c.DICOMweb.BasePath, PublicURL: c.DICOMweb.PublicURL, Logger: log}).Register(e)
+	(&viewerweb.Viewer{DICOMwebBase: c.DICOMweb.BasePath, FrameAncestors: c.EMR.FrameAncestors}).Register(e)
 	e.HTTPErrorHandler = web.ErrorHandler
+	if signer == nil {
+		log.Info("emr: no link keys configured (emr.link_keys): signed links are off")
+	}
 	if q, ok := b.index.(index.Queue); ok && c.DICOMweb.BackgroundThumbnails {
 		host, _ := os.Hostname()
 		go web.RunThumbnails(ctx, q, fmt.Sprintf("%s:%d", host, os.Getpid()), 0)

@@ -30,6 +30,7 @@ func Run(t *testing.T, newIndex func(t *testing.T) index.Index) {
 		{"ConcurrentPuts", testConcurrent},
 		{"Paging", testPaging},
 		{"Queue", testQueue},
+		{"Scope", testScope},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -513,6 +514,57 @@ func testPaging(t *testing.T, x index.Index) {
 		}
 		if got := uids(r, index.StudyLevel); fmt.Sprint(got) != fmt.Sprint(want) {
 			t.Fatalf("limit %d offset %d: %v, want %v", c.limit, c.offset, got, want)
+		}
+	}
+}
+
+// testScope checks that a scope in the context (index.WithScope) restricts every level
+// of Find and the instance look-ups, whatever the filters say.
+func testScope(t *testing.T, x index.Index) {
+	fixture(t, x)
+	hosp1 := index.WithScope(ctx(t), index.Scope{Patient: &index.PatientKey{ID: "PAT1", Issuer: "HOSP"}})
+	noIssuer := index.WithScope(ctx(t), index.Scope{Patient: &index.PatientKey{ID: "PAT1"}})
+	study3 := index.WithScope(ctx(t), index.Scope{StudyInstanceUID: "1.2.3"})
+	both := index.WithScope(study3, index.Scope{Patient: &index.PatientKey{ID: "PAT1", Issuer: "HOSP"}})
+	for _, c := range []struct {
+		name    string
+		ctx     context.Context
+		level   index.Level
+		filters map[string]string
+		want    []string
+	}{
+		{"patient: all studies", hosp1, index.StudyLevel, nil, []string{"1.2.2", "1.2.1"}},
+		{"patient: the same ID of another issuer stays out", hosp1, index.StudyLevel, map[string]string{"PatientID": "PAT1"}, []string{"1.2.2", "1.2.1"}},
+		{"patient: a filter for another patient finds nothing", hosp1, index.StudyLevel, map[string]string{"PatientID": "PAT2"}, nil},
+		{"patient: an empty issuer is exact", noIssuer, index.StudyLevel, nil, nil},
+		{"patient: patients", hosp1, index.PatientLevel, nil, []string{"PAT1|HOSP"}},
+		{"patient: series", hosp1, index.SeriesLevel, nil, []string{"1.3.3", "1.3.1", "1.3.2"}},
+		{"patient: instances", hosp1, index.ImageLevel, map[string]string{"SOPClassUID": ctClass}, []string{"1.4.11", "1.4.12", "1.4.13"}},
+		{"study: studies", study3, index.StudyLevel, nil, []string{"1.2.3"}},
+		{"study: patients", study3, index.PatientLevel, nil, []string{"PAT2|HOSP"}},
+		{"study: series", study3, index.SeriesLevel, nil, []string{"1.3.4", "1.3.5"}},
+		{"study: another study by filter", study3, index.StudyLevel, map[string]string{"StudyInstanceUID": "1.2.1"}, nil},
+		{"two scopes: both apply", both, index.StudyLevel, nil, nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r, err := x.Find(c.ctx, index.Query{Level: c.level, Filters: filters(t, c.filters)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := uids(r, c.level); fmt.Sprint(got) != fmt.Sprint(c.want) {
+				t.Fatalf("got %v, want %v", got, c.want)
+			}
+		})
+	}
+	if _, err := x.Instance(hosp1, "1.4.11"); err != nil {
+		t.Fatalf("instance in scope: %v", err)
+	}
+	for _, c := range []context.Context{hosp1, study3} {
+		if _, err := x.Instance(c, "1.4.61"); !errors.Is(err, index.ErrNotFound) {
+			t.Fatalf("instance out of scope: %v", err)
+		}
+		if _, err := x.InstanceByBlobKey(c, "dicom/test/1.4.61"); !errors.Is(err, index.ErrNotFound) {
+			t.Fatalf("instance by blob key out of scope: %v", err)
 		}
 	}
 }

@@ -96,6 +96,19 @@ func (x *DB) Find(ctx context.Context, q index.Query) (*index.Result, error) {
 			where = append(where, cond)
 		}
 	}
+	// The caller's scope (index.WithScope), in the query itself.
+	for _, sc := range index.Scopes(ctx) {
+		if sc.Patient != nil {
+			where = append(where, `p.patient_id = `+b.arg(sc.Patient.ID)+` AND p.issuer = `+b.arg(sc.Patient.Issuer))
+		}
+		if sc.StudyInstanceUID != "" {
+			if q.Level == index.PatientLevel {
+				where = append(where, `EXISTS (SELECT 1 FROM studies s WHERE s.patient_fk = p.id AND s.study_uid = `+b.arg(sc.StudyInstanceUID)+`)`)
+			} else {
+				where = append(where, `s.study_uid = `+b.arg(sc.StudyInstanceUID))
+			}
+		}
+	}
 	var sel, order string
 	switch q.Level {
 	case index.PatientLevel:

@@ -410,7 +410,7 @@ func (x *DB) oneInstance(ctx context.Context, where string, arg string) (*index.
 	if err != nil {
 		return nil, fmt.Errorf("index: instance %s: %w", arg, err)
 	}
-	if len(list) == 0 {
+	if len(list) == 0 || !index.Admits(ctx, &list[0].Study) {
 		return nil, fmt.Errorf("index: instance %s: %w", arg, index.ErrNotFound)
 	}
 	return &list[0], nil

@@ -147,3 +147,35 @@ func ModuleSamplesDir() (string, error) {
 	}
 	return dir, nil
 }
+
+// ChartPatient generates the record of one patient seen by radiology and cardiology, for
+// the EMR chart tests: a CT study (20 slices, with an SR), an MR study, an XA cine study
+// with a 12-lead ECG, and an echocardiography US cine, on four dates. Accession numbers
+// are CH, the issuer's initial, the ID's last two characters and the study number
+// (CHL0103: the XA study of LUMEN-C0001 of LUMEN-TEST).
+func ChartPatient(seed uint64, p Patient, ctSlices int) ([]Object, error) {
+	study := func(sn int, date, tm, desc string) Options {
+		acc := fmt.Sprintf("CH%.1s%s%02d", p.Issuer, p.ID[max(0, len(p.ID)-2):], sn) // CH, issuer initial, ID end, study
+		return Options{Seed: seed, Patient: p, StudyID: fmt.Sprintf("%d", 2000+sn), AccessionNumber: acc,
+			StudyDate: date, StudyTime: tm, StudyDescription: desc}
+	}
+	series := func(o Options, num int) Options { o.SeriesNumber = num; return o }
+	ct := study(1, "20230105", "090000", "CT Abdomen")
+	mr := study(2, "20240214", "101500", "MR Knee")
+	xa := study(3, "20250320", "134500", "Coronary angiography")
+	us := study(4, "20260410", "081000", "Echocardiography")
+	var out []Object
+	add := func(objs []Object, err error) error {
+		out = append(out, objs...)
+		return err
+	}
+	one := func(o Object, err error) ([]Object, error) { return []Object{o}, err }
+	err := errors.Join(
+		add(CTSeries(series(ct, 1), ctSlices, 64, 64)),
+		add(MRSeries(series(mr, 1), 4, 64, 64)),
+		add(one(XACine(series(xa, 1), 12, 64, 64))),
+		add(one(ECG12Lead(series(xa, 2)))),
+		add(one(USCine(series(us, 1), 8, 48, 64))),
+	)
+	return out, err
+}

@@ -1,0 +1,122 @@
+package emr
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/lumenpacs/lumen/index"
+	"github.com/lumenpacs/lumen/viewer/links"
+)
+
+// Index is what the service needs from the index.
+type Index interface {
+	Find(ctx context.Context, q index.Query) (*index.Result, error)
+}
+
+// Defaults of Service.
+const (
+	DefaultLinkTTL    = 8 * time.Hour
+	MaxLinkTTL        = 7 * 24 * time.Hour
+	DefaultChartLimit = 50
+	MaxChartLimit     = 500
+	MaxWidgetStudies  = 200
+)
+
+// Service serves the EMR surfaces. Set the fields, then call Register once; zero values
+// of the optional fields are the documented defaults.
+type Service struct {
+	Index Index
+	// Links signs and verifies link tokens; nil disables links (minting answers 503 and
+	// every request carrying a token is refused).
+	Links *links.Signer
+	// MintTokenHashes are the hex SHA-256 digests of the bearer tokens allowed to mint
+	// links (service accounts of the EMR). None: minting is refused.
+	MintTokenHashes []string
+	// ServiceLines sorts studies into radiology and cardiology.
+	ServiceLines ServiceLines
+	// FrameAncestors are the origins allowed to frame the widget and the viewer
+	// ("https://emr.example.org"), besides Lumen's own.
+	FrameAncestors []string
+	// DICOMwebBase is the path of the DICOMweb service (default "/dicom-web").
+	DICOMwebBase string
+	// PublicURL is the scheme and authority of links in answers; empty means the
+	// request's own.
+	PublicURL string
+	// OHIFURL, when set, is where IHE Invoke Image Display sends viewers instead of the
+	// built-in viewer: a URL in which {studies} is replaced by the comma-separated Study
+	// Instance UIDs ("https://ohif.example.org/viewer?StudyInstanceUIDs={studies}").
+	OHIFURL string
+	// Logger receives operational and audit messages (never patient data above Debug).
+	Logger *slog.Logger
+}
+
+func (s *Service) log() *slog.Logger {
+	if s.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return s.Logger
+}
+
+func (s *Service) dicomweb() string {
+	if s.DICOMwebBase == "" {
+		return "/dicom-web"
+	}
+	return "/" + strings.Trim(s.DICOMwebBase, "/")
+}
+
+// root is the absolute URL of the server for c's request.
+func (s *Service) root(c echo.Context) string {
+	if s.PublicURL != "" {
+		return strings.TrimRight(s.PublicURL, "/")
+	}
+	return c.Scheme() + "://" + c.Request().Host
+}
+
+// Register adds the EMR routes to e. Guard must also be installed (e.Use) for link
+// tokens to be accepted anywhere.
+func (s *Service) Register(e *echo.Echo) {
+	e.GET("/emr/v1/patients/:patient/studies", s.chartStudies)
+	e.GET("/emr/v1/patients/:patient/chart", s.chartWidget)
+	e.POST("/emr/v1/links", s.mint)
+	e.GET("/IHEInvokeImageDisplay", s.invokeImageDisplay)
+}
+
+// patientParam is the patient the path names: the path segment (percent-decoded) and
+// the issuer query parameter.
+func patientParam(c echo.Context) (id, issuer string, err error) {
+	id, err = url.PathUnescape(c.Param("patient"))
+	if err != nil || id == "" || len(id) > 64 {
+		return "", "", echo.NewHTTPError(http.StatusBadRequest, "the patient ID in the path is empty, too long or badly encoded")
+	}
+	issuer = c.QueryParam("issuer")
+	if len(issuer) > 64 {
+		return "", "", echo.NewHTTPError(http.StatusBadRequest, "issuer is longer than 64 characters")
+	}
+	return id, issuer, nil
+}
+
+// mintAllowed reports whether the request carries a bearer token allowed to mint.
+func (s *Service) mintAllowed(c echo.Context) bool {
+	h := c.Request().Header.Get("Authorization")
+	tok, ok := strings.CutPrefix(h, "Bearer ")
+	if !ok || tok == "" {
+		return false
+	}
+	sum := sha256.Sum256([]byte(tok))
+	got := hex.EncodeToString(sum[:])
+	allowed := false
+	for _, want := range s.MintTokenHashes {
+		if subtle.ConstantTimeCompare([]byte(strings.ToLower(want)), []byte(got)) == 1 {
+			allowed = true
+		}
+	}
+	return allowed
+}
