@@ -47,7 +47,9 @@ tools: provision
 ## bench: BenchmarkIngest (fs+SQLite, fs+PostgreSQL, MinIO+PostgreSQL; 1 and 4 writers),
 ## the store benchmarks, BenchmarkImportCT (lumen import of 2,000 512 KB CT instances),
 ## BenchmarkIngestLargeMultiframe (one 1 GiB instance; peak RSS of the process),
-## BenchmarkCStore (1 and 4 associations) and BenchmarkFindStudies (100,000 studies).
+## BenchmarkCStore (1 and 4 associations), BenchmarkFindStudies (100,000 studies), the
+## DICOMweb and rendering benchmarks, and the EMR chart (200 studies) and widget
+## (first thumbnail in Chromium).
 bench: provision
 	$(GO) test -tags '$(TAGS)' -run '^$$' -bench . -benchtime $(BENCHTIME) -timeout 60m ./archive/...
 	$(GO) test -tags '$(TAGS)' -run '^$$' -bench 'ImportCT|LargeMultiframe' -benchtime 1x -timeout 60m ./cmd/lumen
@@ -56,6 +58,8 @@ bench: provision
 	$(GO) test -tags '$(TAGS)' -run '^$$' -bench 'QIDOStudyList|SeriesMetadata' -benchtime 300x -timeout 30m ./cmd/lumen
 	$(GO) test -tags '$(TAGS)' -run '^$$' -bench 'Thumbnail' -benchtime 300x ./dicomweb
 	$(GO) test -tags '$(TAGS)' -run '^$$' -bench 'CineGIF' -benchtime 1x ./dicomweb
+	$(GO) test -tags '$(TAGS)' -run '^$$' -bench 'BenchmarkChart' -benchtime 300x ./cmd/lumen
+	$(GO) test -tags '$(TAGS)' -run '^$$' -bench 'WidgetFirstThumbnail' -benchtime 20x ./cmd/lumen
 
 ## bench-orthanc: storescu → Lumen vs storescu → Orthanc 1.10 (Debian), side by side; then
 ## STOW-RS and WADO-RS against Lumen and Orthanc's DICOMweb plugin.

@@ -4,7 +4,6 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
-	"context"
 	"fmt"
 	"image"
 	"image/png"
@@ -17,11 +16,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 	"github.com/lumenpacs/lumen/testdata/gen"
@@ -241,7 +238,6 @@ var _ image.Image // image decoders are registered by image/png
 // multi-frame XA study are drawn in the viewer. Console errors, uncaught exceptions and
 // failed requests to Lumen fail the test.
 func TestOHIF(t *testing.T) {
-	chromium := tools.Require(t, "chromium", "Chromium")
 	dist := ohifDist(t)
 	s := startLumen(t, nil)
 	lumen := "http://" + s.addr.HTTP
@@ -261,52 +257,9 @@ func TestOHIF(t *testing.T) {
 	}
 	ohif := serveOHIF(t, dist, ohifConfig(lumen+"/dicom-web", lumen+"/wado"))
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromium), chromedp.NoSandbox, chromedp.WindowSize(1400, 900),
+	br := newBrowser(t, lumen, 3*time.Minute, chromedp.WindowSize(1400, 900),
 		chromedp.Flag("use-angle", "swiftshader"), chromedp.Flag("enable-unsafe-swiftshader", true))
-	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancel()
-	bctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
-	ctx, cancel := context.WithTimeout(bctx, 3*time.Minute)
-	defer cancel()
-
-	var mu sync.Mutex
-	var problems []string
-	err = chromedp.Listen(bctx, func(ev any) {
-		mu.Lock()
-		defer mu.Unlock()
-		switch ev := ev.(type) {
-		case *runtime.EventExceptionThrown:
-			problems = append(problems, "exception: "+exceptionText(ev.ExceptionDetails))
-		case *runtime.EventConsoleAPICalled:
-			if ev.Type == runtime.ConsoleAPICalledTypeError {
-				var parts []string
-				for _, a := range ev.Args {
-					parts = append(parts, strings.Trim(string(a.Value), `"`)+a.Description)
-				}
-				problems = append(problems, "console.error: "+strings.Join(parts, " "))
-			}
-		case *network.EventResponseReceived:
-			if strings.HasPrefix(ev.Response.URL, lumen) && ev.Response.Status >= 400 {
-				problems = append(problems, fmt.Sprintf("HTTP %d from Lumen: %s", int(ev.Response.Status), ev.Response.URL))
-			}
-		case *network.EventLoadingFailed:
-			if !ev.Canceled {
-				problems = append(problems, "request failed: "+ev.ErrorText)
-			}
-		}
-	})
-	if err != nil {
-		t.Fatalf("chromium (%s): %v", chromium, err)
-	}
-	artifacts := os.Getenv("LUMEN_TEST_ARTIFACTS")
-	shot := func(name string, b []byte) {
-		if artifacts != "" {
-			os.MkdirAll(artifacts, 0o755)
-			os.WriteFile(filepath.Join(artifacts, name), b, 0o644)
-		}
-	}
+	ctx := br.ctx
 
 	// The study list.
 	err = chromedp.Do(ctx, chromedp.Navigate(ohif+"/"),
@@ -354,11 +307,7 @@ func TestOHIF(t *testing.T) {
 			t.Errorf("%s: the viewport stayed dark (%.3f of pixels bright)", st.name, frac)
 		}
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	for _, p := range problems {
-		t.Errorf("browser: %s", p)
-	}
+	br.check(t, false)
 }
 
 func exceptionText(d *runtime.ExceptionDetails) string {

@@ -1,26 +1,19 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/chromedp/cdproto/cdp"
-	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/page"
-	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
-	"github.com/lumenpacs/lumen/testdata/tools"
 )
 
 // framingPage serves, on its own loopback origin, a page that frames src.
@@ -43,7 +36,6 @@ func framingPage(t *testing.T, ln net.Listener, src string) string {
 // third-party resource and fits a narrow screen, and it may be framed by an allowed
 // origin but not by another. Console errors and failed requests fail the test.
 func TestEMRWidget(t *testing.T) {
-	chromium := tools.Require(t, "chromium", "Chromium")
 	allowedLn, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -59,52 +51,8 @@ func TestEMRWidget(t *testing.T) {
 		t.Fatalf("mint: %d", code)
 	}
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromium), chromedp.NoSandbox, chromedp.WindowSize(1200, 900))
-	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancel()
-	bctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
-	ctx, cancel := context.WithTimeout(bctx, 2*time.Minute)
-	defer cancel()
-
-	var mu sync.Mutex
-	var problems, foreign []string
-	expectRefusal := false
-	err = chromedp.Listen(bctx, func(ev any) {
-		mu.Lock()
-		defer mu.Unlock()
-		switch ev := ev.(type) {
-		case *runtime.EventExceptionThrown:
-			problems = append(problems, "exception: "+exceptionText(ev.ExceptionDetails))
-		case *runtime.EventConsoleAPICalled:
-			if ev.Type == runtime.ConsoleAPICalledTypeError {
-				problems = append(problems, fmt.Sprintf("console.error: %v", ev.Args))
-			}
-		case *network.EventRequestWillBeSent:
-			if u := ev.Request.URL; !strings.HasPrefix(u, e.base) && !strings.HasPrefix(u, "http://127.0.0.1") && !strings.HasPrefix(u, "data:") {
-				foreign = append(foreign, u)
-			}
-		case *network.EventResponseReceived:
-			if strings.HasPrefix(ev.Response.URL, e.base) && ev.Response.Status >= 400 && !expectRefusal {
-				problems = append(problems, fmt.Sprintf("HTTP %d from Lumen: %s", int(ev.Response.Status), ev.Response.URL))
-			}
-		case *network.EventLoadingFailed:
-			if !ev.Canceled && !expectRefusal {
-				problems = append(problems, "request failed: "+ev.ErrorText)
-			}
-		}
-	})
-	if err != nil {
-		t.Fatalf("chromium (%s): %v", chromium, err)
-	}
-	artifacts := os.Getenv("LUMEN_TEST_ARTIFACTS")
-	shot := func(name string, b []byte) {
-		if artifacts != "" {
-			os.MkdirAll(artifacts, 0o755)
-			os.WriteFile(filepath.Join(artifacts, name), b, 0o644)
-		}
-	}
+	br := newBrowser(t, e.base, 2*time.Minute)
+	ctx := br.ctx
 	eval := func(js string) string {
 		t.Helper()
 		v, err := chromedp.Run(ctx, chromedp.Evaluate[string](js))
@@ -223,6 +171,15 @@ func TestEMRWidget(t *testing.T) {
 	}
 	nonBlank("viewer-ct-2", `.viewport`, 0.05)
 
+	// The viewer's study list, opened with the patient link: the patient's four studies.
+	if err := chromedp.Do(ctx, chromedp.Navigate(link.ViewerURL), chromedp.WaitVisible(chromedp.CSS(`table.studies`))); err != nil {
+		t.Fatal(err)
+	}
+	wait("the study list", `document.querySelectorAll('table.studies tbody a').length === 4`)
+	if got := eval(`Array.from(document.querySelectorAll('table.studies tbody tr')).map(r => r.cells[2].textContent).join('|')`); got != "Echocardiography|Coronary angiography|MR Knee|CT Abdomen" {
+		t.Fatalf("study list %q", got)
+	}
+
 	// Framing: allowed from the configured origin, refused from another.
 	frameURL := func(pageURL string) (string, string) {
 		t.Helper()
@@ -244,21 +201,12 @@ func TestEMRWidget(t *testing.T) {
 	if u != link.ChartURL || unreachable != "" {
 		t.Errorf("framed by the allowed origin: the frame shows %q (unreachable %q)", u, unreachable)
 	}
-	mu.Lock()
-	expectRefusal = true
-	mu.Unlock()
+	br.setQuiet(true)
 	u, unreachable = frameURL(framingPage(t, otherLn, link.ChartURL))
 	// Chromium replaces a frame refused by frame-ancestors with its error page.
 	if !strings.HasPrefix(u, "chrome-error:") || unreachable != link.ChartURL {
 		t.Errorf("framed by an origin not allowed: the frame shows %q (unreachable %q)", u, unreachable)
 	}
 
-	mu.Lock()
-	defer mu.Unlock()
-	for _, p := range problems {
-		t.Errorf("browser: %s", p)
-	}
-	if len(foreign) > 0 {
-		t.Errorf("third-party requests: %v", foreign)
-	}
+	br.check(t, true)
 }
