@@ -26,6 +26,7 @@ import (
 	"github.com/disintegration/imaging"
 	"github.com/labstack/echo/v4"
 	"github.com/lumenpacs/lumen/archive/dcm"
+	"github.com/lumenpacs/lumen/archive/transcode"
 	"github.com/lumenpacs/lumen/index"
 	"github.com/lumenpacs/lumen/viewer/render"
 )
@@ -174,28 +175,7 @@ func (ps *pixelSource) readRange(off, n int64) ([]byte, error) {
 // nativeFrame decodes frame i to uncompressed pixel data (Explicit VR Little Endian) and
 // says the colour model the decoder produced.
 func (ps *pixelSource) nativeFrame(i int) ([]byte, string, error) {
-	p, err := render.ParamsOf(ps.file.Dataset, ps.file.TransferSyntax, i)
-	if err != nil {
-		return nil, "", err
-	}
-	ranges, err := ps.layout.Frame(i)
-	if err != nil {
-		return nil, "", err
-	}
-	var data []byte
-	for _, r := range ranges {
-		b, err := ps.readRange(r.Offset, r.Length)
-		if err != nil {
-			return nil, "", err
-		}
-		data = append(data, b...)
-	}
-	fr, err := render.Decode(ps.file.TransferSyntax, p, data)
-	if err != nil {
-		return nil, "", err
-	}
-	b, err := render.NativeBytes(fr, p)
-	return b, fr.Photometric, err
+	return transcode.NativeFrame(ps.file, &ps.layout, i, ps.readRange)
 }
 
 // maxInflated caps the inflated data set of a deflated object rendered in memory.

@@ -17,6 +17,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/lumenpacs/lumen/archive/dcm"
+	"github.com/lumenpacs/lumen/archive/transcode"
 	"github.com/lumenpacs/lumen/index"
 	"github.com/lumenpacs/lumen/viewer/render"
 )
@@ -198,52 +199,8 @@ func (s *Service) writeDecompressed(ctx context.Context, w io.Writer, in *index.
 	if pl == nil {
 		return fmt.Errorf("%w: frames cannot be located", render.ErrUnsupported)
 	}
-	p0, err := render.ParamsOf(f.Dataset, f.TransferSyntax, 0)
-	if err != nil {
-		return err
-	}
-	frameBytes := int64(p0.Rows * p0.Columns * p0.SamplesPerPixel * p0.BitsAllocated / 8)
 	ps := &pixelSource{s: s, ctx: ctx, in: in, file: f, layout: *pl}
-	decodeFrame := ps.nativeFrame
-	// The first frame tells the colour model after decoding, before anything is written.
-	first, photometric, err := decodeFrame(0)
-	if err != nil {
-		return err
-	}
-	replace := map[dcm.Tag]*dcm.Element{}
-	if photometric != p0.Photometric {
-		replace[dcm.TagPhotometricInterpretation] = dcm.NewString(dcm.TagPhotometricInterpretation, "CS", photometric)
-	}
-	if p0.SamplesPerPixel == 3 {
-		replace[dcm.TagPlanarConfiguration] = dcm.NewUS(dcm.TagPlanarConfiguration, 0)
-	}
-	vr := "OW"
-	if p0.BitsAllocated <= 8 {
-		vr = "OB"
-	}
-	total := frameBytes * int64(pl.NumberOfFrames)
-	pad := total % 2
-	return dcm.WriteExplicit(w, f, nil, replace, &dcm.PixelWriter{VR: vr, Length: total + pad, Write: func(pw io.Writer) error {
-		for i := 0; i < pl.NumberOfFrames; i++ {
-			b := first
-			if i > 0 {
-				if b, _, err = decodeFrame(i); err != nil {
-					return err
-				}
-			}
-			if int64(len(b)) != frameBytes {
-				return fmt.Errorf("render: frame %d decoded to %d bytes, expected %d", i+1, len(b), frameBytes)
-			}
-			if _, err := pw.Write(b); err != nil {
-				return err
-			}
-		}
-		if pad == 1 {
-			_, err := pw.Write([]byte{0})
-			return err
-		}
-		return nil
-	}})
+	return transcode.WriteDecompressed(w, f, pl, ps.readRange)
 }
 
 // retrieve streams instances as multipart/related; type="application/dicom" (WADO-RS

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,6 +26,8 @@ var errAssociationAborted = errors.New("dimse: association aborted")
 
 type acceptedContext struct {
 	abstract, transferSyntax string
+	// scpRole: the requestor accepted the SCP role for this storage SOP class (C-GET).
+	scpRole bool
 }
 
 // association is one accepted transport connection driven by the PS3.8 state machine.
@@ -50,16 +53,21 @@ type association struct {
 	abortReason byte // reason for AA-8
 	panicked    bool
 
-	wmu  sync.Mutex // serialises writes (find handlers send from their own goroutine)
-	find *findOp    // the C-FIND being answered, if any
+	wmu  sync.Mutex // serialises writes (find and retrieve handlers send from their own goroutine)
+	find *findOp    // the C-FIND, C-MOVE or C-GET being answered, if any
+
+	subMsgID atomic.Uint32 // message IDs of C-GET sub-operations
 }
 
-// findOp is a C-FIND in progress.
+// findOp is a C-FIND, C-MOVE or C-GET in progress.
 type findOp struct {
 	msgID     uint16
 	cancel    context.CancelFunc
 	cancelled atomic.Bool
 	done      chan struct{}
+
+	mu     sync.Mutex
+	stores map[uint16]chan Status // C-GET: the sub-operations awaiting their C-STORE-RSP
 }
 
 // incoming is a DIMSE request whose data set is arriving.
@@ -294,9 +302,14 @@ func (a *association) associateIndication(rq *AAssociate) {
 	}
 	a.contexts = map[byte]acceptedContext{}
 	accepted := 0
+	scp := map[string]bool{}
+	for _, r := range ac.UserInformation.Roles {
+		scp[r.SOPClassUID] = r.SCP
+	}
 	for i, pc := range ac.PresentationContexts {
 		if pc.Result == ResultAcceptance {
-			a.contexts[pc.ID] = acceptedContext{abstract: rq.PresentationContexts[i].AbstractSyntax, transferSyntax: pc.TransferSyntaxes[0]}
+			abstract := rq.PresentationContexts[i].AbstractSyntax
+			a.contexts[pc.ID] = acceptedContext{abstract: abstract, transferSyntax: pc.TransferSyntaxes[0], scpRole: scp[abstract]}
 			accepted++
 		}
 	}
@@ -368,7 +381,11 @@ func (a *association) pdata(p *PDataTF) {
 			if v.Last {
 				in := a.cur
 				a.cur = nil
-				a.startFind(in, pc)
+				if in.cmd.CommandField == CFindRQ {
+					a.startFind(in, pc)
+				} else {
+					a.startRetrieve(in, pc)
+				}
 			}
 			continue
 		}
@@ -435,6 +452,10 @@ func (a *association) dispatch(ctxID byte, pc acceptedContext, b []byte) {
 		a.protocolAbort(AbortReasonInvalidParamValue, "undecodable command set: %v", err)
 		return
 	}
+	if cmd.CommandField == CStoreRSP {
+		a.deliverStoreResponse(cmd) // a C-GET sub-operation's response
+		return
+	}
 	if a.find != nil && cmd.CommandField != CCancelRQ {
 		// One operation at a time (asynchronous operations window 1): finish the find.
 		<-a.find.done
@@ -461,6 +482,21 @@ func (a *association) dispatch(ctxID byte, pc acceptedContext, b []byte) {
 		}
 		if !cmd.Has(tagMessageID) || !cmd.HasDataSet() {
 			st = &Status{StatusCannotUnderstand, "C-FIND-RQ lacks MessageID or identifier"}
+			break
+		}
+		a.cur = &incoming{ctxID: ctxID, cmd: cmd, identifier: []byte{}}
+		return
+	case CMoveRQ, CGetRQ:
+		move, get := isRetrieveModel(pc.abstract)
+		switch {
+		case a.s.RetrieveHandler == nil || cmd.CommandField == CMoveRQ && !move || cmd.CommandField == CGetRQ && !get:
+			st = &Status{StatusSOPClassNotSupported, "C-MOVE/C-GET not supported on this presentation context"}
+		case !cmd.Has(tagMessageID) || !cmd.HasDataSet():
+			st = &Status{StatusCannotUnderstand, "request lacks MessageID or identifier"}
+		case cmd.CommandField == CMoveRQ && strings.TrimSpace(cmd.MoveDestination) == "":
+			st = &Status{StatusMoveDestinationUnknown, "C-MOVE-RQ lacks MoveDestination (0000,0600)"}
+		}
+		if st != nil {
 			break
 		}
 		a.cur = &incoming{ctxID: ctxID, cmd: cmd, identifier: []byte{}}

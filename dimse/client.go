@@ -221,13 +221,20 @@ func (c *Client) Echo(ctx context.Context) (Status, error) {
 // Store sends a C-STORE-RQ whose data set (encoded in ts, without meta information) is
 // streamed from data, and returns the response status.
 func (c *Client) Store(ctx context.Context, sopClass, sopInstance, ts string, data io.Reader) (Status, error) {
+	return c.StoreWithOriginator(ctx, sopClass, sopInstance, ts, data, "", 0)
+}
+
+// StoreWithOriginator is Store for a C-MOVE sub-operation: the request carries the
+// Move Originator AE Title and Message ID (PS3.7 9.1.1.1).
+func (c *Client) StoreWithOriginator(ctx context.Context, sopClass, sopInstance, ts string, data io.Reader, originAE string, originID uint16) (Status, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	id, ok := c.context(sopClass, ts)
 	if !ok {
 		return Status{}, ErrNoContext
 	}
-	rq := &Command{CommandField: CStoreRQ, MessageID: c.nextID(), AffectedSOPClassUID: sopClass, AffectedSOPInstanceUID: sopInstance, CommandDataSetType: DataSetPresent}
+	rq := &Command{CommandField: CStoreRQ, MessageID: c.nextID(), AffectedSOPClassUID: sopClass, AffectedSOPInstanceUID: sopInstance, CommandDataSetType: DataSetPresent,
+		MoveOriginatorAETitle: originAE, MoveOriginatorMessageID: originID}
 	if err := c.sendCommand(id, rq.Encode()); err != nil {
 		return Status{}, err
 	}
@@ -450,4 +457,73 @@ func (c *Client) Find(ctx context.Context, model string, identifier []byte, matc
 			}
 		}
 	}
+}
+
+// Move sends a C-MOVE-RQ asking the SCP to send what identifier names (encoded in the
+// context's transfer syntax) to the destination AE, and calls pending with the counts
+// of each pending response; when pending returns false, a C-CANCEL-RQ is sent and the
+// remaining responses are read. It returns the final status (with its ErrorComment) and
+// counts. A data set of the final response (the failed SOP Instance UID list) is read
+// and discarded.
+func (c *Client) Move(ctx context.Context, model, destination string, identifier []byte, pending func(SubOperations) bool) (Status, SubOperations, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	id, ok := c.context(model, "")
+	if !ok {
+		return Status{}, SubOperations{}, ErrNoContext
+	}
+	rq := &Command{CommandField: CMoveRQ, MessageID: c.nextID(), AffectedSOPClassUID: model, MoveDestination: destination, CommandDataSetType: DataSetPresent}
+	if err := c.sendCommand(id, rq.Encode()); err != nil {
+		return Status{}, SubOperations{}, err
+	}
+	if err := c.sendData(ctx, id, bytes.NewReader(identifier)); err != nil {
+		return Status{}, SubOperations{}, err
+	}
+	var cmdBuf []byte
+	var final *Command
+	cancelled := false
+	for {
+		pd, err := c.readPData(ctx, "C-MOVE-RSP")
+		if err != nil {
+			return Status{}, SubOperations{}, err
+		}
+		for _, v := range pd.PDVs {
+			if !v.Command {
+				if final != nil && v.Last {
+					return moveResult(final)
+				}
+				continue
+			}
+			cmdBuf = append(cmdBuf, v.Data...)
+			if !v.Last {
+				continue
+			}
+			rsp, err := DecodeCommand(cmdBuf)
+			cmdBuf = nil
+			if err != nil {
+				return Status{}, SubOperations{}, err
+			}
+			if rsp.Status != StatusPending {
+				if rsp.HasDataSet() {
+					final = rsp // its data set follows
+					continue
+				}
+				return moveResult(rsp)
+			}
+			n := SubOperations{Remaining: int(rsp.NumberOfRemainingSuboperations), Completed: int(rsp.NumberOfCompletedSuboperations),
+				Failed: int(rsp.NumberOfFailedSuboperations), Warning: int(rsp.NumberOfWarningSuboperations)}
+			if !cancelled && (ctx.Err() != nil || !pending(n)) {
+				cancelled = true
+				cancel := &Command{CommandField: CCancelRQ, MessageIDBeingRespondedTo: rq.MessageID, CommandDataSetType: NoDataSet}
+				if err := c.sendCommand(id, cancel.Encode()); err != nil {
+					return Status{}, SubOperations{}, err
+				}
+			}
+		}
+	}
+}
+
+func moveResult(rsp *Command) (Status, SubOperations, error) {
+	return Status{Code: rsp.Status, ErrorComment: rsp.ErrorComment}, SubOperations{Remaining: int(rsp.NumberOfRemainingSuboperations),
+		Completed: int(rsp.NumberOfCompletedSuboperations), Failed: int(rsp.NumberOfFailedSuboperations), Warning: int(rsp.NumberOfWarningSuboperations)}, nil
 }

@@ -191,7 +191,9 @@ func (c *Command) Encode() []byte {
 	str(tagAffectedSOPInstanceUID, c.AffectedSOPInstanceUID, 0)
 	str(tagRequestedSOPInstanceUID, c.RequestedSOPInstanceUID, 0)
 	if c.CommandField == CMoveRSP || c.CommandField == CGetRSP {
-		us(tagRemaining, c.NumberOfRemainingSuboperations)
+		if c.Status == StatusPending || c.Status == StatusCancel {
+			us(tagRemaining, c.NumberOfRemainingSuboperations) // absent from final responses
+		}
 		us(tagCompleted, c.NumberOfCompletedSuboperations)
 		us(tagFailed, c.NumberOfFailedSuboperations)
 		us(tagWarning, c.NumberOfWarningSuboperations)

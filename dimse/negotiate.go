@@ -101,6 +101,10 @@ func (s *Server) serviceOf(abstract string) string {
 		return ServiceStore
 	case (abstract == PatientRootFind || abstract == StudyRootFind) && s.FindHandler != nil:
 		return ServiceFind
+	case (abstract == PatientRootMove || abstract == StudyRootMove) && s.RetrieveHandler != nil:
+		return ServiceMove
+	case (abstract == PatientRootGet || abstract == StudyRootGet) && s.RetrieveHandler != nil:
+		return ServiceGet
 	}
 	return ""
 }
@@ -122,7 +126,7 @@ func (s *Server) chooseTransferSyntax(service string, offered []string) string {
 		}
 	}
 	for _, ts := range nativePreference {
-		if service == ServiceFind && ts != ExplicitVRLittleEndian && ts != ImplicitVRLittleEndian {
+		if (service == ServiceFind || service == ServiceMove || service == ServiceGet) && ts != ExplicitVRLittleEndian && ts != ImplicitVRLittleEndian {
 			continue // identifiers are written in little endian only
 		}
 		if slices.Contains(offered, ts) && ok(ts) {
@@ -156,13 +160,24 @@ func (s *Server) negotiate(rq *AAssociate, remote net.Addr) (*AAssociate, *AAsso
 		CalledAETitle: rq.CalledAETitle, CallingAETitle: rq.CallingAETitle,
 		ApplicationContext: applicationContextName,
 	}
+	// A storage SOP class proposed with the SCP role is for receiving C-GET
+	// sub-operations: accepted when C-GET is served and the peer may use it.
+	scpRole := map[string]bool{}
+	for _, r := range rq.UserInformation.Roles {
+		if r.SCP && strings.HasPrefix(r.SOPClassUID, storagePrefix) && s.RetrieveHandler != nil && peer.allows(ServiceGet) {
+			scpRole[r.SOPClassUID] = true
+		}
+	}
 	for _, pc := range rq.PresentationContexts {
 		res := PresentationContext{ID: pc.ID, TransferSyntaxes: []string{ImplicitVRLittleEndian}}
 		svc := s.serviceOf(pc.AbstractSyntax)
+		if svc == "" && scpRole[pc.AbstractSyntax] {
+			svc = ServiceStore // sent by Lumen; the store handler is not needed
+		}
 		switch {
 		case svc == "":
 			res.Result = ResultAbstractSyntaxNotSupported
-		case !peer.allows(svc):
+		case !peer.allows(svc) && !scpRole[pc.AbstractSyntax]:
 			res.Result = ResultUserRejection
 		default:
 			if ts := s.chooseTransferSyntax(svc, pc.TransferSyntaxes); ts != "" {
@@ -185,13 +200,13 @@ func (s *Server) negotiate(rq *AAssociate, remote net.Addr) (*AAssociate, *AAsso
 		proposed[pc.AbstractSyntax] = true
 	}
 	for _, r := range rq.UserInformation.Roles {
-		// Answer once per proposed SOP class: the requestor may act as SCU; acting as SCP
-		// (C-GET) is not offered yet.
+		// Answer once per proposed SOP class: the requestor may act as SCU, and as SCP
+		// for the storage classes of C-GET.
 		if !proposed[r.SOPClassUID] {
 			continue
 		}
 		proposed[r.SOPClassUID] = false
-		u.Roles = append(u.Roles, RoleSelection{SOPClassUID: r.SOPClassUID, SCU: r.SCU, SCP: false})
+		u.Roles = append(u.Roles, RoleSelection{SOPClassUID: r.SOPClassUID, SCU: r.SCU, SCP: scpRole[r.SOPClassUID]})
 	}
 	return ac, nil, ""
 }

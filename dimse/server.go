@@ -99,6 +99,9 @@ type Server struct {
 	StoreHandler StoreHandler
 	// FindHandler handles C-FIND; nil means the FIND information models are not supported.
 	FindHandler FindHandler
+	// RetrieveHandler handles C-MOVE and C-GET; nil means the MOVE and GET information
+	// models are not supported.
+	RetrieveHandler RetrieveHandler
 	// MaxAssociations caps concurrent associations; more are rejected transiently
 	// with "local limit exceeded" (default 64).
 	MaxAssociations int

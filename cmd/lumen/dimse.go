@@ -7,6 +7,7 @@ import (
 	"log/slog"
 
 	"github.com/lumenpacs/lumen/archive/ingest"
+	"github.com/lumenpacs/lumen/archive/send"
 	"github.com/lumenpacs/lumen/dimse"
 )
 
@@ -25,8 +26,10 @@ func newDIMSEServer(c *Config, b *backends, log *slog.Logger) *dimse.Server {
 			CheckHost:              c.DIMSE.CheckHost,
 			Peers:                  peers,
 		},
-		StoreHandler:     &storeHandler{p: b.pipeline, log: log},
-		FindHandler:      &findHandler{idx: b.index, aeTitle: c.DIMSE.AETitle, log: log},
+		StoreHandler: &storeHandler{p: b.pipeline, log: log},
+		FindHandler:  &findHandler{idx: b.index, aeTitle: c.DIMSE.AETitle, log: log},
+		RetrieveHandler: &retrieveHandler{idx: b.index, peers: c.DIMSE.Peers, log: log,
+			sender: &send.Sender{Store: b.store, CallingAETitle: c.DIMSE.AETitle, Logger: log}},
 		MaxAssociations:  c.DIMSE.MaxAssociations,
 		MaxPDULength:     uint32(c.DIMSE.MaxPDULength),
 		IdleTimeout:      c.DIMSE.IdleTimeout,

@@ -1,0 +1,201 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+
+	"github.com/lumenpacs/lumen/archive/dcm"
+	"github.com/lumenpacs/lumen/archive/send"
+	"github.com/lumenpacs/lumen/dimse"
+	"github.com/lumenpacs/lumen/index"
+)
+
+// retrieveHandler answers C-MOVE and C-GET (PS3.4 C.4.2, C.4.3) from the index and the
+// store: C-MOVE sub-operations go to a known peer over a new association, C-GET ones on
+// the requestor's association.
+type retrieveHandler struct {
+	idx    index.Index
+	sender *send.Sender
+	peers  []PeerConfig
+	log    *slog.Logger
+}
+
+// uniqueKeys are the keys of each level a retrieve identifier names (PS3.4 C.4.2.2.1).
+var uniqueKeys = map[index.Level]dcm.Tag{
+	index.PatientLevel: dcm.TagPatientID,
+	index.StudyLevel:   dcm.TagStudyInstanceUID,
+	index.SeriesLevel:  dcm.TagSeriesInstanceUID,
+	index.ImageLevel:   dcm.TagSOPInstanceUID,
+}
+
+// resolve turns a retrieve identifier into the instances it names, in index order.
+func (h *retrieveHandler) resolve(ctx context.Context, req *dimse.RetrieveRequest) ([]index.Instance, *dimse.Status) {
+	f, err := dcm.ParseDataset(bytes.NewReader(req.Identifier), req.TransferSyntaxUID, 0, nil)
+	if err != nil {
+		return nil, &dimse.Status{Code: dimse.StatusCannotUnderstand, ErrorComment: "identifier does not parse"}
+	}
+	id := f.Dataset
+	level, ok := levels[id.String(dcm.TagQueryRetrieveLevel)]
+	if !ok {
+		return nil, &dimse.Status{Code: dimse.StatusDataSetMismatch, ErrorComment: "QueryRetrieveLevel missing or not PATIENT/STUDY/SERIES/IMAGE"}
+	}
+	studyRoot := req.SOPClassUID == dimse.StudyRootMove || req.SOPClassUID == dimse.StudyRootGet
+	if level == index.PatientLevel && studyRoot {
+		return nil, &dimse.Status{Code: dimse.StatusDataSetMismatch, ErrorComment: "Study Root has no PATIENT level"}
+	}
+	var q index.Query
+	q.Level = index.ImageLevel
+	for l := index.PatientLevel; l <= level; l++ {
+		if l == index.PatientLevel && studyRoot {
+			continue
+		}
+		tag := uniqueKeys[l]
+		v := strings.Join(id.Strings(tag), `\`)
+		if strings.TrimSpace(v) == "" || strings.ContainsAny(v, "*?") {
+			if l == level {
+				return nil, &dimse.Status{Code: dimse.StatusDataSetMismatch, ErrorComment: fmt.Sprintf("a %s retrieve needs %s", id.String(dcm.TagQueryRetrieveLevel), dcmName(tag))}
+			}
+			continue
+		}
+		q.Filters = append(q.Filters, index.Filter{Tag: tag, Value: v})
+	}
+	res, err := h.idx.Find(ctx, q)
+	if err != nil {
+		h.log.Warn("dimse: retrieve: index unavailable", "err", err)
+		return nil, &dimse.Status{Code: dimse.StatusOutOfResourcesMatches, ErrorComment: "index unavailable"}
+	}
+	return res.Instances, nil
+}
+
+func dcmName(t dcm.Tag) string {
+	switch t {
+	case dcm.TagPatientID:
+		return "PatientID"
+	case dcm.TagStudyInstanceUID:
+		return "StudyInstanceUID"
+	case dcm.TagSeriesInstanceUID:
+		return "SeriesInstanceUID"
+	}
+	return "SOPInstanceUID"
+}
+
+// destination resolves a C-MOVE destination among the configured peers.
+func (h *retrieveHandler) destination(ae string) (send.Destination, bool) {
+	for _, p := range h.peers {
+		if p.AETitle == ae && p.Host != "" && p.Port > 0 {
+			return send.Destination{AETitle: p.AETitle, Host: p.Host, Port: p.Port}, true
+		}
+	}
+	return send.Destination{}, false
+}
+
+func comment(s string) string {
+	if len(s) > 64 {
+		s = s[:61] + "..."
+	}
+	return s
+}
+
+func (h *retrieveHandler) HandleRetrieve(ctx context.Context, req *dimse.RetrieveRequest, get dimse.GetStorer, progress func(dimse.SubOperations) error) (dimse.Status, dimse.SubOperations, []string) {
+	op := "C-MOVE"
+	if get != nil {
+		op = "C-GET"
+	}
+	var dst send.Destination
+	if get == nil {
+		var ok bool
+		if dst, ok = h.destination(req.Destination); !ok {
+			h.log.Warn("dimse: C-MOVE to an unknown destination: add it to dimse.peers with ae_title, host and port",
+				"destination", req.Destination, "calling_ae", req.Association.CallingAETitle)
+			return dimse.Status{Code: dimse.StatusMoveDestinationUnknown, ErrorComment: comment("move destination " + req.Destination + " unknown: not in dimse.peers")}, dimse.SubOperations{}, nil
+		}
+	}
+	list, st := h.resolve(ctx, req)
+	if st != nil {
+		return *st, dimse.SubOperations{}, nil
+	}
+	n := dimse.SubOperations{Remaining: len(list)}
+	var failed []string
+	firstReason := ""
+	record := func(r send.Result) error {
+		n.Remaining--
+		switch {
+		case r.Failed():
+			n.Failed++
+			failed = append(failed, r.SOPInstanceUID)
+			if firstReason == "" {
+				if r.Err != nil {
+					firstReason = r.Err.Error()
+				} else {
+					firstReason = fmt.Sprintf("status 0x%04X %s", r.Status.Code, r.Status.ErrorComment)
+				}
+			}
+		case r.Warning():
+			n.Warning++
+		default:
+			n.Completed++
+		}
+		return progress(n)
+	}
+	var sendErr error
+	if get == nil {
+		sendErr = h.sender.Send(ctx, dst, list, send.Options{MoveOriginatorAETitle: req.Association.CallingAETitle, MoveOriginatorMessageID: req.MessageID}, record)
+	} else {
+		for i := range list {
+			in := &list[i]
+			r := send.Result{SOPInstanceUID: in.SOPInstanceUID}
+			accepted := get.Accepted(in.SOPClassUID)
+			if r.TransferSyntax = send.Choose(in.TransferSyntaxUID, accepted); len(accepted) == 0 {
+				r.Err = fmt.Errorf("the requestor did not accept the SCP role for SOP class %s", in.SOPClassUID)
+			} else if r.TransferSyntax == "" {
+				r.Err = fmt.Errorf("%w: stored %s, accepted %v", send.ErrNoRepresentation, in.TransferSyntaxUID, accepted)
+			} else if data, err := h.sender.Open(ctx, in, r.TransferSyntax); err != nil {
+				r.Err = err
+			} else {
+				r.Status, r.Err = get.Store(ctx, in.SOPClassUID, in.SOPInstanceUID, r.TransferSyntax, data)
+				data.Close()
+				if r.Err != nil && ctx.Err() == nil && !errors.Is(r.Err, dimse.ErrNoContext) {
+					sendErr = r.Err
+					break
+				}
+			}
+			if err := record(r); err != nil {
+				sendErr = err
+				break
+			}
+		}
+	}
+	if sendErr != nil && ctx.Err() == nil {
+		// The association with the destination could not be opened or broke: the
+		// sub-operations not done fail with the reason.
+		h.log.Warn("dimse: "+op+" sub-operations failed", "destination", req.Destination, "err", sendErr)
+		for i := len(list) - n.Remaining; i < len(list); i++ {
+			failed = append(failed, list[i].SOPInstanceUID)
+		}
+		n.Failed += n.Remaining
+		n.Remaining = 0
+		return dimse.Status{Code: dimse.StatusOutOfResourcesSubops, ErrorComment: comment(shortError(sendErr))}, n, failed
+	}
+	switch {
+	case ctx.Err() != nil:
+		return dimse.Status{Code: dimse.StatusCancel}, n, failed
+	case n.Failed > 0 && n.Completed+n.Warning == 0:
+		return dimse.Status{Code: dimse.StatusOutOfResourcesSubops, ErrorComment: comment(firstReason)}, n, failed
+	case n.Failed > 0:
+		return dimse.Status{Code: dimse.StatusSubOperationsWarning, ErrorComment: comment(fmt.Sprintf("%d failed: %s", n.Failed, firstReason))}, n, failed
+	}
+	return dimse.Status{Code: dimse.StatusSuccess}, n, nil
+}
+
+// shortError keeps the useful end of a wrapped network error for an ErrorComment.
+func shortError(err error) string {
+	s := err.Error()
+	if i := strings.LastIndex(s, "dial tcp "); i >= 0 {
+		s = "cannot connect: " + s[i+len("dial tcp "):]
+	}
+	return strings.TrimPrefix(s, "send: ")
+}
