@@ -84,6 +84,9 @@ type DIMSEConfig struct {
 	IdleTimeout            time.Duration `koanf:"idle_timeout"`
 	ARTIMTimeout           time.Duration `koanf:"artim_timeout"`
 	TransferSyntaxes       []string      `koanf:"transfer_syntaxes"`
+	// SendTokenSHA256 are the hex SHA-256 digests of the bearer tokens allowed to push
+	// instances to peers over HTTP (POST /api/v1/send).
+	SendTokenSHA256 []string `koanf:"send_token_sha256"`
 }
 
 // PeerConfig is a known remote AE.
@@ -347,9 +350,9 @@ func (c *Config) validate() error {
 			return fmt.Errorf("config: emr.frame_ancestors: %q is not an origin (https://emr.example.org)", o)
 		}
 	}
-	for _, h := range c.EMR.MintTokenSHA256 {
+	for _, h := range append(append([]string(nil), c.EMR.MintTokenSHA256...), c.DIMSE.SendTokenSHA256...) {
 		if len(h) != 64 || strings.Trim(strings.ToLower(h), "0123456789abcdef") != "" {
-			return fmt.Errorf("config: emr.mint_token_sha256: %q is not a hex SHA-256 digest", h)
+			return fmt.Errorf("config: emr.mint_token_sha256 / dimse.send_token_sha256: %q is not a hex SHA-256 digest", h)
 		}
 	}
 	if c.EMR.OHIFURL != "" && !strings.Contains(c.EMR.OHIFURL, "{studies}") {

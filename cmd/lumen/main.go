@@ -52,7 +52,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	pf.String("data-dir", "", "data directory for the embedded store and index (key data_dir)")
 	pf.String("log-level", "", "debug, info, warn or error (key log.level)")
 	pf.String("log-format", "", "json or text (key log.format)")
-	root.AddCommand(newServeCmd(), newImportCmd(), newFsckCmd(), newHealthcheckCmd(), newEchoCmd(), newStoreCmd(), &cobra.Command{
+	root.AddCommand(newServeCmd(), newImportCmd(), newFsckCmd(), newHealthcheckCmd(), newEchoCmd(), newStoreCmd(), newSendCmd(), &cobra.Command{
 		Use:   "version",
 		Short: "Print the version",
 		Run: func(cmd *cobra.Command, _ []string) {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/lumenpacs/lumen/archive/ingest"
+	"github.com/lumenpacs/lumen/archive/send"
 	"github.com/lumenpacs/lumen/dicomweb"
 	"github.com/lumenpacs/lumen/dimse"
 	"github.com/lumenpacs/lumen/index"
@@ -102,6 +103,7 @@ func serve(ctx context.Context, c *Config, log *slog.Logger, ready chan<- listen
 	chart.Register(e)
 	(&fhir.Service{Index: b.index, DICOMwebBase: c.DICOMweb.BasePath, PublicURL: c.DICOMweb.PublicURL, Logger: log}).Register(e)
 	(&viewerweb.Viewer{DICOMwebBase: c.DICOMweb.BasePath, FrameAncestors: c.EMR.FrameAncestors}).Register(e)
+	e.POST("/api/v1/send", pushHandler(b.index, &send.Sender{Store: b.store, CallingAETitle: c.DIMSE.AETitle, Logger: log}, c.DIMSE.Peers, c.DIMSE.SendTokenSHA256, log))
 	e.HTTPErrorHandler = web.ErrorHandler
 	if signer == nil {
 		log.Info("emr: no link keys configured (emr.link_keys): signed links are off")

@@ -104,16 +104,20 @@ func patientParam(c echo.Context) (id, issuer string, err error) {
 }
 
 // mintAllowed reports whether the request carries a bearer token allowed to mint.
-func (s *Service) mintAllowed(c echo.Context) bool {
-	h := c.Request().Header.Get("Authorization")
-	tok, ok := strings.CutPrefix(h, "Bearer ")
+func (s *Service) mintAllowed(c echo.Context) bool { return BearerAllowed(c.Request(), s.MintTokenHashes) }
+
+// BearerAllowed reports whether r carries a bearer token whose SHA-256 (hex) is one of
+// hashes (service accounts configured by digest, never in clear), compared in constant
+// time.
+func BearerAllowed(r *http.Request, hashes []string) bool {
+	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	if !ok || tok == "" {
 		return false
 	}
 	sum := sha256.Sum256([]byte(tok))
 	got := hex.EncodeToString(sum[:])
 	allowed := false
-	for _, want := range s.MintTokenHashes {
+	for _, want := range hashes {
 		if subtle.ConstantTimeCompare([]byte(strings.ToLower(want)), []byte(got)) == 1 {
 			allowed = true
 		}
