@@ -56,7 +56,10 @@ type association struct {
 	wmu  sync.Mutex // serialises writes (find and retrieve handlers send from their own goroutine)
 	find *findOp    // the C-FIND, C-MOVE or C-GET being answered, if any
 
-	subMsgID atomic.Uint32 // message IDs of C-GET sub-operations
+	subMsgID atomic.Uint32 // message IDs of C-GET sub-operations and N-EVENT-REPORTs
+
+	reportMu sync.Mutex
+	reports  []pendingReport // storage commitment results awaiting their response
 }
 
 // findOp is a C-FIND, C-MOVE or C-GET in progress.
@@ -381,9 +384,14 @@ func (a *association) pdata(p *PDataTF) {
 			if v.Last {
 				in := a.cur
 				a.cur = nil
-				if in.cmd.CommandField == CFindRQ {
+				switch in.cmd.CommandField {
+				case CFindRQ:
 					a.startFind(in, pc)
-				} else {
+				case NActionRQ:
+					a.startCommit(in, pc)
+				case NEventReportRQ:
+					a.receiveReport(in, pc)
+				default:
 					a.startRetrieve(in, pc)
 				}
 			}
@@ -452,8 +460,12 @@ func (a *association) dispatch(ctxID byte, pc acceptedContext, b []byte) {
 		a.protocolAbort(AbortReasonInvalidParamValue, "undecodable command set: %v", err)
 		return
 	}
-	if cmd.CommandField == CStoreRSP {
+	switch cmd.CommandField {
+	case CStoreRSP:
 		a.deliverStoreResponse(cmd) // a C-GET sub-operation's response
+		return
+	case NEventReportRSP:
+		a.deliverReportResponse(cmd) // a storage commitment result's response
 		return
 	}
 	if a.find != nil && cmd.CommandField != CCancelRQ {
@@ -495,6 +507,32 @@ func (a *association) dispatch(ctxID byte, pc acceptedContext, b []byte) {
 			st = &Status{StatusCannotUnderstand, "request lacks MessageID or identifier"}
 		case cmd.CommandField == CMoveRQ && strings.TrimSpace(cmd.MoveDestination) == "":
 			st = &Status{StatusMoveDestinationUnknown, "C-MOVE-RQ lacks MoveDestination (0000,0600)"}
+		}
+		if st != nil {
+			break
+		}
+		a.cur = &incoming{ctxID: ctxID, cmd: cmd, identifier: []byte{}}
+		return
+	case NActionRQ:
+		switch {
+		case a.s.CommitHandler == nil || pc.abstract != StorageCommitmentSOPClass:
+			st = &Status{StatusSOPClassNotSupported, "N-ACTION not supported on this presentation context"}
+		case !cmd.Has(tagMessageID) || !cmd.HasDataSet():
+			st = &Status{StatusCannotUnderstand, "N-ACTION-RQ lacks MessageID or action information"}
+		case cmd.ActionTypeID != 1:
+			st = &Status{StatusNoSuchAction, "storage commitment has action type 1 only"}
+		}
+		if st != nil {
+			break
+		}
+		a.cur = &incoming{ctxID: ctxID, cmd: cmd, identifier: []byte{}}
+		return
+	case NEventReportRQ:
+		switch {
+		case a.s.EventReportHandler == nil || pc.abstract != StorageCommitmentSOPClass:
+			st = &Status{StatusSOPClassNotSupported, "N-EVENT-REPORT not supported on this presentation context"}
+		case !cmd.Has(tagMessageID) || !cmd.HasDataSet():
+			st = &Status{StatusCannotUnderstand, "N-EVENT-REPORT-RQ lacks MessageID or event information"}
 		}
 		if st != nil {
 			break
@@ -569,11 +607,17 @@ var errHandlerReturned = errors.New("dimse: handler returned")
 
 // respond sends the response to a request, on the request's context.
 func (a *association) respond(ctxID byte, rq *Command, st Status) {
+	class, inst := rq.AffectedSOPClassUID, rq.AffectedSOPInstanceUID
+	if class == "" { // N-ACTION names its SOP class and instance as Requested
+		class, inst = rq.RequestedSOPClassUID, rq.RequestedSOPInstanceUID
+	}
 	rsp := &Command{
 		CommandField:              rq.CommandField | 0x8000,
 		MessageIDBeingRespondedTo: rq.MessageID,
-		AffectedSOPClassUID:       rq.AffectedSOPClassUID,
-		AffectedSOPInstanceUID:    rq.AffectedSOPInstanceUID,
+		AffectedSOPClassUID:       class,
+		AffectedSOPInstanceUID:    inst,
+		EventTypeID:               rq.EventTypeID,
+		ActionTypeID:              rq.ActionTypeID,
 		CommandDataSetType:        NoDataSet,
 		Status:                    st.Code,
 	}

@@ -27,6 +27,9 @@ type DialConfig struct {
 	// Timeout bounds connection set-up, association negotiation (ARTIM) and each
 	// response wait (default 30 s).
 	Timeout time.Duration
+	// Roles are SCP/SCU role selections to propose (PS3.7 D.3.3.4), for example the SCP
+	// role for storage commitment reports sent on a new association.
+	Roles []RoleSelection
 }
 
 // RejectedError is an A-ASSOCIATE-RJ received by a requestor.
@@ -116,7 +119,7 @@ func Dial(ctx context.Context, addr string, cfg DialConfig) (*Client, error) {
 	for i, pc := range cfg.Contexts {
 		rq.PresentationContexts = append(rq.PresentationContexts, PresentationContext{ID: byte(2*i + 1), AbstractSyntax: pc.AbstractSyntax, TransferSyntaxes: pc.TransferSyntaxes})
 	}
-	rq.UserInformation = UserInformation{MaxPDULength: cfg.MaxPDULength, ImplementationClassUID: DefaultImplementationClassUID, ImplementationVersionName: DefaultImplementationVersionName}
+	rq.UserInformation = UserInformation{MaxPDULength: cfg.MaxPDULength, ImplementationClassUID: DefaultImplementationClassUID, ImplementationVersionName: DefaultImplementationVersionName, Roles: cfg.Roles}
 	if err := c.write(rq); err != nil {
 		conn.Close()
 		return nil, err

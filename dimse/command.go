@@ -20,6 +20,11 @@ const (
 	CEchoRQ   uint16 = 0x0030
 	CEchoRSP  uint16 = 0x8030
 	CCancelRQ uint16 = 0x0FFF
+
+	NEventReportRQ  uint16 = 0x0100
+	NEventReportRSP uint16 = 0x8100
+	NActionRQ       uint16 = 0x0130
+	NActionRSP      uint16 = 0x8130
 )
 
 // CommandDataSetType (0000,0800) values: NoDataSet means no data set follows; any other
@@ -46,6 +51,8 @@ const (
 	tagErrorComment              uint16 = 0x0902
 	tagAffectedSOPInstanceUID    uint16 = 0x1000
 	tagRequestedSOPInstanceUID   uint16 = 0x1001
+	tagEventTypeID               uint16 = 0x1002
+	tagActionTypeID              uint16 = 0x1008
 	tagRemaining                 uint16 = 0x1020
 	tagCompleted                 uint16 = 0x1021
 	tagFailed                    uint16 = 0x1022
@@ -75,6 +82,8 @@ type Command struct {
 	NumberOfWarningSuboperations   uint16
 	MoveOriginatorAETitle          string
 	MoveOriginatorMessageID        uint16
+	EventTypeID                    uint16 // N-EVENT-REPORT
+	ActionTypeID                   uint16 // N-ACTION
 
 	present map[uint16]bool
 }
@@ -97,6 +106,8 @@ var usTags = map[uint16]func(c *Command) *uint16{
 	tagFailed:                    func(c *Command) *uint16 { return &c.NumberOfFailedSuboperations },
 	tagWarning:                   func(c *Command) *uint16 { return &c.NumberOfWarningSuboperations },
 	tagMoveOriginatorMessageID:   func(c *Command) *uint16 { return &c.MoveOriginatorMessageID },
+	tagEventTypeID:               func(c *Command) *uint16 { return &c.EventTypeID },
+	tagActionTypeID:              func(c *Command) *uint16 { return &c.ActionTypeID },
 }
 
 var strTags = map[uint16]func(c *Command) *string{
@@ -170,8 +181,13 @@ func (c *Command) Encode() []byte {
 		us(tagMessageID, c.MessageID)
 	}
 	str(tagMoveDestination, c.MoveDestination, ' ')
-	if !isRSP && c.CommandField != CCancelRQ && c.CommandField != CEchoRQ {
+	switch c.CommandField {
+	case CStoreRQ, CFindRQ, CMoveRQ, CGetRQ:
 		us(tagPriority, c.Priority)
+	case NEventReportRQ, NEventReportRSP:
+		us(tagEventTypeID, c.EventTypeID)
+	case NActionRQ, NActionRSP:
+		us(tagActionTypeID, c.ActionTypeID)
 	}
 	dst := c.CommandDataSetType
 	if dst == 0 {

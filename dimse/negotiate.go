@@ -105,6 +105,8 @@ func (s *Server) serviceOf(abstract string) string {
 		return ServiceMove
 	case (abstract == PatientRootGet || abstract == StudyRootGet) && s.RetrieveHandler != nil:
 		return ServiceGet
+	case abstract == StorageCommitmentSOPClass && (s.CommitHandler != nil || s.EventReportHandler != nil):
+		return ServiceCommit
 	}
 	return ""
 }
@@ -126,7 +128,7 @@ func (s *Server) chooseTransferSyntax(service string, offered []string) string {
 		}
 	}
 	for _, ts := range nativePreference {
-		if (service == ServiceFind || service == ServiceMove || service == ServiceGet) && ts != ExplicitVRLittleEndian && ts != ImplicitVRLittleEndian {
+		if (service == ServiceFind || service == ServiceMove || service == ServiceGet || service == ServiceCommit) && ts != ExplicitVRLittleEndian && ts != ImplicitVRLittleEndian {
 			continue // identifiers are written in little endian only
 		}
 		if slices.Contains(offered, ts) && ok(ts) {
@@ -166,6 +168,9 @@ func (s *Server) negotiate(rq *AAssociate, remote net.Addr) (*AAssociate, *AAsso
 	for _, r := range rq.UserInformation.Roles {
 		if r.SCP && strings.HasPrefix(r.SOPClassUID, storagePrefix) && s.RetrieveHandler != nil && peer.allows(ServiceGet) {
 			scpRole[r.SOPClassUID] = true
+		}
+		if r.SCP && r.SOPClassUID == StorageCommitmentSOPClass && s.EventReportHandler != nil {
+			scpRole[r.SOPClassUID] = true // the commitment SCP reporting on a new association
 		}
 	}
 	for _, pc := range rq.PresentationContexts {

@@ -102,6 +102,12 @@ type Server struct {
 	// RetrieveHandler handles C-MOVE and C-GET; nil means the MOVE and GET information
 	// models are not supported.
 	RetrieveHandler RetrieveHandler
+	// CommitHandler handles storage commitment requests (N-ACTION); nil means the
+	// Storage Commitment Push Model is not supported as SCP.
+	CommitHandler CommitHandler
+	// EventReportHandler receives storage commitment results sent to this AE on new
+	// associations (N-EVENT-REPORT); nil refuses them.
+	EventReportHandler EventReportHandler
 	// MaxAssociations caps concurrent associations; more are rejected transiently
 	// with "local limit exceeded" (default 64).
 	MaxAssociations int

@@ -385,9 +385,9 @@ func (c *Config) validate() error {
 		}
 		for _, svc := range p.Services {
 			switch svc {
-			case "echo", "store", "find", "move", "get":
+			case "echo", "store", "find", "move", "get", "commit":
 			default:
-				return fmt.Errorf("config: dimse.peers %s: unknown service %q (echo, store, find, move, get)", p.AETitle, svc)
+				return fmt.Errorf("config: dimse.peers %s: unknown service %q (echo, store, find, move, get, commit)", p.AETitle, svc)
 			}
 		}
 	}

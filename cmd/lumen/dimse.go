@@ -30,6 +30,7 @@ func newDIMSEServer(c *Config, b *backends, log *slog.Logger) *dimse.Server {
 		FindHandler:  &findHandler{idx: b.index, aeTitle: c.DIMSE.AETitle, log: log},
 		RetrieveHandler: &retrieveHandler{idx: b.index, peers: c.DIMSE.Peers, log: log,
 			sender: &send.Sender{Store: b.store, CallingAETitle: c.DIMSE.AETitle, Logger: log}},
+		CommitHandler:    &commitHandler{idx: b.index, store: b.store, aeTitle: c.DIMSE.AETitle, log: log},
 		MaxAssociations:  c.DIMSE.MaxAssociations,
 		MaxPDULength:     uint32(c.DIMSE.MaxPDULength),
 		IdleTimeout:      c.DIMSE.IdleTimeout,

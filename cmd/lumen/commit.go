@@ -1,0 +1,107 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+
+	"github.com/lumenpacs/lumen/archive"
+	"github.com/lumenpacs/lumen/archive/dcm"
+	"github.com/lumenpacs/lumen/dimse"
+	"github.com/lumenpacs/lumen/index"
+)
+
+// Attributes of storage commitment (PS3.4 J.3).
+var (
+	tagTransactionUID           = dcm.NewTag(0x0008, 0x1195)
+	tagReferencedSOPSequence    = dcm.NewTag(0x0008, 0x1199)
+	tagFailedSOPSequence        = dcm.NewTag(0x0008, 0x1198)
+	tagReferencedSOPClassUID    = dcm.NewTag(0x0008, 0x1150)
+	tagReferencedSOPInstanceUID = dcm.NewTag(0x0008, 0x1155)
+	tagFailureReason            = dcm.NewTag(0x0008, 0x1197)
+)
+
+// Failure reasons of a storage commitment (PS3.4 J.3.3.1.1).
+const (
+	failureProcessing         = 0x0110
+	failureNoSuchInstance     = 0x0112
+	failureClassInstanceClash = 0x0119
+)
+
+// commitHandler is the Storage Commitment Push Model SCP: an instance is committed
+// when the index has it (indexed only once durably stored, DESIGN §2.3) under the same
+// SOP class and its stored object is present in the store.
+type commitHandler struct {
+	idx   index.Index
+	store interface {
+		Stat(ctx context.Context, key string) (archive.ObjectInfo, error)
+	}
+	aeTitle string
+	log     *slog.Logger
+}
+
+func (h *commitHandler) HandleCommit(ctx context.Context, req *dimse.CommitRequest) (dimse.Status, uint16, []byte) {
+	f, err := dcm.ParseDataset(bytes.NewReader(req.ActionInformation), req.TransferSyntaxUID, 0, nil)
+	if err != nil {
+		return dimse.Status{Code: dimse.StatusCannotUnderstand, ErrorComment: "action information does not parse"}, 0, nil
+	}
+	ds := f.Dataset
+	txn := ds.String(tagTransactionUID)
+	refs := ds.Get(tagReferencedSOPSequence)
+	if !dcm.ValidUID(txn) || refs == nil || len(refs.Items) == 0 {
+		return dimse.Status{Code: dimse.StatusCannotUnderstand, ErrorComment: "TransactionUID or ReferencedSOPSequence missing"}, 0, nil
+	}
+	var ok, failed []*dcm.Dataset
+	for _, it := range refs.Items {
+		class, uid := it.String(tagReferencedSOPClassUID), it.String(tagReferencedSOPInstanceUID)
+		reason := uint16(0)
+		in, err := h.idx.Instance(ctx, uid)
+		switch {
+		case err != nil && !isNotFound(err):
+			reason = failureProcessing
+		case err != nil:
+			reason = failureNoSuchInstance
+		case in.SOPClassUID != class:
+			reason = failureClassInstanceClash
+		default:
+			if _, err := h.store.Stat(ctx, in.BlobKey); err != nil {
+				reason = failureNoSuchInstance
+				if !isNotFound(err) {
+					reason = failureProcessing
+				}
+			}
+		}
+		item := &dcm.Dataset{}
+		item.Set(dcm.NewString(tagReferencedSOPClassUID, "UI", class))
+		item.Set(dcm.NewString(tagReferencedSOPInstanceUID, "UI", uid))
+		if reason != 0 {
+			item.Set(dcm.NewUS(tagFailureReason, reason))
+			failed = append(failed, item)
+		} else {
+			ok = append(ok, item)
+		}
+	}
+	out := &dcm.Dataset{}
+	out.Set(dcm.NewString(tagTransactionUID, "UI", txn))
+	out.Set(dcm.NewString(dcm.TagRetrieveAETitle, "AE", h.aeTitle))
+	if len(ok) > 0 {
+		out.Set(dcm.NewSequence(tagReferencedSOPSequence, ok...))
+	}
+	event := dimse.CommitmentSucceeded
+	if len(failed) > 0 {
+		event = dimse.CommitmentFailuresExist
+		out.Set(dcm.NewSequence(tagFailedSOPSequence, failed...))
+	}
+	b, err := out.Encode(req.TransferSyntaxUID)
+	if err != nil {
+		return dimse.Status{Code: dimse.StatusProcessingFailure, ErrorComment: "cannot encode the result"}, 0, nil
+	}
+	h.log.Info("dimse: storage commitment", "calling_ae", req.Association.CallingAETitle, "committed", len(ok), "failed", len(failed))
+	return dimse.Status{Code: dimse.StatusSuccess}, event, b
+}
+
+// isNotFound reports an index or store "not found".
+func isNotFound(err error) bool {
+	return errors.Is(err, index.ErrNotFound) || errors.Is(err, archive.ErrNotFound)
+}
