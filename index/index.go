@@ -116,6 +116,10 @@ type Instance struct {
 	SourceAE string
 	// ReceivedAt is when the instance was indexed.
 	ReceivedAt time.Time
+	// Jobs are background jobs queued in the same transaction that indexes the
+	// instance (Put and Replace), due at once: work that must not be lost (forwarding).
+	// Not stored with the instance.
+	Jobs []JobSpec
 }
 
 // Filter is one matching key: an attribute and a value in DICOM matching syntax.

@@ -2,6 +2,7 @@ package index
 
 import (
 	"context"
+	"strings"
 	"time"
 )
 
@@ -19,6 +20,23 @@ type Job struct {
 // each new instance pushes it back by the index's quiet period, so it runs once a study
 // has stopped arriving.
 const JobThumbnails = "thumbnails"
+
+// JobForward sends one instance to a peer; its key is ForwardKey(destination, SOP
+// Instance UID). Queued with the instance (Instance.Jobs) by forwarding rules.
+const JobForward = "forward"
+
+// JobSpec is a job to queue: its kind and key.
+type JobSpec struct {
+	Kind, Key string
+}
+
+// ForwardKey is the key of a JobForward job.
+func ForwardKey(destination, sopInstanceUID string) string { return destination + "|" + sopInstanceUID }
+
+// ParseForwardKey splits a JobForward key.
+func ParseForwardKey(key string) (destination, sopInstanceUID string, ok bool) {
+	return strings.Cut(key, "|")
+}
 
 // Queue is the work queue kept in the index.
 type Queue interface {

@@ -147,6 +147,9 @@ type Pipeline struct {
 	Metrics *Metrics
 	// Now returns the current time (tests); default time.Now.
 	Now func() time.Time
+	// Jobs, when set, says which background jobs to queue with each new instance, in
+	// the transaction that indexes it (forwarding rules), from its record and source.
+	Jobs func(inst *index.Instance, src Source) []index.JobSpec
 }
 
 // DefaultImplementationClassUID identifies Lumen in meta information it writes.
@@ -368,6 +371,9 @@ func (p *Pipeline) commit(ctx context.Context, inst *index.Instance, src Source)
 		TransferSyntaxUID: inst.TransferSyntaxUID, BlobKey: inst.BlobKey, Size: inst.Size, SHA256: inst.SHA256,
 	}
 	removeBlob := func() { p.cleanup(ctx, inst.BlobKey) }
+	if p.Jobs != nil {
+		inst.Jobs = p.Jobs(inst, src)
+	}
 	err := p.Index.Put(ctx, inst)
 	if err == nil {
 		return res, nil

@@ -60,5 +60,6 @@ func openBackends(ctx context.Context, c *Config, log *slog.Logger, m *ingest.Me
 	}
 	return &backends{store: st, index: ix, pipeline: &ingest.Pipeline{
 		Store: st, Index: ix, Duplicates: policy, Logger: log, Metrics: m,
+		Jobs: forwardJobs(c.Forward.Rules), // every way in: DIMSE, STOW-RS, import
 	}}, nil
 }

@@ -33,6 +33,7 @@ type Config struct {
 	DIMSE    DIMSEConfig    `koanf:"dimse"`
 	DICOMweb DICOMwebConfig `koanf:"dicomweb"`
 	EMR      EMRConfig      `koanf:"emr"`
+	Forward  ForwardConfig  `koanf:"forward"`
 }
 
 // EMRConfig configures the EMR linkage (package viewer/emr), the built-in viewer and
@@ -353,6 +354,15 @@ func (c *Config) validate() error {
 	for _, h := range append(append([]string(nil), c.EMR.MintTokenSHA256...), c.DIMSE.SendTokenSHA256...) {
 		if len(h) != 64 || strings.Trim(strings.ToLower(h), "0123456789abcdef") != "" {
 			return fmt.Errorf("config: emr.mint_token_sha256 / dimse.send_token_sha256: %q is not a hex SHA-256 digest", h)
+		}
+	}
+	for _, r := range c.Forward.Rules {
+		known := false
+		for _, p := range c.DIMSE.Peers {
+			known = known || p.AETitle == r.Destination && p.Host != "" && p.Port > 0
+		}
+		if !known {
+			return fmt.Errorf("config: forward.rules: destination %q is not in dimse.peers with host and port", r.Destination)
 		}
 	}
 	if c.EMR.OHIFURL != "" && !strings.Contains(c.EMR.OHIFURL, "{studies}") {

@@ -27,9 +27,16 @@ import (
 // what it receives to a new directory; it returns the port and the directory.
 func storeSCP(t *testing.T, args ...string) (int, string) {
 	t.Helper()
-	addr := freeAddr(t)
-	_, p, _ := net.SplitHostPort(addr)
+	_, p, _ := net.SplitHostPort(freeAddr(t))
 	port, _ := strconv.Atoi(p)
+	return storeSCPAt(t, port, args...)
+}
+
+// storeSCPAt is storeSCP on a given port.
+func storeSCPAt(t *testing.T, port int, args ...string) (int, string) {
+	t.Helper()
+	p := strconv.Itoa(port)
+	addr := "127.0.0.1:" + p
 	dir := t.TempDir()
 	cmd := exec.Command(dcmtkTool(t, "storescp"), append(append([]string{"-aet", "DEST", "-od", dir, "-uf", "+B"}, args...), p)...)
 	cmd.Env = append(os.Environ(), "TCP_NODELAY=1")

@@ -108,9 +108,18 @@ func serve(ctx context.Context, c *Config, log *slog.Logger, ready chan<- listen
 	if signer == nil {
 		log.Info("emr: no link keys configured (emr.link_keys): signed links are off")
 	}
+	host, _ := os.Hostname()
+	worker := fmt.Sprintf("%s:%d", host, os.Getpid())
 	if q, ok := b.index.(index.Queue); ok && c.DICOMweb.BackgroundThumbnails {
-		host, _ := os.Hostname()
-		go web.RunThumbnails(ctx, q, fmt.Sprintf("%s:%d", host, os.Getpid()), 0)
+		go web.RunThumbnails(ctx, q, worker, 0)
+	}
+	fwdDone := make(chan struct{})
+	if q, ok := b.index.(index.Queue); ok && len(c.Forward.Rules) > 0 {
+		f := &forwarder{q: q, idx: b.index, sender: &send.Sender{Store: b.store, CallingAETitle: c.DIMSE.AETitle, Logger: log},
+			peers: c.DIMSE.Peers, cfg: c.Forward, worker: worker, log: log}
+		go func() { defer close(fwdDone); f.run(ctx) }()
+	} else {
+		close(fwdDone)
 	}
 
 	ln, err := net.Listen("tcp", c.HTTP.Addr)
@@ -159,6 +168,7 @@ func serve(ctx context.Context, c *Config, log *slog.Logger, ready chan<- listen
 		log.Warn("http shutdown", "err", err)
 	}
 	web.Wait() // thumbnails being written to the store
+	<-fwdDone  // a forward batch in flight
 	log.Info("lumen stopped")
 	return nil
 }

@@ -21,7 +21,14 @@ func testQueue(t *testing.T, x index.Index) {
 	const kind = index.JobThumbnails
 	past := func() time.Time { return time.Now().Add(-time.Second) }
 	in := Inst(s1, "1.3.1", "CT", ip(1), "1.4.11", ctClass, ip(1))
+	in.Jobs = []index.JobSpec{{Kind: index.JobForward, Key: index.ForwardKey("DEST", "1.4.11")}}
 	if err := x.Put(ctx(t), in); err != nil {
+		t.Fatal(err)
+	}
+	// Jobs given with the instance are queued with it, due at once.
+	if j, err := q.ClaimJob(ctx(t), index.JobForward, "w0", time.Minute); err != nil || j == nil || j.Key != "DEST|1.4.11" {
+		t.Fatalf("the forward job queued with the instance: %+v %v", j, err)
+	} else if err := q.CompleteJob(ctx(t), j); err != nil {
 		t.Fatal(err)
 	}
 	// Armed, but not due before the quiet period.

@@ -272,6 +272,11 @@ func (x *DB) insert(ctx context.Context, tx *sql.Tx, in *index.Instance) error {
 	if _, err := x.exec(ctx, tx, upsertJob, index.JobThumbnails, in.StudyInstanceUID, now+x.quiet().Milliseconds(), now); err != nil {
 		return fmt.Errorf("job: %w", err)
 	}
+	for _, j := range in.Jobs {
+		if _, err := x.exec(ctx, tx, upsertJob, j.Kind, j.Key, now, now); err != nil {
+			return fmt.Errorf("job: %w", err)
+		}
+	}
 	return nil
 }
 

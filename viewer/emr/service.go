@@ -104,7 +104,9 @@ func patientParam(c echo.Context) (id, issuer string, err error) {
 }
 
 // mintAllowed reports whether the request carries a bearer token allowed to mint.
-func (s *Service) mintAllowed(c echo.Context) bool { return BearerAllowed(c.Request(), s.MintTokenHashes) }
+func (s *Service) mintAllowed(c echo.Context) bool {
+	return BearerAllowed(c.Request(), s.MintTokenHashes)
+}
 
 // BearerAllowed reports whether r carries a bearer token whose SHA-256 (hex) is one of
 // hashes (service accounts configured by digest, never in clear), compared in constant

@@ -1,0 +1,184 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/lumenpacs/lumen/archive/ingest"
+	"github.com/lumenpacs/lumen/archive/send"
+	"github.com/lumenpacs/lumen/index"
+)
+
+// ForwardConfig configures auto-forwarding on ingest.
+type ForwardConfig struct {
+	Rules []ForwardRule `koanf:"rules"`
+	// Retry is the delay before the first retry of a failed forward; it doubles with each
+	// attempt, up to an hour.
+	Retry time.Duration `koanf:"retry"`
+	// MaxAttempts is how many times a forward is tried before it is given up (logged).
+	MaxAttempts int `koanf:"max_attempts"`
+}
+
+// ForwardRule forwards newly stored instances that match to a known peer. Empty match
+// fields match anything.
+type ForwardRule struct {
+	CallingAE   string `koanf:"calling_ae"` // the sender's AE title (DIMSE); "" for any source
+	Modality    string `koanf:"modality"`   // the series' Modality
+	Destination string `koanf:"destination"`
+}
+
+// forwardJobs returns the ingest hook that queues a JobForward for each rule an
+// instance matches, in the transaction that indexes it.
+func forwardJobs(rules []ForwardRule) func(*index.Instance, ingest.Source) []index.JobSpec {
+	if len(rules) == 0 {
+		return nil
+	}
+	return func(in *index.Instance, src ingest.Source) []index.JobSpec {
+		var jobs []index.JobSpec
+		seen := map[string]bool{}
+		for _, r := range rules {
+			if r.CallingAE != "" && !strings.EqualFold(r.CallingAE, src.CallingAE) || r.Modality != "" && !strings.EqualFold(r.Modality, in.Modality) {
+				continue
+			}
+			if seen[r.Destination] || strings.EqualFold(r.Destination, src.CallingAE) {
+				continue // once per destination, and never back to the sender
+			}
+			seen[r.Destination] = true
+			jobs = append(jobs, index.JobSpec{Kind: index.JobForward, Key: index.ForwardKey(r.Destination, in.SOPInstanceUID)})
+		}
+		return jobs
+	}
+}
+
+// forwarder runs forward jobs from the index's queue: claimed in batches, sent one
+// association per destination, retried with backoff, given up after MaxAttempts.
+type forwarder struct {
+	q      index.Queue
+	idx    index.Index
+	sender *send.Sender
+	peers  []PeerConfig
+	cfg    ForwardConfig
+	worker string
+	log    *slog.Logger
+}
+
+func (f *forwarder) run(ctx context.Context) {
+	sleep := func(d time.Duration) {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+		case <-t.C:
+		}
+	}
+	for ctx.Err() == nil {
+		var batch []*index.Job
+		for len(batch) < 100 {
+			j, err := f.q.ClaimJob(ctx, index.JobForward, f.worker, 5*time.Minute)
+			if err != nil {
+				if ctx.Err() == nil {
+					f.log.Warn("forward: queue unavailable", "err", err)
+				}
+				break
+			}
+			if j == nil {
+				break
+			}
+			batch = append(batch, j)
+		}
+		if len(batch) == 0 {
+			sleep(time.Second)
+			continue
+		}
+		f.runBatch(ctx, batch)
+	}
+}
+
+func (f *forwarder) runBatch(ctx context.Context, batch []*index.Job) {
+	// Group by destination, in claim order.
+	byDest := map[string][]*index.Job{}
+	var order []string
+	for _, j := range batch {
+		dest, _, _ := index.ParseForwardKey(j.Key)
+		if _, ok := byDest[dest]; !ok {
+			order = append(order, dest)
+		}
+		byDest[dest] = append(byDest[dest], j)
+	}
+	h := &retrieveHandler{peers: f.peers}
+	dctx := context.WithoutCancel(ctx)
+	for _, dest := range order {
+		jobs := byDest[dest]
+		dst, ok := h.destination(dest)
+		if !ok {
+			f.log.Warn("forward: destination is not a known peer with host and port: forwards dropped", "destination", dest, "jobs", len(jobs))
+			for _, j := range jobs {
+				f.q.CompleteJob(dctx, j)
+			}
+			continue
+		}
+		var list []index.Instance
+		var listJobs []*index.Job
+		for _, j := range jobs {
+			_, uid, _ := index.ParseForwardKey(j.Key)
+			in, err := f.idx.Instance(ctx, uid)
+			switch {
+			case errors.Is(err, index.ErrNotFound):
+				f.q.CompleteJob(dctx, j) // deleted since: nothing to forward
+			case err != nil:
+				f.retry(dctx, j, err.Error())
+			default:
+				list = append(list, *in)
+				listJobs = append(listJobs, j)
+			}
+		}
+		done := 0
+		err := f.sender.Send(ctx, dst, list, send.Options{}, func(r send.Result) error {
+			j := listJobs[done]
+			done++
+			if r.Failed() {
+				reason := r.Status.ErrorComment
+				if r.Err != nil {
+					reason = r.Err.Error()
+				}
+				f.retry(dctx, j, reason)
+				return nil
+			}
+			f.q.CompleteJob(dctx, j)
+			return nil
+		})
+		if err != nil {
+			for _, j := range listJobs[done:] {
+				f.retry(dctx, j, err.Error())
+			}
+		}
+		if done > 0 {
+			f.log.Info("forward: sent", "destination", dest, "instances", done)
+		}
+	}
+}
+
+// retry releases a job to run again later, or gives it up after MaxAttempts.
+func (f *forwarder) retry(ctx context.Context, j *index.Job, reason string) {
+	max := f.cfg.MaxAttempts
+	if max <= 0 {
+		max = 10
+	}
+	if j.Attempts+1 >= max {
+		f.log.Warn("forward: given up", "job", j.Key, "attempts", j.Attempts+1, "reason", reason)
+		f.q.CompleteJob(ctx, j)
+		return
+	}
+	d := f.cfg.Retry
+	if d <= 0 {
+		d = 30 * time.Second
+	}
+	for i := 0; i < j.Attempts && d < time.Hour; i++ {
+		d *= 2
+	}
+	f.log.Info("forward: will retry", "job", j.Key, "attempt", j.Attempts+1, "after", min(d, time.Hour).String(), "reason", reason)
+	f.q.RetryJob(ctx, j, min(d, time.Hour))
+}
