@@ -62,10 +62,12 @@ bench: provision
 	$(GO) test -tags '$(TAGS)' -run '^$$' -bench 'WidgetFirstThumbnail' -benchtime 20x ./cmd/lumen
 
 ## bench-orthanc: storescu → Lumen vs storescu → Orthanc 1.10 (Debian), side by side; then
-## STOW-RS and WADO-RS against Lumen and Orthanc's DICOMweb plugin.
+## STOW-RS and WADO-RS against Lumen and Orthanc's DICOMweb plugin; then C-MOVE of a
+## 500-instance study to storescp from each.
 bench-orthanc:
 	bash .ci/bench-orthanc
 	bash .ci/bench-dicomweb-orthanc
+	bash .ci/bench-cmove-orthanc
 
 lint:
 	@test -z "$$(gofmt -l . | tee /dev/stderr)" || (echo "gofmt: files above need formatting" && exit 1)
