@@ -670,12 +670,34 @@ func (a *association) writeMessage(ctxID byte, cmd []byte, data []byte) error {
 	return nil
 }
 
-// startFind runs the find handler in its own goroutine, so that the association keeps
-// reading (for C-CANCEL) while matches are sent as pending responses.
-func (a *association) startFind(in *incoming, pc acceptedContext) {
+// startOp registers a cancellable operation (C-FIND, C-MOVE, C-GET) and runs body in
+// its own goroutine, so that the association keeps reading (C-CANCEL, and the responses
+// to C-GET sub-operations) meanwhile. body's ctx ends on C-CANCEL or when the
+// association ends.
+func (a *association) startOp(msgID uint16, body func(ctx context.Context, f *findOp)) {
 	ctx, cancel := context.WithCancel(a.ctx)
-	f := &findOp{msgID: in.cmd.MessageID, cancel: cancel, done: make(chan struct{})}
+	f := &findOp{msgID: msgID, cancel: cancel, done: make(chan struct{})}
 	a.find = f
+	go func() {
+		defer close(f.done)
+		defer cancel()
+		body(ctx, f)
+	}()
+}
+
+// guard runs a handler, turning a panic into an abort of this association only.
+func (a *association) guard(what string, fn func()) {
+	defer func() {
+		if r := recover(); r != nil {
+			a.log.Error("dimse: "+what+" handler panic", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			a.conn.Close()
+		}
+	}()
+	fn()
+}
+
+// startFind runs the find handler, sending matches as pending responses.
+func (a *association) startFind(in *incoming, pc acceptedContext) {
 	cmd := in.cmd
 	req := &FindRequest{Association: &a.info, MessageID: cmd.MessageID, Priority: cmd.Priority, SOPClassUID: cmd.AffectedSOPClassUID, TransferSyntaxUID: pc.transferSyntax, Identifier: in.identifier}
 	rsp := func(code uint16, comment string, data []byte) error {
@@ -685,17 +707,9 @@ func (a *association) startFind(in *incoming, pc acceptedContext) {
 		}
 		return a.writeMessage(in.ctxID, c.Encode(), data)
 	}
-	go func() {
-		defer close(f.done)
-		defer cancel()
+	a.startOp(cmd.MessageID, func(ctx context.Context, f *findOp) {
 		st := Status{Code: StatusProcessingFailure, ErrorComment: "internal error"}
-		func() {
-			defer func() {
-				if r := recover(); r != nil {
-					a.log.Error("dimse: find handler panic", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
-					a.conn.Close() // abort this association only
-				}
-			}()
+		a.guard("find", func() {
 			st = a.s.FindHandler.HandleFind(ctx, req, func(id []byte, warn bool) error {
 				if err := ctx.Err(); err != nil {
 					return err
@@ -706,7 +720,7 @@ func (a *association) startFind(in *incoming, pc acceptedContext) {
 				}
 				return rsp(code, "", id)
 			})
-		}()
+		})
 		if f.cancelled.Load() {
 			st = Status{Code: StatusCancel}
 		} else if a.ctx.Err() != nil {
@@ -716,5 +730,5 @@ func (a *association) startFind(in *incoming, pc acceptedContext) {
 			st.ErrorComment = ""
 		}
 		rsp(st.Code, st.ErrorComment, nil)
-	}()
+	})
 }

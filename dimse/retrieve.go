@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"runtime/debug"
 	"strings"
 	"time"
 )
@@ -228,19 +227,12 @@ func failedUIDList(ts string, uids []string) []byte {
 	return append(b, v...)
 }
 
-// startRetrieve runs the retrieve handler in its own goroutine, so that the association
-// keeps reading (C-CANCEL, and the C-STORE-RSPs of C-GET sub-operations) while pending
-// responses are sent.
+// startRetrieve runs the retrieve handler, sending pending responses with the counts.
 func (a *association) startRetrieve(in *incoming, pc acceptedContext) {
-	ctx, cancel := context.WithCancel(a.ctx)
-	f := &findOp{msgID: in.cmd.MessageID, cancel: cancel, done: make(chan struct{})}
-	a.find = f
 	cmd := in.cmd
 	rspField := CMoveRSP
-	var get GetStorer
 	if cmd.CommandField == CGetRQ {
 		rspField = CGetRSP
-		get = &getStorer{a: a, op: f}
 	}
 	req := &RetrieveRequest{Association: &a.info, MessageID: cmd.MessageID, Priority: cmd.Priority, SOPClassUID: cmd.AffectedSOPClassUID,
 		TransferSyntaxUID: pc.transferSyntax, Identifier: in.identifier, Destination: strings.TrimSpace(cmd.MoveDestination)}
@@ -254,26 +246,22 @@ func (a *association) startRetrieve(in *incoming, pc acceptedContext) {
 		}
 		return a.writeMessage(in.ctxID, c.Encode(), data)
 	}
-	go func() {
-		defer close(f.done)
-		defer cancel()
+	a.startOp(cmd.MessageID, func(ctx context.Context, f *findOp) {
+		var get GetStorer
+		if cmd.CommandField == CGetRQ {
+			get = &getStorer{a: a, op: f}
+		}
 		st := Status{Code: StatusProcessingFailure, ErrorComment: "internal error"}
 		var n SubOperations
 		var failed []string
-		func() {
-			defer func() {
-				if r := recover(); r != nil {
-					a.log.Error("dimse: retrieve handler panic", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
-					a.conn.Close() // abort this association only
-				}
-			}()
+		a.guard("retrieve", func() {
 			st, n, failed = a.s.RetrieveHandler.HandleRetrieve(ctx, req, get, func(p SubOperations) error {
 				if err := ctx.Err(); err != nil {
 					return err
 				}
 				return rsp(Status{Code: StatusPending}, p, nil)
 			})
-		}()
+		})
 		if a.ctx.Err() != nil {
 			return // the association is gone
 		}
@@ -296,5 +284,5 @@ func (a *association) startRetrieve(in *incoming, pc acceptedContext) {
 			data = failedUIDList(pc.transferSyntax, failed)
 		}
 		rsp(st, n, data)
-	}()
+	})
 }

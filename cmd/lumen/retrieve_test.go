@@ -156,6 +156,12 @@ func TestCMoveCGet(t *testing.T) {
 		ctUIDs = append(ctUIDs, o.SOPInstanceUID)
 	}
 	study, series, one := ct[0].StudyUID, ct[0].SeriesUID, ct[3].SOPInstanceUID
+	var patientUIDs []string
+	for _, o := range corpus {
+		if o.PatientID == ct[0].PatientID {
+			patientUIDs = append(patientUIDs, o.SOPInstanceUID)
+		}
+	}
 	for _, c := range []struct {
 		name string
 		keys []string
@@ -167,6 +173,7 @@ func TestCMoveCGet(t *testing.T) {
 		{"study, patient root", []string{"-P", "QueryRetrieveLevel=STUDY", "PatientID=" + ct[0].PatientID, "StudyInstanceUID=" + study}, nil},
 		{"series, patient root", []string{"-P", "QueryRetrieveLevel=SERIES", "PatientID=" + ct[0].PatientID, "StudyInstanceUID=" + study, "SeriesInstanceUID=" + series}, ctUIDs},
 		{"instance, patient root", []string{"-P", "QueryRetrieveLevel=IMAGE", "PatientID=" + ct[0].PatientID, "StudyInstanceUID=" + study, "SeriesInstanceUID=" + series, "SOPInstanceUID=" + one}, []string{one}},
+		{"patient, patient root", []string{"-P", "QueryRetrieveLevel=PATIENT", "PatientID=" + ct[0].PatientID}, patientUIDs},
 	} {
 		uids := c.uids
 		if uids == nil {
@@ -318,8 +325,11 @@ func TestCMoveCGet(t *testing.T) {
 		uids  []string
 	}{
 		{"study, study root", "-S", nil, []string{"QueryRetrieveLevel=STUDY", "StudyInstanceUID=" + study}, studyUIDs(study)},
-		{"series, patient root", "-P", nil, []string{"QueryRetrieveLevel=SERIES", "PatientID=" + ct[0].PatientID, "StudyInstanceUID=" + study, "SeriesInstanceUID=" + series}, ctUIDs},
+		{"series, study root", "-S", nil, []string{"QueryRetrieveLevel=SERIES", "StudyInstanceUID=" + study, "SeriesInstanceUID=" + series}, ctUIDs},
 		{"instance, study root", "-S", nil, []string{"QueryRetrieveLevel=IMAGE", "StudyInstanceUID=" + study, "SeriesInstanceUID=" + series, "SOPInstanceUID=" + one}, []string{one}},
+		{"study, patient root", "-P", nil, []string{"QueryRetrieveLevel=STUDY", "PatientID=" + ct[0].PatientID, "StudyInstanceUID=" + study}, studyUIDs(study)},
+		{"series, patient root", "-P", nil, []string{"QueryRetrieveLevel=SERIES", "PatientID=" + ct[0].PatientID, "StudyInstanceUID=" + study, "SeriesInstanceUID=" + series}, ctUIDs},
+		{"instance, patient root", "-P", nil, []string{"QueryRetrieveLevel=IMAGE", "PatientID=" + ct[0].PatientID, "StudyInstanceUID=" + study, "SeriesInstanceUID=" + series, "SOPInstanceUID=" + one}, []string{one}},
 		{"compressed study, as stored", "-S", []string{"+xs"}, []string{"QueryRetrieveLevel=STUDY", "StudyInstanceUID=" + jstudy}, jUIDs},
 	} {
 		out, dir := get(c.model, c.extra, c.keys...)
