@@ -16,6 +16,7 @@ import (
 	"github.com/knadh/koanf/v2"
 	"github.com/spf13/pflag"
 
+	"github.com/lumenpacs/lumen/dicomweb/auth"
 	"github.com/lumenpacs/lumen/viewer/emr"
 	"github.com/lumenpacs/lumen/viewer/links"
 )
@@ -34,6 +35,20 @@ type Config struct {
 	DICOMweb DICOMwebConfig `koanf:"dicomweb"`
 	EMR      EMRConfig      `koanf:"emr"`
 	Forward  ForwardConfig  `koanf:"forward"`
+	Auth     AuthConfig     `koanf:"auth"`
+}
+
+// AuthConfig configures authentication of the HTTP surfaces (package dicomweb/auth).
+type AuthConfig struct {
+	// Mode is "dev" (no authentication, logged loudly at start-up: a laptop) or "on"
+	// (every protected request needs a bearer token; start-up fails when neither an
+	// issuer nor a token is configured).
+	Mode         string             `koanf:"mode"`
+	Issuer       string             `koanf:"issuer"`
+	Audience     string             `koanf:"audience"`
+	RolesClaim   string             `koanf:"roles_claim"`
+	PatientClaim string             `koanf:"patient_claim"`
+	Tokens       []auth.StaticToken `koanf:"tokens"`
 }
 
 // EMRConfig configures the EMR linkage (package viewer/emr), the built-in viewer and
@@ -212,6 +227,7 @@ var defaults = map[string]any{
 	"dimse.idle_timeout":                "5m",
 	"dimse.artim_timeout":               "30s",
 	"dimse.transfer_syntaxes":           []any{},
+	"dimse.send_token_sha256":           []any{},
 	"dicomweb.base_path":                "/dicom-web",
 	"dicomweb.public_url":               "",
 	"dicomweb.max_upload_bytes":         int64(4 << 30),
@@ -220,6 +236,15 @@ var defaults = map[string]any{
 	"dicomweb.cors_origins":             []any{"*"},
 	"dicomweb.thumbnail_lru":            4096,
 	"dicomweb.background_thumbnails":    true,
+	"auth.mode":                         "dev",
+	"auth.issuer":                       "",
+	"auth.audience":                     "",
+	"auth.roles_claim":                  "roles",
+	"auth.patient_claim":                "patient",
+	"auth.tokens":                       []any{},
+	"forward.rules":                     []any{},
+	"forward.retry":                     "30s",
+	"forward.max_attempts":              10,
 	"emr.link_keys":                     []any{},
 	"emr.link_key":                      "",
 	"emr.mint_token_sha256":             []any{},
@@ -355,6 +380,15 @@ func (c *Config) validate() error {
 		if len(h) != 64 || strings.Trim(strings.ToLower(h), "0123456789abcdef") != "" {
 			return fmt.Errorf("config: emr.mint_token_sha256 / dimse.send_token_sha256: %q is not a hex SHA-256 digest", h)
 		}
+	}
+	switch c.Auth.Mode {
+	case "dev":
+	case "on":
+		if c.Auth.Issuer == "" && len(c.Auth.Tokens) == 0 {
+			return fmt.Errorf("config: auth.mode is on but neither auth.issuer nor auth.tokens is configured: nobody could sign in")
+		}
+	default:
+		return fmt.Errorf("config: auth.mode %q: want on or dev", c.Auth.Mode)
 	}
 	for _, r := range c.Forward.Rules {
 		known := false

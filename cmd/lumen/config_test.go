@@ -127,3 +127,57 @@ func TestProductionSampleConfig(t *testing.T) {
 		t.Fatalf("sample = %+v", c)
 	}
 }
+
+// TestConfigSections loads a file using the EMR, forwarding, sending and authentication
+// sections: every key is known, lists of maps decode, and the checks apply.
+func TestConfigSections(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "lumen.yaml")
+	os.WriteFile(file, []byte(`
+dimse:
+  peers:
+    - ae_title: DEST
+      host: 127.0.0.1
+      port: 4006
+  send_token_sha256: ["`+strings.Repeat("ab", 32)+`"]
+forward:
+  rules:
+    - calling_ae: CT1
+      modality: CT
+      destination: DEST
+  retry: 5s
+  max_attempts: 3
+emr:
+  link_keys: ["k1:`+strings.Repeat("QUJD", 11)+`"]
+  frame_ancestors: ["https://emr.example.org"]
+  ohif_url: "https://ohif.example.org/viewer?StudyInstanceUIDs={studies}"
+auth:
+  mode: "on"
+  tokens:
+    - name: gateway
+      sha256: "`+strings.Repeat("cd", 32)+`"
+      roles: [read, write]
+      patient: "P1^^^HOSP"
+`), 0o644)
+	c, err := loadConfig(flagSet(t, "--config", file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Forward.Rules) != 1 || c.Forward.Rules[0].Modality != "CT" || c.Forward.Retry.String() != "5s" || c.Forward.MaxAttempts != 3 ||
+		len(c.DIMSE.SendTokenSHA256) != 1 || c.Auth.Mode != "on" || len(c.Auth.Tokens) != 1 || c.Auth.Tokens[0].Patient != "P1^^^HOSP" ||
+		len(c.Auth.Tokens[0].Roles) != 2 || len(c.EMR.FrameAncestors) != 1 {
+		t.Fatalf("sections: %+v %+v %+v", c.Forward, c.Auth, c.EMR)
+	}
+	for name, body := range map[string]string{
+		"forward to an unknown peer":  "forward:\n  rules:\n    - destination: NOPE\n",
+		"auth on without credentials": "auth:\n  mode: \"on\"\n",
+		"unknown auth mode":           "auth:\n  mode: maybe\n",
+		"frame ancestor injection":    "emr:\n  frame_ancestors: [\"https://a.example; script-src *\"]\n",
+	} {
+		f := filepath.Join(dir, strings.ReplaceAll(name, " ", "_")+".yaml")
+		os.WriteFile(f, []byte(body), 0o644)
+		if _, err := loadConfig(flagSet(t, "--config", f)); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}

@@ -172,8 +172,9 @@ func serveOHIF(t *testing.T, dist, config string) string {
 	return "http://" + ln.Addr().String()
 }
 
-// stowAll posts objects to Lumen's STOW-RS in one request.
-func stowAll(t testing.TB, base string, objs []gen.Object) {
+// stowAll posts objects to Lumen's STOW-RS in one request (with a bearer token, when
+// given).
+func stowAll(t testing.TB, base string, objs []gen.Object, token ...string) {
 	t.Helper()
 	var buf bytes.Buffer
 	mw := multipart.NewWriter(&buf)
@@ -182,7 +183,12 @@ func stowAll(t testing.TB, base string, objs []gen.Object) {
 		w.Write(o.Data)
 	}
 	mw.Close()
-	resp, err := http.Post(base+"/studies", `multipart/related; type="application/dicom"; boundary=`+mw.Boundary(), &buf)
+	req, _ := http.NewRequest(http.MethodPost, base+"/studies", &buf)
+	req.Header.Set("Content-Type", `multipart/related; type="application/dicom"; boundary=`+mw.Boundary())
+	if len(token) > 0 {
+		req.Header.Set("Authorization", "Bearer "+token[0])
+	}
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,12 +8,14 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/lumenpacs/lumen/archive/ingest"
 	"github.com/lumenpacs/lumen/archive/send"
 	"github.com/lumenpacs/lumen/dicomweb"
+	"github.com/lumenpacs/lumen/dicomweb/auth"
 	"github.com/lumenpacs/lumen/dimse"
 	"github.com/lumenpacs/lumen/index"
 	"github.com/lumenpacs/lumen/viewer/emr"
@@ -99,6 +101,17 @@ func serve(ctx context.Context, c *Config, log *slog.Logger, ready chan<- listen
 			BodyParts: c.EMR.CardiologyBodyParts, Keywords: c.EMR.CardiologyKeywords},
 	}
 	e.Use(chart.Guard) // link tokens, wherever they are presented
+	if c.Auth.Mode == "on" {
+		authn, err := auth.New(ctx, auth.Config{Issuer: c.Auth.Issuer, Audience: c.Auth.Audience, RolesClaim: c.Auth.RolesClaim,
+			PatientClaim: c.Auth.PatientClaim, Tokens: c.Auth.Tokens}, log)
+		if err != nil {
+			return err
+		}
+		e.Use(authn.Middleware(authRule, emr.LinkAdmitted))
+		log.Info("auth: on", "issuer", c.Auth.Issuer, "api_tokens", len(c.Auth.Tokens))
+	} else {
+		log.Warn("AUTHENTICATION IS OFF (auth.mode dev): every HTTP surface is open to anyone who can reach it; set auth.mode: on for any real deployment")
+	}
 	web.Register(e)
 	chart.Register(e)
 	(&fhir.Service{Index: b.index, DICOMwebBase: c.DICOMweb.BasePath, PublicURL: c.DICOMweb.PublicURL, Logger: log}).Register(e)
@@ -195,4 +208,29 @@ func startupCheck(ctx context.Context, c *Config, b *backends, log *slog.Logger)
 		return
 	}
 	log.Info("start-up check clean", attrs...)
+}
+
+// authRule says which role each HTTP request needs ("" : public): reading for GET,
+// writing for POST (STOW-RS), deleting for DELETE, admin for pushing to peers. Public:
+// health and metrics, CORS preflight, the viewer's static files (its data requests are
+// checked), the FHIR CapabilityStatement, and link minting (which checks its own
+// service-account tokens).
+func authRule(c echo.Context) string {
+	r := c.Request()
+	p := r.URL.Path
+	switch {
+	case r.Method == http.MethodOptions, p == "/healthz", p == "/readyz", p == "/metrics", p == "/fhir/metadata":
+		return ""
+	case p == "/viewer" || strings.HasPrefix(p, "/viewer/"):
+		return ""
+	case p == "/emr/v1/links" && r.Method == http.MethodPost:
+		return ""
+	case p == "/api/v1/send":
+		return auth.RoleAdmin
+	case r.Method == http.MethodDelete:
+		return auth.RoleDelete
+	case r.Method == http.MethodGet || r.Method == http.MethodHead:
+		return auth.RoleRead
+	}
+	return auth.RoleWrite
 }

@@ -15,6 +15,10 @@ import (
 
 const tokenKey = "lumen.link.token"
 
+// LinkAdmitted reports whether the guard admitted the request on a signed link (so that
+// no other credentials are needed).
+func LinkAdmitted(c echo.Context) bool { return linkToken(c) != "" }
+
 // linkToken is the link token the guard admitted for this request, or "".
 func linkToken(c echo.Context) string {
 	v, _ := c.Get(tokenKey).(string)

@@ -1,0 +1,231 @@
+package auth
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+	"github.com/labstack/echo/v4"
+	"github.com/lumenpacs/lumen/index"
+)
+
+// Roles a principal may hold.
+const (
+	RoleRead   = "read"   // query and retrieve
+	RoleWrite  = "write"  // store
+	RoleDelete = "delete" // delete
+	RoleAdmin  = "admin"  // send to peers, mint links, administration
+)
+
+// Principal is who a request acts for.
+type Principal struct {
+	Subject string
+	Roles   []string
+	// Patient, when set, limits the principal to one patient's records.
+	Patient *index.PatientKey
+	// Via says how the principal was authenticated: "oidc" or "token".
+	Via string
+}
+
+// Has reports whether the principal holds role (admin holds every role).
+func (p *Principal) Has(role string) bool {
+	return slices.Contains(p.Roles, role) || slices.Contains(p.Roles, RoleAdmin)
+}
+
+// StaticToken is a service account's API token, known by its SHA-256 only.
+type StaticToken struct {
+	Name    string   `koanf:"name"`
+	SHA256  string   `koanf:"sha256"`
+	Roles   []string `koanf:"roles"`
+	Patient string   `koanf:"patient"` // ID or ID^^^Issuer: limits the token to one patient
+}
+
+// Config configures authentication.
+type Config struct {
+	// Issuer is the OpenID Connect issuer URL whose tokens are accepted ("" : none).
+	Issuer string `koanf:"issuer"`
+	// Audience is the audience tokens must name (the client ID of Lumen).
+	Audience string `koanf:"audience"`
+	// RolesClaim is the claim listing a token's roles (default "roles"); the space-
+	// separated "scope" claim is read too, with roles as "lumen.read", "lumen.write", ...
+	RolesClaim string `koanf:"roles_claim"`
+	// PatientClaim is the claim limiting a token to one patient (default "patient"), as
+	// ID or ID^^^Issuer.
+	PatientClaim string `koanf:"patient_claim"`
+	// Tokens are the static API tokens.
+	Tokens []StaticToken `koanf:"tokens"`
+}
+
+// Errors of Authenticate.
+var (
+	ErrNoCredentials = errors.New("auth: no credentials")
+	ErrInvalid       = errors.New("auth: invalid credentials")
+)
+
+// Authenticator checks credentials.
+type Authenticator struct {
+	cfg      Config
+	verifier *oidc.IDTokenVerifier
+	log      *slog.Logger
+}
+
+// New prepares an authenticator; with an issuer it fetches the issuer's discovery
+// document (the JWKS is fetched, and refreshed, as tokens need it).
+func New(ctx context.Context, cfg Config, log *slog.Logger) (*Authenticator, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	a := &Authenticator{cfg: cfg, log: log}
+	if a.cfg.RolesClaim == "" {
+		a.cfg.RolesClaim = "roles"
+	}
+	if a.cfg.PatientClaim == "" {
+		a.cfg.PatientClaim = "patient"
+	}
+	for _, t := range cfg.Tokens {
+		if len(t.SHA256) != 64 || strings.Trim(strings.ToLower(t.SHA256), "0123456789abcdef") != "" {
+			return nil, fmt.Errorf("auth: token %q: sha256 is not a hex SHA-256 digest", t.Name)
+		}
+		for _, r := range t.Roles {
+			if !slices.Contains([]string{RoleRead, RoleWrite, RoleDelete, RoleAdmin}, r) {
+				return nil, fmt.Errorf("auth: token %q: unknown role %q (read, write, delete, admin)", t.Name, r)
+			}
+		}
+	}
+	if cfg.Issuer != "" {
+		if cfg.Audience == "" {
+			return nil, errors.New("auth: an issuer needs an audience (auth.audience)")
+		}
+		p, err := oidc.NewProvider(ctx, cfg.Issuer)
+		if err != nil {
+			return nil, fmt.Errorf("auth: issuer %s: %w", cfg.Issuer, err)
+		}
+		a.verifier = p.Verifier(&oidc.Config{ClientID: cfg.Audience,
+			SupportedSigningAlgs: []string{oidc.RS256, oidc.RS384, oidc.RS512, oidc.ES256, oidc.ES384, oidc.ES512, oidc.PS256, oidc.EdDSA}})
+	}
+	return a, nil
+}
+
+// Configured reports whether any credential can be accepted.
+func (a *Authenticator) Configured() bool { return a.verifier != nil || len(a.cfg.Tokens) > 0 }
+
+// parsePatient reads ID or ID^^^Issuer (the issuer's first component).
+func parsePatient(v string) *index.PatientKey {
+	if v == "" {
+		return nil
+	}
+	comps := strings.Split(v, "^")
+	k := &index.PatientKey{ID: comps[0]}
+	if len(comps) >= 4 {
+		k.Issuer, _, _ = strings.Cut(comps[3], "&")
+	}
+	return k
+}
+
+// Authenticate returns the principal of a request's bearer token.
+func (a *Authenticator) Authenticate(r *http.Request) (*Principal, error) {
+	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok || strings.TrimSpace(tok) == "" {
+		return nil, ErrNoCredentials
+	}
+	tok = strings.TrimSpace(tok)
+	if strings.Count(tok, ".") == 2 && a.verifier != nil {
+		idt, err := a.verifier.Verify(r.Context(), tok)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+		}
+		var claims map[string]any
+		if err := idt.Claims(&claims); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+		}
+		p := &Principal{Subject: idt.Subject, Via: "oidc"}
+		switch v := claims[a.cfg.RolesClaim].(type) {
+		case []any:
+			for _, r := range v {
+				if s, ok := r.(string); ok {
+					p.Roles = append(p.Roles, s)
+				}
+			}
+		case string:
+			p.Roles = strings.Fields(v)
+		}
+		if sc, ok := claims["scope"].(string); ok {
+			for _, s := range strings.Fields(sc) {
+				if r, ok := strings.CutPrefix(s, "lumen."); ok {
+					p.Roles = append(p.Roles, r)
+				}
+			}
+		}
+		if v, ok := claims[a.cfg.PatientClaim].(string); ok {
+			p.Patient = parsePatient(v)
+		}
+		return p, nil
+	}
+	sum := sha256.Sum256([]byte(tok))
+	got := hex.EncodeToString(sum[:])
+	var found *StaticToken
+	for i := range a.cfg.Tokens {
+		if subtle.ConstantTimeCompare([]byte(strings.ToLower(a.cfg.Tokens[i].SHA256)), []byte(got)) == 1 {
+			found = &a.cfg.Tokens[i]
+		}
+	}
+	if found == nil {
+		return nil, ErrInvalid
+	}
+	return &Principal{Subject: "token:" + found.Name, Roles: found.Roles, Patient: parsePatient(found.Patient), Via: "token"}, nil
+}
+
+type principalKey struct{}
+
+// FromContext returns the request's principal, if one was authenticated.
+func FromContext(ctx context.Context) (*Principal, bool) {
+	p, ok := ctx.Value(principalKey{}).(*Principal)
+	return p, ok
+}
+
+// Rule says what a request needs: the role ("" : nothing, a public resource).
+type Rule func(c echo.Context) string
+
+// Middleware authenticates every request the rule does not make public: no or
+// unreadable credentials are 401 with a WWW-Authenticate challenge, a principal without
+// the role 403. A patient-limited principal's scope is put into the request context
+// (index.WithScope). Requests already admitted by a signed link (admitted returns true)
+// pass.
+func (a *Authenticator) Middleware(rule Rule, admitted func(echo.Context) bool) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			role := rule(c)
+			if role == "" || admitted != nil && admitted(c) {
+				return next(c)
+			}
+			p, err := a.Authenticate(c.Request())
+			if err != nil {
+				challenge := `Bearer realm="lumen"`
+				if errors.Is(err, ErrInvalid) {
+					challenge += `, error="invalid_token"`
+					a.log.Info("auth: credentials refused", "route", c.Path(), "remote", c.RealIP(), "reason", err)
+				}
+				c.Response().Header().Set("WWW-Authenticate", challenge)
+				return echo.NewHTTPError(http.StatusUnauthorized, "authentication required: a bearer token (OpenID Connect or API token)")
+			}
+			if !p.Has(role) {
+				a.log.Info("auth: forbidden", "route", c.Path(), "subject", p.Subject, "needs", role)
+				return echo.NewHTTPError(http.StatusForbidden, "this account lacks the "+role+" role")
+			}
+			ctx := context.WithValue(c.Request().Context(), principalKey{}, p)
+			if p.Patient != nil {
+				ctx = index.WithScope(ctx, index.Scope{Patient: p.Patient})
+			}
+			c.SetRequest(c.Request().WithContext(ctx))
+			return next(c)
+		}
+	}
+}

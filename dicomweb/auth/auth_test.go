@@ -1,0 +1,81 @@
+package auth
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/lumenpacs/lumen/dicomweb/auth/authtest"
+)
+
+func TestAuthenticate(t *testing.T) {
+	is := authtest.NewIssuer(t)
+	sum := sha256.Sum256([]byte("service-secret"))
+	a, err := New(context.Background(), Config{Issuer: is.URL, Audience: "lumen",
+		Tokens: []StaticToken{{Name: "pacs-bridge", SHA256: hex.EncodeToString(sum[:]), Roles: []string{RoleRead, RoleWrite}}}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	base := func() map[string]any {
+		return map[string]any{"iss": is.URL, "aud": "lumen", "sub": "dr-who", "exp": now.Add(time.Hour).Unix(), "iat": now.Unix(), "roles": []string{"read"}}
+	}
+	req := func(tok string) *http.Request {
+		r := httptest.NewRequest(http.MethodGet, "/dicom-web/studies", nil)
+		if tok != "" {
+			r.Header.Set("Authorization", "Bearer "+tok)
+		}
+		return r
+	}
+	p, err := a.Authenticate(req(is.Token(t, base(), nil)))
+	if err != nil || p.Subject != "dr-who" || !p.Has(RoleRead) || p.Has(RoleWrite) || p.Patient != nil || p.Via != "oidc" {
+		t.Fatalf("valid token: %+v %v", p, err)
+	}
+	c := base()
+	c["patient"] = "P-7^^^HOSP"
+	c["scope"] = "openid lumen.write"
+	if p, err := a.Authenticate(req(is.Token(t, c, nil))); err != nil || p.Patient == nil || p.Patient.ID != "P-7" || p.Patient.Issuer != "HOSP" || !p.Has(RoleWrite) {
+		t.Fatalf("patient-scoped token: %+v %v", p, err)
+	}
+	if p, err := a.Authenticate(req("service-secret")); err != nil || p.Subject != "token:pacs-bridge" || !p.Has(RoleWrite) || p.Has(RoleDelete) {
+		t.Fatalf("static token: %+v %v", p, err)
+	}
+	other, _ := rsa.GenerateKey(rand.Reader, 2048)
+	header := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"none","typ":"JWT"}`))
+	payload, _ := json.Marshal(base())
+	none := header + "." + base64.RawURLEncoding.EncodeToString(payload) + "."
+	bad := map[string]string{
+		"expired":        is.Token(t, func() map[string]any { c := base(); c["exp"] = now.Add(-time.Minute).Unix(); return c }(), nil),
+		"wrong audience": is.Token(t, func() map[string]any { c := base(); c["aud"] = "someone-else"; return c }(), nil),
+		"wrong issuer":   is.Token(t, func() map[string]any { c := base(); c["iss"] = "https://evil.example"; return c }(), nil),
+		"bad signature":  is.Token(t, base(), other),
+		"alg none":       none,
+		"unknown token":  "not-a-known-token",
+	}
+	for name, tok := range bad {
+		if p, err := a.Authenticate(req(tok)); !errors.Is(err, ErrInvalid) {
+			t.Errorf("%s: accepted (%+v, %v)", name, p, err)
+		}
+	}
+	if _, err := a.Authenticate(req("")); !errors.Is(err, ErrNoCredentials) {
+		t.Errorf("no token: %v", err)
+	}
+	for name, cfg := range map[string]Config{
+		"issuer without audience": {Issuer: is.URL},
+		"bad digest":              {Tokens: []StaticToken{{Name: "x", SHA256: "abc"}}},
+		"unknown role":            {Tokens: []StaticToken{{Name: "x", SHA256: hex.EncodeToString(sum[:]), Roles: []string{"superuser"}}}},
+	} {
+		if _, err := New(context.Background(), cfg, nil); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
