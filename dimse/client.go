@@ -3,6 +3,7 @@ package dimse
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -27,6 +28,9 @@ type DialConfig struct {
 	// Timeout bounds connection set-up, association negotiation (ARTIM) and each
 	// response wait (default 30 s).
 	Timeout time.Duration
+	// TLS, when set, secures the association (PS3.15 Annex B): the connection is
+	// wrapped and the handshake completed before the A-ASSOCIATE-RQ.
+	TLS *tls.Config
 	// Roles are SCP/SCU role selections to propose (PS3.7 D.3.3.4), for example the SCP
 	// role for storage commitment reports sent on a new association.
 	Roles []RoleSelection
@@ -112,6 +116,18 @@ func Dial(ctx context.Context, addr string, cfg DialConfig) (*Client, error) {
 	if err != nil {
 		c.transition(Evt17)
 		return nil, fmt.Errorf("dimse: dial %s: %w", addr, err)
+	}
+	if cfg.TLS != nil {
+		tc := tls.Client(conn, cfg.TLS)
+		hctx, cancel := context.WithTimeout(ctx, cfg.timeout())
+		err := tc.HandshakeContext(hctx)
+		cancel()
+		if err != nil {
+			conn.Close()
+			c.transition(Evt17)
+			return nil, fmt.Errorf("dimse: TLS with %s: %w", addr, err)
+		}
+		conn = tc
 	}
 	c.conn = conn
 	c.transition(Evt2) // AE-2: send A-ASSOCIATE-RQ

@@ -2,6 +2,7 @@ package send
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -29,6 +30,8 @@ type Destination struct {
 	AETitle string
 	Host    string
 	Port    int
+	// TLS, when set, makes the association DICOM TLS.
+	TLS *tls.Config
 }
 
 // Addr is the destination's host:port.
@@ -195,7 +198,7 @@ func (s *Sender) Send(ctx context.Context, dst Destination, list []index.Instanc
 	if len(list) == 0 {
 		return nil
 	}
-	c, err := dimse.Dial(ctx, dst.Addr(), dimse.DialConfig{CallingAETitle: s.CallingAETitle, CalledAETitle: dst.AETitle, Contexts: Contexts(list)})
+	c, err := dimse.Dial(ctx, dst.Addr(), dimse.DialConfig{CallingAETitle: s.CallingAETitle, CalledAETitle: dst.AETitle, Contexts: Contexts(list), TLS: dst.TLS})
 	if err != nil {
 		return fmt.Errorf("send: association with %s at %s: %w", dst.AETitle, dst.Addr(), err)
 	}

@@ -100,6 +100,15 @@ type DIMSEConfig struct {
 	IdleTimeout            time.Duration `koanf:"idle_timeout"`
 	ARTIMTimeout           time.Duration `koanf:"artim_timeout"`
 	TransferSyntaxes       []string      `koanf:"transfer_syntaxes"`
+	// TLSAddr, when set, is a DICOM TLS listener (PS3.15 Annex B, conventionally port
+	// 2762) with TLSCert and TLSKey (PEM, reloaded when they change); TLSClientCA, when
+	// set, requires client certificates signed by it. Peers with TLS set are reached
+	// over TLS, verified against TLSPeerCA (default: the system roots).
+	TLSAddr     string `koanf:"tls_addr"`
+	TLSCert     string `koanf:"tls_cert"`
+	TLSKey      string `koanf:"tls_key"`
+	TLSClientCA string `koanf:"tls_client_ca"`
+	TLSPeerCA   string `koanf:"tls_peer_ca"`
 	// SendTokenSHA256 are the hex SHA-256 digests of the bearer tokens allowed to push
 	// instances to peers over HTTP (POST /api/v1/send).
 	SendTokenSHA256 []string `koanf:"send_token_sha256"`
@@ -111,6 +120,8 @@ type PeerConfig struct {
 	Host     string   `koanf:"host"`
 	Port     int      `koanf:"port"`
 	Services []string `koanf:"services"`
+	// TLS makes Lumen's associations to this peer DICOM TLS (C-MOVE, send, forwarding).
+	TLS bool `koanf:"tls"`
 }
 
 // HTTPConfig configures the HTTP listener.
@@ -119,6 +130,10 @@ type HTTPConfig struct {
 	ReadTimeout     time.Duration `koanf:"read_timeout"`
 	WriteTimeout    time.Duration `koanf:"write_timeout"`
 	ShutdownTimeout time.Duration `koanf:"shutdown_timeout"`
+	// TLSCert and TLSKey (PEM files) make the listener HTTPS; the certificate is
+	// reloaded when the files change.
+	TLSCert string `koanf:"tls_cert"`
+	TLSKey  string `koanf:"tls_key"`
 }
 
 // LogConfig configures logging.
@@ -194,6 +209,8 @@ var defaults = map[string]any{
 	"http.read_timeout":                 "5m",
 	"http.write_timeout":                "30m",
 	"http.shutdown_timeout":             "30s",
+	"http.tls_cert":                     "",
+	"http.tls_key":                      "",
 	"log.level":                         "info",
 	"log.format":                        "json",
 	"store.backend":                     "fs",
@@ -226,6 +243,11 @@ var defaults = map[string]any{
 	"dimse.max_pdu_length":              262144,
 	"dimse.idle_timeout":                "5m",
 	"dimse.artim_timeout":               "30s",
+	"dimse.tls_addr":                    "",
+	"dimse.tls_cert":                    "",
+	"dimse.tls_key":                     "",
+	"dimse.tls_client_ca":               "",
+	"dimse.tls_peer_ca":                 "",
 	"dimse.transfer_syntaxes":           []any{},
 	"dimse.send_token_sha256":           []any{},
 	"dicomweb.base_path":                "/dicom-web",
@@ -380,6 +402,12 @@ func (c *Config) validate() error {
 		if len(h) != 64 || strings.Trim(strings.ToLower(h), "0123456789abcdef") != "" {
 			return fmt.Errorf("config: emr.mint_token_sha256 / dimse.send_token_sha256: %q is not a hex SHA-256 digest", h)
 		}
+	}
+	if (c.HTTP.TLSCert == "") != (c.HTTP.TLSKey == "") {
+		return fmt.Errorf("config: http.tls_cert and http.tls_key go together")
+	}
+	if c.DIMSE.TLSAddr != "" && (c.DIMSE.TLSCert == "" || c.DIMSE.TLSKey == "") {
+		return fmt.Errorf("config: dimse.tls_addr needs dimse.tls_cert and dimse.tls_key")
 	}
 	switch c.Auth.Mode {
 	case "dev":

@@ -12,7 +12,7 @@ import (
 )
 
 // newDIMSEServer builds the DICOM listener from the configuration.
-func newDIMSEServer(c *Config, b *backends, log *slog.Logger) *dimse.Server {
+func newDIMSEServer(c *Config, b *backends, book *peerBook, log *slog.Logger) *dimse.Server {
 	var peers []dimse.Peer
 	for _, p := range c.DIMSE.Peers {
 		peers = append(peers, dimse.Peer{AETitle: p.AETitle, Host: p.Host, Port: p.Port, Services: p.Services})
@@ -28,7 +28,7 @@ func newDIMSEServer(c *Config, b *backends, log *slog.Logger) *dimse.Server {
 		},
 		StoreHandler: &storeHandler{p: b.pipeline, log: log},
 		FindHandler:  &findHandler{idx: b.index, aeTitle: c.DIMSE.AETitle, log: log},
-		RetrieveHandler: &retrieveHandler{idx: b.index, peers: c.DIMSE.Peers, log: log,
+		RetrieveHandler: &retrieveHandler{idx: b.index, peers: book, log: log,
 			sender: &send.Sender{Store: b.store, CallingAETitle: c.DIMSE.AETitle, Logger: log}},
 		CommitHandler:    &commitHandler{idx: b.index, store: b.store, aeTitle: c.DIMSE.AETitle, log: log},
 		MaxAssociations:  c.DIMSE.MaxAssociations,

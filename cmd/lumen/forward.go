@@ -59,7 +59,7 @@ type forwarder struct {
 	q      index.Queue
 	idx    index.Index
 	sender *send.Sender
-	peers  []PeerConfig
+	peers  *peerBook
 	cfg    ForwardConfig
 	worker string
 	log    *slog.Logger
@@ -108,11 +108,10 @@ func (f *forwarder) runBatch(ctx context.Context, batch []*index.Job) {
 		}
 		byDest[dest] = append(byDest[dest], j)
 	}
-	h := &retrieveHandler{peers: f.peers}
 	dctx := context.WithoutCancel(ctx)
 	for _, dest := range order {
 		jobs := byDest[dest]
-		dst, ok := h.destination(dest)
+		dst, ok := f.peers.destination(dest)
 		if !ok {
 			f.log.Warn("forward: destination is not a known peer with host and port: forwards dropped", "destination", dest, "jobs", len(jobs))
 			for _, j := range jobs {

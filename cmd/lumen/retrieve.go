@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -20,8 +21,15 @@ import (
 type retrieveHandler struct {
 	idx    index.Index
 	sender *send.Sender
-	peers  []PeerConfig
+	peers  *peerBook
 	log    *slog.Logger
+}
+
+// peerBook resolves the known peers Lumen sends to (C-MOVE, send, forwarding).
+type peerBook struct {
+	list []PeerConfig
+	// tls gives the client TLS configuration for a peer's host (peers with TLS set).
+	tls func(serverName string) *tls.Config
 }
 
 // uniqueKeys are the keys of each level a retrieve identifier names (PS3.4 C.4.2.2.1).
@@ -83,11 +91,18 @@ func dcmName(t dcm.Tag) string {
 	return "SOPInstanceUID"
 }
 
-// destination resolves a C-MOVE destination among the configured peers.
-func (h *retrieveHandler) destination(ae string) (send.Destination, bool) {
-	for _, p := range h.peers {
+// destination resolves a destination AE title among the configured peers.
+func (b *peerBook) destination(ae string) (send.Destination, bool) {
+	if b == nil {
+		return send.Destination{}, false
+	}
+	for _, p := range b.list {
 		if p.AETitle == ae && p.Host != "" && p.Port > 0 {
-			return send.Destination{AETitle: p.AETitle, Host: p.Host, Port: p.Port}, true
+			d := send.Destination{AETitle: p.AETitle, Host: p.Host, Port: p.Port}
+			if p.TLS && b.tls != nil {
+				d.TLS = b.tls(p.Host)
+			}
+			return d, true
 		}
 	}
 	return send.Destination{}, false
@@ -108,7 +123,7 @@ func (h *retrieveHandler) HandleRetrieve(ctx context.Context, req *dimse.Retriev
 	var dst send.Destination
 	if get == nil {
 		var ok bool
-		if dst, ok = h.destination(req.Destination); !ok {
+		if dst, ok = h.peers.destination(req.Destination); !ok {
 			h.log.Warn("dimse: C-MOVE to an unknown destination: add it to dimse.peers with ae_title, host and port",
 				"destination", req.Destination, "calling_ae", req.Association.CallingAETitle)
 			return dimse.Status{Code: dimse.StatusMoveDestinationUnknown, ErrorComment: comment("move destination " + req.Destination + " unknown: not in dimse.peers")}, dimse.SubOperations{}, nil

@@ -185,7 +185,7 @@ type pushEvent struct {
 // pushHandler answers POST /api/v1/send: an authenticated client (a bearer token whose
 // SHA-256 is in dimse.send_token_sha256) sends a study, series or instance to a known
 // peer; the answer streams one JSON line per instance (progress) and a final line.
-func pushHandler(idx index.Index, sender *send.Sender, peers []PeerConfig, tokens []string, log *slog.Logger) echo.HandlerFunc {
+func pushHandler(idx index.Index, sender *send.Sender, peers *peerBook, tokens []string, log *slog.Logger) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		p, signedIn := auth.FromContext(c.Request().Context())
 		if !(signedIn && p.Has(auth.RoleAdmin)) && !emr.BearerAllowed(c.Request(), tokens) {
@@ -196,8 +196,7 @@ func pushHandler(idx index.Index, sender *send.Sender, peers []PeerConfig, token
 		if err := json.NewDecoder(io.LimitReader(c.Request().Body, 1<<16)).Decode(&req); err != nil {
 			return echo.NewHTTPError(http.StatusBadRequest, "the body must be JSON: {destination, studyInstanceUID | seriesInstanceUID | sopInstanceUID | query}")
 		}
-		h := &retrieveHandler{peers: peers}
-		dst, ok := h.destination(req.Destination)
+		dst, ok := peers.destination(req.Destination)
 		if !ok {
 			return echo.NewHTTPError(http.StatusBadRequest, "destination "+req.Destination+" is not a known peer with a host and port (dimse.peers)")
 		}

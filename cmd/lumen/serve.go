@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -17,6 +18,7 @@ import (
 	"github.com/lumenpacs/lumen/dicomweb"
 	"github.com/lumenpacs/lumen/dicomweb/auth"
 	"github.com/lumenpacs/lumen/dimse"
+	"github.com/lumenpacs/lumen/dimse/tlsconf"
 	"github.com/lumenpacs/lumen/index"
 	"github.com/lumenpacs/lumen/viewer/emr"
 	"github.com/lumenpacs/lumen/viewer/fhir"
@@ -50,7 +52,7 @@ func newServeCmd() *cobra.Command {
 }
 
 // listening are the addresses the server listens on.
-type listening struct{ HTTP, DIMSE string }
+type listening struct{ HTTP, DIMSE, DIMSETLS string }
 
 // serve runs the server until ctx ends. ready, if not nil, receives the addresses.
 func serve(ctx context.Context, c *Config, log *slog.Logger, ready chan<- listening) error {
@@ -116,7 +118,18 @@ func serve(ctx context.Context, c *Config, log *slog.Logger, ready chan<- listen
 	chart.Register(e)
 	(&fhir.Service{Index: b.index, DICOMwebBase: c.DICOMweb.BasePath, PublicURL: c.DICOMweb.PublicURL, Logger: log}).Register(e)
 	(&viewerweb.Viewer{DICOMwebBase: c.DICOMweb.BasePath, FrameAncestors: c.EMR.FrameAncestors}).Register(e)
-	e.POST("/api/v1/send", pushHandler(b.index, &send.Sender{Store: b.store, CallingAETitle: c.DIMSE.AETitle, Logger: log}, c.DIMSE.Peers, c.DIMSE.SendTokenSHA256, log))
+	book := &peerBook{list: c.DIMSE.Peers}
+	for _, p := range c.DIMSE.Peers {
+		if p.TLS {
+			tc, err := tlsconf.Client(tlsconf.Files{Cert: c.DIMSE.TLSCert, Key: c.DIMSE.TLSKey}, c.DIMSE.TLSPeerCA)
+			if err != nil {
+				return fmt.Errorf("dimse tls to peers: %w", err)
+			}
+			book.tls = tc
+			break
+		}
+	}
+	e.POST("/api/v1/send", pushHandler(b.index, &send.Sender{Store: b.store, CallingAETitle: c.DIMSE.AETitle, Logger: log}, book, c.DIMSE.SendTokenSHA256, log))
 	e.HTTPErrorHandler = web.ErrorHandler
 	if signer == nil {
 		log.Info("emr: no link keys configured (emr.link_keys): signed links are off")
@@ -129,7 +142,7 @@ func serve(ctx context.Context, c *Config, log *slog.Logger, ready chan<- listen
 	fwdDone := make(chan struct{})
 	if q, ok := b.index.(index.Queue); ok && len(c.Forward.Rules) > 0 {
 		f := &forwarder{q: q, idx: b.index, sender: &send.Sender{Store: b.store, CallingAETitle: c.DIMSE.AETitle, Logger: log},
-			peers: c.DIMSE.Peers, cfg: c.Forward, worker: worker, log: log}
+			peers: book, cfg: c.Forward, worker: worker, log: log}
 		go func() { defer close(fwdDone); f.run(ctx) }()
 	} else {
 		close(fwdDone)
@@ -139,8 +152,16 @@ func serve(ctx context.Context, c *Config, log *slog.Logger, ready chan<- listen
 	if err != nil {
 		return fmt.Errorf("http listen %s: %w", c.HTTP.Addr, err)
 	}
+	if c.HTTP.TLSCert != "" {
+		tc, err := tlsconf.Server(tlsconf.Files{Cert: c.HTTP.TLSCert, Key: c.HTTP.TLSKey})
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("http tls: %w", err)
+		}
+		ln = tls.NewListener(ln, tc)
+	}
 	srv := &http.Server{Handler: e, ReadHeaderTimeout: 30 * time.Second, ReadTimeout: c.HTTP.ReadTimeout, WriteTimeout: c.HTTP.WriteTimeout}
-	errc := make(chan error, 2)
+	errc := make(chan error, 3) // http, dimse, dimse tls
 	go func() { errc <- fmt.Errorf("http: %w", srv.Serve(ln)) }()
 	log.Info("http listening", "addr", ln.Addr().String())
 	addrs := listening{HTTP: ln.Addr().String()}
@@ -152,9 +173,26 @@ func serve(ctx context.Context, c *Config, log *slog.Logger, ready chan<- listen
 			srv.Close()
 			return fmt.Errorf("dimse listen %s: %w", c.DIMSE.Addr, err)
 		}
-		dsrv = newDIMSEServer(c, b, log)
+		dsrv = newDIMSEServer(c, b, book, log)
 		go func() { errc <- fmt.Errorf("dimse: %w", dsrv.Serve(dln)) }()
 		addrs.DIMSE = dln.Addr().String()
+		if c.DIMSE.TLSAddr != "" {
+			tc, err := tlsconf.Server(tlsconf.Files{Cert: c.DIMSE.TLSCert, Key: c.DIMSE.TLSKey, ClientCA: c.DIMSE.TLSClientCA})
+			if err != nil {
+				srv.Close()
+				dsrv.Shutdown(context.Background())
+				return fmt.Errorf("dimse tls: %w", err)
+			}
+			tln, err := net.Listen("tcp", c.DIMSE.TLSAddr)
+			if err != nil {
+				srv.Close()
+				dsrv.Shutdown(context.Background())
+				return fmt.Errorf("dimse tls listen %s: %w", c.DIMSE.TLSAddr, err)
+			}
+			go func() { errc <- fmt.Errorf("dimse tls: %w", dsrv.Serve(tls.NewListener(tln, tc))) }()
+			addrs.DIMSETLS = tln.Addr().String()
+			log.Info("dimse tls listening", "addr", addrs.DIMSETLS, "client_certificates", c.DIMSE.TLSClientCA != "")
+		}
 		log.Info("dimse listening", "addr", addrs.DIMSE, "ae_title", c.DIMSE.AETitle, "check_called_ae", c.DIMSE.CheckCalledAE, "reject_unknown_calling_ae", c.DIMSE.RejectUnknownCallingAE, "peers", len(c.DIMSE.Peers))
 	}
 	if ready != nil {
