@@ -46,9 +46,10 @@ type association struct {
 	counted  bool
 	aborting atomic.Bool // Shutdown asked for an abort
 
-	cmdBuf []byte
-	cmdCtx byte
-	cur    *incoming
+	cmdBuf   []byte
+	cmdCtx   byte
+	cmdStart time.Time // when the last command set arrived
+	cur      *incoming
 
 	abortReason byte // reason for AA-8
 	panicked    bool
@@ -75,6 +76,7 @@ type findOp struct {
 
 // incoming is a DIMSE request whose data set is arriving.
 type incoming struct {
+	start  time.Time // when the command arrived
 	ctxID  byte
 	cmd    *Command
 	pw     *io.PipeWriter // nil: discard the data set
@@ -367,6 +369,7 @@ func (a *association) pdata(p *PDataTF) {
 			if v.Last {
 				b := a.cmdBuf
 				a.cmdBuf = a.cmdBuf[:0]
+				a.cmdStart = time.Now()
 				a.dispatch(v.ContextID, pc, b)
 			}
 			continue
@@ -496,7 +499,7 @@ func (a *association) dispatch(ctxID byte, pc acceptedContext, b []byte) {
 			st = &Status{StatusCannotUnderstand, "C-FIND-RQ lacks MessageID or identifier"}
 			break
 		}
-		a.cur = &incoming{ctxID: ctxID, cmd: cmd, identifier: []byte{}}
+		a.cur = &incoming{start: a.cmdStart, ctxID: ctxID, cmd: cmd, identifier: []byte{}}
 		return
 	case CMoveRQ, CGetRQ:
 		move, get := isRetrieveModel(pc.abstract)
@@ -511,7 +514,7 @@ func (a *association) dispatch(ctxID byte, pc acceptedContext, b []byte) {
 		if st != nil {
 			break
 		}
-		a.cur = &incoming{ctxID: ctxID, cmd: cmd, identifier: []byte{}}
+		a.cur = &incoming{start: a.cmdStart, ctxID: ctxID, cmd: cmd, identifier: []byte{}}
 		return
 	case NActionRQ:
 		switch {
@@ -525,7 +528,7 @@ func (a *association) dispatch(ctxID byte, pc acceptedContext, b []byte) {
 		if st != nil {
 			break
 		}
-		a.cur = &incoming{ctxID: ctxID, cmd: cmd, identifier: []byte{}}
+		a.cur = &incoming{start: a.cmdStart, ctxID: ctxID, cmd: cmd, identifier: []byte{}}
 		return
 	case NEventReportRQ:
 		switch {
@@ -537,7 +540,7 @@ func (a *association) dispatch(ctxID byte, pc acceptedContext, b []byte) {
 		if st != nil {
 			break
 		}
-		a.cur = &incoming{ctxID: ctxID, cmd: cmd, identifier: []byte{}}
+		a.cur = &incoming{start: a.cmdStart, ctxID: ctxID, cmd: cmd, identifier: []byte{}}
 		return
 	case CCancelRQ:
 		if f := a.find; f != nil && cmd.MessageIDBeingRespondedTo == f.msgID {
@@ -550,7 +553,7 @@ func (a *association) dispatch(ctxID byte, pc acceptedContext, b []byte) {
 	}
 	if cmd.HasDataSet() {
 		// Discard the data set that follows, then answer.
-		a.cur = &incoming{ctxID: ctxID, cmd: cmd, status: st}
+		a.cur = &incoming{start: a.cmdStart, ctxID: ctxID, cmd: cmd, status: st}
 		return
 	}
 	a.respond(ctxID, cmd, *st)
@@ -579,7 +582,7 @@ func (a *association) checkStore(cmd *Command, pc acceptedContext) *Status {
 
 func (a *association) startStore(ctxID byte, pc acceptedContext, cmd *Command) {
 	pr, pw := io.Pipe()
-	in := &incoming{ctxID: ctxID, cmd: cmd, pw: pw, done: make(chan Status, 1)}
+	in := &incoming{start: a.cmdStart, ctxID: ctxID, cmd: cmd, pw: pw, done: make(chan Status, 1)}
 	req := &StoreRequest{
 		Association: &a.info, MessageID: cmd.MessageID, Priority: cmd.Priority,
 		SOPClassUID: cmd.AffectedSOPClassUID, SOPInstanceUID: cmd.AffectedSOPInstanceUID, TransferSyntaxUID: pc.transferSyntax,
@@ -607,6 +610,7 @@ var errHandlerReturned = errors.New("dimse: handler returned")
 
 // respond sends the response to a request, on the request's context.
 func (a *association) respond(ctxID byte, rq *Command, st Status) {
+	a.observe(rq.CommandField, a.cmdStart, st.Code)
 	class, inst := rq.AffectedSOPClassUID, rq.AffectedSOPInstanceUID
 	if class == "" { // N-ACTION names its SOP class and instance as Requested
 		class, inst = rq.RequestedSOPClassUID, rq.RequestedSOPInstanceUID
@@ -625,6 +629,13 @@ func (a *association) respond(ctxID byte, rq *Command, st Status) {
 		rsp.ErrorComment = st.ErrorComment
 	}
 	a.sendMessage(ctxID, rsp.Encode(), nil)
+}
+
+// observe reports an answered operation to Server.Observe.
+func (a *association) observe(field uint16, start time.Time, code uint16) {
+	if a.s.Observe != nil && !start.IsZero() {
+		a.s.Observe(OperationName(field), time.Since(start), code)
+	}
 }
 
 // sendMessage sends a command (and optional data set) as P-DATA-TF PDUs that respect
@@ -730,5 +741,6 @@ func (a *association) startFind(in *incoming, pc acceptedContext) {
 			st.ErrorComment = ""
 		}
 		rsp(st.Code, st.ErrorComment, nil)
+		a.observe(CFindRQ, in.start, st.Code)
 	})
 }

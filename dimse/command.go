@@ -61,6 +61,27 @@ const (
 	tagMoveOriginatorMessageID   uint16 = 0x1031
 )
 
+// OperationName is the DIMSE name of a request's command field ("C-STORE", ...).
+func OperationName(field uint16) string {
+	switch field &^ 0x8000 {
+	case CStoreRQ:
+		return "C-STORE"
+	case CGetRQ:
+		return "C-GET"
+	case CFindRQ:
+		return "C-FIND"
+	case CMoveRQ:
+		return "C-MOVE"
+	case CEchoRQ:
+		return "C-ECHO"
+	case NEventReportRQ:
+		return "N-EVENT-REPORT"
+	case NActionRQ:
+		return "N-ACTION"
+	}
+	return fmt.Sprintf("0x%04X", field)
+}
+
 // Command is a DIMSE command set (PS3.7 §9.3, §10.3). Fields absent from a decoded
 // command are zero; Has reports presence.
 type Command struct {

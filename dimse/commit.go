@@ -79,6 +79,7 @@ func (a *association) startCommit(in *incoming, pc acceptedContext) {
 		rsp.ErrorComment = st.ErrorComment
 	}
 	a.sendMessage(in.ctxID, rsp.Encode(), nil)
+	a.observe(NActionRQ, in.start, st.Code)
 	if st.Code != StatusSuccess {
 		return
 	}

@@ -284,5 +284,6 @@ func (a *association) startRetrieve(in *incoming, pc acceptedContext) {
 			data = failedUIDList(pc.transferSyntax, failed)
 		}
 		rsp(st, n, data)
+		a.observe(cmd.CommandField, in.start, st.Code)
 	})
 }

@@ -125,6 +125,10 @@ type Server struct {
 	ImplementationVersionName string
 	// Logger receives association events (no patient data above Debug).
 	Logger *slog.Logger
+	// Observe, when set, is told of every operation answered: its name ("C-STORE",
+	// "C-FIND", "C-MOVE", "C-GET", "C-ECHO", "N-ACTION"...), how long it took from its
+	// request to its final response, and the final status (metrics).
+	Observe func(operation string, d time.Duration, status uint16)
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}

@@ -56,26 +56,7 @@ func TestAuth(t *testing.T) {
 	}
 	do := func(method, path, token string) (int, string) {
 		t.Helper()
-		req, _ := http.NewRequest(method, base+path, nil)
-		req.Header.Set("Accept", "application/dicom+json, application/fhir+json, application/json, image/*, text/html, */*")
-		if token != "" {
-			req.Header.Set("Authorization", "Bearer "+token)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b := new(strings.Builder)
-		buf := make([]byte, 64<<10)
-		for {
-			n, err := resp.Body.Read(buf)
-			b.Write(buf[:n])
-			if err != nil {
-				break
-			}
-		}
-		return resp.StatusCode, b.String()
+		return httpDo(t, method, base+path, token, nil, "Accept", "application/dicom+json, application/fhir+json, application/json, image/*, text/html, */*")
 	}
 	protected := []struct{ method, path string }{
 		{"GET", "/dicom-web/studies"},

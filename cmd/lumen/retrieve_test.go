@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -513,17 +512,7 @@ func TestSend(t *testing.T) {
 
 	// HTTP push.
 	push := func(token string, body string) (int, string) {
-		req, _ := http.NewRequest(http.MethodPost, "http://"+s.addr.HTTP+"/api/v1/send", strings.NewReader(body))
-		if token != "" {
-			req.Header.Set("Authorization", "Bearer "+token)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
+		return httpDo(t, http.MethodPost, "http://"+s.addr.HTTP+"/api/v1/send", token, strings.NewReader(body))
 	}
 	body := `{"destination":"DEST","studyInstanceUID":"` + study + `"}`
 	if code, _ := push("", body); code != http.StatusUnauthorized {

@@ -86,6 +86,9 @@ func serve(ctx context.Context, c *Config, log *slog.Logger, ready chan<- listen
 		return ec.JSON(code, status)
 	})
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})))
+	e.Use(httpMetrics(reg))
+	queueMetrics(reg, b.index)
+	observeDIMSE := dimseMetrics(reg)
 	web := &dicomweb.Service{
 		Index: b.index, Store: b.store, Ingest: b.pipeline, Logger: log,
 		BasePath: c.DICOMweb.BasePath, PublicURL: c.DICOMweb.PublicURL, MaxUploadBytes: c.DICOMweb.MaxUploadBytes,
@@ -174,6 +177,7 @@ func serve(ctx context.Context, c *Config, log *slog.Logger, ready chan<- listen
 			return fmt.Errorf("dimse listen %s: %w", c.DIMSE.Addr, err)
 		}
 		dsrv = newDIMSEServer(c, b, book, log)
+		dsrv.Observe = observeDIMSE
 		go func() { errc <- fmt.Errorf("dimse: %w", dsrv.Serve(dln)) }()
 		addrs.DIMSE = dln.Addr().String()
 		if c.DIMSE.TLSAddr != "" {

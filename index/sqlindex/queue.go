@@ -102,3 +102,22 @@ func (x *DB) RetryJob(ctx context.Context, j *index.Job, after time.Duration) er
 	}
 	return nil
 }
+
+// JobCounts returns how many jobs of each kind are queued (due or not, claimed or not).
+func (x *DB) JobCounts(ctx context.Context) (map[string]int, error) {
+	rows, err := x.db.QueryContext(ctx, `SELECT kind, COUNT(*) FROM jobs GROUP BY kind`)
+	if err != nil {
+		return nil, fmt.Errorf("index: job counts: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]int{}
+	for rows.Next() {
+		var k string
+		var n int
+		if err := rows.Scan(&k, &n); err != nil {
+			return nil, fmt.Errorf("index: job counts: %w", err)
+		}
+		out[k] = n
+	}
+	return out, rows.Err()
+}

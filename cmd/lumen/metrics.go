@@ -1,0 +1,78 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/lumenpacs/lumen/index"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// latencyBuckets span 0.5 ms to about 65 s.
+var latencyBuckets = prometheus.ExponentialBuckets(0.0005, 2, 18)
+
+// httpMetrics is middleware recording each HTTP request's duration by method, route
+// pattern (never the path: it may carry UIDs and patient IDs) and status code.
+func httpMetrics(reg prometheus.Registerer) echo.MiddlewareFunc {
+	h := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "lumen_http_request_duration_seconds", Help: "HTTP requests, by method, route pattern and status code.", Buckets: latencyBuckets,
+	}, []string{"method", "route", "code"})
+	reg.MustRegister(h)
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			start := time.Now()
+			err := next(c)
+			code := c.Response().Status
+			var he *echo.HTTPError
+			if err != nil && errors.As(err, &he) {
+				code = he.Code
+			} else if err != nil && !c.Response().Committed {
+				code = 500 // answered by the error handler
+			}
+			route := c.Path()
+			if route == "" {
+				route = "unmatched"
+			}
+			h.WithLabelValues(c.Request().Method, route, fmt.Sprint(code)).Observe(time.Since(start).Seconds())
+			return err
+		}
+	}
+}
+
+// dimseMetrics returns the observer of DIMSE operations: durations by operation and
+// final status.
+func dimseMetrics(reg prometheus.Registerer) func(string, time.Duration, uint16) {
+	h := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "lumen_dimse_operation_duration_seconds", Help: "DIMSE operations answered, by operation and final status.", Buckets: latencyBuckets,
+	}, []string{"operation", "status"})
+	reg.MustRegister(h)
+	return func(op string, d time.Duration, status uint16) {
+		h.WithLabelValues(op, fmt.Sprintf("0x%04X", status)).Observe(d.Seconds())
+	}
+}
+
+// queueMetrics exports the depth of the index's work queue by kind, read at scrape time.
+func queueMetrics(reg prometheus.Registerer, idx index.Index) {
+	q, ok := idx.(interface {
+		JobCounts(ctx context.Context) (map[string]int, error)
+	})
+	if !ok {
+		return
+	}
+	for _, kind := range []string{index.JobThumbnails, index.JobForward} {
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "lumen_queue_jobs", Help: "Jobs queued in the index, by kind.", ConstLabels: prometheus.Labels{"kind": kind},
+		}, func() float64 {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			n, err := q.JobCounts(ctx)
+			if err != nil {
+				return -1
+			}
+			return float64(n[kind])
+		}))
+	}
+}
