@@ -167,6 +167,8 @@ func (s *Service) RunThumbnails(ctx context.Context, q index.Queue, worker strin
 		case err == nil || j.Attempts >= 4:
 			if err != nil {
 				s.log().Warn("dicomweb: thumbnails given up after 5 attempts", "err", err)
+			} else {
+				s.log().Info("dicomweb: study thumbnails rendered", "worker", worker, "job", j.ID)
 			}
 			err = q.CompleteJob(dctx, j)
 		default:

@@ -138,7 +138,7 @@ func serve(ctx context.Context, c *Config, log *slog.Logger, ready chan<- listen
 		log.Info("emr: no link keys configured (emr.link_keys): signed links are off")
 	}
 	host, _ := os.Hostname()
-	worker := fmt.Sprintf("%s:%d", host, os.Getpid())
+	worker := fmt.Sprintf("%s:%d:%x", host, os.Getpid(), time.Now().UnixNano()&0xffffff)
 	if q, ok := b.index.(index.Queue); ok && c.DICOMweb.BackgroundThumbnails {
 		go web.RunThumbnails(ctx, q, worker, 0)
 	}
