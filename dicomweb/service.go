@@ -38,6 +38,10 @@ type Ingester interface {
 	IngestFile(ctx context.Context, r io.Reader, size int64, src ingest.Source) (*ingest.Result, error)
 }
 
+// AuditStudyKey is the echo context key under which a STOW-RS request that stored
+// instances of one study leaves that study's UID, for the audit trail.
+const AuditStudyKey = "lumen.audit.study"
+
 // Defaults of Service.
 const (
 	DefaultBasePath       = "/dicom-web"

@@ -148,6 +148,7 @@ func (s *Service) stow(c echo.Context) error {
 	case len(studies) == 1:
 		for st := range studies {
 			resp.Set(dcm.NewString(dcm.TagRetrieveURL, "UR", root+"/studies/"+st))
+			c.Set(AuditStudyKey, st)
 		}
 	}
 	if len(fails) > 0 {

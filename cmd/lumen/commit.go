@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 
 	"github.com/lumenpacs/lumen/archive"
@@ -38,6 +39,7 @@ type commitHandler struct {
 		Stat(ctx context.Context, key string) (archive.ObjectInfo, error)
 	}
 	aeTitle string
+	audit   *auditor
 	log     *slog.Logger
 }
 
@@ -98,6 +100,11 @@ func (h *commitHandler) HandleCommit(ctx context.Context, req *dimse.CommitReque
 		return dimse.Status{Code: dimse.StatusProcessingFailure, ErrorComment: "cannot encode the result"}, 0, nil
 	}
 	h.log.Info("dimse: storage commitment", "calling_ae", req.Association.CallingAETitle, "committed", len(ok), "failed", len(failed))
+	outcome := dimse.Status{Code: dimse.StatusSuccess}
+	if len(failed) > 0 {
+		outcome.Code = failureNoSuchInstance // some instances are not committed
+	}
+	h.audit.dimse(ctx, req.Association, "commit", fmt.Sprintf("N-ACTION %d committed, %d failed", len(ok), len(failed)), outcome, "", "", "")
 	return dimse.Status{Code: dimse.StatusSuccess}, event, b
 }
 

@@ -12,7 +12,7 @@ import (
 )
 
 // newDIMSEServer builds the DICOM listener from the configuration.
-func newDIMSEServer(c *Config, b *backends, book *peerBook, log *slog.Logger) *dimse.Server {
+func newDIMSEServer(c *Config, b *backends, book *peerBook, audit *auditor, log *slog.Logger) *dimse.Server {
 	var peers []dimse.Peer
 	for _, p := range c.DIMSE.Peers {
 		peers = append(peers, dimse.Peer{AETitle: p.AETitle, Host: p.Host, Port: p.Port, Services: p.Services})
@@ -26,11 +26,11 @@ func newDIMSEServer(c *Config, b *backends, book *peerBook, log *slog.Logger) *d
 			CheckHost:              c.DIMSE.CheckHost,
 			Peers:                  peers,
 		},
-		StoreHandler: &storeHandler{p: b.pipeline, log: log},
-		FindHandler:  &findHandler{idx: b.index, aeTitle: c.DIMSE.AETitle, log: log},
-		RetrieveHandler: &retrieveHandler{idx: b.index, peers: book, log: log,
+		StoreHandler: &storeHandler{p: b.pipeline, audit: audit, log: log},
+		FindHandler:  &findHandler{idx: b.index, aeTitle: c.DIMSE.AETitle, audit: audit, log: log},
+		RetrieveHandler: &retrieveHandler{idx: b.index, peers: book, audit: audit, log: log,
 			sender: &send.Sender{Store: b.store, CallingAETitle: c.DIMSE.AETitle, Logger: log}},
-		CommitHandler:    &commitHandler{idx: b.index, store: b.store, aeTitle: c.DIMSE.AETitle, log: log},
+		CommitHandler:    &commitHandler{idx: b.index, store: b.store, aeTitle: c.DIMSE.AETitle, audit: audit, log: log},
 		MaxAssociations:  c.DIMSE.MaxAssociations,
 		MaxPDULength:     uint32(c.DIMSE.MaxPDULength),
 		IdleTimeout:      c.DIMSE.IdleTimeout,
@@ -42,15 +42,21 @@ func newDIMSEServer(c *Config, b *backends, book *peerBook, log *slog.Logger) *d
 
 // storeHandler feeds C-STORE data sets into the ingest pipeline.
 type storeHandler struct {
-	p   *ingest.Pipeline
-	log *slog.Logger
+	p     *ingest.Pipeline
+	audit *auditor
+	log   *slog.Logger
 }
 
 func (h *storeHandler) HandleStore(ctx context.Context, req *dimse.StoreRequest, data io.Reader) dimse.Status {
-	_, err := h.p.IngestDataset(ctx, data, ingest.DatasetInfo{
+	res, err := h.p.IngestDataset(ctx, data, ingest.DatasetInfo{
 		TransferSyntaxUID: req.TransferSyntaxUID, SOPClassUID: req.SOPClassUID, SOPInstanceUID: req.SOPInstanceUID,
 	}, ingest.Source{CallingAE: req.Association.CallingAETitle, Via: "dimse"})
 	st := storeStatus(err)
+	study := ""
+	if res != nil {
+		study = res.StudyInstanceUID
+	}
+	h.audit.dimse(ctx, req.Association, "store", "C-STORE", st, study, "", "")
 	if err != nil {
 		h.log.Warn("dimse: C-STORE failed", "calling_ae", req.Association.CallingAETitle, "sop_instance_uid", req.SOPInstanceUID, "status", st.Code, "err", err)
 	}

@@ -18,6 +18,7 @@ import (
 type findHandler struct {
 	idx     index.Index
 	aeTitle string
+	audit   *auditor
 	log     *slog.Logger
 }
 
@@ -26,12 +27,15 @@ var levels = map[string]index.Level{"PATIENT": index.PatientLevel, "STUDY": inde
 // skipKeys are identifier elements that are not matching keys.
 var skipKeys = map[dcm.Tag]bool{dcm.TagSpecificCharacterSet: true, dcm.TagQueryRetrieveLevel: true, dcm.TagRetrieveAETitle: true, dcm.TagInstanceAvailability: true, dcm.NewTag(0x0008, 0x0201): true}
 
-func (h *findHandler) HandleFind(ctx context.Context, req *dimse.FindRequest, send func([]byte, bool) error) dimse.Status {
+func (h *findHandler) HandleFind(ctx context.Context, req *dimse.FindRequest, send func([]byte, bool) error) (st dimse.Status) {
+	var study, patient, issuer string
+	defer func() { h.audit.dimse(ctx, req.Association, "query", "C-FIND", st, study, patient, issuer) }()
 	f, err := dcm.ParseDataset(bytes.NewReader(req.Identifier), req.TransferSyntaxUID, 0, nil)
 	if err != nil {
 		return dimse.Status{Code: dimse.StatusCannotUnderstand, ErrorComment: "identifier does not parse"}
 	}
 	id := f.Dataset
+	study, patient, issuer = id.String(dcm.TagStudyInstanceUID), id.String(dcm.TagPatientID), id.String(dcm.TagIssuerOfPatientID)
 	levelName := id.String(dcm.TagQueryRetrieveLevel)
 	level, ok := levels[levelName]
 	if !ok {

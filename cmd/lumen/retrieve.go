@@ -22,6 +22,7 @@ type retrieveHandler struct {
 	idx    index.Index
 	sender *send.Sender
 	peers  *peerBook
+	audit  *auditor
 	log    *slog.Logger
 }
 
@@ -115,11 +116,23 @@ func comment(s string) string {
 	return s
 }
 
-func (h *retrieveHandler) HandleRetrieve(ctx context.Context, req *dimse.RetrieveRequest, get dimse.GetStorer, progress func(dimse.SubOperations) error) (dimse.Status, dimse.SubOperations, []string) {
+func (h *retrieveHandler) HandleRetrieve(ctx context.Context, req *dimse.RetrieveRequest, get dimse.GetStorer, progress func(dimse.SubOperations) error) (st dimse.Status, n dimse.SubOperations, failed []string) {
 	op := "C-MOVE"
 	if get != nil {
 		op = "C-GET"
 	}
+	var list []index.Instance
+	defer func() {
+		study := ""
+		if len(list) > 0 {
+			study = list[0].StudyInstanceUID
+		}
+		detail := op
+		if get == nil {
+			detail += " to " + req.Destination
+		}
+		h.audit.dimse(ctx, req.Association, "retrieve", detail, st, study, "", "")
+	}()
 	var dst send.Destination
 	if get == nil {
 		var ok bool
@@ -129,12 +142,11 @@ func (h *retrieveHandler) HandleRetrieve(ctx context.Context, req *dimse.Retriev
 			return dimse.Status{Code: dimse.StatusMoveDestinationUnknown, ErrorComment: comment("move destination " + req.Destination + " unknown: not in dimse.peers")}, dimse.SubOperations{}, nil
 		}
 	}
-	list, st := h.resolve(ctx, req)
-	if st != nil {
-		return *st, dimse.SubOperations{}, nil
+	list, bad := h.resolve(ctx, req)
+	if bad != nil {
+		return *bad, dimse.SubOperations{}, nil
 	}
-	n := dimse.SubOperations{Remaining: len(list)}
-	var failed []string
+	n = dimse.SubOperations{Remaining: len(list)}
 	firstReason := ""
 	record := func(r send.Result) error {
 		n.Remaining--

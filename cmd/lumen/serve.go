@@ -87,6 +87,9 @@ func serve(ctx context.Context, c *Config, log *slog.Logger, ready chan<- listen
 	})
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})))
 	e.Use(httpMetrics(reg))
+	audit := newAuditor(b.index, log)
+	e.Use(httpAudit(audit)) // outside the link guard and authentication: refusals are audited too
+	e.GET("/api/v1/audit", auditSearch(audit))
 	queueMetrics(reg, b.index)
 	observeDIMSE := dimseMetrics(reg)
 	web := &dicomweb.Service{
@@ -176,7 +179,7 @@ func serve(ctx context.Context, c *Config, log *slog.Logger, ready chan<- listen
 			srv.Close()
 			return fmt.Errorf("dimse listen %s: %w", c.DIMSE.Addr, err)
 		}
-		dsrv = newDIMSEServer(c, b, book, log)
+		dsrv = newDIMSEServer(c, b, book, audit, log)
 		dsrv.Observe = observeDIMSE
 		go func() { errc <- fmt.Errorf("dimse: %w", dsrv.Serve(dln)) }()
 		addrs.DIMSE = dln.Addr().String()
@@ -267,7 +270,7 @@ func authRule(c echo.Context) string {
 		return ""
 	case p == "/emr/v1/links" && r.Method == http.MethodPost:
 		return ""
-	case p == "/api/v1/send":
+	case strings.HasPrefix(p, "/api/"):
 		return auth.RoleAdmin
 	case r.Method == http.MethodDelete:
 		return auth.RoleDelete

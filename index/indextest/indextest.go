@@ -31,6 +31,7 @@ func Run(t *testing.T, newIndex func(t *testing.T) index.Index) {
 		{"Paging", testPaging},
 		{"Queue", testQueue},
 		{"Scope", testScope},
+		{"Audit", testAudit},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -13,11 +13,20 @@ import (
 	"github.com/lumenpacs/lumen/viewer/links"
 )
 
-const tokenKey = "lumen.link.token"
+const (
+	tokenKey   = "lumen.link.token"
+	tokenIDKey = "lumen.link.id"
+)
 
 // LinkAdmitted reports whether the guard admitted the request on a signed link (so that
 // no other credentials are needed).
 func LinkAdmitted(c echo.Context) bool { return linkToken(c) != "" }
+
+// LinkTokenID is the ID of the signed link the guard admitted the request on, or "".
+func LinkTokenID(c echo.Context) string {
+	v, _ := c.Get(tokenIDKey).(string)
+	return v
+}
 
 // linkToken is the link token the guard admitted for this request, or "".
 func linkToken(c echo.Context) string {
@@ -53,6 +62,9 @@ func (s *Service) Guard(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		path := req.URL.Path
 		audit := func(outcome string, claims *links.Claims, reason string) {
+			if claims != nil {
+				c.Set(tokenIDKey, claims.ID) // for the audit trail
+			}
 			attrs := []any{"outcome", outcome, "route", c.Path(), "method", req.Method, "remote", c.RealIP()}
 			if claims != nil {
 				attrs = append(attrs, "key_id", claims.KeyID, "token_id", claims.ID, "scope", string(claims.Scope))
@@ -99,6 +111,7 @@ func (s *Service) Guard(next echo.HandlerFunc) echo.HandlerFunc {
 		req.URL.RawQuery = q.Encode()
 		c.SetRequest(req.WithContext(index.WithScope(req.Context(), *scope)))
 		c.Set(tokenKey, tok)
+		c.Set(tokenIDKey, claims.ID)
 		return next(c)
 	}
 }

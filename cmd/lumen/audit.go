@@ -1,0 +1,168 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/lumenpacs/lumen/dicomweb"
+	"github.com/lumenpacs/lumen/dicomweb/auth"
+	"github.com/lumenpacs/lumen/dimse"
+	"github.com/lumenpacs/lumen/index"
+	"github.com/lumenpacs/lumen/viewer/emr"
+)
+
+// auditor writes the audit trail (index.Auditor); a write that fails is logged, and the
+// action it records is not undone.
+type auditor struct {
+	a   index.Auditor
+	log *slog.Logger
+}
+
+func newAuditor(idx index.Index, log *slog.Logger) *auditor {
+	a, _ := idx.(index.Auditor)
+	return &auditor{a: a, log: log}
+}
+
+func (x *auditor) record(ctx context.Context, r index.AuditRecord) {
+	if x == nil || x.a == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := x.a.Audit(ctx, &r); err != nil {
+		x.log.Warn("audit: record not written", "action", r.Action, "via", r.Via, "err", err)
+	}
+}
+
+// dimse records a DIMSE action of an association.
+func (x *auditor) dimse(ctx context.Context, as *dimse.AssociationInfo, action, op string, st dimse.Status, study, patient, issuer string) {
+	outcome := "ok"
+	if st.Code != dimse.StatusSuccess {
+		outcome = fmt.Sprintf("0x%04X", st.Code)
+	}
+	remote := ""
+	if as.RemoteAddr != nil {
+		remote = as.RemoteAddr.String()
+	}
+	x.record(ctx, index.AuditRecord{Actor: "ae:" + as.CallingAETitle, Via: "dimse", Action: action, Outcome: outcome,
+		StudyInstanceUID: study, PatientID: patient, IssuerOfPatientID: issuer, Remote: remote, Detail: op})
+}
+
+// httpAction says which action an HTTP request is, from its route pattern and method
+// ("": not audited: health, metrics, static files).
+func httpAction(method, route string) string {
+	switch {
+	case route == "" || route == "/healthz" || route == "/readyz" || route == "/metrics" || strings.HasPrefix(route, "/viewer") || route == "/fhir/metadata":
+		return ""
+	case route == "/emr/v1/links":
+		return "link-mint"
+	case route == "/api/v1/send":
+		return "send"
+	case strings.HasPrefix(route, "/api/v1/audit"):
+		return "audit-search"
+	case method == http.MethodDelete:
+		return "delete"
+	case method == http.MethodPost || method == http.MethodPut:
+		return "store"
+	case method == http.MethodOptions:
+		return ""
+	case strings.HasSuffix(route, "/studies") || strings.HasSuffix(route, "/series") || strings.HasSuffix(route, "/instances") ||
+		route == "/fhir/ImagingStudy" || strings.HasSuffix(route, "/chart"):
+		return "query"
+	}
+	return "retrieve"
+}
+
+// httpAudit is middleware writing one audit record per audited HTTP request, once it
+// is answered: the actor (authenticated subject, signed link, or anonymous), the action,
+// the study and patient it names, the outcome, the remote address and the route.
+func httpAudit(x *auditor) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			err := next(c)
+			action := httpAction(c.Request().Method, c.Path())
+			if action == "" {
+				return err
+			}
+			code := c.Response().Status
+			if he, ok := err.(*echo.HTTPError); ok {
+				code = he.Code
+			} else if err != nil && !c.Response().Committed {
+				code = http.StatusInternalServerError
+			}
+			outcome := "ok"
+			if code >= 400 {
+				outcome = strconv.Itoa(code)
+			}
+			r := index.AuditRecord{Actor: "anonymous", Via: "http", Action: action, Outcome: outcome, Remote: c.RealIP(), Detail: c.Path()}
+			if p, ok := auth.FromContext(c.Request().Context()); ok {
+				r.Actor = p.Subject
+			} else if id := emr.LinkTokenID(c); id != "" {
+				r.Actor, r.Via = "link:"+id, "link"
+			}
+			q := c.Request().URL.Query()
+			stowed, _ := c.Get(dicomweb.AuditStudyKey).(string)
+			for _, v := range []string{c.Param("study"), stowed, q.Get("studyUID"), q.Get("StudyInstanceUID"), q.Get("0020000D")} {
+				if v != "" {
+					r.StudyInstanceUID = v
+					break
+				}
+			}
+			if id := c.Param("id"); strings.HasPrefix(c.Path(), "/fhir/ImagingStudy/") {
+				r.StudyInstanceUID = id
+			}
+			if p := c.Param("patient"); p != "" {
+				r.PatientID, r.IssuerOfPatientID = p, q.Get("issuer")
+			} else if p := q.Get("PatientID") + q.Get("00100020"); p != "" {
+				r.PatientID, r.IssuerOfPatientID = p, q.Get("IssuerOfPatientID")+q.Get("00100021")
+			}
+			x.record(c.Request().Context(), r)
+			return err
+		}
+	}
+}
+
+// auditSearch answers GET /api/v1/audit (admin): the records matching actor, action,
+// study, patient, from, to (RFC 3339) and limit, newest first.
+func auditSearch(x *auditor) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if x.a == nil {
+			return echo.NewHTTPError(http.StatusNotImplemented, "the index keeps no audit trail")
+		}
+		q := index.AuditQuery{Actor: c.QueryParam("actor"), Action: c.QueryParam("action"), StudyInstanceUID: c.QueryParam("study"), PatientID: c.QueryParam("patient")}
+		for _, t := range []struct {
+			name string
+			v    *time.Time
+		}{{"from", &q.From}, {"to", &q.To}} {
+			if s := c.QueryParam(t.name); s != "" {
+				v, err := time.Parse(time.RFC3339, s)
+				if err != nil {
+					return echo.NewHTTPError(http.StatusBadRequest, t.name+" must be an RFC 3339 time")
+				}
+				*t.v = v
+			}
+		}
+		if s := c.QueryParam("limit"); s != "" {
+			n, err := strconv.Atoi(s)
+			if err != nil || n < 1 || n > 1000 {
+				return echo.NewHTTPError(http.StatusBadRequest, "limit must be from 1 to 1000")
+			}
+			q.Limit = n
+		}
+		list, err := x.a.FindAudit(c.Request().Context(), q)
+		if err != nil {
+			return err
+		}
+		if list == nil {
+			list = []index.AuditRecord{}
+		}
+		c.Response().Header().Set("Cache-Control", "no-store")
+		return c.JSON(http.StatusOK, list)
+	}
+}

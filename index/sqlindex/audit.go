@@ -1,0 +1,67 @@
+package sqlindex
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/lumenpacs/lumen/index"
+)
+
+// Audit implements index.Auditor.
+func (x *DB) Audit(ctx context.Context, r *index.AuditRecord) error {
+	at := r.At
+	if at.IsZero() {
+		at = time.Now()
+	}
+	_, err := x.db.ExecContext(ctx, x.d.rebind(`INSERT INTO audit (at, actor, via, action, outcome, study_uid, patient_id, issuer, remote, detail)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+		at.UnixMilli(), r.Actor, r.Via, r.Action, r.Outcome, r.StudyInstanceUID, r.PatientID, r.IssuerOfPatientID, r.Remote, r.Detail)
+	if err != nil {
+		return fmt.Errorf("index: audit: %w", err)
+	}
+	return nil
+}
+
+// FindAudit implements index.Auditor.
+func (x *DB) FindAudit(ctx context.Context, q index.AuditQuery) ([]index.AuditRecord, error) {
+	b := &builder{d: x.d}
+	var where []string
+	for _, f := range []struct{ col, v string }{{"actor", q.Actor}, {"action", q.Action}, {"study_uid", q.StudyInstanceUID}, {"patient_id", q.PatientID}} {
+		if f.v != "" {
+			where = append(where, f.col+` = `+b.arg(f.v))
+		}
+	}
+	if !q.From.IsZero() {
+		where = append(where, `at >= `+b.arg(q.From.UnixMilli()))
+	}
+	if !q.To.IsZero() {
+		where = append(where, `at <= `+b.arg(q.To.UnixMilli()))
+	}
+	limit := q.Limit
+	if limit <= 0 || limit > 1000 {
+		limit = 1000
+	}
+	query := `SELECT id, at, actor, via, action, outcome, study_uid, patient_id, issuer, remote, detail FROM audit`
+	if len(where) > 0 {
+		query += ` WHERE ` + strings.Join(where, ` AND `)
+	}
+	query += ` ORDER BY at DESC, id DESC LIMIT ` + b.arg(limit)
+	rows, err := x.db.QueryContext(ctx, query, b.args...)
+	if err != nil {
+		return nil, fmt.Errorf("index: audit search: %w", err)
+	}
+	defer rows.Close()
+	var out []index.AuditRecord
+	for rows.Next() {
+		var r index.AuditRecord
+		var at int64
+		if err := rows.Scan(&r.ID, &at, &r.Actor, &r.Via, &r.Action, &r.Outcome, &r.StudyInstanceUID, &r.PatientID, &r.IssuerOfPatientID, &r.Remote, &r.Detail); err != nil {
+			return nil, fmt.Errorf("index: audit search: %w", err)
+		}
+		r.At = time.UnixMilli(at)
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
