@@ -16,7 +16,7 @@ TAGS          ?= $(shell pkg-config --exists libopenjp2 2>/dev/null && echo open
 FUZZTIME      ?= 20s
 BENCHTIME     ?= 3s
 
-.PHONY: all build run test provision tools bench bench-orthanc lint fuzz docker clean
+.PHONY: all build run test provision tools bench bench-orthanc soak lint fuzz docker clean
 
 all: build
 
@@ -68,6 +68,12 @@ bench-orthanc:
 	bash .ci/bench-orthanc
 	bash .ci/bench-dicomweb-orthanc
 	bash .ci/bench-cmove-orthanc
+
+## soak: lumen serve under 32 concurrent associations and 64 HTTP clients for
+## SOAK_DURATION (default 2m): no failure, memory growth bounded (TestSoak).
+SOAK_DURATION ?= 2m
+soak: provision
+	LUMEN_SOAK=1 LUMEN_SOAK_DURATION=$(SOAK_DURATION) $(GO) test -tags '$(TAGS)' -run '^TestSoak$$' -count=1 -v -timeout 60m ./cmd/lumen
 
 lint:
 	@test -z "$$(gofmt -l . | tee /dev/stderr)" || (echo "gofmt: files above need formatting" && exit 1)

@@ -44,6 +44,7 @@ type association struct {
 	ctx      context.Context
 	cancel   context.CancelFunc
 	counted  bool
+	peerAE   string      // counted against MaxAssociationsPerAE while counted
 	aborting atomic.Bool // Shutdown asked for an abort
 
 	cmdBuf   []byte
@@ -100,14 +101,20 @@ func (a *association) abortLocal() {
 	a.conn.SetDeadline(time.Now())
 }
 
+// uncount releases the association's place under the association limits.
+func (a *association) uncount() {
+	if !a.counted {
+		return
+	}
+	a.counted = false
+	a.s.active.Add(-1)
+	a.s.uncountPeer(a.peerAE)
+}
+
 func (a *association) serve() {
 	defer a.conn.Close()
 	defer a.cancel()
-	defer func() {
-		if a.counted {
-			a.s.active.Add(-1)
-		}
-	}()
+	defer a.uncount()
 	defer func() {
 		if r := recover(); r != nil {
 			a.log.Error("dimse: association panic; aborted", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
@@ -208,12 +215,11 @@ func (a *association) fire(e Event, p PDU) {
 	}
 	from := a.state
 	a.state = tr.Next
-	if a.counted && (a.state == Sta13 || a.state == Sta1) {
+	if a.state == Sta13 || a.state == Sta1 {
 		// The association no longer counts against the limit once it is being released
 		// or aborted (before the A-RELEASE-RP goes out, so a peer that reconnects at once
 		// finds the slot free).
-		a.counted = false
-		a.s.active.Add(-1)
+		a.uncount()
 	}
 	switch tr.Action {
 	case AE5:
@@ -297,10 +303,17 @@ func (a *association) associateIndication(rq *AAssociate) {
 		return
 	}
 	a.counted = true
-	ac, rj, why := a.s.negotiate(rq, a.conn.RemoteAddr())
-	if rj != nil {
+	if !a.s.countPeer(rq.CallingAETitle) {
 		a.s.active.Add(-1)
 		a.counted = false
+		log.Warn("dimse: association rejected: too many associations from this AE", "max_associations_per_ae", a.s.MaxAssociationsPerAE)
+		a.reject(&AAssociateRJ{RJTransient, RJSourceServiceProviderPresentation, RJReasonLocalLimitExceeded})
+		return
+	}
+	a.peerAE = rq.CallingAETitle
+	ac, rj, why := a.s.negotiate(rq, a.conn.RemoteAddr())
+	if rj != nil {
+		a.uncount()
 		log.Warn("dimse: association rejected", "reason", why, "result", rj.Result, "source", rj.Source, "diag", rj.Reason)
 		a.reject(rj)
 		return

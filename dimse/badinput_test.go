@@ -267,3 +267,37 @@ func TestAssociationLimit(t *testing.T) {
 	first.Release()
 	stillServing(t, addr)
 }
+
+// TestAssociationLimitPerAE: one calling AE cannot take more than MaxAssociationsPerAE
+// places; other AEs still get theirs, and a released place is free again.
+func TestAssociationLimitPerAE(t *testing.T) {
+	addr := startServer(t, &Server{MaxAssociations: 10, MaxAssociationsPerAE: 2})
+	dial := func(ae string) (*Client, error) {
+		return Dial(context.Background(), addr, DialConfig{CallingAETitle: ae, CalledAETitle: "LUMEN", Contexts: ctContexts()})
+	}
+	a1, err := dial("GREEDY")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a2, err := dial("GREEDY")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = dial("GREEDY")
+	var rj *RejectedError
+	if !errors.As(err, &rj) || rj.Result != RJTransient || rj.Reason != RJReasonLocalLimitExceeded {
+		t.Fatalf("third association of one AE = %v, want transient local-limit-exceeded rejection", err)
+	}
+	other, err := dial("POLITE")
+	if err != nil {
+		t.Fatalf("another AE: %v", err)
+	}
+	other.Release()
+	a1.Release()
+	a3, err := dial("GREEDY")
+	if err != nil {
+		t.Fatalf("after a release: %v", err)
+	}
+	a2.Release()
+	a3.Release()
+}

@@ -111,6 +111,10 @@ type Server struct {
 	// MaxAssociations caps concurrent associations; more are rejected transiently
 	// with "local limit exceeded" (default 64).
 	MaxAssociations int
+	// MaxAssociationsPerAE caps the concurrent associations of one calling AE title, so
+	// that one peer cannot take every slot; more are rejected transiently with "local
+	// limit exceeded" (0: only MaxAssociations applies).
+	MaxAssociationsPerAE int
 	// MaxPDULength is the maximum P-DATA-TF PDU length this side receives (default 256 KiB).
 	MaxPDULength uint32
 	// ARTIMTimeout guards association set-up and release (default 30 s).
@@ -134,8 +138,34 @@ type Server struct {
 	listeners map[net.Listener]struct{}
 	assocs    map[*association]struct{}
 	active    atomic.Int64
+	perAE     map[string]int // associations counted per calling AE, under mu
 	closing   atomic.Bool
 	wg        sync.WaitGroup
+}
+
+// countPeer takes a place for an association of calling AE ae, or reports false when
+// the AE has MaxAssociationsPerAE already.
+func (s *Server) countPeer(ae string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.perAE == nil {
+		s.perAE = map[string]int{}
+	}
+	if s.MaxAssociationsPerAE > 0 && s.perAE[ae] >= s.MaxAssociationsPerAE {
+		return false
+	}
+	s.perAE[ae]++
+	return true
+}
+
+func (s *Server) uncountPeer(ae string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.perAE[ae] <= 1 {
+		delete(s.perAE, ae)
+		return
+	}
+	s.perAE[ae]--
 }
 
 func (s *Server) aeTitle() string {

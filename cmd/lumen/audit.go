@@ -20,8 +20,9 @@ import (
 // auditor writes the audit trail (index.Auditor); a write that fails is logged, and the
 // action it records is not undone.
 type auditor struct {
-	a   index.Auditor
-	log *slog.Logger
+	a      index.Auditor
+	syslog *syslogSender // nil: no export
+	log    *slog.Logger
 }
 
 func newAuditor(idx index.Index, log *slog.Logger) *auditor {
@@ -30,7 +31,16 @@ func newAuditor(idx index.Index, log *slog.Logger) *auditor {
 }
 
 func (x *auditor) record(ctx context.Context, r index.AuditRecord) {
-	if x == nil || x.a == nil {
+	if x == nil {
+		return
+	}
+	if r.At.IsZero() {
+		r.At = time.Now()
+	}
+	if x.syslog != nil {
+		x.syslog.enqueue(r)
+	}
+	if x.a == nil {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)

@@ -9,7 +9,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/lumenpacs/lumen/archive/dcm"
 	"github.com/lumenpacs/lumen/dimse"
@@ -23,6 +25,26 @@ import (
 // them by actor, action, study and patient.
 func TestAudit(t *testing.T) {
 	destPort, _ := storeSCP(t)
+	// An audit record repository: syslog over UDP.
+	udp, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer udp.Close()
+	var msgMu sync.Mutex
+	var messages []string
+	go func() {
+		buf := make([]byte, 64<<10)
+		for {
+			n, _, err := udp.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			msgMu.Lock()
+			messages = append(messages, string(buf[:n]))
+			msgMu.Unlock()
+		}
+	}()
 	var logs syncBuffer
 	defer func() {
 		if t.Failed() {
@@ -34,6 +56,7 @@ func TestAudit(t *testing.T) {
 		c.DIMSE.Peers = []PeerConfig{{AETitle: "DEST", Host: "127.0.0.1", Port: destPort}}
 		c.EMR.LinkKeys = []string{linkKey("k1", 1)}
 		c.EMR.MintTokenSHA256 = []string{digest(mintSecret)}
+		c.Audit.Syslog = "udp://" + udp.LocalAddr().String()
 	}, slog.New(slog.NewJSONHandler(&logs, nil)))
 	base := "http://" + s.addr.HTTP
 	corpus, err := gen.Corpus(45)
@@ -147,5 +170,36 @@ func TestAudit(t *testing.T) {
 	}
 	if code, _ := httpDo(t, http.MethodGet, base+"/api/v1/audit?from=yesterday", "", nil); code != http.StatusBadRequest {
 		t.Errorf("bad from: %d", code)
+	}
+
+	// The same records went to the syslog repository as DICOM audit messages (RFC 5424).
+	want := map[string][]string{
+		"C-STORE":   {`<85>1 `, ` IHE+RFC-3881 - <AuditMessage>`, `EventActionCode="C"`, `csd-code="110104"`, `UserID="ae:MODALITY"`, `ParticipantObjectID="` + mr.StudyUID + `"`},
+		"DELETE":    {`EventActionCode="D"`, `csd-code="110103"`, `UserID="anonymous"`, `ParticipantObjectID="` + ct.StudyUID + `"`},
+		"C-MOVE":    {`EventActionCode="R"`, `UserID="ae:MOVER"`, `EventOutcomeIndicator="4"`},
+		"QIDO":      {`csd-code="110112"`, `ParticipantObjectID="` + ct.PatientID + `"`},
+		"link use":  {`UserID="link:` + link.TokenID + `"`},
+		"link mint": {`csd-code="110114"`},
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for name, parts := range want {
+		found := false
+		for !found && time.Now().Before(deadline) {
+			msgMu.Lock()
+			for _, m := range messages {
+				ok := true
+				for _, p := range parts {
+					ok = ok && strings.Contains(m, p)
+				}
+				found = found || ok
+			}
+			msgMu.Unlock()
+			if !found {
+				time.Sleep(50 * time.Millisecond)
+			}
+		}
+		if !found {
+			t.Errorf("no syslog audit message for %s (%v)", name, parts)
+		}
 	}
 }

@@ -36,6 +36,15 @@ type Config struct {
 	EMR      EMRConfig      `koanf:"emr"`
 	Forward  ForwardConfig  `koanf:"forward"`
 	Auth     AuthConfig     `koanf:"auth"`
+	Audit    AuditConfig    `koanf:"audit"`
+}
+
+// AuditConfig configures the export of the audit trail.
+type AuditConfig struct {
+	// Syslog, when set, also sends every audit record as a DICOM audit message (PS3.15
+	// A.5) to an audit record repository: udp://host:port (RFC 5426) or tls://host:port
+	// (RFC 5425, verified against dimse.tls_peer_ca or the system roots).
+	Syslog string `koanf:"syslog"`
 }
 
 // AuthConfig configures authentication of the HTTP surfaces (package dicomweb/auth).
@@ -49,6 +58,8 @@ type AuthConfig struct {
 	RolesClaim   string             `koanf:"roles_claim"`
 	PatientClaim string             `koanf:"patient_claim"`
 	Tokens       []auth.StaticToken `koanf:"tokens"`
+	RateLimit    float64            `koanf:"rate_limit"`
+	RateBurst    int                `koanf:"rate_burst"`
 }
 
 // EMRConfig configures the EMR linkage (package viewer/emr), the built-in viewer and
@@ -96,6 +107,7 @@ type DIMSEConfig struct {
 	CheckHost              bool          `koanf:"check_host"`
 	Peers                  []PeerConfig  `koanf:"peers"`
 	MaxAssociations        int           `koanf:"max_associations"`
+	MaxAssociationsPerAE   int           `koanf:"max_associations_per_ae"`
 	MaxPDULength           int           `koanf:"max_pdu_length"`
 	IdleTimeout            time.Duration `koanf:"idle_timeout"`
 	ARTIMTimeout           time.Duration `koanf:"artim_timeout"`
@@ -240,6 +252,7 @@ var defaults = map[string]any{
 	"dimse.check_host":                  false,
 	"dimse.peers":                       []any{},
 	"dimse.max_associations":            64,
+	"dimse.max_associations_per_ae":     32,
 	"dimse.max_pdu_length":              262144,
 	"dimse.idle_timeout":                "5m",
 	"dimse.artim_timeout":               "30s",
@@ -258,12 +271,15 @@ var defaults = map[string]any{
 	"dicomweb.cors_origins":             []any{"*"},
 	"dicomweb.thumbnail_lru":            4096,
 	"dicomweb.background_thumbnails":    true,
+	"audit.syslog":                      "",
 	"auth.mode":                         "dev",
 	"auth.issuer":                       "",
 	"auth.audience":                     "",
 	"auth.roles_claim":                  "roles",
 	"auth.patient_claim":                "patient",
 	"auth.tokens":                       []any{},
+	"auth.rate_limit":                   200.0,
+	"auth.rate_burst":                   400,
 	"forward.rules":                     []any{},
 	"forward.retry":                     "30s",
 	"forward.max_attempts":              10,

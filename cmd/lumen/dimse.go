@@ -30,13 +30,14 @@ func newDIMSEServer(c *Config, b *backends, book *peerBook, audit *auditor, log 
 		FindHandler:  &findHandler{idx: b.index, aeTitle: c.DIMSE.AETitle, audit: audit, log: log},
 		RetrieveHandler: &retrieveHandler{idx: b.index, peers: book, audit: audit, log: log,
 			sender: &send.Sender{Store: b.store, CallingAETitle: c.DIMSE.AETitle, Logger: log}},
-		CommitHandler:    &commitHandler{idx: b.index, store: b.store, aeTitle: c.DIMSE.AETitle, audit: audit, log: log},
-		MaxAssociations:  c.DIMSE.MaxAssociations,
-		MaxPDULength:     uint32(c.DIMSE.MaxPDULength),
-		IdleTimeout:      c.DIMSE.IdleTimeout,
-		ARTIMTimeout:     c.DIMSE.ARTIMTimeout,
-		TransferSyntaxes: c.DIMSE.TransferSyntaxes,
-		Logger:           log,
+		CommitHandler:        &commitHandler{idx: b.index, store: b.store, aeTitle: c.DIMSE.AETitle, audit: audit, log: log},
+		MaxAssociations:      c.DIMSE.MaxAssociations,
+		MaxAssociationsPerAE: c.DIMSE.MaxAssociationsPerAE,
+		MaxPDULength:         uint32(c.DIMSE.MaxPDULength),
+		IdleTimeout:          c.DIMSE.IdleTimeout,
+		ARTIMTimeout:         c.DIMSE.ARTIMTimeout,
+		TransferSyntaxes:     c.DIMSE.TransferSyntaxes,
+		Logger:               log,
 	}
 }
 

@@ -88,6 +88,17 @@ func serve(ctx context.Context, c *Config, log *slog.Logger, ready chan<- listen
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})))
 	e.Use(httpMetrics(reg))
 	audit := newAuditor(b.index, log)
+	if c.Audit.Syslog != "" {
+		var peerTLS func(string) *tls.Config
+		if c.DIMSE.TLSPeerCA != "" {
+			if peerTLS, err = tlsconf.Client(tlsconf.Files{}, c.DIMSE.TLSPeerCA); err != nil {
+				return fmt.Errorf("audit syslog tls: %w", err)
+			}
+		}
+		if audit.syslog, err = newSyslogSender(c.Audit.Syslog, c.DIMSE.AETitle, peerTLS, log); err != nil {
+			return err
+		}
+	}
 	e.Use(httpAudit(audit)) // outside the link guard and authentication: refusals are audited too
 	e.GET("/api/v1/audit", auditSearch(audit))
 	queueMetrics(reg, b.index)
@@ -111,7 +122,7 @@ func serve(ctx context.Context, c *Config, log *slog.Logger, ready chan<- listen
 	e.Use(chart.Guard) // link tokens, wherever they are presented
 	if c.Auth.Mode == "on" {
 		authn, err := auth.New(ctx, auth.Config{Issuer: c.Auth.Issuer, Audience: c.Auth.Audience, RolesClaim: c.Auth.RolesClaim,
-			PatientClaim: c.Auth.PatientClaim, Tokens: c.Auth.Tokens}, log)
+			PatientClaim: c.Auth.PatientClaim, Tokens: c.Auth.Tokens, RateLimit: c.Auth.RateLimit, RateBurst: c.Auth.RateBurst}, log)
 		if err != nil {
 			return err
 		}

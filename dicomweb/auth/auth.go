@@ -11,10 +11,12 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"github.com/labstack/echo/v4"
 	"github.com/lumenpacs/lumen/index"
+	"golang.org/x/time/rate"
 )
 
 // Roles a principal may hold.
@@ -62,6 +64,10 @@ type Config struct {
 	PatientClaim string `koanf:"patient_claim"`
 	// Tokens are the static API tokens.
 	Tokens []StaticToken `koanf:"tokens"`
+	// RateLimit is how many requests per second one principal may make on average, with
+	// bursts of RateBurst; beyond, 429 with Retry-After (0: no limit).
+	RateLimit float64 `koanf:"rate_limit"`
+	RateBurst int     `koanf:"rate_burst"`
 }
 
 // Errors of Authenticate.
@@ -75,6 +81,31 @@ type Authenticator struct {
 	cfg      Config
 	verifier *oidc.IDTokenVerifier
 	log      *slog.Logger
+
+	mu       sync.Mutex
+	limiters map[string]*rate.Limiter // by principal subject
+}
+
+// allow takes one request from the principal's rate budget.
+func (a *Authenticator) allow(subject string) bool {
+	if a.cfg.RateLimit <= 0 {
+		return true
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.limiters == nil || len(a.limiters) > 100000 { // bounded: forget idle principals
+		a.limiters = map[string]*rate.Limiter{}
+	}
+	l := a.limiters[subject]
+	if l == nil {
+		burst := a.cfg.RateBurst
+		if burst <= 0 {
+			burst = max(1, int(a.cfg.RateLimit))
+		}
+		l = rate.NewLimiter(rate.Limit(a.cfg.RateLimit), burst)
+		a.limiters[subject] = l
+	}
+	return l.Allow()
 }
 
 // New prepares an authenticator; with an issuer it fetches the issuer's discovery
@@ -215,6 +246,10 @@ func (a *Authenticator) Middleware(rule Rule, admitted func(echo.Context) bool) 
 				}
 				c.Response().Header().Set("WWW-Authenticate", challenge)
 				return echo.NewHTTPError(http.StatusUnauthorized, "authentication required: a bearer token (OpenID Connect or API token)")
+			}
+			if !a.allow(p.Subject) {
+				c.Response().Header().Set("Retry-After", "1")
+				return echo.NewHTTPError(http.StatusTooManyRequests, "too many requests from this account; slow down")
 			}
 			if !p.Has(role) {
 				a.log.Info("auth: forbidden", "route", c.Path(), "subject", p.Subject, "needs", role)

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/labstack/echo/v4"
 	"github.com/lumenpacs/lumen/dicomweb/auth/authtest"
 )
 
@@ -79,3 +80,39 @@ func TestAuthenticate(t *testing.T) {
 		}
 	}
 }
+
+// TestRateLimit: a principal over its budget gets 429 with Retry-After; another
+// principal is not affected.
+func TestRateLimit(t *testing.T) {
+	a, err := New(context.Background(), Config{RateLimit: 1, RateBurst: 3, Tokens: []StaticToken{
+		{Name: "busy", SHA256: digestOf("busy"), Roles: []string{RoleRead}}, {Name: "calm", SHA256: digestOf("calm"), Roles: []string{RoleRead}}}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := echo.New()
+	h := a.Middleware(func(echo.Context) string { return RoleRead }, nil)(func(c echo.Context) error { return c.NoContent(http.StatusOK) })
+	call := func(tok string) (int, string) {
+		r := httptest.NewRequest(http.MethodGet, "/dicom-web/studies", nil)
+		r.Header.Set("Authorization", "Bearer "+tok)
+		w := httptest.NewRecorder()
+		c := e.NewContext(r, w)
+		if err := h(c); err != nil {
+			he := err.(*echo.HTTPError)
+			return he.Code, w.Header().Get("Retry-After")
+		}
+		return w.Code, ""
+	}
+	for i := 0; i < 3; i++ {
+		if code, _ := call("busy"); code != http.StatusOK {
+			t.Fatalf("request %d within the burst: %d", i+1, code)
+		}
+	}
+	if code, ra := call("busy"); code != http.StatusTooManyRequests || ra == "" {
+		t.Fatalf("over the budget: %d, Retry-After %q", code, ra)
+	}
+	if code, _ := call("calm"); code != http.StatusOK {
+		t.Fatalf("another account: %d", code)
+	}
+}
+
+func digestOf(s string) string { h := sha256.Sum256([]byte(s)); return hex.EncodeToString(h[:]) }

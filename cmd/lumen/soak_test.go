@@ -1,0 +1,207 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/lumenpacs/lumen/archive/transcode"
+	"github.com/lumenpacs/lumen/dimse"
+	"github.com/lumenpacs/lumen/testdata/gen"
+)
+
+// rssKB reads a process's resident set size (VmRSS) in KiB.
+func rssKB(pid int) int {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
+			n, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
+			return n
+		}
+	}
+	return 0
+}
+
+// TestSoak (make soak; LUMEN_SOAK=1) runs a lumen serve process under 32 concurrent
+// DICOM associations storing and echoing and 64 concurrent HTTP clients querying,
+// retrieving and rendering, for LUMEN_SOAK_DURATION (default 2 minutes). Every operation
+// must succeed, and the server's resident memory at the end may exceed its level after
+// the first quarter by at most 256 MiB.
+func TestSoak(t *testing.T) {
+	if os.Getenv("LUMEN_SOAK") != "1" {
+		t.Skip("the soak test runs with make soak (LUMEN_SOAK=1)")
+	}
+	duration := 2 * time.Minute
+	if v := os.Getenv("LUMEN_SOAK_DURATION"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		duration = d
+	}
+	dir := t.TempDir()
+	httpAddr, dimseAddr := freeAddr(t), freeAddr(t)
+	cmd := exec.Command(lumenBin, "serve", "--data-dir", dir, "--http-addr", httpAddr, "--dimse-addr", dimseAddr, "--log-level", "warn")
+	cmd.Env = append(os.Environ(), "LUMEN_DIMSE_MAX_ASSOCIATIONS_PER_AE=64")
+	var logs bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	for i := 0; ; i++ {
+		if c, err := net.Dial("tcp", dimseAddr); err == nil {
+			c.Close()
+			break
+		}
+		if i > 100 {
+			t.Fatalf("lumen did not start:\n%s", logs.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	base := "http://" + httpAddr + "/dicom-web"
+
+	// Material: a corpus to query and render, and CT slices to store over and over.
+	corpus, err := gen.Corpus(47)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stowAll(t, base, corpus)
+	slices, err := gen.CTSeries(gen.Options{Seed: 48}, 64, 128, 128)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type payload struct {
+		class, uid, ts string
+		data           []byte
+	}
+	var stores []payload
+	for _, o := range slices {
+		r := bytes.NewReader(o.Data)
+		ts, err := transcode.SkipMeta(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stores = append(stores, payload{o.SOPClassUID, o.SOPInstanceUID, ts, o.Data[len(o.Data)-r.Len():]})
+	}
+	var urls []string
+	for _, o := range corpus {
+		inst := base + "/studies/" + o.StudyUID + "/series/" + o.SeriesUID + "/instances/" + o.SOPInstanceUID
+		urls = append(urls, base+"/studies?PatientID="+o.PatientID, base+"/studies/"+o.StudyUID+"/metadata", inst+"/thumbnail", inst)
+		if o.NumberOfFrames > 0 {
+			urls = append(urls, inst+"/rendered?accept=image/png")
+		}
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), duration)
+	defer cancel()
+	var storesDone, httpDone, failures atomic.Int64
+	var failMu sync.Mutex
+	var firstFailures []string
+	fail := func(f string, args ...any) {
+		failures.Add(1)
+		failMu.Lock()
+		if len(firstFailures) < 10 {
+			firstFailures = append(firstFailures, fmt.Sprintf(f, args...))
+		}
+		failMu.Unlock()
+	}
+	var wg sync.WaitGroup
+	for i := 0; i < 32; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				// Operations run to completion (op has no deadline); the loop stops at ctx's.
+				op := context.Background()
+				c, err := dimse.Dial(op, dimseAddr, dimse.DialConfig{CallingAETitle: "SOAK", CalledAETitle: "LUMEN",
+					Contexts: []dimse.ProposedContext{{AbstractSyntax: dimse.VerificationSOPClass, TransferSyntaxes: []string{dimse.ExplicitVRLittleEndian}},
+						{AbstractSyntax: stores[0].class, TransferSyntaxes: []string{stores[0].ts}}}})
+				if err != nil {
+					fail("association %d: %v", i, err)
+					return
+				}
+				for n := 0; n < 50 && ctx.Err() == nil; n++ {
+					p := stores[(i+n)%len(stores)]
+					st, err := c.Store(op, p.class, p.uid, p.ts, bytes.NewReader(p.data))
+					if err != nil || st.Code != dimse.StatusSuccess {
+						fail("C-STORE: %v 0x%04X %s", err, st.Code, st.ErrorComment)
+						break
+					}
+					storesDone.Add(1)
+					if n%10 == 0 {
+						if st, err := c.Echo(op); err != nil || st.Code != dimse.StatusSuccess {
+							fail("C-ECHO: %v", err)
+						}
+					}
+				}
+				c.Release()
+			}
+		}(i)
+	}
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	for i := 0; i < 64; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			for n := i; ctx.Err() == nil; n++ {
+				req, _ := http.NewRequest(http.MethodGet, urls[n%len(urls)], nil)
+				req.Header.Set("Accept", `multipart/related; type="application/dicom"; transfer-syntax=*, application/dicom+json, image/*`)
+				resp, err := client.Do(req)
+				if err != nil {
+					fail("GET %s: %v", urls[n%len(urls)], err)
+					return
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode >= 400 {
+					fail("GET %s: %d", urls[n%len(urls)], resp.StatusCode)
+				}
+				httpDone.Add(1)
+			}
+		}(i)
+	}
+	// Memory: sampled every second; the level after the first quarter is the baseline.
+	pid := cmd.Process.Pid
+	start := time.Now()
+	var baseline, peak, last int
+	for ctx.Err() == nil {
+		time.Sleep(time.Second)
+		last = rssKB(pid)
+		peak = max(peak, last)
+		if baseline == 0 && time.Since(start) >= duration/4 {
+			baseline = last
+		}
+	}
+	wg.Wait()
+	elapsed := time.Since(start).Seconds()
+	t.Logf("soak %s: %d C-STOREs (%.0f/s) on 32 associations, %d HTTP requests (%.0f/s) from 64 clients, %d failures",
+		duration, storesDone.Load(), float64(storesDone.Load())/elapsed, httpDone.Load(), float64(httpDone.Load())/elapsed, failures.Load())
+	t.Logf("server RSS: %d MiB after the first quarter, %d MiB at the end, peak %d MiB", baseline/1024, last/1024, peak/1024)
+	if failures.Load() > 0 {
+		t.Errorf("%d operations failed, first: %v", failures.Load(), firstFailures)
+	}
+	if last > baseline+256*1024 {
+		t.Errorf("memory grew from %d MiB to %d MiB (bound: +256 MiB)", baseline/1024, last/1024)
+	}
+	if storesDone.Load() == 0 || httpDone.Load() == 0 {
+		t.Error("no work was done")
+	}
+}
