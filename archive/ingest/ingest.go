@@ -298,7 +298,9 @@ func (p *Pipeline) ingest(ctx context.Context, r io.Reader, size int64, ds *Data
 	if err := pw.Close(); err != nil {
 		return abort(fail(ErrUnavailable, err, "could not finish writing the object"))
 	}
+	durableStart := time.Now()
 	pres := <-done
+	p.Metrics.observeStage("store", durableStart)
 	if pres.err != nil {
 		// A remote store may have committed the object before the failure reached us
 		// (a lost response): remove it if we can; otherwise fsck finds the orphan.
@@ -374,7 +376,9 @@ func (p *Pipeline) commit(ctx context.Context, inst *index.Instance, src Source)
 	if p.Jobs != nil {
 		inst.Jobs = p.Jobs(inst, src)
 	}
+	indexStart := time.Now()
 	err := p.Index.Put(ctx, inst)
+	p.Metrics.observeStage("index", indexStart)
 	if err == nil {
 		return res, nil
 	}

@@ -12,6 +12,7 @@ type Metrics struct {
 	objects  *prometheus.CounterVec
 	bytes    prometheus.Counter
 	duration *prometheus.HistogramVec
+	stages   *prometheus.HistogramVec
 }
 
 // NewMetrics creates the collectors and registers them with reg (if not nil).
@@ -30,11 +31,24 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help:    "Time to ingest one object (stream, store, index), by outcome.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
 		}, []string{"outcome"}),
+		stages: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "lumen_ingest_stage_duration_seconds",
+			Help:    "Latency of the durable steps of an ingest: store (from the end of the stream until the object is durable) and index (the transaction).",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 18),
+		}, []string{"stage"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.objects, m.bytes, m.duration)
+		reg.MustRegister(m.objects, m.bytes, m.duration, m.stages)
 	}
 	return m
+}
+
+// observeStage records the latency of one durable step (store, index).
+func (m *Metrics) observeStage(stage string, start time.Time) {
+	if m == nil {
+		return
+	}
+	m.stages.WithLabelValues(stage).Observe(time.Since(start).Seconds())
 }
 
 func (m *Metrics) observe(res *Result, err error, start time.Time) {

@@ -49,9 +49,12 @@ type AuditConfig struct {
 
 // AuthConfig configures authentication of the HTTP surfaces (package dicomweb/auth).
 type AuthConfig struct {
-	// Mode is "dev" (no authentication, logged loudly at start-up: a laptop) or "on"
-	// (every protected request needs a bearer token; start-up fails when neither an
-	// issuer nor a token is configured).
+	// Mode is "on" (every protected request needs a bearer token; start-up fails when
+	// neither an issuer nor a token is configured) or "dev" (no authentication, logged
+	// loudly at start-up). Unset, it is dev on the embedded backends (a laptop: one
+	// command runs Lumen) and an error on the production ones (PostgreSQL or S3):
+	// `lumen serve` refuses to start there until authentication is configured or dev is
+	// asked for explicitly.
 	Mode         string             `koanf:"mode"`
 	Issuer       string             `koanf:"issuer"`
 	Audience     string             `koanf:"audience"`
@@ -272,7 +275,7 @@ var defaults = map[string]any{
 	"dicomweb.thumbnail_lru":            4096,
 	"dicomweb.background_thumbnails":    true,
 	"audit.syslog":                      "",
-	"auth.mode":                         "dev",
+	"auth.mode":                         "",
 	"auth.issuer":                       "",
 	"auth.audience":                     "",
 	"auth.roles_claim":                  "roles",
@@ -426,7 +429,7 @@ func (c *Config) validate() error {
 		return fmt.Errorf("config: dimse.tls_addr needs dimse.tls_cert and dimse.tls_key")
 	}
 	switch c.Auth.Mode {
-	case "dev":
+	case "", "dev":
 	case "on":
 		if c.Auth.Issuer == "" && len(c.Auth.Tokens) == 0 {
 			return fmt.Errorf("config: auth.mode is on but neither auth.issuer nor auth.tokens is configured: nobody could sign in")

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"io"
 	"log/slog"
 	"os"
@@ -179,5 +180,16 @@ auth:
 		if _, err := loadConfig(flagSet(t, "--config", f)); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
+	}
+}
+
+// TestServeNeedsAuthInProduction: on PostgreSQL or S3, serve refuses to start with the
+// authentication mode left unset; dev must be asked for explicitly.
+func TestServeNeedsAuthInProduction(t *testing.T) {
+	c := testConfig(t, t.TempDir())
+	c.Index.Backend, c.Index.Postgres.DSN = "postgres", "postgres://127.0.0.1:1/none"
+	err := serve(context.Background(), c, discardLogger(), nil)
+	if err == nil || !strings.Contains(err.Error(), "needs authentication") {
+		t.Fatalf("serve on PostgreSQL without auth.mode: %v", err)
 	}
 }

@@ -39,6 +39,7 @@ func startLumenLogged(t testing.TB, mutate func(*Config), log *slog.Logger) *lum
 	c := testConfig(t, t.TempDir())
 	c.HTTP.Addr, c.DIMSE.Addr = "127.0.0.1:0", "127.0.0.1:0"
 	c.Fsck.OnStart = false
+	c.Auth.Mode = "dev" // tests on PostgreSQL or S3 run without authentication unless they set it
 	if mutate != nil {
 		mutate(c)
 	}

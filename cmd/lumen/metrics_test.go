@@ -49,6 +49,8 @@ func TestMetrics(t *testing.T) {
 		`lumen_dimse_operation_duration_seconds_count{operation="C-ECHO",status="0x0000"} 1`,
 		`lumen_queue_jobs{kind="thumbnails"}`,
 		`lumen_ingest_objects_total{outcome="stored"} 2`,
+		`lumen_ingest_stage_duration_seconds_count{stage="store"} 2`,
+		`lumen_ingest_stage_duration_seconds_count{stage="index"} 2`,
 	} {
 		if !strings.Contains(m, want) {
 			t.Errorf("/metrics lacks %s", want)

@@ -56,6 +56,12 @@ type listening struct{ HTTP, DIMSE, DIMSETLS string }
 
 // serve runs the server until ctx ends. ready, if not nil, receives the addresses.
 func serve(ctx context.Context, c *Config, log *slog.Logger, ready chan<- listening) error {
+	if c.Auth.Mode == "" {
+		if c.Index.Backend == "postgres" || c.Store.Backend == "s3" {
+			return fmt.Errorf("config: a deployment on PostgreSQL or S3 needs authentication: set auth.mode: on with auth.issuer or auth.tokens (or auth.mode: dev to run without, knowingly)")
+		}
+		c.Auth.Mode = "dev" // the embedded defaults: a laptop
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	b, err := openBackends(ctx, c, log, ingest.NewMetrics(reg))

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -82,7 +83,8 @@ func TestTLS(t *testing.T) {
 	// A workstation accepting DICOM TLS only, verifying Lumen's certificate.
 	destPort, destDir := storeSCP(t, "+tls", pki.path("dest.key"), pki.path("dest.pem"), "+cf", pki.path("ca.pem"))
 	s := startLumen(t, func(c *Config) {
-		c.DIMSE.Peers = []PeerConfig{{AETitle: "DEST", Host: "127.0.0.1", Port: destPort, TLS: true}}
+		c.DIMSE.Peers = []PeerConfig{{AETitle: "DEST", Host: "127.0.0.1", Port: destPort, TLS: true}, {AETitle: "MODALITY"}, {AETitle: "MOVER"}}
+		c.DIMSE.RejectUnknownCallingAE = true
 		c.DIMSE.TLSPeerCA = pki.path("ca.pem")
 		c.HTTP.TLSCert, c.HTTP.TLSKey = pki.path("server.pem"), pki.path("server.key")
 		c.DIMSE.TLSAddr = "127.0.0.1:0"
@@ -115,6 +117,13 @@ func TestTLS(t *testing.T) {
 	}
 	if out, err := storescu(); err == nil {
 		t.Fatalf("plain storescu to the TLS port succeeded:\n%s", out)
+	}
+	// A certificate signed by the CA does not make an unknown AE known: the policy
+	// still rejects it.
+	cmd := exec.Command(dcmtkTool(t, "storescu"), "-aet", "STRANGER", "-aec", "LUMEN", "+tls", pki.path("client.key"), pki.path("client.pem"), "+cf", pki.path("ca.pem"), host, port, file)
+	cmd.Env = append(os.Environ(), "TCP_NODELAY=1")
+	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "Calling AE Title Not Recognized") {
+		t.Fatalf("an unknown AE over TLS: %v\n%s", err, out)
 	}
 	// C-MOVE (asked on the plain port) to a peer reached over DICOM TLS.
 	phost, pport, _ := net.SplitHostPort(s.addr.DIMSE)
