@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -8,6 +9,8 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
+	"io"
 	"math/big"
 	"net"
 	"net/http"
@@ -80,11 +83,46 @@ func TestTLS(t *testing.T) {
 	pki.issue(t, "server", "lumen.test")
 	pki.issue(t, "client", "modality.test")
 	pki.issue(t, "dest", "workstation.test")
+	pki.issue(t, "arr", "arr.test")
+	// An audit record repository: syslog over TLS (RFC 5425).
+	arrCert, err := tls.LoadX509KeyPair(pki.path("arr.pem"), pki.path("arr.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	arr, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{arrCert}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer arr.Close()
+	frames := make(chan string, 100)
+	go func() {
+		for {
+			conn, err := arr.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				r := bufio.NewReader(conn)
+				for {
+					var n int
+					if _, err := fmt.Fscanf(r, "%d ", &n); err != nil {
+						return
+					}
+					b := make([]byte, n)
+					if _, err := io.ReadFull(r, b); err != nil {
+						return
+					}
+					frames <- string(b)
+				}
+			}()
+		}
+	}()
 	// A workstation accepting DICOM TLS only, verifying Lumen's certificate.
 	destPort, destDir := storeSCP(t, "+tls", pki.path("dest.key"), pki.path("dest.pem"), "+cf", pki.path("ca.pem"))
 	s := startLumen(t, func(c *Config) {
 		c.DIMSE.Peers = []PeerConfig{{AETitle: "DEST", Host: "127.0.0.1", Port: destPort, TLS: true}, {AETitle: "MODALITY"}, {AETitle: "MOVER"}}
 		c.DIMSE.RejectUnknownCallingAE = true
+		c.Audit.Syslog = "tls://" + arr.Addr().String()
 		c.DIMSE.TLSPeerCA = pki.path("ca.pem")
 		c.HTTP.TLSCert, c.HTTP.TLSKey = pki.path("server.pem"), pki.path("server.key")
 		c.DIMSE.TLSAddr = "127.0.0.1:0"
@@ -105,6 +143,14 @@ func TestTLS(t *testing.T) {
 	}
 	if out, err := storescu("+tls", pki.path("client.key"), pki.path("client.pem"), "+cf", pki.path("ca.pem")); err != nil {
 		t.Fatalf("storescu over TLS: %v\n%s", err, out)
+	}
+	select {
+	case f := <-frames:
+		if !strings.HasPrefix(f, "<85>1 ") || !strings.Contains(f, "<AuditMessage>") || !strings.Contains(f, `UserID="ae:MODALITY"`) {
+			t.Fatalf("syslog over TLS: %q", f)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no audit message over syslog TLS")
 	}
 	resp, err := (&http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool(t, pki.path("ca.pem"))}}}).
 		Get("https://" + s.addr.HTTP + "/dicom-web/studies?StudyInstanceUID=" + corpus[0].StudyUID)
