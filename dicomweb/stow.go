@@ -14,15 +14,6 @@ import (
 	"github.com/lumenpacs/lumen/archive/ingest"
 )
 
-// Attributes of the Store Instances Response (PS3.18 10.5.3, Table 10.5.3-2).
-var (
-	tagFailedSOPSequence        = dcm.NewTag(0x0008, 0x1198)
-	tagReferencedSOPSequence    = dcm.NewTag(0x0008, 0x1199)
-	tagReferencedSOPClassUID    = dcm.NewTag(0x0008, 0x1150)
-	tagReferencedSOPInstanceUID = dcm.NewTag(0x0008, 0x1155)
-	tagFailureReason            = dcm.NewTag(0x0008, 0x1197)
-)
-
 // FailureReason values (PS3.18 Table 10.5.3-3 and the C-STORE statuses of PS3.4 B.2.3).
 const (
 	reasonProcessingFailure = 0x0110
@@ -128,8 +119,8 @@ func (s *Service) stow(c echo.Context) error {
 		}
 		studies[res.StudyInstanceUID] = true
 		it := &dcm.Dataset{}
-		it.Set(dcm.NewString(tagReferencedSOPClassUID, "UI", res.SOPClassUID))
-		it.Set(dcm.NewString(tagReferencedSOPInstanceUID, "UI", res.SOPInstanceUID))
+		it.Set(dcm.NewString(dcm.TagReferencedSOPClassUID, "UI", res.SOPClassUID))
+		it.Set(dcm.NewString(dcm.TagReferencedSOPInstanceUID, "UI", res.SOPInstanceUID))
 		it.Set(dcm.NewString(dcm.TagRetrieveURL, "UR", root+"/studies/"+res.StudyInstanceUID+"/series/"+res.SeriesInstanceUID+"/instances/"+res.SOPInstanceUID))
 		refs = append(refs, it)
 	}
@@ -152,10 +143,10 @@ func (s *Service) stow(c echo.Context) error {
 		}
 	}
 	if len(fails) > 0 {
-		resp.Set(dcm.NewSequence(tagFailedSOPSequence, fails...))
+		resp.Set(dcm.NewSequence(dcm.TagFailedSOPSequence, fails...))
 	}
 	if len(refs) > 0 {
-		resp.Set(dcm.NewSequence(tagReferencedSOPSequence, refs...))
+		resp.Set(dcm.NewSequence(dcm.TagReferencedSOPSequence, refs...))
 	}
 	status := http.StatusOK
 	switch {
@@ -183,12 +174,12 @@ func (s *Service) stow(c echo.Context) error {
 func failedItem(class, inst string, reason uint16) *dcm.Dataset {
 	it := &dcm.Dataset{}
 	if class != "" {
-		it.Set(dcm.NewString(tagReferencedSOPClassUID, "UI", class))
+		it.Set(dcm.NewString(dcm.TagReferencedSOPClassUID, "UI", class))
 	}
 	if inst != "" {
-		it.Set(dcm.NewString(tagReferencedSOPInstanceUID, "UI", inst))
+		it.Set(dcm.NewString(dcm.TagReferencedSOPInstanceUID, "UI", inst))
 	}
-	it.Set(dcm.NewUS(tagFailureReason, reason))
+	it.Set(dcm.NewUS(dcm.TagFailureReason, reason))
 	return it
 }
 

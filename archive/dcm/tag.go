@@ -128,6 +128,12 @@ const (
 	TagInstitutionName                Tag = 0x00080080
 	TagReferringPhysicianName         Tag = 0x00080090
 	TagStationName                    Tag = 0x00081010
+	TagReferencedSOPClassUID          Tag = 0x00081150
+	TagReferencedSOPInstanceUID       Tag = 0x00081155
+	TagTransactionUID                 Tag = 0x00081195
+	TagFailureReason                  Tag = 0x00081197
+	TagFailedSOPSequence              Tag = 0x00081198
+	TagReferencedSOPSequence          Tag = 0x00081199
 	TagStudyDescription               Tag = 0x00081030
 	TagSeriesDescription              Tag = 0x0008103E
 	TagIssuerOfAccessionNumber        Tag = 0x00080051

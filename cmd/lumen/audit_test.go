@@ -119,11 +119,11 @@ func TestAudit(t *testing.T) {
 		t.Fatal(err)
 	}
 	ds := &dcm.Dataset{}
-	ds.Set(dcm.NewString(tagTransactionUID, "UI", "1.2.3.77"))
+	ds.Set(dcm.NewString(dcm.TagTransactionUID, "UI", "1.2.3.77"))
 	item := &dcm.Dataset{}
-	item.Set(dcm.NewString(tagReferencedSOPClassUID, "UI", mr.SOPClassUID))
-	item.Set(dcm.NewString(tagReferencedSOPInstanceUID, "UI", mr.SOPInstanceUID))
-	ds.Set(dcm.NewSequence(tagReferencedSOPSequence, item))
+	item.Set(dcm.NewString(dcm.TagReferencedSOPClassUID, "UI", mr.SOPClassUID))
+	item.Set(dcm.NewString(dcm.TagReferencedSOPInstanceUID, "UI", mr.SOPInstanceUID))
+	ds.Set(dcm.NewSequence(dcm.TagReferencedSOPSequence, item))
 	info, _ := ds.Encode(dcm.ExplicitVRLittleEndian)
 	if st, err := c.Commit(context.Background(), info); err != nil || st.Code != dimse.StatusSuccess {
 		t.Fatalf("commit: %v %+v", err, st)

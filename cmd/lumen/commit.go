@@ -13,16 +13,6 @@ import (
 	"github.com/lumenpacs/lumen/index"
 )
 
-// Attributes of storage commitment (PS3.4 J.3).
-var (
-	tagTransactionUID           = dcm.NewTag(0x0008, 0x1195)
-	tagReferencedSOPSequence    = dcm.NewTag(0x0008, 0x1199)
-	tagFailedSOPSequence        = dcm.NewTag(0x0008, 0x1198)
-	tagReferencedSOPClassUID    = dcm.NewTag(0x0008, 0x1150)
-	tagReferencedSOPInstanceUID = dcm.NewTag(0x0008, 0x1155)
-	tagFailureReason            = dcm.NewTag(0x0008, 0x1197)
-)
-
 // Failure reasons of a storage commitment (PS3.4 J.3.3.1.1).
 const (
 	failureProcessing         = 0x0110
@@ -49,14 +39,14 @@ func (h *commitHandler) HandleCommit(ctx context.Context, req *dimse.CommitReque
 		return dimse.Status{Code: dimse.StatusCannotUnderstand, ErrorComment: "action information does not parse"}, 0, nil
 	}
 	ds := f.Dataset
-	txn := ds.String(tagTransactionUID)
-	refs := ds.Get(tagReferencedSOPSequence)
+	txn := ds.String(dcm.TagTransactionUID)
+	refs := ds.Get(dcm.TagReferencedSOPSequence)
 	if !dcm.ValidUID(txn) || refs == nil || len(refs.Items) == 0 {
 		return dimse.Status{Code: dimse.StatusCannotUnderstand, ErrorComment: "TransactionUID or ReferencedSOPSequence missing"}, 0, nil
 	}
 	var ok, failed []*dcm.Dataset
 	for _, it := range refs.Items {
-		class, uid := it.String(tagReferencedSOPClassUID), it.String(tagReferencedSOPInstanceUID)
+		class, uid := it.String(dcm.TagReferencedSOPClassUID), it.String(dcm.TagReferencedSOPInstanceUID)
 		reason := uint16(0)
 		in, err := h.idx.Instance(ctx, uid)
 		switch {
@@ -75,25 +65,25 @@ func (h *commitHandler) HandleCommit(ctx context.Context, req *dimse.CommitReque
 			}
 		}
 		item := &dcm.Dataset{}
-		item.Set(dcm.NewString(tagReferencedSOPClassUID, "UI", class))
-		item.Set(dcm.NewString(tagReferencedSOPInstanceUID, "UI", uid))
+		item.Set(dcm.NewString(dcm.TagReferencedSOPClassUID, "UI", class))
+		item.Set(dcm.NewString(dcm.TagReferencedSOPInstanceUID, "UI", uid))
 		if reason != 0 {
-			item.Set(dcm.NewUS(tagFailureReason, reason))
+			item.Set(dcm.NewUS(dcm.TagFailureReason, reason))
 			failed = append(failed, item)
 		} else {
 			ok = append(ok, item)
 		}
 	}
 	out := &dcm.Dataset{}
-	out.Set(dcm.NewString(tagTransactionUID, "UI", txn))
+	out.Set(dcm.NewString(dcm.TagTransactionUID, "UI", txn))
 	out.Set(dcm.NewString(dcm.TagRetrieveAETitle, "AE", h.aeTitle))
 	if len(ok) > 0 {
-		out.Set(dcm.NewSequence(tagReferencedSOPSequence, ok...))
+		out.Set(dcm.NewSequence(dcm.TagReferencedSOPSequence, ok...))
 	}
 	event := dimse.CommitmentSucceeded
 	if len(failed) > 0 {
 		event = dimse.CommitmentFailuresExist
-		out.Set(dcm.NewSequence(tagFailedSOPSequence, failed...))
+		out.Set(dcm.NewSequence(dcm.TagFailedSOPSequence, failed...))
 	}
 	b, err := out.Encode(req.TransferSyntaxUID)
 	if err != nil {

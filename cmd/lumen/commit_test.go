@@ -32,18 +32,18 @@ func commitResult(t *testing.T, e *dimse.EventReport) (string, []string, map[str
 	}
 	var ok []string
 	failed := map[string]uint16{}
-	if s := f.Dataset.Get(tagReferencedSOPSequence); s != nil {
+	if s := f.Dataset.Get(dcm.TagReferencedSOPSequence); s != nil {
 		for _, it := range s.Items {
-			ok = append(ok, it.String(tagReferencedSOPInstanceUID))
+			ok = append(ok, it.String(dcm.TagReferencedSOPInstanceUID))
 		}
 	}
-	if s := f.Dataset.Get(tagFailedSOPSequence); s != nil {
+	if s := f.Dataset.Get(dcm.TagFailedSOPSequence); s != nil {
 		for _, it := range s.Items {
-			r, _ := it.Int(tagFailureReason)
-			failed[it.String(tagReferencedSOPInstanceUID)] = uint16(r)
+			r, _ := it.Int(dcm.TagFailureReason)
+			failed[it.String(dcm.TagReferencedSOPInstanceUID)] = uint16(r)
 		}
 	}
-	return f.Dataset.String(tagTransactionUID), ok, failed
+	return f.Dataset.String(dcm.TagTransactionUID), ok, failed
 }
 
 // TestStorageCommitment requests commitment for stored and unknown instances with
@@ -71,15 +71,15 @@ func TestStorageCommitment(t *testing.T) {
 	stowAll(t, "http://"+s.addr.HTTP+"/dicom-web", corpus[:3])
 	action := func(txn string, refs [][2]string) []byte {
 		ds := &dcm.Dataset{}
-		ds.Set(dcm.NewString(tagTransactionUID, "UI", txn))
+		ds.Set(dcm.NewString(dcm.TagTransactionUID, "UI", txn))
 		var items []*dcm.Dataset
 		for _, r := range refs {
 			it := &dcm.Dataset{}
-			it.Set(dcm.NewString(tagReferencedSOPClassUID, "UI", r[0]))
-			it.Set(dcm.NewString(tagReferencedSOPInstanceUID, "UI", r[1]))
+			it.Set(dcm.NewString(dcm.TagReferencedSOPClassUID, "UI", r[0]))
+			it.Set(dcm.NewString(dcm.TagReferencedSOPInstanceUID, "UI", r[1]))
 			items = append(items, it)
 		}
-		ds.Set(dcm.NewSequence(tagReferencedSOPSequence, items...))
+		ds.Set(dcm.NewSequence(dcm.TagReferencedSOPSequence, items...))
 		b, err := ds.Encode(dcm.ExplicitVRLittleEndian)
 		if err != nil {
 			t.Fatal(err)
