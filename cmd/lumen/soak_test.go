@@ -22,6 +22,9 @@ import (
 	"github.com/lumenpacs/lumen/testdata/gen"
 )
 
+// soakRoot prefixes the SOP Instance UIDs the soak test makes up.
+const soakRoot = "1.2.826.0.1.3680043.10.1234.77."
+
 // rssKB reads a process's resident set size (VmRSS) in KiB.
 func rssKB(pid int) int {
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
@@ -40,7 +43,7 @@ func rssKB(pid int) int {
 }
 
 // TestSoak (make soak; LUMEN_SOAK=1) runs a lumen serve process under 32 concurrent
-// DICOM associations storing and echoing and 64 concurrent HTTP clients querying,
+// DICOM associations storing new instances and echoing and 64 concurrent HTTP clients querying,
 // retrieving and rendering, for LUMEN_SOAK_DURATION (default 2 minutes). Every operation
 // must succeed, and the server's resident memory at the end may exceed its level after
 // the first quarter by at most 256 MiB.
@@ -112,7 +115,7 @@ func TestSoak(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), duration)
 	defer cancel()
-	var storesDone, httpDone, failures atomic.Int64
+	var storesDone, httpDone, failures, seq atomic.Int64
 	var failMu sync.Mutex
 	var firstFailures []string
 	fail := func(f string, args ...any) {
@@ -140,7 +143,11 @@ func TestSoak(t *testing.T) {
 				}
 				for n := 0; n < 50 && ctx.Err() == nil; n++ {
 					p := stores[(i+n)%len(stores)]
-					st, err := c.Store(op, p.class, p.uid, p.ts, bytes.NewReader(p.data))
+					// A new instance each time: the SOP Instance UID rewritten in place
+					// (same length), as a modality sends new images.
+					uid := fmt.Sprintf("%s%0*d", soakRoot, len(p.uid)-len(soakRoot), seq.Add(1))
+					data := bytes.Replace(p.data, []byte(p.uid), []byte(uid), 1)
+					st, err := c.Store(op, p.class, uid, p.ts, bytes.NewReader(data))
 					if err != nil || st.Code != dimse.StatusSuccess {
 						fail("C-STORE: %v 0x%04X %s", err, st.Code, st.ErrorComment)
 						break

@@ -15,7 +15,7 @@ func (x *DB) Audit(ctx context.Context, r *index.AuditRecord) error {
 	if at.IsZero() {
 		at = time.Now()
 	}
-	_, err := x.db.ExecContext(ctx, x.d.rebind(`INSERT INTO audit (at, actor, via, action, outcome, study_uid, patient_id, issuer, remote, detail)
+	_, err := x.writer().ExecContext(ctx, x.d.rebind(`INSERT INTO audit (at, actor, via, action, outcome, study_uid, patient_id, issuer, remote, detail)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
 		at.UnixMilli(), r.Actor, r.Via, r.Action, r.Outcome, r.StudyInstanceUID, r.PatientID, r.IssuerOfPatientID, r.Remote, r.Detail)
 	if err != nil {

@@ -21,6 +21,7 @@ type DB struct {
 	QuietPeriod time.Duration
 
 	db    *sql.DB
+	wdb   *sql.DB // write transactions, when they have their own pool (UseWriter)
 	d     *Dialect
 	stmts sync.Map   // query text -> *sql.Stmt
 	wmu   sync.Mutex // held around write transactions when the dialect serialises them
@@ -33,6 +34,18 @@ var (
 
 // New wraps an open database whose schema has been migrated (see Migrate).
 func New(db *sql.DB, d *Dialect) *DB { return &DB{db: db, d: d} }
+
+// UseWriter gives write transactions their own connection pool (for SQLite, one
+// connection on the same file), so that a crowd of readers holding the shared pool
+// cannot starve them. Call it before use; Close closes it too.
+func (x *DB) UseWriter(w *sql.DB) { x.wdb = w }
+
+func (x *DB) writer() *sql.DB {
+	if x.wdb != nil {
+		return x.wdb
+	}
+	return x.db
+}
 
 // SQL returns the underlying database (for backend-specific maintenance and tests).
 func (x *DB) SQL() *sql.DB { return x.db }
@@ -59,7 +72,7 @@ func (x *DB) tx1(ctx context.Context, fn func(tx *sql.Tx) error) error {
 		x.wmu.Lock()
 		defer x.wmu.Unlock()
 	}
-	tx, err := x.db.BeginTx(ctx, nil)
+	tx, err := x.writer().BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
@@ -84,7 +97,7 @@ func (x *DB) stmt(q string) *sql.Stmt {
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		st, err := x.db.PrepareContext(ctx, x.d.rebind(q))
+		st, err := x.writer().PrepareContext(ctx, x.d.rebind(q)) // used inside write transactions
 		if err != nil {
 			x.stmts.Delete(q) // try again on a later use
 			return
@@ -499,5 +512,8 @@ func (x *DB) Close() error {
 		}
 		return true
 	})
+	if x.wdb != nil {
+		x.wdb.Close()
+	}
 	return x.db.Close()
 }

@@ -74,5 +74,16 @@ func Open(ctx context.Context, path string) (*sqlindex.DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("index/sqlite: %w", err)
 	}
-	return sqlindex.New(db, d), nil
+	// Writes get a connection of their own, so that readers filling the pool above
+	// never make a writer wait behind them (database/sql hands a released connection to
+	// any waiter, not the oldest).
+	w, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("index/sqlite: open %s: %w", path, err)
+	}
+	w.SetMaxOpenConns(1)
+	x := sqlindex.New(db, d)
+	x.UseWriter(w)
+	return x, nil
 }
