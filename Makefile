@@ -73,12 +73,13 @@ bench-orthanc:
 ## SOAK_DURATION (default 2m): no failure, memory growth bounded (TestSoak).
 SOAK_DURATION ?= 2m
 soak: provision
-	LUMEN_SOAK=1 LUMEN_SOAK_DURATION=$(SOAK_DURATION) $(GO) test -tags '$(TAGS)' -run '^TestSoak$$' -count=1 -v -timeout 60m ./cmd/lumen
+	LUMEN_SOAK_DURATION=$(SOAK_DURATION) $(GO) test -tags '$(TAGS) soak' -run '^TestSoak$$' -count=1 -v -timeout 60m ./cmd/lumen
 
 lint:
 	@test -z "$$(gofmt -l . | tee /dev/stderr)" || (echo "gofmt: files above need formatting" && exit 1)
 	$(GO) vet $(PKGS)
 	$(GO) vet -tags openjpeg ./viewer/render/...
+	$(GO) vet -tags soak ./cmd/lumen
 	$(GO) run $(STATICCHECK) -tags '$(TAGS)' $(PKGS)
 
 ## fuzz: each fuzz target for FUZZTIME.

@@ -200,8 +200,7 @@ func (s *Service) qido(level index.Level) echo.HandlerFunc {
 			for i := range res.Instances {
 				in := &res.Instances[i]
 				recs = append(recs, in)
-				u := root + "/studies/" + in.StudyInstanceUID + "/series/" + in.SeriesInstanceUID + "/instances/" + in.SOPInstanceUID
-				urls = append(urls, u)
+				urls = append(urls, instanceURL(root, in))
 				metas = append(metas, in.Metadata)
 			}
 		}

@@ -38,8 +38,8 @@ type AuditQuery struct {
 
 // Auditor is the append-only audit trail kept in the index database.
 type Auditor interface {
-	// Audit appends a record (At is set to now when zero).
-	Audit(ctx context.Context, r *AuditRecord) error
+	// Audit appends records in one transaction (At is set to now when zero).
+	Audit(ctx context.Context, rs ...*AuditRecord) error
 	// FindAudit returns the records matching q, newest first.
 	FindAudit(ctx context.Context, q AuditQuery) ([]AuditRecord, error)
 }

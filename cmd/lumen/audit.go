@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -17,20 +18,75 @@ import (
 	"github.com/lumenpacs/lumen/viewer/emr"
 )
 
-// auditor writes the audit trail (index.Auditor); a write that fails is logged, and the
-// action it records is not undone.
+// auditor writes the audit trail (index.Auditor) off the request path: records are
+// queued and written by one goroutine in batches, one transaction each, so that audited
+// requests (every QIDO, WADO and thumbnail) do not each wait for a durable write. A
+// write that fails is logged, and the action it records is not undone. Searching
+// flushes the queue first, and close writes what is left.
 type auditor struct {
 	a      index.Auditor
 	syslog *syslogSender // nil: no export
 	log    *slog.Logger
+	queue  chan auditItem // nil: no audit table
+	done   chan struct{}
+	mu     sync.RWMutex // closed is set under the write lock; senders hold the read lock
+	closed bool
+}
+
+// auditItem is a record to write, or (flushed set) a request to be told when every
+// record queued before it is written.
+type auditItem struct {
+	r       index.AuditRecord
+	flushed chan struct{}
 }
 
 func newAuditor(idx index.Index, log *slog.Logger) *auditor {
-	a, _ := idx.(index.Auditor)
-	return &auditor{a: a, log: log}
+	x := &auditor{log: log}
+	if a, ok := idx.(index.Auditor); ok {
+		x.a, x.queue, x.done = a, make(chan auditItem, 4096), make(chan struct{})
+		go x.run()
+	}
+	return x
 }
 
-func (x *auditor) record(ctx context.Context, r index.AuditRecord) {
+// run writes queued records in batches of at most 500.
+func (x *auditor) run() {
+	defer close(x.done)
+	for it := range x.queue {
+		var batch []*index.AuditRecord
+		var waiters []chan struct{}
+		add := func(it auditItem) {
+			if it.flushed != nil {
+				waiters = append(waiters, it.flushed)
+			} else {
+				batch = append(batch, &it.r)
+			}
+		}
+		add(it)
+	more:
+		for len(batch) < 500 {
+			select {
+			case it, ok := <-x.queue:
+				if !ok {
+					break more
+				}
+				add(it)
+			default:
+				break more
+			}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if err := x.a.Audit(ctx, batch...); err != nil {
+			x.log.Warn("audit: records not written", "records", len(batch), "err", err)
+		}
+		cancel()
+		for _, w := range waiters {
+			close(w)
+		}
+	}
+}
+
+func (x *auditor) record(_ context.Context, r index.AuditRecord) {
 	if x == nil {
 		return
 	}
@@ -40,14 +96,44 @@ func (x *auditor) record(ctx context.Context, r index.AuditRecord) {
 	if x.syslog != nil {
 		x.syslog.enqueue(r)
 	}
-	if x.a == nil {
+	x.send(auditItem{r: r}) // blocks only when 4,096 records wait: back-pressure, no loss
+}
+
+// send queues an item unless the auditor is closed (a request still running after a
+// failed start-up, say): then the item is dropped.
+func (x *auditor) send(it auditItem) bool {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	if x.queue == nil || x.closed {
+		return false
+	}
+	x.queue <- it
+	return true
+}
+
+// flush waits until every record queued so far is written.
+func (x *auditor) flush() {
+	if x == nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer cancel()
-	if err := x.a.Audit(ctx, &r); err != nil {
-		x.log.Warn("audit: record not written", "action", r.Action, "via", r.Via, "err", err)
+	ch := make(chan struct{})
+	if x.send(auditItem{flushed: ch}) {
+		<-ch
 	}
+}
+
+// close writes what is queued and stops; no record may be made after it.
+func (x *auditor) close() {
+	if x == nil || x.queue == nil {
+		return
+	}
+	x.mu.Lock()
+	if !x.closed {
+		x.closed = true
+		close(x.queue)
+	}
+	x.mu.Unlock()
+	<-x.done
 }
 
 // dimse records a DIMSE action of an association.
@@ -145,6 +231,7 @@ func auditSearch(x *auditor) echo.HandlerFunc {
 		if x.a == nil {
 			return echo.NewHTTPError(http.StatusNotImplemented, "the index keeps no audit trail")
 		}
+		x.flush() // what was done before this search is in its answer
 		q := index.AuditQuery{Actor: c.QueryParam("actor"), Action: c.QueryParam("action"), StudyInstanceUID: c.QueryParam("study"), PatientID: c.QueryParam("patient")}
 		for _, t := range []struct {
 			name string

@@ -94,6 +94,7 @@ func serve(ctx context.Context, c *Config, log *slog.Logger, ready chan<- listen
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})))
 	e.Use(httpMetrics(reg))
 	audit := newAuditor(b.index, log)
+	defer audit.close() // before the index closes (deferred earlier)
 	if c.Audit.Syslog != "" {
 		var peerTLS func(string) *tls.Config
 		if c.DIMSE.TLSPeerCA != "" {

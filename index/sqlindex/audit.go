@@ -2,6 +2,7 @@ package sqlindex
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"strings"
 	"time"
@@ -10,14 +11,24 @@ import (
 )
 
 // Audit implements index.Auditor.
-func (x *DB) Audit(ctx context.Context, r *index.AuditRecord) error {
-	at := r.At
-	if at.IsZero() {
-		at = time.Now()
+func (x *DB) Audit(ctx context.Context, rs ...*index.AuditRecord) error {
+	if len(rs) == 0 {
+		return nil
 	}
-	_, err := x.writer().ExecContext(ctx, x.d.rebind(`INSERT INTO audit (at, actor, via, action, outcome, study_uid, patient_id, issuer, remote, detail)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
-		at.UnixMilli(), r.Actor, r.Via, r.Action, r.Outcome, r.StudyInstanceUID, r.PatientID, r.IssuerOfPatientID, r.Remote, r.Detail)
+	now := time.Now()
+	err := x.tx(ctx, func(tx *sql.Tx) error {
+		for _, r := range rs {
+			at := r.At
+			if at.IsZero() {
+				at = now
+			}
+			if _, err := x.exec(ctx, tx, `INSERT INTO audit (at, actor, via, action, outcome, study_uid, patient_id, issuer, remote, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+				at.UnixMilli(), r.Actor, r.Via, r.Action, r.Outcome, r.StudyInstanceUID, r.PatientID, r.IssuerOfPatientID, r.Remote, r.Detail); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 	if err != nil {
 		return fmt.Errorf("index: audit: %w", err)
 	}

@@ -130,14 +130,17 @@ func (s *Service) chart(c echo.Context, widget bool) (*Chart, error) {
 	if err != nil {
 		return nil, err
 	}
-	series, err := s.Index.Find(ctx, index.Query{Level: index.SeriesLevel, Filters: []index.Filter{{Tag: dcm.TagPatientID, Value: pid}}})
-	if err != nil {
-		return nil, err
-	}
+	// Body parts live on series: read them only when a rule can use them.
 	bodyParts := map[string][]string{}
-	for _, se := range series.Series {
-		if se.BodyPartExamined != "" && se.PatientID == pid && se.IssuerOfPatientID == issuer {
-			bodyParts[se.StudyInstanceUID] = append(bodyParts[se.StudyInstanceUID], se.BodyPartExamined)
+	if len(res.Studies) > 0 && len(s.ServiceLines.withDefaults().BodyParts) > 0 {
+		series, err := s.Index.Find(ctx, index.Query{Level: index.SeriesLevel, Filters: []index.Filter{{Tag: dcm.TagPatientID, Value: pid}}})
+		if err != nil {
+			return nil, err
+		}
+		for _, se := range series.Series {
+			if se.BodyPartExamined != "" && se.PatientID == pid && se.IssuerOfPatientID == issuer {
+				bodyParts[se.StudyInstanceUID] = append(bodyParts[se.StudyInstanceUID], se.BodyPartExamined)
+			}
 		}
 	}
 	ch := &Chart{PatientID: pid, Issuer: issuer, Offset: offset, Limit: limit, Studies: []ChartStudy{},

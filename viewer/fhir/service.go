@@ -214,6 +214,24 @@ func (s *Service) dateTime(date, tm string) string {
 // imagingStudies builds the resources of studies, with their series and instances.
 func (s *Service) imagingStudies(ctx context.Context, c echo.Context, studies []index.Study) ([]ImagingStudy, error) {
 	out := make([]ImagingStudy, 0, len(studies))
+	if len(studies) == 0 {
+		return out, nil
+	}
+	// One query for the instances of the whole page (a UID list match), grouped by study;
+	// the index orders them by study, then series, then instance.
+	uids := make([]string, len(studies))
+	for i := range studies {
+		uids[i] = studies[i].StudyInstanceUID
+	}
+	res, err := s.Index.Find(ctx, index.Query{Level: index.ImageLevel, Filters: []index.Filter{{Tag: dcm.TagStudyInstanceUID, Value: strings.Join(uids, "\\")}}})
+	if err != nil {
+		return nil, err
+	}
+	instances := make(map[string][]*index.Instance, len(studies))
+	for i := range res.Instances {
+		in := &res.Instances[i]
+		instances[in.StudyInstanceUID] = append(instances[in.StudyInstanceUID], in)
+	}
 	for i := range studies {
 		st := &studies[i]
 		is := ImagingStudy{
@@ -241,12 +259,8 @@ func (s *Service) imagingStudies(ctx context.Context, c echo.Context, studies []
 		if st.ReferringPhysicianName != "" {
 			is.Referrer = &Reference{Display: strings.TrimRight(strings.ReplaceAll(st.ReferringPhysicianName, "^", " "), " ")}
 		}
-		res, err := s.Index.Find(ctx, index.Query{Level: index.ImageLevel, Filters: []index.Filter{{Tag: dcm.TagStudyInstanceUID, Value: st.StudyInstanceUID}}})
-		if err != nil {
-			return nil, err
-		}
 		var cur *StudySeries
-		for _, in := range res.Instances {
+		for _, in := range instances[st.StudyInstanceUID] {
 			if cur == nil || cur.UID != in.SeriesInstanceUID {
 				is.Series = append(is.Series, StudySeries{UID: in.SeriesInstanceUID, Number: in.SeriesNumber,
 					Modality: Coding{System: SystemDCM, Code: in.Modality}, Description: in.SeriesDescription,

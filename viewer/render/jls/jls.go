@@ -30,28 +30,27 @@ type params struct {
 }
 
 type decoder struct {
-	data      []byte
-	pos       int
-	acc       uint64
-	nacc      int
-	prevFF    bool // the last byte read was 0xFF: the next carries 7 bits
-	marker    bool
-	width     int
-	height    int
-	precision int
-	comps     []int // component ids
-	preset    params
-	out       []uint16
-	done      []bool // components decoded
+	jpegmarker.Reader // the stream and the read position
+	acc               uint64
+	nacc              int
+	prevFF            bool // the last byte read was 0xFF: the next carries 7 bits
+	marker            bool
+	width             int
+	height            int
+	precision         int
+	comps             []int // component ids
+	preset            params
+	out               []uint16
+	done              []bool // components decoded
 }
 
 // Decode decodes one JPEG-LS frame.
 func Decode(data []byte) (*Image, error) {
-	d := &decoder{data: data}
+	d := &decoder{Reader: jpegmarker.Reader{Data: data}}
 	if len(data) < 4 || data[0] != 0xFF || data[1] != 0xD8 {
 		return nil, fail("no SOI marker")
 	}
-	d.pos = 2
+	d.Pos = 2
 	for {
 		m, err := d.nextMarker()
 		if err != nil {
@@ -100,9 +99,7 @@ func Decode(data []byte) (*Image, error) {
 }
 
 func (d *decoder) nextMarker() (byte, error) {
-	r := jpegmarker.Reader{Data: d.data, Pos: d.pos}
-	m, err := r.Next()
-	d.pos = r.Pos
+	m, err := d.Next()
 	if err != nil {
 		return 0, fail("%v", err)
 	}
@@ -110,9 +107,7 @@ func (d *decoder) nextMarker() (byte, error) {
 }
 
 func (d *decoder) segment() ([]byte, error) {
-	r := jpegmarker.Reader{Data: d.data, Pos: d.pos}
-	seg, err := r.Segment()
-	d.pos = r.Pos
+	seg, err := d.Segment()
 	if err != nil {
 		return nil, fail("%v", err)
 	}
@@ -214,19 +209,19 @@ func (d *decoder) fill() {
 	for d.nacc <= 56 {
 		var b uint64
 		bits := 8
-		if d.pos < len(d.data) && !d.marker {
-			c := d.data[d.pos]
+		if d.Pos < len(d.Data) && !d.marker {
+			c := d.Data[d.Pos]
 			if d.prevFF {
 				if c&0x80 != 0 { // a marker
 					d.marker = true
-					d.pos--
+					d.Pos--
 					c, bits = 0, 8
 				} else {
 					bits = 7
 				}
 			}
 			if !d.marker {
-				d.pos++
+				d.Pos++
 				d.prevFF = c == 0xFF
 			}
 			b = uint64(c)
@@ -362,7 +357,7 @@ func (d *decoder) scan() error {
 		d.done[i] = true
 	}
 	if d.prevFF {
-		d.pos-- // the last 0xFF read ahead starts the next marker
+		d.Pos-- // the last 0xFF read ahead starts the next marker
 	}
 	return nil
 }

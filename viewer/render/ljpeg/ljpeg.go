@@ -34,17 +34,16 @@ type component struct {
 }
 
 type decoder struct {
-	data      []byte
-	pos       int
-	acc       uint64 // bit buffer, next bit in the top position
-	nacc      int    // valid bits in acc
-	marker    bool   // an entropy segment ended at a marker
-	tables    [4]huffman
-	width     int
-	height    int
-	precision int
-	comps     []component
-	restart   int
+	jpegmarker.Reader        // the stream and the read position
+	acc               uint64 // bit buffer, next bit in the top position
+	nacc              int    // valid bits in acc
+	marker            bool   // an entropy segment ended at a marker
+	tables            [4]huffman
+	width             int
+	height            int
+	precision         int
+	comps             []component
+	restart           int
 }
 
 func fail(format string, args ...any) error {
@@ -53,11 +52,11 @@ func fail(format string, args ...any) error {
 
 // Decode decodes one lossless JPEG frame.
 func Decode(data []byte) (*Image, error) {
-	d := &decoder{data: data}
+	d := &decoder{Reader: jpegmarker.Reader{Data: data}}
 	if len(data) < 4 || data[0] != 0xFF || data[1] != 0xD8 {
 		return nil, fail("no SOI marker")
 	}
-	d.pos = 2
+	d.Pos = 2
 	for {
 		m, err := d.nextMarker()
 		if err != nil {
@@ -93,9 +92,7 @@ func Decode(data []byte) (*Image, error) {
 }
 
 func (d *decoder) nextMarker() (byte, error) {
-	r := jpegmarker.Reader{Data: d.data, Pos: d.pos}
-	m, err := r.Next()
-	d.pos = r.Pos
+	m, err := d.Next()
 	if err != nil {
 		return 0, fail("%v", err)
 	}
@@ -103,9 +100,7 @@ func (d *decoder) nextMarker() (byte, error) {
 }
 
 func (d *decoder) segment() ([]byte, error) {
-	r := jpegmarker.Reader{Data: d.data, Pos: d.pos}
-	seg, err := r.Segment()
-	d.pos = r.Pos
+	seg, err := d.Segment()
 	if err != nil {
 		return nil, fail("%v", err)
 	}
@@ -192,17 +187,17 @@ func (d *decoder) dht() error {
 func (d *decoder) fill() {
 	for d.nacc <= 56 {
 		var b byte
-		if d.pos < len(d.data) && !d.marker {
-			b = d.data[d.pos]
+		if d.Pos < len(d.Data) && !d.marker {
+			b = d.Data[d.Pos]
 			if b == 0xFF {
-				if d.pos+1 < len(d.data) && d.data[d.pos+1] == 0x00 {
-					d.pos += 2
+				if d.Pos+1 < len(d.Data) && d.Data[d.Pos+1] == 0x00 {
+					d.Pos += 2
 				} else {
 					d.marker = true
 					b = 0
 				}
 			} else {
-				d.pos++
+				d.Pos++
 			}
 		}
 		d.acc |= uint64(b) << uint(56-d.nacc)
