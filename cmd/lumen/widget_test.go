@@ -69,8 +69,10 @@ func TestEMRWidget(t *testing.T) {
 			if err == nil {
 				return
 			}
-			// A navigation replaced the page while polling: poll the new one.
-			if !strings.Contains(err.Error(), "context") || time.Now().After(deadline) {
+			// A navigation replaced the page while polling ("Execution context was
+			// destroyed", or "Inspected target navigated or closed"): poll the new one.
+			navigated := strings.Contains(err.Error(), "context") || strings.Contains(err.Error(), "navigated")
+			if !navigated || time.Now().After(deadline) {
 				t.Fatalf("waiting for %s (%s): %v", what, js, err)
 			}
 			time.Sleep(100 * time.Millisecond)
