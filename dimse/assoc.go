@@ -44,8 +44,15 @@ type association struct {
 	ctx      context.Context
 	cancel   context.CancelFunc
 	counted  bool
-	peerAE   string      // counted against MaxAssociationsPerAE while counted
+	peerKey  aeAddress   // counted against MaxAssociationsPerAE while counted
 	aborting atomic.Bool // Shutdown asked for an abort
+
+	// Connection accounting (under s.mu): the source address, whether the connection
+	// holds one of the address's places for connections without an association, and
+	// whether it counts among the strangers' connections.
+	addr     string
+	addrHeld bool
+	stranger bool
 
 	cmdBuf   []byte
 	cmdCtx   byte
@@ -107,8 +114,7 @@ func (a *association) uncount() {
 		return
 	}
 	a.counted = false
-	a.s.active.Add(-1)
-	a.s.uncountPeer(a.peerAE)
+	a.s.unadmit(a)
 }
 
 func (a *association) serve() {
@@ -190,6 +196,9 @@ func (a *association) readFailed(err error) {
 		a.fire(Evt19, nil)
 	case errors.As(err, &ne) && ne.Timeout() || errors.Is(err, os.ErrDeadlineExceeded):
 		if !a.artimAt.IsZero() || a.state == Sta2 {
+			if a.state == Sta2 {
+				a.log.Debug("dimse: no A-ASSOCIATE-RQ in time; connection closed", "associate_request_timeout", a.s.associateRequestTimeout().String())
+			}
 			a.fire(Evt18, nil)
 			return
 		}
@@ -223,7 +232,8 @@ func (a *association) fire(e Event, p PDU) {
 	}
 	switch tr.Action {
 	case AE5:
-		a.startARTIM()
+		// The peer has a short time to send its A-ASSOCIATE-RQ (not the release ARTIM).
+		a.artimAt = time.Now().Add(a.s.associateRequestTimeout())
 	case AE6:
 		a.stopARTIM()
 		a.associateIndication(p.(*AAssociate))
@@ -296,26 +306,15 @@ func (a *association) associateIndication(rq *AAssociate) {
 		a.reject(&AAssociateRJ{RJTransient, RJSourceServiceProviderPresentation, RJReasonTemporaryCongestion})
 		return
 	}
-	if n := a.s.active.Add(1); n > int64(a.s.maxAssociations()) {
-		a.s.active.Add(-1)
-		log.Warn("dimse: association rejected: local limit exceeded", "max_associations", a.s.maxAssociations())
-		a.reject(&AAssociateRJ{RJTransient, RJSourceServiceProviderPresentation, RJReasonLocalLimitExceeded})
-		return
-	}
-	a.counted = true
-	if !a.s.countPeer(rq.CallingAETitle) {
-		a.s.active.Add(-1)
-		a.counted = false
-		log.Warn("dimse: association rejected: too many associations from this AE", "max_associations_per_ae", a.s.MaxAssociationsPerAE)
-		a.reject(&AAssociateRJ{RJTransient, RJSourceServiceProviderPresentation, RJReasonLocalLimitExceeded})
-		return
-	}
-	a.peerAE = rq.CallingAETitle
-	ac, rj, why := a.s.negotiate(rq, a.conn.RemoteAddr())
+	ac, rj, why, trusted := a.s.negotiate(rq, a.conn.RemoteAddr())
 	if rj != nil {
-		a.uncount()
 		log.Warn("dimse: association rejected", "reason", why, "result", rj.Result, "source", rj.Source, "diag", rj.Reason)
 		a.reject(rj)
+		return
+	}
+	if why, limit := a.s.admit(a, rq.CallingAETitle, trusted); why != "" {
+		log.Warn("dimse: association rejected: "+why, "limit", limit, "configured_peer_from_its_host", trusted)
+		a.reject(&AAssociateRJ{RJTransient, RJSourceServiceProviderPresentation, RJReasonLocalLimitExceeded})
 		return
 	}
 	a.contexts = map[byte]acceptedContext{}

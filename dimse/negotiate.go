@@ -57,7 +57,8 @@ type Policy struct {
 	CheckCalledAE bool
 	// RejectUnknownCallingAE rejects calling AE titles not in Peers.
 	RejectUnknownCallingAE bool
-	// CheckHost also requires a known peer to connect from its configured host.
+	// CheckHost also requires a known peer to connect from its configured host; a known
+	// peer without a host is then refused (it could not be told from a spoofer).
 	CheckHost bool
 	// Peers are the known remote AEs.
 	Peers []Peer
@@ -139,23 +140,30 @@ func (s *Server) chooseTransferSyntax(service string, offered []string) string {
 }
 
 // negotiate evaluates an A-ASSOCIATE-RQ. It returns the AC to send, or the RJ and a
-// reason for the log.
-func (s *Server) negotiate(rq *AAssociate, remote net.Addr) (*AAssociate, *AAssociateRJ, string) {
+// reason for the log; trusted tells whether the caller is a configured peer connecting
+// from its configured host (entitled to the places reserved for peers).
+func (s *Server) negotiate(rq *AAssociate, remote net.Addr) (_ *AAssociate, _ *AAssociateRJ, why string, trusted bool) {
 	if rq.ProtocolVersion&1 == 0 {
-		return nil, &AAssociateRJ{RJPermanent, RJSourceServiceProviderACSE, RJReasonProtocolVersionNotSupported}, "protocol version not supported"
+		return nil, &AAssociateRJ{RJPermanent, RJSourceServiceProviderACSE, RJReasonProtocolVersionNotSupported}, "protocol version not supported", false
 	}
 	if rq.ApplicationContext != applicationContextName {
-		return nil, &AAssociateRJ{RJPermanent, RJSourceServiceUser, RJReasonApplicationContextNotSupported}, "application context not supported: " + rq.ApplicationContext
+		return nil, &AAssociateRJ{RJPermanent, RJSourceServiceUser, RJReasonApplicationContextNotSupported}, "application context not supported: " + rq.ApplicationContext, false
 	}
 	if s.Policy.CheckCalledAE && rq.CalledAETitle != s.aeTitle() {
-		return nil, &AAssociateRJ{RJPermanent, RJSourceServiceUser, RJReasonCalledAENotRecognized}, "called AE title " + rq.CalledAETitle + " is not " + s.aeTitle()
+		return nil, &AAssociateRJ{RJPermanent, RJSourceServiceUser, RJReasonCalledAENotRecognized}, "called AE title " + rq.CalledAETitle + " is not " + s.aeTitle(), false
 	}
 	peer := s.Policy.peer(rq.CallingAETitle)
 	if peer == nil && s.Policy.RejectUnknownCallingAE {
-		return nil, &AAssociateRJ{RJPermanent, RJSourceServiceUser, RJReasonCallingAENotRecognized}, "calling AE title " + rq.CallingAETitle + " is not a known peer (add it to dimse.peers)"
+		return nil, &AAssociateRJ{RJPermanent, RJSourceServiceUser, RJReasonCallingAENotRecognized}, "calling AE title " + rq.CallingAETitle + " is not a known peer (add it to dimse.peers)", false
 	}
-	if peer != nil && s.Policy.CheckHost && peer.Host != "" && !hostMatches(peer.Host, remote) {
-		return nil, &AAssociateRJ{RJPermanent, RJSourceServiceUser, RJReasonCallingAENotRecognized}, "calling AE title " + rq.CallingAETitle + " connected from " + remote.String() + ", not from its configured host " + peer.Host
+	trusted = peer != nil && peer.Host != "" && s.fromHost(peer.Host, remote)
+	if peer != nil && s.Policy.CheckHost {
+		switch {
+		case peer.Host == "":
+			return nil, &AAssociateRJ{RJPermanent, RJSourceServiceUser, RJReasonCallingAENotRecognized}, "calling AE title " + rq.CallingAETitle + " has no host configured (dimse.peers host), which check_host requires", false
+		case !trusted:
+			return nil, &AAssociateRJ{RJPermanent, RJSourceServiceUser, RJReasonCallingAENotRecognized}, "calling AE title " + rq.CallingAETitle + " connected from " + remote.String() + ", not from its configured host " + peer.Host, false
+		}
 	}
 	ac := &AAssociate{
 		AC: true, ProtocolVersion: 1,
@@ -213,5 +221,5 @@ func (s *Server) negotiate(rq *AAssociate, remote net.Addr) (*AAssociate, *AAsso
 		proposed[r.SOPClassUID] = false
 		u.Roles = append(u.Roles, RoleSelection{SOPClassUID: r.SOPClassUID, SCU: r.SCU, SCP: scpRole[r.SOPClassUID]})
 	}
-	return ac, nil, ""
+	return ac, nil, "", trusted
 }

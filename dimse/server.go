@@ -6,9 +6,13 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/time/rate"
 )
 
 // ErrServerClosed is returned by Serve and ListenAndServe after Shutdown.
@@ -21,6 +25,8 @@ const (
 	DefaultMaxAssociations           = 64
 	DefaultMaxPDULength              = 256 << 10
 	DefaultARTIMTimeout              = 30 * time.Second
+	DefaultAssociateRequestTimeout   = 5 * time.Second
+	DefaultMaxPendingPerAddress      = 8
 	DefaultIdleTimeout               = 5 * time.Minute
 	DefaultImplementationClassUID    = "1.2.826.0.1.3680043.10.1234.1"
 	DefaultImplementationVersionName = "LUMEN_1"
@@ -109,15 +115,40 @@ type Server struct {
 	// associations (N-EVENT-REPORT); nil refuses them.
 	EventReportHandler EventReportHandler
 	// MaxAssociations caps concurrent associations; more are rejected transiently
-	// with "local limit exceeded" (default 64).
+	// with "local limit exceeded" (default 64). ReservedForPeers of them are kept for
+	// configured peers calling from their configured host. Transport connections that
+	// come from addresses other than the configured peers' hosts are capped at twice
+	// MaxAssociations (negotiated or not); the excess is closed at once.
 	MaxAssociations int
-	// MaxAssociationsPerAE caps the concurrent associations of one calling AE title, so
-	// that one peer cannot take every slot; more are rejected transiently with "local
-	// limit exceeded" (0: only MaxAssociations applies).
+	// ReservedForPeers is how many of the MaxAssociations places only a configured peer
+	// (Policy.Peers) connecting from its configured host (Peer.Host) may take: unknown
+	// AE titles, and known ones calling from another address or from a peer without a
+	// host, share MaxAssociations - ReservedForPeers. Default (0): max(4,
+	// MaxAssociations/8) but at most half of MaxAssociations, and none when no peer
+	// has a host; a negative value reserves nothing.
+	ReservedForPeers int
+	// MaxAssociationsPerAE caps the concurrent associations of one calling AE title
+	// from one source address, so that one peer cannot take every slot, and someone
+	// calling with a known AE title from another address cannot take that peer's; more
+	// are rejected transiently with "local limit exceeded" (0: only MaxAssociations
+	// applies).
 	MaxAssociationsPerAE int
+	// MaxPendingPerAddress is the share of one source address in the transport
+	// connections that hold no established association (awaiting or refused
+	// A-ASSOCIATE-RQ, or released and not yet closed). When MaxAssociations or more such
+	// connections are open in all, a new connection from an address that has its share
+	// already is closed at once (default 8); while fewer are open, an address may
+	// exceed its share (a client opening many associations at once). A configured
+	// peer's address always gets its share, whatever strangers hold.
+	MaxPendingPerAddress int
 	// MaxPDULength is the maximum P-DATA-TF PDU length this side receives (default 256 KiB).
 	MaxPDULength uint32
-	// ARTIMTimeout guards association set-up and release (default 30 s).
+	// AssociateRequestTimeout is how long a new connection may take to deliver its
+	// whole A-ASSOCIATE-RQ (TLS handshake included); a connection silent or slower
+	// than that is closed (default 5 s, or ARTIMTimeout when that is shorter).
+	AssociateRequestTimeout time.Duration
+	// ARTIMTimeout guards association release and the closing of a rejected or aborted
+	// association (default 30 s).
 	ARTIMTimeout time.Duration
 	// IdleTimeout aborts an established association that sends nothing for this long
 	// (default 5 minutes).
@@ -134,38 +165,303 @@ type Server struct {
 	// request to its final response, and the final status (metrics).
 	Observe func(operation string, d time.Duration, status uint16)
 
-	mu        sync.Mutex
-	listeners map[net.Listener]struct{}
-	assocs    map[*association]struct{}
-	active    atomic.Int64
-	perAE     map[string]int // associations counted per calling AE, under mu
-	closing   atomic.Bool
-	wg        sync.WaitGroup
+	mu           sync.Mutex
+	listeners    map[net.Listener]struct{}
+	assocs       map[*association]struct{}
+	active       atomic.Int64      // established associations; changed under mu
+	perAE        map[aeAddress]int // associations per calling AE and source address, under mu
+	unassoc      map[string]int    // connections without an association per source address, under mu
+	unassocTotal int               // their sum, under mu
+	strangers    int               // connections from addresses that are no peer's host, under mu
+	refusals     *rate.Limiter     // paces the log of refused connections, under mu
+	refused      int               // connections refused since the last such log line, under mu
+	peerAddrs    peerAddresses
+	closing      atomic.Bool
+	done         chan struct{} // closed by Shutdown (background work stops), under mu
+	wg           sync.WaitGroup
 }
 
-// countPeer takes a place for an association of calling AE ae, or reports false when
-// the AE has MaxAssociationsPerAE already.
-func (s *Server) countPeer(ae string) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.perAE == nil {
-		s.perAE = map[string]int{}
+// aeAddress is a calling AE title at a source address.
+type aeAddress struct{ ae, addr string }
+
+// refusalLogEvery paces the log lines about refused connections, so that a flood of
+// connections does not flood the log (each line counts those refused since the last).
+const refusalLogEvery = 5 * time.Second
+
+// admitConnection takes a place for a new transport connection from addr (a configured
+// peer's host when fromPeer), or returns why not and the limit that applies. Under mu.
+//
+// Every address is entitled to MaxPendingPerAddress connections without an
+// association. It may have more while the server is calm (fewer than MaxAssociations
+// such connections in all), so that a client opening many associations at once is not
+// refused; once the server is busy, an address beyond its share is refused. Strangers
+// (addresses that are no configured peer's host) share twice MaxAssociations
+// connections in all, whatever their state; configured peers' addresses are not
+// counted there, so strangers cannot take what a peer needs to connect.
+func (s *Server) admitConnection(a *association, addr string, fromPeer bool) (string, int) {
+	if n := s.maxPendingPerAddress(); s.unassoc[addr] >= n && s.unassocTotal >= s.maxAssociations() {
+		return "too many connections without an association from this address", n
 	}
-	if s.MaxAssociationsPerAE > 0 && s.perAE[ae] >= s.MaxAssociationsPerAE {
-		return false
+	if n := 2 * s.maxAssociations(); !fromPeer && s.strangers >= n {
+		return "too many open connections", n
 	}
-	s.perAE[ae]++
-	return true
+	a.addr, a.stranger = addr, !fromPeer
+	s.holdAddress(a)
+	if a.stranger {
+		s.strangers++
+	}
+	return "", 0
 }
 
-func (s *Server) uncountPeer(ae string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.perAE[ae] <= 1 {
-		delete(s.perAE, ae)
+// holdAddress counts the connection among those of its address without an
+// association. Under mu.
+func (s *Server) holdAddress(a *association) {
+	if a.addrHeld {
 		return
 	}
-	s.perAE[ae]--
+	a.addrHeld = true
+	if s.unassoc == nil {
+		s.unassoc = map[string]int{}
+	}
+	s.unassoc[a.addr]++
+	s.unassocTotal++
+}
+
+// releaseAddress stops counting the connection among those of its address without an
+// association. Under mu.
+func (s *Server) releaseAddress(a *association) {
+	if !a.addrHeld {
+		return
+	}
+	a.addrHeld = false
+	s.unassocTotal--
+	if s.unassoc[a.addr] <= 1 {
+		delete(s.unassoc, a.addr)
+		return
+	}
+	s.unassoc[a.addr]--
+}
+
+// forget drops a closed connection from the server's accounting.
+func (s *Server) forget(a *association) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.assocs, a)
+	s.releaseAddress(a)
+	if a.stranger {
+		a.stranger = false
+		s.strangers--
+	}
+}
+
+// logRefusal logs a refused connection, at most once per refusalLogEvery (with the
+// number refused meanwhile).
+func (s *Server) logRefusal(remote net.Addr, why string, limit int) {
+	s.mu.Lock()
+	if s.refusals == nil {
+		s.refusals = rate.NewLimiter(rate.Every(refusalLogEvery), 1)
+	}
+	s.refused++
+	n, ok := s.refused, s.refusals.Allow()
+	if ok {
+		s.refused = 0
+	}
+	s.mu.Unlock()
+	if ok {
+		s.log().Warn("dimse: connection refused: "+why, "remote", remote.String(), "limit", limit, "refused_since_last_report", n)
+	}
+}
+
+// admit takes a place for the association a (calling AE ae, which is a configured peer
+// calling from its configured host when trusted), or returns why not and the limit.
+func (s *Server) admit(a *association, ae string, trusted bool) (string, int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	limit := s.maxAssociations()
+	if !trusted {
+		limit -= s.reserved()
+	}
+	if int(s.active.Load()) >= limit {
+		if !trusted {
+			return "local limit exceeded (the rest is reserved for configured peers)", limit
+		}
+		return "local limit exceeded", limit
+	}
+	key := aeAddress{ae, a.addr}
+	if s.MaxAssociationsPerAE > 0 && s.perAE[key] >= s.MaxAssociationsPerAE {
+		return "too many associations from this AE at this address", s.MaxAssociationsPerAE
+	}
+	if s.perAE == nil {
+		s.perAE = map[aeAddress]int{}
+	}
+	s.perAE[key]++
+	s.active.Add(1)
+	a.counted, a.peerKey = true, key
+	s.releaseAddress(a)
+	return "", 0
+}
+
+// unadmit gives back the association's place; the connection, until closed, counts
+// again among those of its address without an association.
+func (s *Server) unadmit(a *association) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.active.Add(-1)
+	if s.perAE[a.peerKey] <= 1 {
+		delete(s.perAE, a.peerKey)
+	} else {
+		s.perAE[a.peerKey]--
+	}
+	s.holdAddress(a)
+}
+
+// reserved is how many association places only trusted peers may take.
+func (s *Server) reserved() int {
+	n := s.maxAssociations()
+	switch {
+	case s.ReservedForPeers < 0:
+		return 0
+	case s.ReservedForPeers > 0:
+		return min(s.ReservedForPeers, n)
+	}
+	for _, p := range s.Policy.Peers {
+		if p.Host != "" {
+			return min(max(4, n/8), n/2)
+		}
+	}
+	return 0 // nobody could use a reserve
+}
+
+// peerAddressRefresh is how often the configured peers' host names are resolved again.
+const peerAddressRefresh = time.Minute
+
+// peerAddresses holds the addresses of the configured peers' hosts.
+type peerAddresses struct {
+	once  sync.Once
+	table atomic.Pointer[peerAddressTable]
+}
+
+// peerAddressTable maps each configured peer host (as configured) to its addresses
+// (see addressOf); all is their union. A host name not yet resolved is absent.
+type peerAddressTable struct {
+	byHost map[string]map[string]bool
+	all    map[string]bool
+}
+
+func (t *peerAddressTable) add(host, addr string) {
+	ip, err := netip.ParseAddr(addr)
+	if err != nil {
+		return
+	}
+	addr = ip.Unmap().WithZone("").String()
+	if t.byHost[host] == nil {
+		t.byHost[host] = map[string]bool{}
+	}
+	t.byHost[host][addr] = true
+	t.all[addr] = true
+}
+
+// isPeerAddress reports whether addr (see addressOf) is a configured peer's host.
+func (s *Server) isPeerAddress(addr string) bool {
+	s.startPeerAddresses()
+	return s.peerAddrs.table.Load().all[addr]
+}
+
+// fromHost reports whether remote is one of host's addresses. It uses the addresses
+// resolved in the background, so that an association request costs no DNS query; only
+// while a host name has not been resolved yet does it ask DNS (hostMatches).
+func (s *Server) fromHost(host string, remote net.Addr) bool {
+	s.startPeerAddresses()
+	if addrs, ok := s.peerAddrs.table.Load().byHost[host]; ok {
+		return addrs[addressOf(remote)]
+	}
+	return hostMatches(host, remote)
+}
+
+// startPeerAddresses collects the addresses of the peers' hosts: literal addresses at
+// once, host names resolved in the background now and every peerAddressRefresh until
+// Shutdown (the accept loop never waits for DNS; a failed lookup keeps the addresses
+// found before).
+func (s *Server) startPeerAddresses() {
+	s.peerAddrs.once.Do(func() {
+		literal := &peerAddressTable{byHost: map[string]map[string]bool{}, all: map[string]bool{}}
+		var names []string
+		for _, p := range s.Policy.Peers {
+			if p.Host == "" {
+				continue
+			}
+			if _, err := netip.ParseAddr(p.Host); err == nil {
+				literal.add(p.Host, p.Host)
+			} else if !slices.Contains(names, p.Host) {
+				names = append(names, p.Host)
+			}
+		}
+		s.peerAddrs.table.Store(literal)
+		if len(names) == 0 {
+			return
+		}
+		done := s.doneChan()
+		go func() {
+			resolved := map[string][]string{}
+			for {
+				for _, name := range names {
+					ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+					addrs, err := net.DefaultResolver.LookupHost(ctx, name)
+					cancel()
+					if err != nil {
+						s.log().Warn("dimse: cannot resolve a peer's host", "host", name, "err", err)
+						continue
+					}
+					resolved[name] = addrs
+				}
+				t := &peerAddressTable{byHost: map[string]map[string]bool{}, all: map[string]bool{}}
+				for host, addrs := range literal.byHost {
+					for a := range addrs {
+						t.add(host, a)
+					}
+				}
+				for name, addrs := range resolved {
+					for _, a := range addrs {
+						t.add(name, a)
+					}
+				}
+				s.peerAddrs.table.Store(t)
+				select {
+				case <-done:
+					return
+				case <-time.After(peerAddressRefresh):
+				}
+			}
+		}()
+	})
+}
+
+// doneChan returns the channel Shutdown closes.
+func (s *Server) doneChan() chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.done == nil {
+		s.done = make(chan struct{})
+	}
+	return s.done
+}
+
+// addressOf returns the source IP address of a connection (IPv4-mapped addresses as
+// IPv4), the unit of MaxPendingPerAddress and MaxAssociationsPerAE.
+func addressOf(remote net.Addr) string {
+	if ta, ok := remote.(*net.TCPAddr); ok {
+		if ip, ok := netip.AddrFromSlice(ta.IP); ok {
+			return ip.Unmap().String()
+		}
+	}
+	host, _, err := net.SplitHostPort(remote.String())
+	if err != nil {
+		return remote.String()
+	}
+	if ip, err := netip.ParseAddr(host); err == nil {
+		return ip.Unmap().WithZone("").String()
+	}
+	return host
 }
 
 func (s *Server) aeTitle() string {
@@ -187,6 +483,20 @@ func (s *Server) artim() time.Duration {
 		return DefaultARTIMTimeout
 	}
 	return s.ARTIMTimeout
+}
+
+func (s *Server) associateRequestTimeout() time.Duration {
+	if s.AssociateRequestTimeout <= 0 {
+		return min(DefaultAssociateRequestTimeout, s.artim())
+	}
+	return s.AssociateRequestTimeout
+}
+
+func (s *Server) maxPendingPerAddress() int {
+	if s.MaxPendingPerAddress <= 0 {
+		return DefaultMaxPendingPerAddress
+	}
+	return s.MaxPendingPerAddress
 }
 
 func (s *Server) idle() time.Duration {
@@ -241,7 +551,11 @@ func (s *Server) ListenAndServe() error {
 }
 
 // Serve accepts connections on ln, each served by its own goroutine, until Shutdown.
+// A connection beyond its address's share (MaxPendingPerAddress) while the server is
+// busy, or beyond twice MaxAssociations from addresses that are no configured peer's
+// host, is closed at once.
 func (s *Server) Serve(ln net.Listener) error {
+	s.startPeerAddresses()
 	s.mu.Lock()
 	if s.closing.Load() {
 		s.mu.Unlock()
@@ -277,21 +591,25 @@ func (s *Server) Serve(ln net.Listener) error {
 			continue
 		}
 		delay = 0
+		addr := addressOf(conn.RemoteAddr())
+		fromPeer := s.isPeerAddress(addr)
+		a := newAssociation(s, conn)
 		s.mu.Lock()
 		if s.closing.Load() {
 			s.mu.Unlock()
 			conn.Close()
 			return ErrServerClosed
 		}
-		if len(s.assocs) >= 2*s.maxAssociations() {
-			// Connections that have not (yet) negotiated count too: refuse the excess
-			// before it costs memory.
+		// Connections that have not (yet) negotiated count too: refuse the excess before
+		// it costs memory, each address within its share, and strangers all together
+		// within what leaves the configured peers room.
+		if why, limit := s.admitConnection(a, addr, fromPeer); why != "" {
 			s.mu.Unlock()
-			s.log().Warn("dimse: connection refused: too many open connections", "remote", conn.RemoteAddr().String(), "limit", 2*s.maxAssociations())
 			conn.Close()
+			a.cancel()
+			s.logRefusal(conn.RemoteAddr(), why, limit)
 			continue
 		}
-		a := newAssociation(s, conn)
 		if s.assocs == nil {
 			s.assocs = map[*association]struct{}{}
 		}
@@ -301,9 +619,7 @@ func (s *Server) Serve(ln net.Listener) error {
 		go func() {
 			defer s.wg.Done()
 			a.serve()
-			s.mu.Lock()
-			delete(s.assocs, a)
-			s.mu.Unlock()
+			s.forget(a)
 		}()
 	}
 }
@@ -312,7 +628,12 @@ func (s *Server) Serve(ln net.Listener) error {
 // then aborts those left. It returns ctx's error if it had to abort.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
-	s.closing.Store(true)
+	if !s.closing.Swap(true) {
+		if s.done == nil {
+			s.done = make(chan struct{})
+		}
+		close(s.done)
+	}
 	for ln := range s.listeners {
 		ln.Close()
 	}
