@@ -156,7 +156,8 @@ func (s *Server) negotiate(rq *AAssociate, remote net.Addr) (_ *AAssociate, _ *A
 	if peer == nil && s.Policy.RejectUnknownCallingAE {
 		return nil, &AAssociateRJ{RJPermanent, RJSourceServiceUser, RJReasonCallingAENotRecognized}, "calling AE title " + rq.CallingAETitle + " is not a known peer (add it to dimse.peers)", false
 	}
-	trusted = peer != nil && peer.Host != "" && s.fromHost(peer.Host, remote)
+	// Only check_host may cost a DNS query per association (as it always did).
+	trusted = peer != nil && peer.Host != "" && s.fromHost(peer.Host, remote, s.Policy.CheckHost)
 	if peer != nil && s.Policy.CheckHost {
 		switch {
 		case peer.Host == "":

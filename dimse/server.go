@@ -368,14 +368,15 @@ func (s *Server) isPeerAddress(addr string) bool {
 }
 
 // fromHost reports whether remote is one of host's addresses. It uses the addresses
-// resolved in the background, so that an association request costs no DNS query; only
-// while a host name has not been resolved yet does it ask DNS (hostMatches).
-func (s *Server) fromHost(host string, remote net.Addr) bool {
+// resolved in the background, so that an association request costs no DNS query. A
+// host name not resolved yet (or whose resolution keeps failing) is looked up now when
+// lookup is set (hostMatches), and does not match otherwise.
+func (s *Server) fromHost(host string, remote net.Addr, lookup bool) bool {
 	s.startPeerAddresses()
 	if addrs, ok := s.peerAddrs.table.Load().byHost[host]; ok {
 		return addrs[addressOf(remote)]
 	}
-	return hostMatches(host, remote)
+	return lookup && hostMatches(host, remote)
 }
 
 // startPeerAddresses collects the addresses of the peers' hosts: literal addresses at

@@ -273,3 +273,23 @@ func TestCheckHostRefusesPeerWithoutHost(t *testing.T) {
 	}
 	c.Release()
 }
+
+// TestPeerHostNamesResolved: a peer configured by host name counts as a configured
+// peer's address (and is recognised as calling from its host) once the name is
+// resolved in the background, without a DNS query per connection.
+func TestPeerHostNamesResolved(t *testing.T) {
+	s := &Server{Policy: Policy{Peers: []Peer{{AETitle: "CT1", Host: "localhost"}, {AETitle: "CT2", Host: "127.0.0.7"}}}}
+	startServer(t, s)
+	waitFor(t, "localhost to be resolved", func() bool { return s.isPeerAddress("127.0.0.1") })
+	from := func(ip string) net.Addr { return &net.TCPAddr{IP: net.ParseIP(ip), Port: 4000} }
+	switch {
+	case !s.fromHost("localhost", from("127.0.0.1"), false):
+		t.Error("127.0.0.1 is not recognised as localhost")
+	case s.fromHost("localhost", from("127.0.0.2"), false):
+		t.Error("127.0.0.2 is taken for localhost")
+	case !s.isPeerAddress("127.0.0.7") || !s.fromHost("127.0.0.7", from("::ffff:127.0.0.7"), false):
+		t.Error("a literal peer address (IPv4-mapped) is not recognised")
+	case s.isPeerAddress("127.0.0.2"):
+		t.Error("a stranger's address counts as a peer's")
+	}
+}
