@@ -18,6 +18,7 @@ import (
 const (
 	reasonProcessingFailure = 0x0110
 	reasonDuplicate         = 0x0111 // PS3.7 C.5.8 "Duplicate SOP Instance"
+	reasonNotAuthorized     = 0x0124 // PS3.7 C.5 "Refused: Not Authorized"
 	reasonOutOfResources    = 0xA700
 	reasonMismatch          = 0xA900
 	reasonCannotUnderstand  = 0xC000
@@ -35,6 +36,8 @@ func failureReason(err error) (code uint16, serverSide bool) {
 		return reasonDuplicate, false
 	case errors.Is(err, ingest.ErrConflict):
 		return reasonProcessingFailure, false
+	case errors.Is(err, ingest.ErrNotAuthorized):
+		return reasonNotAuthorized, false
 	case errors.Is(err, ingest.ErrUnavailable):
 		return reasonOutOfResources, true
 	}

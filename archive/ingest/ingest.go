@@ -59,7 +59,19 @@ var (
 	ErrConflict = errors.New("object conflicts with stored hierarchy")
 	// ErrUnavailable: the store or the index failed (DIMSE 0xA700 out of resources).
 	ErrUnavailable = errors.New("storage unavailable")
+	// ErrNotAuthorized: the request is limited to a scope (index.WithScope: a
+	// patient-scoped account) and the object, or a stored record its UIDs name, lies
+	// outside it (status 0x0124 "Refused: Not Authorized").
+	ErrNotAuthorized = errors.New("not authorized")
 )
+
+// notAuthorized is the one refusal of an object outside the request's scope. Whether
+// the object names another patient, or its UIDs are stored under another patient (the
+// same or different content, or a study or series of another patient), the answer is
+// the same, so that a scoped account cannot learn what exists outside its scope.
+func notAuthorized() *Error {
+	return fail(ErrNotAuthorized, nil, "refused: not authorized for this object (it names a patient outside this account's scope, or UIDs stored outside it)")
+}
 
 // Error is an ingest failure: Kind is one of the Err* sentinels, Reason says what to fix
 // (never patient data), Err is the underlying cause.
@@ -295,6 +307,12 @@ func (p *Pipeline) ingest(ctx context.Context, r io.Reader, size int64, ds *Data
 	if src.StudyInstanceUID != "" && f.Dataset.String(dcm.TagStudyInstanceUID) != src.StudyInstanceUID {
 		return abort(fail(ErrMismatch, nil, "StudyInstanceUID (0020,000D) differs from the study of the request"))
 	}
+	if len(index.Scopes(ctx)) > 0 && !index.Admits(ctx, &index.Study{
+		Patient:          index.Patient{PatientID: f.Dataset.Text(dcm.TagPatientID), IssuerOfPatientID: f.Dataset.Text(dcm.TagIssuerOfPatientID)},
+		StudyInstanceUID: f.Dataset.String(dcm.TagStudyInstanceUID),
+	}) {
+		return abort(notAuthorized())
+	}
 	if err := pw.Close(); err != nil {
 		return abort(fail(ErrUnavailable, err, "could not finish writing the object"))
 	}
@@ -382,8 +400,12 @@ func (p *Pipeline) commit(ctx context.Context, inst *index.Instance, src Source)
 	if err == nil {
 		return res, nil
 	}
+	scoped := len(index.Scopes(ctx)) > 0
 	if errors.Is(err, index.ErrConflict) {
 		removeBlob()
+		if scoped {
+			return nil, notAuthorized() // the hierarchy it conflicts with may be another patient's
+		}
 		return nil, fail(ErrConflict, err, "series or study UID already belongs to another study or patient")
 	}
 	if !errors.Is(err, index.ErrExists) {
@@ -396,6 +418,11 @@ func (p *Pipeline) commit(ctx context.Context, inst *index.Instance, src Source)
 		return nil, fail(ErrUnavailable, err, "the index did not accept the record")
 	}
 	existing, lerr := p.Index.Instance(ctx, inst.SOPInstanceUID)
+	if scoped && errors.Is(lerr, index.ErrNotFound) {
+		// Stored, but outside the scope: another patient's instance.
+		removeBlob()
+		return nil, notAuthorized()
+	}
 	if lerr != nil {
 		removeBlob()
 		return nil, fail(ErrUnavailable, lerr, "could not read the stored record")

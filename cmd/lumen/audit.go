@@ -90,6 +90,7 @@ func (x *auditor) record(_ context.Context, r index.AuditRecord) {
 	if x == nil {
 		return
 	}
+	boundAudit(&r)
 	if r.At.IsZero() {
 		r.At = time.Now()
 	}
@@ -135,6 +136,44 @@ func (x *auditor) close() {
 	x.mu.Unlock()
 	<-x.done
 }
+
+// Bounds of the values of an audit record: what a request names is the caller's to
+// choose, and an unauthenticated caller must not be able to write megabytes per row.
+// UIDs are at most 64 characters (PS3.5 9.1), IDs (LO) 64, AE titles 16.
+const (
+	maxAuditUID    = 64
+	maxAuditID     = 64
+	maxAuditActor  = 128
+	maxAuditRemote = 64
+	maxAuditDetail = 256
+)
+
+// boundAudit truncates a record's values to their bounds and, when it cut any, says so
+// in Detail (which fields, and how long they were).
+func boundAudit(r *index.AuditRecord) {
+	var cut []string
+	for _, f := range []struct {
+		name string
+		v    *string
+		max  int
+	}{
+		{"study", &r.StudyInstanceUID, maxAuditUID}, {"patient", &r.PatientID, maxAuditID}, {"issuer", &r.IssuerOfPatientID, maxAuditID},
+		{"actor", &r.Actor, maxAuditActor}, {"remote", &r.Remote, maxAuditRemote}, {"detail", &r.Detail, maxAuditDetail},
+	} {
+		if len(*f.v) > f.max {
+			cut = append(cut, fmt.Sprintf("%s %d bytes", f.name, len(*f.v)))
+			*f.v = strings.ToValidUTF8((*f.v)[:f.max], "")
+		}
+	}
+	if len(cut) > 0 {
+		note := " [truncated: " + strings.Join(cut, ", ") + "]"
+		r.Detail = strings.ToValidUTF8(r.Detail[:min(len(r.Detail), maxAuditDetail-len(note))], "") + note
+	}
+}
+
+// auditSkipKey marks a request that is not audited one by one: refused by the
+// per-address limit before it was looked at (counted in lumen_http_refused_total).
+const auditSkipKey = "lumen.audit.skip"
 
 // dimse records a DIMSE action of an association.
 func (x *auditor) dimse(ctx context.Context, as *dimse.AssociationInfo, action, op string, st dimse.Status, study, patient, issuer string) {
@@ -183,7 +222,7 @@ func httpAudit(x *auditor) echo.MiddlewareFunc {
 		return func(c echo.Context) error {
 			err := next(c)
 			action := httpAction(c.Request().Method, c.Path())
-			if action == "" {
+			if skip, _ := c.Get(auditSkipKey).(bool); action == "" || skip {
 				return err
 			}
 			code := c.Response().Status

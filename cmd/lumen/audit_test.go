@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/lumenpacs/lumen/archive/dcm"
+	"github.com/lumenpacs/lumen/dicomweb/auth"
 	"github.com/lumenpacs/lumen/dimse"
 	"github.com/lumenpacs/lumen/index"
 	"github.com/lumenpacs/lumen/testdata/gen"
@@ -201,5 +203,133 @@ func TestAudit(t *testing.T) {
 		if !found {
 			t.Errorf("no syslog audit message for %s (%v)", name, parts)
 		}
+	}
+}
+
+// TestAuditHostile: the audit trail under a hostile caller. A patient-scoped admin's
+// search sees its patient's rows only; values a caller chooses are stored bounded, with
+// the truncation recorded; X-Forwarded-For is believed only from a configured proxy;
+// and refused unauthenticated requests from one address are limited (429, no rows)
+// while everyone else is served.
+func TestAuditHostile(t *testing.T) {
+	tokens := []auth.StaticToken{
+		{Name: "ops", SHA256: digest("admin-secret"), Roles: []string{"admin"}},
+		{Name: "carla-admin", SHA256: digest("carla-admin"), Roles: []string{"admin"}, Patient: "LUMEN-C0001^^^LUMEN-TEST"},
+		{Name: "gw", SHA256: digest("writer-secret"), Roles: []string{"read", "write"}},
+	}
+	s := startLumen(t, func(c *Config) {
+		c.DIMSE.Addr = ""
+		c.Auth = AuthConfig{Mode: "on", Tokens: tokens, FailureRateLimit: 0.5, FailureRateBurst: 5}
+		c.HTTP.TrustedProxies = []string{"127.0.0.3"}
+	})
+	base := "http://" + s.addr.HTTP
+	var own, foreign gen.Object
+	for _, p := range []gen.Patient{chartPatient, twin} {
+		objs, err := gen.ChartPatient(9, p, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stowAll(t, base+"/dicom-web", objs, "writer-secret")
+		if p == chartPatient {
+			own = objs[0]
+		} else {
+			foreign = objs[0]
+		}
+	}
+	from := func(ip string) *http.Client {
+		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
+		return &http.Client{Transport: &http.Transport{DialContext: d.DialContext}}
+	}
+	do := func(cl *http.Client, path, token string, header ...string) int {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, base+path, nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		for i := 0; i+1 < len(header); i += 2 {
+			req.Header.Set(header[i], header[i+1])
+		}
+		resp, err := cl.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	search := func(token, query string) []index.AuditRecord {
+		t.Helper()
+		code, b := httpDo(t, http.MethodGet, base+"/api/v1/audit?"+query, token, nil)
+		var list []index.AuditRecord
+		if code != http.StatusOK || json.Unmarshal([]byte(b), &list) != nil {
+			t.Fatalf("audit search %s: %d %.200s", query, code, b)
+		}
+		return list
+	}
+	// Reads of both patients' studies by a reader with a forged client address.
+	spoof := from("127.0.0.2")
+	for _, o := range []gen.Object{own, foreign} {
+		if code := do(spoof, "/dicom-web/studies/"+o.StudyUID+"/metadata", "writer-secret", "X-Forwarded-For", "203.0.113.66"); code != http.StatusOK {
+			t.Fatalf("metadata: %d", code)
+		}
+	}
+	// The same through the trusted proxy.
+	if code := do(from("127.0.0.3"), "/dicom-web/studies/"+own.StudyUID+"/metadata", "writer-secret", "X-Forwarded-For", "198.51.100.7"); code != http.StatusOK {
+		t.Fatalf("metadata through the proxy: %d", code)
+	}
+	rows := search("admin-secret", "action=retrieve")
+	remotes := map[string]bool{}
+	for _, r := range rows {
+		remotes[r.Remote] = true
+	}
+	if !remotes["127.0.0.2"] || !remotes["198.51.100.7"] || remotes["203.0.113.66"] || len(rows) != 3 {
+		t.Errorf("audit remotes %v (%d rows): want the socket's 127.0.0.2 for the forged header and 198.51.100.7 through the trusted proxy", remotes, len(rows))
+	}
+	// A patient-scoped admin sees the rows of its patient only.
+	for _, r := range search("carla-admin", "") {
+		if r.StudyInstanceUID == foreign.StudyUID || r.PatientID != "" && r.IssuerOfPatientID != "LUMEN-TEST" {
+			t.Errorf("a patient-scoped admin sees another patient's row: %+v", r)
+		}
+		if r.StudyInstanceUID == "" && r.PatientID == "" {
+			t.Errorf("a patient-scoped admin sees a row naming no one: %+v", r)
+		}
+	}
+	if n := len(search("carla-admin", "action=retrieve")); n != 2 {
+		t.Errorf("a patient-scoped admin sees %d retrieve rows of its patient, want 2", n)
+	}
+	// Oversized values from an unauthenticated caller are stored bounded.
+	long := "1.2." + strings.Repeat("9", 20000)
+	if code := do(from("127.0.0.4"), "/dicom-web/studies/"+long+"/metadata?PatientID="+strings.Repeat("P", 5000), ""); code != http.StatusUnauthorized {
+		t.Fatalf("unauthenticated: %d", code)
+	}
+	var big *index.AuditRecord
+	for _, r := range search("admin-secret", "action=retrieve&limit=10") {
+		if strings.HasPrefix(r.StudyInstanceUID, "1.2.999") {
+			big = &r
+			break
+		}
+	}
+	if big == nil || len(big.StudyInstanceUID) > 64 || len(big.PatientID) > 64 || !strings.Contains(big.Detail, "truncated: study 20004 bytes, patient 5000 bytes") {
+		t.Errorf("the oversized request's row: %+v", big)
+	}
+	// A flood of unauthenticated requests from one address: limited after the burst,
+	// with no row per refused request; a signed-in client elsewhere is served meanwhile.
+	before := len(search("admin-secret", "actor=anonymous&limit=1000"))
+	flood := from("127.0.0.5")
+	codes := map[int]int{}
+	for i := 0; i < 40; i++ {
+		codes[do(flood, "/dicom-web/studies", "")]++
+	}
+	if codes[http.StatusTooManyRequests] < 30 || codes[http.StatusUnauthorized] > 6 {
+		t.Errorf("a flood of 40 unauthenticated requests: %v, want 429 after the burst of 5", codes)
+	}
+	if code := do(from("127.0.0.6"), "/dicom-web/studies", "writer-secret"); code != http.StatusOK {
+		t.Errorf("a signed-in client during the flood: %d", code)
+	}
+	if code := do(from("127.0.0.7"), "/dicom-web/studies", ""); code != http.StatusUnauthorized {
+		t.Errorf("another address's first unauthenticated request: %d, want 401", code)
+	}
+	if n := len(search("admin-secret", "actor=anonymous&limit=1000")) - before; n > 8 {
+		t.Errorf("%d audit rows for a flood of 40 refused requests", n)
 	}
 }

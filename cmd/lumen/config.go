@@ -3,9 +3,11 @@ package main
 import (
 	"encoding/base64"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -63,6 +65,11 @@ type AuthConfig struct {
 	Tokens       []auth.StaticToken `koanf:"tokens"`
 	RateLimit    float64            `koanf:"rate_limit"`
 	RateBurst    int                `koanf:"rate_burst"`
+	// FailureRateLimit is how many refused unauthenticated requests (401, or 403 to a
+	// signed link) one client address may make per second on average, with bursts of
+	// FailureRateBurst; beyond, 429 before the request is looked at (0: no limit).
+	FailureRateLimit float64 `koanf:"failure_rate_limit"`
+	FailureRateBurst int     `koanf:"failure_rate_burst"`
 }
 
 // EMRConfig configures the EMR linkage (package viewer/emr), the built-in viewer and
@@ -114,7 +121,16 @@ type DIMSEConfig struct {
 	MaxPDULength           int           `koanf:"max_pdu_length"`
 	IdleTimeout            time.Duration `koanf:"idle_timeout"`
 	ARTIMTimeout           time.Duration `koanf:"artim_timeout"`
-	TransferSyntaxes       []string      `koanf:"transfer_syntaxes"`
+	// MaxPendingPerAddress is each source address's share of connections without an
+	// association, enforced once the listener is busy (dimse.Server).
+	MaxPendingPerAddress int `koanf:"max_pending_per_address"`
+	// AssociateRequestTimeout closes a connection that has not sent its whole
+	// A-ASSOCIATE-RQ within it (TLS handshake included).
+	AssociateRequestTimeout time.Duration `koanf:"associate_request_timeout"`
+	// ReservedForPeers are association places only configured peers calling from their
+	// configured host may take (0: automatic, max(4, max_associations/8); -1: none).
+	ReservedForPeers int      `koanf:"reserved_for_peers"`
+	TransferSyntaxes []string `koanf:"transfer_syntaxes"`
 	// TLSAddr, when set, is a DICOM TLS listener (PS3.15 Annex B, conventionally port
 	// 2762) with TLSCert and TLSKey (PEM, reloaded when they change); TLSClientCA, when
 	// set, requires client certificates signed by it. Peers with TLS set are reached
@@ -124,9 +140,11 @@ type DIMSEConfig struct {
 	TLSKey      string `koanf:"tls_key"`
 	TLSClientCA string `koanf:"tls_client_ca"`
 	TLSPeerCA   string `koanf:"tls_peer_ca"`
-	// SendTokenSHA256 are the hex SHA-256 digests of the bearer tokens allowed to push
-	// instances to peers over HTTP (POST /api/v1/send).
-	SendTokenSHA256 []string `koanf:"send_token_sha256"`
+	// AllowUnauthenticated, with auth.mode on, lets the DICOM listener admit calling AEs
+	// without the production policy or client certificates (logged at every start).
+	// Without it, auth.mode on requires reject_unknown_calling_ae and check_host, or a
+	// TLS-only listener that verifies client certificates.
+	AllowUnauthenticated bool `koanf:"allow_unauthenticated"`
 }
 
 // PeerConfig is a known remote AE.
@@ -149,6 +167,10 @@ type HTTPConfig struct {
 	// reloaded when the files change.
 	TLSCert string `koanf:"tls_cert"`
 	TLSKey  string `koanf:"tls_key"`
+	// TrustedProxies are the addresses (IPs or CIDR ranges) of reverse proxies whose
+	// X-Forwarded-For names the client. From anyone else the header is ignored: the
+	// client is the socket's peer (audit records, ATNA, limits per address).
+	TrustedProxies []string `koanf:"trusted_proxies"`
 }
 
 // LogConfig configures logging.
@@ -226,6 +248,7 @@ var defaults = map[string]any{
 	"http.shutdown_timeout":             "30s",
 	"http.tls_cert":                     "",
 	"http.tls_key":                      "",
+	"http.trusted_proxies":              []any{},
 	"log.level":                         "info",
 	"log.format":                        "json",
 	"store.backend":                     "fs",
@@ -259,13 +282,16 @@ var defaults = map[string]any{
 	"dimse.max_pdu_length":              262144,
 	"dimse.idle_timeout":                "5m",
 	"dimse.artim_timeout":               "30s",
+	"dimse.max_pending_per_address":     8,
+	"dimse.associate_request_timeout":   "5s",
+	"dimse.reserved_for_peers":          0,
 	"dimse.tls_addr":                    "",
 	"dimse.tls_cert":                    "",
 	"dimse.tls_key":                     "",
 	"dimse.tls_client_ca":               "",
 	"dimse.tls_peer_ca":                 "",
 	"dimse.transfer_syntaxes":           []any{},
-	"dimse.send_token_sha256":           []any{},
+	"dimse.allow_unauthenticated":       false,
 	"dicomweb.base_path":                "/dicom-web",
 	"dicomweb.public_url":               "",
 	"dicomweb.max_upload_bytes":         int64(4 << 30),
@@ -283,6 +309,8 @@ var defaults = map[string]any{
 	"auth.tokens":                       []any{},
 	"auth.rate_limit":                   200.0,
 	"auth.rate_burst":                   400,
+	"auth.failure_rate_limit":           10.0,
+	"auth.failure_rate_burst":           50,
 	"forward.rules":                     []any{},
 	"forward.retry":                     "30s",
 	"forward.max_attempts":              10,
@@ -303,6 +331,11 @@ func anys(list []string) []any {
 		out[i] = v
 	}
 	return out
+}
+
+// removedKeys are settings of earlier versions, with what replaces them.
+var removedKeys = map[string]string{
+	"dimse.send_token_sha256": "give the account an auth.tokens entry (or an OpenID Connect role) with the send role; see docs/security.md",
 }
 
 // envKeys maps LUMEN_* variable names to configuration keys.
@@ -340,6 +373,9 @@ func loadConfig(flags *pflag.FlagSet) (*Config, error) {
 		}
 		// Reject unknown keys: a typo must not silently fall back to a default.
 		for _, key := range k.Keys() {
+			if why, ok := removedKeys[key]; ok {
+				return nil, fmt.Errorf("config %s: %q is no longer a setting: %s", path, key, why)
+			}
 			if _, ok := defaults[key]; !ok && k.Get(key) != nil { // an empty section is null
 				return nil, fmt.Errorf("config %s: unknown key %q", path, key)
 			}
@@ -374,6 +410,52 @@ func loadConfig(flags *pflag.FlagSet) (*Config, error) {
 		c.Index.SQLite.Path = filepath.Join(c.DataDir, "index.db")
 	}
 	return &c, c.validate()
+}
+
+// dimseAccess checks, with authentication on, that the DICOM listener does not admit
+// anyone who can reach it while HTTP answers 401: it needs the production policy
+// (known calling AEs only, each from its configured host, each with its services), or
+// DICOM TLS alone with client certificates, or dimse.allow_unauthenticated asked for
+// knowingly (warn is then set, for a log line at every start).
+func (c *Config) dimseAccess() (warn string, err error) {
+	d := c.DIMSE
+	if c.Auth.Mode != "on" || d.Addr == "" && d.TLSAddr == "" {
+		return "", nil
+	}
+	policy := d.RejectUnknownCallingAE && d.CheckHost
+	certs := d.Addr == "" && d.TLSClientCA != ""
+	switch {
+	case policy || certs:
+		return "", nil
+	case d.AllowUnauthenticated:
+		return "DICOM IS UNAUTHENTICATED (dimse.allow_unauthenticated): any calling AE that reaches the DICOM listener may query, retrieve and store while HTTP requires authentication", nil
+	}
+	return "", fmt.Errorf("config: auth.mode is on but the DICOM listener admits any calling AE from anywhere: " +
+		"set dimse.reject_unknown_calling_ae: true and dimse.check_host: true (every peer in dimse.peers with its host and services), " +
+		"or serve DICOM over TLS only with client certificates (dimse.addr: \"\", dimse.tls_addr, dimse.tls_client_ca), " +
+		"or set dimse.allow_unauthenticated: true to run so knowingly")
+}
+
+// trustedProxies parses http.trusted_proxies (IPs or CIDR ranges).
+func (c *Config) trustedProxies() ([]*net.IPNet, error) {
+	var out []*net.IPNet
+	for _, v := range c.HTTP.TrustedProxies {
+		if !strings.Contains(v, "/") {
+			if ip := net.ParseIP(v); ip != nil {
+				bits := 32
+				if ip.To4() == nil {
+					bits = 128
+				}
+				v += "/" + strconv.Itoa(bits)
+			}
+		}
+		_, n, err := net.ParseCIDR(v)
+		if err != nil {
+			return nil, fmt.Errorf("config: http.trusted_proxies: %q is not an IP address or CIDR range", v)
+		}
+		out = append(out, n)
+	}
+	return out, nil
 }
 
 // frameAncestor is an origin allowed in CSP frame-ancestors (no spaces or semicolons
@@ -417,10 +499,13 @@ func (c *Config) validate() error {
 			return fmt.Errorf("config: emr.frame_ancestors: %q is not an origin (https://emr.example.org)", o)
 		}
 	}
-	for _, h := range append(append([]string(nil), c.EMR.MintTokenSHA256...), c.DIMSE.SendTokenSHA256...) {
+	for _, h := range c.EMR.MintTokenSHA256 {
 		if len(h) != 64 || strings.Trim(strings.ToLower(h), "0123456789abcdef") != "" {
-			return fmt.Errorf("config: emr.mint_token_sha256 / dimse.send_token_sha256: %q is not a hex SHA-256 digest", h)
+			return fmt.Errorf("config: emr.mint_token_sha256: %q is not a hex SHA-256 digest", h)
 		}
+	}
+	if _, err := c.trustedProxies(); err != nil {
+		return err
 	}
 	if (c.HTTP.TLSCert == "") != (c.HTTP.TLSKey == "") {
 		return fmt.Errorf("config: http.tls_cert and http.tls_key go together")

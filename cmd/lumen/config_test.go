@@ -127,6 +127,9 @@ func TestProductionSampleConfig(t *testing.T) {
 	if c.Store.Backend != "s3" || c.Index.Backend != "postgres" || !c.Store.S3.UseTLS || c.Ingest.Duplicates != "reject" {
 		t.Fatalf("sample = %+v", c)
 	}
+	if warn, err := c.dimseAccess(); err != nil || warn != "" {
+		t.Fatalf("the sample's DICOM listener would not start with auth on: %v %s", err, warn)
+	}
 }
 
 // TestConfigSections loads a file using the EMR, forwarding, sending and authentication
@@ -140,7 +143,6 @@ dimse:
     - ae_title: DEST
       host: 127.0.0.1
       port: 4006
-  send_token_sha256: ["`+strings.Repeat("ab", 32)+`"]
 forward:
   rules:
     - calling_ae: CT1
@@ -165,7 +167,7 @@ auth:
 		t.Fatal(err)
 	}
 	if len(c.Forward.Rules) != 1 || c.Forward.Rules[0].Modality != "CT" || c.Forward.Retry.String() != "5s" || c.Forward.MaxAttempts != 3 ||
-		len(c.DIMSE.SendTokenSHA256) != 1 || c.Auth.Mode != "on" || len(c.Auth.Tokens) != 1 || c.Auth.Tokens[0].Patient != "P1^^^HOSP" ||
+		c.Auth.Mode != "on" || len(c.Auth.Tokens) != 1 || c.Auth.Tokens[0].Patient != "P1^^^HOSP" ||
 		len(c.Auth.Tokens[0].Roles) != 2 || len(c.EMR.FrameAncestors) != 1 {
 		t.Fatalf("sections: %+v %+v %+v", c.Forward, c.Auth, c.EMR)
 	}
@@ -174,11 +176,15 @@ auth:
 		"auth on without credentials": "auth:\n  mode: \"on\"\n",
 		"unknown auth mode":           "auth:\n  mode: maybe\n",
 		"frame ancestor injection":    "emr:\n  frame_ancestors: [\"https://a.example; script-src *\"]\n",
+		"removed send tokens":         "dimse:\n  send_token_sha256: [\"" + strings.Repeat("ab", 32) + "\"]\n",
 	} {
 		f := filepath.Join(dir, strings.ReplaceAll(name, " ", "_")+".yaml")
 		os.WriteFile(f, []byte(body), 0o644)
-		if _, err := loadConfig(flagSet(t, "--config", f)); err == nil {
+		_, err := loadConfig(flagSet(t, "--config", f))
+		if err == nil {
 			t.Errorf("%s: accepted", name)
+		} else if name == "removed send tokens" && !strings.Contains(err.Error(), "send role") {
+			t.Errorf("%s: %v does not say what replaces it", name, err)
 		}
 	}
 }

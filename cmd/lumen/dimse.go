@@ -30,14 +30,17 @@ func newDIMSEServer(c *Config, b *backends, book *peerBook, audit *auditor, log 
 		FindHandler:  &findHandler{idx: b.index, aeTitle: c.DIMSE.AETitle, audit: audit, log: log},
 		RetrieveHandler: &retrieveHandler{idx: b.index, peers: book, audit: audit, log: log,
 			sender: &send.Sender{Store: b.store, CallingAETitle: c.DIMSE.AETitle, Logger: log}},
-		CommitHandler:        &commitHandler{idx: b.index, store: b.store, aeTitle: c.DIMSE.AETitle, audit: audit, log: log},
-		MaxAssociations:      c.DIMSE.MaxAssociations,
-		MaxAssociationsPerAE: c.DIMSE.MaxAssociationsPerAE,
-		MaxPDULength:         uint32(c.DIMSE.MaxPDULength),
-		IdleTimeout:          c.DIMSE.IdleTimeout,
-		ARTIMTimeout:         c.DIMSE.ARTIMTimeout,
-		TransferSyntaxes:     c.DIMSE.TransferSyntaxes,
-		Logger:               log,
+		CommitHandler:           &commitHandler{idx: b.index, store: b.store, aeTitle: c.DIMSE.AETitle, audit: audit, log: log},
+		MaxAssociations:         c.DIMSE.MaxAssociations,
+		MaxAssociationsPerAE:    c.DIMSE.MaxAssociationsPerAE,
+		MaxPDULength:            uint32(c.DIMSE.MaxPDULength),
+		IdleTimeout:             c.DIMSE.IdleTimeout,
+		ARTIMTimeout:            c.DIMSE.ARTIMTimeout,
+		MaxPendingPerAddress:    c.DIMSE.MaxPendingPerAddress,
+		ReservedForPeers:        c.DIMSE.ReservedForPeers,
+		AssociateRequestTimeout: c.DIMSE.AssociateRequestTimeout,
+		TransferSyntaxes:        c.DIMSE.TransferSyntaxes,
+		Logger:                  log,
 	}
 }
 
@@ -80,6 +83,8 @@ func storeStatus(err error) dimse.Status {
 		return dimse.Status{Code: dimse.StatusDataSetMismatch, ErrorComment: reason}
 	case errors.Is(err, ingest.ErrDuplicate):
 		return dimse.Status{Code: dimse.StatusDuplicateSOPInstance, ErrorComment: "SOP Instance UID stored with other content"}
+	case errors.Is(err, ingest.ErrNotAuthorized):
+		return dimse.Status{Code: dimse.StatusNotAuthorized, ErrorComment: reason}
 	case errors.Is(err, ingest.ErrInvalid), errors.Is(err, ingest.ErrConflict):
 		return dimse.Status{Code: dimse.StatusCannotUnderstand, ErrorComment: reason}
 	default:

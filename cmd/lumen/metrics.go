@@ -4,6 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"slices"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -14,8 +18,26 @@ import (
 // latencyBuckets span 0.5 ms to about 65 s.
 var latencyBuckets = prometheus.ExponentialBuckets(0.0005, 2, 18)
 
+// Label values come from fixed sets only: a peer must not be able to mint time series
+// (each new label value is a series kept until restart). The method and the DIMSE
+// operation are the peer's to choose, so unknown ones are "other"; the route is the
+// pattern (never the path: it may carry UIDs and patient IDs) or "unmatched"; the codes
+// are Lumen's own.
+var (
+	httpMethods     = []string{"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"}
+	dimseOperations = []string{"C-STORE", "C-FIND", "C-MOVE", "C-GET", "C-ECHO", "N-ACTION", "N-EVENT-REPORT"}
+)
+
+// oneOf returns v when known lists it, else "other".
+func oneOf(v string, known []string) string {
+	if slices.Contains(known, v) {
+		return v
+	}
+	return "other"
+}
+
 // httpMetrics is middleware recording each HTTP request's duration by method, route
-// pattern (never the path: it may carry UIDs and patient IDs) and status code.
+// pattern and status code.
 func httpMetrics(reg prometheus.Registerer) echo.MiddlewareFunc {
 	h := prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name: "lumen_http_request_duration_seconds", Help: "HTTP requests, by method, route pattern and status code.", Buckets: latencyBuckets,
@@ -36,7 +58,10 @@ func httpMetrics(reg prometheus.Registerer) echo.MiddlewareFunc {
 			if route == "" {
 				route = "unmatched"
 			}
-			h.WithLabelValues(c.Request().Method, route, fmt.Sprint(code)).Observe(time.Since(start).Seconds())
+			if code < 100 || code > 599 {
+				code = 500
+			}
+			h.WithLabelValues(oneOf(c.Request().Method, httpMethods), route, fmt.Sprint(code)).Observe(time.Since(start).Seconds())
 			return err
 		}
 	}
@@ -50,7 +75,7 @@ func dimseMetrics(reg prometheus.Registerer) func(string, time.Duration, uint16)
 	}, []string{"operation", "status"})
 	reg.MustRegister(h)
 	return func(op string, d time.Duration, status uint16) {
-		h.WithLabelValues(op, fmt.Sprintf("0x%04X", status)).Observe(d.Seconds())
+		h.WithLabelValues(oneOf(op, dimseOperations), fmt.Sprintf("0x%04X", status)).Observe(d.Seconds())
 	}
 }
 
@@ -74,5 +99,25 @@ func queueMetrics(reg prometheus.Registerer, idx index.Index) {
 			}
 			return float64(n[kind])
 		}))
+	}
+}
+
+// recoverPanics is middleware turning a handler's panic into 500 (logged with its stack;
+// never request data), so that the request is answered, measured and audited, and the
+// server goes on serving. A panic is a bug: the log line says where.
+func recoverPanics(log *slog.Logger) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) (err error) {
+			defer func() {
+				if r := recover(); r != nil {
+					if r == http.ErrAbortHandler {
+						panic(r) // net/http's way to abort a response: not ours to swallow
+					}
+					log.Error("http: handler panic; answered 500", "route", c.Path(), "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+					err = echo.NewHTTPError(http.StatusInternalServerError, "internal error")
+				}
+			}()
+			return next(c)
+		}
 	}
 }

@@ -2,13 +2,21 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/labstack/echo/v4"
 	"github.com/lumenpacs/lumen/dimse"
+	"github.com/lumenpacs/lumen/index"
+	"github.com/lumenpacs/lumen/index/sqlite"
 	"github.com/lumenpacs/lumen/testdata/gen"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // TestMetrics checks the Prometheus histograms: per HTTP route (the pattern, not the
@@ -59,4 +67,89 @@ func TestMetrics(t *testing.T) {
 	if strings.Contains(m, corpus[0].StudyUID) {
 		t.Error("a UID appears in /metrics")
 	}
+}
+
+// TestMetricsCardinality: what a peer chooses never becomes a label value. Requests with
+// 300 invented methods, 300 unmatched paths and query strings, and DIMSE operations
+// with invented command fields leave the number of series unchanged beyond a fixed set.
+func TestMetricsCardinality(t *testing.T) {
+	s := startLumen(t, nil)
+	base := "http://" + s.addr.HTTP
+	series := func() int {
+		t.Helper()
+		_, m := httpDo(t, http.MethodGet, base+"/metrics", "", nil)
+		return strings.Count(m, "lumen_http_request_duration_seconds_count{")
+	}
+	for i := 0; i < 300; i++ {
+		for _, r := range []struct{ method, path string }{
+			{fmt.Sprintf("X%dMETHOD", i), "/dicom-web/studies"},
+			{http.MethodGet, fmt.Sprintf("/nowhere/%d?x=%d", i, i)},
+			{http.MethodGet, fmt.Sprintf("/dicom-web/studies/1.2.%d/series/1.%d/nothing/%d", i, i, i)},
+		} {
+			req, _ := http.NewRequest(r.method, base+r.path, nil)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+	}
+	if n := series(); n > 12 {
+		_, m := httpDo(t, http.MethodGet, base+"/metrics", "", nil)
+		var lines []string
+		for _, l := range strings.Split(m, "\n") {
+			if strings.HasPrefix(l, "lumen_http_request_duration_seconds_count{") {
+				lines = append(lines, l)
+			}
+		}
+		t.Fatalf("%d HTTP series after invented methods and paths (want a handful):\n%s", n, strings.Join(lines[:min(20, len(lines))], "\n"))
+	}
+	reg := prometheus.NewRegistry()
+	observe := dimseMetrics(reg)
+	for f := 0; f < 300; f++ {
+		observe(dimse.OperationName(uint16(0x0F00+f)), time.Millisecond, dimse.StatusUnrecognizedOperation)
+	}
+	mf, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(mf[0].GetMetric()); n != 1 {
+		t.Fatalf("%d DIMSE series after 300 invented command fields, want 1 (operation \"other\")", n)
+	}
+}
+
+// TestRecoverPanics: a handler that panics answers 500, is audited as such, and the
+// server goes on serving the next request.
+func TestRecoverPanics(t *testing.T) {
+	idx, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "index.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idx.Close()
+	x := newAuditor(idx, discardLogger())
+	e := echo.New()
+	e.Use(httpAudit(x), recoverPanics(discardLogger()))
+	e.GET("/dicom-web/studies/:study", func(c echo.Context) error {
+		var list []int
+		return c.String(http.StatusOK, fmt.Sprint(list[len(c.Param("study"))])) // index out of range
+	})
+	srv := httptest.NewServer(e)
+	defer srv.Close()
+	for i := 0; i < 2; i++ {
+		resp, err := http.Get(srv.URL + "/dicom-web/studies/1.2.3")
+		if err != nil {
+			t.Fatalf("request %d: %v (the server went away)", i, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusInternalServerError {
+			t.Fatalf("request %d: %d, want 500", i, resp.StatusCode)
+		}
+	}
+	x.flush()
+	rows, err := x.a.FindAudit(context.Background(), index.AuditQuery{})
+	if err != nil || len(rows) != 2 || rows[0].Outcome != "500" || rows[0].StudyInstanceUID != "1.2.3" {
+		t.Fatalf("audit rows: %+v %v", rows, err)
+	}
+	x.close()
 }

@@ -7,7 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"os"
 	"strings"
+	"syscall"
 
 	"github.com/lumenpacs/lumen/archive/dcm"
 	"github.com/lumenpacs/lumen/archive/send"
@@ -218,11 +221,32 @@ func (h *retrieveHandler) HandleRetrieve(ctx context.Context, req *dimse.Retriev
 	return dimse.Status{Code: dimse.StatusSuccess}, n, nil
 }
 
-// shortError keeps the useful end of a wrapped network error for an ErrorComment.
+// shortError says why the association with a move destination failed, for the
+// requestor's ErrorComment: never the destination's host or port (the log has those).
 func shortError(err error) string {
-	s := err.Error()
-	if i := strings.LastIndex(s, "dial tcp "); i >= 0 {
-		s = "cannot connect: " + s[i+len("dial tcp "):]
+	var rj *dimse.RejectedError
+	var ab *dimse.AbortedError
+	var oe *net.OpError
+	switch {
+	case errors.As(err, &rj):
+		return "the move destination rejected the association: " + strings.TrimPrefix(rj.Error(), "dimse: association rejected ")
+	case errors.As(err, &ab):
+		return "the move destination aborted the association"
+	case errors.As(err, &oe) && oe.Op == "dial":
+		why := "unreachable"
+		switch {
+		case errors.Is(err, syscall.ECONNREFUSED):
+			why = "connection refused"
+		case oe.Timeout():
+			why = "timed out"
+		}
+		return "cannot connect to the move destination: " + why
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded):
+		return "the move destination did not answer in time"
 	}
-	return strings.TrimPrefix(s, "send: ")
+	var te *tls.CertificateVerificationError
+	if errors.As(err, &te) {
+		return "the move destination's TLS certificate was not accepted"
+	}
+	return "the association with the move destination failed"
 }

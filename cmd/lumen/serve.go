@@ -62,6 +62,20 @@ func serve(ctx context.Context, c *Config, log *slog.Logger, ready chan<- listen
 		}
 		c.Auth.Mode = "dev" // the embedded defaults: a laptop
 	}
+	dimseWarn, err := c.dimseAccess()
+	if err != nil {
+		return err
+	}
+	if dimseWarn != "" {
+		log.Warn(dimseWarn)
+	}
+	if c.DIMSE.CheckHost {
+		for _, p := range c.DIMSE.Peers {
+			if p.Host == "" {
+				log.Warn("dimse: peer has no host and dimse.check_host is on: its associations are refused", "ae_title", p.AETitle)
+			}
+		}
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	b, err := openBackends(ctx, c, log, ingest.NewMetrics(reg))
@@ -77,6 +91,18 @@ func serve(ctx context.Context, c *Config, log *slog.Logger, ready chan<- listen
 
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
+	// The client's address is the socket's peer; X-Forwarded-For counts only when the
+	// request comes from a configured reverse proxy (never by default: loopback and
+	// private ranges are not trusted implicitly).
+	proxies, _ := c.trustedProxies() // checked by validate
+	e.IPExtractor = echo.ExtractIPDirect()
+	if len(proxies) > 0 {
+		trust := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
+		for _, n := range proxies {
+			trust = append(trust, echo.TrustIPRange(n))
+		}
+		e.IPExtractor = echo.ExtractIPFromXFFHeader(trust...)
+	}
 	e.GET("/healthz", func(ec echo.Context) error { return ec.String(http.StatusOK, "ok\n") })
 	e.GET("/readyz", func(ec echo.Context) error {
 		cctx, cancel := context.WithTimeout(ec.Request().Context(), 3*time.Second)
@@ -107,6 +133,16 @@ func serve(ctx context.Context, c *Config, log *slog.Logger, ready chan<- listen
 		}
 	}
 	e.Use(httpAudit(audit)) // outside the link guard and authentication: refusals are audited too
+	refused := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "lumen_http_refused_total", Help: "HTTP requests and connections refused by a limit, by reason.",
+	}, []string{"reason"})
+	reg.MustRegister(refused)
+	failures := &auth.FailureLimiter{Rate: c.Auth.FailureRateLimit, Burst: c.Auth.FailureRateBurst, Refused: func(ec echo.Context) {
+		ec.Set(auditSkipKey, true) // a flood must not become a flood of audit rows
+		refused.WithLabelValues("unauthenticated_rate").Inc()
+	}}
+	e.Use(failures.Middleware) // before the link guard and authentication: refused before any verification
+	e.Use(recoverPanics(log))  // inside the audit: a handler's panic is a 500, audited
 	e.GET("/api/v1/audit", auditSearch(audit))
 	queueMetrics(reg, b.index)
 	observeDIMSE := dimseMetrics(reg)
@@ -153,7 +189,7 @@ func serve(ctx context.Context, c *Config, log *slog.Logger, ready chan<- listen
 			break
 		}
 	}
-	e.POST("/api/v1/send", pushHandler(b.index, &send.Sender{Store: b.store, CallingAETitle: c.DIMSE.AETitle, Logger: log}, book, c.DIMSE.SendTokenSHA256, log))
+	e.POST("/api/v1/send", pushHandler(b.index, &send.Sender{Store: b.store, CallingAETitle: c.DIMSE.AETitle, Logger: log}, book, log))
 	e.HTTPErrorHandler = web.ErrorHandler
 	if signer == nil {
 		log.Info("emr: no link keys configured (emr.link_keys): signed links are off")
@@ -274,7 +310,8 @@ func startupCheck(ctx context.Context, c *Config, b *backends, log *slog.Logger)
 }
 
 // authRule says which role each HTTP request needs ("" : public): reading for GET,
-// writing for POST (STOW-RS), deleting for DELETE, admin for pushing to peers. Public:
+// writing for POST (STOW-RS), deleting for DELETE, sending for pushing to peers, admin
+// for the rest of /api/. Public:
 // health and metrics, CORS preflight, the viewer's static files (its data requests are
 // checked), the FHIR CapabilityStatement, and link minting (which checks its own
 // service-account tokens).
@@ -288,6 +325,8 @@ func authRule(c echo.Context) string {
 		return ""
 	case p == "/emr/v1/links" && r.Method == http.MethodPost:
 		return ""
+	case p == "/api/v1/send" && r.Method == http.MethodPost:
+		return auth.RoleSend
 	case strings.HasPrefix(p, "/api/"):
 		return auth.RoleAdmin
 	case r.Method == http.MethodDelete:

@@ -24,7 +24,9 @@ const (
 	RoleRead   = "read"   // query and retrieve
 	RoleWrite  = "write"  // store
 	RoleDelete = "delete" // delete
-	RoleAdmin  = "admin"  // send to peers, mint links, administration
+	RoleAdmin  = "admin"  // administration (holds every role)
+	// RoleSend pushes stored instances to configured DICOM peers (POST /api/v1/send).
+	RoleSend = "send"
 )
 
 // Principal is who a request acts for.
@@ -74,6 +76,9 @@ type Config struct {
 var (
 	ErrNoCredentials = errors.New("auth: no credentials")
 	ErrInvalid       = errors.New("auth: invalid credentials")
+	// ErrUnusableClaim refuses a verified token whose claim narrowing its access (the
+	// patient claim) is present but cannot be applied: it fails closed (403), never open.
+	ErrUnusableClaim = errors.New("auth: a claim that narrows access is unusable")
 )
 
 // Authenticator checks credentials.
@@ -122,12 +127,15 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Authenticator, err
 		a.cfg.PatientClaim = "patient"
 	}
 	for _, t := range cfg.Tokens {
+		if t.Patient != "" && parsePatient(t.Patient) == nil {
+			return nil, fmt.Errorf("auth: token %q: patient %q names no patient (ID or ID^^^Issuer)", t.Name, t.Patient)
+		}
 		if len(t.SHA256) != 64 || strings.Trim(strings.ToLower(t.SHA256), "0123456789abcdef") != "" {
 			return nil, fmt.Errorf("auth: token %q: sha256 is not a hex SHA-256 digest", t.Name)
 		}
 		for _, r := range t.Roles {
-			if !slices.Contains([]string{RoleRead, RoleWrite, RoleDelete, RoleAdmin}, r) {
-				return nil, fmt.Errorf("auth: token %q: unknown role %q (read, write, delete, admin)", t.Name, r)
+			if !slices.Contains([]string{RoleRead, RoleWrite, RoleDelete, RoleSend, RoleAdmin}, r) {
+				return nil, fmt.Errorf("auth: token %q: unknown role %q (read, write, delete, send, admin)", t.Name, r)
 			}
 		}
 	}
@@ -148,17 +156,43 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Authenticator, err
 // Configured reports whether any credential can be accepted.
 func (a *Authenticator) Configured() bool { return a.verifier != nil || len(a.cfg.Tokens) > 0 }
 
-// parsePatient reads ID or ID^^^Issuer (the issuer's first component).
+// parsePatient reads ID or ID^^^Issuer (the issuer's first component); nil when v
+// names no patient (empty, or an empty ID).
 func parsePatient(v string) *index.PatientKey {
-	if v == "" {
+	comps := strings.Split(strings.TrimSpace(v), "^")
+	k := &index.PatientKey{ID: strings.TrimSpace(comps[0])}
+	if k.ID == "" {
 		return nil
 	}
-	comps := strings.Split(v, "^")
-	k := &index.PatientKey{ID: comps[0]}
 	if len(comps) >= 4 {
 		k.Issuer, _, _ = strings.Cut(comps[3], "&")
 	}
 	return k
+}
+
+// patientClaim reads a patient claim that is present in a token. Usable: a string
+// naming one patient, or an array holding exactly one such string. Anything else (an
+// empty string, a number, an object, an empty array, several values) is an error:
+// a claim that narrows access must never widen it by being unreadable.
+func patientClaim(name string, v any) (*index.PatientKey, error) {
+	switch v := v.(type) {
+	case string:
+		if k := parsePatient(v); k != nil {
+			return k, nil
+		}
+		return nil, fmt.Errorf("%w: the %q claim names no patient", ErrUnusableClaim, name)
+	case []any:
+		if len(v) != 1 {
+			return nil, fmt.Errorf("%w: the %q claim holds %d values; one patient is allowed", ErrUnusableClaim, name, len(v))
+		}
+		if s, ok := v[0].(string); ok {
+			if k := parsePatient(s); k != nil {
+				return k, nil
+			}
+		}
+		return nil, fmt.Errorf("%w: the %q claim's value names no patient", ErrUnusableClaim, name)
+	}
+	return nil, fmt.Errorf("%w: the %q claim is a %T, not a patient identifier", ErrUnusableClaim, name, v)
 }
 
 // Authenticate returns the principal of a request's bearer token.
@@ -195,8 +229,10 @@ func (a *Authenticator) Authenticate(r *http.Request) (*Principal, error) {
 				}
 			}
 		}
-		if v, ok := claims[a.cfg.PatientClaim].(string); ok {
-			p.Patient = parsePatient(v)
+		if v, present := claims[a.cfg.PatientClaim]; present {
+			if p.Patient, err = patientClaim(a.cfg.PatientClaim, v); err != nil {
+				return nil, err
+			}
 		}
 		return p, nil
 	}
@@ -238,6 +274,10 @@ func (a *Authenticator) Middleware(rule Rule, admitted func(echo.Context) bool) 
 				return next(c)
 			}
 			p, err := a.Authenticate(c.Request())
+			if errors.Is(err, ErrUnusableClaim) {
+				a.log.Info("auth: token refused", "route", c.Path(), "reason", err)
+				return echo.NewHTTPError(http.StatusForbidden, "token refused: "+strings.TrimPrefix(err.Error(), ErrUnusableClaim.Error()+": "))
+			}
 			if err != nil {
 				challenge := `Bearer realm="lumen"`
 				if errors.Is(err, ErrInvalid) {
@@ -262,5 +302,69 @@ func (a *Authenticator) Middleware(rule Rule, admitted func(echo.Context) bool) 
 			c.SetRequest(c.Request().WithContext(ctx))
 			return next(c)
 		}
+	}
+}
+
+// FailureLimiter rate-limits, per client address, the requests that end refused without
+// an authenticated principal (401, or 403 to a bad signed link): a client address over
+// its budget gets 429 with Retry-After before its request is looked at, so that floods
+// of unauthenticated requests cost neither verification nor audit records. Requests
+// that authenticate are not charged.
+type FailureLimiter struct {
+	// Rate is refusals per second per client address on average, with bursts of Burst
+	// (Rate <= 0: no limit).
+	Rate  float64
+	Burst int
+	// ClientIP gives a request's client address (default: echo's RealIP).
+	ClientIP func(echo.Context) string
+	// Refused, when set, is told of each request answered 429 by the limiter.
+	Refused func(c echo.Context)
+
+	mu       sync.Mutex
+	limiters map[string]*rate.Limiter
+}
+
+// limiter returns the client address's limiter.
+func (l *FailureLimiter) limiter(ip string) *rate.Limiter {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.limiters == nil || len(l.limiters) > 100000 { // bounded: forget idle addresses
+		l.limiters = map[string]*rate.Limiter{}
+	}
+	lim := l.limiters[ip]
+	if lim == nil {
+		lim = rate.NewLimiter(rate.Limit(l.Rate), max(1, l.Burst))
+		l.limiters[ip] = lim
+	}
+	return lim
+}
+
+// Middleware applies the limit; install it outside the link guard and authentication.
+func (l *FailureLimiter) Middleware(next echo.HandlerFunc) echo.HandlerFunc {
+	if l.Rate <= 0 {
+		return next
+	}
+	return func(c echo.Context) error {
+		ip := c.RealIP()
+		if l.ClientIP != nil {
+			ip = l.ClientIP(c)
+		}
+		lim := l.limiter(ip)
+		if lim.Tokens() < 1 {
+			if l.Refused != nil {
+				l.Refused(c)
+			}
+			c.Response().Header().Set("Retry-After", "1")
+			return echo.NewHTTPError(http.StatusTooManyRequests, "too many refused requests from this address; slow down")
+		}
+		err := next(c)
+		code := c.Response().Status
+		if he, ok := err.(*echo.HTTPError); ok {
+			code = he.Code
+		}
+		if _, signedIn := FromContext(c.Request().Context()); !signedIn && (code == http.StatusUnauthorized || code == http.StatusForbidden) {
+			lim.Allow() // charge the refusal
+		}
+		return err
 	}
 }

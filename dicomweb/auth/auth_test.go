@@ -9,13 +9,16 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/lumenpacs/lumen/dicomweb/auth/authtest"
+	"github.com/lumenpacs/lumen/index"
 )
 
 func TestAuthenticate(t *testing.T) {
@@ -116,3 +119,70 @@ func TestRateLimit(t *testing.T) {
 }
 
 func digestOf(s string) string { h := sha256.Sum256([]byte(s)); return hex.EncodeToString(h[:]) }
+
+// TestPatientClaim: a patient claim that is present but unusable refuses the token with
+// 403 and a reason; it never leaves the token unscoped. One usable value in an array is
+// accepted; several are refused. A static token's patient must name a patient too.
+func TestPatientClaim(t *testing.T) {
+	is := authtest.NewIssuer(t)
+	a, err := New(context.Background(), Config{Issuer: is.URL, Audience: "lumen"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	token := func(patient any) string {
+		return is.Token(t, map[string]any{"iss": is.URL, "aud": "lumen", "sub": "dr-who", "exp": now.Add(time.Hour).Unix(),
+			"iat": now.Unix(), "roles": []string{"read"}, "patient": patient}, nil)
+	}
+	e := echo.New()
+	var scope *index.Scope
+	h := a.Middleware(func(echo.Context) string { return RoleRead }, nil)(func(c echo.Context) error {
+		if sc := index.Scopes(c.Request().Context()); len(sc) > 0 {
+			scope = &sc[0]
+		}
+		return c.NoContent(http.StatusOK)
+	})
+	call := func(tok string) (int, string) {
+		scope = nil
+		r := httptest.NewRequest(http.MethodGet, "/dicom-web/studies", nil)
+		r.Header.Set("Authorization", "Bearer "+tok)
+		w := httptest.NewRecorder()
+		if err := h(e.NewContext(r, w)); err != nil {
+			he := err.(*echo.HTTPError)
+			return he.Code, fmt.Sprint(he.Message)
+		}
+		return w.Code, ""
+	}
+	for name, v := range map[string]any{
+		"array of two":     []string{"P-1", "P-2"},
+		"empty array":      []string{},
+		"number":           42,
+		"object":           map[string]any{"id": "P-1"},
+		"empty string":     "",
+		"blank string":     "   ",
+		"no ID":            "^^^HOSP",
+		"null":             nil,
+		"array of number":  []any{7},
+		"array of empty":   []string{""},
+		"boolean":          true,
+		"nested array":     []any{[]string{"P-1"}},
+		"array of objects": []any{map[string]any{"id": "P-1"}},
+	} {
+		code, msg := call(token(v))
+		if code != http.StatusForbidden || !strings.Contains(msg, `"patient" claim`) {
+			t.Errorf("%s: %d %q, want 403 naming the claim", name, code, msg)
+		}
+		if scope == nil && code == http.StatusOK {
+			t.Errorf("%s: served unscoped", name)
+		}
+	}
+	for name, v := range map[string]any{"string": "P-1^^^HOSP", "array of one": []string{"P-1^^^HOSP"}} {
+		code, msg := call(token(v))
+		if code != http.StatusOK || scope == nil || scope.Patient == nil || scope.Patient.ID != "P-1" || scope.Patient.Issuer != "HOSP" {
+			t.Errorf("%s: %d %q scope %+v, want 200 scoped to P-1/HOSP", name, code, msg, scope)
+		}
+	}
+	if _, err := New(context.Background(), Config{Tokens: []StaticToken{{Name: "x", SHA256: digestOf("x"), Roles: []string{RoleRead}, Patient: "^^^HOSP"}}}, nil); err == nil {
+		t.Error("a static token whose patient names no patient was accepted")
+	}
+}

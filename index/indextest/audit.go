@@ -1,6 +1,7 @@
 package indextest
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -53,5 +54,52 @@ func testAudit(t *testing.T, x index.Index) {
 	got, _ := a.FindAudit(ctx(t), index.AuditQuery{PatientID: "P1"})
 	if r := got[0]; !r.At.Equal(t0) || r.Actor != "ae:CT1" || r.Via != "dimse" || r.Remote != "127.0.0.1:4000" || r.IssuerOfPatientID != "H" || r.Detail != "C-STORE" || r.ID == 0 {
 		t.Errorf("record read back: %+v", r)
+	}
+
+	testAuditScope(t, x, a)
+}
+
+// testAuditScope: a search is scoped like every other read. A patient scope sees the
+// records naming its patient or one of its studies; nothing of another patient (the
+// same PatientID under another issuer included), nor records naming no one.
+func testAuditScope(t *testing.T, x index.Index, a index.Auditor) {
+	for _, in := range []*index.Instance{Inst(s1, "1.3.1", "CT", ip(1), "1.4.11", ctClass, ip(1)), Inst(s4, "1.3.6", "OT", nil, "1.4.61", otClass, ip(1))} {
+		if err := x.Put(ctx(t), in); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, r := range []index.AuditRecord{
+		{Actor: "scoped", Action: "a-own-patient", PatientID: p1.id, IssuerOfPatientID: p1.issuer},
+		{Actor: "scoped", Action: "b-own-study", StudyInstanceUID: s1.uid},
+		{Actor: "scoped", Action: "c-twin-patient", PatientID: p3.id, IssuerOfPatientID: p3.issuer},
+		{Actor: "scoped", Action: "d-twin-study", StudyInstanceUID: s4.uid},
+		{Actor: "scoped", Action: "e-no-one"},
+		{Actor: "scoped", Action: "f-unknown-study", StudyInstanceUID: "9.9.9"},
+	} {
+		if err := a.Audit(ctx(t), &r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range []struct {
+		scope index.Scope
+		want  string
+	}{
+		{index.Scope{Patient: &index.PatientKey{ID: p1.id, Issuer: p1.issuer}}, "a-own-patient,b-own-study"},
+		{index.Scope{Patient: &index.PatientKey{ID: p3.id, Issuer: p3.issuer}}, "c-twin-patient,d-twin-study"},
+		{index.Scope{StudyInstanceUID: s1.uid}, "b-own-study"},
+		{index.Scope{Patient: &index.PatientKey{ID: "NOBODY"}}, ""},
+	} {
+		got, err := a.FindAudit(index.WithScope(ctx(t), c.scope), index.AuditQuery{Actor: "scoped"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var actions []string
+		for _, r := range got {
+			actions = append(actions, r.Action)
+		}
+		slices.Sort(actions)
+		if strings.Join(actions, ",") != c.want {
+			t.Errorf("audit search in scope %+v: %v, want %s", c.scope, actions, c.want)
+		}
 	}
 }

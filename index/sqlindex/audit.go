@@ -44,6 +44,19 @@ func (x *DB) FindAudit(ctx context.Context, q index.AuditQuery) ([]index.AuditRe
 			where = append(where, f.col+` = `+b.arg(f.v))
 		}
 	}
+	// The caller's scope (index.WithScope), like every other read: a record is visible
+	// when it names the scope's patient, or a study of that patient; a study scope sees
+	// its study's records only. Records naming neither are outside every scope.
+	for _, sc := range index.Scopes(ctx) {
+		if sc.Patient != nil {
+			own := `(patient_id = ` + b.arg(sc.Patient.ID) + ` AND issuer = ` + b.arg(sc.Patient.Issuer) + `)`
+			where = append(where, `(`+own+` OR study_uid IN (SELECT s.study_uid FROM studies s JOIN patients p ON p.id = s.patient_fk WHERE p.patient_id = `+
+				b.arg(sc.Patient.ID)+` AND p.issuer = `+b.arg(sc.Patient.Issuer)+`))`)
+		}
+		if sc.StudyInstanceUID != "" {
+			where = append(where, `study_uid = `+b.arg(sc.StudyInstanceUID))
+		}
+	}
 	if !q.From.IsZero() {
 		where = append(where, `at >= `+b.arg(q.From.UnixMilli()))
 	}
