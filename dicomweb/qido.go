@@ -3,11 +3,13 @@ package dicomweb
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 	"github.com/lumenpacs/lumen/archive/dcm"
@@ -46,6 +48,61 @@ type qidoRequest struct {
 	warnings      []string
 }
 
+func (s *Service) maxQueryValues() int {
+	if s.MaxQueryValues > 0 {
+		return s.MaxQueryValues
+	}
+	return DefaultMaxQueryValues
+}
+
+func (s *Service) maxIncludeFields() int {
+	if s.MaxIncludeFields > 0 {
+		return s.MaxIncludeFields
+	}
+	return DefaultMaxIncludeFields
+}
+
+// queryValues counts the values of a matching key's value as the index will match
+// them: the pieces between backslashes and commas (UID lists, alternatives), and for
+// person names the words between spaces, carets and equals signs (fuzzy matching); at
+// least one.
+func queryValues(vr, v string) int {
+	n := 0
+	for _, f := range strings.FieldsFunc(v, func(r rune) bool {
+		return r == '\\' || r == ',' || vr == "PN" && (r == ' ' || r == '^' || r == '=')
+	}) {
+		if strings.TrimSpace(f) != "" {
+			n++
+		}
+	}
+	return max(n, 1)
+}
+
+// checkQueryValue refuses a matching value the index cannot hold: text that is not
+// UTF-8 or holds control characters (no DICOM value used for matching may), and IS
+// values that are not integers from -2^31 to 2^31-1 (PS3.5 6.2).
+func checkQueryValue(key, vr, v string) error {
+	if !utf8.ValidString(v) {
+		return echo.NewHTTPError(http.StatusBadRequest, "the value of "+key+" is not valid UTF-8")
+	}
+	for _, r := range v {
+		if r < 0x20 || r == 0x7f {
+			return echo.NewHTTPError(http.StatusBadRequest, "the value of "+key+" holds a control character")
+		}
+	}
+	if vr == "IS" {
+		for _, f := range strings.Split(v, "\\") {
+			if f = strings.TrimSpace(f); f == "" || f == "*" {
+				continue
+			}
+			if _, err := strconv.ParseInt(strings.TrimPrefix(f, "+"), 10, 32); err != nil {
+				return echo.NewHTTPError(http.StatusBadRequest, key+" must be an integer string (IS) from -2147483648 to 2147483647")
+			}
+		}
+	}
+	return nil
+}
+
 func (s *Service) maxLimit() int {
 	if s.MaxLimit > 0 {
 		return s.MaxLimit
@@ -73,6 +130,7 @@ func (s *Service) parseQIDO(c echo.Context, level index.Level) (*qidoRequest, er
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
+	values, includes := 0, 0
 	for _, key := range keys {
 		vals := params[key]
 		switch strings.ToLower(key) {
@@ -101,6 +159,9 @@ func (s *Service) parseQIDO(c echo.Context, level index.Level) (*qidoRequest, er
 					if f == "" {
 						continue
 					}
+					if includes++; includes > s.maxIncludeFields() {
+						return nil, echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("includefield names more than %d attributes, the most this server takes in one query (dicomweb.max_include_fields)", s.maxIncludeFields()))
+					}
 					if f == "all" {
 						r.all = true
 						continue
@@ -126,8 +187,15 @@ func (s *Service) parseQIDO(c echo.Context, level index.Level) (*qidoRequest, er
 				return nil, echo.NewHTTPError(http.StatusBadRequest, "unknown query parameter or attribute "+strconv.Quote(key))
 			}
 			v := strings.Join(vals, "\\")
-			if dcm.DictVR(t) == "UI" {
+			vr := dcm.DictVR(t)
+			if vr == "UI" {
 				v = strings.ReplaceAll(v, ",", "\\")
+			}
+			if err := checkQueryValue(key, vr, v); err != nil {
+				return nil, err
+			}
+			if values += queryValues(vr, v); values > s.maxQueryValues() {
+				return nil, echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("the matching keys hold more than %d values (UIDs, alternatives, name words), the most this server takes in one query (dicomweb.max_query_values)", s.maxQueryValues()))
 			}
 			r.q.Filters = append(r.q.Filters, index.Filter{Tag: t, Value: v})
 			r.include = append(r.include, t)

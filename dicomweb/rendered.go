@@ -16,6 +16,7 @@ import (
 	"image/jpeg"
 	"image/png"
 	"io"
+	"math"
 	"mime/multipart"
 	"net/http"
 	"net/textproto"
@@ -104,7 +105,7 @@ func parseRenderRequest(c echo.Context, thumbnail bool) (*renderRequest, error) 
 		center, err1 := strconv.ParseFloat(f[0], 64)
 		width, err2 := strconv.ParseFloat(f[1], 64)
 		fn := map[string]string{"linear": "LINEAR", "linear-exact": "LINEAR_EXACT", "sigmoid": "SIGMOID"}[strings.ToLower(f[2])]
-		if err1 != nil || err2 != nil || width <= 0 || fn == "" {
+		if err1 != nil || err2 != nil || width <= 0 || fn == "" || math.IsInf(center, 0) || math.IsNaN(center) || math.IsInf(width, 0) || math.IsNaN(width) {
 			return nil, echo.NewHTTPError(http.StatusBadRequest, "window must be center,width,function with width > 0 and function linear, linear-exact or sigmoid")
 		}
 		r.window = &render.Window{Center: center, Width: width, Function: fn}
@@ -369,6 +370,9 @@ func (s *Service) renderedInstance(thumbnail bool) echo.HandlerFunc {
 		if fl := c.Param("frames"); fl != "" {
 			nums, err := parseFrameList(fl)
 			if err != nil {
+				return err
+			}
+			if err := checkFrameList(nums, max(in.NumberOfFrames, 1)); err != nil {
 				return err
 			}
 			frame = nums[0] - 1

@@ -3,10 +3,14 @@ package dicomweb
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"iter"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/netip"
+	"strconv"
 	"strings"
 
 	"github.com/labstack/echo/v4"
@@ -47,6 +51,19 @@ const (
 	DefaultBasePath       = "/dicom-web"
 	DefaultMaxUploadBytes = 4 << 30
 	DefaultMaxLimit       = 1000
+	// DefaultMaxURLLength is 8 KiB, the request-line limit of common reverse proxies
+	// (nginx's large_client_header_buffers, Apache's LimitRequestLine).
+	DefaultMaxURLLength = 8 << 10
+	// DefaultMaxSTOWParts is far above the instances of one study sent in one request
+	// by real uploaders, and keeps the response (one item per part) small.
+	DefaultMaxSTOWParts = 10000
+	// DefaultMaxFailures is the FailedSOPSequence items kept for one STOW-RS response.
+	DefaultMaxFailures = 1000
+	// DefaultMaxQueryValues leaves room under the index's own cap
+	// (index.MaxQueryTerms), set by SQLite's expression depth limit of 1000.
+	DefaultMaxQueryValues = 500
+	// DefaultMaxIncludeFields is several times the attributes a viewer asks for.
+	DefaultMaxIncludeFields = 200
 )
 
 // Service is the DICOMweb service. Set the fields, then call Register once; the zero
@@ -57,9 +74,36 @@ type Service struct {
 	Ingest Ingester
 	// BasePath is where the Studies Service lives (default DefaultBasePath).
 	BasePath string
-	// PublicURL is the scheme and authority used in RetrieveURL and BulkDataURI values
-	// ("https://pacs.example.org"); empty means the request's own.
+	// PublicURL is the scheme and authority used in every absolute URL the service
+	// writes (RetrieveURL, BulkDataURI, Content-Location: "https://pacs.example.org").
+	// When empty, the authority is the request's Host header if AllowedHosts lists it,
+	// else the local address the connection arrived on: an arbitrary Host header is
+	// never reflected.
 	PublicURL string
+	// AllowedHosts are the Host header values that may be used in absolute URLs when
+	// PublicURL is empty: "pacs.example.org" (which also admits the port the
+	// connection arrived on, "pacs.example.org:8042") or "host:port" exactly. Matching
+	// ignores case. Default: none (the local address is used).
+	AllowedHosts []string
+	// MaxURLLength caps the request target (path and query) of DICOMweb and WADO-URI
+	// requests in bytes; longer ones are answered 414 URI Too Long (default
+	// DefaultMaxURLLength).
+	MaxURLLength int
+	// MaxSTOWParts caps the parts of one STOW-RS request; the parts after it are not
+	// read, and the answer says so: 413 when nothing was stored, else 202 with what was
+	// (default DefaultMaxSTOWParts).
+	MaxSTOWParts int
+	// MaxFailures caps the FailedSOPSequence items of one STOW-RS response; failures
+	// beyond it are counted in a Warning instead of listed (default DefaultMaxFailures).
+	MaxFailures int
+	// MaxQueryValues caps the values of the matching keys of one QIDO-RS request
+	// (each UID of a list, each alternative, each fuzzy name word counts one; a key
+	// counts at least one); more is 400 (default DefaultMaxQueryValues). Values above
+	// index.MaxQueryTerms cannot be run by the index and are 400 as well.
+	MaxQueryValues int
+	// MaxIncludeFields caps the includefield attributes of one QIDO-RS request; more is
+	// 400 (default DefaultMaxIncludeFields).
+	MaxIncludeFields int
 	// MaxUploadBytes caps a STOW-RS request body (default DefaultMaxUploadBytes).
 	MaxUploadBytes int64
 	// MaxLimit caps the results of one QIDO-RS request (default DefaultMaxLimit).
@@ -91,12 +135,59 @@ func (s *Service) log() *slog.Logger {
 	return s.Logger
 }
 
-// root returns the absolute URL of the service for c's request.
+// root returns the absolute URL of the service for c's request: PublicURL, else the
+// request's scheme and authority (see authority).
 func (s *Service) root(c echo.Context) string {
 	if s.PublicURL != "" {
 		return strings.TrimRight(s.PublicURL, "/") + s.base()
 	}
-	return c.Scheme() + "://" + c.Request().Host + s.base()
+	return c.Scheme() + "://" + s.authority(c.Request()) + s.base()
+}
+
+// authority is the host[:port] of absolute URLs written for r when PublicURL is empty:
+// r's Host header when AllowedHosts admits it (lower-cased), else the local address the
+// connection arrived on, else "localhost". An arbitrary Host header is never used: it
+// would let anyone who can send a request make the answers point elsewhere.
+func (s *Service) authority(r *http.Request) string {
+	var local netip.AddrPort
+	if a, ok := r.Context().Value(http.LocalAddrContextKey).(*net.TCPAddr); ok {
+		ap := a.AddrPort()
+		local = netip.AddrPortFrom(ap.Addr().Unmap().WithZone(""), ap.Port())
+	}
+	host := strings.ToLower(r.Host)
+	for _, h := range s.AllowedHosts {
+		h = strings.ToLower(strings.TrimSpace(h))
+		if h != "" && (host == h || local.IsValid() && host == h+":"+strconv.Itoa(int(local.Port()))) {
+			return host
+		}
+	}
+	if local.IsValid() {
+		return local.String()
+	}
+	return "localhost"
+}
+
+func (s *Service) maxURLLength() int {
+	if s.MaxURLLength > 0 {
+		return s.MaxURLLength
+	}
+	return DefaultMaxURLLength
+}
+
+// limitURL answers 414 URI Too Long to requests whose target (path and query) is over
+// MaxURLLength, before anything is parsed or looked up.
+func (s *Service) limitURL(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		r := c.Request()
+		n := len(r.RequestURI)
+		if n == 0 {
+			n = len(r.URL.RequestURI())
+		}
+		if limit := s.maxURLLength(); n > limit {
+			return echo.NewHTTPError(http.StatusRequestURITooLong, fmt.Sprintf("the request URL is %d bytes long; this server takes at most %d (dicomweb.max_url_length)", n, limit))
+		}
+		return next(c)
+	}
 }
 
 // Register adds the service's routes (and CORS for them) to e, and WADO-URI at /wado.
@@ -122,41 +213,42 @@ func (s *Service) Register(e *echo.Echo) {
 		MaxAge:        600,
 	}))
 	g := e.Group(base)
-	g.GET("", s.capabilities)
-	g.OPTIONS("", s.capabilities)
+	lim := s.limitURL // on each route: a group middleware would also answer unknown paths
+	g.GET("", s.capabilities, lim)
+	g.OPTIONS("", s.capabilities, lim)
 
-	g.POST("/studies", s.stow)
-	g.POST("/studies/:study", s.stow)
+	g.POST("/studies", s.stow, lim)
+	g.POST("/studies/:study", s.stow, lim)
 
-	g.GET("/studies", s.qido(index.StudyLevel))
-	g.GET("/series", s.qido(index.SeriesLevel))
-	g.GET("/instances", s.qido(index.ImageLevel))
-	g.GET("/studies/:study/series", s.qido(index.SeriesLevel))
-	g.GET("/studies/:study/instances", s.qido(index.ImageLevel))
-	g.GET("/studies/:study/series/:series/instances", s.qido(index.ImageLevel))
+	g.GET("/studies", s.qido(index.StudyLevel), lim)
+	g.GET("/series", s.qido(index.SeriesLevel), lim)
+	g.GET("/instances", s.qido(index.ImageLevel), lim)
+	g.GET("/studies/:study/series", s.qido(index.SeriesLevel), lim)
+	g.GET("/studies/:study/instances", s.qido(index.ImageLevel), lim)
+	g.GET("/studies/:study/series/:series/instances", s.qido(index.ImageLevel), lim)
 
-	g.GET("/studies/:study", s.retrieve)
-	g.GET("/studies/:study/series/:series", s.retrieve)
-	g.GET("/studies/:study/series/:series/instances/:instance", s.retrieve)
-	g.GET("/studies/:study/metadata", s.metadata)
-	g.GET("/studies/:study/series/:series/metadata", s.metadata)
-	g.GET("/studies/:study/series/:series/instances/:instance/metadata", s.metadata)
-	g.GET("/studies/:study/series/:series/instances/:instance/frames/:frames", s.frames)
-	g.GET("/studies/:study/series/:series/instances/:instance/bulkdata/*", s.bulkdata)
+	g.GET("/studies/:study", s.retrieve, lim)
+	g.GET("/studies/:study/series/:series", s.retrieve, lim)
+	g.GET("/studies/:study/series/:series/instances/:instance", s.retrieve, lim)
+	g.GET("/studies/:study/metadata", s.metadata, lim)
+	g.GET("/studies/:study/series/:series/metadata", s.metadata, lim)
+	g.GET("/studies/:study/series/:series/instances/:instance/metadata", s.metadata, lim)
+	g.GET("/studies/:study/series/:series/instances/:instance/frames/:frames", s.frames, lim)
+	g.GET("/studies/:study/series/:series/instances/:instance/bulkdata/*", s.bulkdata, lim)
 
 	for _, p := range []string{"/studies/:study", "/studies/:study/series/:series", "/studies/:study/series/:series/instances/:instance"} {
-		g.DELETE(p, s.delete)
+		g.DELETE(p, s.delete, lim)
 	}
-	g.GET("/studies/:study/rendered", s.renderedSeries)
-	g.GET("/studies/:study/series/:series/rendered", s.renderedSeries)
-	g.GET("/studies/:study/thumbnail", s.thumbnailSeries)
-	g.GET("/studies/:study/series/:series/thumbnail", s.thumbnailSeries)
-	g.GET("/studies/:study/series/:series/instances/:instance/rendered", s.renderedInstance(false))
-	g.GET("/studies/:study/series/:series/instances/:instance/thumbnail", s.renderedInstance(true))
-	g.GET("/studies/:study/series/:series/instances/:instance/frames/:frames/rendered", s.renderedInstance(false))
-	g.GET("/studies/:study/series/:series/instances/:instance/frames/:frames/thumbnail", s.renderedInstance(true))
+	g.GET("/studies/:study/rendered", s.renderedSeries, lim)
+	g.GET("/studies/:study/series/:series/rendered", s.renderedSeries, lim)
+	g.GET("/studies/:study/thumbnail", s.thumbnailSeries, lim)
+	g.GET("/studies/:study/series/:series/thumbnail", s.thumbnailSeries, lim)
+	g.GET("/studies/:study/series/:series/instances/:instance/rendered", s.renderedInstance(false), lim)
+	g.GET("/studies/:study/series/:series/instances/:instance/thumbnail", s.renderedInstance(true), lim)
+	g.GET("/studies/:study/series/:series/instances/:instance/frames/:frames/rendered", s.renderedInstance(false), lim)
+	g.GET("/studies/:study/series/:series/instances/:instance/frames/:frames/thumbnail", s.renderedInstance(true), lim)
 
-	e.GET("/wado", s.wadoURI)
+	e.GET("/wado", s.wadoURI, lim)
 }
 
 // uidParams returns the study, series and instance UIDs of the path (those present),
@@ -178,9 +270,10 @@ func uidParams(c echo.Context) (study, series, instance string, err error) {
 	return study, series, instance, nil
 }
 
-// ErrorHandler answers errors with their status and a JSON body {"error": reason}. Index
-// and store failures are logged and answered 503 without details; a request whose
-// client went away gets no answer.
+// ErrorHandler answers errors with their status and a JSON body {"error": reason}. A
+// query the index refuses as given (index.ErrBadQuery) is 400 with the index's reason;
+// other index and store failures are logged and answered 503 without details; a request
+// whose client went away gets no answer.
 func (s *Service) ErrorHandler(err error, c echo.Context) {
 	if c.Response().Committed {
 		return
@@ -196,6 +289,8 @@ func (s *Service) ErrorHandler(err error, c echo.Context) {
 		}
 	case errors.Is(err, index.ErrNotFound), errors.Is(err, archive.ErrNotFound):
 		code, msg = http.StatusNotFound, "not found"
+	case errors.Is(err, index.ErrBadQuery):
+		code, msg = http.StatusBadRequest, strings.TrimPrefix(err.Error(), "index: ")
 	case errors.Is(err, context.Canceled):
 		return
 	default:

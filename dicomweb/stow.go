@@ -44,11 +44,29 @@ func failureReason(err error) (code uint16, serverSide bool) {
 	return reasonProcessingFailure, true
 }
 
-// maxWarnings caps the Warning headers of one STOW-RS response.
+// maxWarnings caps the per-part Warning headers of one STOW-RS response.
 const maxWarnings = 20
 
+func (s *Service) maxSTOWParts() int {
+	if s.MaxSTOWParts > 0 {
+		return s.MaxSTOWParts
+	}
+	return DefaultMaxSTOWParts
+}
+
+func (s *Service) maxFailures() int {
+	if s.MaxFailures > 0 {
+		return s.MaxFailures
+	}
+	return DefaultMaxFailures
+}
+
 // stow implements STOW-RS (PS3.18 10.5): a multipart/related body of application/dicom
-// parts, each streamed into the ingest pipeline as it arrives.
+// parts, each streamed into the ingest pipeline as it arrives. A body over
+// MaxUploadBytes or with more than MaxSTOWParts parts is not read further: the answer
+// is 413 Payload Too Large when nothing was stored, else 202 Accepted with what was
+// stored and a Warning naming the limit. At most MaxFailures FailedSOPSequence items
+// and maxWarnings per-part Warnings are kept; the rest are counted.
 func (s *Service) stow(c echo.Context) error {
 	study, _, _, err := uidParams(c)
 	if err != nil {
@@ -77,9 +95,24 @@ func (s *Service) stow(c echo.Context) error {
 	mr := multipart.NewReader(body, boundary)
 	root := s.root(c)
 
+	maxParts, maxFails := s.maxSTOWParts(), s.maxFailures()
 	resp := &dcm.Dataset{}
 	var refs, fails []*dcm.Dataset
+	failCount := 0 // fails holds the first maxFails of them
+	fail := func(it *dcm.Dataset) {
+		if failCount++; failCount <= maxFails {
+			fails = append(fails, it)
+		}
+	}
 	var warnings []string
+	moreWarnings := 0 // beyond maxWarnings: counted, not kept
+	warn := func(w string) {
+		if len(warnings) < maxWarnings {
+			warnings = append(warnings, w)
+		} else {
+			moreWarnings++
+		}
+	}
 	studies := map[string]bool{}
 	serverFailures := 0
 	var bodyErr *echo.HTTPError
@@ -92,10 +125,14 @@ func (s *Service) stow(c echo.Context) error {
 			bodyErr = bodyError(err, n, limit)
 			break
 		}
+		if n > maxParts {
+			bodyErr = echo.NewHTTPError(http.StatusRequestEntityTooLarge, fmt.Sprintf("this server takes at most %d parts in one request (dicomweb.max_stow_parts); the parts after part %d were not read", maxParts, maxParts))
+			break
+		}
 		if ct := part.Header.Get("Content-Type"); ct != "" {
 			if pt, _, err := mime.ParseMediaType(ct); err != nil || pt != "application/dicom" {
-				fails = append(fails, failedItem("", "", reasonCannotUnderstand))
-				warnings = append(warnings, fmt.Sprintf("part %d: media type %q is not application/dicom", n, ct))
+				fail(failedItem("", "", reasonCannotUnderstand))
+				warn(fmt.Sprintf("part %d: media type %q is not application/dicom", n, ct))
 				continue
 			}
 		}
@@ -116,8 +153,8 @@ func (s *Service) stow(c echo.Context) error {
 			if errors.As(err, &ie) {
 				class, inst, reason = ie.SOPClassUID, ie.SOPInstanceUID, ie.Reason
 			}
-			fails = append(fails, failedItem(class, inst, code))
-			warnings = append(warnings, fmt.Sprintf("part %d: %s", n, reason))
+			fail(failedItem(class, inst, code))
+			warn(fmt.Sprintf("part %d: %s", n, reason))
 			continue
 		}
 		studies[res.StudyInstanceUID] = true
@@ -127,10 +164,19 @@ func (s *Service) stow(c echo.Context) error {
 		it.Set(dcm.NewString(dcm.TagRetrieveURL, "UR", root+"/studies/"+res.StudyInstanceUID+"/series/"+res.SeriesInstanceUID+"/instances/"+res.SOPInstanceUID))
 		refs = append(refs, it)
 	}
+	if moreWarnings > 0 {
+		warnings = append(warnings, fmt.Sprintf("%d more parts failed; their reasons are not listed", moreWarnings))
+	}
+	if failCount > len(fails) {
+		warnings = append(warnings, fmt.Sprintf("%d more failed parts are not listed in FailedSOPSequence, which holds at most %d (dicomweb.max_failures)", failCount-len(fails), maxFails))
+	}
 	if bodyErr != nil && len(refs) == 0 {
+		for _, w := range warnings {
+			addWarning(c, w)
+		}
 		return bodyErr
 	}
-	if bodyErr == nil && len(refs) == 0 && len(fails) == 0 {
+	if bodyErr == nil && len(refs) == 0 && failCount == 0 {
 		return echo.NewHTTPError(http.StatusBadRequest, "the multipart body has no parts")
 	}
 	if bodyErr != nil {
@@ -153,18 +199,14 @@ func (s *Service) stow(c echo.Context) error {
 	}
 	status := http.StatusOK
 	switch {
-	case len(refs) == 0 && serverFailures == len(fails):
+	case len(refs) == 0 && serverFailures == failCount:
 		status = http.StatusServiceUnavailable
 	case len(refs) == 0:
 		status = http.StatusConflict
-	case len(fails) > 0 || bodyErr != nil:
+	case failCount > 0 || bodyErr != nil:
 		status = http.StatusAccepted
 	}
-	for i, w := range warnings {
-		if i == maxWarnings {
-			addWarning(c, fmt.Sprintf("%d more failures not listed", len(warnings)-i))
-			break
-		}
+	for _, w := range warnings {
 		addWarning(c, w)
 	}
 	js, _, err := resp.JSON(nil)

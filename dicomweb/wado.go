@@ -384,7 +384,8 @@ func chooseFrameMedia(accept, ts string, frames int) (frameChoice, bool) {
 	return frameChoice{}, false
 }
 
-// parseFrameList reads "1,3,5" (1-based frame numbers).
+// parseFrameList reads "1,3,5" (1-based frame numbers). The URL length limit bounds
+// its length; checkFrameList checks it against the instance.
 func parseFrameList(s string) ([]int, error) {
 	var out []int
 	for _, f := range strings.Split(s, ",") {
@@ -397,7 +398,24 @@ func parseFrameList(s string) ([]int, error) {
 	return out, nil
 }
 
-// frames serves /frames/{list} by ranged reads of the stored object.
+// checkFrameList refuses a frame list that names more frames than the instance has
+// (frames), or a frame twice: each frame is sent at most once per request.
+func checkFrameList(nums []int, frames int) error {
+	if len(nums) > frames {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("the frame list names %d frames; the instance has %d", len(nums), frames))
+	}
+	seen := make(map[int]bool, len(nums))
+	for _, n := range nums {
+		if seen[n] {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("frame %d is listed more than once", n))
+		}
+		seen[n] = true
+	}
+	return nil
+}
+
+// frames serves /frames/{list} by ranged reads of the stored object, one frame at a
+// time.
 func (s *Service) frames(c echo.Context) error {
 	nums, err := parseFrameList(c.Param("frames"))
 	if err != nil {
@@ -412,6 +430,9 @@ func (s *Service) frames(c echo.Context) error {
 	}
 	var pl dcm.PixelLayout
 	if err := json.Unmarshal(in.PixelLayout, &pl); err != nil {
+		return err
+	}
+	if err := checkFrameList(nums, pl.NumberOfFrames); err != nil {
 		return err
 	}
 	ranges := make([][]dcm.Range, len(nums))
@@ -429,9 +450,12 @@ func (s *Service) frames(c echo.Context) error {
 		return s.decompressedFrames(c, in, nums, choice)
 	}
 	// Open the first range before the status goes out, so a missing object is a 404/503.
-	first, err := s.Store.GetRange(ctx, in.BlobKey, ranges[0][0].Offset, ranges[0][0].Length)
-	if err != nil {
-		return err
+	// (A frame may have no bytes at all: an encapsulated frame without fragments.)
+	var first io.ReadCloser
+	if len(ranges[0]) > 0 {
+		if first, err = s.Store.GetRange(ctx, in.BlobKey, ranges[0][0].Offset, ranges[0][0].Length); err != nil {
+			return err
+		}
 	}
 	w := c.Response()
 	partType := choice.media + "; transfer-syntax=" + choice.ts
@@ -482,42 +506,51 @@ func (s *Service) frames(c echo.Context) error {
 }
 
 // decompressedFrames answers /frames with compressed frames decoded to native bytes
-// (Explicit VR Little Endian): all frames are decoded before the status goes out, so a
-// decoder failure is a clean 406.
+// (Explicit VR Little Endian), one frame at a time: each is decoded, written and
+// dropped before the next is read, so memory holds one frame whatever the list. The
+// first frame is decoded before the status goes out, so an object the decoder cannot
+// read is a clean 406; a later frame that fails to decode breaks the transfer off.
 func (s *Service) decompressedFrames(c echo.Context, in *index.Instance, nums []int, choice frameChoice) error {
 	ps, err := s.openPixels(c.Request().Context(), in)
 	if err != nil {
 		return err
 	}
-	parts := make([][]byte, len(nums))
-	for i, n := range nums {
-		if parts[i], _, err = ps.nativeFrame(n - 1); err != nil {
-			if errors.Is(err, errStore) {
-				return err
-			}
-			return echo.NewHTTPError(http.StatusNotAcceptable, "frames stored as "+in.TransferSyntaxUID+" could not be decompressed ("+strings.TrimPrefix(err.Error(), "render: ")+"); ask with transfer-syntax=*")
+	first, _, err := ps.nativeFrame(nums[0] - 1)
+	if err != nil {
+		if errors.Is(err, errStore) {
+			return err
 		}
+		return echo.NewHTTPError(http.StatusNotAcceptable, "frames stored as "+in.TransferSyntaxUID+" could not be decompressed ("+strings.TrimPrefix(err.Error(), "render: ")+"); ask with transfer-syntax=*")
 	}
 	w := c.Response()
 	partType := choice.media + "; transfer-syntax=" + choice.ts
 	if !choice.multipart {
 		w.Header().Set("Content-Type", partType)
-		return c.Blob(http.StatusOK, partType, parts[0])
+		return c.Blob(http.StatusOK, partType, first)
 	}
 	mw := startMultipart(c, choice.media)
 	base := instanceURL(s.root(c), in) + "/frames/"
 	for i, n := range nums {
+		data := first
+		if i > 0 {
+			if data, _, err = ps.nativeFrame(n - 1); err != nil {
+				s.log().Info("dicomweb: frames: frame not decoded mid-response", "frame", n, "transfer_syntax", in.TransferSyntaxUID, "err", err)
+				abort()
+			}
+		}
+		first = nil
 		h := textproto.MIMEHeader{}
 		h.Set("Content-Type", partType)
-		h.Set("Content-Length", strconv.Itoa(len(parts[i])))
+		h.Set("Content-Length", strconv.Itoa(len(data)))
 		h.Set("Content-Location", base+strconv.Itoa(n))
 		pw, err := mw.CreatePart(h)
 		if err == nil {
-			_, err = pw.Write(parts[i])
+			_, err = pw.Write(data)
 		}
 		if err != nil {
 			abort()
 		}
+		w.Flush() // the frame goes out before the next is decoded
 	}
 	if mw.Close() != nil {
 		abort()

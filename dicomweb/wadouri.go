@@ -3,6 +3,7 @@ package dicomweb
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -137,7 +138,7 @@ func (s *Service) wadoURIRendered(c echo.Context, uids map[string]string, media 
 	if wc != "" {
 		c0, err1 := strconv.ParseFloat(wc, 64)
 		w0, err2 := strconv.ParseFloat(ww, 64)
-		if err1 != nil || err2 != nil || w0 <= 0 {
+		if err1 != nil || err2 != nil || w0 <= 0 || math.IsInf(c0, 0) || math.IsNaN(c0) || math.IsInf(w0, 0) || math.IsNaN(w0) {
 			return echo.NewHTTPError(http.StatusBadRequest, "windowCenter and windowWidth must be numbers, windowWidth > 0")
 		}
 		r.window = &render.Window{Center: c0, Width: w0}

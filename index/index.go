@@ -19,6 +19,20 @@ var ErrExists = errors.New("index: instance already indexed")
 // indexed (for example a series UID already used under another study).
 var ErrConflict = errors.New("index: conflicting hierarchy")
 
+// ErrBadQuery is returned (wrapped) by Find for a query that cannot be run as given:
+// more terms than MaxQueryTerms, or a value that is not valid UTF-8 text or holds a NUL
+// character. The caller's input failed, not the index: callers answer it as a bad
+// request, never "try again".
+var ErrBadQuery = errors.New("index: the query cannot be run")
+
+// MaxQueryTerms is the most terms the filters of one Query may hold together: each
+// filter that matches on something counts one, and each value it holds counts one more
+// (each UID of a list, each alternative, each fuzzy name word, each end of a range).
+// Find refuses larger queries with ErrBadQuery before the database sees them: SQLite
+// cannot run an expression deeper than 1000 terms, PostgreSQL more than 65535
+// parameters.
+const MaxQueryTerms = 900
+
 // Level is a query/retrieve level (QueryRetrieveLevel, 0008,0052).
 type Level int
 

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/lumenpacs/lumen/archive/dcm"
 	"github.com/lumenpacs/lumen/index"
@@ -86,6 +87,11 @@ func (x *DB) Find(ctx context.Context, q index.Query) (*index.Result, error) {
 	var where []string
 	res := &index.Result{}
 	for _, f := range q.Filters {
+		if !utf8.ValidString(f.Value) || strings.ContainsRune(f.Value, 0) {
+			return nil, fmt.Errorf("%w: the value of %s is not valid UTF-8 text or holds a NUL character", index.ErrBadQuery, f.Tag)
+		}
+	}
+	for _, f := range q.Filters {
 		c, ok := columns[f.Tag]
 		if !ok || c.level > q.Level {
 			res.Ignored = append(res.Ignored, f.Tag)
@@ -95,6 +101,9 @@ func (x *DB) Find(ctx context.Context, q index.Query) (*index.Result, error) {
 		if cond != "" {
 			where = append(where, cond)
 		}
+	}
+	if n := len(where) + len(b.args); n > index.MaxQueryTerms {
+		return nil, fmt.Errorf("%w: it has %d matching terms (keys and values); the index takes at most %d", index.ErrBadQuery, n, index.MaxQueryTerms)
 	}
 	// The caller's scope (index.WithScope), in the query itself.
 	for _, sc := range index.Scopes(ctx) {
@@ -307,7 +316,7 @@ func (x *DB) match(b *builder, c column, value string, fuzzy bool) string {
 		}
 		return c.col + ` = ` + b.arg(norm(v, false))
 	case kInt:
-		n, err := strconv.Atoi(strings.TrimPrefix(v, "+"))
+		n, err := strconv.ParseInt(strings.TrimPrefix(v, "+"), 10, 32) // IS: -2^31 .. 2^31-1
 		if err != nil {
 			return `1 = 0`
 		}
