@@ -106,6 +106,15 @@ type DICOMwebConfig struct {
 	// BackgroundThumbnails renders each study's thumbnails once it has stopped
 	// receiving instances, from the queue in the index.
 	BackgroundThumbnails bool `koanf:"background_thumbnails"`
+	// Bounds of what one request may ask (dicomweb.Service): the Host header values
+	// allowed in absolute URLs when public_url is empty, the request target's length,
+	// STOW-RS parts and listed failures, QIDO values and includefield entries.
+	AllowedHosts     []string `koanf:"allowed_hosts"`
+	MaxURLLength     int      `koanf:"max_url_length"`
+	MaxSTOWParts     int      `koanf:"max_stow_parts"`
+	MaxFailures      int      `koanf:"max_failures"`
+	MaxQueryValues   int      `koanf:"max_query_values"`
+	MaxIncludeFields int      `koanf:"max_include_fields"`
 }
 
 // DIMSEConfig configures the DICOM listener and its AE policy.
@@ -300,6 +309,12 @@ var defaults = map[string]any{
 	"dicomweb.cors_origins":             []any{"*"},
 	"dicomweb.thumbnail_lru":            4096,
 	"dicomweb.background_thumbnails":    true,
+	"dicomweb.allowed_hosts":            []any{},
+	"dicomweb.max_url_length":           8192,
+	"dicomweb.max_stow_parts":           10000,
+	"dicomweb.max_failures":             1000,
+	"dicomweb.max_query_values":         500,
+	"dicomweb.max_include_fields":       200,
 	"audit.syslog":                      "",
 	"auth.mode":                         "",
 	"auth.issuer":                       "",

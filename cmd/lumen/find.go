@@ -68,6 +68,9 @@ func (h *findHandler) HandleFind(ctx context.Context, req *dimse.FindRequest, se
 		if errors.Is(err, context.Canceled) {
 			return dimse.Status{Code: dimse.StatusCancel}
 		}
+		if errors.Is(err, index.ErrBadQuery) { // the identifier's fault: never "try again"
+			return dimse.Status{Code: dimse.StatusCannotUnderstand, ErrorComment: strings.TrimPrefix(err.Error(), "index: ")}
+		}
 		h.log.Warn("dimse: C-FIND failed", "calling_ae", req.Association.CallingAETitle, "err", err)
 		return dimse.Status{Code: dimse.StatusOutOfResources, ErrorComment: "index unavailable"}
 	}

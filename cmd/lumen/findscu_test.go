@@ -166,3 +166,36 @@ func TestFindCancelAndCharset(t *testing.T) {
 		t.Fatalf("Latin-1 query: %+v %v %q", st, err, names)
 	}
 }
+
+// TestFindTooManyTerms: a C-FIND or C-MOVE identifier the index cannot run as given (a
+// list of 1,000 UIDs) is the requestor's fault: 0xC000 with the reason, never 0xA700
+// "out of resources", which a workstation would retry.
+func TestFindTooManyTerms(t *testing.T) {
+	s := startLumen(t, func(c *Config) { c.DIMSE.Peers = []PeerConfig{{AETitle: "WS", Host: "127.0.0.1", Port: 9}} })
+	uids := make([]string, 1000)
+	for i := range uids {
+		uids[i] = fmt.Sprintf("1.2.3.%d", i+1)
+	}
+	ds := &dcm.Dataset{}
+	ds.Set(dcm.NewString(dcm.TagQueryRetrieveLevel, "CS", "STUDY"))
+	ds.Set(dcm.NewString(dcm.TagStudyInstanceUID, "UI", uids...))
+	ident, err := ds.Encode(dcm.ExplicitVRLittleEndian)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := dimse.Dial(context.Background(), s.addr.DIMSE, dimse.DialConfig{CallingAETitle: "WS", CalledAETitle: "LUMEN", Contexts: []dimse.ProposedContext{
+		{AbstractSyntax: dimse.StudyRootFind, TransferSyntaxes: []string{dimse.ExplicitVRLittleEndian}},
+		{AbstractSyntax: dimse.StudyRootMove, TransferSyntaxes: []string{dimse.ExplicitVRLittleEndian}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Release()
+	st, err := c.Find(context.Background(), dimse.StudyRootFind, ident, func([]byte) bool { return true })
+	if err != nil || st.Code != dimse.StatusCannotUnderstand || !strings.Contains(st.ErrorComment, "terms") {
+		t.Errorf("C-FIND with 1,000 UIDs: %v 0x%04X %q, want 0xC000 with the reason", err, st.Code, st.ErrorComment)
+	}
+	st, _, err = c.Move(context.Background(), dimse.StudyRootMove, "WS", ident, func(dimse.SubOperations) bool { return true })
+	if err != nil || st.Code != dimse.StatusCannotUnderstand || !strings.Contains(st.ErrorComment, "terms") {
+		t.Errorf("C-MOVE with 1,000 UIDs: %v 0x%04X %q, want 0xC000 with the reason", err, st.Code, st.ErrorComment)
+	}
+}

@@ -76,6 +76,9 @@ func (h *retrieveHandler) resolve(ctx context.Context, req *dimse.RetrieveReques
 		q.Filters = append(q.Filters, index.Filter{Tag: tag, Value: v})
 	}
 	res, err := h.idx.Find(ctx, q)
+	if err != nil && errors.Is(err, index.ErrBadQuery) {
+		return nil, &dimse.Status{Code: dimse.StatusCannotUnderstand, ErrorComment: strings.TrimPrefix(err.Error(), "index: ")}
+	}
 	if err != nil {
 		h.log.Warn("dimse: retrieve: index unavailable", "err", err)
 		return nil, &dimse.Status{Code: dimse.StatusOutOfResourcesMatches, ErrorComment: "index unavailable"}

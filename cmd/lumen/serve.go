@@ -151,6 +151,8 @@ func serve(ctx context.Context, c *Config, log *slog.Logger, ready chan<- listen
 		BasePath: c.DICOMweb.BasePath, PublicURL: c.DICOMweb.PublicURL, MaxUploadBytes: c.DICOMweb.MaxUploadBytes,
 		MaxLimit: c.DICOMweb.MaxLimit, AllowDelete: c.DICOMweb.AllowDelete, CORSOrigins: c.DICOMweb.CORSOrigins,
 		ThumbnailLRU: c.DICOMweb.ThumbnailLRU,
+		AllowedHosts: c.DICOMweb.AllowedHosts, MaxURLLength: c.DICOMweb.MaxURLLength, MaxSTOWParts: c.DICOMweb.MaxSTOWParts,
+		MaxFailures: c.DICOMweb.MaxFailures, MaxQueryValues: c.DICOMweb.MaxQueryValues, MaxIncludeFields: c.DICOMweb.MaxIncludeFields,
 	}
 	signer, err := c.linkSigner()
 	if err != nil {
