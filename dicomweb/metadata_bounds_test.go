@@ -187,7 +187,7 @@ func TestQIDOInstancesSkipMetadata(t *testing.T) {
 				{"/instances?SOPClassUID=1.2.840.10008.5.1.4.1.1.7&limit=5&offset=0", false},
 				{"/instances?includefield=all", true},
 				{"/instances?includefield=00280004", true}, // PhotometricInterpretation: not indexed
-				{"/instances?00091000=v00000", true},        // matching on a private attribute: answered from metadata
+				{"/instances?00091000=v00000", true},       // matching on a private attribute: answered from metadata
 			} {
 				idx.reset()
 				list, _ := e.getJSON(t, e.base+c.query, "Accept", "application/dicom+json")
