@@ -215,7 +215,9 @@ func (s *Service) qido(level index.Level) echo.HandlerFunc {
 			return err
 		}
 		study, series := r.study, r.series
-		r.q.WithMetadata = level == index.ImageLevel
+		// The instances' stored metadata is read only when the answer needs an attribute
+		// the index does not hold (includefield=all, or a non-indexed attribute).
+		r.q.WithMetadata = level == index.ImageLevel && (r.all || !indexHolds(r.include) || !indexHolds(instanceTags))
 		res, err := s.Index.Find(c.Request().Context(), r.q)
 		if err != nil {
 			return err
@@ -300,6 +302,17 @@ func (s *Service) qido(level index.Level) echo.HandlerFunc {
 		buf.WriteByte(']')
 		return c.Blob(http.StatusOK, "application/dicom+json", buf.Bytes())
 	}
+}
+
+// indexHolds reports whether the index record of an instance holds every tag.
+func indexHolds(tags []dcm.Tag) bool {
+	var rec index.Instance
+	for _, t := range tags {
+		if _, _, ok := rec.Attribute(t); !ok {
+			return false
+		}
+	}
+	return true
 }
 
 // acceptsJSON reports whether an Accept header admits application/dicom+json.

@@ -104,6 +104,11 @@ func (in *Instance) Attribute(t dcm.Tag) (vr string, values []string, ok bool) {
 			return "US", nil, true
 		}
 		return "US", []string{strconv.Itoa(in.Columns)}, true
+	case dcm.TagBitsAllocated:
+		if in.BitsAllocated == 0 {
+			return "US", nil, true
+		}
+		return "US", []string{strconv.Itoa(in.BitsAllocated)}, true
 	}
 	return in.Series.Attribute(t)
 }

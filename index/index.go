@@ -114,14 +114,23 @@ type Instance struct {
 	TransferSyntaxUID string
 	NumberOfFrames    int
 	Rows, Columns     int
+	// BitsAllocated (0028,0100), or 0 when the object has none: a default instance
+	// return attribute of QIDO-RS (PS3.18 Table 10.6.3-5), held so that queries need
+	// not read Metadata.
+	BitsAllocated int
 	// BlobKey locates the stored PS3.10 file in the archive.Store.
 	BlobKey string
 	// Size is the stored object's length in bytes; SHA256 its hex digest.
 	Size   int64
 	SHA256 string
 	// Metadata is the DICOM JSON object of the data set (PS3.18 F.2), bulk data
-	// replaced by relative BulkDataURIs ("bulkdata/<path>").
+	// replaced by relative BulkDataURIs ("bulkdata/<path>"). It is bounded (see
+	// dcm.JSONOptions): what did not fit is said in MetadataOmitted.
 	Metadata []byte
+	// MetadataOmitted says what was left out of Metadata to keep it within its bounds
+	// (dcm.JSONOmissions), or "" when Metadata is the whole data set. The stored object
+	// itself always holds everything.
+	MetadataOmitted string
 	// PixelLayout is the JSON of dcm.PixelLayout (frame byte ranges), or nil.
 	PixelLayout []byte
 	// Bulk is the JSON of []dcm.BulkRef (where each BulkDataURI's bytes lie), or nil.
@@ -140,6 +149,11 @@ type Instance struct {
 type Filter struct {
 	Tag   dcm.Tag
 	Value string
+	// Values, when not empty, replaces Value with a list of values matched exactly (no
+	// wildcards, ranges or lists inside a value; surrounding spaces ignored): a record
+	// matches when the attribute equals any of them. It lets one query resolve a list of
+	// accession numbers or IDs. Callers bound its length.
+	Values []string
 }
 
 // Query selects records at one level.
@@ -153,6 +167,25 @@ type Query struct {
 	// WithMetadata, at ImageLevel, also loads each instance's Metadata, PixelLayout and
 	// Bulk (left nil otherwise, as they are large).
 	WithMetadata bool
+	// Reverse reverses the order of the results: oldest study first (and, within a
+	// study, the last series and instance first).
+	Reverse bool
+	// Class, when set, admits only the studies in a class (or, with Exclude, those not in
+	// it), at study level and below.
+	Class *ClassFilter
+	// Total also counts the records the query matches, whatever Limit and Offset say,
+	// into Result.Total. MaxTotal > 0 bounds that work: counting stops past MaxTotal, and
+	// Total is then MaxTotal+1, meaning "more than MaxTotal".
+	Total    bool
+	MaxTotal int
+	// CountOnly, with Total, reads no records: only Result.Total is set.
+	CountOnly bool
+}
+
+// ClassFilter admits the studies of a class, or (Exclude) the studies outside it.
+type ClassFilter struct {
+	Class   StudyClass
+	Exclude bool
 }
 
 // Result holds the records of a query at its level (only the field of the query's level
@@ -164,6 +197,8 @@ type Result struct {
 	Instances []Instance
 	// Ignored lists filter tags that are not matchable at this level.
 	Ignored []dcm.Tag
+	// Total is the number of matching records when the query asked for it (Query.Total).
+	Total int
 }
 
 // Counts are totals over the whole index.

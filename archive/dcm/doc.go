@@ -5,7 +5,9 @@
 // with defined and undefined lengths, §8.2 and Annex A.4: encapsulated pixel data with its
 // Basic Offset Table and fragments, Annex A.5: deflate) and the file format of PS3.10
 // (§7.1: preamble, "DICM" prefix and File Meta Information group 0002). It also produces
-// the DICOM JSON Model of PS3.18 Annex F.
+// the DICOM JSON Model of PS3.18 Annex F, bounded (JSONOptions: long values become
+// BulkDataURIs, private elements past a count and elements past a total size are left
+// out and reported), so that a small object cannot make a huge metadata object.
 //
 // The reader is single-pass and streaming: values larger than Options.BulkThreshold are
 // skipped and only their byte offset and length are kept, so a 1 GB multi-frame object

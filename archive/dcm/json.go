@@ -14,7 +14,19 @@ import (
 	"golang.org/x/text/encoding"
 )
 
-// JSONOptions tune the DICOM JSON model output.
+// Defaults of the bounds of JSONOptions.
+const (
+	// DefaultMaxJSONValueLength is the longest value written inline by default.
+	DefaultMaxJSONValueLength = 64 << 10
+	// DefaultMaxJSONPrivateElements is the most private elements written by default.
+	DefaultMaxJSONPrivateElements = 10000
+	// DefaultMaxJSONBytes bounds the JSON of one data set by default.
+	DefaultMaxJSONBytes = 16 << 20
+)
+
+// JSONOptions tune the DICOM JSON model output. The zero value uses the defaults: the
+// JSON of a data set is bounded, whatever the data set holds, so that a small object
+// with a huge number of elements cannot make a huge metadata object.
 type JSONOptions struct {
 	// InlineBinaryMax is the largest binary value (OB, OW, UN, ...) written inline as
 	// InlineBinary; larger or skipped values get a BulkDataURI. Default 1024 bytes.
@@ -24,6 +36,94 @@ type JSONOptions struct {
 	BulkDataURIPrefix string
 	// Exclude, when set, drops top-level elements for which it returns true.
 	Exclude func(Tag) bool
+	// MaxValueLength is the longest value (in encoded bytes) written inline. A longer
+	// value gets a BulkDataURI when its VR admits bulk data (PS3.18 10.4.1.1.2: DS, FD,
+	// FL, IS, LT, OB, OD, OF, OL, OV, OW, SL, SS, ST, SV, UC, UL, UN, US, UT, UV) and is
+	// left out otherwise (a long list of codes, dates, names or UIDs). Default
+	// DefaultMaxJSONValueLength; negative: no limit.
+	MaxValueLength int
+	// MaxPrivateElements is the most private elements (odd groups, at any depth, in
+	// data set order) written; the next ones are left out with their content. Default
+	// DefaultMaxJSONPrivateElements; negative: no limit.
+	MaxPrivateElements int
+	// MaxBytes bounds the length of the JSON. When the data set's JSON would be longer,
+	// top-level elements are left out until it fits: private elements first, then
+	// elements the data dictionary does not know, then the others, the largest first in
+	// each group. Default DefaultMaxJSONBytes; negative: no limit.
+	MaxBytes int
+	// Omitted, when set, receives what was left out to keep within the bounds.
+	Omitted *JSONOmissions
+}
+
+func (o JSONOptions) withDefaults() JSONOptions {
+	if o.InlineBinaryMax <= 0 {
+		o.InlineBinaryMax = 1024
+	}
+	if o.BulkDataURIPrefix == "" {
+		o.BulkDataURIPrefix = "bulkdata/"
+	}
+	if o.MaxValueLength == 0 {
+		o.MaxValueLength = DefaultMaxJSONValueLength
+	}
+	if o.MaxPrivateElements == 0 {
+		o.MaxPrivateElements = DefaultMaxJSONPrivateElements
+	}
+	if o.MaxBytes == 0 {
+		o.MaxBytes = DefaultMaxJSONBytes
+	}
+	if o.MaxValueLength > 0 && o.InlineBinaryMax > o.MaxValueLength {
+		o.InlineBinaryMax = o.MaxValueLength
+	}
+	return o
+}
+
+// JSONOmissions says what JSON left out of a data set's DICOM JSON to keep within the
+// bounds of its JSONOptions. The zero value means nothing was left out. It holds tags
+// and counts only, never values.
+type JSONOmissions struct {
+	// PrivateElements counts the private elements left out past MaxPrivateElements
+	// (each with the items it holds).
+	PrivateElements int
+	// LongValues counts the elements left out because their value was longer than
+	// MaxValueLength and their VR admits no BulkDataURI.
+	LongValues int
+	// Elements are the top-level elements left out to keep within MaxBytes.
+	Elements []Tag
+	// MaxPrivateElements, MaxValueLength and MaxBytes are the bounds that applied.
+	MaxPrivateElements, MaxValueLength, MaxBytes int
+}
+
+// Empty reports that nothing was left out.
+func (m *JSONOmissions) Empty() bool {
+	return m.PrivateElements == 0 && m.LongValues == 0 && len(m.Elements) == 0
+}
+
+// String summarises what was left out ("" when nothing was), in a line an operator can
+// read: counts, bounds and the first tags.
+func (m *JSONOmissions) String() string {
+	var parts []string
+	if m.PrivateElements > 0 {
+		parts = append(parts, fmt.Sprintf("%d private elements past the first %d", m.PrivateElements, m.MaxPrivateElements))
+	}
+	if m.LongValues > 0 {
+		parts = append(parts, fmt.Sprintf("%d elements with values longer than %d bytes", m.LongValues, m.MaxValueLength))
+	}
+	if n := len(m.Elements); n > 0 {
+		const show = 8
+		tags := make([]string, 0, show)
+		for _, t := range m.Elements[:min(n, show)] {
+			tags = append(tags, t.String())
+		}
+		more := ""
+		if n > show {
+			more = ", ..."
+		}
+		parts = append(parts, fmt.Sprintf("%d top-level elements (%s%s) to keep within %d bytes", n, strings.Join(tags, ", "), more, m.MaxBytes))
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return "left out of the metadata: " + strings.Join(parts, "; ")
 }
 
 // BulkRef locates one bulk data value of an instance.
@@ -41,28 +141,211 @@ type BulkRef struct {
 // JSON renders a data set as a DICOM JSON object (PS3.18 F.2): PN as objects, numeric
 // VRs as JSON numbers, AT as hex strings, small binary values as InlineBinary and the
 // rest as BulkDataURI. It returns the bulk data it referenced. Group length elements are
-// omitted. Strings are converted to UTF-8 using SpecificCharacterSet.
+// omitted. Strings are converted to UTF-8 using SpecificCharacterSet. The output is
+// bounded by opts (see JSONOptions): what does not fit is left out and, when
+// opts.Omitted is set, reported there.
 func (d *Dataset) JSON(opts *JSONOptions) ([]byte, []BulkRef, error) {
 	o := JSONOptions{}
 	if opts != nil {
 		o = *opts
 	}
-	if o.InlineBinaryMax <= 0 {
-		o.InlineBinaryMax = 1024
-	}
-	if o.BulkDataURIPrefix == "" {
-		o.BulkDataURIPrefix = "bulkdata/"
-	}
+	o = o.withDefaults()
 	w := &jsonWriter{opts: o, buf: make([]byte, 0, 4096)}
 	cs := codingSystem(d, charset.CodingSystem{})
-	w.dataset(d, cs, "", true)
+	els := topLevel(d, o.Exclude)
+
+	// Pass 1 writes every element and measures each. Once the output is past MaxBytes,
+	// it keeps measuring without keeping what it writes (memory stays bounded).
+	size := make([]int64, len(els))
+	privBefore := make([]int, len(els))
+	w.buf = append(w.buf, '{')
+	first := true
+	for i, e := range els {
+		privBefore[i] = w.private
+		if !w.keep(e) {
+			size[i] = -1
+			continue
+		}
+		if !first {
+			w.buf = append(w.buf, ',')
+		}
+		first = false
+		mark := w.written()
+		w.member(e, cs, e.Tag.Hex())
+		size[i] = w.written() - mark
+		w.boundary()
+	}
+	var dropped []Tag
+	if w.measuring || (o.MaxBytes >= 0 && len(w.buf)+1 > o.MaxBytes) {
+		// Pass 2 writes the elements that fit, deciding the private elements as pass 1
+		// did (the count each element starts from is restored).
+		drop := chooseDrops(els, size, int64(o.MaxBytes))
+		w2 := &jsonWriter{opts: o, buf: make([]byte, 0, min(int64(o.MaxBytes), w.written()))}
+		w2.buf = append(w2.buf, '{')
+		first := true
+		for i, e := range els {
+			if size[i] < 0 {
+				continue // left out in pass 1 already
+			}
+			if drop[i] {
+				dropped = append(dropped, e.Tag)
+				continue
+			}
+			w2.private = privBefore[i]
+			w2.keep(e) // counts e as pass 1 did
+			if !first {
+				w2.buf = append(w2.buf, ',')
+			}
+			first = false
+			w2.member(e, cs, e.Tag.Hex())
+		}
+		// What the dropped elements held is left out with them; what the others left
+		// out is counted as in pass 1, over every element.
+		w2.omittedPrivate, w2.omittedLong = w.omittedPrivate, w.omittedLong
+		w = w2
+	}
+	w.buf = append(w.buf, '}')
+	if o.Omitted != nil {
+		*o.Omitted = JSONOmissions{PrivateElements: w.omittedPrivate, LongValues: w.omittedLong, Elements: dropped,
+			MaxPrivateElements: o.MaxPrivateElements, MaxValueLength: o.MaxValueLength, MaxBytes: o.MaxBytes}
+	}
 	return w.buf, w.bulk, nil
 }
+
+// topLevel returns the elements of a data set's JSON object, in tag order: no group
+// lengths, no File Meta Information, nothing excluded, the first of duplicate tags.
+func topLevel(d *Dataset, exclude func(Tag) bool) []*Element {
+	var out []*Element
+	for _, e := range sortedByTag(d.Elements) {
+		if e.Tag.Element() == 0x0000 || e.Tag.Group() == 0x0002 || exclude != nil && exclude(e.Tag) {
+			continue
+		}
+		if len(out) > 0 && out[len(out)-1].Tag == e.Tag {
+			continue // duplicate tag: keep the first
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+// chooseDrops picks the top-level elements to leave out so that the object fits in max
+// bytes: private elements first, then those the data dictionary does not know, then
+// the others, the largest first in each group.
+func chooseDrops(els []*Element, size []int64, max int64) []bool {
+	drop := make([]bool, len(els))
+	if max < 0 {
+		return drop
+	}
+	total := int64(2) // {}
+	var order []int
+	for i := range els {
+		if size[i] >= 0 { // not left out already
+			total += size[i] + 1 // with its comma (one too many: the bound is kept safely)
+			order = append(order, i)
+		}
+	}
+	rank := make([]int8, len(els))
+	for _, i := range order {
+		switch t := els[i].Tag; {
+		case t.IsPrivate():
+			rank[i] = 0
+		case !inDictionary(t):
+			rank[i] = 1
+		default:
+			rank[i] = 2
+		}
+	}
+	slices.SortStableFunc(order, func(a, b int) int {
+		if rank[a] != rank[b] {
+			return int(rank[a]) - int(rank[b])
+		}
+		switch {
+		case size[a] > size[b]:
+			return -1
+		case size[a] < size[b]:
+			return 1
+		}
+		return int(els[b].Tag>>1) - int(els[a].Tag>>1) // later tags first
+	})
+	for _, i := range order {
+		if total <= max {
+			break
+		}
+		drop[i] = true
+		total -= size[i] + 1
+	}
+	return drop
+}
+
+// inDictionary reports whether the data dictionary knows a public tag (repeating
+// groups included).
+func inDictionary(t Tag) bool {
+	g := t.Group()
+	switch {
+	case g%2 == 1:
+		return false
+	case g >= 0x6000 && g <= 0x60FF:
+		t = NewTag(0x6000, t.Element())
+	case g >= 0x5000 && g <= 0x50FF:
+		t = NewTag(0x5000, t.Element())
+	}
+	return t == TagPixelData || t.Keyword() != ""
+}
+
+// bulkVRs are the VRs whose values may be replaced by a BulkDataURI (PS3.18 10.4.1.1.2).
+var bulkVRs = map[string]bool{"DS": true, "FD": true, "FL": true, "IS": true, "LT": true, "OB": true, "OD": true, "OF": true,
+	"OL": true, "OV": true, "OW": true, "SL": true, "SS": true, "ST": true, "SV": true, "UC": true, "UL": true, "UN": true,
+	"US": true, "UT": true, "UV": true}
 
 type jsonWriter struct {
 	opts JSONOptions
 	buf  []byte
 	bulk []BulkRef
+	// private counts the private elements met so far (written or not).
+	private                     int
+	omittedPrivate, omittedLong int
+	// measuring: buf is emptied at element boundaries and its length added to measured.
+	measuring bool
+	measured  int64
+}
+
+// written is the length of the output so far.
+func (w *jsonWriter) written() int64 { return w.measured + int64(len(w.buf)) }
+
+// boundary is called between elements: past MaxBytes, the writer only measures.
+func (w *jsonWriter) boundary() {
+	if !w.measuring {
+		if w.opts.MaxBytes < 0 || len(w.buf) < w.opts.MaxBytes {
+			return
+		}
+		w.measuring = true
+	}
+	w.measured += int64(len(w.buf))
+	w.buf = w.buf[:0]
+}
+
+// keep decides whether an element is written, counting what is left out.
+func (w *jsonWriter) keep(e *Element) bool {
+	if e.Tag.IsPrivate() {
+		w.private++
+		if w.opts.MaxPrivateElements >= 0 && w.private > w.opts.MaxPrivateElements {
+			w.omittedPrivate++
+			return false
+		}
+	}
+	if e.VR != "SQ" && !e.Bulk && w.opts.MaxValueLength >= 0 && len(e.Value) > w.opts.MaxValueLength && !bulkVRs[e.VR] {
+		w.omittedLong++
+		return false
+	}
+	return true
+}
+
+// member writes "tag":{...} for an element that keep admitted.
+func (w *jsonWriter) member(e *Element, cs charset.CodingSystem, path string) {
+	w.buf = append(w.buf, '"')
+	w.buf = append(w.buf, e.Tag.Hex()...)
+	w.buf = append(w.buf, `":`...)
+	w.element(e, cs, path)
 }
 
 func codingSystem(d *Dataset, parent charset.CodingSystem) charset.CodingSystem {
@@ -79,34 +362,29 @@ func codingSystem(d *Dataset, parent charset.CodingSystem) charset.CodingSystem 
 	return cs
 }
 
-func (w *jsonWriter) dataset(d *Dataset, cs charset.CodingSystem, path string, top bool) {
+// dataset writes an item's data set.
+func (w *jsonWriter) dataset(d *Dataset, cs charset.CodingSystem, path string) {
 	els := sortedByTag(d.Elements)
 	w.buf = append(w.buf, '{')
 	first := true
 	var prev Tag
 	for i, e := range els {
-		if e.Tag.Element() == 0x0000 || e.Tag.Group() == 0x0002 && !top {
-			continue
-		}
-		if top && (e.Tag.Group() == 0x0002 || (w.opts.Exclude != nil && w.opts.Exclude(e.Tag))) {
+		if e.Tag.Element() == 0x0000 || e.Tag.Group() == 0x0002 {
 			continue
 		}
 		if i > 0 && e.Tag == prev {
 			continue // duplicate tag: keep the first
 		}
 		prev = e.Tag
+		if !w.keep(e) {
+			continue
+		}
 		if !first {
 			w.buf = append(w.buf, ',')
 		}
 		first = false
-		w.buf = append(w.buf, '"')
-		w.buf = append(w.buf, e.Tag.Hex()...)
-		w.buf = append(w.buf, `":`...)
-		p := e.Tag.Hex()
-		if path != "" {
-			p = path + "/" + p
-		}
-		w.element(e, cs, p)
+		w.member(e, cs, path+"/"+e.Tag.Hex())
+		w.boundary()
 	}
 	w.buf = append(w.buf, '}')
 }
@@ -127,7 +405,7 @@ func (w *jsonWriter) element(e *Element, cs charset.CodingSystem, path string) {
 			if i > 0 {
 				w.buf = append(w.buf, ',')
 			}
-			w.dataset(it, codingSystem(it, cs), path+"/"+strconv.Itoa(i), false)
+			w.dataset(it, codingSystem(it, cs), path+"/"+strconv.Itoa(i))
 		}
 		w.buf = append(w.buf, ']')
 		return
@@ -139,6 +417,13 @@ func (w *jsonWriter) element(e *Element, cs charset.CodingSystem, path string) {
 			r.Length = last.Offset + last.Length + 8 - e.Offset
 		}
 		w.bulk = append(w.bulk, BulkRef{Path: path, Range: r, VR: vr})
+		w.buf = append(w.buf, `,"BulkDataURI":`...)
+		w.buf = appendJSONString(w.buf, w.opts.BulkDataURIPrefix+path)
+		return
+	}
+	if w.opts.MaxValueLength >= 0 && len(e.Value) > w.opts.MaxValueLength && bulkVRs[vr] {
+		// A long value (keep left out the long values of other VRs) is bulk data.
+		w.bulk = append(w.bulk, BulkRef{Path: path, Range: Range{Offset: e.Offset, Length: int64(len(e.Value))}, VR: vr})
 		w.buf = append(w.buf, `,"BulkDataURI":`...)
 		w.buf = appendJSONString(w.buf, w.opts.BulkDataURIPrefix+path)
 		return

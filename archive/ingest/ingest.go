@@ -331,6 +331,9 @@ func (p *Pipeline) ingest(ctx context.Context, r io.Reader, size int64, ds *Data
 		return nil, fail(ErrInvalid, err, "could not build the index record")
 	}
 	inst.BlobKey = key
+	if inst.MetadataOmitted != "" {
+		p.log().Warn("ingest: stored metadata bounded; the object keeps everything", "key", key, "omitted", inst.MetadataOmitted)
+	}
 	inst.Size = pres.info.Size
 	inst.SHA256 = hex.EncodeToString(h.Sum(nil))
 	inst.SourceAE = src.CallingAE
@@ -557,11 +560,18 @@ func buildInstance(f *dcm.File) (*index.Instance, error) {
 			in.NumberOfFrames = int(n)
 		}
 	}
-	js, bulk, err := d.JSON(nil)
+	if bits, ok := d.Int(dcm.TagBitsAllocated); ok && bits > 0 && bits <= 0xFFFF {
+		in.BitsAllocated = int(bits)
+	}
+	// The metadata is bounded (dcm.JSONOptions defaults); what was left out is said in
+	// the record. The stored object keeps everything.
+	var omitted dcm.JSONOmissions
+	js, bulk, err := d.JSON(&dcm.JSONOptions{Omitted: &omitted})
 	if err != nil {
 		return nil, err
 	}
 	in.Metadata = js
+	in.MetadataOmitted = omitted.String()
 	if !f.Deflated && len(bulk) > 0 {
 		if in.Bulk, err = json.Marshal(bulk); err != nil {
 			return nil, err

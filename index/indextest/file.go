@@ -46,3 +46,43 @@ func File(in *index.Instance) ([]byte, error) {
 	}
 	return append(dcm.EncodeMeta(dcm.Meta{MediaStorageSOPClassUID: in.SOPClassUID, MediaStorageSOPInstanceUID: in.SOPInstanceUID, TransferSyntaxUID: dcm.ExplicitVRLittleEndian, ImplementationClassUID: "1.2.3.4"}), body...), nil
 }
+
+// Unmigrate0004 puts a migrated database back as it was before migration 0004 (no
+// bits_allocated or metadata_omitted columns), so that a test can check what the
+// migration does to instances indexed before it. exec runs one statement.
+func Unmigrate0004(exec func(stmt string) error) error {
+	for _, stmt := range []string{
+		`ALTER TABLE instances DROP COLUMN bits_allocated`,
+		`ALTER TABLE instances DROP COLUMN metadata_omitted`,
+		`DELETE FROM schema_migrations WHERE version = 4`,
+	} {
+		if err := exec(stmt); err != nil {
+			return fmt.Errorf("%s: %w", stmt, err)
+		}
+	}
+	return nil
+}
+
+// Backfill0004Fixture returns instances whose stored metadata holds BitsAllocated in
+// the forms migration 0004 meets (and some it cannot read), with the BitsAllocated the
+// migration should find.
+func Backfill0004Fixture() (list []*index.Instance, want map[string]int) {
+	want = map[string]int{}
+	for i, c := range []struct {
+		meta string
+		bits int
+	}{
+		{`{"00080018":{"vr":"UI","Value":["x"]},"00280100":{"vr":"US","Value":[16]}}`, 16},
+		{`{"00280100":{"vr":"US","Value":[8]},"7FE00010":{"vr":"OB","BulkDataURI":"bulkdata/7FE00010"}}`, 8},
+		{`{"00081140":{"vr":"SQ","Value":[{"00280100":{"vr":"US","Value":[12]}}]}}`, 0}, // nested only
+		{`{"00280100":{"vr":"US"}}`, 0},
+		{`{"00100010":{"vr":"PN","Value":[{"Alphabetic":"A\u0000B"}]},"00280100":{"vr":"US","Value":[32]}}`, 32},
+		{`not json "00280100"`, 0},
+	} {
+		in := Inst(s1, "1.3.1", "CT", ip(1), fmt.Sprintf("1.4.%d", i), ctClass, ip(i))
+		in.Metadata = []byte(c.meta)
+		list = append(list, in)
+		want[in.SOPInstanceUID] = c.bits
+	}
+	return list, want
+}

@@ -29,6 +29,9 @@ func Run(t *testing.T, newIndex func(t *testing.T) index.Index) {
 		{"BlobKeys", testBlobKeys},
 		{"ConcurrentPuts", testConcurrent},
 		{"Paging", testPaging},
+		{"PagingWithTotal", testPagingTotal},
+		{"ValuesMatching", testValues},
+		{"StudyClass", testClass},
 		{"Queue", testQueue},
 		{"Scope", testScope},
 		{"Audit", testAudit},
@@ -371,7 +374,8 @@ func testRoundTrip(t *testing.T, x index.Index) {
 	in.Metadata = []byte(`{"00100010":{"vr":"PN","Value":[{"Alphabetic":"Müller^Jürgen"}]}}`)
 	in.PixelLayout = []byte(`{"n":1,"o":1234,"l":8192,"fl":8192}`)
 	in.Bulk = []byte(`[{"p":"7FE00010","r":{"o":1234,"l":8192},"vr":"OW"}]`)
-	in.NumberOfFrames, in.Rows, in.Columns = 3, 512, 256
+	in.NumberOfFrames, in.Rows, in.Columns, in.BitsAllocated = 3, 512, 256, 16
+	in.MetadataOmitted = "12 private elements beyond the limit of 10000"
 	in.SourceAE = "MR1"
 	in.SHA256 = strings.Repeat("0f", 32)
 	in.Size = 123456789012
@@ -385,7 +389,7 @@ func testRoundTrip(t *testing.T, x index.Index) {
 	if string(got.Metadata) != string(in.Metadata) || string(got.PixelLayout) != string(in.PixelLayout) || string(got.Bulk) != string(in.Bulk) {
 		t.Fatalf("heavy columns differ: %s %s %s", got.Metadata, got.PixelLayout, got.Bulk)
 	}
-	if got.NumberOfFrames != 3 || got.Rows != 512 || got.Columns != 256 || got.SourceAE != "MR1" || got.Size != in.Size || got.SHA256 != in.SHA256 || *got.InstanceNumber != 7 || *got.SeriesNumber != 4 {
+	if got.NumberOfFrames != 3 || got.Rows != 512 || got.Columns != 256 || got.BitsAllocated != 16 || got.MetadataOmitted != in.MetadataOmitted || got.SourceAE != "MR1" || got.Size != in.Size || got.SHA256 != in.SHA256 || *got.InstanceNumber != 7 || *got.SeriesNumber != 4 {
 		t.Fatalf("instance = %+v", got)
 	}
 	if got.StudyTime != "143000.5" || got.StudyDate != "20260301" || got.PatientBirthDate != "19700101" || got.StudyID != "ID1.2.2" {
@@ -402,6 +406,10 @@ func testRoundTrip(t *testing.T, x index.Index) {
 	r, err := x.Find(ctx(t), index.Query{Level: index.ImageLevel, Filters: filters(t, map[string]string{"SOPInstanceUID": "1.4.99"})})
 	if err != nil || len(r.Instances) != 1 || r.Instances[0].BlobKey != in.BlobKey || r.Instances[0].Metadata != nil {
 		t.Fatalf("Find = %+v, %v", r, err)
+	}
+	// They carry what QIDO-RS answers by default, and what was left out of the metadata.
+	if got := r.Instances[0]; got.BitsAllocated != 16 || got.Rows != 512 || got.MetadataOmitted != in.MetadataOmitted {
+		t.Fatalf("Find: BitsAllocated %d Rows %d MetadataOmitted %q", got.BitsAllocated, got.Rows, got.MetadataOmitted)
 	}
 	// ... unless asked for.
 	r, err = x.Find(ctx(t), index.Query{Level: index.ImageLevel, Filters: filters(t, map[string]string{"SOPInstanceUID": "1.4.99"}), WithMetadata: true})

@@ -18,13 +18,23 @@ var migrations embed.FS
 // migrationLockID is the pg_advisory_xact_lock key taken while migrating.
 const migrationLockID = 0x4c756d656e // "Lumen"
 
+// The ASCII letters, spelt out: PostgreSQL's upper() and regular expression ranges
+// follow the collation, and index.StudyClass compares ASCII only.
+const (
+	lower = "abcdefghijklmnopqrstuvwxyz"
+	upper = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+)
+
 // Dialect returns the PostgreSQL dialect.
 func Dialect() *sqlindex.Dialect {
 	sub, _ := fs.Sub(migrations, "migrations")
 	return &sqlindex.Dialect{
-		Name:       "postgres",
-		Numbered:   true,
-		Contains:   "strpos(%[1]s, %[2]s) > 0",
+		Name:     "postgres",
+		Numbered: true,
+		Contains: "strpos(%[1]s, %[2]s) > 0",
+		Upper:    "translate(%[1]s, '" + lower + "', '" + upper + "')",
+		// index.DescriptionWords: upper-case ASCII, every run of other characters a space.
+		Words:      "(' ' || regexp_replace(translate(%[1]s, '" + lower + "', '" + upper + "'), '[^" + upper + "0123456789]+', ' ', 'g') || ' ')",
 		ByteOrder:  ` COLLATE "C"`,
 		SkipLocked: ` FOR UPDATE SKIP LOCKED`,
 		Migrations: sub,

@@ -48,7 +48,42 @@ func TestConcurrentMigrations(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer x.Close()
-	if v, err := sqlindex.SchemaVersion(context.Background(), x.SQL()); err != nil || v != 3 {
+	if v, err := sqlindex.SchemaVersion(context.Background(), x.SQL()); err != nil || v != 4 {
 		t.Fatalf("version %d, %v", v, err)
+	}
+}
+
+// TestMigration0004Backfill checks that migration 0004 fills BitsAllocated in from the
+// metadata of the instances indexed before it.
+func TestMigration0004Backfill(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.Schema(t)
+	x, err := postgres.Open(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	list, want := indextest.Backfill0004Fixture()
+	for _, in := range list {
+		if err := x.Put(ctx, in); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := indextest.Unmigrate0004(func(stmt string) error { _, err := x.SQL().ExecContext(ctx, stmt); return err }); err != nil {
+		t.Fatal(err)
+	}
+	x.Close()
+	x, err = postgres.Open(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer x.Close()
+	for uid, bits := range want {
+		in, err := x.Instance(ctx, uid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if in.BitsAllocated != bits || in.MetadataOmitted != "" {
+			t.Errorf("%s: BitsAllocated %d, want %d (MetadataOmitted %q)", uid, in.BitsAllocated, bits, in.MetadataOmitted)
+		}
 	}
 }

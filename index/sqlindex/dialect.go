@@ -19,6 +19,11 @@ type Dialect struct {
 	// Contains is the SQL of "haystack contains needle": a format with %[1]s for the
 	// column and %[2]s for the placeholder.
 	Contains string
+	// Upper is the SQL upper-casing the ASCII letters of a text, and no other
+	// character (index.ASCIIUpper): a format with %[1]s for the operand.
+	Upper string
+	// Words is the SQL of index.DescriptionWords: a format with %[1]s for the operand.
+	Words string
 	// ByteOrder is appended to ORDER BY on keys to get byte-wise order.
 	ByteOrder string
 	// IsUniqueViolation reports a unique-constraint error.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -70,7 +71,7 @@ const (
 	patientCols  = `p.patient_id, p.issuer, p.name, p.birth_date, p.sex, p.num_studies`
 	studyCols    = `s.study_uid, s.study_date, s.study_time, s.accession, s.study_id, s.description, s.referring, s.modalities, s.sop_classes, s.num_series, s.num_instances, s.updated_at`
 	seriesCols   = `se.series_uid, se.modality, se.series_number, se.description, se.body_part, se.series_date, se.series_time, se.num_instances`
-	instanceCols = `i.sop_uid, i.sop_class_uid, i.instance_number, i.transfer_syntax, i.num_frames, i.rows_, i.cols, i.blob_key, i.size, i.sha256, i.source_ae, i.received_at`
+	instanceCols = `i.sop_uid, i.sop_class_uid, i.instance_number, i.transfer_syntax, i.num_frames, i.rows_, i.cols, i.bits_allocated, i.blob_key, i.size, i.sha256, i.source_ae, i.received_at, i.metadata_omitted`
 	heavyCols    = `i.metadata, i.pixel_layout, i.bulk`
 
 	fromPatient  = ` FROM patients p`
@@ -81,11 +82,46 @@ const (
 	instanceSelect = `SELECT ` + patientCols + `, ` + studyCols + `, ` + seriesCols + `, ` + instanceCols + `, ` + heavyCols + fromInstance
 )
 
-// Find implements index.Index.
-func (x *DB) Find(ctx context.Context, q index.Query) (*index.Result, error) {
-	b := &builder{d: x.d}
+// orderTerm is one key of an ORDER BY.
+type orderTerm struct {
+	expr      string
+	desc      bool
+	nullsLast bool // a nullable column: NULLS LAST (NULLS FIRST reversed)
+	nullable  bool
+}
+
+var (
+	patientOrder  = []orderTerm{{expr: "p.name_ci"}, {expr: "p.id"}}
+	studyOrder    = []orderTerm{{expr: "s.study_date", desc: true}, {expr: "s.study_time_norm", desc: true}, {expr: "s.id", desc: true}}
+	seriesOrder   = append(slices.Clone(studyOrder), orderTerm{expr: "se.series_number", nullable: true, nullsLast: true}, orderTerm{expr: "se.id"})
+	instanceOrder = append(slices.Clone(seriesOrder), orderTerm{expr: "i.instance_number", nullable: true, nullsLast: true}, orderTerm{expr: "i.id"})
+)
+
+// orderBy renders terms, each one reversed when reverse is set.
+func orderBy(terms []orderTerm, reverse bool) string {
+	parts := make([]string, len(terms))
+	for i, t := range terms {
+		desc, last := t.desc != reverse, t.nullsLast != reverse
+		p := t.expr + " ASC"
+		if desc {
+			p = t.expr + " DESC"
+		}
+		if t.nullable {
+			if last {
+				p += " NULLS LAST"
+			} else {
+				p += " NULLS FIRST"
+			}
+		}
+		parts[i] = p
+	}
+	return " ORDER BY " + strings.Join(parts, ", ")
+}
+
+// conditions compiles the query's filters, the caller's scopes and the class filter
+// into SQL conditions with their arguments in b.
+func (x *DB) conditions(ctx context.Context, b *builder, q index.Query) []string {
 	var where []string
-	res := &index.Result{}
 	for _, f := range q.Filters {
 		if !utf8.ValidString(f.Value) || strings.ContainsRune(f.Value, 0) {
 			return nil, fmt.Errorf("%w: the value of %s is not valid UTF-8 text or holds a NUL character", index.ErrBadQuery, f.Tag)
@@ -94,10 +130,14 @@ func (x *DB) Find(ctx context.Context, q index.Query) (*index.Result, error) {
 	for _, f := range q.Filters {
 		c, ok := columns[f.Tag]
 		if !ok || c.level > q.Level {
-			res.Ignored = append(res.Ignored, f.Tag)
 			continue
 		}
-		cond := x.match(b, c, f.Value, q.Fuzzy)
+		var cond string
+		if len(f.Values) > 0 {
+			cond = x.matchValues(b, c, f.Values)
+		} else {
+			cond = x.match(b, c, f.Value, q.Fuzzy)
+		}
 		if cond != "" {
 			where = append(where, cond)
 		}
@@ -118,28 +158,94 @@ func (x *DB) Find(ctx context.Context, q index.Query) (*index.Result, error) {
 			}
 		}
 	}
-	var sel, order string
+	if q.Class != nil {
+		cond := x.classCondition(b, &q.Class.Class)
+		if q.Class.Exclude {
+			cond = `NOT ` + cond
+		}
+		where = append(where, cond)
+	}
+	return where
+}
+
+// classCondition is the SQL of index.StudyClass.Matches on the study s.
+func (x *DB) classCondition(b *builder, c *index.StudyClass) string {
+	mods, prefixes, parts, keywords := c.Rules()
+	var any []string
+	for _, m := range mods {
+		any = append(any, fmt.Sprintf(x.d.Contains, fmt.Sprintf(x.d.Upper, "s.modalities"), b.arg(","+m+",")))
+	}
+	for _, p := range prefixes {
+		// The list column is ",A,B,": a value starts with p where ",p" occurs.
+		any = append(any, fmt.Sprintf(x.d.Contains, "s.sop_classes", b.arg(","+p)))
+	}
+	if len(parts) > 0 {
+		ph := make([]string, len(parts))
+		for i, p := range parts {
+			ph[i] = b.arg(p)
+		}
+		any = append(any, `EXISTS (SELECT 1 FROM series cb WHERE cb.study_fk = s.id AND `+fmt.Sprintf(x.d.Upper, "cb.body_part")+` IN (`+strings.Join(ph, ", ")+`))`)
+	}
+	if len(keywords) > 0 {
+		words := fmt.Sprintf(x.d.Words, "s.description")
+		for _, k := range keywords {
+			any = append(any, fmt.Sprintf(x.d.Contains, words, b.arg(" "+k+" ")))
+		}
+	}
+	if len(any) == 0 {
+		return `(1 = 0)` // no rule: no study is in the class
+	}
+	return `(` + strings.Join(any, ` OR `) + `)`
+}
+
+// Find implements index.Index.
+func (x *DB) Find(ctx context.Context, q index.Query) (*index.Result, error) {
+	res := &index.Result{}
+	for _, f := range q.Filters {
+		if c, ok := columns[f.Tag]; !ok || c.level > q.Level {
+			res.Ignored = append(res.Ignored, f.Tag)
+		}
+	}
+	var cols, from, order string
 	switch q.Level {
 	case index.PatientLevel:
-		sel = `SELECT ` + patientCols + fromPatient
-		order = ` ORDER BY p.name_ci, p.id`
+		cols, from, order = patientCols, fromPatient, orderBy(patientOrder, q.Reverse)
 	case index.StudyLevel:
-		sel = `SELECT ` + patientCols + `, ` + studyCols + fromStudy
-		order = ` ORDER BY s.study_date DESC, s.study_time_norm DESC, s.id DESC`
+		cols, from, order = patientCols+`, `+studyCols, fromStudy, orderBy(studyOrder, q.Reverse)
 	case index.SeriesLevel:
-		sel = `SELECT ` + patientCols + `, ` + studyCols + `, ` + seriesCols + fromSeries
-		order = ` ORDER BY s.study_date DESC, s.study_time_norm DESC, s.id DESC, se.series_number ASC NULLS LAST, se.id ASC`
+		cols, from, order = patientCols+`, `+studyCols+`, `+seriesCols, fromSeries, orderBy(seriesOrder, q.Reverse)
 	case index.ImageLevel:
-		sel = `SELECT ` + patientCols + `, ` + studyCols + `, ` + seriesCols + `, ` + instanceCols + `, NULL, NULL, NULL` + fromInstance
+		cols, from, order = patientCols+`, `+studyCols+`, `+seriesCols+`, `+instanceCols+`, NULL, NULL, NULL`, fromInstance, orderBy(instanceOrder, q.Reverse)
 		if q.WithMetadata {
-			sel = instanceSelect
+			cols = patientCols + `, ` + studyCols + `, ` + seriesCols + `, ` + instanceCols + `, ` + heavyCols
 		}
-		order = ` ORDER BY s.study_date DESC, s.study_time_norm DESC, s.id DESC, se.series_number ASC NULLS LAST, se.id ASC, i.instance_number ASC NULLS LAST, i.id ASC`
 	default:
 		return nil, fmt.Errorf("index: find: invalid level %d", q.Level)
 	}
-	query := sel
-	if len(where) > 0 {
+	if q.Class != nil && q.Level == index.PatientLevel {
+		return nil, fmt.Errorf("index: find: a class filter needs study level or below")
+	}
+	if q.Total {
+		b := &builder{d: x.d}
+		query := from
+		if where := x.conditions(ctx, b, q); len(where) > 0 {
+			query += ` WHERE ` + strings.Join(where, ` AND `)
+		}
+		if q.MaxTotal > 0 {
+			query = `SELECT COUNT(*) FROM (SELECT 1 AS one` + query + ` LIMIT ` + b.arg(q.MaxTotal+1) + `) t`
+		} else {
+			query = `SELECT COUNT(*)` + query
+		}
+		if err := x.db.QueryRowContext(ctx, query, b.args...).Scan(&res.Total); err != nil {
+			return nil, fmt.Errorf("index: find %s: count: %w", q.Level, err)
+		}
+		if q.CountOnly {
+			return res, nil
+		}
+	}
+	b := &builder{d: x.d}
+	query := `SELECT ` + cols + from
+	if where := x.conditions(ctx, b, q); len(where) > 0 {
 		query += ` WHERE ` + strings.Join(where, ` AND `)
 	}
 	query += order
@@ -249,7 +355,7 @@ func scanInstances(rows *sql.Rows) ([]index.Instance, error) {
 		var meta, layout, bulk sql.NullString
 		d := append(patientDest(&in.Patient), sc.dest(&in.Study)...)
 		d = append(d, ss.dest(&in.Series)...)
-		d = append(d, &in.SOPInstanceUID, &in.SOPClassUID, &num, &in.TransferSyntaxUID, &in.NumberOfFrames, &in.Rows, &in.Columns, &in.BlobKey, &in.Size, &in.SHA256, &in.SourceAE, &received, &meta, &layout, &bulk)
+		d = append(d, &in.SOPInstanceUID, &in.SOPClassUID, &num, &in.TransferSyntaxUID, &in.NumberOfFrames, &in.Rows, &in.Columns, &in.BitsAllocated, &in.BlobKey, &in.Size, &in.SHA256, &in.SourceAE, &received, &in.MetadataOmitted, &meta, &layout, &bulk)
 		if err := rows.Scan(d...); err != nil {
 			return nil, err
 		}
@@ -359,6 +465,38 @@ func (x *DB) match(b *builder, c column, value string, fuzzy bool) string {
 	default:
 		return x.stringMatch(b, c.col, v)
 	}
+}
+
+// matchValues compiles a list of exact values (index.Filter.Values): the attribute
+// equals any of them.
+func (x *DB) matchValues(b *builder, c column, values []string) string {
+	var ph, conds []string
+	for _, v := range values {
+		v = strings.TrimSpace(v)
+		switch c.kind {
+		case kInt:
+			n, err := strconv.Atoi(strings.TrimPrefix(v, "+"))
+			if err != nil {
+				continue
+			}
+			ph = append(ph, b.arg(n))
+		case kPN:
+			ph = append(ph, b.arg(index.NameCI(v)))
+		case kTime:
+			ph = append(ph, b.arg(normTime(v, false)))
+		case kContains:
+			conds = append(conds, fmt.Sprintf(x.d.Contains, c.col, b.arg(","+v+",")))
+		default:
+			ph = append(ph, b.arg(v))
+		}
+	}
+	if len(ph) > 0 {
+		conds = append(conds, c.col+` IN (`+strings.Join(ph, ", ")+`)`)
+	}
+	if len(conds) == 0 {
+		return `1 = 0`
+	}
+	return `(` + strings.Join(conds, ` OR `) + `)`
 }
 
 func (x *DB) stringMatch(b *builder, col, v string) string {

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"embed"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/lumenpacs/lumen/index"
 	"github.com/lumenpacs/lumen/index/sqlindex"
 	sqlite "modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
@@ -19,6 +21,20 @@ import (
 
 //go:embed migrations/*.sql
 var migrations embed.FS
+
+// lumen_words(text) is index.DescriptionWords, for the study class keywords
+// (index.StudyClass): the same Go function on both sides of a comparison.
+func init() {
+	sqlite.MustRegisterDeterministicScalarFunction("lumen_words", 1, func(_ *sqlite.FunctionContext, args []driver.Value) (driver.Value, error) {
+		switch v := args[0].(type) {
+		case string:
+			return index.DescriptionWords(v), nil
+		case []byte:
+			return index.DescriptionWords(string(v)), nil
+		}
+		return " ", nil
+	})
+}
 
 // Dialect returns the SQLite dialect.
 func Dialect() *sqlindex.Dialect {
@@ -30,6 +46,8 @@ func Dialect() *sqlindex.Dialect {
 		// coordinate through SQLite's locks and busy timeout.
 		SerializeWrites: true,
 		Contains:        "instr(%[1]s, %[2]s) > 0",
+		Upper:           "upper(%[1]s)", // ASCII only (no ICU)
+		Words:           "lumen_words(%[1]s)",
 		Migrations:      sub,
 		IsUniqueViolation: func(err error) bool {
 			var se *sqlite.Error

@@ -118,50 +118,76 @@ func (s *Service) chart(c echo.Context, widget bool) (*Chart, error) {
 		return nil, err
 	}
 
-	ctx := c.Request().Context()
-	filters := []index.Filter{{Tag: dcm.TagPatientID, Value: pid}}
+	// The pair (ID, issuer) identifies the patient exactly, in every index query. The
+	// index pages and counts: the chart never reads more than its page of studies.
+	ctx := index.WithScope(c.Request().Context(), index.Scope{Patient: &index.PatientKey{ID: pid, Issuer: issuer}})
+	var filters []index.Filter
 	if from != "" || to != "" {
 		filters = append(filters, index.Filter{Tag: dcm.TagStudyDate, Value: from + "-" + to})
 	}
 	if mod != "" {
 		filters = append(filters, index.Filter{Tag: dcm.TagModalitiesInStudy, Value: mod})
 	}
-	res, err := s.Index.Find(ctx, index.Query{Level: index.StudyLevel, Filters: filters})
+	cardiology := s.ServiceLines.class()
+	lineFilter := func(line string) *index.ClassFilter {
+		switch line {
+		case Cardiology:
+			return &index.ClassFilter{Class: cardiology}
+		case Radiology:
+			return &index.ClassFilter{Class: cardiology, Exclude: true}
+		}
+		return nil
+	}
+	page, err := s.Index.Find(ctx, index.Query{Level: index.StudyLevel, Filters: filters, Class: lineFilter(service),
+		Limit: limit, Offset: offset, Total: true})
 	if err != nil {
 		return nil, err
 	}
-	// Body parts live on series: read them only when a rule can use them.
-	bodyParts := map[string][]string{}
-	if len(res.Studies) > 0 && len(s.ServiceLines.withDefaults().BodyParts) > 0 {
-		series, err := s.Index.Find(ctx, index.Query{Level: index.SeriesLevel, Filters: []index.Filter{{Tag: dcm.TagPatientID, Value: pid}}})
+	// The tab counts: the page's total and the count of the other line (of cardiology
+	// when no line is chosen).
+	other := Cardiology
+	if service == Cardiology {
+		other = Radiology
+	}
+	count, err := s.Index.Find(ctx, index.Query{Level: index.StudyLevel, Filters: filters, Class: lineFilter(other), Total: true, CountOnly: true})
+	if err != nil {
+		return nil, err
+	}
+	counts := map[string]int{}
+	if service == "" {
+		counts[Cardiology], counts[Radiology] = count.Total, page.Total-count.Total
+	} else {
+		counts[service], counts[other] = page.Total, count.Total
+	}
+	// The line of each study of the page: the one chosen, else asked of the index for
+	// the page's studies.
+	lines := map[string]string{}
+	if service == "" && len(page.Studies) > 0 && counts[Cardiology] > 0 {
+		uids := make([]string, len(page.Studies))
+		for i := range page.Studies {
+			uids[i] = page.Studies[i].StudyInstanceUID
+		}
+		card, err := s.Index.Find(ctx, index.Query{Level: index.StudyLevel, Class: lineFilter(Cardiology),
+			Filters: []index.Filter{{Tag: dcm.TagStudyInstanceUID, Values: uids}}})
 		if err != nil {
 			return nil, err
 		}
-		for _, se := range series.Series {
-			if se.BodyPartExamined != "" && se.PatientID == pid && se.IssuerOfPatientID == issuer {
-				bodyParts[se.StudyInstanceUID] = append(bodyParts[se.StudyInstanceUID], se.BodyPartExamined)
-			}
+		for _, st := range card.Studies {
+			lines[st.StudyInstanceUID] = Cardiology
 		}
 	}
-	ch := &Chart{PatientID: pid, Issuer: issuer, Offset: offset, Limit: limit, Studies: []ChartStudy{},
-		ServiceLineCounts: map[string]int{Radiology: 0, Cardiology: 0}}
+	ch := &Chart{PatientID: pid, Issuer: issuer, Total: page.Total, Offset: offset, Limit: limit, Studies: []ChartStudy{},
+		ServiceLineCounts: map[string]int{Radiology: max(counts[Radiology], 0), Cardiology: counts[Cardiology]}}
 	root := s.root(c)
 	token := linkToken(c)
-	for i := range res.Studies {
-		st := &res.Studies[i]
-		// The pair identifies the patient: exact, whatever matching rules did (a wildcard
-		// in the ID, or an empty issuer, which DICOM matching treats as "any").
-		if st.PatientID != pid || st.IssuerOfPatientID != issuer {
-			continue
-		}
-		line := s.ServiceLines.Classify(st, bodyParts[st.StudyInstanceUID])
-		ch.ServiceLineCounts[line]++
-		if service != "" && line != service {
-			continue
-		}
-		ch.Total++
-		if ch.Total <= offset || len(ch.Studies) >= limit {
-			continue
+	for i := range page.Studies {
+		st := &page.Studies[i]
+		line := service
+		if line == "" {
+			line = Radiology
+			if l, ok := lines[st.StudyInstanceUID]; ok {
+				line = l
+			}
 		}
 		ch.Studies = append(ch.Studies, s.chartStudy(root, token, st, line))
 	}

@@ -1,6 +1,7 @@
 package emr
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -40,7 +41,7 @@ func badIID(format string, args ...any) *iidError {
 func parseCX(v string) (id, issuer string, err error) {
 	comps := strings.Split(v, "^")
 	id = comps[0]
-	if id == "" || len(id) > 64 {
+	if id == "" || len(id) > 64 || !plainText(id) {
 		return "", "", fmt.Errorf("the patient ID %q is empty or longer than 64 characters", v)
 	}
 	if len(comps) >= 4 {
@@ -48,6 +49,9 @@ func parseCX(v string) (id, issuer string, err error) {
 		issuer = sub[0]
 		if issuer == "" && len(sub) > 1 {
 			issuer = sub[1]
+		}
+		if len(issuer) > 64 || !plainText(issuer) {
+			return "", "", fmt.Errorf("the issuer of patient ID %q is longer than 64 characters or not text", v)
 		}
 	}
 	return id, issuer, nil
@@ -138,8 +142,9 @@ func (s *Service) resolveIID(c echo.Context) ([]string, iidOptions, *iidError) {
 		return nil, opts, ierr
 	}
 	ctx := c.Request().Context()
-	find := func(filters ...index.Filter) ([]index.Study, *iidError) {
-		res, err := s.Index.Find(ctx, index.Query{Level: index.StudyLevel, Filters: filters})
+	max := s.maxIIDStudies()
+	find := func(ctx context.Context, q index.Query) ([]index.Study, *iidError) {
+		res, err := s.Index.Find(ctx, q)
 		if err != nil {
 			return nil, &iidError{http.StatusServiceUnavailable, "The images cannot be shown right now", err.Error()}
 		}
@@ -160,41 +165,55 @@ func (s *Service) resolveIID(c echo.Context) ([]string, iidOptions, *iidError) {
 		case studyUIDs == "" && accessions == "":
 			return nil, opts, badIID("requestType=STUDY needs studyUID or accessionNumber.")
 		}
-		missing := 0
+		// One index query resolves the whole list, whatever its length (which is bounded).
 		if studyUIDs != "" {
-			for _, u := range strings.Split(studyUIDs, ",") {
+			list := strings.Split(studyUIDs, ",")
+			if len(list) > max {
+				return nil, opts, badIID("studyUID lists %d studies; at most %d can be opened at once.", len(list), max)
+			}
+			for _, u := range list {
 				if !dcm.ValidUID(u) {
 					return nil, opts, badIID("%q is not a valid Study Instance UID.", u)
 				}
-				st, ierr := find(index.Filter{Tag: dcm.TagStudyInstanceUID, Value: u})
-				if ierr != nil {
-					return nil, opts, ierr
+			}
+			st, ierr := find(ctx, index.Query{Level: index.StudyLevel, Filters: []index.Filter{{Tag: dcm.TagStudyInstanceUID, Values: list}}})
+			if ierr != nil {
+				return nil, opts, ierr
+			}
+			found := map[string]bool{}
+			for _, x := range st {
+				found[x.StudyInstanceUID] = true
+			}
+			for _, u := range list { // in the order of the request
+				if found[u] {
+					uids = append(uids, u)
+					found[u] = false
 				}
-				if len(st) == 0 {
-					missing++
-					continue
-				}
-				uids = append(uids, u)
 			}
 		} else {
-			for _, a := range strings.Split(accessions, ",") {
-				if a == "" || len(a) > 16 || strings.ContainsAny(a, `*?\`) {
+			list := strings.Split(accessions, ",")
+			if len(list) > max {
+				return nil, opts, badIID("accessionNumber lists %d accession numbers; at most %d can be opened at once.", len(list), max)
+			}
+			for _, a := range list {
+				if a == "" || len(a) > 16 || strings.ContainsAny(a, `*?\`) || !plainText(a) {
 					return nil, opts, badIID("%q is not an accession number.", a)
 				}
-				st, ierr := find(index.Filter{Tag: dcm.TagAccessionNumber, Value: a})
-				if ierr != nil {
-					return nil, opts, ierr
-				}
-				n := 0
-				for _, x := range st {
-					if x.AccessionNumber == a {
-						uids = append(uids, x.StudyInstanceUID)
-						n++
-					}
-				}
-				if n == 0 {
-					missing++
-				}
+			}
+			st, ierr := find(ctx, index.Query{Level: index.StudyLevel, Filters: []index.Filter{{Tag: dcm.TagAccessionNumber, Values: list}}, Limit: max + 1})
+			if ierr != nil {
+				return nil, opts, ierr
+			}
+			if len(st) > max {
+				return nil, opts, badIID("These accession numbers name more than %d studies; at most %d can be opened at once.", max, max)
+			}
+			byAccession := map[string][]string{}
+			for _, x := range st { // newest first within an accession number
+				byAccession[x.AccessionNumber] = append(byAccession[x.AccessionNumber], x.StudyInstanceUID)
+			}
+			for _, a := range list { // in the order of the request
+				uids = append(uids, byAccession[a]...)
+				delete(byAccession, a)
 			}
 		}
 		if len(uids) == 0 {
@@ -213,7 +232,7 @@ func (s *Service) resolveIID(c echo.Context) ([]string, iidOptions, *iidError) {
 		if err != nil {
 			return nil, opts, badIID("%s.", err.Error())
 		}
-		filters := []index.Filter{{Tag: dcm.TagPatientID, Value: pid}}
+		var filters []index.Filter
 		var lo, hi string
 		var loT, hiT string
 		if v := q.Get("lowerDateTime"); v != "" {
@@ -237,8 +256,8 @@ func (s *Service) resolveIID(c echo.Context) ([]string, iidOptions, *iidError) {
 		most := 0
 		if v := q.Get("mostRecentResults"); v != "" {
 			n, err := strconv.Atoi(v)
-			if err != nil || n < 1 || n > 1000 {
-				return nil, opts, badIID("mostRecentResults must be a whole number from 1 to 1000, not %q.", v)
+			if err != nil || n < 1 || n > max {
+				return nil, opts, badIID("mostRecentResults must be a whole number from 1 to %d, not %q.", max, v)
 			}
 			most = n
 		}
@@ -252,14 +271,18 @@ func (s *Service) resolveIID(c echo.Context) ([]string, iidOptions, *iidError) {
 			}
 			filters = append(filters, index.Filter{Tag: dcm.TagModalitiesInStudy, Value: strings.Join(mods, `\`)})
 		}
-		st, ierr := find(filters...)
+		// The pair (ID, issuer) identifies the patient exactly, in the index query; the
+		// query reads at most one study more than a request may open.
+		pctx := index.WithScope(ctx, index.Scope{Patient: &index.PatientKey{ID: pid, Issuer: issuer}})
+		iq := index.Query{Level: index.StudyLevel, Filters: filters, Limit: max + 1}
+		if most > 0 && loT == "" && hiT == "" {
+			iq.Limit = most
+		}
+		st, ierr := find(pctx, iq)
 		if ierr != nil {
 			return nil, opts, ierr
 		}
 		for _, x := range st {
-			if x.PatientID != pid || x.IssuerOfPatientID != issuer {
-				continue
-			}
 			// Times count on the bounding days only.
 			t := normTime(x.StudyTime)
 			if lo != "" && x.StudyDate == lo && loT != "" && t < loT || hi != "" && x.StudyDate == hi && hiT != "" && t > hiT {
@@ -269,6 +292,9 @@ func (s *Service) resolveIID(c echo.Context) ([]string, iidOptions, *iidError) {
 			if most > 0 && len(uids) == most {
 				break
 			}
+		}
+		if len(st) > max && (most == 0 || len(uids) < most) {
+			return nil, opts, badIID("More than %d studies of this patient match; narrow the request with mostRecentResults, lowerDateTime and upperDateTime, or modalitiesInStudy.", max)
 		}
 		if len(uids) == 0 {
 			return nil, opts, &iidError{http.StatusNotFound, "No images found", "The archive has no study of this patient that matches the request."}

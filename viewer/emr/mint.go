@@ -54,10 +54,12 @@ func (s *Service) mint(c echo.Context) error {
 	}
 	ttl := DefaultLinkTTL
 	if req.TTLSeconds != 0 {
-		ttl = time.Duration(req.TTLSeconds) * time.Second
-		if req.TTLSeconds < 0 || ttl > MaxLinkTTL {
+		// Bounded before it is multiplied: a number of seconds whose nanoseconds overflow
+		// must not wrap into a short or negative lifetime.
+		if req.TTLSeconds < 0 || req.TTLSeconds > int(MaxLinkTTL/time.Second) {
 			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("ttlSeconds must be from 1 to %d", int(MaxLinkTTL/time.Second)))
 		}
+		ttl = time.Duration(req.TTLSeconds) * time.Second
 	}
 	ctx := c.Request().Context()
 	root := s.root(c)

@@ -10,6 +10,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 	"github.com/lumenpacs/lumen/index"
@@ -28,6 +30,8 @@ const (
 	DefaultChartLimit = 50
 	MaxChartLimit     = 500
 	MaxWidgetStudies  = 200
+	// DefaultMaxIIDStudies is the default of Service.MaxIIDStudies.
+	DefaultMaxIIDStudies = 100
 )
 
 // Service serves the EMR surfaces. Set the fields, then call Register once; zero values
@@ -54,8 +58,20 @@ type Service struct {
 	// built-in viewer: a URL in which {studies} is replaced by the comma-separated Study
 	// Instance UIDs ("https://ohif.example.org/viewer?StudyInstanceUIDs={studies}").
 	OHIFURL string
+	// MaxIIDStudies is the most studies one IHE Invoke Image Display request may name
+	// (studyUID or accessionNumber values) or open (mostRecentResults, the studies a
+	// patient request matches); beyond it the request is refused with a page saying so.
+	// Default DefaultMaxIIDStudies.
+	MaxIIDStudies int
 	// Logger receives operational and audit messages (never patient data above Debug).
 	Logger *slog.Logger
+}
+
+func (s *Service) maxIIDStudies() int {
+	if s.MaxIIDStudies > 0 {
+		return s.MaxIIDStudies
+	}
+	return DefaultMaxIIDStudies
 }
 
 func (s *Service) log() *slog.Logger {
@@ -93,14 +109,20 @@ func (s *Service) Register(e *echo.Echo) {
 // the issuer query parameter.
 func patientParam(c echo.Context) (id, issuer string, err error) {
 	id, err = url.PathUnescape(c.Param("patient"))
-	if err != nil || id == "" || len(id) > 64 {
+	if err != nil || id == "" || len(id) > 64 || !plainText(id) {
 		return "", "", echo.NewHTTPError(http.StatusBadRequest, "the patient ID in the path is empty, too long or badly encoded")
 	}
 	issuer = c.QueryParam("issuer")
-	if len(issuer) > 64 {
-		return "", "", echo.NewHTTPError(http.StatusBadRequest, "issuer is longer than 64 characters")
+	if len(issuer) > 64 || !plainText(issuer) {
+		return "", "", echo.NewHTTPError(http.StatusBadRequest, "issuer is longer than 64 characters or not text")
 	}
 	return id, issuer, nil
+}
+
+// plainText reports UTF-8 text without control characters (what a DICOM LO or SH may
+// hold, and what every index backend takes).
+func plainText(s string) bool {
+	return utf8.ValidString(s) && !strings.ContainsFunc(s, unicode.IsControl)
 }
 
 // mintAllowed reports whether the request carries a bearer token allowed to mint.

@@ -44,33 +44,20 @@ func (l ServiceLines) withDefaults() ServiceLines {
 	return l
 }
 
-// Classify returns the service line of a study whose series have the given body parts.
-func (l ServiceLines) Classify(s *index.Study, bodyParts []string) string {
+// class is the cardiology service line as an index study class: the index sorts,
+// pages and counts the chart's studies by it.
+func (l ServiceLines) class() index.StudyClass {
 	l = l.withDefaults()
-	for _, m := range s.ModalitiesInStudy {
-		if slices.ContainsFunc(l.Modalities, func(x string) bool { return strings.EqualFold(x, m) }) {
-			return Cardiology
-		}
-	}
-	for _, c := range s.SOPClassesInStudy {
-		for _, p := range l.SOPClassPrefixes {
-			if strings.HasPrefix(c, p) {
-				return Cardiology
-			}
-		}
-	}
-	for _, b := range bodyParts {
-		if slices.ContainsFunc(l.BodyParts, func(x string) bool { return strings.EqualFold(x, b) }) {
-			return Cardiology
-		}
-	}
-	words := strings.FieldsFunc(strings.ToUpper(s.StudyDescription), func(r rune) bool {
-		return !(r >= 'A' && r <= 'Z' || r >= '0' && r <= '9')
-	})
-	for _, w := range words {
-		if slices.ContainsFunc(l.Keywords, func(x string) bool { return strings.EqualFold(x, w) }) {
-			return Cardiology
-		}
+	return index.StudyClass{Modalities: l.Modalities, SOPClassPrefixes: l.SOPClassPrefixes, BodyParts: l.BodyParts, Keywords: l.Keywords}
+}
+
+// Classify returns the service line of a study whose series have the given body parts:
+// the rules of index.StudyClass.Matches (ASCII case-insensitive codes, whole words of the
+// description), which the index applies to the chart's queries.
+func (l ServiceLines) Classify(s *index.Study, bodyParts []string) string {
+	c := l.class()
+	if c.Matches(s, bodyParts) {
+		return Cardiology
 	}
 	return Radiology
 }

@@ -8,10 +8,11 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 	"github.com/lumenpacs/lumen/archive/dcm"
@@ -27,8 +28,10 @@ type Index interface {
 const (
 	DefaultCount = 50
 	MaxCount     = 500
-	// MaxMatches bounds the studies one search may match (the total is exact up to it).
-	MaxMatches = 10000
+	// DefaultMaxMatches is the default of Service.MaxMatches.
+	DefaultMaxMatches = 10000
+	// MaxIdentifiers bounds the identifier values of one search.
+	MaxIdentifiers = 100
 )
 
 // Code systems and fixed values.
@@ -52,7 +55,24 @@ type Service struct {
 	// Location is the time zone of StudyDate/StudyTime when a study does not say
 	// (default time.Local): FHIR dateTimes with a time need an offset.
 	Location *time.Location
-	Logger   *slog.Logger
+	// MaxMatches bounds the studies one search may match: the index counts up to it, and
+	// a search matching more is refused as too costly (narrow it). It also bounds
+	// _offset. Default DefaultMaxMatches.
+	MaxMatches int
+	Logger     *slog.Logger
+}
+
+func (s *Service) maxMatches() int {
+	if s.MaxMatches > 0 {
+		return s.MaxMatches
+	}
+	return DefaultMaxMatches
+}
+
+// plainText reports UTF-8 text without control characters (what a DICOM LO or SH may
+// hold, and what every index backend takes).
+func plainText(v string) bool {
+	return utf8.ValidString(v) && !strings.ContainsFunc(v, unicode.IsControl)
 }
 
 func (s *Service) root(c echo.Context) string {
@@ -283,26 +303,26 @@ func (s *Service) search(c echo.Context) error {
 		return outcome(c, http.StatusNotAcceptable, "not-supported", "only application/fhir+json is offered")
 	}
 	q := c.Request().URL.Query()
+	maxMatches := s.maxMatches()
 	var filters []index.Filter
 	var patient *index.PatientKey
+	noPatient := false // two different patients: nothing matches
 	var uidWanted, accWanted []string
 	count, offset := DefaultCount, 0
 	ascending := false
 	include := false
-	setPatient := func(p index.PatientKey) error {
+	setPatient := func(p index.PatientKey) {
 		if patient != nil && *patient != p {
-			patient = &index.PatientKey{ID: "\x00"} // two different patients: nothing matches
-			return nil
+			noPatient = true
 		}
 		patient = &p
-		return nil
 	}
 	for key, vals := range q {
 		for _, v := range vals {
 			switch key {
 			case "patient", "subject":
 				id := strings.TrimPrefix(v, "Patient/")
-				if id == "" || strings.Contains(id, "/") {
+				if id == "" || strings.Contains(id, "/") || len(id) > 64 || !plainText(id) {
 					return outcome(c, http.StatusBadRequest, "invalid", key+" must be a Patient reference (Patient/<id>); for a patient with an issuer use subject:identifier=<system>|<value>")
 				}
 				setPatient(index.PatientKey{ID: id})
@@ -311,11 +331,14 @@ func (s *Service) search(c echo.Context) error {
 				if !ok {
 					sys, val = "", v
 				}
-				if val == "" {
+				if val == "" || len(val) > 64 || !plainText(val) || !plainText(sys) {
 					return outcome(c, http.StatusBadRequest, "invalid", key+" needs a value: [system|]value")
 				}
 				setPatient(index.PatientKey{ID: val, Issuer: systemIssuer(sys)})
 			case "identifier":
+				if len(uidWanted)+len(accWanted) >= MaxIdentifiers {
+					return outcome(c, http.StatusBadRequest, "too-costly", fmt.Sprintf("at most %d identifier values in one search", MaxIdentifiers))
+				}
 				sys, val, ok := strings.Cut(v, "|")
 				if !ok {
 					sys, val = "", v
@@ -328,7 +351,7 @@ func (s *Service) search(c echo.Context) error {
 					}
 					uidWanted = append(uidWanted, u)
 				default:
-					if val == "" || len(val) > 16 || strings.ContainsAny(val, `*?\`) {
+					if val == "" || len(val) > 16 || strings.ContainsAny(val, `*?\`) || !plainText(val) {
 						return outcome(c, http.StatusBadRequest, "invalid", "identifier "+v+" is neither urn:dicom:uid|urn:oid:<uid> nor an accession number")
 					}
 					accWanted = append(accWanted, val)
@@ -357,16 +380,20 @@ func (s *Service) search(c echo.Context) error {
 					return outcome(c, http.StatusBadRequest, "not-supported", "_include supports ImagingStudy:endpoint only")
 				}
 				include = true
-			case "_count", "_offset":
+			case "_count":
 				n, err := strconv.Atoi(v)
-				if err != nil || n < 0 || key == "_count" && n > MaxCount {
-					return outcome(c, http.StatusBadRequest, "invalid", fmt.Sprintf("%s must be a whole number (at most %d for _count)", key, MaxCount))
+				if err != nil || n < 0 || n > MaxCount {
+					return outcome(c, http.StatusBadRequest, "invalid", fmt.Sprintf("_count must be a whole number from 0 to %d", MaxCount))
 				}
-				if key == "_count" {
-					count = n
-				} else {
-					offset = n
+				count = n
+			case "_offset":
+				// Bounded, so that offset+count cannot overflow: past the most studies a
+				// search may match there is nothing to page to.
+				n, err := strconv.Atoi(v)
+				if err != nil || n < 0 || n > maxMatches {
+					return outcome(c, http.StatusBadRequest, "invalid", fmt.Sprintf("_offset must be a whole number from 0 to %d", maxMatches))
 				}
+				offset = n
 			case "_sort":
 				switch v {
 				case "started":
@@ -382,44 +409,41 @@ func (s *Service) search(c echo.Context) error {
 			}
 		}
 	}
+	// Every parameter is a condition of the index query: the index pages, sorts and
+	// counts (up to maxMatches), so a search reads its page and nothing more.
+	ctx := c.Request().Context()
 	if patient != nil {
-		filters = append(filters, index.Filter{Tag: dcm.TagPatientID, Value: patient.ID})
+		// The pair (ID, issuer) identifies the patient, exactly.
+		ctx = index.WithScope(ctx, index.Scope{Patient: patient})
 	}
 	if len(uidWanted) > 0 {
-		filters = append(filters, index.Filter{Tag: dcm.TagStudyInstanceUID, Value: strings.Join(uidWanted, `\`)})
+		filters = append(filters, index.Filter{Tag: dcm.TagStudyInstanceUID, Values: uidWanted})
 	}
-	ctx := c.Request().Context()
-	res, err := s.Index.Find(ctx, index.Query{Level: index.StudyLevel, Filters: filters, Limit: MaxMatches + 1})
-	if err != nil {
-		return s.failed(c, err)
+	if len(accWanted) > 0 {
+		filters = append(filters, index.Filter{Tag: dcm.TagAccessionNumber, Values: accWanted})
 	}
-	if len(res.Studies) > MaxMatches {
-		return outcome(c, http.StatusBadRequest, "too-costly", fmt.Sprintf("more than %d studies match; narrow the search with patient, identifier, started or modality", MaxMatches))
-	}
-	var matched []index.Study
-	for _, st := range res.Studies {
-		if patient != nil && (st.PatientID != patient.ID || st.IssuerOfPatientID != patient.Issuer) {
-			continue // the pair identifies the patient, exactly
+	res := &index.Result{}
+	if !noPatient {
+		var err error
+		res, err = s.Index.Find(ctx, index.Query{Level: index.StudyLevel, Filters: filters, Reverse: ascending,
+			Limit: count, Offset: offset, CountOnly: count == 0, Total: true, MaxTotal: maxMatches})
+		if err != nil {
+			return s.failed(c, err)
 		}
-		if len(accWanted) > 0 && !slices.Contains(accWanted, st.AccessionNumber) {
-			continue
-		}
-		matched = append(matched, st)
 	}
-	if ascending {
-		slices.Reverse(matched)
+	if res.Total > maxMatches {
+		return outcome(c, http.StatusBadRequest, "too-costly", fmt.Sprintf("more than %d studies match; narrow the search with patient, identifier, started or modality", maxMatches))
 	}
-	b := Bundle{ResourceType: "Bundle", Type: "searchset", Total: len(matched)}
+	b := Bundle{ResourceType: "Bundle", Type: "searchset", Total: res.Total}
 	self := s.root(c) + "/fhir/ImagingStudy"
 	b.Link = append(b.Link, BundleLink{Relation: "self", URL: self + "?" + c.Request().URL.RawQuery})
-	page := matched[min(offset, len(matched)):min(offset+count, len(matched))]
-	if offset+count < len(matched) {
+	if count > 0 && offset+count < res.Total {
 		nq := c.Request().URL.Query()
 		nq.Set("_offset", strconv.Itoa(offset+count))
 		nq.Set("_count", strconv.Itoa(count))
 		b.Link = append(b.Link, BundleLink{Relation: "next", URL: self + "?" + nq.Encode()})
 	}
-	list, err := s.imagingStudies(ctx, c, page)
+	list, err := s.imagingStudies(ctx, c, res.Studies)
 	if err != nil {
 		return s.failed(c, err)
 	}
@@ -509,7 +533,7 @@ func (s *Service) metadata(c echo.Context) error {
 						param("started", "date", "StudyDate at day precision; prefixes eq, gt, ge, lt, le, sa, eb"),
 						param("modality", "token", SystemDCM+"|<code>, comma-separated alternatives"),
 						param("_count", "number", fmt.Sprintf("page size (default %d, at most %d)", DefaultCount, MaxCount)),
-						param("_offset", "number", "first result of the page"),
+						param("_offset", "number", fmt.Sprintf("first result of the page (at most %d)", s.maxMatches())),
 						param("_sort", "string", "started or -started (default)"),
 					},
 				},
