@@ -516,8 +516,12 @@ func TestJPEG2000(t *testing.T) {
 		if len(parts) != 1 || !bytes.Equal(parts[0].body, stored[0]) {
 			t.Fatalf("%s: image/jp2 frame differs from the stored one", o.Modality)
 		}
-		parts = readParts(t, e.do(t, http.MethodGet, instanceURL(e, o)+"/frames/1,"+n, nil, "Accept", `multipart/related; type="application/octet-stream"`), "application/octet-stream")
-		if len(parts) != 2 || !bytes.Equal(parts[0].body, native[0]) || !bytes.Equal(parts[1].body, native[len(native)-1]) {
+		list, want := "1,"+n, 2 // the first and last frames (a frame is listed once)
+		if n == "1" {
+			list, want = "1", 1
+		}
+		parts = readParts(t, e.do(t, http.MethodGet, instanceURL(e, o)+"/frames/"+list, nil, "Accept", `multipart/related; type="application/octet-stream"`), "application/octet-stream")
+		if len(parts) != want || !bytes.Equal(parts[0].body, native[0]) || !bytes.Equal(parts[len(parts)-1].body, native[len(native)-1]) {
 			t.Fatalf("%s: decompressed frames differ from the original native frames", o.Modality)
 		}
 		thumb := e.do(t, http.MethodGet, instanceURL(e, o)+"/thumbnail?accept=image/png", nil)

@@ -7,10 +7,7 @@ import (
 	"io"
 	"iter"
 	"log/slog"
-	"net"
 	"net/http"
-	"net/netip"
-	"strconv"
 	"strings"
 
 	"github.com/labstack/echo/v4"
@@ -18,6 +15,7 @@ import (
 	"github.com/lumenpacs/lumen/archive"
 	"github.com/lumenpacs/lumen/archive/dcm"
 	"github.com/lumenpacs/lumen/archive/ingest"
+	"github.com/lumenpacs/lumen/dicomweb/publicurl"
 	"github.com/lumenpacs/lumen/index"
 )
 
@@ -136,35 +134,10 @@ func (s *Service) log() *slog.Logger {
 }
 
 // root returns the absolute URL of the service for c's request: PublicURL, else the
-// request's scheme and authority (see authority).
+// request's scheme and an authority that never reflects an arbitrary Host header
+// (publicurl.Config.Authority).
 func (s *Service) root(c echo.Context) string {
-	if s.PublicURL != "" {
-		return strings.TrimRight(s.PublicURL, "/") + s.base()
-	}
-	return c.Scheme() + "://" + s.authority(c.Request()) + s.base()
-}
-
-// authority is the host[:port] of absolute URLs written for r when PublicURL is empty:
-// r's Host header when AllowedHosts admits it (lower-cased), else the local address the
-// connection arrived on, else "localhost". An arbitrary Host header is never used: it
-// would let anyone who can send a request make the answers point elsewhere.
-func (s *Service) authority(r *http.Request) string {
-	var local netip.AddrPort
-	if a, ok := r.Context().Value(http.LocalAddrContextKey).(*net.TCPAddr); ok {
-		ap := a.AddrPort()
-		local = netip.AddrPortFrom(ap.Addr().Unmap().WithZone(""), ap.Port())
-	}
-	host := strings.ToLower(r.Host)
-	for _, h := range s.AllowedHosts {
-		h = strings.ToLower(strings.TrimSpace(h))
-		if h != "" && (host == h || local.IsValid() && host == h+":"+strconv.Itoa(int(local.Port()))) {
-			return host
-		}
-	}
-	if local.IsValid() {
-		return local.String()
-	}
-	return "localhost"
+	return publicurl.Config{PublicURL: s.PublicURL, AllowedHosts: s.AllowedHosts}.Root(c.Scheme(), c.Request()) + s.base()
 }
 
 func (s *Service) maxURLLength() int {

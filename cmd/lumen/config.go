@@ -87,6 +87,10 @@ type EMRConfig struct {
 	FrameAncestors []string `koanf:"frame_ancestors"`
 	// OHIFURL sends IHE Invoke Image Display to OHIF ({studies} is replaced).
 	OHIFURL string `koanf:"ohif_url"`
+	// IIDMaxStudies bounds the studies one IHE IID request may name or open.
+	IIDMaxStudies int `koanf:"iid_max_studies"`
+	// FHIRMaxMatches bounds the studies one FHIR search may match (and _offset).
+	FHIRMaxMatches int `koanf:"fhir_max_matches"`
 	// The service-line rules (viewer/emr.ServiceLines).
 	CardiologyModalities       []string `koanf:"cardiology_modalities"`
 	CardiologySOPClassPrefixes []string `koanf:"cardiology_sop_class_prefixes"`
@@ -334,6 +338,8 @@ var defaults = map[string]any{
 	"emr.mint_token_sha256":             []any{},
 	"emr.frame_ancestors":               []any{},
 	"emr.ohif_url":                      "",
+	"emr.iid_max_studies":               100,
+	"emr.fhir_max_matches":              10000,
 	"emr.cardiology_modalities":         anys(emr.DefaultServiceLines.Modalities),
 	"emr.cardiology_sop_class_prefixes": anys(emr.DefaultServiceLines.SOPClassPrefixes),
 	"emr.cardiology_body_parts":         anys(emr.DefaultServiceLines.BodyParts),

@@ -571,3 +571,47 @@ func TestFHIR(t *testing.T) {
 	}
 	t.Logf("FHIR R4 schema: %s", strings.Join(strings.Fields(string(out)), " "))
 }
+
+// TestHostHeaderEMR: the chart API, the widget, IHE IID and FHIR never write a forged
+// Host header into their links; a host in dicomweb.allowed_hosts is used.
+func TestHostHeaderEMR(t *testing.T) {
+	s := startLumen(t, func(c *Config) { c.DICOMweb.AllowedHosts = []string{"pacs.example"} })
+	base := "http://" + s.addr.HTTP
+	objs, err := gen.ChartPatient(9, chartPatient, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stowAll(t, base+"/dicom-web", objs)
+	paths := []string{
+		"/emr/v1/patients/LUMEN-C0001/studies?issuer=LUMEN-TEST",
+		"/emr/v1/patients/LUMEN-C0001/chart?issuer=LUMEN-TEST",
+		"/fhir/ImagingStudy?_include=ImagingStudy:endpoint",
+		"/IHEInvokeImageDisplay?requestType=STUDY&studyUID=" + objs[0].StudyUID,
+		"/dicom-web/studies",
+	}
+	get := func(host, path string) string {
+		req, _ := http.NewRequest(http.MethodGet, base+path, nil)
+		req.Host = host
+		noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		resp, err := noRedirect.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode >= 400 {
+			t.Fatalf("%s: %d %.200s", path, resp.StatusCode, b)
+		}
+		return string(b) + fmt.Sprint(resp.Header)
+	}
+	for _, p := range paths {
+		if b := get("evil.example", p); strings.Contains(b, "evil.example") {
+			t.Errorf("%s: the forged Host is in the answer", p)
+		} else if !strings.Contains(b, s.addr.HTTP) {
+			t.Errorf("%s: the answer's links do not use the listener's address %s", p, s.addr.HTTP)
+		}
+		if b := get("pacs.example", p); !strings.Contains(b, "http://pacs.example/") {
+			t.Errorf("%s: an allowed Host is not used", p)
+		}
+	}
+}

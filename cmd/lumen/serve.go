@@ -160,7 +160,8 @@ func serve(ctx context.Context, c *Config, log *slog.Logger, ready chan<- listen
 	}
 	chart := &emr.Service{
 		Index: b.index, Links: signer, MintTokenHashes: c.EMR.MintTokenSHA256, FrameAncestors: c.EMR.FrameAncestors,
-		DICOMwebBase: c.DICOMweb.BasePath, PublicURL: c.DICOMweb.PublicURL, OHIFURL: c.EMR.OHIFURL, Logger: log,
+		DICOMwebBase: c.DICOMweb.BasePath, PublicURL: c.DICOMweb.PublicURL, AllowedHosts: c.DICOMweb.AllowedHosts, OHIFURL: c.EMR.OHIFURL, Logger: log,
+		MaxIIDStudies: c.EMR.IIDMaxStudies,
 		ServiceLines: emr.ServiceLines{Modalities: c.EMR.CardiologyModalities, SOPClassPrefixes: c.EMR.CardiologySOPClassPrefixes,
 			BodyParts: c.EMR.CardiologyBodyParts, Keywords: c.EMR.CardiologyKeywords},
 	}
@@ -178,7 +179,8 @@ func serve(ctx context.Context, c *Config, log *slog.Logger, ready chan<- listen
 	}
 	web.Register(e)
 	chart.Register(e)
-	(&fhir.Service{Index: b.index, DICOMwebBase: c.DICOMweb.BasePath, PublicURL: c.DICOMweb.PublicURL, Logger: log}).Register(e)
+	(&fhir.Service{Index: b.index, DICOMwebBase: c.DICOMweb.BasePath, PublicURL: c.DICOMweb.PublicURL, AllowedHosts: c.DICOMweb.AllowedHosts,
+		MaxMatches: c.EMR.FHIRMaxMatches, Logger: log}).Register(e)
 	(&viewerweb.Viewer{DICOMwebBase: c.DICOMweb.BasePath, FrameAncestors: c.EMR.FrameAncestors}).Register(e)
 	book := &peerBook{list: c.DIMSE.Peers}
 	for _, p := range c.DIMSE.Peers {

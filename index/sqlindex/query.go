@@ -119,12 +119,15 @@ func orderBy(terms []orderTerm, reverse bool) string {
 }
 
 // conditions compiles the query's filters, the caller's scopes and the class filter
-// into SQL conditions with their arguments in b.
-func (x *DB) conditions(ctx context.Context, b *builder, q index.Query) []string {
+// into SQL conditions with their arguments in b. A query the database cannot run as
+// given is index.ErrBadQuery.
+func (x *DB) conditions(ctx context.Context, b *builder, q index.Query) ([]string, error) {
 	var where []string
 	for _, f := range q.Filters {
-		if !utf8.ValidString(f.Value) || strings.ContainsRune(f.Value, 0) {
-			return nil, fmt.Errorf("%w: the value of %s is not valid UTF-8 text or holds a NUL character", index.ErrBadQuery, f.Tag)
+		for _, v := range append([]string{f.Value}, f.Values...) {
+			if !utf8.ValidString(v) || strings.ContainsRune(v, 0) {
+				return nil, fmt.Errorf("%w: the value of %s is not valid UTF-8 text or holds a NUL character", index.ErrBadQuery, f.Tag)
+			}
 		}
 	}
 	for _, f := range q.Filters {
@@ -165,7 +168,7 @@ func (x *DB) conditions(ctx context.Context, b *builder, q index.Query) []string
 		}
 		where = append(where, cond)
 	}
-	return where
+	return where, nil
 }
 
 // classCondition is the SQL of index.StudyClass.Matches on the study s.
@@ -228,7 +231,11 @@ func (x *DB) Find(ctx context.Context, q index.Query) (*index.Result, error) {
 	if q.Total {
 		b := &builder{d: x.d}
 		query := from
-		if where := x.conditions(ctx, b, q); len(where) > 0 {
+		where, err := x.conditions(ctx, b, q)
+		if err != nil {
+			return nil, err
+		}
+		if len(where) > 0 {
 			query += ` WHERE ` + strings.Join(where, ` AND `)
 		}
 		if q.MaxTotal > 0 {
@@ -245,7 +252,11 @@ func (x *DB) Find(ctx context.Context, q index.Query) (*index.Result, error) {
 	}
 	b := &builder{d: x.d}
 	query := `SELECT ` + cols + from
-	if where := x.conditions(ctx, b, q); len(where) > 0 {
+	where, err := x.conditions(ctx, b, q)
+	if err != nil {
+		return nil, err
+	}
+	if len(where) > 0 {
 		query += ` WHERE ` + strings.Join(where, ` AND `)
 	}
 	query += order

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
+	"github.com/lumenpacs/lumen/dicomweb/publicurl"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -52,8 +53,11 @@ type Service struct {
 	// DICOMwebBase is the path of the DICOMweb service (default "/dicom-web").
 	DICOMwebBase string
 	// PublicURL is the scheme and authority of links in answers; empty means the
-	// request's own.
+	// request's scheme and the listener's address (or an allowed Host).
 	PublicURL string
+	// AllowedHosts are the Host header values that may root absolute URLs when
+	// PublicURL is empty (publicurl.Config); otherwise the listener's address is used.
+	AllowedHosts []string
 	// OHIFURL, when set, is where IHE Invoke Image Display sends viewers instead of the
 	// built-in viewer: a URL in which {studies} is replaced by the comma-separated Study
 	// Instance UIDs ("https://ohif.example.org/viewer?StudyInstanceUIDs={studies}").
@@ -90,10 +94,7 @@ func (s *Service) dicomweb() string {
 
 // root is the absolute URL of the server for c's request.
 func (s *Service) root(c echo.Context) string {
-	if s.PublicURL != "" {
-		return strings.TrimRight(s.PublicURL, "/")
-	}
-	return c.Scheme() + "://" + c.Request().Host
+	return publicurl.Config{PublicURL: s.PublicURL, AllowedHosts: s.AllowedHosts}.Root(c.Scheme(), c.Request())
 }
 
 // Register adds the EMR routes to e. Guard must also be installed (e.Use) for link

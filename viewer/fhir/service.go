@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/lumenpacs/lumen/dicomweb/publicurl"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -50,8 +51,12 @@ type Service struct {
 	Index Index
 	// DICOMwebBase is the path of the DICOMweb service (default "/dicom-web").
 	DICOMwebBase string
-	// PublicURL is the scheme and authority of URLs in answers; empty: the request's.
+	// PublicURL is the scheme and authority of URLs in answers; empty: the request's
+	// scheme and the listener's address (or an allowed Host).
 	PublicURL string
+	// AllowedHosts are the Host header values that may root absolute URLs when
+	// PublicURL is empty (publicurl.Config); otherwise the listener's address is used.
+	AllowedHosts []string
 	// Location is the time zone of StudyDate/StudyTime when a study does not say
 	// (default time.Local): FHIR dateTimes with a time need an offset.
 	Location *time.Location
@@ -76,10 +81,7 @@ func plainText(v string) bool {
 }
 
 func (s *Service) root(c echo.Context) string {
-	if s.PublicURL != "" {
-		return strings.TrimRight(s.PublicURL, "/")
-	}
-	return c.Scheme() + "://" + c.Request().Host
+	return publicurl.Config{PublicURL: s.PublicURL, AllowedHosts: s.AllowedHosts}.Root(c.Scheme(), c.Request())
 }
 
 func (s *Service) dicomweb() string {
