@@ -6,4 +6,8 @@
 // sees a partial object and an acknowledged object survives a crash. Keys map to paths
 // directly; callers choose keys with fan-out directories (Lumen's ingest uses
 // dicom/xx/yy/<id>) so no directory grows without bound.
+//
+// A put cut short by a crash or a kill leaves its temporary file (".tmp-*", never listed
+// or read) behind; StaleTemps finds old ones and RemoveTemp removes them, which
+// ingest.Check (lumen fsck and the start-up check) does.
 package fs

@@ -8,9 +8,11 @@ import (
 	"io/fs"
 	"iter"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/lumenpacs/lumen/archive"
 )
@@ -360,4 +362,106 @@ func (s *Store) Ping(ctx context.Context) error {
 	name := f.Name()
 	f.Close()
 	return os.Remove(name)
+}
+
+// StaleTemps yields the temporary files of interrupted puts (a crash, a kill, or a put
+// whose clean-up could not run) last modified before before, in the directories where the
+// objects under prefix live ("" is the whole store). Such files are never listed, read or
+// committed; only their removal reclaims the space. Each is named by its slash-separated
+// path under the root (e.g. "dicom/2026/03/01/ab/.tmp-123456"), which RemoveTemp takes.
+// A put in progress keeps its file's modification time fresh, so before should lie well
+// in the past (ingest.Check uses its grace period).
+func (s *Store) StaleTemps(ctx context.Context, prefix string, before time.Time) iter.Seq2[archive.ObjectInfo, error] {
+	return func(yield func(archive.ObjectInfo, error) bool) {
+		dirKey := ""
+		if i := strings.LastIndex(prefix, "/"); i >= 0 {
+			dirKey = prefix[:i]
+		}
+		s.walkTemps(ctx, dirKey, prefix, before, yield)
+	}
+}
+
+func (s *Store) walkTemps(ctx context.Context, dirKey, prefix string, before time.Time, yield func(archive.ObjectInfo, error) bool) bool {
+	if err := ctx.Err(); err != nil {
+		yield(archive.ObjectInfo{}, fmt.Errorf("archive/fs: list temporary files %s: %w", prefix, err))
+		return false
+	}
+	entries, err := os.ReadDir(filepath.Join(s.root, filepath.FromSlash(dirKey)))
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscallENOTDIR) {
+			return true
+		}
+		return yield(archive.ObjectInfo{}, fmt.Errorf("archive/fs: list temporary files %s: %w", prefix, err))
+	}
+	for _, e := range entries {
+		k := e.Name()
+		if dirKey != "" {
+			k = dirKey + "/" + k
+		}
+		switch {
+		case strings.HasPrefix(e.Name(), tmpPrefix):
+			if !e.Type().IsRegular() {
+				continue
+			}
+			fi, err := e.Info()
+			if err != nil {
+				if errors.Is(err, fs.ErrNotExist) {
+					continue // renamed into place or removed meanwhile
+				}
+				if !yield(archive.ObjectInfo{}, fmt.Errorf("archive/fs: list temporary files %s: %w", prefix, err)) {
+					return false
+				}
+				continue
+			}
+			if fi.ModTime().Before(before) && !yield(archive.ObjectInfo{Key: k, Size: fi.Size(), ModTime: fi.ModTime()}, nil) {
+				return false
+			}
+		case e.IsDir():
+			if sk := k + "/"; !strings.HasPrefix(sk, prefix) && !strings.HasPrefix(prefix, sk) {
+				continue
+			}
+			if !s.walkTemps(ctx, k, prefix, before, yield) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// RemoveTemp removes a temporary file named as StaleTemps names it, provided it is still
+// unmodified since before; removed is false for a file modified since (a put may be
+// writing it again), which is kept. A missing file is archive.ErrNotFound. Should a put
+// still be writing a removed file, that put fails and nothing becomes visible under its
+// key.
+func (s *Store) RemoveTemp(ctx context.Context, name string, before time.Time) (removed bool, err error) {
+	if err := ctx.Err(); err != nil {
+		return false, fmt.Errorf("archive/fs: remove temporary file %s: %w", name, err)
+	}
+	if err := archive.ValidateKey(name); err != nil {
+		return false, fmt.Errorf("archive/fs: remove temporary file %s: %w", name, err)
+	}
+	if !strings.HasPrefix(path.Base(name), tmpPrefix) {
+		return false, fmt.Errorf("archive/fs: remove temporary file %s: %w: not a temporary file", name, archive.ErrInvalidKey)
+	}
+	p := filepath.Join(s.root, filepath.FromSlash(name))
+	st, err := os.Lstat(p)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscallENOTDIR) {
+			return false, fmt.Errorf("archive/fs: remove temporary file %s: %w", name, archive.ErrNotFound)
+		}
+		return false, fmt.Errorf("archive/fs: remove temporary file %s: %w", name, err)
+	}
+	if !st.Mode().IsRegular() {
+		return false, fmt.Errorf("archive/fs: remove temporary file %s: %w", name, archive.ErrNotFound)
+	}
+	if !st.ModTime().Before(before) {
+		return false, nil
+	}
+	if err := os.Remove(p); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return false, fmt.Errorf("archive/fs: remove temporary file %s: %w", name, archive.ErrNotFound)
+		}
+		return false, fmt.Errorf("archive/fs: remove temporary file %s: %w", name, err)
+	}
+	return true, nil
 }

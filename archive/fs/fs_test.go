@@ -3,13 +3,17 @@ package fs_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/lumenpacs/lumen/archive"
 	"github.com/lumenpacs/lumen/archive/archivetest"
@@ -79,5 +83,91 @@ func BenchmarkPut(b *testing.B) {
 			wg.Wait()
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "puts/s")
 		})
+	}
+}
+
+// TestStaleTemps: the temporary files of interrupted puts are found under the prefix they
+// belong to, old ones only; RemoveTemp takes only temporary files, keeps one written
+// since, and a put whose file was removed fails without committing anything.
+func TestStaleTemps(t *testing.T) {
+	dir := t.TempDir()
+	s, err := fs.New(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	now := time.Now()
+	old := now.Add(-time.Hour)
+	for _, p := range []string{"a/b/.tmp-1", "a/c/.tmp-2", ".tmp-ping-3", "a/b/obj"} {
+		f := filepath.Join(dir, filepath.FromSlash(p))
+		os.MkdirAll(filepath.Dir(f), 0o750)
+		if err := os.WriteFile(f, []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		os.Chtimes(f, old, old)
+	}
+	os.WriteFile(filepath.Join(dir, "a", "b", ".tmp-fresh"), nil, 0o600)
+	list := func(prefix string) []string {
+		var out []string
+		for info, err := range s.StaleTemps(ctx, prefix, now.Add(-time.Minute)) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, info.Key)
+		}
+		return out
+	}
+	if got := list(""); !slices.Equal(got, []string{".tmp-ping-3", "a/b/.tmp-1", "a/c/.tmp-2"}) {
+		t.Fatalf("StaleTemps(\"\") = %v", got)
+	}
+	if got := list("a/b/"); !slices.Equal(got, []string{"a/b/.tmp-1"}) {
+		t.Fatalf("StaleTemps(a/b/) = %v", got)
+	}
+	if got := list("zz/"); len(got) != 0 {
+		t.Fatalf("StaleTemps(zz/) = %v", got)
+	}
+	for _, name := range []string{"a/b/obj", "../x/.tmp-1", "a/b"} {
+		if _, err := s.RemoveTemp(ctx, name, now); !errors.Is(err, archive.ErrInvalidKey) {
+			t.Errorf("RemoveTemp(%q) = %v, want ErrInvalidKey", name, err)
+		}
+	}
+	if removed, err := s.RemoveTemp(ctx, "a/b/.tmp-fresh", now.Add(-time.Minute)); removed || err != nil {
+		t.Fatalf("RemoveTemp(fresh) = %v, %v", removed, err)
+	}
+	if removed, err := s.RemoveTemp(ctx, "a/b/.tmp-1", now); !removed || err != nil {
+		t.Fatalf("RemoveTemp = %v, %v", removed, err)
+	}
+	if _, err := s.RemoveTemp(ctx, "a/b/.tmp-1", now); !errors.Is(err, archive.ErrNotFound) {
+		t.Fatalf("RemoveTemp(removed) = %v", err)
+	}
+
+	// A put whose temporary file is removed under it fails closed.
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.Put(ctx, "p/q/obj", pr, -1)
+		done <- err
+	}()
+	pw.Write([]byte("first half"))
+	var tmp string
+	for info, err := range s.StaleTemps(ctx, "p/", now.Add(time.Hour)) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		tmp = info.Key
+	}
+	if tmp == "" {
+		t.Fatal("the temporary file of a put in progress is not listed")
+	}
+	if removed, err := s.RemoveTemp(ctx, tmp, now.Add(time.Hour)); !removed || err != nil {
+		t.Fatalf("RemoveTemp(in progress) = %v, %v", removed, err)
+	}
+	pw.Write([]byte("second half"))
+	pw.Close()
+	if err := <-done; err == nil {
+		t.Fatal("a put whose temporary file was removed succeeded")
+	}
+	if _, err := s.Stat(ctx, "p/q/obj"); !errors.Is(err, archive.ErrNotFound) {
+		t.Fatalf("Stat after the failed put = %v", err)
 	}
 }

@@ -17,15 +17,22 @@ import (
 
 // CheckOptions configure Check.
 type CheckOptions struct {
-	// Prefixes to examine; default [BlobPrefix] (everything ingested).
+	// Prefixes to examine; default [BlobPrefix] (everything ingested). Temporary files
+	// (see TempSweeper) are looked for under the same prefixes, or, by default, in the
+	// whole store.
 	Prefixes []string
-	// Grace: blobs modified more recently than this are skipped, since an ingest may be
-	// about to index them. Default 10 minutes.
+	// Grace: blobs and temporary files modified more recently than this are skipped,
+	// since an ingest may be about to index (or still be writing) them. Default 10
+	// minutes.
 	Grace time.Duration
 	// Repair fixes what is found: orphan blobs are re-indexed when valid (or removed when
 	// invalid, or when an identical copy is already indexed); index rows whose blob is
-	// missing are removed.
+	// missing are removed; stale temporary files are removed.
 	Repair bool
+	// RemoveTemp removes stale temporary files even without Repair. They are what a put
+	// cut short (by a crash or a kill) left behind and can never be committed, so removing
+	// them loses nothing; the start-up check sets it.
+	RemoveTemp bool
 	// RemoveOrphans removes orphan blobs instead of re-indexing them (with Repair).
 	RemoveOrphans bool
 	// Deadline, when not zero, stops the check (with a partial report) at that time.
@@ -34,7 +41,9 @@ type CheckOptions struct {
 
 // Finding is one inconsistency.
 type Finding struct {
-	// Kind is "orphan-blob" (blob without index row) or "dangling-row" (row without blob).
+	// Kind is "orphan-blob" (blob without index row), "dangling-row" (row without blob)
+	// or "temp-file" (a temporary file of an interrupted put, older than the grace
+	// period; see TempSweeper).
 	Kind string
 	// Key is the blob key; SOPInstanceUID is set for dangling rows.
 	Key            string
@@ -43,6 +52,8 @@ type Finding struct {
 	Action string
 	// Reason explains a failed or skipped repair.
 	Reason string
+	// Size is the length in bytes of a temporary file (Kind "temp-file").
+	Size int64
 }
 
 // Report is the outcome of Check.
@@ -59,6 +70,9 @@ func (r *Report) Orphans() int { return r.count("orphan-blob") }
 
 // Dangling counts dangling index rows in the report.
 func (r *Report) Dangling() int { return r.count("dangling-row") }
+
+// Temps counts stale temporary files in the report.
+func (r *Report) Temps() int { return r.count("temp-file") }
 
 func (r *Report) count(kind string) int {
 	n := 0
@@ -81,15 +95,32 @@ func RecentPrefixes(now time.Time, days int) []string {
 	return out
 }
 
+// TempSweeper is implemented by stores whose interrupted puts can leave temporary
+// objects behind that List never shows (archive/fs: the .tmp-* file of a put cut short
+// by a crash or a kill, up to an instance's size each). Check reports those older than
+// its grace period and, with Repair or RemoveTemp, removes them.
+type TempSweeper interface {
+	// StaleTemps yields the temporary objects under prefix last modified before before,
+	// each named (in ObjectInfo.Key) as RemoveTemp takes it.
+	StaleTemps(ctx context.Context, prefix string, before time.Time) iter.Seq2[archive.ObjectInfo, error]
+	// RemoveTemp removes one, unless it was modified since before (then it keeps it and
+	// reports removed false). A missing one is archive.ErrNotFound.
+	RemoveTemp(ctx context.Context, name string, before time.Time) (removed bool, err error)
+}
+
 // Check compares the store's blobs with the index's blob keys (a merge of two sorted
 // listings, so it runs in constant memory) and reports, and optionally repairs,
-// blobs without index rows and index rows without blobs.
+// blobs without index rows and index rows without blobs. When the store is a
+// TempSweeper it also reports, and with Repair or RemoveTemp removes, temporary files
+// older than the grace period.
 func (p *Pipeline) Check(ctx context.Context, opts CheckOptions) (*Report, error) {
 	if opts.Grace == 0 {
 		opts.Grace = 10 * time.Minute
 	}
+	tempPrefixes := opts.Prefixes
 	if len(opts.Prefixes) == 0 {
 		opts.Prefixes = []string{BlobPrefix}
+		tempPrefixes = []string{""} // the whole store: thumbnails and the like too
 	}
 	rep := &Report{}
 	cutoff := p.now().Add(-opts.Grace)
@@ -98,10 +129,47 @@ func (p *Pipeline) Check(ctx context.Context, opts CheckOptions) (*Report, error
 			return rep, err
 		}
 		if rep.Partial {
-			break
+			return rep, nil
+		}
+	}
+	if ts, ok := p.Store.(TempSweeper); ok {
+		for _, prefix := range tempPrefixes {
+			if err := p.sweepTemps(ctx, ts, prefix, cutoff, opts, rep); err != nil {
+				return rep, err
+			}
+			if rep.Partial {
+				break
+			}
 		}
 	}
 	return rep, nil
+}
+
+// sweepTemps reports, and optionally removes, the temporary objects under prefix last
+// modified before cutoff.
+func (p *Pipeline) sweepTemps(ctx context.Context, ts TempSweeper, prefix string, cutoff time.Time, opts CheckOptions, rep *Report) error {
+	for info, err := range ts.StaleTemps(ctx, prefix, cutoff) {
+		if err != nil {
+			return fmt.Errorf("ingest: check: list temporary files: %w", err)
+		}
+		if !opts.Deadline.IsZero() && p.now().After(opts.Deadline) {
+			rep.Partial = true
+			return nil
+		}
+		f := Finding{Kind: "temp-file", Key: info.Key, Size: info.Size}
+		if opts.Repair || opts.RemoveTemp {
+			switch removed, err := ts.RemoveTemp(ctx, info.Key, cutoff); {
+			case err == nil && removed:
+				f.Action, f.Reason = "removed", "temporary file of an interrupted write"
+			case err == nil, errors.Is(err, archive.ErrNotFound):
+				continue // written again, committed or cleaned up meanwhile
+			default:
+				f.Reason = err.Error()
+			}
+		}
+		rep.Findings = append(rep.Findings, f)
+	}
+	return nil
 }
 
 func (p *Pipeline) checkPrefix(ctx context.Context, prefix string, cutoff time.Time, opts CheckOptions, rep *Report) error {
