@@ -12,6 +12,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/lumenpacs/lumen/archive/dcm"
 	"github.com/lumenpacs/lumen/archive/ingest"
+	"github.com/lumenpacs/lumen/dicomweb/httplimit"
 )
 
 // FailureReason values (PS3.18 Table 10.5.3-3 and the C-STORE statuses of PS3.4 B.2.3).
@@ -139,7 +140,7 @@ func (s *Service) stow(c echo.Context) error {
 		res, err := s.Ingest.IngestFile(req.Context(), part, -1, ingest.Source{Via: "stow", StudyInstanceUID: study})
 		if err != nil {
 			var mbe *http.MaxBytesError
-			if errors.As(err, &mbe) || errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, ingest.ErrInvalid) {
+			if errors.As(err, &mbe) || errors.Is(err, httplimit.ErrUploadTooSlow) || errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, ingest.ErrInvalid) {
 				bodyErr = bodyError(err, n, limit)
 				break
 			}
@@ -233,6 +234,9 @@ func bodyError(err error, n int, limit int64) *echo.HTTPError {
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
 		return echo.NewHTTPError(http.StatusRequestEntityTooLarge, fmt.Sprintf("the body exceeds the upload limit of %d bytes (in part %d); later parts were not read", limit, n))
+	}
+	if errors.Is(err, httplimit.ErrUploadTooSlow) {
+		return echo.NewHTTPError(http.StatusRequestTimeout, fmt.Sprintf("the body arrived too slowly (in part %d; http.min_upload_rate); later parts were not read", n))
 	}
 	return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("malformed multipart body at part %d: a boundary or part header is missing or the body ended before the closing boundary", n))
 }

@@ -184,6 +184,19 @@ type HTTPConfig struct {
 	// X-Forwarded-For names the client. From anyone else the header is ignored: the
 	// client is the socket's peer (audit records, ATNA, limits per address).
 	TrustedProxies []string `koanf:"trusted_proxies"`
+	// Bounds of what clients may hold (dicomweb/httplimit): open connections overall
+	// (0: half the open-file limit) and per client address, request bodies being
+	// received overall and per address, the slowest a body may arrive (bytes/s), and
+	// the time a request header may take and an idle keep-alive connection may stay.
+	MaxConns          int           `koanf:"max_conns"`
+	MaxConnsPerAddr   int           `koanf:"max_conns_per_addr"`
+	MaxUploads        int           `koanf:"max_uploads"`
+	MaxUploadsPerAddr int           `koanf:"max_uploads_per_addr"`
+	MinUploadRate     int64         `koanf:"min_upload_rate"`
+	UploadRateWindow  time.Duration `koanf:"upload_rate_window"`
+	UploadGrace       time.Duration `koanf:"upload_grace"`
+	ReadHeaderTimeout time.Duration `koanf:"read_header_timeout"`
+	IdleTimeout       time.Duration `koanf:"idle_timeout"`
 }
 
 // LogConfig configures logging.
@@ -262,6 +275,15 @@ var defaults = map[string]any{
 	"http.tls_cert":                     "",
 	"http.tls_key":                      "",
 	"http.trusted_proxies":              []any{},
+	"http.max_conns":                    0,
+	"http.max_conns_per_addr":           256,
+	"http.max_uploads":                  256,
+	"http.max_uploads_per_addr":         16,
+	"http.min_upload_rate":              4096,
+	"http.upload_rate_window":           "30s",
+	"http.upload_grace":                 "30s",
+	"http.read_header_timeout":          "10s",
+	"http.idle_timeout":                 "60s",
 	"log.level":                         "info",
 	"log.format":                        "json",
 	"store.backend":                     "fs",

@@ -58,8 +58,8 @@ Exit status: 0 clean or fully repaired, 1 inconsistencies remain.`,
 				}
 				fmt.Fprintln(out, line)
 			}
-			fmt.Fprintf(out, "fsck: %d blobs, %d index rows checked; %d orphan blobs, %d dangling rows; %d unresolved\n",
-				rep.BlobsChecked, rep.RowsChecked, rep.Orphans(), rep.Dangling(), unresolved)
+			fmt.Fprintf(out, "fsck: %d blobs, %d index rows checked; %d orphan blobs, %d dangling rows, %d stale temporary files; %d unresolved\n",
+				rep.BlobsChecked, rep.RowsChecked, rep.Orphans(), rep.Dangling(), rep.Temps(), unresolved)
 			if unresolved > 0 {
 				return exitError{1}
 			}

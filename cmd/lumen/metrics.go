@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"github.com/lumenpacs/lumen/dicomweb/httplimit"
 	"github.com/lumenpacs/lumen/index"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -119,5 +120,29 @@ func recoverPanics(log *slog.Logger) echo.MiddlewareFunc {
 			}()
 			return next(c)
 		}
+	}
+}
+
+// httpLimitMetrics exports the HTTP connection and upload limits' state: open
+// connections, bodies being received, and what the limits refused, by reason.
+func httpLimitMetrics(reg prometheus.Registerer, lim *httplimit.Limiter) {
+	reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "lumen_http_connections_open", Help: "Open HTTP connections."},
+			func() float64 { return float64(lim.Stats().Conns) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "lumen_http_uploads_in_progress", Help: "HTTP request bodies being received."},
+			func() float64 { return float64(lim.Stats().Uploads) }))
+	for _, m := range []struct {
+		name, help, reason string
+		n                  func(httplimit.Stats) uint64
+	}{
+		{"lumen_http_connections_refused_total", "HTTP connections closed by the connection limits, by reason.", "per_address", func(s httplimit.Stats) uint64 { return s.ConnsRefusedPerAddr }},
+		{"lumen_http_connections_refused_total", "HTTP connections closed by the connection limits, by reason.", "overall", func(s httplimit.Stats) uint64 { return s.ConnsRefusedOverall }},
+		{"lumen_http_connections_refused_total", "HTTP connections closed by the connection limits, by reason.", "evicted", func(s httplimit.Stats) uint64 { return s.ConnsEvicted }},
+		{"lumen_http_uploads_refused_total", "HTTP request bodies refused or cut by the upload limits, by reason.", "per_address", func(s httplimit.Stats) uint64 { return s.UploadsRefusedPerAddr }},
+		{"lumen_http_uploads_refused_total", "HTTP request bodies refused or cut by the upload limits, by reason.", "overall", func(s httplimit.Stats) uint64 { return s.UploadsRefusedOverall }},
+		{"lumen_http_uploads_refused_total", "HTTP request bodies refused or cut by the upload limits, by reason.", "too_slow", func(s httplimit.Stats) uint64 { return s.UploadsTooSlow }},
+	} {
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: m.name, Help: m.help, ConstLabels: prometheus.Labels{"reason": m.reason}},
+			func() float64 { return float64(m.n(lim.Stats())) }))
 	}
 }

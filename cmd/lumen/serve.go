@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"strings"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"github.com/lumenpacs/lumen/archive/send"
 	"github.com/lumenpacs/lumen/dicomweb"
 	"github.com/lumenpacs/lumen/dicomweb/auth"
+	"github.com/lumenpacs/lumen/dicomweb/httplimit"
 	"github.com/lumenpacs/lumen/dimse"
 	"github.com/lumenpacs/lumen/dimse/tlsconf"
 	"github.com/lumenpacs/lumen/index"
@@ -216,6 +218,19 @@ func serve(ctx context.Context, c *Config, log *slog.Logger, ready chan<- listen
 	if err != nil {
 		return fmt.Errorf("http listen %s: %w", c.HTTP.Addr, err)
 	}
+	// Connections and uploads are bounded per client address and overall, so that no
+	// client can hold every file descriptor or upload slot (dicomweb/httplimit). A
+	// trusted proxy carries everyone's connections: the per-address caps skip it.
+	lim := &httplimit.Limiter{MaxConns: c.HTTP.MaxConns, MaxConnsPerAddr: c.HTTP.MaxConnsPerAddr,
+		MaxUploads: c.HTTP.MaxUploads, MaxUploadsPerAddr: c.HTTP.MaxUploadsPerAddr, MinUploadRate: c.HTTP.MinUploadRate,
+		UploadRateWindow: c.HTTP.UploadRateWindow, UploadGrace: c.HTTP.UploadGrace, ClientAddr: e.IPExtractor}
+	for _, n := range proxies {
+		if p, err := netip.ParsePrefix(n.String()); err == nil {
+			lim.ExemptAddrs = append(lim.ExemptAddrs, p)
+		}
+	}
+	httpLimitMetrics(reg, lim)
+	ln = lim.Listener(ln) // under TLS: a handshake holds a connection too
 	if c.HTTP.TLSCert != "" {
 		tc, err := tlsconf.Server(tlsconf.Files{Cert: c.HTTP.TLSCert, Key: c.HTTP.TLSKey})
 		if err != nil {
@@ -224,7 +239,9 @@ func serve(ctx context.Context, c *Config, log *slog.Logger, ready chan<- listen
 		}
 		ln = tls.NewListener(ln, tc)
 	}
-	srv := &http.Server{Handler: e, ReadHeaderTimeout: 30 * time.Second, ReadTimeout: c.HTTP.ReadTimeout, WriteTimeout: c.HTTP.WriteTimeout}
+	srv := &http.Server{Handler: e, ReadHeaderTimeout: c.HTTP.ReadHeaderTimeout, IdleTimeout: c.HTTP.IdleTimeout,
+		ReadTimeout: c.HTTP.ReadTimeout, WriteTimeout: c.HTTP.WriteTimeout}
+	lim.ConfigureServer(srv)
 	errc := make(chan error, 3) // http, dimse, dimse tls
 	go func() { errc <- fmt.Errorf("http: %w", srv.Serve(ln)) }()
 	log.Info("http listening", "addr", ln.Addr().String())
@@ -296,13 +313,16 @@ func startupCheck(ctx context.Context, c *Config, b *backends, log *slog.Logger)
 		Grace:    c.Fsck.Grace,
 		Repair:   c.Fsck.Repair,
 		Deadline: time.Now().Add(c.Fsck.Timeout),
+		// Temporary files of interrupted puts older than the grace period can never be
+		// committed: always removed (up to 4 GiB each).
+		RemoveTemp: true,
 	}
 	rep, err := b.pipeline.Check(ctx, opts)
 	if err != nil {
 		log.Warn("start-up check failed", "err", err)
 		return
 	}
-	attrs := []any{"blobs", rep.BlobsChecked, "rows", rep.RowsChecked, "orphan_blobs", rep.Orphans(), "dangling_rows", rep.Dangling(), "partial", rep.Partial, "days", c.Fsck.Days}
+	attrs := []any{"blobs", rep.BlobsChecked, "rows", rep.RowsChecked, "orphan_blobs", rep.Orphans(), "dangling_rows", rep.Dangling(), "temp_files", rep.Temps(), "partial", rep.Partial, "days", c.Fsck.Days}
 	if len(rep.Findings) > 0 {
 		for _, f := range rep.Findings {
 			log.Warn("start-up check finding", "kind", f.Kind, "key", f.Key, "action", f.Action, "reason", f.Reason)

@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -112,5 +114,70 @@ func TestReadyzReportsFailure(t *testing.T) {
 	cancel()
 	if err := <-errc; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestHTTPLimits: lumen serve wires the HTTP limits. An address over its connection cap
+// does not keep another out; a STOW body that trickles below the minimum rate is cut
+// with 408 and the reason; a second upload from one address over its budget gets 429;
+// and the refusals are counted in /metrics.
+func TestHTTPLimits(t *testing.T) {
+	s := startLumen(t, func(c *Config) {
+		c.DIMSE.Addr = ""
+		c.HTTP.MaxConnsPerAddr, c.HTTP.MaxUploadsPerAddr = 4, 1
+		c.HTTP.MinUploadRate, c.HTTP.UploadRateWindow, c.HTTP.UploadGrace = 1000, 300*time.Millisecond, -1
+	})
+	base := "http://" + s.addr.HTTP
+	dial := func(ip string) net.Conn {
+		c, err := (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}).Dial("tcp", s.addr.HTTP)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	// Ten silent connections from 127.0.0.2; the service is there for 127.0.0.3.
+	for i := 0; i < 10; i++ {
+		dial("127.0.0.2")
+	}
+	cl := &http.Client{Transport: &http.Transport{DialContext: (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.3")}}).DialContext}, Timeout: 10 * time.Second}
+	resp, err := cl.Get(base + "/dicom-web/studies")
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("a client beside a connection flood: %v %v", err, resp)
+	}
+	resp.Body.Close()
+	// A STOW trickling a byte at a time from 127.0.0.4, and a second upload from there.
+	slow := dial("127.0.0.4")
+	fmt.Fprintf(slow, "POST /dicom-web/studies HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/related; type=\"application/dicom\"; boundary=b\r\nContent-Length: 100000\r\n\r\n--b\r\nContent-Type: application/dicom\r\n\r\n")
+	stop := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(100 * time.Millisecond):
+				slow.Write([]byte("x"))
+			}
+		}
+	}()
+	defer close(stop)
+	time.Sleep(100 * time.Millisecond) // the trickling upload holds the address's one upload place
+	second := &http.Client{Transport: &http.Transport{DialContext: (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.4")}}).DialContext}, Timeout: 10 * time.Second}
+	resp, err = second.Post(base+"/dicom-web/studies", `multipart/related; type="application/dicom"; boundary=b`, strings.NewReader("--b--\r\n"))
+	if err != nil || resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("a second upload from one address over its budget: %v %v", err, resp)
+	} else {
+		resp.Body.Close()
+	}
+	slow.SetReadDeadline(time.Now().Add(10 * time.Second))
+	answer, _ := io.ReadAll(slow)
+	if !strings.HasPrefix(string(answer), "HTTP/1.1 408") || !strings.Contains(string(answer), "too slowly") {
+		t.Errorf("a trickling STOW body: %.300q, want 408 saying it arrived too slowly", answer)
+	}
+	_, m := get(t, base+"/metrics")
+	for _, want := range []string{`lumen_http_connections_refused_total{reason="evicted"}`, `lumen_http_uploads_refused_total{reason="per_address"} 1`, `lumen_http_uploads_refused_total{reason="too_slow"} 1`} {
+		if !strings.Contains(m, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
 	}
 }
