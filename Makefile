@@ -70,10 +70,14 @@ bench-orthanc:
 	bash .ci/bench-cmove-orthanc
 
 ## soak: lumen serve under 32 concurrent associations and 64 HTTP clients for
-## SOAK_DURATION (default 2m): no failure, memory growth bounded (TestSoak).
+## SOAK_DURATION (default 2m), while an attacker holds idle TCP connections, idle
+## associations under a known AE, slow uploads and half-open HTTP connections and floods
+## unauthenticated requests (SOAK_ATTACK=off: without it): no failure, memory growth
+## bounded (TestSoak).
 SOAK_DURATION ?= 2m
+SOAK_ATTACK   ?= on
 soak: provision
-	LUMEN_SOAK_DURATION=$(SOAK_DURATION) $(GO) test -tags '$(TAGS) soak' -run '^TestSoak$$' -count=1 -v -timeout 60m ./cmd/lumen
+	LUMEN_SOAK_DURATION=$(SOAK_DURATION) LUMEN_SOAK_ATTACK=$(SOAK_ATTACK) $(GO) test -tags '$(TAGS) soak' -run '^TestSoak$$' -count=1 -v -timeout 60m ./cmd/lumen
 
 lint:
 	@test -z "$$(gofmt -l . | tee /dev/stderr)" || (echo "gofmt: files above need formatting" && exit 1)

@@ -48,20 +48,6 @@ type qidoRequest struct {
 	warnings      []string
 }
 
-func (s *Service) maxQueryValues() int {
-	if s.MaxQueryValues > 0 {
-		return s.MaxQueryValues
-	}
-	return DefaultMaxQueryValues
-}
-
-func (s *Service) maxIncludeFields() int {
-	if s.MaxIncludeFields > 0 {
-		return s.MaxIncludeFields
-	}
-	return DefaultMaxIncludeFields
-}
-
 // queryValues counts the values of a matching key's value as the index will match
 // them: the pieces between backslashes and commas (UID lists, alternatives), and for
 // person names the words between spaces, carets and equals signs (fuzzy matching); at
@@ -124,6 +110,7 @@ func (s *Service) parseQIDO(c echo.Context, level index.Level) (*qidoRequest, er
 	if series != "" {
 		r.q.Filters = append(r.q.Filters, index.Filter{Tag: dcm.TagSeriesInstanceUID, Value: series})
 	}
+	maxIncludes, maxValues := orDefault(s.MaxIncludeFields, DefaultMaxIncludeFields), orDefault(s.MaxQueryValues, DefaultMaxQueryValues)
 	params := c.QueryParams()
 	keys := make([]string, 0, len(params))
 	for k := range params {
@@ -159,8 +146,8 @@ func (s *Service) parseQIDO(c echo.Context, level index.Level) (*qidoRequest, er
 					if f == "" {
 						continue
 					}
-					if includes++; includes > s.maxIncludeFields() {
-						return nil, echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("includefield names more than %d attributes, the most this server takes in one query (dicomweb.max_include_fields)", s.maxIncludeFields()))
+					if includes++; includes > maxIncludes {
+						return nil, echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("includefield names more than %d attributes, the most this server takes in one query (dicomweb.max_include_fields)", maxIncludes))
 					}
 					if f == "all" {
 						r.all = true
@@ -194,8 +181,8 @@ func (s *Service) parseQIDO(c echo.Context, level index.Level) (*qidoRequest, er
 			if err := checkQueryValue(key, vr, v); err != nil {
 				return nil, err
 			}
-			if values += queryValues(vr, v); values > s.maxQueryValues() {
-				return nil, echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("the matching keys hold more than %d values (UIDs, alternatives, name words), the most this server takes in one query (dicomweb.max_query_values)", s.maxQueryValues()))
+			if values += queryValues(vr, v); values > maxValues {
+				return nil, echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("the matching keys hold more than %d values (UIDs, alternatives, name words), the most this server takes in one query (dicomweb.max_query_values)", maxValues))
 			}
 			r.q.Filters = append(r.q.Filters, index.Filter{Tag: t, Value: v})
 			r.include = append(r.include, t)

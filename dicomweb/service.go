@@ -140,13 +140,6 @@ func (s *Service) root(c echo.Context) string {
 	return publicurl.Config{PublicURL: s.PublicURL, AllowedHosts: s.AllowedHosts}.Root(c.Scheme(), c.Request()) + s.base()
 }
 
-func (s *Service) maxURLLength() int {
-	if s.MaxURLLength > 0 {
-		return s.MaxURLLength
-	}
-	return DefaultMaxURLLength
-}
-
 // limitURL answers 414 URI Too Long to requests whose target (path and query) is over
 // MaxURLLength, before anything is parsed or looked up.
 func (s *Service) limitURL(next echo.HandlerFunc) echo.HandlerFunc {
@@ -156,7 +149,7 @@ func (s *Service) limitURL(next echo.HandlerFunc) echo.HandlerFunc {
 		if n == 0 {
 			n = len(r.URL.RequestURI())
 		}
-		if limit := s.maxURLLength(); n > limit {
+		if limit := orDefault(s.MaxURLLength, DefaultMaxURLLength); n > limit {
 			return echo.NewHTTPError(http.StatusRequestURITooLong, fmt.Sprintf("the request URL is %d bytes long; this server takes at most %d (dicomweb.max_url_length)", n, limit))
 		}
 		return next(c)
@@ -275,4 +268,12 @@ func (s *Service) ErrorHandler(err error, c echo.Context) {
 		return
 	}
 	_ = c.JSON(code, map[string]string{"error": msg})
+}
+
+// orDefault is v, or def when v is not positive (the zero value of a limit field).
+func orDefault(v, def int) int {
+	if v > 0 {
+		return v
+	}
+	return def
 }

@@ -48,20 +48,6 @@ func failureReason(err error) (code uint16, serverSide bool) {
 // maxWarnings caps the per-part Warning headers of one STOW-RS response.
 const maxWarnings = 20
 
-func (s *Service) maxSTOWParts() int {
-	if s.MaxSTOWParts > 0 {
-		return s.MaxSTOWParts
-	}
-	return DefaultMaxSTOWParts
-}
-
-func (s *Service) maxFailures() int {
-	if s.MaxFailures > 0 {
-		return s.MaxFailures
-	}
-	return DefaultMaxFailures
-}
-
 // stow implements STOW-RS (PS3.18 10.5): a multipart/related body of application/dicom
 // parts, each streamed into the ingest pipeline as it arrives. A body over
 // MaxUploadBytes or with more than MaxSTOWParts parts is not read further: the answer
@@ -96,7 +82,7 @@ func (s *Service) stow(c echo.Context) error {
 	mr := multipart.NewReader(body, boundary)
 	root := s.root(c)
 
-	maxParts, maxFails := s.maxSTOWParts(), s.maxFailures()
+	maxParts, maxFails := orDefault(s.MaxSTOWParts, DefaultMaxSTOWParts), orDefault(s.MaxFailures, DefaultMaxFailures)
 	resp := &dcm.Dataset{}
 	var refs, fails []*dcm.Dataset
 	failCount := 0 // fails holds the first maxFails of them

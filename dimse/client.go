@@ -34,6 +34,8 @@ type DialConfig struct {
 	// Roles are SCP/SCU role selections to propose (PS3.7 D.3.3.4), for example the SCP
 	// role for storage commitment reports sent on a new association.
 	Roles []RoleSelection
+	// LocalAddr, when set, is the local address to connect from (a multi-homed host).
+	LocalAddr net.Addr
 }
 
 // RejectedError is an A-ASSOCIATE-RJ received by a requestor.
@@ -111,7 +113,7 @@ func Dial(ctx context.Context, addr string, cfg DialConfig) (*Client, error) {
 	}
 	c := &Client{cfg: cfg, state: Sta1}
 	c.transition(Evt1) // AE-1: issue transport connect
-	d := net.Dialer{Timeout: cfg.timeout()}
+	d := net.Dialer{Timeout: cfg.timeout(), LocalAddr: cfg.LocalAddr}
 	conn, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		c.transition(Evt17)

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -26,6 +27,9 @@ import (
 
 // soakRoot prefixes the SOP Instance UIDs the soak test makes up.
 const soakRoot = "1.2.826.0.1.3680043.10.1234.77."
+
+// soakToken is the legitimate clients' API token.
+const soakToken = "soak-secret"
 
 // rssKB reads a process's resident set size (VmRSS) in KiB.
 func rssKB(pid int) int {
@@ -45,11 +49,14 @@ func rssKB(pid int) int {
 }
 
 // TestSoak (make soak: built only with the tag soak, so make test never compiles it)
-// runs a lumen serve process under 32 concurrent
-// DICOM associations storing new instances and echoing and 64 concurrent HTTP clients querying,
-// retrieving and rendering, for LUMEN_SOAK_DURATION (default 2 minutes). Every operation
-// must succeed, and the server's resident memory at the end may exceed its level after
-// the first quarter by at most 256 MiB.
+// runs a lumen serve process, with authentication on, under 32 concurrent DICOM
+// associations storing new instances and echoing and 64 concurrent HTTP clients querying,
+// retrieving and rendering, for LUMEN_SOAK_DURATION (default 2 minutes), while an
+// attacker on other loopback addresses holds idle TCP connections to the DICOM port,
+// idle associations under the storing peer's AE title, slow STOW uploads and half-open
+// HTTP connections, and floods the HTTP port with unauthenticated requests (see
+// soakAttack). Every legitimate operation must succeed, and the server's resident memory
+// at the end may exceed its level after the first quarter by at most 256 MiB.
 func TestSoak(t *testing.T) {
 	duration := 2 * time.Minute
 	if v := os.Getenv("LUMEN_SOAK_DURATION"); v != "" {
@@ -61,8 +68,31 @@ func TestSoak(t *testing.T) {
 	}
 	dir := t.TempDir()
 	httpAddr, dimseAddr := freeAddr(t), freeAddr(t)
-	cmd := exec.Command(lumenBin, "serve", "--data-dir", dir, "--http-addr", httpAddr, "--dimse-addr", dimseAddr, "--log-level", "warn")
-	cmd.Env = append(os.Environ(), "LUMEN_DIMSE_MAX_ASSOCIATIONS_PER_AE=64")
+	// The storing modality is a configured peer on 127.0.0.1; check_host is off, so the
+	// attacker's associations under its AE title from elsewhere are admitted, and only
+	// the limits per (AE, address) and the places reserved for peers keep it out.
+	config := filepath.Join(dir, "lumen.yaml")
+	if err := os.WriteFile(config, []byte(`
+auth:
+  mode: "on"
+  rate_limit: 0 # the 64 clients share one service account, far above any one user's pace
+  tokens:
+    - name: soak
+      sha256: "`+digest(soakToken)+`"
+      roles: [read, write]
+dimse:
+  reject_unknown_calling_ae: true
+  allow_unauthenticated: true
+  max_associations: 96
+  reserved_for_peers: 40
+  max_associations_per_ae: 48
+  peers:
+    - ae_title: SOAK
+      host: 127.0.0.1
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(lumenBin, "serve", "--config", config, "--data-dir", dir, "--http-addr", httpAddr, "--dimse-addr", dimseAddr, "--log-level", "warn")
 	var logs bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
@@ -86,7 +116,7 @@ func TestSoak(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stowAll(t, base, corpus)
+	stowAll(t, base, corpus, soakToken)
 	slices, err := gen.CTSeries(gen.Options{Seed: 48}, 64, 128, 128)
 	if err != nil {
 		t.Fatal(err)
@@ -171,6 +201,7 @@ func TestSoak(t *testing.T) {
 			for n := i; ctx.Err() == nil; n++ {
 				req, _ := http.NewRequest(http.MethodGet, urls[n%len(urls)], nil)
 				req.Header.Set("Accept", `multipart/related; type="application/dicom"; transfer-syntax=*, application/dicom+json, image/*`)
+				req.Header.Set("Authorization", "Bearer "+soakToken)
 				resp, err := client.Do(req)
 				if err != nil {
 					fail("GET %s: %v", urls[n%len(urls)], err)
@@ -184,6 +215,10 @@ func TestSoak(t *testing.T) {
 				httpDone.Add(1)
 			}
 		}(i)
+	}
+	var attack *soakAttacker
+	if os.Getenv("LUMEN_SOAK_ATTACK") != "off" { // off: the same load without the attacker, for comparison
+		attack = soakAttack(ctx, t, httpAddr, dimseAddr, &wg)
 	}
 	// Memory: sampled every second; the level after the first quarter is the baseline.
 	pid := cmd.Process.Pid
@@ -202,6 +237,18 @@ func TestSoak(t *testing.T) {
 	t.Logf("soak %s: %d C-STOREs (%.0f/s) on 32 associations, %d HTTP requests (%.0f/s) from 64 clients, %d failures",
 		duration, storesDone.Load(), float64(storesDone.Load())/elapsed, httpDone.Load(), float64(httpDone.Load())/elapsed, failures.Load())
 	t.Logf("server RSS: %d MiB after the first quarter, %d MiB at the end, peak %d MiB", baseline/1024, last/1024, peak/1024)
+	if attack != nil {
+		t.Logf("attacker: %s", attack.report())
+	}
+	_, m := httpDo(t, http.MethodGet, "http://"+httpAddr+"/metrics", "", nil)
+	for _, l := range strings.Split(m, "\n") {
+		if strings.HasPrefix(l, "lumen_http_connections_refused_total") || strings.HasPrefix(l, "lumen_http_uploads_refused_total") || strings.HasPrefix(l, "lumen_http_refused_total") {
+			t.Logf("server: %s", l)
+		}
+	}
+	if attack != nil && !attack.engaged() {
+		t.Errorf("the attack did not engage: %s", attack.report())
+	}
 	if failures.Load() > 0 {
 		t.Errorf("%d operations failed, first: %v", failures.Load(), firstFailures)
 	}

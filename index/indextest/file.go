@@ -1,10 +1,13 @@
 package indextest
 
 import (
+	"context"
 	"fmt"
+	"testing"
 
 	"github.com/lumenpacs/lumen/archive/dcm"
 	"github.com/lumenpacs/lumen/index"
+	"github.com/lumenpacs/lumen/index/sqlindex"
 )
 
 // File returns a minimal PS3.10 file (Explicit VR Little Endian, UTF-8) holding the
@@ -85,4 +88,38 @@ func Backfill0004Fixture() (list []*index.Instance, want map[string]int) {
 		want[in.SOPInstanceUID] = c.bits
 	}
 	return list, want
+}
+
+// Migration0004Backfill checks that migration 0004 fills BitsAllocated in from the
+// metadata of the instances indexed before it: open opens the same database each time
+// it is called (migrating it to the newest version).
+func Migration0004Backfill(t *testing.T, open func() (*sqlindex.DB, error)) {
+	ctx := context.Background()
+	x, err := open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	list, want := Backfill0004Fixture()
+	for _, in := range list {
+		if err := x.Put(ctx, in); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := Unmigrate0004(func(stmt string) error { _, err := x.SQL().ExecContext(ctx, stmt); return err }); err != nil {
+		t.Fatal(err)
+	}
+	x.Close()
+	if x, err = open(); err != nil {
+		t.Fatal(err)
+	}
+	defer x.Close()
+	for uid, bits := range want {
+		in, err := x.Instance(ctx, uid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if in.BitsAllocated != bits || in.MetadataOmitted != "" {
+			t.Errorf("%s: BitsAllocated %d, want %d (MetadataOmitted %q)", uid, in.BitsAllocated, bits, in.MetadataOmitted)
+		}
+	}
 }

@@ -39,34 +39,6 @@ func TestMigrationsIdempotent(t *testing.T) {
 // TestMigration0004Backfill checks that migration 0004 fills BitsAllocated in from the
 // metadata of the instances indexed before it.
 func TestMigration0004Backfill(t *testing.T) {
-	ctx := context.Background()
 	p := filepath.Join(t.TempDir(), "index.db")
-	x, err := sqlite.Open(context.Background(), p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	list, want := indextest.Backfill0004Fixture()
-	for _, in := range list {
-		if err := x.Put(ctx, in); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := indextest.Unmigrate0004(func(stmt string) error { _, err := x.SQL().ExecContext(ctx, stmt); return err }); err != nil {
-		t.Fatal(err)
-	}
-	x.Close()
-	x, err = sqlite.Open(context.Background(), p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer x.Close()
-	for uid, bits := range want {
-		in, err := x.Instance(ctx, uid)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if in.BitsAllocated != bits || in.MetadataOmitted != "" {
-			t.Errorf("%s: BitsAllocated %d, want %d (MetadataOmitted %q)", uid, in.BitsAllocated, bits, in.MetadataOmitted)
-		}
-	}
+	indextest.Migration0004Backfill(t, func() (*sqlindex.DB, error) { return sqlite.Open(context.Background(), p) })
 }
