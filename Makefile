@@ -81,6 +81,7 @@ soak: provision
 
 lint:
 	@test -z "$$(gofmt -l . | tee /dev/stderr)" || (echo "gofmt: files above need formatting" && exit 1)
+	@$(GO) mod tidy -diff || (echo "go mod tidy would change go.mod/go.sum (above): run it" && exit 1)
 	$(GO) vet $(PKGS)
 	$(GO) vet -tags openjpeg ./viewer/render/...
 	$(GO) vet -tags soak ./cmd/lumen
