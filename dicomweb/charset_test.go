@@ -87,3 +87,57 @@ func TestSRCharacterSet(t *testing.T) {
 		}
 	}
 }
+
+// TestStoreCharacterSets: objects in the character sets the old decoder could not read
+// (ISO_IR 166 made it panic: the object was refused) are stored, and QIDO-RS answers
+// their names decoded.
+func TestStoreCharacterSets(t *testing.T) {
+	e := newEnv(t, "sqlite", nil)
+	for i, c := range []struct {
+		scs  []string
+		raw  string
+		want string
+	}{
+		{[]string{"ISO_IR 166"}, "\xc0\xd2\xc9\xd2", "ภาษา"},
+		{[]string{"ISO 2022 IR 166"}, "\xc0\xd2\xc9\xd2", "ภาษา"},
+		{[]string{"ISO_IR 203"}, "\xa4uro", "€uro"},
+		{[]string{"", "ISO 2022 IR 58"}, "Zhang^XiaoDong=\x1b$)A\xd5\xc5^\x1b$)A\xd0\xa1\xb6\xab=", "Zhang^XiaoDong=张^小东"},
+	} {
+		uid := "1.2.826.0.1.3680043.10.1234.95." + string(rune('1'+i))
+		ds := &dcm.Dataset{}
+		for _, el := range []*dcm.Element{
+			dcm.NewString(dcm.TagSpecificCharacterSet, "CS", c.scs...),
+			dcm.NewString(dcm.TagSOPClassUID, "UI", "1.2.840.10008.5.1.4.1.1.7"), dcm.NewString(dcm.TagSOPInstanceUID, "UI", uid+".1.1"),
+			dcm.NewString(dcm.TagStudyInstanceUID, "UI", uid), dcm.NewString(dcm.TagSeriesInstanceUID, "UI", uid+".1"),
+			dcm.NewString(dcm.TagPatientID, "LO", "CS"+string(rune('1'+i))),
+			dcm.NewElement(dcm.TagPatientName, "PN", pad(c.raw)),
+		} {
+			ds.Set(el)
+		}
+		body, err := ds.Encode(dcm.ExplicitVRLittleEndian)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data := append(dcm.EncodeMeta(dcm.Meta{MediaStorageSOPClassUID: "1.2.840.10008.5.1.4.1.1.7", MediaStorageSOPInstanceUID: uid + ".1.1", TransferSyntaxUID: dcm.ExplicitVRLittleEndian, ImplementationClassUID: "1.2.3.4"}), body...)
+		if code, resp := e.stow(t, "/studies", data); code != http.StatusOK {
+			t.Errorf("%q: STOW %d %v", c.scs, code, resp)
+			continue
+		}
+		res, _ := e.getJSON(t, e.base+"/studies?PatientID=CS"+string(rune('1'+i)))
+		if len(res) != 1 {
+			t.Errorf("%q: %d studies", c.scs, len(res))
+			continue
+		}
+		el, _ := res[0]["00100010"].(map[string]any)
+		vals, _ := el["Value"].([]any)
+		pn, _ := vals[0].(map[string]any)
+		var groups []string
+		for _, g := range []string{"Alphabetic", "Ideographic", "Phonetic"} {
+			s, _ := pn[g].(string)
+			groups = append(groups, s)
+		}
+		if got := strings.TrimRight(strings.Join(groups, "="), "="); got != c.want {
+			t.Errorf("%q: PatientName %q, want %q", c.scs, got, c.want)
+		}
+	}
+}
