@@ -28,7 +28,10 @@ func TestDecodeMatchesOriginal(t *testing.T) {
 }
 
 func TestDecodeRejectsGarbage(t *testing.T) {
-	for _, b := range [][]byte{nil, {0xFF, 0xD8}, {0xFF, 0xD8, 0xFF, 0xC0, 0, 2}, bytes.Repeat([]byte{0xFF}, 64)} {
+	// A DHT whose code lengths over-subscribe the code space (three 1-bit codes) made
+	// the table builder index past its lookup table.
+	oversubscribed := []byte{0xFF, 0xD8, 0xFF, 0xC4, 0, 22, 0x00, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 0xFF, 0xD9}
+	for _, b := range [][]byte{nil, {0xFF, 0xD8}, {0xFF, 0xD8, 0xFF, 0xC0, 0, 2}, bytes.Repeat([]byte{0xFF}, 64), oversubscribed} {
 		if _, err := ljpeg.Decode(b); err == nil {
 			t.Fatalf("%x decoded", b)
 		}
