@@ -197,8 +197,9 @@ func clampByte(v float64) byte {
 }
 
 // TestGolden renders the generated corpus and variants made by DCMTK (MONOCHROME1,
-// RLE, JPEG baseline, JPEG lossless) and by hand (YBR_FULL, YBR_FULL_422, PALETTE
-// COLOR), and compares each with dcm2pnm's rendering of the same object.
+// RLE, JPEG baseline, JPEG extended 8- and 12-bit, JPEG lossless, JPEG-LS) and by hand
+// (YBR_FULL, YBR_FULL_422, PALETTE COLOR), and compares each with dcm2pnm's rendering
+// of the same object.
 func TestGolden(t *testing.T) {
 	corpus, err := gen.Corpus(21)
 	if err != nil {
@@ -267,9 +268,17 @@ func TestGolden(t *testing.T) {
 		{"CT JPEG lossless", tool(t, "dcmcjpeg")(ct), 0, render.Options{}, []string{"+Wi", "1"}, 1, nil},
 		{"XA JPEG lossless SV1, frame 5", tool(t, "dcmcjpeg", "+e1")(xa), 4, render.Options{}, []string{"+Wi", "1", "+F", "5"}, 1, nil},
 		{"US JPEG lossless", tool(t, "dcmcjpeg")(us), 0, render.Options{}, nil, 0, nil},
+		// JPEG extended (process 4): DCMTK writes 12-bit DCT for the 16-bit CT and MR, and
+		// 8-bit SOF1 for XA; the IDCTs differ by a stored unit here and there, which a
+		// window 80 wide makes 3.2 grey levels.
+		{"CT JPEG extended 12-bit", tool(t, "dcmcjpeg", "+ee")(ct), 0, render.Options{}, []string{"+Wi", "1"}, 2, nil},
+		{"CT JPEG extended 12-bit, narrow window", tool(t, "dcmcjpeg", "+ee")(ct), 0, render.Options{Window: &render.Window{Center: 40, Width: 80}}, []string{"+Ww", "40", "80"}, 4, nil},
+		{"MR JPEG extended 12-bit", tool(t, "dcmcjpeg", "+ee")(mr), 0, render.Options{}, []string{"+Wi", "1"}, 2, nil},
+		{"XA JPEG extended 8-bit, frame 7", tool(t, "dcmcjpeg", "+ee")(xa), 6, render.Options{}, []string{"+Wi", "1", "+F", "7"}, 4, nil},
 		{"CT JPEG-LS lossless", tool(t, "dcmcjpls")(ct), 0, render.Options{}, []string{"jpeg-ls", "+Wi", "1"}, 1, nil},
 		{"XA JPEG-LS near-lossless, frame 2", tool(t, "dcmcjpls", "+en")(xa), 1, render.Options{}, []string{"jpeg-ls", "+Wi", "1", "+F", "2"}, 1, nil},
 		{"US RGB JPEG-LS", tool(t, "dcmcjpls")(us), 0, render.Options{}, []string{"jpeg-ls"}, 0, nil},
+		{"US RGB JPEG-LS sample-interleaved near-lossless", tool(t, "dcmcjpls", "+is", "+en", "+md", "2")(us), 3, render.Options{}, []string{"jpeg-ls", "+F", "4"}, 0, nil},
 		{"YBR_FULL", synth(t, "YBR_FULL", 3, n, n, ybr), 0, render.Options{}, nil, 4, nil},
 		{"YBR_FULL_422", synth(t, "YBR_FULL_422", 3, n, n, ybr422), 0, render.Options{}, nil, 4, nil},
 		{"PALETTE COLOR", synth(t, "PALETTE COLOR", 1, n, n, idx,

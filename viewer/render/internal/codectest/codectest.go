@@ -168,7 +168,7 @@ type errRefused struct{ msg string }
 
 func (e errRefused) Error() string { return "the encoder refuses it: " + e.msg }
 
-func encode(t *testing.T, tool string, args []string, in []byte) ([]byte, error) {
+func encode(t testing.TB, tool string, args []string, in []byte) ([]byte, error) {
 	t.Helper()
 	bin := tools.DCMTK(t, tool)
 	dir := t.TempDir()
@@ -191,7 +191,7 @@ func encode(t *testing.T, tool string, args []string, in []byte) ([]byte, error)
 
 // runTool runs a DCMTK converter (tool [args] in out) on a PS3.10 object and returns
 // its output.
-func runTool(t *testing.T, tool string, args []string, in []byte) []byte {
+func runTool(t testing.TB, tool string, args []string, in []byte) []byte {
 	t.Helper()
 	out, err := encode(t, tool, args, in)
 	if err != nil {
@@ -202,7 +202,7 @@ func runTool(t *testing.T, tool string, args []string, in []byte) []byte {
 
 // Decompress runs a DCMTK decompressor (for example "dcmdjpeg", "+cn") on a PS3.10
 // object and returns the native pixel data of each frame and the object's BitsAllocated.
-func Decompress(t *testing.T, tool string, args []string, in []byte) ([][]byte, int) {
+func Decompress(t testing.TB, tool string, args []string, in []byte) ([][]byte, int) {
 	t.Helper()
 	out := runTool(t, tool, args, in)
 	f, err := dcm.Parse(bytes.NewReader(out), nil)

@@ -34,14 +34,14 @@ func (h *Table) Build(counts *[16]byte, vals []byte) error {
 		total += int(c)
 	}
 	if total > 256 || len(vals) < total {
-		return fmt.Errorf("Huffman table of %d symbols", total)
+		return fmt.Errorf("a Huffman table of %d symbols", total)
 	}
 	*h = Table{}
 	code, k := int32(0), int32(0)
 	for l := 1; l <= 16; l++ {
 		n := int32(counts[l-1])
 		if code+n > 1<<l {
-			return fmt.Errorf("Huffman table: %d codes of length %d do not fit", n, l)
+			return fmt.Errorf("over-subscribed Huffman table: %d codes of length %d do not fit", n, l)
 		}
 		h.valPtr[l], h.minCode[l], h.maxCode[l] = k, code, code+n-1
 		if n == 0 {
