@@ -339,9 +339,6 @@ func (d *decoder) scan() error {
 		for k, q := range d.quant[c.Tq] {
 			c.q[k] = float64(q)
 		}
-		if c.plane == nil {
-			c.plane = make([]uint16, c.stride*d.mcuy*c.V*8)
-		}
 		blocks += c.H * c.V
 		scan = append(scan, c)
 	}
@@ -354,6 +351,18 @@ func (d *decoder) scan() error {
 	if ns == 1 {
 		c := scan[0]
 		mcux, mcuy = (c.dw+7)/8, (c.dh+7)/8
+		blocks = 1
+	}
+	// Every block takes two Huffman codes at least (its DC difference and an EOB, or a
+	// last AC coefficient): data too short for the scan is refused before the planes
+	// are allocated.
+	if left := len(d.Data) - d.Pos; mcux*mcuy*blocks > 4*left {
+		return fail("%d bytes of entropy-coded data cannot hold %d blocks (truncated)", left, mcux*mcuy*blocks)
+	}
+	for _, c := range scan {
+		if c.plane == nil {
+			c.plane = make([]uint16, c.stride*d.mcuy*c.V*8)
+		}
 	}
 	d.Reset()
 	for _, c := range scan {

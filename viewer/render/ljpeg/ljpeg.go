@@ -180,6 +180,11 @@ func (d *decoder) scan() (*Image, error) {
 		}
 	}
 	w, h, nc := d.width, d.height, ns
+	// Every sample takes a Huffman code of one bit at least: data too short for the
+	// frame is refused before its samples are allocated.
+	if left := len(d.Data) - d.Pos; w*h*nc > 8*left {
+		return nil, fail("%d bytes of entropy-coded data cannot hold %d samples (truncated)", left, w*h*nc)
+	}
 	out := make([]uint16, w*h*nc)
 	mask := (1 << d.precision) - 1
 	initial := 1 << (d.precision - pt - 1)

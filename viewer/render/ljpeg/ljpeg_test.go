@@ -2,6 +2,7 @@ package ljpeg_test
 
 import (
 	"bytes"
+	"strings"
 	"testing"
 
 	"github.com/lumenpacs/lumen/viewer/render/internal/codectest"
@@ -35,6 +36,19 @@ func TestDecodeRejectsGarbage(t *testing.T) {
 		if _, err := ljpeg.Decode(b); err == nil {
 			t.Fatalf("%x decoded", b)
 		}
+	}
+}
+
+// TestDecodeRefusesHugeFrameInFewBytes: a frame header announcing 65535×4096 samples
+// over a few bytes of data is refused before the samples are allocated (and decoded
+// from padding).
+func TestDecodeRefusesHugeFrameInFewBytes(t *testing.T) {
+	b := []byte{0xFF, 0xD8, 0xFF, 0xC3, 0, 11, 16, 0x10, 0x00, 0xFF, 0xFF, 1, 1, 0x11, 0,
+		0xFF, 0xC4, 0, 20, 0x00, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+		0xFF, 0xDA, 0, 8, 1, 1, 0x00, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xD9}
+	_, err := ljpeg.Decode(b)
+	if err == nil || !strings.Contains(err.Error(), "cannot hold") {
+		t.Fatalf("65535×4096 samples in %d bytes: %v", len(b), err)
 	}
 }
 
