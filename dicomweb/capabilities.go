@@ -26,8 +26,8 @@ func (s *Service) capabilities(c echo.Context) error {
 		"base":     s.root(c),
 		"maxLimit": s.maxLimit(),
 		"delete":   s.AllowDelete,
-		"transcoding": "without transfer-syntax=* (or the stored UID), Implicit VR Little Endian objects go out as Explicit VR Little Endian and RLE, JPEG baseline, JPEG lossless, JPEG-LS and JPEG 2000 (when built with OpenJPEG) objects and frames are decompressed; " +
-			"12-bit JPEG goes out as stored; a request for a syntax that cannot be produced is answered 406",
+		"transcoding": "without transfer-syntax=* (or the stored UID), Implicit VR Little Endian objects go out as Explicit VR Little Endian and RLE, JPEG baseline and extended (8- and 12-bit), JPEG lossless, JPEG-LS and JPEG 2000 (when built with OpenJPEG) objects and frames are decompressed; " +
+			"progressive JPEG goes out as stored; a request for a syntax that cannot be produced is answered 406",
 		"resources": []capability{
 			{"/studies", []string{"GET"}, "QIDO-RS SearchForStudies", []string{"application/dicom+json"}, qidoParams},
 			{"/series", []string{"GET"}, "QIDO-RS SearchForSeries", []string{"application/dicom+json"}, qidoParams},

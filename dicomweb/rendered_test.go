@@ -3,6 +3,7 @@ package dicomweb_test
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"image"
 	"image/color"
 	_ "image/gif"
@@ -285,12 +286,13 @@ func TestRendered(t *testing.T) {
 	}
 }
 
-// TestNoDecoder stores an object whose transfer syntax Lumen cannot decode (12-bit JPEG,
-// process 4, as DCMTK's dcmcjpeg +ee writes it): its thumbnail is the placeholder with a
-// Warning giving the reason, /rendered and decompressed frames are 406 with the reason,
-// the object itself is still retrieved as stored, and the study's rendered resource
-// leaves it out.
+// TestNoDecoder stores an object whose transfer syntax Lumen cannot decode (progressive
+// JPEG, processes 10 and 12, retired, as DCMTK's dcmcjpeg +ep writes it): its thumbnail
+// is the placeholder with a Warning giving the reason, /rendered and decompressed frames
+// are 406 with the reason, the object itself is still retrieved as stored, and the
+// study's rendered resource leaves it out.
 func TestNoDecoder(t *testing.T) {
+	const progressive = "1.2.840.10008.1.2.4.55"
 	corpus, err := gen.Corpus(17)
 	if err != nil {
 		t.Fatal(err)
@@ -302,16 +304,16 @@ func TestNoDecoder(t *testing.T) {
 			break
 		}
 	}
-	mr = jpegCopies(t, []gen.Object{mr}, "+ee", "+un")[0] // +un: the same SOP Instance UID
-	if ts, _ := pixelFrames(t, mr.Data); ts != "1.2.840.10008.1.2.4.51" {
-		t.Fatalf("dcmcjpeg +ee wrote %s", ts)
+	mr = jpegCopies(t, []gen.Object{mr}, "+ep", "+un")[0] // +un: the same SOP Instance UID
+	if ts, _ := pixelFrames(t, mr.Data); ts != progressive {
+		t.Fatalf("dcmcjpeg +ep wrote %s", ts)
 	}
 	e := newEnv(t, "sqlite", nil)
 	if code, resp := e.stow(t, "/studies", mr.Data); code != http.StatusOK {
 		t.Fatalf("STOW: %d %v", code, resp)
 	}
 	thumb := e.do(t, http.MethodGet, instanceURL(e, mr)+"/thumbnail", nil)
-	if w := thumb.Header.Get("Warning"); !strings.Contains(w, "no picture") || !strings.Contains(w, "precision") {
+	if w := thumb.Header.Get("Warning"); !strings.Contains(w, "no picture") || !strings.Contains(w, progressive) {
 		t.Fatalf("thumbnail %d Warning %q %v %.300s", thumb.StatusCode, w, thumb.Header, readAll(t, thumb))
 	}
 	if img := decodeImage(t, thumb, "image/jpeg"); img.Bounds().Dx() != 128 {
@@ -319,7 +321,7 @@ func TestNoDecoder(t *testing.T) {
 	}
 	for _, u := range []string{instanceURL(e, mr) + "/rendered", instanceURL(e, mr) + "/frames/1/rendered"} {
 		r := e.do(t, http.MethodGet, u, nil)
-		if b := readAll(t, r); r.StatusCode != http.StatusNotAcceptable || !strings.Contains(string(b), "precision") {
+		if b := readAll(t, r); r.StatusCode != http.StatusNotAcceptable || !strings.Contains(string(b), progressive) {
 			t.Fatalf("%s: %d %s", u, r.StatusCode, b)
 		}
 	}
@@ -334,6 +336,76 @@ func TestNoDecoder(t *testing.T) {
 	r = e.do(t, http.MethodGet, e.base+"/studies/"+mr.StudyUID+"/rendered", nil)
 	if b := readAll(t, r); r.StatusCode != http.StatusNotAcceptable {
 		t.Fatalf("rendered study of one undecodable instance: %d %s", r.StatusCode, b)
+	}
+}
+
+// TestJPEGExtended12 stores 12-bit JPEG extended copies (dcmcjpeg +ee, process 4) of
+// the corpus' CT and MR objects: their thumbnails and renderings are pictures, and their
+// frames and whole instances go out decompressed, each sample within one unit of
+// DCMTK's decoding (dcmdjpeg; the two IDCTs round differently).
+func TestJPEGExtended12(t *testing.T) {
+	corpus, err := gen.Corpus(29)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var objs []gen.Object
+	done := map[string]bool{}
+	for _, o := range corpus {
+		if (o.Modality == "CT" || o.Modality == "MR") && !done[o.Modality] {
+			done[o.Modality] = true
+			objs = append(objs, o)
+		}
+	}
+	objs = jpegCopies(t, objs, "+ee", "+un")
+	e := newEnv(t, "sqlite", nil)
+	dir := t.TempDir()
+	near := func(what string, got, want []byte) {
+		t.Helper()
+		if len(got) != len(want) {
+			t.Fatalf("%s: %d bytes, dcmdjpeg %d", what, len(got), len(want))
+		}
+		for i := 0; i+1 < len(got); i += 2 {
+			if d := int(int16(binary.LittleEndian.Uint16(got[i:]) - binary.LittleEndian.Uint16(want[i:]))); d > 1 || d < -1 {
+				t.Fatalf("%s: sample %d differs from dcmdjpeg's by %d", what, i/2, d)
+			}
+		}
+	}
+	for _, o := range objs {
+		if ts, _ := pixelFrames(t, o.Data); ts != "1.2.840.10008.1.2.4.51" {
+			t.Fatalf("dcmcjpeg +ee wrote %s", ts)
+		}
+		if code, resp := e.stow(t, "/studies", o.Data); code != http.StatusOK {
+			t.Fatalf("STOW: %d %v", code, resp)
+		}
+		in, out := filepath.Join(dir, "in.dcm"), filepath.Join(dir, "out.dcm")
+		os.WriteFile(in, o.Data, 0o644)
+		if b, err := exec.Command(dcmtk(t, "dcmdjpeg"), in, out).CombinedOutput(); err != nil {
+			t.Fatalf("dcmdjpeg: %v %s", err, b)
+		}
+		ref, _ := os.ReadFile(out)
+		_, want := pixelFrames(t, ref)
+		thumb := e.do(t, http.MethodGet, instanceURL(e, o)+"/thumbnail?accept=image/png", nil)
+		if w := thumb.Header.Get("Warning"); w != "" {
+			t.Fatalf("%s thumbnail: %s", o.Modality, w)
+		}
+		if img := decodeImage(t, thumb, "image/png"); distinctLevels(img) < 10 {
+			t.Fatalf("%s thumbnail has %d grey levels", o.Modality, distinctLevels(img))
+		}
+		decodeImage(t, e.do(t, http.MethodGet, instanceURL(e, o)+"/frames/1/rendered?accept=image/png", nil), "image/png")
+		parts := readParts(t, e.do(t, http.MethodGet, instanceURL(e, o)+"/frames/1", nil, "Accept", `multipart/related; type="application/octet-stream"`), "application/octet-stream")
+		if len(parts) != 1 {
+			t.Fatalf("%s: %d frames", o.Modality, len(parts))
+		}
+		near(o.Modality+" frame 1", parts[0].body, want[0])
+		parts = readParts(t, e.do(t, http.MethodGet, instanceURL(e, o), nil, "Accept", acceptDICOM), "application/dicom")
+		if len(parts) != 1 || parts[0].header.Get("Content-Type") != "application/dicom; transfer-syntax=1.2.840.10008.1.2.1" {
+			t.Fatalf("%s: %v", o.Modality, parts)
+		}
+		ts, got := pixelFrames(t, parts[0].body)
+		if ts != "1.2.840.10008.1.2.1" || len(got) != 1 {
+			t.Fatalf("%s: decompressed instance in %s with %d frames", o.Modality, ts, len(got))
+		}
+		near(o.Modality+" instance", got[0], want[0])
 	}
 }
 

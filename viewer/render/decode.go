@@ -10,6 +10,7 @@ import (
 	"github.com/lumenpacs/lumen/archive/dcm"
 	"github.com/lumenpacs/lumen/viewer/render/internal/jpegmarker"
 	"github.com/lumenpacs/lumen/viewer/render/jls"
+	"github.com/lumenpacs/lumen/viewer/render/jpegext"
 	"github.com/lumenpacs/lumen/viewer/render/ljpeg"
 	"github.com/lumenpacs/lumen/viewer/render/openjpeg"
 )
@@ -238,12 +239,57 @@ func unpackBits(src []byte, n int) []byte {
 	return out
 }
 
-// decodeJPEG decodes JPEG baseline and 8-bit extended frames with image/jpeg; colour
-// frames come out as RGB (the decoder converts YCbCr).
+// decodeJPEG decodes JPEG baseline and extended frames (processes 1, 2 and 4): 8-bit
+// ones with image/jpeg, and with package jpegext those of 12 bits and those whose
+// sampling factors image/jpeg does not support. Colour frames come out as RGB.
 func decodeJPEG(p *Params, data []byte) (*Frame, error) {
+	h, err := jpegext.ReadHeader(data)
+	if err != nil {
+		return nil, fmt.Errorf("render: JPEG: %w", err)
+	}
+	if h.Width != p.Columns || h.Height != p.Rows || h.Planes != p.SamplesPerPixel {
+		return nil, fmt.Errorf("render: JPEG frame is %dx%dx%d, data set says %dx%dx%d", h.Width, h.Height, h.Planes, p.Columns, p.Rows, p.SamplesPerPixel)
+	}
+	if h.Precision == 8 {
+		f, err := decodeJPEG8(p, data)
+		var unsupported jpeg.UnsupportedError
+		if err == nil || !errors.As(err, &unsupported) || h.SOF > 1 {
+			return f, err
+		}
+	}
+	return decodeDCT(p, data)
+}
+
+// decodeDCT decodes a sequential DCT frame of 8 or 12 bits with package jpegext. Colour
+// frames come out as RGB: converted from YCbCr when the data set or a JFIF or Adobe
+// marker says so, as stored otherwise (as decodeJPEG8).
+func decodeDCT(p *Params, data []byte) (*Frame, error) {
+	img, err := jpegext.Decode(data, jpegext.Limits{Width: p.Columns, Height: p.Rows, Components: p.SamplesPerPixel})
+	if errors.Is(err, jpegext.ErrUnsupported) {
+		return nil, fmt.Errorf("%w: JPEG: %v", ErrUnsupported, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("render: %w", err)
+	}
+	if img.Components == 3 && (p.Photometric != "RGB" || colorTransformMarked(data)) {
+		img.ConvertYCbCr()
+	}
+	f, err := p.fromSamples("JPEG", img.Width, img.Height, img.Components, img.Data)
+	if err != nil {
+		return nil, err
+	}
+	if img.Components == 3 {
+		f.Photometric = "RGB"
+	}
+	return f, nil
+}
+
+// decodeJPEG8 decodes an 8-bit frame with image/jpeg; colour frames come out as RGB
+// (the decoder converts YCbCr).
+func decodeJPEG8(p *Params, data []byte) (*Frame, error) {
 	img, err := jpeg.Decode(bytes.NewReader(data))
 	if err != nil {
-		return nil, fmt.Errorf("%w: JPEG: %v", ErrUnsupported, err)
+		return nil, fmt.Errorf("%w: JPEG: %w", ErrUnsupported, err)
 	}
 	b := img.Bounds()
 	if b.Dx() != p.Columns || b.Dy() != p.Rows {

@@ -5,5 +5,6 @@
 // modality LUT and the VOI window, inverted for MONOCHROME1; colour data (RGB, YBR_FULL,
 // YBR_FULL_422, PALETTE COLOR) is converted to RGB. Frames come from a codec registry by
 // transfer syntax: native, RLE (PS3.5 Annex G), JPEG baseline and extended 8-bit
-// (image/jpeg) and JPEG lossless (package ljpeg).
+// (image/jpeg) and 12-bit (package jpegext), JPEG lossless (package ljpeg), JPEG-LS
+// (package jls) and JPEG 2000 (package openjpeg, when built with it).
 package render

@@ -149,30 +149,11 @@ func sameAsGDCM(t *testing.T, data []byte, f *dcm.File) error {
 	if err != nil {
 		return err
 	}
-	decode := func(f *dcm.File, data []byte) (*render.Frame, error) {
-		p, err := render.ParamsOf(f.Dataset, f.TransferSyntax, 0)
-		if err != nil {
-			return nil, err
-		}
-		pl := f.PixelLayout()
-		if pl == nil {
-			return nil, fmt.Errorf("no pixel data")
-		}
-		rs, err := pl.Frame(0)
-		if err != nil {
-			return nil, err
-		}
-		var frame []byte
-		for _, r := range rs {
-			frame = append(frame, data[r.Offset:r.Offset+r.Length]...)
-		}
-		return render.Decode(f.TransferSyntax, p, frame)
-	}
-	ours, err := decode(f, data)
+	ours, err := decodeFirstFrame(f, data)
 	if err != nil {
 		return err
 	}
-	theirs, err := decode(g, raw)
+	theirs, err := decodeFirstFrame(g, raw)
 	if err != nil {
 		return fmt.Errorf("GDCM's output: %v", err)
 	}
@@ -185,6 +166,92 @@ func sameAsGDCM(t *testing.T, data []byte, f *dcm.File) error {
 		}
 	}
 	return nil
+}
+
+// decodeFirstFrame decodes the first frame of a parsed PS3.10 file held in memory.
+func decodeFirstFrame(f *dcm.File, data []byte) (*render.Frame, error) {
+	p, err := render.ParamsOf(f.Dataset, f.TransferSyntax, 0)
+	if err != nil {
+		return nil, err
+	}
+	pl := f.PixelLayout()
+	if pl == nil {
+		return nil, fmt.Errorf("no pixel data")
+	}
+	rs, err := pl.Frame(0)
+	if err != nil {
+		return nil, err
+	}
+	var frame []byte
+	for _, r := range rs {
+		frame = append(frame, data[r.Offset:r.Offset+r.Length]...)
+	}
+	return render.Decode(f.TransferSyntax, p, frame)
+}
+
+// TestPydicomJPEGExtended decodes pydicom's two 12-bit JPEG files (JPEG extended,
+// process 4): JPEG-lossy.dcm, whose scan header says Se=0 (as PVRG's encoder writes it;
+// IJG warns and decodes), and JPGExtended.dcm, the same image with Se=63. The stored
+// values are compared with dcmdjpeg's sample by sample, within what two correct IDCTs
+// may differ by, and the rendering with dcmj2pnm's (the files have no stored window: one
+// over their values is given to both).
+func TestPydicomJPEGExtended(t *testing.T) {
+	for _, name := range []string{"JPEG-lossy.dcm", "JPGExtended.dcm"} {
+		t.Run(name, func(t *testing.T) {
+			data, err := os.ReadFile(filepath.Join(pydicomData, "test_files", name))
+			if err != nil {
+				tools.Missing(t, "python3-pydicom's test files are not installed: "+err.Error())
+			}
+			parse := func(b []byte) *dcm.File {
+				f, err := dcm.Parse(bytes.NewReader(b), &dcm.Options{BulkThreshold: 1 << 20})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return f
+			}
+			f := parse(data)
+			if f.TransferSyntax != "1.2.840.10008.1.2.4.51" {
+				t.Fatalf("transfer syntax %s", f.TransferSyntax)
+			}
+			ours, err := decodeFirstFrame(f, data)
+			if err != nil {
+				t.Fatalf("decode: %v", err)
+			}
+			raw := tool(t, "dcmdjpeg")(data)
+			theirs, err := decodeFirstFrame(parse(raw), raw)
+			if err != nil {
+				t.Fatalf("dcmdjpeg's output: %v", err)
+			}
+			if len(ours.Data) != len(theirs.Data) || ours.Photometric != "MONOCHROME2" {
+				t.Fatalf("%d samples (%s), dcmdjpeg %d", len(ours.Data), ours.Photometric, len(theirs.Data))
+			}
+			maxd, sum := int64(0), 0.0
+			for i := range ours.Data {
+				d := ours.Data[i] - theirs.Data[i]
+				if d < 0 {
+					d = -d
+				}
+				maxd = max(maxd, d)
+				sum += float64(d)
+			}
+			mean := sum / float64(len(ours.Data))
+			t.Logf("stored values against dcmdjpeg: max difference %d, mean %.4f", maxd, mean)
+			if maxd > 2 || mean > 0.1 {
+				t.Fatalf("stored values differ from dcmdjpeg's: max %d, mean %.4f", maxd, mean)
+			}
+			w := render.Window{Center: 60, Width: 120}
+			got := renderBytes(t, data, 0, render.Options{Window: &w})
+			want := reference(t, data, "+Ww", "60", "120")
+			if sd := spread(want); sd < 10 {
+				t.Fatalf("the reference is nearly uniform (standard deviation %.1f)", sd)
+			}
+			md, mn, err := diff(got, want)
+			t.Logf("rendering against dcmj2pnm: max difference %d, mean %.4f", md, mn)
+			if err != nil || md > 3 || mn > 0.5 {
+				t.Fatalf("differs from dcmj2pnm: max %d, mean %.2f %v", md, mn, err)
+			}
+		})
+	}
 }
 
 // tryReference is reference without failing when dcmj2pnm cannot render the file.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"image"
 	"image/color"
+	"image/jpeg"
 	"image/png"
 	"math"
 	"os"
@@ -17,6 +18,8 @@ import (
 	"github.com/lumenpacs/lumen/testdata/gen"
 	"github.com/lumenpacs/lumen/testdata/tools"
 	"github.com/lumenpacs/lumen/viewer/render"
+	"github.com/lumenpacs/lumen/viewer/render/internal/codectest"
+	"github.com/lumenpacs/lumen/viewer/render/jpegext"
 	"github.com/lumenpacs/lumen/viewer/render/openjpeg"
 )
 
@@ -197,8 +200,9 @@ func clampByte(v float64) byte {
 }
 
 // TestGolden renders the generated corpus and variants made by DCMTK (MONOCHROME1,
-// RLE, JPEG baseline, JPEG lossless) and by hand (YBR_FULL, YBR_FULL_422, PALETTE
-// COLOR), and compares each with dcm2pnm's rendering of the same object.
+// RLE, JPEG baseline, JPEG extended 8- and 12-bit, JPEG lossless, JPEG-LS) and by hand
+// (YBR_FULL, YBR_FULL_422, PALETTE COLOR), and compares each with dcm2pnm's rendering
+// of the same object.
 func TestGolden(t *testing.T) {
 	corpus, err := gen.Corpus(21)
 	if err != nil {
@@ -267,9 +271,17 @@ func TestGolden(t *testing.T) {
 		{"CT JPEG lossless", tool(t, "dcmcjpeg")(ct), 0, render.Options{}, []string{"+Wi", "1"}, 1, nil},
 		{"XA JPEG lossless SV1, frame 5", tool(t, "dcmcjpeg", "+e1")(xa), 4, render.Options{}, []string{"+Wi", "1", "+F", "5"}, 1, nil},
 		{"US JPEG lossless", tool(t, "dcmcjpeg")(us), 0, render.Options{}, nil, 0, nil},
+		// JPEG extended (process 4): DCMTK writes 12-bit DCT for the 16-bit CT and MR, and
+		// 8-bit SOF1 for XA; the IDCTs differ by a stored unit here and there, which a
+		// window 80 wide makes 3.2 grey levels.
+		{"CT JPEG extended 12-bit", tool(t, "dcmcjpeg", "+ee")(ct), 0, render.Options{}, []string{"+Wi", "1"}, 2, nil},
+		{"CT JPEG extended 12-bit, narrow window", tool(t, "dcmcjpeg", "+ee")(ct), 0, render.Options{Window: &render.Window{Center: 40, Width: 80}}, []string{"+Ww", "40", "80"}, 4, nil},
+		{"MR JPEG extended 12-bit", tool(t, "dcmcjpeg", "+ee")(mr), 0, render.Options{}, []string{"+Wi", "1"}, 2, nil},
+		{"XA JPEG extended 8-bit, frame 7", tool(t, "dcmcjpeg", "+ee")(xa), 6, render.Options{}, []string{"+Wi", "1", "+F", "7"}, 4, nil},
 		{"CT JPEG-LS lossless", tool(t, "dcmcjpls")(ct), 0, render.Options{}, []string{"jpeg-ls", "+Wi", "1"}, 1, nil},
 		{"XA JPEG-LS near-lossless, frame 2", tool(t, "dcmcjpls", "+en")(xa), 1, render.Options{}, []string{"jpeg-ls", "+Wi", "1", "+F", "2"}, 1, nil},
 		{"US RGB JPEG-LS", tool(t, "dcmcjpls")(us), 0, render.Options{}, []string{"jpeg-ls"}, 0, nil},
+		{"US RGB JPEG-LS sample-interleaved near-lossless", tool(t, "dcmcjpls", "+is", "+en", "+md", "2")(us), 3, render.Options{}, []string{"jpeg-ls", "+F", "4"}, 0, nil},
 		{"YBR_FULL", synth(t, "YBR_FULL", 3, n, n, ybr), 0, render.Options{}, nil, 4, nil},
 		{"YBR_FULL_422", synth(t, "YBR_FULL_422", 3, n, n, ybr422), 0, render.Options{}, nil, 4, nil},
 		{"PALETTE COLOR", synth(t, "PALETTE COLOR", 1, n, n, idx,
@@ -338,6 +350,77 @@ func TestGolden(t *testing.T) {
 					}
 				}
 				t.Fatalf("differs from dcm2pnm: max %d (tolerance %d), mean %.2f", maxd, c.tol, mean)
+			}
+		})
+	}
+}
+
+// TestJPEGColour decodes JPEG extended colour frames that image/jpeg cannot (12-bit, and
+// 8-bit with the chroma sampled 2×1 and 1×2), written by PVRG's codec as YBR_FULL,
+// through render.Decode: they come out as RGB within 3 of dcmdjpeg's (a unit of IDCT
+// rounding in Y and Cb becomes up to 2.8 in B = Y + 1.772·Cb), and the YCbCr to RGB
+// conversion alone, applied to dcmdjpeg's own YCbCr samples, within 1 of IJG's
+// fixed-point one.
+func TestJPEGColour(t *testing.T) {
+	cases := []struct {
+		name     string
+		prec     int
+		sampling [][2]int
+	}{
+		{"12-bit 4:4:4", 12, [][2]int{{1, 1}, {1, 1}, {1, 1}}},
+		{"12-bit 4:2:0", 12, [][2]int{{2, 2}, {1, 1}, {1, 1}}},
+		{"8-bit, chroma 2x1 and 1x2", 8, [][2]int{{2, 2}, {2, 1}, {1, 2}}},
+	}
+	for i, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			const w, h = 40, 32
+			stream := codectest.PVRG(t, w, h, c.prec, uint64(i), c.sampling)
+			if _, err := jpeg.Decode(bytes.NewReader(stream)); err == nil {
+				t.Fatal("image/jpeg decodes it: the case tests nothing")
+			}
+			obj := codectest.Encapsulate(t, stream, w, h, 3, c.prec)
+			parse := func(b []byte) *dcm.File {
+				f, err := dcm.Parse(bytes.NewReader(b), &dcm.Options{BulkThreshold: 1 << 20})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return f
+			}
+			decode := func(b []byte) *render.Frame {
+				f, err := decodeFirstFrame(parse(b), b)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(f.Data) != w*h*3 {
+					t.Fatalf("%d samples", len(f.Data))
+				}
+				return f
+			}
+			maxDiff := func(a []int64, b []int64) (m int64) {
+				for i := range a {
+					m = max(m, a[i]-b[i], b[i]-a[i])
+				}
+				return m
+			}
+			got := decode(obj)
+			want := decode(tool(t, "dcmdjpeg", "+px")(obj))
+			if got.Photometric != "RGB" || want.Photometric != "RGB" {
+				t.Fatalf("%s, dcmdjpeg %s", got.Photometric, want.Photometric)
+			}
+			ycc := decode(tool(t, "dcmdjpeg", "+px", "+cn")(obj))
+			img := jpegext.Image{Width: w, Height: h, Components: 3, Precision: c.prec}
+			for _, v := range ycc.Data {
+				img.Data = append(img.Data, uint16(v))
+			}
+			img.ConvertYCbCr()
+			conv := make([]int64, len(img.Data))
+			for i, v := range img.Data {
+				conv[i] = int64(v)
+			}
+			all, colour := maxDiff(got.Data, want.Data), maxDiff(conv, want.Data)
+			t.Logf("RGB against dcmdjpeg's: max difference %d; the conversion alone: %d", all, colour)
+			if all > 3 || colour > 1 {
+				t.Fatalf("max difference %d, of the conversion %d", all, colour)
 			}
 		})
 	}

@@ -123,7 +123,14 @@ func (d *decoder) sof() error {
 	if err != nil {
 		return fail("SOF55: %v", err)
 	}
-	d.precision, d.height, d.width, d.comps = f.Precision, f.Height, f.Width, f.Components
+	if f.Subsampled() {
+		return fail("SOF55: subsampled components are not supported")
+	}
+	d.precision, d.height, d.width = f.Precision, f.Height, f.Width
+	d.comps = nil
+	for _, c := range f.Components {
+		d.comps = append(d.comps, c.ID)
+	}
 	d.out = make([]uint16, d.width*d.height*len(d.comps))
 	d.done = make([]bool, len(d.comps))
 	return nil
@@ -318,8 +325,8 @@ func (d *decoder) scan() error {
 	if pt != 0 {
 		return fail("point transform %d", pt)
 	}
-	if ilv == 2 && ns > 1 {
-		return fail("sample-interleaved scans are not supported")
+	if ilv > 2 {
+		return fail("interleave mode %d", ilv)
 	}
 	if ilv == 0 && ns > 1 {
 		return fail("a non-interleaved scan with %d components", ns)
@@ -340,6 +347,22 @@ func (d *decoder) scan() error {
 	}
 	nc := len(d.comps)
 	for y := 0; y < d.height; y++ {
+		if ilv == 2 && ns > 1 {
+			for ci := range cur {
+				cur[ci][0] = prev[ci][1]
+			}
+			if err := d.lineSample(p, cx, prev, cur, &runIndex[0]); err != nil {
+				return err
+			}
+			for ci, cl := range cur {
+				cl[w+1] = cl[w]
+				for x := 0; x < w; x++ {
+					d.out[(y*w+x)*nc+idx[ci]] = uint16(cl[x+1])
+				}
+			}
+			prev, cur = cur, prev
+			continue
+		}
 		for ci := 0; ci < ns; ci++ {
 			pl, cl := prev[ci], cur[ci]
 			cl[0] = pl[1]
@@ -367,8 +390,7 @@ func (d *decoder) line(p params, cx *contexts, pl, cl []int, runIndex *int) erro
 	w := d.width
 	for x := 1; x <= w; {
 		ra, rb, rc, rd := cl[x-1], pl[x], pl[x-1], pl[x+1]
-		d1, d2, d3 := rd-rb, rb-rc, rc-ra
-		if abs(d1) <= p.near && abs(d2) <= p.near && abs(d3) <= p.near {
+		if abs(rd-rb) <= p.near && abs(rb-rc) <= p.near && abs(rc-ra) <= p.near {
 			n, err := d.run(p, cx, pl, cl, x, runIndex)
 			if err != nil {
 				return err
@@ -376,78 +398,143 @@ func (d *decoder) line(p params, cx *contexts, pl, cl []int, runIndex *int) erro
 			x += n
 			continue
 		}
-		q1, q2, q3 := quantize(d1, p), quantize(d2, p), quantize(d3, p)
-		sign := 1
-		if q1 < 0 || (q1 == 0 && q2 < 0) || (q1 == 0 && q2 == 0 && q3 < 0) {
-			sign, q1, q2, q3 = -1, -q1, -q2, -q3
-		}
-		q := (q1*9+q2)*9 + q3
-		px := med(ra, rb, rc) + sign*cx.c[q]
-		px = max(0, min(p.maxval, px))
-		k := 0
-		for cx.n[q]<<uint(k) < cx.a[q] {
-			k++
-		}
-		m, err := d.golomb(k, p.limit, p.qbpp)
+		v, err := d.regular(p, cx, ra, rb, rc, rd)
 		if err != nil {
 			return err
 		}
-		var e int
-		if p.near == 0 && k == 0 && 2*cx.b[q] <= -cx.n[q] {
-			if m&1 == 1 {
-				e = (m - 1) >> 1
-			} else {
-				e = -(m >> 1) - 1
-			}
-		} else if m&1 == 0 {
-			e = m >> 1
-		} else {
-			e = -((m + 1) >> 1)
-		}
-		// Context update (A.6).
-		cx.b[q] += e * (2*p.near + 1)
-		cx.a[q] += abs(e)
-		if cx.n[q] == p.reset {
-			cx.a[q] >>= 1
-			cx.b[q] >>= 1
-			cx.n[q] >>= 1
-		}
-		cx.n[q]++
-		if cx.b[q] <= -cx.n[q] {
-			cx.b[q] += cx.n[q]
-			if cx.c[q] > -128 {
-				cx.c[q]--
-			}
-			if cx.b[q] <= -cx.n[q] {
-				cx.b[q] = -cx.n[q] + 1
-			}
-		} else if cx.b[q] > 0 {
-			cx.b[q] -= cx.n[q]
-			if cx.c[q] < 127 {
-				cx.c[q]++
-			}
-			if cx.b[q] > 0 {
-				cx.b[q] = 0
-			}
-		}
-		cl[x] = reconstruct(px, sign*e*(2*p.near+1), p)
+		cl[x] = v
 		x++
 	}
 	return nil
 }
 
-// run decodes a run starting at x (T.87 A.7) and, unless it reaches the end of the
-// line, the run interruption sample; it returns the samples decoded.
-func (d *decoder) run(p params, cx *contexts, pl, cl []int, x int, runIndex *int) (int, error) {
+// lineSample decodes one line of a sample-interleaved scan (ILV=2, T.87 B.3): the
+// components of each sample in turn, sharing the context variables and one run index.
+// Run mode is entered only where the gradients of every component are within NEAR; a
+// run then repeats the whole previous sample, and its interruption codes each
+// component as run interruption type 0 (predicted by the sample above).
+func (d *decoder) lineSample(p params, cx *contexts, prev, cur [][]int, runIndex *int) error {
 	w := d.width
-	ra := cl[x-1]
-	remaining := w - x + 1
+	for x := 1; x <= w; {
+		run := true
+		for c := range cur {
+			pl, cl := prev[c], cur[c]
+			if abs(pl[x+1]-pl[x]) > p.near || abs(pl[x]-pl[x-1]) > p.near || abs(pl[x-1]-cl[x-1]) > p.near {
+				run = false
+				break
+			}
+		}
+		if run {
+			n, err := d.runLength(w-x+1, runIndex)
+			if err != nil {
+				return err
+			}
+			for c := range cur {
+				cl := cur[c]
+				for i := 0; i < n; i++ {
+					cl[x+i] = cl[x-1]
+				}
+			}
+			x += n
+			if x > w {
+				break
+			}
+			// Run interruption sample (A.7.2 with RItype 0 for every component).
+			for c := range cur {
+				ra, rb := cur[c][x-1], prev[c][x]
+				e, err := d.riError(p, cx, 0, *runIndex)
+				if err != nil {
+					return err
+				}
+				e *= 2*p.near + 1
+				if ra > rb {
+					e = -e
+				}
+				cur[c][x] = reconstruct(rb, e, p)
+			}
+			if *runIndex > 0 {
+				*runIndex--
+			}
+			x++
+			continue
+		}
+		for c := range cur {
+			pl, cl := prev[c], cur[c]
+			v, err := d.regular(p, cx, cl[x-1], pl[x], pl[x-1], pl[x+1])
+			if err != nil {
+				return err
+			}
+			cl[x] = v
+		}
+		x++
+	}
+	return nil
+}
+
+// regular decodes one sample in regular mode (T.87 A.3–A.6) from its neighbours.
+func (d *decoder) regular(p params, cx *contexts, ra, rb, rc, rd int) (int, error) {
+	q1, q2, q3 := quantize(rd-rb, p), quantize(rb-rc, p), quantize(rc-ra, p)
+	sign := 1
+	if q1 < 0 || (q1 == 0 && q2 < 0) || (q1 == 0 && q2 == 0 && q3 < 0) {
+		sign, q1, q2, q3 = -1, -q1, -q2, -q3
+	}
+	q := (q1*9+q2)*9 + q3
+	px := med(ra, rb, rc) + sign*cx.c[q]
+	px = max(0, min(p.maxval, px))
+	k := 0
+	for cx.n[q]<<uint(k) < cx.a[q] {
+		k++
+	}
+	m, err := d.golomb(k, p.limit, p.qbpp)
+	if err != nil {
+		return 0, err
+	}
+	var e int
+	if p.near == 0 && k == 0 && 2*cx.b[q] <= -cx.n[q] {
+		if m&1 == 1 {
+			e = (m - 1) >> 1
+		} else {
+			e = -(m >> 1) - 1
+		}
+	} else if m&1 == 0 {
+		e = m >> 1
+	} else {
+		e = -((m + 1) >> 1)
+	}
+	// Context update (A.6).
+	cx.b[q] += e * (2*p.near + 1)
+	cx.a[q] += abs(e)
+	if cx.n[q] == p.reset {
+		cx.a[q] >>= 1
+		cx.b[q] >>= 1
+		cx.n[q] >>= 1
+	}
+	cx.n[q]++
+	if cx.b[q] <= -cx.n[q] {
+		cx.b[q] += cx.n[q]
+		if cx.c[q] > -128 {
+			cx.c[q]--
+		}
+		if cx.b[q] <= -cx.n[q] {
+			cx.b[q] = -cx.n[q] + 1
+		}
+	} else if cx.b[q] > 0 {
+		cx.b[q] -= cx.n[q]
+		if cx.c[q] < 127 {
+			cx.c[q]++
+		}
+		if cx.b[q] > 0 {
+			cx.b[q] = 0
+		}
+	}
+	return reconstruct(px, sign*e*(2*p.near+1), p), nil
+}
+
+// runLength decodes the length of a run of at most remaining samples (T.87 A.7.1).
+func (d *decoder) runLength(remaining int, runIndex *int) (int, error) {
 	n := 0
 	for d.bit() == 1 {
 		cnt := min(1<<uint(jTable[*runIndex]), remaining-n)
-		for i := 0; i < cnt; i++ {
-			cl[x+n+i] = ra
-		}
 		n += cnt
 		if cnt == 1<<uint(jTable[*runIndex]) && *runIndex < 31 {
 			*runIndex++
@@ -457,29 +544,17 @@ func (d *decoder) run(p params, cx *contexts, pl, cl []int, x int, runIndex *int
 		}
 	}
 	if j := jTable[*runIndex]; j > 0 {
-		cnt := d.read(j)
-		if n+cnt > remaining {
+		n += d.read(j)
+		if n > remaining {
 			return 0, fail("run beyond the line")
 		}
-		for i := 0; i < cnt; i++ {
-			cl[x+n+i] = ra
-		}
-		n += cnt
 	}
-	if n == remaining {
-		return n, nil
-	}
-	// Run interruption sample (A.7.2).
-	pos := x + n
-	rb := pl[pos]
-	riType := 0
-	if abs(ra-rb) <= p.near {
-		riType = 1
-	}
-	px := rb
-	if riType == 1 {
-		px = ra
-	}
+	return n, nil
+}
+
+// riError decodes the error value of a run interruption sample of type riType and
+// updates its context (T.87 A.7.2).
+func (d *decoder) riError(p params, cx *contexts, riType, runIndex int) (int, error) {
 	q := 365 + riType
 	temp := cx.a[q]
 	if riType == 1 {
@@ -489,7 +564,7 @@ func (d *decoder) run(p params, cx *contexts, pl, cl []int, x int, runIndex *int
 	for cx.n[q]<<uint(k) < temp {
 		k++
 	}
-	m, err := d.golomb(k, p.limit-jTable[*runIndex]-1, p.qbpp)
+	m, err := d.golomb(k, p.limit-jTable[runIndex]-1, p.qbpp)
 	if err != nil {
 		return 0, err
 	}
@@ -511,6 +586,39 @@ func (d *decoder) run(p params, cx *contexts, pl, cl []int, x int, runIndex *int
 		cx.nn[q] >>= 1
 	}
 	cx.n[q]++
+	return e, nil
+}
+
+// run decodes a run starting at x (T.87 A.7) and, unless it reaches the end of the
+// line, the run interruption sample; it returns the samples decoded.
+func (d *decoder) run(p params, cx *contexts, pl, cl []int, x int, runIndex *int) (int, error) {
+	ra := cl[x-1]
+	remaining := d.width - x + 1
+	n, err := d.runLength(remaining, runIndex)
+	if err != nil {
+		return 0, err
+	}
+	for i := 0; i < n; i++ {
+		cl[x+i] = ra
+	}
+	if n == remaining {
+		return n, nil
+	}
+	// Run interruption sample (A.7.2).
+	pos := x + n
+	rb := pl[pos]
+	riType := 0
+	if abs(ra-rb) <= p.near {
+		riType = 1
+	}
+	px := rb
+	if riType == 1 {
+		px = ra
+	}
+	e, err := d.riError(p, cx, riType, *runIndex)
+	if err != nil {
+		return 0, err
+	}
 	e *= 2*p.near + 1
 	if riType == 0 && ra > rb {
 		e = -e

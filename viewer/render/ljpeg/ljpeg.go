@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/lumenpacs/lumen/viewer/render/internal/huffman"
 	"github.com/lumenpacs/lumen/viewer/render/internal/jpegmarker"
 )
 
@@ -17,33 +18,18 @@ type Image struct {
 // ErrFormat reports a malformed or unsupported stream.
 var ErrFormat = errors.New("ljpeg: invalid or unsupported lossless JPEG")
 
-type huffman struct {
-	// lookup maps (code length, code) to symbol via the canonical code tables.
-	maxCode [18]int32
-	valPtr  [17]int32
-	minCode [17]int32
-	vals    []uint8
-	defined bool
-	// lut decodes codes of up to 8 bits from the next 8 bits: length<<8 | symbol, 0 when
-	// the code is longer.
-	lut [256]uint16
-}
-
 type component struct {
 	id, table int
 }
 
 type decoder struct {
-	jpegmarker.Reader        // the stream and the read position
-	acc               uint64 // bit buffer, next bit in the top position
-	nacc              int    // valid bits in acc
-	marker            bool   // an entropy segment ended at a marker
-	tables            [4]huffman
-	width             int
-	height            int
-	precision         int
-	comps             []component
-	restart           int
+	huffman.Reader // the stream, the read position and the entropy-coded bits
+	tables         [4]huffman.Table
+	width          int
+	height         int
+	precision      int
+	comps          []component
+	restart        int
 }
 
 func fail(format string, args ...any) error {
@@ -52,7 +38,8 @@ func fail(format string, args ...any) error {
 
 // Decode decodes one lossless JPEG frame.
 func Decode(data []byte) (*Image, error) {
-	d := &decoder{Reader: jpegmarker.Reader{Data: data}}
+	d := &decoder{}
+	d.Data = data
 	if len(data) < 4 || data[0] != 0xFF || data[1] != 0xD8 {
 		return nil, fail("no SOI marker")
 	}
@@ -116,10 +103,13 @@ func (d *decoder) sof() error {
 	if err != nil {
 		return fail("SOF3: %v", err)
 	}
+	if f.Subsampled() {
+		return fail("SOF3: subsampled components are not supported")
+	}
 	d.precision, d.height, d.width = f.Precision, f.Height, f.Width
 	d.comps = make([]component, len(f.Components))
-	for i, id := range f.Components {
-		d.comps[i] = component{id: id}
+	for i, c := range f.Components {
+		d.comps[i] = component{id: c.ID}
 	}
 	return nil
 }
@@ -129,123 +119,17 @@ func (d *decoder) dht() error {
 	if err != nil {
 		return err
 	}
-	for len(seg) > 0 {
-		if len(seg) < 17 {
-			return fail("short DHT")
-		}
-		class, id := seg[0]>>4, int(seg[0]&15)
-		if id > 3 {
-			return fail("Huffman table id %d", id)
-		}
-		counts := seg[1:17]
-		total := 0
-		for _, c := range counts {
-			total += int(c)
-		}
-		if len(seg) < 17+total || total > 256 {
-			return fail("DHT of %d symbols", total)
-		}
-		if class == 0 { // DC tables are the ones lossless JPEG uses
-			h := &d.tables[id]
-			*h = huffman{vals: append([]uint8(nil), seg[17:17+total]...), defined: true}
-			code, k := int32(0), int32(0)
-			for l := 1; l <= 16; l++ {
-				h.valPtr[l] = k
-				h.minCode[l] = code
-				code += int32(counts[l-1])
-				k += int32(counts[l-1])
-				if counts[l-1] > 0 {
-					h.maxCode[l] = code - 1
-				} else {
-					h.maxCode[l] = -1
-				}
-				code <<= 1
-			}
-			h.maxCode[17] = 0x7FFFFFFF
-			code, k = 0, 0
-			for l := 1; l <= 16; l++ {
-				for c := 0; c < int(counts[l-1]); c++ {
-					if l <= 8 {
-						first := int(code) << (8 - l)
-						for x := 0; x < 1<<(8-l); x++ {
-							h.lut[first+x] = uint16(l)<<8 | uint16(h.vals[k])
-						}
-					}
-					code++
-					k++
-				}
-				code <<= 1
-			}
-		}
-		seg = seg[17+total:]
+	if err := huffman.ParseDHT(seg, &d.tables, nil); err != nil {
+		return fail("%v", err)
 	}
 	return nil
 }
 
-// fill tops up the bit buffer from the entropy-coded data, removing byte stuffing; past
-// a marker it feeds zeros (the caller handles the marker).
-func (d *decoder) fill() {
-	for d.nacc <= 56 {
-		var b byte
-		if d.Pos < len(d.Data) && !d.marker {
-			b = d.Data[d.Pos]
-			if b == 0xFF {
-				if d.Pos+1 < len(d.Data) && d.Data[d.Pos+1] == 0x00 {
-					d.Pos += 2
-				} else {
-					d.marker = true
-					b = 0
-				}
-			} else {
-				d.Pos++
-			}
-		}
-		d.acc |= uint64(b) << uint(56-d.nacc)
-		d.nacc += 8
-	}
-}
-
-func (d *decoder) peek(n int) int {
-	if d.nacc < n {
-		d.fill()
-	}
-	return int(d.acc >> uint(64-n))
-}
-
-func (d *decoder) skip(n int) {
-	d.acc <<= uint(n)
-	d.nacc -= n
-}
-
-func (d *decoder) receive(n int) int {
-	if n == 0 {
-		return 0
-	}
-	v := d.peek(n)
-	d.skip(n)
-	return v
-}
-
-func (d *decoder) decodeHuff(h *huffman) (int, error) {
-	if e := h.lut[d.peek(8)]; e != 0 {
-		d.skip(int(e >> 8))
-		return int(e & 0xFF), nil
-	}
-	for l := 1; l <= 16; l++ {
-		code := int32(d.peek(l))
-		if code <= h.maxCode[l] {
-			d.skip(l)
-			return int(h.vals[h.valPtr[l]+code-h.minCode[l]]), nil
-		}
-	}
-	return 0, fail("invalid Huffman code")
-}
-
 // diff decodes one difference value (T.81 H.1.2.2: categories 0–16).
-func (d *decoder) diff(h *huffman) (int, error) {
-	t, err := d.decodeHuff(h)
+func (d *decoder) diff(h *huffman.Table) (int, error) {
+	t, err := d.Decode(h)
 	if err != nil {
-		return 0, err
+		return 0, fail("%v", err)
 	}
 	switch {
 	case t == 0:
@@ -255,11 +139,7 @@ func (d *decoder) diff(h *huffman) (int, error) {
 	case t > 16:
 		return 0, fail("difference category %d", t)
 	}
-	v := d.receive(t)
-	if v < 1<<(t-1) {
-		v += (-1 << t) + 1
-	}
-	return v, nil
+	return d.ReceiveExtend(t), nil
 }
 
 func (d *decoder) scan() (*Image, error) {
@@ -286,7 +166,7 @@ func (d *decoder) scan() (*Image, error) {
 				found = j
 			}
 		}
-		if found < 0 || tbl > 3 || !d.tables[tbl].defined {
+		if found < 0 || tbl > 3 || !d.tables[tbl].Defined() {
 			return nil, fail("scan component %d or its table", id)
 		}
 		d.comps[found].table = tbl
@@ -300,6 +180,11 @@ func (d *decoder) scan() (*Image, error) {
 		}
 	}
 	w, h, nc := d.width, d.height, ns
+	// Every sample takes a Huffman code of one bit at least: data too short for the
+	// frame is refused before its samples are allocated.
+	if left := len(d.Data) - d.Pos; w*h*nc > 8*left {
+		return nil, fail("%d bytes of entropy-coded data cannot hold %d samples (truncated)", left, w*h*nc)
+	}
 	out := make([]uint16, w*h*nc)
 	mask := (1 << d.precision) - 1
 	initial := 1 << (d.precision - pt - 1)
@@ -310,7 +195,7 @@ func (d *decoder) scan() (*Image, error) {
 			if d.restart > 0 {
 				if restartLeft == 0 {
 					// Expect RSTn: drop the segment's padding bits, reset prediction.
-					d.acc, d.nacc, d.marker = 0, 0, false
+					d.Reset()
 					if m, err := d.nextMarker(); err != nil || m < 0xD0 || m > 0xD7 {
 						return nil, fail("missing restart marker")
 					}

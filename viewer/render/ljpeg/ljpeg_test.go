@@ -2,6 +2,7 @@ package ljpeg_test
 
 import (
 	"bytes"
+	"strings"
 	"testing"
 
 	"github.com/lumenpacs/lumen/viewer/render/internal/codectest"
@@ -28,10 +29,26 @@ func TestDecodeMatchesOriginal(t *testing.T) {
 }
 
 func TestDecodeRejectsGarbage(t *testing.T) {
-	for _, b := range [][]byte{nil, {0xFF, 0xD8}, {0xFF, 0xD8, 0xFF, 0xC0, 0, 2}, bytes.Repeat([]byte{0xFF}, 64)} {
+	// A DHT whose code lengths over-subscribe the code space (three 1-bit codes) made
+	// the table builder index past its lookup table.
+	oversubscribed := []byte{0xFF, 0xD8, 0xFF, 0xC4, 0, 22, 0x00, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 0xFF, 0xD9}
+	for _, b := range [][]byte{nil, {0xFF, 0xD8}, {0xFF, 0xD8, 0xFF, 0xC0, 0, 2}, bytes.Repeat([]byte{0xFF}, 64), oversubscribed} {
 		if _, err := ljpeg.Decode(b); err == nil {
 			t.Fatalf("%x decoded", b)
 		}
+	}
+}
+
+// TestDecodeRefusesHugeFrameInFewBytes: a frame header announcing 65535×4096 samples
+// over a few bytes of data is refused before the samples are allocated (and decoded
+// from padding).
+func TestDecodeRefusesHugeFrameInFewBytes(t *testing.T) {
+	b := []byte{0xFF, 0xD8, 0xFF, 0xC3, 0, 11, 16, 0x10, 0x00, 0xFF, 0xFF, 1, 1, 0x11, 0,
+		0xFF, 0xC4, 0, 20, 0x00, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+		0xFF, 0xDA, 0, 8, 1, 1, 0x00, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xD9}
+	_, err := ljpeg.Decode(b)
+	if err == nil || !strings.Contains(err.Error(), "cannot hold") {
+		t.Fatalf("65535×4096 samples in %d bytes: %v", len(b), err)
 	}
 }
 

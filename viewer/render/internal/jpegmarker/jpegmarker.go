@@ -47,14 +47,30 @@ func (r *Reader) Segment() ([]byte, error) {
 // Frame is a frame header (SOFn, or SOF55 in JPEG-LS).
 type Frame struct {
 	Precision, Height, Width int
-	Components               []int // component identifiers, in order
+	Components               []Component // in the order of the header
+}
+
+// Component is one component of a frame header (T.81 B.2.2).
+type Component struct {
+	ID   int // component identifier Ci
+	H, V int // horizontal and vertical sampling factors, 1..4
+	Tq   int // quantization table selector, 0..3 (unused by lossless and JPEG-LS)
+}
+
+// Subsampled reports whether any component has sampling factors other than 1×1.
+func (f Frame) Subsampled() bool {
+	for _, c := range f.Components {
+		if c.H != 1 || c.V != 1 {
+			return true
+		}
+	}
+	return false
 }
 
 // maxSamples bounds what a frame header may announce (width × height × components).
 const maxSamples = 1 << 28
 
-// ParseFrame reads a frame header segment. Subsampled components are refused (DICOM
-// lossless and JPEG-LS frames have none).
+// ParseFrame reads a frame header segment.
 func ParseFrame(seg []byte) (Frame, error) {
 	if len(seg) < 6 {
 		return Frame{}, fmt.Errorf("short frame header")
@@ -68,10 +84,16 @@ func ParseFrame(seg []byte) (Frame, error) {
 		return Frame{}, fmt.Errorf("image too large")
 	}
 	for i := 0; i < n; i++ {
-		if seg[7+3*i] != 0x11 {
-			return Frame{}, fmt.Errorf("subsampled components are not supported")
+		c := Component{ID: int(seg[6+3*i]), H: int(seg[7+3*i] >> 4), V: int(seg[7+3*i] & 15), Tq: int(seg[8+3*i])}
+		if c.H < 1 || c.H > 4 || c.V < 1 || c.V > 4 || c.Tq > 3 {
+			return Frame{}, fmt.Errorf("frame header: component %d with sampling factors %dx%d, table %d", c.ID, c.H, c.V, c.Tq)
 		}
-		f.Components = append(f.Components, int(seg[6+3*i]))
+		for _, o := range f.Components {
+			if o.ID == c.ID {
+				return Frame{}, fmt.Errorf("frame header: component %d twice", c.ID)
+			}
+		}
+		f.Components = append(f.Components, c)
 	}
 	return f, nil
 }
