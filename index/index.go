@@ -247,8 +247,9 @@ type Index interface {
 	// outside the scopes of ctx).
 	QuarantinedByID(ctx context.Context, id int64) (*QuarantineRecord, error)
 	// DeleteQuarantined removes a quarantine record and returns it, or ErrNotFound. The
-	// caller removes its blob (first, so that a crash leaves a record without its
-	// blob, which fsck reports, rather than a blob fsck would take for an orphan).
+	// caller then removes its blob (after, never before: a concurrent promotion may have
+	// made that blob the served copy; a crash in between leaves an orphan blob, which
+	// fsck finds).
 	DeleteQuarantined(ctx context.Context, id int64) (*QuarantineRecord, error)
 	// Promote makes quarantined copy id the served instance, in one transaction: the
 	// quarantine record is removed, the indexed instance with inst's SOP Instance UID
