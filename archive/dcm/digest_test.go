@@ -2,6 +2,7 @@ package dcm
 
 import (
 	"bytes"
+	"compress/flate"
 	"encoding/binary"
 	"errors"
 	"os"
@@ -200,5 +201,87 @@ func TestTrailingZeros(t *testing.T) {
 		if _, err := Parse(bytes.NewReader(bad), nil); !errors.Is(err, ErrMalformed) {
 			t.Fatalf("%d zeros then data: %v", n, err)
 		}
+	}
+}
+
+// BenchmarkParseDigest measures what the content digest adds to parsing a 512×512 CT
+// instance (its pixel data hashed instead of skipped).
+func BenchmarkParseDigest(b *testing.B) {
+	ct, err := gen.CTSeries(gen.Options{Seed: 9}, 1, 512, 512)
+	if err != nil {
+		b.Fatal(err)
+	}
+	data := ct[0].Data
+	for _, digest := range []bool{false, true} {
+		b.Run(map[bool]string{false: "plain", true: "digest"}[digest], func(b *testing.B) {
+			b.SetBytes(int64(len(data)))
+			for b.Loop() {
+				o := &Options{}
+				if digest {
+					o.Digest = NewContentDigest()
+				}
+				if _, err := Parse(bytes.NewReader(data), o); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// FuzzParseDigest: whatever the bytes, the content digest does not depend on which
+// values the parser keeps in memory and which it streams.
+func FuzzParseDigest(f *testing.F) {
+	dir := samplesDir(f)
+	for _, n := range []string{"3.dcm", "6.dcm"} {
+		b, err := os.ReadFile(filepath.Join(dir, n))
+		if err != nil {
+			f.Fatal(err)
+		}
+		if len(b) > 70000 {
+			b = b[:70000]
+		}
+		f.Add(b)
+	}
+	f.Add(encapsulated([]byte{0, 0, 0, 0}, []byte{1, 2, 3, 4}, bytes.Repeat([]byte{5}, 100)))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var sums []string
+		for _, bulk := range []int64{0, 64} {
+			d := NewContentDigest()
+			if _, err := Parse(bytes.NewReader(b), &Options{Size: int64(len(b)), MaxRetained: 1 << 20, InflateFloor: 1 << 20, BulkThreshold: bulk, Digest: d}); err != nil {
+				return
+			}
+			sums = append(sums, d.Sum())
+		}
+		if sums[0] != sums[1] {
+			t.Fatalf("digest depends on the bulk threshold: %v", sums)
+		}
+	})
+}
+
+// TestDeflatedZeroPadding: zero padding inside a deflated data set counts against the
+// expansion limit like any other byte.
+func TestDeflatedZeroPadding(t *testing.T) {
+	var body bytes.Buffer
+	zw, _ := flate.NewWriter(&body, flate.BestCompression)
+	zw.Write(appendExplicit(nil, TagSOPInstanceUID, "UI", padUID("1.2.3.4")))
+	zeros := make([]byte, 1<<20)
+	for range 64 {
+		zw.Write(zeros)
+	}
+	zw.Close()
+	b := EncodeMeta(Meta{MediaStorageSOPClassUID: "1.2.3", MediaStorageSOPInstanceUID: "1.2.3.4", TransferSyntaxUID: DeflatedExplicitVRLittleEndian, ImplementationClassUID: "1.2.3.5"})
+	b = append(b, body.Bytes()...)
+	if _, err := Parse(bytes.NewReader(b), &Options{Size: int64(len(b))}); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("err = %v, want ErrTooLarge", err)
+	}
+	// A little padding is fine.
+	body.Reset()
+	zw.Reset(&body)
+	zw.Write(appendExplicit(nil, TagSOPInstanceUID, "UI", padUID("1.2.3.4")))
+	zw.Write(make([]byte, 100))
+	zw.Close()
+	b = append(EncodeMeta(Meta{MediaStorageSOPClassUID: "1.2.3", MediaStorageSOPInstanceUID: "1.2.3.4", TransferSyntaxUID: DeflatedExplicitVRLittleEndian, ImplementationClassUID: "1.2.3.5"}), body.Bytes()...)
+	if f, err := Parse(bytes.NewReader(b), nil); err != nil || f.TrailingZeros != 100 {
+		t.Fatalf("deflated with 100 zeros: %+v, %v", f, err)
 	}
 }

@@ -412,13 +412,21 @@ func (r *reader) rawPos() int64 { return r.base + r.raw.n - int64(r.src.Buffered
 func (r *reader) Read(p []byte) (int, error) {
 	n, err := r.in.Read(p)
 	r.pos += int64(n)
-	if r.inflated != nil && err == nil {
-		inflated := r.pos - r.inflateStart
-		if inflated > r.opts.InflateFloor && inflated > r.opts.MaxInflateRatio*(r.rawPos()-r.inflateStart) {
-			return n, &ParseError{Offset: r.pos, Err: fmt.Errorf("%w: deflated data set expands more than %d times", ErrTooLarge, r.opts.MaxInflateRatio)}
-		}
+	if err == nil {
+		err = r.inflateLimit()
 	}
 	return n, err
+}
+
+// inflateLimit reports a deflated data set that expands past Options.MaxInflateRatio.
+func (r *reader) inflateLimit() error {
+	if r.inflated != nil {
+		inflated := r.pos - r.inflateStart
+		if inflated > r.opts.InflateFloor && inflated > r.opts.MaxInflateRatio*(r.rawPos()-r.inflateStart) {
+			return &ParseError{Offset: r.pos, Err: fmt.Errorf("%w: deflated data set expands more than %d times", ErrTooLarge, r.opts.MaxInflateRatio)}
+		}
+	}
+	return nil
 }
 
 func (r *reader) peek(n int) ([]byte, error) {
@@ -879,9 +887,8 @@ func (r *reader) trailingZeros() (bool, error) {
 		return false, nil // the usual case: an element's tag
 	}
 	start := r.pos
-	var buf [4096]byte
 	for {
-		b, err := br.Peek(len(buf))
+		b, err := br.Peek(4096)
 		if len(b) == 0 && errors.Is(err, io.EOF) {
 			r.zeros += r.pos - start
 			return true, nil
@@ -895,9 +902,10 @@ func (r *reader) trailingZeros() (bool, error) {
 			}
 			return false, &ParseError{Offset: r.pos + int64(i), Err: fmt.Errorf("%w: data after %d bytes of zero padding", ErrMalformed, r.pos+int64(i)-start)}
 		}
-		// Read (not discard) the zeros, so that a deflated stream's expansion limit
-		// counts them.
-		if err := r.full(buf[:len(b)], r.pos, 0); err != nil {
+		// The zeros count against a deflated stream's expansion limit.
+		br.Discard(len(b))
+		r.pos += int64(len(b))
+		if err := r.inflateLimit(); err != nil {
 			return false, err
 		}
 	}
