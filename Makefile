@@ -81,6 +81,7 @@ soak: provision
 
 lint:
 	@test -z "$$(gofmt -l . | tee /dev/stderr)" || (echo "gofmt: files above need formatting" && exit 1)
+	@$(GO) mod tidy -diff || (echo "go mod tidy would change go.mod/go.sum (above): run it" && exit 1)
 	$(GO) vet $(PKGS)
 	$(GO) vet -tags openjpeg ./viewer/render/...
 	$(GO) vet -tags soak ./cmd/lumen
@@ -89,6 +90,7 @@ lint:
 ## fuzz: each fuzz target for FUZZTIME.
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./archive/dcm
+	$(GO) test -run '^$$' -fuzz '^FuzzCharsetDecode$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./archive/dcm
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodePDU$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./dimse
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeCommand$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./dimse
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./viewer/render/ljpeg

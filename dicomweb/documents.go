@@ -145,9 +145,15 @@ func srHTML(ds *dcm.Dataset) string {
 }
 
 // document answers /rendered for reports (text/html) and encapsulated PDF
-// (application/pdf, passed through). It returns false when in is neither.
-func (s *Service) document(c echo.Context, in *index.Instance) (bool, error) {
+// (application/pdf, passed through), or 406 when the request does not accept that type
+// (a report asked for as image/png is not an image). It returns false when in is
+// neither.
+func (s *Service) document(c echo.Context, in *index.Instance, r *renderRequest) (bool, error) {
 	switch {
+	case isSR(in.SOPClassUID) && !r.accepts("text/html"):
+		return true, echo.NewHTTPError(http.StatusNotAcceptable, "a structured report is rendered as text/html only")
+	case isPDF(in.SOPClassUID) && !r.accepts("application/pdf"):
+		return true, echo.NewHTTPError(http.StatusNotAcceptable, "an encapsulated PDF is rendered as application/pdf only")
 	case isSR(in.SOPClassUID):
 		f, err := s.parseWhole(c.Request().Context(), in)
 		if err != nil {

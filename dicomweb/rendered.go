@@ -37,8 +37,9 @@ const thumbnailSize = 128
 
 // renderRequest holds the parsed rendering parameters (PS3.18 8.3.5.1).
 type renderRequest struct {
-	media    string // image/jpeg, image/png or image/gif
-	explicit bool   // the media type was asked for
+	media    string       // image/jpeg, image/png or image/gif; "" when only a document type was asked for
+	explicit bool         // the media type was asked for
+	accept   []mediaRange // the media ranges asked for (nil: anything)
 	quality  int
 	vw, vh   int
 	crop     *image.Rectangle
@@ -56,7 +57,8 @@ func parseRenderRequest(c echo.Context, thumbnail bool) (*renderRequest, error) 
 	}
 	if accept != "" {
 		found := false
-		for _, m := range parseAccept(accept) {
+		r.accept = parseAccept(accept)
+		for _, m := range r.accept {
 			for _, t := range []string{"image/jpeg", "image/png", "image/gif"} {
 				if m.accepts(t) {
 					r.media, found = t, true
@@ -68,8 +70,11 @@ func parseRenderRequest(c echo.Context, thumbnail bool) (*renderRequest, error) 
 				break
 			}
 		}
-		if !found {
+		if !found && (thumbnail || !r.accepts("text/html") && !r.accepts("application/pdf")) {
 			return nil, echo.NewHTTPError(http.StatusNotAcceptable, "rendered images are available as image/jpeg, image/png or image/gif")
+		}
+		if !found {
+			r.media = "" // a report or a document only (see Service.document)
 		}
 	}
 	if q := c.QueryParam("quality"); q != "" {
@@ -338,9 +343,25 @@ func (s *Service) thumbnailOrRendered(ctx context.Context, in *index.Instance, f
 	return &picture{img: v, seed: seed}, nil
 }
 
+// accepts reports whether the request accepts media type typ (no Accept: anything).
+func (r *renderRequest) accepts(typ string) bool {
+	if r.accept == nil {
+		return true
+	}
+	for _, m := range r.accept {
+		if m.accepts(typ) {
+			return true
+		}
+	}
+	return false
+}
+
 // renderedOrPlaceholder renders and sends one frame; an object without a picture gets
 // the placeholder and a Warning (thumbnails) or 406 (rendered).
 func (s *Service) renderedOrPlaceholder(c echo.Context, in *index.Instance, frame int, r *renderRequest, thumbnail bool) error {
+	if r.media == "" {
+		return echo.NewHTTPError(http.StatusNotAcceptable, "this object is an image: rendered images are available as image/jpeg, image/png or image/gif")
+	}
 	p, err := s.thumbnailOrRendered(c.Request().Context(), in, frame, r, thumbnail)
 	if errors.Is(err, render.ErrUnsupported) {
 		return echo.NewHTTPError(http.StatusNotAcceptable, "this object cannot be rendered: "+strings.TrimPrefix(err.Error(), "render: no decoder: "))
@@ -382,7 +403,7 @@ func (s *Service) renderedInstance(thumbnail bool) echo.HandlerFunc {
 		} else if !thumbnail && r.media == "image/gif" && in.NumberOfFrames > 1 {
 			return s.cine(c, in, r)
 		} else if !thumbnail {
-			if ok, err := s.document(c, in); ok {
+			if ok, err := s.document(c, in, r); ok {
 				return err
 			}
 		}

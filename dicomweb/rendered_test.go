@@ -166,6 +166,22 @@ func TestRendered(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") || !strings.Contains(page, "Impression") || !strings.Contains(page, "<!DOCTYPE html>") {
 		t.Fatalf("SR rendered: %d %s\n%.300s", resp.StatusCode, resp.Header.Get("Content-Type"), page)
 	}
+	// A report is not an image: asked for as one, it is 406; as text/html, the page.
+	for _, accept := range []string{"image/png", "image/jpeg, image/gif"} {
+		resp = e.do(t, http.MethodGet, instanceURL(e, sr)+"/rendered", nil, "Accept", accept)
+		if b := readAll(t, resp); resp.StatusCode != http.StatusNotAcceptable || !strings.Contains(string(b), "text/html only") {
+			t.Fatalf("SR rendered as %s: %d %s %.100s", accept, resp.StatusCode, resp.Header.Get("Content-Type"), b)
+		}
+	}
+	for _, accept := range []string{"text/html", "image/png, text/html;q=0.5", "*/*"} {
+		resp = e.do(t, http.MethodGet, instanceURL(e, sr)+"/rendered", nil, "Accept", accept)
+		if b := readAll(t, resp); resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
+			t.Fatalf("SR rendered as %s: %d %s %.100s", accept, resp.StatusCode, resp.Header.Get("Content-Type"), b)
+		}
+	}
+	if resp = e.do(t, http.MethodGet, instanceURL(e, ct)+"/rendered", nil, "Accept", "text/html"); resp.StatusCode != http.StatusNotAcceptable {
+		t.Fatalf("a CT image rendered as text/html: %d", resp.StatusCode)
+	}
 	resp = e.do(t, http.MethodGet, instanceURL(e, sr)+"/thumbnail", nil)
 	if !strings.Contains(resp.Header.Get("Warning"), "no picture") {
 		t.Fatalf("SR thumbnail Warning %q", resp.Header.Get("Warning"))
@@ -180,6 +196,9 @@ func TestRendered(t *testing.T) {
 	resp = e.do(t, http.MethodGet, instanceURL(e, doc)+"/rendered", nil)
 	if b := readAll(t, resp); resp.Header.Get("Content-Type") != "application/pdf" || !bytes.Equal(b, pdf) {
 		t.Fatalf("PDF rendered: %s %q", resp.Header.Get("Content-Type"), b)
+	}
+	if resp = e.do(t, http.MethodGet, instanceURL(e, doc)+"/rendered", nil, "Accept", "image/png"); resp.StatusCode != http.StatusNotAcceptable {
+		t.Fatalf("a PDF rendered as image/png: %d", resp.StatusCode)
 	}
 	// WADO-URI rendered: rows/columns as maxima, a window, a frame.
 	wado := func(o gen.Object, q string) string {

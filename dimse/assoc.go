@@ -62,8 +62,9 @@ type association struct {
 	abortReason byte // reason for AA-8
 	panicked    bool
 
-	wmu  sync.Mutex // serialises writes (find and retrieve handlers send from their own goroutine)
-	find *findOp    // the C-FIND, C-MOVE or C-GET being answered, if any
+	wmu     sync.Mutex // serialises writes (find and retrieve handlers send from their own goroutine)
+	sendBuf [2][]byte  // data set fragments being streamed (C-GET sub-operations), under wmu
+	find    *findOp    // the C-FIND, C-MOVE or C-GET being answered, if any
 
 	subMsgID atomic.Uint32 // message IDs of C-GET sub-operations and N-EVENT-REPORTs
 
@@ -329,6 +330,13 @@ func (a *association) associateIndication(rq *AAssociate) {
 			a.contexts[pc.ID] = acceptedContext{abstract: abstract, transferSyntax: pc.TransferSyntaxes[0], scpRole: scp[abstract]}
 			accepted++
 		}
+	}
+	if _, err := pdvChunk(rq.UserInformation.MaxPDULength); err != nil {
+		// No message could be sent within the peer's maximum PDU length.
+		a.uncount()
+		log.Warn("dimse: association rejected", "reason", err.Error())
+		a.reject(&AAssociateRJ{RJPermanent, RJSourceServiceUser, RJReasonNoReason})
+		return
 	}
 	a.peerMax = rq.UserInformation.MaxPDULength
 	a.log = log
@@ -662,35 +670,14 @@ func (a *association) sendMessage(ctxID byte, cmd []byte, data []byte) {
 func (a *association) writeMessage(ctxID byte, cmd []byte, data []byte) error {
 	a.wmu.Lock()
 	defer a.wmu.Unlock()
-	max := int(a.peerMax)
-	if max == 0 || max > 1<<20 {
-		max = 1 << 20
+	p, err := newPDVWriter(a.conn, ctxID, a.peerMax)
+	if err != nil {
+		return err
 	}
-	chunk := max - 6
-	if chunk < 1 {
-		chunk = 1
+	if err := p.bytes(true, cmd); err != nil || data == nil {
+		return err
 	}
-	for _, part := range []struct {
-		b       []byte
-		command bool
-	}{{cmd, true}, {data, false}} {
-		if part.b == nil {
-			continue
-		}
-		b := part.b
-		for {
-			n := min(len(b), chunk)
-			a.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
-			if err := writePDV(a.conn, ctxID, part.command, n == len(b), b[:n]); err != nil {
-				return err
-			}
-			b = b[n:]
-			if len(b) == 0 {
-				break
-			}
-		}
-	}
-	return nil
+	return p.bytes(false, data)
 }
 
 // startOp registers a cancellable operation (C-FIND, C-MOVE, C-GET) and runs body in

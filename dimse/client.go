@@ -265,60 +265,33 @@ func (c *Client) StoreWithOriginator(ctx context.Context, sopClass, sopInstance,
 	return c.readResponse(ctx, rq.MessageID)
 }
 
-func (c *Client) chunk() int {
-	max := int(c.peerMax)
-	if max == 0 || max > 1<<20 {
-		max = 1 << 20
-	}
-	return max - 6
-}
-
+// sendCommand sends a command set as PDVs within the peer's maximum PDU length.
 func (c *Client) sendCommand(id byte, cmd []byte) error {
-	for len(cmd) > 0 {
-		n := min(len(cmd), c.chunk())
-		if err := c.write(&PDataTF{PDVs: []PDV{{ContextID: id, Command: true, Last: n == len(cmd), Data: cmd[:n]}}}); err != nil {
-			return fmt.Errorf("dimse: send command: %w", err)
-		}
-		cmd = cmd[n:]
+	p, err := newPDVWriter(c.conn, id, c.peerMax)
+	if err == nil {
+		err = p.bytes(true, cmd)
+	}
+	if err != nil {
+		return fmt.Errorf("dimse: send command: %w", err)
 	}
 	return nil
 }
 
-// sendData streams r as data set PDVs, flagging the last one (one chunk of look-ahead).
+// sendData streams r as data set PDVs, flagging the last one; on failure (or when ctx
+// ends) the association is aborted, since the peer waits for the rest.
 func (c *Client) sendData(ctx context.Context, id byte, r io.Reader) error {
-	size := c.chunk()
-	if len(c.sendBuf[0]) != size {
-		c.sendBuf = [2][]byte{make([]byte, size), make([]byte, size)}
+	p, err := newPDVWriter(c.conn, id, c.peerMax)
+	if err == nil {
+		err = p.stream(ctx, r, &c.sendBuf)
 	}
-	cur, next := c.sendBuf[0], c.sendBuf[1]
-	n, err := io.ReadFull(r, cur)
-	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
-		return fmt.Errorf("dimse: read data set: %w", err)
-	}
-	for {
-		if err := ctx.Err(); err != nil {
-			c.abortLocked()
+	if err != nil {
+		c.abortLocked()
+		if errors.Is(err, ctx.Err()) {
 			return err
 		}
-		var m int
-		var rerr error
-		if n == size {
-			m, rerr = io.ReadFull(r, next)
-			if rerr != nil && !errors.Is(rerr, io.ErrUnexpectedEOF) && !errors.Is(rerr, io.EOF) {
-				c.abortLocked()
-				return fmt.Errorf("dimse: read data set: %w", rerr)
-			}
-		}
-		last := m == 0
-		c.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
-		if err := writePDV(c.conn, id, false, last, cur[:n]); err != nil {
-			return fmt.Errorf("dimse: send data set: %w", err)
-		}
-		if last {
-			return nil
-		}
-		cur, next, n = next, cur, m
+		return fmt.Errorf("dimse: send data set: %w", err)
 	}
+	return nil
 }
 
 // readPData reads the next PDU, which must be a P-DATA-TF: an A-ABORT ends the

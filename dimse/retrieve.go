@@ -153,56 +153,23 @@ func (a *association) deliverStoreResponse(cmd *Command) {
 }
 
 // writeStream sends a command and a data set read from r as one unit, flagging the
-// last data PDV (one chunk of look-ahead).
+// last data PDV. If the data set cannot be read, or ctx ends, the connection is closed:
+// the peer waits for the rest of the message, and only an abort ends that cleanly.
 func (a *association) writeStream(ctx context.Context, ctxID byte, cmd []byte, r io.Reader) error {
 	a.wmu.Lock()
 	defer a.wmu.Unlock()
-	max := int(a.peerMax)
-	if max == 0 || max > 1<<20 {
-		max = 1 << 20
+	p, err := newPDVWriter(a.conn, ctxID, a.peerMax)
+	if err != nil {
+		return err
 	}
-	size := max - 6
-	for b := cmd; ; {
-		n := min(len(b), size)
-		a.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
-		if err := writePDV(a.conn, ctxID, true, n == len(b), b[:n]); err != nil {
-			return err
-		}
-		if b = b[n:]; len(b) == 0 {
-			break
-		}
+	if err := p.bytes(true, cmd); err != nil {
+		return err
 	}
-	cur, next := make([]byte, size), make([]byte, size)
-	n, err := io.ReadFull(r, cur)
-	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
-		// Nothing of the data set is sent: the peer waits for it; only an abort ends
-		// that cleanly.
+	if err := p.stream(ctx, r, &a.sendBuf); err != nil {
 		a.conn.Close()
-		return fmt.Errorf("dimse: read data set: %w", err)
+		return err
 	}
-	for {
-		if err := ctx.Err(); err != nil {
-			a.conn.Close()
-			return err
-		}
-		m := 0
-		if n == size {
-			var rerr error
-			m, rerr = io.ReadFull(r, next)
-			if rerr != nil && !errors.Is(rerr, io.ErrUnexpectedEOF) && !errors.Is(rerr, io.EOF) {
-				a.conn.Close()
-				return fmt.Errorf("dimse: read data set: %w", rerr)
-			}
-		}
-		a.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
-		if err := writePDV(a.conn, ctxID, false, m == 0, cur[:n]); err != nil {
-			return err
-		}
-		if m == 0 {
-			return nil
-		}
-		cur, next, n = next, cur, m
-	}
+	return nil
 }
 
 // failedUIDList encodes the identifier of a final retrieve response: Failed SOP

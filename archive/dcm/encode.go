@@ -45,8 +45,14 @@ func NewSequence(t Tag, items ...*Dataset) *Element {
 	return &Element{Tag: t, VR: "SQ", Length: UndefinedLength, Items: items}
 }
 
-// Set replaces or adds an element, keeping tag order.
+// Set replaces or adds an element, keeping tag order. The items of a sequence
+// element inherit the data set's character set (see CharacterSet).
 func (d *Dataset) Set(e *Element) {
+	for _, it := range e.Items {
+		if it != nil && it.parent == nil {
+			it.parent = d
+		}
+	}
 	for i, x := range d.Elements {
 		if x.Tag == e.Tag {
 			d.Elements[i] = e

@@ -9,9 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
-
-	"github.com/suyashkumar/dicom/pkg/charset"
-	"golang.org/x/text/encoding"
 )
 
 // Defaults of the bounds of JSONOptions.
@@ -141,7 +138,8 @@ type BulkRef struct {
 // JSON renders a data set as a DICOM JSON object (PS3.18 F.2): PN as objects, numeric
 // VRs as JSON numbers, AT as hex strings, small binary values as InlineBinary and the
 // rest as BulkDataURI. It returns the bulk data it referenced. Group length elements are
-// omitted. Strings are converted to UTF-8 using SpecificCharacterSet. The output is
+// omitted. Text is converted to UTF-8 using the Specific Character Set of each data set
+// (see CharacterSet: items inherit it) and the object says ISO_IR 192. The output is
 // bounded by opts (see JSONOptions): what does not fit is left out and, when
 // opts.Omitted is set, reported there.
 func (d *Dataset) JSON(opts *JSONOptions) ([]byte, []BulkRef, error) {
@@ -151,7 +149,7 @@ func (d *Dataset) JSON(opts *JSONOptions) ([]byte, []BulkRef, error) {
 	}
 	o = o.withDefaults()
 	w := &jsonWriter{opts: o, buf: make([]byte, 0, 4096)}
-	cs := codingSystem(d, charset.CodingSystem{})
+	cs := d.CharacterSet()
 	els := topLevel(d, o.Exclude)
 
 	// Pass 1 writes every element and measures each. Once the output is past MaxBytes,
@@ -341,29 +339,24 @@ func (w *jsonWriter) keep(e *Element) bool {
 }
 
 // member writes "tag":{...} for an element that keep admitted.
-func (w *jsonWriter) member(e *Element, cs charset.CodingSystem, path string) {
+func (w *jsonWriter) member(e *Element, cs *CharacterSet, path string) {
 	w.buf = append(w.buf, '"')
 	w.buf = append(w.buf, e.Tag.Hex()...)
 	w.buf = append(w.buf, `":`...)
 	w.element(e, cs, path)
 }
 
-func codingSystem(d *Dataset, parent charset.CodingSystem) charset.CodingSystem {
-	e := d.Get(TagSpecificCharacterSet)
-	if e == nil || e.Value == nil {
-		return parent
+// itemCharacterSet is the character set of an item: its own Specific Character Set,
+// else its parent's.
+func itemCharacterSet(d *Dataset, parent *CharacterSet) *CharacterSet {
+	if e := d.Get(TagSpecificCharacterSet); e != nil && !e.Bulk {
+		return ParseCharacterSet(e.StringValues())
 	}
-	names := e.StringValues()
-	// An empty first value means the default repertoire.
-	cs, err := charset.ParseSpecificCharacterSet(names)
-	if err != nil {
-		return parent
-	}
-	return cs
+	return parent
 }
 
 // dataset writes an item's data set.
-func (w *jsonWriter) dataset(d *Dataset, cs charset.CodingSystem, path string) {
+func (w *jsonWriter) dataset(d *Dataset, cs *CharacterSet, path string) {
 	els := sortedByTag(d.Elements)
 	w.buf = append(w.buf, '{')
 	first := true
@@ -389,7 +382,7 @@ func (w *jsonWriter) dataset(d *Dataset, cs charset.CodingSystem, path string) {
 	w.buf = append(w.buf, '}')
 }
 
-func (w *jsonWriter) element(e *Element, cs charset.CodingSystem, path string) {
+func (w *jsonWriter) element(e *Element, cs *CharacterSet, path string) {
 	vr := e.VR
 	w.buf = append(w.buf, `{"vr":"`...)
 	w.buf = append(w.buf, vr...)
@@ -405,7 +398,7 @@ func (w *jsonWriter) element(e *Element, cs charset.CodingSystem, path string) {
 			if i > 0 {
 				w.buf = append(w.buf, ',')
 			}
-			w.dataset(it, codingSystem(it, cs), path+"/"+strconv.Itoa(i))
+			w.dataset(it, itemCharacterSet(it, cs), path+"/"+strconv.Itoa(i))
 		}
 		w.buf = append(w.buf, ']')
 		return
@@ -452,15 +445,11 @@ func (w *jsonWriter) element(e *Element, cs charset.CodingSystem, path string) {
 	w.buf = append(w.buf, `,"Value":[`...)
 	switch vr {
 	case "PN":
-		for i, v := range strings.Split(string(e.Value), "\\") {
+		for i, v := range e.texts(cs) {
 			if i > 0 {
 				w.buf = append(w.buf, ',')
 			}
-			v = strings.TrimRight(v, " \x00")
-			if allPadding([]byte(v), true) {
-				v = ""
-			}
-			w.personName(v, cs)
+			w.personName(v)
 		}
 	case "US", "SS", "UL", "SL", "UV", "SV":
 		for i, v := range e.Ints() {
@@ -502,13 +491,9 @@ func (w *jsonWriter) element(e *Element, cs charset.CodingSystem, path string) {
 			w.buf = appendNumberString(w.buf, s, vr)
 		}
 	default:
-		dec := cs.Ideographic
-		switch vr {
-		case "SH", "LO", "ST", "LT", "UC", "UT":
-		default:
-			dec = nil // other string VRs use the default repertoire
-		}
-		for i, s := range e.StringValues() {
+		// Text VRs are decoded with the character set; the others use the default
+		// repertoire.
+		for i, s := range e.texts(cs) {
 			if i > 0 {
 				w.buf = append(w.buf, ',')
 			}
@@ -516,20 +501,20 @@ func (w *jsonWriter) element(e *Element, cs charset.CodingSystem, path string) {
 				w.buf = append(w.buf, "null"...)
 				continue
 			}
-			w.buf = appendJSONString(w.buf, decode(dec, s))
+			w.buf = appendJSONString(w.buf, s)
 		}
 	}
 	w.buf = append(w.buf, ']')
 }
 
-func (w *jsonWriter) personName(v string, cs charset.CodingSystem) {
+// personName writes a decoded person name value as its component groups.
+func (w *jsonWriter) personName(v string) {
 	if v == "" {
 		w.buf = append(w.buf, "null"...)
 		return
 	}
 	groups := strings.Split(v, "=")
 	names := []string{"Alphabetic", "Ideographic", "Phonetic"}
-	decs := []*encoding.Decoder{cs.Alphabetic, cs.Ideographic, cs.Phonetic}
 	w.buf = append(w.buf, '{')
 	first := true
 	for i, g := range groups {
@@ -546,20 +531,9 @@ func (w *jsonWriter) personName(v string, cs charset.CodingSystem) {
 		first = false
 		w.buf = appendJSONString(w.buf, names[i])
 		w.buf = append(w.buf, ':')
-		w.buf = appendJSONString(w.buf, decode(decs[i], g))
+		w.buf = appendJSONString(w.buf, g)
 	}
 	w.buf = append(w.buf, '}')
-}
-
-func decode(d *encoding.Decoder, s string) string {
-	if d == nil || isASCII(s) {
-		return s
-	}
-	out, err := d.String(s)
-	if err != nil {
-		return s
-	}
-	return out
 }
 
 func isStringVR(vr string) bool {
@@ -577,15 +551,6 @@ func allPadding(b []byte, pn bool) bool {
 			continue
 		}
 		if c != ' ' && c != 0 && c != '\\' {
-			return false
-		}
-	}
-	return true
-}
-
-func isASCII(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] >= 0x80 {
 			return false
 		}
 	}
@@ -672,37 +637,12 @@ func (e *Element) String() string {
 }
 
 // Text returns the first value of a string element converted to UTF-8 according to the
-// data set's SpecificCharacterSet (person names keep their = groups).
+// data set's character set (see Texts), or "".
 func (d *Dataset) Text(t Tag) string {
-	e := d.Get(t)
-	if e == nil || e.Value == nil {
-		return ""
+	if v := d.Texts(t); len(v) > 0 {
+		return v[0]
 	}
-	vals := e.StringValues()
-	if len(vals) == 0 {
-		return ""
-	}
-	v := vals[0]
-	cs := codingSystem(d, charset.CodingSystem{})
-	if e.VR == "PN" {
-		groups := strings.Split(v, "=")
-		decs := []*encoding.Decoder{cs.Alphabetic, cs.Ideographic, cs.Phonetic}
-		for i := range groups {
-			if i < 3 {
-				groups[i] = decode(decs[i], groups[i])
-			}
-		}
-		v = strings.Join(groups, "=")
-		if allPadding([]byte(v), true) {
-			return ""
-		}
-		return v
-	}
-	switch e.VR {
-	case "SH", "LO", "ST", "LT", "UC", "UT":
-		return decode(cs.Ideographic, v)
-	}
-	return v
+	return ""
 }
 
 // sortedByTag returns the elements in ascending tag order (stable for duplicates).

@@ -135,6 +135,10 @@ type Element struct {
 // Dataset is an ordered list of elements.
 type Dataset struct {
 	Elements []*Element
+
+	// parent is the data set holding the sequence this data set is an item of, whose
+	// Specific Character Set the item inherits (see CharacterSet).
+	parent *Dataset
 }
 
 // Get returns the element with tag t, or nil.
@@ -160,7 +164,7 @@ func (d *Dataset) String(t Tag) string {
 }
 
 // Strings returns the values of a string element (split on backslash, padding removed).
-// The bytes are returned as stored; see Decoder for character set conversion.
+// The bytes are returned as stored; see Texts for character set conversion.
 func (d *Dataset) Strings(t Tag) []string {
 	e := d.Get(t)
 	if e == nil || e.Value == nil {
@@ -713,7 +717,7 @@ func (r *reader) readElement(depth int, ds *Dataset) (*Element, Tag, error) {
 		if dig != nil {
 			dig.header(t, 'S')
 		}
-		return e, 0, r.readSequence(e, depth+1)
+		return e, 0, r.readSequence(e, depth+1, ds)
 	}
 	n := int64(length)
 	if r.opts.Size > 0 && !r.isDeflated() && r.pos+n > r.opts.Size {
@@ -767,7 +771,7 @@ func (r *reader) readItemHeader() (Tag, uint32, int64, error) {
 	return t, r.u32(b[4:8]), start, nil
 }
 
-func (r *reader) readSequence(e *Element, depth int) error {
+func (r *reader) readSequence(e *Element, depth int, parent *Dataset) error {
 	end := int64(-1)
 	if e.Length != UndefinedLength {
 		end = r.pos + int64(e.Length)
@@ -798,7 +802,7 @@ func (r *reader) readSequence(e *Element, depth int) error {
 		default:
 			return &ParseError{Offset: start, Tag: e.Tag, Err: fmt.Errorf("%w: expected an item, found %s", ErrMalformed, t)}
 		}
-		item := &Dataset{}
+		item := &Dataset{parent: parent}
 		if err := r.retain(64, start, e.Tag); err != nil {
 			return err
 		}

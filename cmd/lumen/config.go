@@ -184,6 +184,9 @@ type HTTPConfig struct {
 	// X-Forwarded-For names the client. From anyone else the header is ignored: the
 	// client is the socket's peer (audit records, ATNA, limits per address).
 	TrustedProxies []string `koanf:"trusted_proxies"`
+	// AllowRemoteWithoutAuth lets a server without authentication (auth.mode dev) answer
+	// clients other than this machine's (loopback) ones.
+	AllowRemoteWithoutAuth bool `koanf:"allow_remote_without_auth"`
 	// Bounds of what clients may hold (dicomweb/httplimit): open connections overall
 	// (0: half the open-file limit) and per client address, request bodies being
 	// received overall and per address, the slowest a body may arrive (bytes/s), and
@@ -275,6 +278,7 @@ var defaults = map[string]any{
 	"http.tls_cert":                     "",
 	"http.tls_key":                      "",
 	"http.trusted_proxies":              []any{},
+	"http.allow_remote_without_auth":    false,
 	"http.max_conns":                    0,
 	"http.max_conns_per_addr":           256,
 	"http.max_uploads":                  256,

@@ -10,7 +10,6 @@ import (
 	"github.com/lumenpacs/lumen/archive/dcm"
 	"github.com/lumenpacs/lumen/dimse"
 	"github.com/lumenpacs/lumen/index"
-	"golang.org/x/text/encoding/charmap"
 )
 
 // findHandler answers C-FIND from the index (PS3.4 C.4.1), with the matching of
@@ -35,7 +34,7 @@ func (h *findHandler) HandleFind(ctx context.Context, req *dimse.FindRequest, se
 		return dimse.Status{Code: dimse.StatusCannotUnderstand, ErrorComment: "identifier does not parse"}
 	}
 	id := f.Dataset
-	study, patient, issuer = id.String(dcm.TagStudyInstanceUID), id.String(dcm.TagPatientID), id.String(dcm.TagIssuerOfPatientID)
+	study, patient, issuer = id.String(dcm.TagStudyInstanceUID), id.Text(dcm.TagPatientID), id.Text(dcm.TagIssuerOfPatientID)
 	levelName := id.String(dcm.TagQueryRetrieveLevel)
 	level, ok := levels[levelName]
 	if !ok {
@@ -74,7 +73,9 @@ func (h *findHandler) HandleFind(ctx context.Context, req *dimse.FindRequest, se
 		h.log.Warn("dimse: C-FIND failed", "calling_ae", req.Association.CallingAETitle, "err", err)
 		return dimse.Status{Code: dimse.StatusOutOfResources, ErrorComment: "index unavailable"}
 	}
-	latin1 := strings.Contains(strings.Join(id.Strings(dcm.TagSpecificCharacterSet), "\\"), "ISO_IR 100")
+	// Answers come in the request's character set when it can hold them, else in UTF-8
+	// (PS3.4 C.4.1.1.3.2 lets the SCP answer in another character set).
+	reqCS := id.CharacterSet()
 	warnIgnored := len(res.Ignored) > 0
 	emit := func(vals func(dcm.Tag) (string, []string, bool)) error {
 		out := &dcm.Dataset{}
@@ -82,7 +83,7 @@ func (h *findHandler) HandleFind(ctx context.Context, req *dimse.FindRequest, se
 		out.Set(dcm.NewString(dcm.TagRetrieveAETitle, "AE", h.aeTitle))
 		out.Set(dcm.NewString(dcm.TagInstanceAvailability, "CS", "ONLINE"))
 		warn := warnIgnored
-		nonASCII := false
+		var texts []textValue
 		for _, k := range keys {
 			vr, v, ok := vals(k.Tag)
 			if !ok {
@@ -98,10 +99,9 @@ func (h *findHandler) HandleFind(ctx context.Context, req *dimse.FindRequest, se
 				}
 				continue
 			}
-			for _, s := range v {
-				if !isASCII(s) {
-					nonASCII = true
-				}
+			if isTextVR(vr) {
+				texts = append(texts, textValue{k.Tag, vr, strings.Join(v, "\\")})
+				continue
 			}
 			e, err := dcm.NewValue(k.Tag, vr, v...)
 			if err != nil {
@@ -109,12 +109,8 @@ func (h *findHandler) HandleFind(ctx context.Context, req *dimse.FindRequest, se
 			}
 			out.Set(e)
 		}
-		if nonASCII {
-			if latin1 && encodeLatin1(out) {
-				out.Set(dcm.NewString(dcm.TagSpecificCharacterSet, "CS", "ISO_IR 100"))
-			} else {
-				out.Set(dcm.NewString(dcm.TagSpecificCharacterSet, "CS", "ISO_IR 192"))
-			}
+		if scs := encodeTexts(out, texts, reqCS); scs != nil {
+			out.Set(dcm.NewString(dcm.TagSpecificCharacterSet, "CS", scs...))
 		}
 		b, err := out.Encode(req.TransferSyntaxUID)
 		if err != nil {
@@ -158,39 +154,70 @@ func (h *findHandler) HandleFind(ctx context.Context, req *dimse.FindRequest, se
 	return dimse.Status{Code: dimse.StatusSuccess}
 }
 
+// textValue is an answer's value of a text VR, in UTF-8 (values joined by backslashes).
+type textValue struct {
+	tag   dcm.Tag
+	vr    string
+	value string
+}
+
+// isTextVR reports the VRs whose values Specific Character Set governs.
+func isTextVR(vr string) bool {
+	switch vr {
+	case "PN", "LO", "SH", "LT", "ST", "UC", "UT":
+		return true
+	}
+	return false
+}
+
+// encodeTexts adds the text values to ds: in ASCII when they are (the answer then has
+// no Specific Character Set: nil), else in cs when it can hold them all (cs's defined
+// terms are returned), else in UTF-8 ("ISO_IR 192").
+func encodeTexts(ds *dcm.Dataset, texts []textValue, cs *dcm.CharacterSet) []string {
+	ascii := true
+	for _, t := range texts {
+		if !isASCII(t.value) {
+			ascii = false
+		}
+	}
+	set := func(t textValue, b []byte) {
+		if len(b)%2 == 1 {
+			b = append(b, ' ')
+		}
+		ds.Set(dcm.NewElement(t.tag, t.vr, b))
+	}
+	if ascii {
+		for _, t := range texts {
+			set(t, []byte(t.value))
+		}
+		return nil
+	}
+	encoded := make([][]byte, len(texts))
+	ok := true
+	for i, t := range texts {
+		b, err := cs.Encode(t.value, t.vr)
+		if err != nil {
+			ok = false
+			break
+		}
+		encoded[i] = b
+	}
+	if !ok {
+		for _, t := range texts {
+			set(t, []byte(strings.ToValidUTF8(t.value, "\uFFFD")))
+		}
+		return []string{"ISO_IR 192"}
+	}
+	for i, t := range texts {
+		set(t, encoded[i])
+	}
+	return cs.Terms()
+}
+
 func isASCII(s string) bool {
 	for i := 0; i < len(s); i++ {
 		if s[i] >= 0x80 {
 			return false
-		}
-	}
-	return true
-}
-
-// encodeLatin1 converts the text values of ds to ISO 8859-1; false if one does not fit.
-func encodeLatin1(ds *dcm.Dataset) bool {
-	enc := charmap.ISO8859_1.NewEncoder()
-	var conv [][2][]byte
-	for _, e := range ds.Elements {
-		switch e.VR {
-		case "PN", "LO", "SH", "LT", "ST", "UC", "UT":
-			b, err := enc.Bytes(e.Value)
-			if err != nil {
-				return false
-			}
-			conv = append(conv, [2][]byte{e.Value, b})
-		}
-	}
-	i := 0
-	for _, e := range ds.Elements {
-		switch e.VR {
-		case "PN", "LO", "SH", "LT", "ST", "UC", "UT":
-			e.Value = conv[i][1]
-			if len(e.Value)%2 == 1 {
-				e.Value = append(e.Value, ' ')
-			}
-			e.Length = uint32(len(e.Value))
-			i++
 		}
 	}
 	return true

@@ -66,7 +66,7 @@ func (h *retrieveHandler) resolve(ctx context.Context, req *dimse.RetrieveReques
 			continue
 		}
 		tag := uniqueKeys[l]
-		v := strings.Join(id.Strings(tag), `\`)
+		v := strings.Join(id.Texts(tag), `\`) // PatientID decoded like the index's
 		if strings.TrimSpace(v) == "" || strings.ContainsAny(v, "*?") {
 			if l == level {
 				return nil, &dimse.Status{Code: dimse.StatusDataSetMismatch, ErrorComment: fmt.Sprintf("a %s retrieve needs %s", id.String(dcm.TagQueryRetrieveLevel), dcmName(tag))}

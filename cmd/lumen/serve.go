@@ -29,6 +29,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 )
 
 func newServeCmd() *cobra.Command {
@@ -45,12 +46,67 @@ func newServeCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return serve(cmd.Context(), c, log, nil)
+			var ready chan listening
+			if f, ok := cmd.ErrOrStderr().(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+				// A person started it: one line saying where everything is.
+				ready = make(chan listening, 1)
+				go func() {
+					if a, ok := <-ready; ok {
+						fmt.Fprintln(f, startLine(c, a))
+					}
+				}()
+			}
+			return serve(cmd.Context(), c, log, ready)
 		},
 	}
 	cmd.Flags().String("http-addr", "", "HTTP listen address (key http.addr)")
 	cmd.Flags().String("dimse-addr", "", "DICOM listen address (key dimse.addr)")
 	return cmd
+}
+
+// startLine is the one human line `lumen serve` prints on a terminal once it listens:
+// where the viewer, DICOMweb and DICOM are, the data directory, and the authentication
+// mode.
+func startLine(c *Config, a listening) string {
+	local := func(addr string) string { // a wildcard listener is reached as localhost
+		host, port, err := net.SplitHostPort(addr)
+		if err != nil {
+			return addr
+		}
+		if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+			host = "localhost"
+		}
+		return net.JoinHostPort(host, port)
+	}
+	scheme := "http"
+	if c.HTTP.TLSCert != "" {
+		scheme = "https"
+	}
+	root := scheme + "://" + local(a.HTTP)
+	if c.DICOMweb.PublicURL != "" {
+		root = strings.TrimRight(c.DICOMweb.PublicURL, "/")
+	}
+	line := "Lumen is running: viewer " + root + "/viewer/ · DICOMweb " + root + "/" + strings.Trim(c.DICOMweb.BasePath, "/")
+	if a.DIMSE != "" {
+		line += " · DICOM " + c.DIMSE.AETitle + "@" + local(a.DIMSE)
+	}
+	if a.DIMSETLS != "" {
+		line += " (TLS " + local(a.DIMSETLS) + ")"
+	}
+	store := "data " + c.DataDir
+	if c.Store.Backend == "s3" || c.Index.Backend == "postgres" {
+		store = "store " + c.Store.Backend + ", index " + c.Index.Backend
+	}
+	line += " · " + store
+	switch {
+	case c.Auth.Mode == "on":
+		line += " · authentication on"
+	case c.HTTP.AllowRemoteWithoutAuth:
+		line += " · authentication OFF, open to the network"
+	default:
+		line += " · authentication off (this machine only)"
+	}
+	return line
 }
 
 // listening are the addresses the server listens on.
@@ -106,6 +162,7 @@ func serve(ctx context.Context, c *Config, log *slog.Logger, ready chan<- listen
 		e.IPExtractor = echo.ExtractIPFromXFFHeader(trust...)
 	}
 	e.GET("/healthz", func(ec echo.Context) error { return ec.String(http.StatusOK, "ok\n") })
+	e.GET("/", func(ec echo.Context) error { return ec.Redirect(http.StatusFound, "/viewer/") })
 	e.GET("/readyz", func(ec echo.Context) error {
 		cctx, cancel := context.WithTimeout(ec.Request().Context(), 3*time.Second)
 		defer cancel()
@@ -167,6 +224,10 @@ func serve(ctx context.Context, c *Config, log *slog.Logger, ready chan<- listen
 		ServiceLines: emr.ServiceLines{Modalities: c.EMR.CardiologyModalities, SOPClassPrefixes: c.EMR.CardiologySOPClassPrefixes,
 			BodyParts: c.EMR.CardiologyBodyParts, Keywords: c.EMR.CardiologyKeywords},
 	}
+	if c.Auth.Mode != "on" && !c.HTTP.AllowRemoteWithoutAuth {
+		// Without authentication, only this machine is served (health checks excepted).
+		e.Use(auth.LoopbackOnly(nil, func(p string) bool { return p == "/healthz" || p == "/readyz" }))
+	}
 	e.Use(chart.Guard) // link tokens, wherever they are presented
 	if c.Auth.Mode == "on" {
 		authn, err := auth.New(ctx, auth.Config{Issuer: c.Auth.Issuer, Audience: c.Auth.Audience, RolesClaim: c.Auth.RolesClaim,
@@ -177,7 +238,11 @@ func serve(ctx context.Context, c *Config, log *slog.Logger, ready chan<- listen
 		e.Use(authn.Middleware(authRule, emr.LinkAdmitted))
 		log.Info("auth: on", "issuer", c.Auth.Issuer, "api_tokens", len(c.Auth.Tokens))
 	} else {
-		log.Warn("AUTHENTICATION IS OFF (auth.mode dev): every HTTP surface is open to anyone who can reach it; set auth.mode: on for any real deployment")
+		if c.HTTP.AllowRemoteWithoutAuth {
+			log.Warn("AUTHENTICATION IS OFF (auth.mode dev) and http.allow_remote_without_auth is set: every HTTP surface is open to anyone who can reach it; set auth.mode: on for any real deployment")
+		} else {
+			log.Warn("AUTHENTICATION IS OFF (auth.mode dev): HTTP answers this machine (loopback) only; set auth.mode: on to serve the network (http.allow_remote_without_auth: true opens it without authentication)")
+		}
 	}
 	web.Register(e)
 	chart.Register(e)
@@ -275,6 +340,9 @@ func serve(ctx context.Context, c *Config, log *slog.Logger, ready chan<- listen
 			addrs.DIMSETLS = tln.Addr().String()
 			log.Info("dimse tls listening", "addr", addrs.DIMSETLS, "client_certificates", c.DIMSE.TLSClientCA != "")
 		}
+		if !c.DIMSE.RejectUnknownCallingAE {
+			log.Warn("dimse: permissive AE policy: any calling AE may echo, store, query and retrieve (set dimse.reject_unknown_calling_ae and dimse.peers to restrict it)")
+		}
 		log.Info("dimse listening", "addr", addrs.DIMSE, "ae_title", c.DIMSE.AETitle, "check_called_ae", c.DIMSE.CheckCalledAE, "reject_unknown_calling_ae", c.DIMSE.RejectUnknownCallingAE, "peers", len(c.DIMSE.Peers))
 	}
 	if ready != nil {
@@ -343,7 +411,7 @@ func authRule(c echo.Context) string {
 	r := c.Request()
 	p := r.URL.Path
 	switch {
-	case r.Method == http.MethodOptions, p == "/healthz", p == "/readyz", p == "/metrics", p == "/fhir/metadata":
+	case r.Method == http.MethodOptions, p == "/", p == "/healthz", p == "/readyz", p == "/metrics", p == "/fhir/metadata":
 		return ""
 	case p == "/viewer" || strings.HasPrefix(p, "/viewer/"):
 		return ""

@@ -9,10 +9,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/lumenpacs/lumen/testdata/tools"
 )
 
 func get(t *testing.T, url string) (int, string) {
@@ -180,4 +183,93 @@ func TestHTTPLimits(t *testing.T) {
 			t.Errorf("/metrics lacks %s", want)
 		}
 	}
+}
+
+// netnsClient makes a network namespace with a veth pair (this side hostIP/30, the
+// namespace's side clientIP/30), removed when the test ends, and returns a function
+// running curl in the namespace: a client with an address of its own, not loopback.
+func netnsClient(t *testing.T, hostIP, clientIP string) func(url string) (int, string) {
+	t.Helper()
+	ip := tools.Require(t, "ip", "iproute2")
+	curl := tools.Require(t, "curl", "curl")
+	if os.Geteuid() != 0 {
+		tools.Missing(t, "root, to make a network namespace")
+	}
+	ns := fmt.Sprintf("lumen-t%d", os.Getpid()%100000)
+	host, peer := ns+"a", ns+"b"
+	run := func(args ...string) {
+		t.Helper()
+		if out, err := exec.Command(ip, args...).CombinedOutput(); err != nil {
+			t.Fatalf("ip %v: %v %s", args, err, out)
+		}
+	}
+	exec.Command(ip, "netns", "del", ns).Run() // a leftover of a killed run
+	run("netns", "add", ns)
+	t.Cleanup(func() { exec.Command(ip, "link", "del", host).Run(); exec.Command(ip, "netns", "del", ns).Run() })
+	run("link", "add", host, "type", "veth", "peer", "name", peer)
+	run("link", "set", peer, "netns", ns)
+	run("addr", "add", hostIP+"/30", "dev", host)
+	run("link", "set", host, "up")
+	run("-n", ns, "addr", "add", clientIP+"/30", "dev", peer)
+	run("-n", ns, "link", "set", peer, "up")
+	run("-n", ns, "link", "set", "lo", "up")
+	return func(url string) (int, string) {
+		out, err := exec.Command(ip, "netns", "exec", ns, curl, "-s", "-m", "10", "-w", "\n%{http_code}", url).Output()
+		if err != nil {
+			t.Fatalf("curl %s from the namespace: %v %s", url, err, out)
+		}
+		body, code := "", string(out)
+		if i := strings.LastIndexByte(string(out), '\n'); i >= 0 {
+			body, code = string(out[:i]), string(out[i+1:])
+		}
+		n, _ := strconv.Atoi(code)
+		return n, body
+	}
+}
+
+// TestDevModeRemote: without authentication, a client on another address (in a network
+// namespace of the test's own) gets 403 saying how to turn authentication on, while
+// health checks answer; http.allow_remote_without_auth opens the server knowingly.
+func TestDevModeRemote(t *testing.T) {
+	const hostIP, clientIP = "10.213.77.1", "10.213.77.2"
+	curl := netnsClient(t, hostIP, clientIP)
+	for _, open := range []bool{false, true} {
+		s := startLumen(t, func(c *Config) {
+			c.HTTP.Addr, c.DIMSE.Addr = hostIP+":0", ""
+			c.HTTP.AllowRemoteWithoutAuth = open
+		})
+		base := "http://" + s.addr.HTTP
+		code, body := curl(base + "/dicom-web/studies")
+		switch {
+		case !open && (code != http.StatusForbidden || !strings.Contains(body, "auth.mode: on")):
+			t.Errorf("a remote client without authentication: %d %s, want 403 saying how to turn authentication on", code, body)
+		case open && code != http.StatusOK:
+			t.Errorf("a remote client with http.allow_remote_without_auth: %d %s", code, body)
+		}
+		if code, _ := curl(base + "/healthz"); code != http.StatusOK {
+			t.Errorf("/healthz from a remote client: %d", code)
+		}
+		s.stop()
+	}
+}
+
+// TestStartLine: the line lumen serve prints on a terminal says where everything is.
+func TestStartLine(t *testing.T) {
+	c := testConfig(t, "/srv/lumen")
+	got := startLine(c, listening{HTTP: "[::]:8080", DIMSE: "[::]:11112"})
+	want := "Lumen is running: viewer http://localhost:8080/viewer/ · DICOMweb http://localhost:8080/dicom-web · DICOM LUMEN@localhost:11112 · data /srv/lumen · authentication off (this machine only)"
+	if got != want {
+		t.Errorf("start line:\n got %s\nwant %s", got, want)
+	}
+	c.Auth.Mode, c.DICOMweb.PublicURL = "on", "https://pacs.example.org/"
+	if got := startLine(c, listening{HTTP: "10.0.0.5:8080"}); !strings.HasPrefix(got, "Lumen is running: viewer https://pacs.example.org/viewer/ · DICOMweb https://pacs.example.org/dicom-web · data") || !strings.HasSuffix(got, "authentication on") {
+		t.Errorf("start line with a public URL and auth on: %s", got)
+	}
+	s := startLumen(t, nil)
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := noRedirect.Get("http://" + s.addr.HTTP + "/")
+	if err != nil || resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != "/viewer/" {
+		t.Fatalf("/: %v %v, want a redirect to /viewer/", err, resp)
+	}
+	resp.Body.Close()
 }

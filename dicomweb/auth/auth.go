@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync"
@@ -366,5 +367,28 @@ func (l *FailureLimiter) Middleware(next echo.HandlerFunc) echo.HandlerFunc {
 			lim.Allow() // charge the refusal
 		}
 		return err
+	}
+}
+
+// LoopbackOnly answers 403, with how to turn authentication on, to every request whose
+// client address is not a loopback address, except the paths exempt names (health
+// checks). It guards a server running without authentication (auth.mode dev): anyone
+// on the network could otherwise read every patient. clientIP gives the client address
+// (default: echo's RealIP, which the server sets to the socket's peer unless a trusted
+// proxy forwards for the client).
+func LoopbackOnly(clientIP func(echo.Context) string, exempt func(path string) bool) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			ip := c.RealIP()
+			if clientIP != nil {
+				ip = clientIP(c)
+			}
+			if a, err := netip.ParseAddr(ip); err == nil && a.Unmap().IsLoopback() || exempt != nil && exempt(c.Request().URL.Path) {
+				return next(c)
+			}
+			return echo.NewHTTPError(http.StatusForbidden, "authentication is off (auth.mode: dev), so Lumen answers only this machine; "+
+				"turn authentication on (auth.mode: on with auth.issuer or auth.tokens, docs/security.md), "+
+				"or set http.allow_remote_without_auth: true to serve everyone without it")
+		}
 	}
 }

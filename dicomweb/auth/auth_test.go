@@ -186,3 +186,40 @@ func TestPatientClaim(t *testing.T) {
 		t.Error("a static token whose patient names no patient was accepted")
 	}
 }
+
+// TestLoopbackOnly: without authentication, only loopback clients are served (IPv4,
+// IPv6, IPv4-mapped); others get 403 saying how to turn authentication on; health
+// checks are exempt.
+func TestLoopbackOnly(t *testing.T) {
+	e := echo.New()
+	e.IPExtractor = echo.ExtractIPDirect()
+	h := LoopbackOnly(nil, func(p string) bool { return p == "/healthz" })(func(c echo.Context) error { return c.NoContent(http.StatusOK) })
+	for _, c := range []struct {
+		remote, path string
+		want         int
+	}{
+		{"127.0.0.1:4000", "/dicom-web/studies", http.StatusOK},
+		{"127.0.0.9:4000", "/dicom-web/studies", http.StatusOK},
+		{"[::1]:4000", "/dicom-web/studies", http.StatusOK},
+		{"[::ffff:127.0.0.1]:4000", "/dicom-web/studies", http.StatusOK},
+		{"192.0.2.7:4000", "/dicom-web/studies", http.StatusForbidden},
+		{"[2001:db8::7]:4000", "/viewer/", http.StatusForbidden},
+		{"10.1.2.3:4000", "/healthz", http.StatusOK},
+	} {
+		r := httptest.NewRequest(http.MethodGet, c.path, nil)
+		r.RemoteAddr = c.remote
+		r.Header.Set("X-Forwarded-For", "127.0.0.1") // never believed here
+		w := httptest.NewRecorder()
+		code := http.StatusOK
+		if err := h(e.NewContext(r, w)); err != nil {
+			he := err.(*echo.HTTPError)
+			code = he.Code
+			if !strings.Contains(fmt.Sprint(he.Message), "auth.mode: on") {
+				t.Errorf("%s: the refusal does not say how to turn authentication on: %v", c.remote, he.Message)
+			}
+		}
+		if code != c.want {
+			t.Errorf("%s %s: %d, want %d", c.remote, c.path, code, c.want)
+		}
+	}
+}

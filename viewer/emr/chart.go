@@ -36,6 +36,11 @@ type ChartStudy struct {
 type Chart struct {
 	PatientID string `json:"patientID"`
 	Issuer    string `json:"issuerOfPatientID"`
+	// PatientName is the patient's name in the newest study of the page, in UTF-8 and
+	// the DICOM PN form ("Yamada^Tarou=山田^太郎=やまだ^たろう": family^given..., the
+	// alphabetic, ideographic and phonetic groups separated by "="), or "" when the page
+	// holds no study.
+	PatientName string `json:"patientName,omitempty"`
 	// Total counts the studies that match the filters; Studies is the page of them.
 	Total   int          `json:"total"`
 	Offset  int          `json:"offset"`
@@ -178,6 +183,9 @@ func (s *Service) chart(c echo.Context, widget bool) (*Chart, error) {
 	}
 	ch := &Chart{PatientID: pid, Issuer: issuer, Total: page.Total, Offset: offset, Limit: limit, Studies: []ChartStudy{},
 		ServiceLineCounts: map[string]int{Radiology: max(counts[Radiology], 0), Cardiology: counts[Cardiology]}}
+	if len(page.Studies) > 0 {
+		ch.PatientName = page.Studies[0].PatientName
+	}
 	root := s.root(c)
 	token := linkToken(c)
 	for i := range page.Studies {

@@ -279,7 +279,7 @@ func (s *Service) imagingStudies(ctx context.Context, c echo.Context, studies []
 			is.Subject.Reference = "Patient/" + st.PatientID
 		}
 		if st.ReferringPhysicianName != "" {
-			is.Referrer = &Reference{Display: strings.TrimRight(strings.ReplaceAll(st.ReferringPhysicianName, "^", " "), " ")}
+			is.Referrer = &Reference{Display: personDisplay(st.ReferringPhysicianName)}
 		}
 		var cur *StudySeries
 		for _, in := range instances[st.StudyInstanceUID] {
@@ -544,4 +544,23 @@ func (s *Service) metadata(c echo.Context) error {
 		}},
 	}
 	return write(c, http.StatusOK, cs)
+}
+
+// personDisplay renders a DICOM person name (UTF-8, PN form) for people: the components
+// separated by spaces, the ideographic and phonetic component groups after the first in
+// parentheses ("Hong^Gildong=洪^吉洞=홍^길동" is "Hong Gildong (洪 吉洞, 홍 길동)").
+func personDisplay(pn string) string {
+	var groups []string
+	for _, g := range strings.Split(pn, "=") {
+		if g = strings.Join(strings.Fields(strings.ReplaceAll(g, "^", " ")), " "); g != "" {
+			groups = append(groups, g)
+		}
+	}
+	switch len(groups) {
+	case 0:
+		return ""
+	case 1:
+		return groups[0]
+	}
+	return groups[0] + " (" + strings.Join(groups[1:], ", ") + ")"
 }

@@ -28,11 +28,27 @@
     return e;
   }
 
+  // personName shows a DICOM person name (PS3.5 6.2.1: component groups alphabetic,
+  // ideographic and phonetic; components Family^Given^Middle^Prefix^Suffix) the way
+  // radiology lists do: "FAMILY, Given Middle", from the alphabetic group (else the
+  // ideographic, else the phonetic), prefix and suffix left out, missing components
+  // skipped.
+  function personName(v) {
+    var groups = typeof v === 'string' ? v.split('=') : [v && v.Alphabetic, v && v.Ideographic, v && v.Phonetic];
+    var g = groups.map(function (x) { return String(x || '').split('=')[0]; }).filter(function (x) { return x.replace(/[\^\s]/g, ''); })[0];
+    if (!g) return '';
+    var c = g.split('^').map(function (x) { return x.trim(); });
+    var family = (c[0] || '').toUpperCase();
+    var given = [c[1], c[2]].filter(Boolean).join(' ');
+    if (family && given) return family + ', ' + given;
+    return family || given || c.filter(Boolean).join(' ');
+  }
+
   function val(obj, tag) {
     var a = obj && obj[tag];
     if (!a || !a.Value || !a.Value.length) return undefined;
     var v = a.Value[0];
-    if (a.vr === 'PN') return (v && v.Alphabetic || '').replace(/\^+/g, ' ').trim();
+    if (a.vr === 'PN') return personName(v);
     return v;
   }
 
@@ -74,13 +90,22 @@
       return el('label', { text: f[1] }, [inputs[f[0]]]);
     }).concat([el('button', { type: 'submit', text: 'Search' })]));
     var tbody = el('tbody');
+    // patient is the cell naming a study's patient: the name, and under it the Patient
+    // ID, birth date and sex (the columns after it stay where links and tests expect them).
+    function patient(s) {
+      var details = [], birth = fmtDate(val(s, '00100030')), sex = val(s, '00100040');
+      details.push(document.createTextNode('ID '), el('span', { class: 'pid', text: val(s, '00100020') || '—' }));
+      if (birth) details.push(document.createTextNode(' · born '), el('span', { class: 'birth', text: birth }));
+      if (sex) details.push(document.createTextNode(' · '), el('span', { class: 'sex', title: 'Sex', text: sex }));
+      return el('td', { class: 'patient' }, [el('span', { class: 'name', text: val(s, '00100010') || '—' }), el('span', { class: 'details' }, details)]);
+    }
     var table = el('table', { class: 'studies' }, [el('thead', {}, [el('tr', {}, ['Date', 'Patient', 'Description', 'Modalities', 'Accession', 'Images'].map(function (h) { return el('th', { scope: 'col', text: h }); }))]), tbody]);
     body.appendChild(el('header', {}, [el('h1', { text: 'Studies' })]));
     body.appendChild(form);
     body.appendChild(table);
     function run(e) {
       if (e) e.preventDefault();
-      var q = { limit: '100', includefield: '00081030,00080061,00201208' };
+      var q = { limit: '100', includefield: '00081030,00080061,00201208,00100030,00100040' };
       Object.keys(inputs).forEach(function (k) { if (inputs[k].value) q[k] = inputs[k].value; });
       if (locked) q.IssuerOfPatientID = params.get('IssuerOfPatientID') || '';
       if (q.PatientName && q.PatientName.indexOf('*') < 0) q.PatientName += '*';
@@ -90,7 +115,7 @@
         list.forEach(function (s) {
           var uid = val(s, '0020000D');
           var link = el('a', { href: url('/viewer/studies/' + uid), text: fmtDate(val(s, '00080020')) || '—' });
-          tbody.appendChild(el('tr', {}, [el('td', {}, [link]), el('td', { text: val(s, '00100010') || '' }),
+          tbody.appendChild(el('tr', {}, [el('td', {}, [link]), patient(s),
             el('td', { text: val(s, '00081030') || '' }), el('td', { text: ((s['00080061'] || {}).Value || []).join(', ') }),
             el('td', { text: val(s, '00080050') || '' }), el('td', { text: String(val(s, '00201208') || '') })]));
         });
@@ -126,7 +151,10 @@
     var seriesBar = el('nav', { class: 'series', 'aria-label': 'Series' });
     var img = el('img', { alt: '' });
     var overlay = el('div', { class: 'overlay', 'aria-live': 'polite' });
-    var vp = el('div', { class: 'viewport', tabindex: '0', role: 'img', 'aria-label': 'Image' }, [img, overlay]);
+    var why = el('p');
+    var message = el('div', { class: 'message', role: 'alert' }, [el('h2', { text: 'This image cannot be shown' }), why]);
+    message.hidden = true;
+    var vp = el('div', { class: 'viewport', tabindex: '0', role: 'img', 'aria-label': 'Image' }, [img, message, overlay]);
     var tools = el('div', { class: 'toolbar', role: 'toolbar', 'aria-label': 'Tools' });
     var main = el('div', { class: 'main' }, [tools, vp]);
     body.appendChild(el('div', { class: 'study' }, [seriesBar, main]));
@@ -134,7 +162,7 @@
     // Toolbar.
     var toolButtons = {};
     [['wl', 'Window/level'], ['pan', 'Pan'], ['zoom', 'Zoom']].forEach(function (t) {
-      toolButtons[t[0]] = el('button', { type: 'button', text: t[1], 'aria-pressed': String(t[0] === st.tool), onclick: function () { setTool(t[0]); } });
+      toolButtons[t[0]] = el('button', { type: 'button', text: t[1], 'aria-pressed': String(t[0] === st.tool), onclick: function () { st.wlSuspended = false; setTool(t[0]); } });
       tools.appendChild(toolButtons[t[0]]);
     });
     var preset = el('select', { 'aria-label': 'Window preset', onchange: function () {
@@ -143,7 +171,8 @@
       show();
     } });
     tools.appendChild(preset);
-    tools.appendChild(el('button', { type: 'button', text: 'Reset', onclick: function () { st.zoom = 1; st.panX = st.panY = 0; st.window = st.storedWindow; preset.value = ''; show(); } }));
+    var resetBtn = el('button', { type: 'button', text: 'Reset', onclick: function () { st.zoom = 1; st.panX = st.panY = 0; st.window = st.storedWindow; preset.value = ''; show(); } });
+    tools.appendChild(resetBtn);
     var playBtn = el('button', { type: 'button', text: '▶ Play', 'aria-pressed': 'false', onclick: function () { toggleCine(); } });
     tools.appendChild(playBtn);
     var prevBtn = el('button', { type: 'button', text: '◀', 'aria-label': 'Previous image', onclick: function () { step(-1); } });
@@ -155,6 +184,68 @@
       st.tool = t;
       Object.keys(toolButtons).forEach(function (k) { toolButtons[k].setAttribute('aria-pressed', String(k === t)); });
     }
+
+    // toolsFor shows only the tools that apply to what the viewport shows: images get
+    // them all; an ECG tracing pan, zoom and reset (no window/level, no cine); a document
+    // (SR, PDF) none. The stack buttons stay for images, and for others when there are
+    // several. Window/level, put aside for a tracing, comes back with the next image.
+    function toolsFor(kind) {
+      var image = kind === 'image', doc = kind === 'document';
+      toolButtons.wl.hidden = preset.hidden = playBtn.hidden = !image;
+      toolButtons.pan.hidden = toolButtons.zoom.hidden = resetBtn.hidden = doc;
+      prevBtn.hidden = nextBtn.hidden = !image && st.items.length < 2;
+      if (!image && st.tool === 'wl') { setTool('pan'); st.wlSuspended = true; }
+      else if (image && st.wlSuspended) { st.wlSuspended = false; setTool('wl'); }
+      tools.hidden = !Array.prototype.some.call(tools.children, function (c) { return !c.hidden; });
+    }
+
+    var frameEl = null; // the document frame, while a document is shown
+
+    // The reason an image cannot be shown. An <img> that fails says nothing, so the
+    // failed URL is asked again with fetch() to read the answer's reason (DICOMweb errors
+    // are {"error": "..."}). Refusals (4xx) are kept per URL, so that a cine over broken
+    // frames asks once per frame; a failure of the server (5xx, no answer) is asked again.
+    var reasons = {}, nReasons = 0;
+    function reasonFor(src) {
+      if (reasons[src]) return Promise.resolve(reasons[src]);
+      return fetch(src).then(function (r) {
+        if (r.ok) {
+          if (r.body) r.body.cancel();
+          return 'The browser could not decode the picture it received.';
+        }
+        return r.text().then(function (t) {
+          var m = '';
+          try { m = JSON.parse(t).error || ''; } catch (e) { /* not JSON */ }
+          m = String(m || ('The server answered ' + r.status + ' ' + r.statusText)).slice(0, 500);
+          if (r.status < 500) {
+            if (nReasons++ > 200) { reasons = {}; nReasons = 0; }
+            reasons[src] = m;
+          }
+          return m;
+        });
+      }, function () { return 'The server could not be reached.'; });
+    }
+
+    function failure(reason) {
+      message.hidden = reason === null;
+      why.textContent = reason || '';
+      vp.setAttribute('aria-label', reason === null ? 'Image' : 'This image cannot be shown: ' + reason);
+      if (reason !== null) img.hidden = true;
+    }
+
+    img.addEventListener('load', function () {
+      if (frameEl) return;
+      img.hidden = false;
+      failure(null);
+    });
+    img.addEventListener('error', function () {
+      var src = img.getAttribute('src');
+      if (!src || frameEl) return;
+      img.hidden = true; // no broken-image icon
+      reasonFor(src).then(function (m) {
+        if (img.getAttribute('src') === src && !frameEl) failure(m);
+      });
+    });
 
     function instanceURL(it) {
       return DW + '/studies/' + st.study + '/series/' + it.series + '/instances/' + it.sop;
@@ -168,28 +259,35 @@
       return url(instanceURL(it) + '/frames/' + it.frame + '/rendered', q);
     }
 
-    var frameEl = null;
     function show() {
       var it = st.items[st.index];
       vp.dataset.index = String(st.index);
       vp.dataset.count = String(st.items.length);
-      if (!it) { overlay.textContent = 'No images in this series.'; img.removeAttribute('src'); return; }
+      if (!it) { overlay.textContent = 'No images in this series.'; img.removeAttribute('src'); failure(null); return; }
+      toolsFor(it.kind);
       if (it.kind === 'document') {
         img.hidden = true;
+        img.removeAttribute('src');
+        failure(null);
         if (!frameEl) { frameEl = el('iframe', { title: 'Report' }); vp.appendChild(frameEl); }
         frameEl.src = url(instanceURL(it) + '/rendered');
         overlay.textContent = '';
         return;
       }
       if (frameEl) { frameEl.remove(); frameEl = null; }
-      img.hidden = false;
       var src = imageURL(it);
-      if (img.getAttribute('src') !== src) img.src = src;
+      if (img.getAttribute('src') !== src) {
+        failure(null);
+        img.hidden = false;
+        img.src = src;
+      } else if (message.hidden) {
+        img.hidden = false;
+      }
       img.alt = (it.kind === 'waveform' ? 'ECG tracing' : 'Image ' + (st.index + 1) + ' of ' + st.items.length);
       img.style.transform = 'translate(' + st.panX + 'px,' + st.panY + 'px) scale(' + st.zoom + ')';
       var parts = [(st.index + 1) + ' / ' + st.items.length];
       if (it.frames > 1) parts.push('frame ' + it.frame + ' of ' + it.frames);
-      if (st.window) parts.push('W ' + Math.round(st.window.w) + ' L ' + Math.round(st.window.c));
+      if (st.window && it.kind === 'image') parts.push('W ' + Math.round(st.window.w) + ' L ' + Math.round(st.window.c));
       if (st.playing) parts.push(st.fps.toFixed(st.fps < 10 ? 1 : 0) + ' fps');
       overlay.textContent = parts.join(' · ');
     }
@@ -213,7 +311,7 @@
         return;
       }
       var cur = st.items[st.index];
-      if (!cur) return;
+      if (!cur || cur.kind !== 'image') return;
       var range = st.items.map(function (x, i) { return i; }).filter(function (i) { return cur.frames <= 1 || st.items[i].sop === cur.sop; });
       if (range.length < 2) return;
       st.fps = cur.fps || 10;
@@ -315,7 +413,7 @@
       var s = list[0];
       if (!s) throw new Error('The study is not in the archive.');
       title.textContent = val(s, '00081030') || 'Study';
-      sub.textContent = [val(s, '00100010'), fmtDate(val(s, '00080020')), val(s, '00080050') ? 'Acc. ' + val(s, '00080050') : ''].filter(Boolean).join(' · ');
+      sub.textContent = [val(s, '00100010'), val(s, '00100020'), fmtDate(val(s, '00080020')), val(s, '00080050') ? 'Acc. ' + val(s, '00080050') : ''].filter(Boolean).join(' · ');
       return qido('/studies/' + studyUID + '/series', { includefield: '0008103E,00201209' });
     }).then(function (list) {
       list.sort(function (a, b) { return (num(a, '00200011') || 0) - (num(b, '00200011') || 0); });
