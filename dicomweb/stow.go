@@ -12,6 +12,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/lumenpacs/lumen/archive/dcm"
 	"github.com/lumenpacs/lumen/archive/ingest"
+	"github.com/lumenpacs/lumen/dicomweb/auth"
 	"github.com/lumenpacs/lumen/dicomweb/httplimit"
 )
 
@@ -53,7 +54,13 @@ const maxWarnings = 20
 // MaxUploadBytes or with more than MaxSTOWParts parts is not read further: the answer
 // is 413 Payload Too Large when nothing was stored, else 202 Accepted with what was
 // stored and a Warning naming the limit. At most MaxFailures FailedSOPSequence items
-// and maxWarnings per-part Warnings are kept; the rest are counted.
+// and maxWarnings per-part Warnings are kept; the rest are counted. A part accepted
+// with a warning (ingest.Result.Warnings: kept in quarantine because its SOP Instance
+// UID is stored with other content, or zero padding after its data set) is listed in
+// ReferencedSOPSequence as stored, with a Warning header saying so, and the answer is
+// 202 Accepted (PS3.18 10.5.3: stored, with warnings). Such parts carry no
+// WarningReason (0008,1196): none of its codes (B000 coercion, B006 elements
+// discarded, B007 SOP class mismatch) says what happened.
 func (s *Service) stow(c echo.Context) error {
 	study, _, _, err := uidParams(c)
 	if err != nil {
@@ -102,6 +109,11 @@ func (s *Service) stow(c echo.Context) error {
 	}
 	studies := map[string]bool{}
 	serverFailures := 0
+	warned := 0 // parts stored with a warning (kept in quarantine, padding): 202
+	src := ingest.Source{Via: "stow", StudyInstanceUID: study, Remote: c.RealIP()}
+	if p, ok := auth.FromContext(req.Context()); ok {
+		src.Account = p.Subject
+	}
 	var bodyErr *echo.HTTPError
 	for n := 1; ; n++ {
 		part, err := mr.NextRawPart()
@@ -123,7 +135,7 @@ func (s *Service) stow(c echo.Context) error {
 				continue
 			}
 		}
-		res, err := s.Ingest.IngestFile(req.Context(), part, -1, ingest.Source{Via: "stow", StudyInstanceUID: study})
+		res, err := s.Ingest.IngestFile(req.Context(), part, -1, src)
 		if err != nil {
 			var mbe *http.MaxBytesError
 			if errors.As(err, &mbe) || errors.Is(err, httplimit.ErrUploadTooSlow) || errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, ingest.ErrInvalid) {
@@ -145,6 +157,12 @@ func (s *Service) stow(c echo.Context) error {
 			continue
 		}
 		studies[res.StudyInstanceUID] = true
+		if len(res.Warnings) > 0 {
+			warned++
+			for _, w := range res.Warnings {
+				warn(fmt.Sprintf("part %d: %s", n, w))
+			}
+		}
 		it := &dcm.Dataset{}
 		it.Set(dcm.NewString(dcm.TagReferencedSOPClassUID, "UI", res.SOPClassUID))
 		it.Set(dcm.NewString(dcm.TagReferencedSOPInstanceUID, "UI", res.SOPInstanceUID))
@@ -152,7 +170,7 @@ func (s *Service) stow(c echo.Context) error {
 		refs = append(refs, it)
 	}
 	if moreWarnings > 0 {
-		warnings = append(warnings, fmt.Sprintf("%d more parts failed; their reasons are not listed", moreWarnings))
+		warnings = append(warnings, fmt.Sprintf("%d more warnings about failed or accepted parts are not listed", moreWarnings))
 	}
 	if failCount > len(fails) {
 		warnings = append(warnings, fmt.Sprintf("%d more failed parts are not listed in FailedSOPSequence, which holds at most %d (dicomweb.max_failures)", failCount-len(fails), maxFails))
@@ -190,7 +208,7 @@ func (s *Service) stow(c echo.Context) error {
 		status = http.StatusServiceUnavailable
 	case len(refs) == 0:
 		status = http.StatusConflict
-	case failCount > 0 || bodyErr != nil:
+	case failCount > 0 || bodyErr != nil || warned > 0:
 		status = http.StatusAccepted
 	}
 	for _, w := range warnings {

@@ -123,6 +123,10 @@ type Instance struct {
 	// Size is the stored object's length in bytes; SHA256 its hex digest.
 	Size   int64
 	SHA256 string
+	// ContentDigest is the digest of the data set's content (dcm.ContentDigest), which
+	// other encodings of the same data set share; "" for instances indexed before it was
+	// kept (ingest computes it when it needs it: SetContentDigest).
+	ContentDigest string
 	// Metadata is the DICOM JSON object of the data set (PS3.18 F.2), bulk data
 	// replaced by relative BulkDataURIs ("bulkdata/<path>"). It is bounded (see
 	// dcm.JSONOptions): what did not fit is said in MetadataOmitted.
@@ -230,6 +234,35 @@ type Index interface {
 	InstanceByBlobKey(ctx context.Context, key string) (*Instance, error)
 	// Counts returns totals.
 	Counts(ctx context.Context) (Counts, error)
+	// SetContentDigest records the content digest of an instance indexed without one,
+	// provided its record still points at blobKey (otherwise it does nothing).
+	SetContentDigest(ctx context.Context, sopInstanceUID, blobKey, digest string) error
+
+	// Quarantine records a copy kept aside and sets r.ID (and r.ReceivedAt, when zero).
+	Quarantine(ctx context.Context, r *QuarantineRecord) error
+	// Quarantined returns the quarantine records matching q, newest first, within the
+	// scopes of ctx (the record's patient and study).
+	Quarantined(ctx context.Context, q QuarantineQuery) ([]QuarantineRecord, error)
+	// QuarantinedByID returns one quarantine record, or ErrNotFound (also when it lies
+	// outside the scopes of ctx).
+	QuarantinedByID(ctx context.Context, id int64) (*QuarantineRecord, error)
+	// DeleteQuarantined removes a quarantine record and returns it, or ErrNotFound. The
+	// caller then removes its blob (after, never before: a concurrent promotion may have
+	// made that blob the served copy; a crash in between leaves an orphan blob, which
+	// fsck finds).
+	DeleteQuarantined(ctx context.Context, id int64) (*QuarantineRecord, error)
+	// Promote makes quarantined copy id the served instance, in one transaction: the
+	// quarantine record is removed, the indexed instance with inst's SOP Instance UID
+	// (if any) is replaced by inst (which must carry the record's SOP Instance UID and
+	// blob key, or ErrConflict), and the replaced instance is quarantined in turn, with
+	// demoted's Reason, Via, Account and Remote and the rest from its record. It
+	// returns that new quarantine record, or nil when no instance was replaced.
+	// ErrNotFound when record id does not exist (a concurrent promotion won).
+	Promote(ctx context.Context, id int64, inst *Instance, demoted QuarantineRecord) (*QuarantineRecord, error)
+	// QuarantineBlobKeys yields the blob keys of quarantine records starting with prefix,
+	// in byte-wise lexical order.
+	QuarantineBlobKeys(ctx context.Context, prefix string) iter.Seq2[string, error]
+
 	// Ping checks the database connection.
 	Ping(ctx context.Context) error
 	// Close releases the database.

@@ -39,6 +39,15 @@ func Scopes(ctx context.Context) []Scope {
 	return s
 }
 
+// Unscoped returns a context whose index reads ignore the scopes of ctx. It is for the
+// archive's internal bookkeeping only, whose answers never reach the caller: settling
+// the outcome of its own write, or comparing an arriving object with the stored copy
+// under the same UID (then the caller's scope is checked on the stored record before
+// anything is answered). Never use it to answer a caller's query.
+func Unscoped(ctx context.Context) context.Context {
+	return context.WithValue(ctx, scopeKey{}, []Scope(nil))
+}
+
 // Admits reports whether a study of the given patient is within every scope of ctx.
 func Admits(ctx context.Context, s *Study) bool {
 	for _, sc := range Scopes(ctx) {

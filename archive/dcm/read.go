@@ -73,6 +73,9 @@ type Options struct {
 	MaxInflateRatio int64
 	// InflateFloor: see MaxInflateRatio.
 	InflateFloor int64
+	// Digest, when set, receives the content digest of the data set as it is read (see
+	// ContentDigest); the File Meta Information is not part of it.
+	Digest *ContentDigest
 }
 
 func (o *Options) withDefaults() Options {
@@ -304,6 +307,9 @@ type File struct {
 	// Deflated reports a deflated data set: offsets past DatasetOffset then refer to
 	// the inflated stream, not to stored bytes.
 	Deflated bool
+	// TrailingZeros is the number of zero bytes after the end of the data set (padding
+	// some writers add, which other readers accept with a warning); 0 when none.
+	TrailingZeros int64
 }
 
 // Parse reads a PS3.10 file: the 128-byte preamble, "DICM", the File Meta Information
@@ -336,6 +342,7 @@ func Parse(r io.Reader, opts *Options) (*File, error) {
 	}
 	f.Dataset = ds
 	f.Deflated = f.TransferSyntax == DeflatedExplicitVRLittleEndian
+	f.TrailingZeros = rd.zeros
 	f.Size = rd.pos
 	if f.Deflated {
 		f.Size = rd.rawPos()
@@ -358,6 +365,7 @@ func ParseDataset(r io.Reader, ts string, base int64, opts *Options) (*File, err
 	}
 	f.Dataset = ds
 	f.Deflated = ts == DeflatedExplicitVRLittleEndian
+	f.TrailingZeros = rd.zeros
 	f.Size = rd.pos
 	if f.Deflated {
 		f.Size = rd.rawPos()
@@ -379,6 +387,11 @@ type reader struct {
 	// inflateStart is the offset where the deflated data set begins.
 	inflateStart int64
 	scratch      [8]byte
+	// dig receives the content digest while the data set is read (nil: none, and
+	// inside elements left out of it).
+	dig *ContentDigest
+	// zeros counts the zero padding after the data set.
+	zeros int64
 }
 
 type countingReader struct {
@@ -403,13 +416,21 @@ func (r *reader) rawPos() int64 { return r.base + r.raw.n - int64(r.src.Buffered
 func (r *reader) Read(p []byte) (int, error) {
 	n, err := r.in.Read(p)
 	r.pos += int64(n)
-	if r.inflated != nil && err == nil {
-		inflated := r.pos - r.inflateStart
-		if inflated > r.opts.InflateFloor && inflated > r.opts.MaxInflateRatio*(r.rawPos()-r.inflateStart) {
-			return n, &ParseError{Offset: r.pos, Err: fmt.Errorf("%w: deflated data set expands more than %d times", ErrTooLarge, r.opts.MaxInflateRatio)}
-		}
+	if err == nil {
+		err = r.inflateLimit()
 	}
 	return n, err
+}
+
+// inflateLimit reports a deflated data set that expands past Options.MaxInflateRatio.
+func (r *reader) inflateLimit() error {
+	if r.inflated != nil {
+		inflated := r.pos - r.inflateStart
+		if inflated > r.opts.InflateFloor && inflated > r.opts.MaxInflateRatio*(r.rawPos()-r.inflateStart) {
+			return &ParseError{Offset: r.pos, Err: fmt.Errorf("%w: deflated data set expands more than %d times", ErrTooLarge, r.opts.MaxInflateRatio)}
+		}
+	}
+	return nil
 }
 
 func (r *reader) peek(n int) ([]byte, error) {
@@ -433,13 +454,31 @@ func (r *reader) full(b []byte, start int64, t Tag) error {
 	return nil
 }
 
-func (r *reader) skip(n int64, start int64, t Tag) error {
+func (r *reader) skip(n int64, start int64, t Tag) error { return r.skipTo(n, start, t, nil) }
+
+// skipTo skips n value bytes, writing them to w (the content digest) when w is not nil.
+func (r *reader) skipTo(n int64, start int64, t Tag, w io.Writer) error {
 	if r.opts.Size > 0 && !r.isDeflated() && r.pos+n > r.opts.Size {
 		return &ParseError{Offset: start, Tag: t, Err: fmt.Errorf("%w: value length %d runs past the end of the %d-byte stream", ErrTruncated, n, r.opts.Size)}
 	}
 	var m int64
 	var err error
-	if br, ok := r.in.(*bufio.Reader); ok && r.inflated == nil {
+	if br, ok := r.in.(*bufio.Reader); ok && r.inflated == nil && w != nil {
+		// Hash the bytes where they lie in the buffer, then drop them.
+		for m < n && err == nil {
+			var b []byte
+			b, err = br.Peek(int(min(n-m, int64(br.Size()))))
+			w.Write(b)
+			br.Discard(len(b))
+			m += int64(len(b))
+			r.pos += int64(len(b))
+		}
+		if errors.Is(err, io.EOF) {
+			err = nil // reported as truncation below
+		}
+	} else if w != nil {
+		m, err = io.CopyN(w, r, n)
+	} else if br, ok := r.in.(*bufio.Reader); ok && r.inflated == nil {
 		// Discard without copying the skipped bytes (pixel data) once more.
 		for m < n && err == nil {
 			step := n - m
@@ -536,6 +575,7 @@ func (r *reader) readBody(ts string) (*Dataset, error) {
 		r.bo, r.implicit = binary.LittleEndian, false
 	}
 	ds := &Dataset{}
+	r.dig = r.opts.Digest
 	if err := r.readItems(ds, -1, 0, false); err != nil {
 		return nil, err
 	}
@@ -566,6 +606,9 @@ func (r *reader) readItems(ds *Dataset, end int64, depth int, inItem bool) error
 					return nil
 				}
 				return &ParseError{Offset: r.pos, Err: err}
+			}
+			if done, err := r.trailingZeros(); done || err != nil {
+				return err
 			}
 		}
 		e, delim, err := r.readElement(depth, ds)
@@ -645,7 +688,17 @@ func (r *reader) readElement(depth int, ds *Dataset) (*Element, Tag, error) {
 		}
 	}
 	e := &Element{Tag: t, VR: vr, Length: length, Offset: r.pos, bigEndian: r.bo == binary.BigEndian}
+	dig := r.dig
+	if dig != nil && excludedFromDigest(t) {
+		// Nothing of this element counts, nested items included.
+		saved := dig
+		r.dig, dig = nil, nil
+		defer func() { r.dig = saved }()
+	}
 	if t == TagPixelData && length == UndefinedLength {
+		if dig != nil {
+			dig.header(t, 'F')
+		}
 		return e, 0, r.readFragments(e)
 	}
 	if vr == "SQ" || length == UndefinedLength {
@@ -661,6 +714,9 @@ func (r *reader) readElement(depth int, ds *Dataset) (*Element, Tag, error) {
 			r.implicit, r.bo = true, binary.LittleEndian
 			defer func() { r.implicit, r.bo = saved, savedBO }()
 		}
+		if dig != nil {
+			dig.header(t, 'S')
+		}
 		return e, 0, r.readSequence(e, depth+1, ds)
 	}
 	n := int64(length)
@@ -673,7 +729,15 @@ func (r *reader) readElement(depth int, ds *Dataset) (*Element, Tag, error) {
 	}
 	if bulk {
 		e.Bulk = true
-		return e, 0, r.skip(n, start, t)
+		if dig == nil {
+			return e, 0, r.skip(n, start, t)
+		}
+		dig.header(t, 'V')
+		dig.length(n)
+		dig.begin(vr, e.bigEndian)
+		err := r.skipTo(n, start, t, dig)
+		dig.end()
+		return e, 0, err
 	}
 	if err := r.retain(n, start, t); err != nil {
 		return nil, 0, err
@@ -681,6 +745,9 @@ func (r *reader) readElement(depth int, ds *Dataset) (*Element, Tag, error) {
 	e.Value = make([]byte, n)
 	if err := r.full(e.Value, start, t); err != nil {
 		return nil, 0, err
+	}
+	if dig != nil {
+		dig.value(t, vr, e.bigEndian, e.Value)
 	}
 	return e, 0, nil
 }
@@ -717,6 +784,7 @@ func (r *reader) readSequence(e *Element, depth int, parent *Dataset) error {
 			if r.pos > end {
 				return &ParseError{Offset: r.pos, Tag: e.Tag, Err: fmt.Errorf("%w: items overrun the sequence length", ErrMalformed)}
 			}
+			r.digestTag(TagSequenceDelimitationItem)
 			return nil
 		}
 		t, l, start, err := r.readItemHeader()
@@ -728,6 +796,7 @@ func (r *reader) readSequence(e *Element, depth int, parent *Dataset) error {
 			if end >= 0 {
 				return &ParseError{Offset: start, Tag: e.Tag, Err: fmt.Errorf("%w: delimiter in a defined-length sequence", ErrMalformed)}
 			}
+			r.digestTag(TagSequenceDelimitationItem)
 			return nil
 		case TagItem:
 		default:
@@ -737,6 +806,7 @@ func (r *reader) readSequence(e *Element, depth int, parent *Dataset) error {
 		if err := r.retain(64, start, e.Tag); err != nil {
 			return err
 		}
+		r.digestTag(TagItem)
 		if l == UndefinedLength {
 			if err := r.readItems(item, -1, depth, true); err != nil {
 				return err
@@ -753,7 +823,15 @@ func (r *reader) readSequence(e *Element, depth int, parent *Dataset) error {
 				return err
 			}
 		}
+		r.digestTag(TagItemDelimitationItem)
 		e.Items = append(e.Items, item)
+	}
+}
+
+// digestTag hashes an item or delimiter tag into the content digest, if one is kept.
+func (r *reader) digestTag(t Tag) {
+	if r.dig != nil {
+		r.dig.tag(t)
 	}
 }
 
@@ -766,6 +844,7 @@ func (r *reader) readFragments(e *Element) error {
 			return err
 		}
 		if t == TagSequenceDelimitationItem {
+			r.digestTag(TagSequenceDelimitationItem)
 			return nil
 		}
 		if t != TagItem || l == UndefinedLength {
@@ -785,10 +864,64 @@ func (r *reader) readFragments(e *Element) error {
 			}
 			continue
 		}
-		if err := r.skip(int64(l), start, TagPixelData); err != nil {
+		if i == 0 || r.dig == nil { // the Basic Offset Table is not content
+			if err := r.skip(int64(l), start, TagPixelData); err != nil {
+				return err
+			}
+			continue
+		}
+		r.dig.tag(TagItem)
+		r.dig.length(int64(l))
+		if err := r.skipTo(int64(l), start, TagPixelData, r.dig); err != nil {
 			return err
 		}
 	}
+}
+
+// trailingZeros consumes the rest of the stream when it is all zero bytes (padding after
+// a complete data set, which DCMTK and pydicom accept with a warning) and reports
+// whether it did. Zeros followed by anything else are malformed; bytes that are not
+// zero from the start are left to be read as elements.
+func (r *reader) trailingZeros() (bool, error) {
+	br, ok := r.in.(*bufio.Reader)
+	if !ok {
+		return false, nil
+	}
+	if b, _ := br.Peek(1); len(b) == 0 || b[0] != 0 {
+		return false, nil // the usual case: an element's tag
+	}
+	start := r.pos
+	for {
+		b, err := br.Peek(4096)
+		if len(b) == 0 && errors.Is(err, io.EOF) {
+			r.zeros += r.pos - start
+			return true, nil
+		}
+		if err != nil && !errors.Is(err, io.EOF) {
+			return false, &ParseError{Offset: r.pos, Err: err}
+		}
+		if i := firstNonZero(b); i >= 0 {
+			if r.pos == start {
+				return false, nil // not padding: read as elements, as before
+			}
+			return false, &ParseError{Offset: r.pos + int64(i), Err: fmt.Errorf("%w: data after %d bytes of zero padding", ErrMalformed, r.pos+int64(i)-start)}
+		}
+		// The zeros count against a deflated stream's expansion limit.
+		br.Discard(len(b))
+		r.pos += int64(len(b))
+		if err := r.inflateLimit(); err != nil {
+			return false, err
+		}
+	}
+}
+
+func firstNonZero(b []byte) int {
+	for i, c := range b {
+		if c != 0 {
+			return i
+		}
+	}
+	return -1
 }
 
 // Sniff reports whether b (at least 132 bytes of a stream's start) looks like a PS3.10

@@ -17,7 +17,9 @@ import (
 
 // CheckOptions configure Check.
 type CheckOptions struct {
-	// Prefixes to examine; default [BlobPrefix] (everything ingested). Temporary files
+	// Prefixes to examine; default [BlobPrefix, QuarantinePrefix] (everything ingested,
+	// served or quarantined). A blob is no orphan when an instance or a quarantine record
+	// names it, whatever its prefix. Temporary files
 	// (see TempSweeper) are looked for under the same prefixes, or, by default, in the
 	// whole store.
 	Prefixes []string
@@ -41,14 +43,15 @@ type CheckOptions struct {
 
 // Finding is one inconsistency.
 type Finding struct {
-	// Kind is "orphan-blob" (blob without index row), "dangling-row" (row without blob)
-	// or "temp-file" (a temporary file of an interrupted put, older than the grace
-	// period; see TempSweeper).
+	// Kind is "orphan-blob" (blob without index row), "dangling-row" (an instance or
+	// quarantine record without its blob) or "temp-file" (a temporary file of an
+	// interrupted put, older than the grace period; see TempSweeper).
 	Kind string
 	// Key is the blob key; SOPInstanceUID is set for dangling rows.
 	Key            string
 	SOPInstanceUID string
-	// Action is what repair did ("reindexed", "removed", "row-removed", "kept"), or "".
+	// Action is what repair did ("reindexed", "quarantined", "removed", "row-removed",
+	// "kept"), or "".
 	Action string
 	// Reason explains a failed or skipped repair.
 	Reason string
@@ -84,13 +87,16 @@ func (r *Report) count(kind string) int {
 	return n
 }
 
-// RecentPrefixes returns the blob prefixes of today and the days before (UTC), for a
-// bounded start-up check: crashes leave orphans only among recent writes.
+// RecentPrefixes returns the blob prefixes of today and the days before (UTC), served
+// and quarantined, for a bounded start-up check: crashes leave orphans only among recent
+// writes.
 func RecentPrefixes(now time.Time, days int) []string {
 	var out []string
-	for d := days - 1; d >= 0; d-- {
-		t := now.UTC().AddDate(0, 0, -d)
-		out = append(out, fmt.Sprintf("%s%04d/%02d/%02d/", BlobPrefix, t.Year(), int(t.Month()), t.Day()))
+	for _, prefix := range []string{BlobPrefix, QuarantinePrefix} {
+		for d := days - 1; d >= 0; d-- {
+			t := now.UTC().AddDate(0, 0, -d)
+			out = append(out, fmt.Sprintf("%s%04d/%02d/%02d/", prefix, t.Year(), int(t.Month()), t.Day()))
+		}
 	}
 	return out
 }
@@ -119,7 +125,7 @@ func (p *Pipeline) Check(ctx context.Context, opts CheckOptions) (*Report, error
 	}
 	tempPrefixes := opts.Prefixes
 	if len(opts.Prefixes) == 0 {
-		opts.Prefixes = []string{BlobPrefix}
+		opts.Prefixes = []string{BlobPrefix, QuarantinePrefix}
 		tempPrefixes = []string{""} // the whole store: thumbnails and the like too
 	}
 	rep := &Report{}
@@ -175,7 +181,7 @@ func (p *Pipeline) sweepTemps(ctx context.Context, ts TempSweeper, prefix string
 func (p *Pipeline) checkPrefix(ctx context.Context, prefix string, cutoff time.Time, opts CheckOptions, rep *Report) error {
 	nextBlob, stopBlob := iter.Pull2(p.Store.List(ctx, prefix))
 	defer stopBlob()
-	nextRow, stopRow := iter.Pull2(p.Index.BlobKeys(ctx, prefix))
+	nextRow, stopRow := iter.Pull2(mergeKeys(p.Index.BlobKeys(ctx, prefix), p.Index.QuarantineBlobKeys(ctx, prefix)))
 	defer stopRow()
 
 	blob, berr, bok := nextBlob()
@@ -215,10 +221,21 @@ func (p *Pipeline) checkPrefix(ctx context.Context, prefix string, cutoff time.T
 				row, rerr, rok = nextRow()
 				continue
 			}
-			if inst, err := p.Index.InstanceByBlobKey(ctx, row); err == nil {
+			bctx := index.Unscoped(ctx)
+			if inst, err := p.Index.InstanceByBlobKey(bctx, row); err == nil {
 				f.SOPInstanceUID = inst.SOPInstanceUID
 				if opts.Repair {
 					if _, err := p.Index.DeleteInstance(ctx, inst.SOPInstanceUID); err != nil {
+						f.Reason = err.Error()
+					} else {
+						f.Action = "row-removed"
+					}
+				}
+			} else if list, err := p.Index.Quarantined(bctx, index.QuarantineQuery{BlobKey: row}); err == nil && len(list) == 1 {
+				f.SOPInstanceUID = list[0].SOPInstanceUID
+				f.Reason = fmt.Sprintf("quarantined copy %d", list[0].ID)
+				if opts.Repair {
+					if _, err := p.Index.DeleteQuarantined(ctx, list[0].ID); err != nil {
 						f.Reason = err.Error()
 					} else {
 						f.Action = "row-removed"
@@ -260,14 +277,74 @@ func (p *Pipeline) repairOrphan(ctx context.Context, f *Finding, remove bool) {
 		f.SOPInstanceUID = inst.SOPInstanceUID
 	case errors.Is(err, index.ErrExists):
 		f.SOPInstanceUID = inst.SOPInstanceUID
-		existing, lerr := p.Index.Instance(ctx, inst.SOPInstanceUID)
-		if lerr == nil && existing.SHA256 == inst.SHA256 {
+		bctx := index.Unscoped(ctx)
+		existing, lerr := p.Index.Instance(bctx, inst.SOPInstanceUID)
+		if lerr != nil {
+			f.Reason = lerr.Error()
+			return
+		}
+		if p.sameContent(ctx, existing, inst) {
 			del("an identical copy is indexed")
 			return
 		}
-		f.Action, f.Reason = "kept", "a different object with the same SOP Instance UID is indexed; kept for review"
+		list, lerr := p.Index.Quarantined(bctx, index.QuarantineQuery{SOPInstanceUID: inst.SOPInstanceUID})
+		if lerr != nil {
+			f.Reason = lerr.Error()
+			return
+		}
+		for _, q := range list {
+			if q.ContentDigest == inst.ContentDigest {
+				del(fmt.Sprintf("an identical copy is quarantined (%d)", q.ID))
+				return
+			}
+		}
+		// Different content under an indexed SOP Instance UID: kept aside, in place.
+		rec := &index.QuarantineRecord{
+			ReceivedAt: inst.ReceivedAt, SOPInstanceUID: inst.SOPInstanceUID, SOPClassUID: inst.SOPClassUID,
+			StudyInstanceUID: inst.StudyInstanceUID, SeriesInstanceUID: inst.SeriesInstanceUID,
+			PatientID: inst.PatientID, IssuerOfPatientID: inst.IssuerOfPatientID, TransferSyntaxUID: inst.TransferSyntaxUID,
+			SourceAE: inst.SourceAE, Via: "fsck", Reason: "found by lumen fsck without an index record; SOP Instance UID stored with different content",
+			BlobKey: inst.BlobKey, Size: inst.Size, SHA256: inst.SHA256, ContentDigest: inst.ContentDigest,
+		}
+		if err := p.Index.Quarantine(ctx, rec); err != nil {
+			f.Action, f.Reason = "kept", "a different object with the same SOP Instance UID is indexed, and it could not be quarantined: "+err.Error()
+			return
+		}
+		f.Action, f.Reason = "quarantined", fmt.Sprintf("a different object with the same SOP Instance UID is indexed; quarantined (%d)", rec.ID)
 	default:
 		f.Reason = err.Error()
+	}
+}
+
+// mergeKeys merges two sorted key sequences into one sorted sequence.
+func mergeKeys(a, b iter.Seq2[string, error]) iter.Seq2[string, error] {
+	return func(yield func(string, error) bool) {
+		nextA, stopA := iter.Pull2(a)
+		defer stopA()
+		nextB, stopB := iter.Pull2(b)
+		defer stopB()
+		ka, ea, okA := nextA()
+		kb, eb, okB := nextB()
+		for okA || okB {
+			switch {
+			case okA && ea != nil:
+				yield("", ea)
+				return
+			case okB && eb != nil:
+				yield("", eb)
+				return
+			case okA && (!okB || ka <= kb):
+				if !yield(ka, nil) {
+					return
+				}
+				ka, ea, okA = nextA()
+			default:
+				if !yield(kb, nil) {
+					return
+				}
+				kb, eb, okB = nextB()
+			}
+		}
 	}
 }
 
@@ -279,7 +356,8 @@ func (p *Pipeline) readInstance(ctx context.Context, key string) (*index.Instanc
 	}
 	defer rc.Close()
 	h := sha256.New()
-	f, err := dcm.Parse(io.TeeReader(rc, h), &dcm.Options{Size: info.Size})
+	digest := dcm.NewContentDigest()
+	f, err := dcm.Parse(io.TeeReader(rc, h), &dcm.Options{Size: info.Size, Digest: digest})
 	if err != nil {
 		return nil, fail(ErrInvalid, err, "blob does not parse")
 	}
@@ -293,6 +371,7 @@ func (p *Pipeline) readInstance(ctx context.Context, key string) (*index.Instanc
 	inst.BlobKey = key
 	inst.Size = info.Size
 	inst.SHA256 = hex.EncodeToString(h.Sum(nil))
+	inst.ContentDigest = digest.Sum()
 	inst.ReceivedAt = info.ModTime
 	inst.SourceAE = f.Meta.String(dcm.TagSourceApplicationEntityTitle)
 	return inst, nil

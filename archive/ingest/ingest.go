@@ -19,29 +19,38 @@ import (
 )
 
 // DuplicatePolicy says what happens when an instance arrives whose SOP Instance UID is
-// already stored with different bytes. Identical bytes are always a no-op success.
+// already stored with different content. The same content (the same data set in
+// another encoding, or with other File Meta Information: see dcm.ContentDigest) is
+// always a success with nothing written.
 type DuplicatePolicy string
 
 // Duplicate policies.
 const (
-	// Reject refuses the new object (the default): nothing changes and the sender is
-	// told why. Safe: no silent loss and no silent replacement of a stored original.
+	// Quarantine (the default) acknowledges the new object, keeps the stored one as the
+	// served copy, and keeps the new one too, aside, in the quarantine (QuarantinePrefix
+	// in the store, a record in the index) for an administrator to promote or delete.
+	// Nothing a sender sent is lost, and the sender sees success: modalities and routers
+	// re-send studies every day, and a refusal is an alarm at the modality.
+	Quarantine DuplicatePolicy = "quarantine"
+	// Reject refuses the new object: nothing changes and the sender is told why (DIMSE
+	// 0x0111, STOW-RS FailureReason 0x0111).
 	Reject DuplicatePolicy = "reject"
-	// Overwrite replaces the stored object and its index record atomically.
+	// Overwrite replaces the stored object and its index record atomically (the
+	// replaced blob is removed).
 	Overwrite DuplicatePolicy = "overwrite"
-	// KeepFirst acknowledges the new object but keeps the stored one (logged).
+	// KeepFirst acknowledges the new object but discards it (logged).
 	KeepFirst DuplicatePolicy = "keep-first"
 )
 
-// ParsePolicy parses a policy name; "" is Reject.
+// ParsePolicy parses a policy name; "" is Quarantine.
 func ParsePolicy(s string) (DuplicatePolicy, error) {
 	switch DuplicatePolicy(s) {
-	case "", Reject:
-		return Reject, nil
-	case Overwrite, KeepFirst:
+	case "", Quarantine:
+		return Quarantine, nil
+	case Reject, Overwrite, KeepFirst:
 		return DuplicatePolicy(s), nil
 	}
-	return "", fmt.Errorf("ingest: unknown duplicate policy %q (want reject, overwrite or keep-first)", s)
+	return "", fmt.Errorf("ingest: unknown duplicate policy %q (want quarantine, reject, overwrite or keep-first)", s)
 }
 
 // Errors, wrapped in an *Error that carries a reason free of patient data.
@@ -51,7 +60,7 @@ var (
 	// ErrMismatch: the object contradicts itself or its envelope, e.g. meta information
 	// and data set disagree (DIMSE 0xA900).
 	ErrMismatch = errors.New("data set does not match its declared identity")
-	// ErrDuplicate: the SOP Instance UID is stored with different bytes and the policy
+	// ErrDuplicate: the SOP Instance UID is stored with different content and the policy
 	// is Reject.
 	ErrDuplicate = errors.New("SOP Instance UID already stored with different content")
 	// ErrConflict: the object contradicts the stored hierarchy (series under another
@@ -63,6 +72,9 @@ var (
 	// patient-scoped account) and the object, or a stored record its UIDs name, lies
 	// outside it (status 0x0124 "Refused: Not Authorized").
 	ErrNotAuthorized = errors.New("not authorized")
+	// ErrNotFound: no quarantined copy has the given ID (or none within the caller's
+	// scope).
+	ErrNotFound = errors.New("no such quarantined copy")
 )
 
 // notAuthorized is the one refusal of an object outside the request's scope. Whether
@@ -110,9 +122,10 @@ type Outcome string
 // Outcomes.
 const (
 	Stored        Outcome = "stored"         // new instance stored and indexed
-	AlreadyStored Outcome = "already-stored" // identical bytes were already stored
-	Replaced      Outcome = "replaced"       // different bytes replaced the stored object
-	KeptExisting  Outcome = "kept-existing"  // different bytes discarded (KeepFirst)
+	AlreadyStored Outcome = "already-stored" // the same content was already stored
+	Replaced      Outcome = "replaced"       // different content replaced the stored object
+	KeptExisting  Outcome = "kept-existing"  // different content discarded (KeepFirst)
+	Quarantined   Outcome = "quarantined"    // different content kept aside (Quarantine)
 )
 
 // Source describes where an object came from.
@@ -124,6 +137,9 @@ type Source struct {
 	// StudyInstanceUID, when set, is the only study the object may belong to (STOW-RS
 	// to /studies/{study}); an object of another study is refused with ErrMismatch.
 	StudyInstanceUID string
+	// Account is the authenticated account that sent the object, and Remote the peer's
+	// address, when known: kept with a quarantined copy.
+	Account, Remote string
 }
 
 // Result describes an ingested object.
@@ -137,6 +153,13 @@ type Result struct {
 	BlobKey           string
 	Size              int64
 	SHA256            string
+	// ContentDigest is the data set's dcm.ContentDigest.
+	ContentDigest string
+	// QuarantineID is the quarantine record that holds the object (Outcome Quarantined).
+	QuarantineID int64
+	// Warnings say what the sender should know about an object that was accepted
+	// (kept in quarantine, zero padding after the data set); no patient data.
+	Warnings []string
 }
 
 // Pipeline ingests objects into a store and an index. Its zero value is not usable; set
@@ -145,8 +168,8 @@ type Pipeline struct {
 	// Store receives the blobs; Index the records.
 	Store archive.Store
 	Index index.Index
-	// Duplicates is the policy for a known SOP Instance UID with different bytes
-	// (default Reject).
+	// Duplicates is the policy for a known SOP Instance UID with different content
+	// (default Quarantine).
 	Duplicates DuplicatePolicy
 	// Logger receives operational messages (no patient data above Debug). Default:
 	// slog.Default().
@@ -280,13 +303,15 @@ func (p *Pipeline) ingest(ctx context.Context, r io.Reader, size int64, ds *Data
 			}
 		}
 	}()
+	// The content digest is computed by the parser as the values pass, in this one pass.
+	digest := dcm.NewContentDigest()
 	if ds != nil {
 		if _, err := sink.Write(meta); err != nil {
 			return abort(storeFailure(err))
 		}
-		f, err = dcm.ParseDataset(io.TeeReader(r, sink), ds.TransferSyntaxUID, int64(len(meta)), nil)
+		f, err = dcm.ParseDataset(io.TeeReader(r, sink), ds.TransferSyntaxUID, int64(len(meta)), &dcm.Options{Digest: digest})
 	} else {
-		f, err = dcm.Parse(io.TeeReader(r, sink), &dcm.Options{Size: size})
+		f, err = dcm.Parse(io.TeeReader(r, sink), &dcm.Options{Size: size, Digest: digest})
 	}
 	if err != nil {
 		if !errors.As(err, &pe) {
@@ -336,9 +361,17 @@ func (p *Pipeline) ingest(ctx context.Context, r io.Reader, size int64, ds *Data
 	}
 	inst.Size = pres.info.Size
 	inst.SHA256 = hex.EncodeToString(h.Sum(nil))
+	inst.ContentDigest = digest.Sum()
 	inst.SourceAE = src.CallingAE
 	inst.ReceivedAt = start
-	return p.commit(ctx, inst, src)
+	res, err = p.commit(ctx, inst, src)
+	if res != nil && f.TrailingZeros > 0 {
+		// Other readers (DCMTK, pydicom) accept it with a warning; so do we. The object
+		// is stored as received.
+		p.log().Warn("ingest: zero padding after the data set; stored as received", "via", src.Via, "calling_ae", src.CallingAE, "sop_instance_uid", inst.SOPInstanceUID, "bytes", f.TrailingZeros)
+		res.Warnings = append(res.Warnings, fmt.Sprintf("%d bytes of zero padding follow the data set; the object was stored as received", f.TrailingZeros))
+	}
+	return res, err
 }
 
 // storeFailure reports a failure to read or stream the object.
@@ -351,8 +384,12 @@ func storeFailure(err error) *Error {
 // that it does not, the blob is removed; if the index cannot answer, the blob is kept
 // (an orphan at worst, which fsck re-indexes or removes) rather than risk a row
 // without its blob.
+//
+// The read is not limited to the caller's scope (index.Unscoped): the question is about
+// the archive's own write, and a scoped read that does not see the row (another
+// patient's, or moved since) must not remove the blob of a row that committed.
 func (p *Pipeline) committedAnyway(ctx context.Context, inst *index.Instance, removeBlob func()) bool {
-	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	lctx, cancel := context.WithTimeout(index.Unscoped(context.WithoutCancel(ctx)), cleanupTimeout)
 	defer cancel()
 	existing, err := p.Index.Instance(lctx, inst.SOPInstanceUID)
 	switch {
@@ -392,6 +429,7 @@ func (p *Pipeline) commit(ctx context.Context, inst *index.Instance, src Source)
 		Outcome: Stored, SOPClassUID: inst.SOPClassUID, SOPInstanceUID: inst.SOPInstanceUID,
 		StudyInstanceUID: inst.StudyInstanceUID, SeriesInstanceUID: inst.SeriesInstanceUID,
 		TransferSyntaxUID: inst.TransferSyntaxUID, BlobKey: inst.BlobKey, Size: inst.Size, SHA256: inst.SHA256,
+		ContentDigest: inst.ContentDigest,
 	}
 	removeBlob := func() { p.cleanup(ctx, inst.BlobKey) }
 	if p.Jobs != nil {
@@ -420,22 +458,26 @@ func (p *Pipeline) commit(ctx context.Context, inst *index.Instance, src Source)
 		}
 		return nil, fail(ErrUnavailable, err, "the index did not accept the record")
 	}
-	existing, lerr := p.Index.Instance(ctx, inst.SOPInstanceUID)
-	if scoped && errors.Is(lerr, index.ErrNotFound) {
-		// Stored, but outside the scope: another patient's instance.
-		removeBlob()
-		return nil, notAuthorized()
-	}
+	// Bookkeeping: the stored record is read whatever the caller's scope, and the scope
+	// is then checked on it, so that a scoped caller learns nothing of another patient's
+	// instance (the one refusal, whatever the content).
+	existing, lerr := p.Index.Instance(index.Unscoped(ctx), inst.SOPInstanceUID)
 	if lerr != nil {
 		removeBlob()
 		return nil, fail(ErrUnavailable, lerr, "could not read the stored record")
 	}
-	if existing.SHA256 == inst.SHA256 {
+	if scoped && !index.Admits(ctx, &existing.Study) {
 		removeBlob()
-		res.Outcome, res.BlobKey = AlreadyStored, existing.BlobKey
+		return nil, notAuthorized()
+	}
+	if p.sameContent(ctx, existing, inst) {
+		removeBlob()
+		res.Outcome, res.BlobKey, res.Size, res.SHA256 = AlreadyStored, existing.BlobKey, existing.Size, existing.SHA256
 		return res, nil
 	}
 	switch orPolicy(p.Duplicates) {
+	case Quarantine:
+		return p.quarantine(ctx, inst, src, res)
 	case KeepFirst:
 		removeBlob()
 		p.log().Info("ingest: kept stored instance, discarded different bytes with the same SOP Instance UID", "via", src.Via, "calling_ae", src.CallingAE, "key", existing.BlobKey)
@@ -462,13 +504,13 @@ func (p *Pipeline) commit(ctx context.Context, inst *index.Instance, src Source)
 		return res, nil
 	default:
 		removeBlob()
-		return nil, fail(ErrDuplicate, nil, "SOP Instance UID already stored with different content (duplicate policy: reject)")
+		return nil, fail(ErrDuplicate, nil, "refused by the duplicate policy reject; the stored copy is kept")
 	}
 }
 
 func orPolicy(p DuplicatePolicy) DuplicatePolicy {
 	if p == "" {
-		return Reject
+		return Quarantine
 	}
 	return p
 }

@@ -59,7 +59,7 @@ func (m *Metrics) observe(res *Result, err error, start time.Time) {
 	switch {
 	case res != nil:
 		outcome = string(res.Outcome)
-		if res.Outcome == Stored || res.Outcome == Replaced {
+		if res.Outcome == Stored || res.Outcome == Replaced || res.Outcome == Quarantined {
 			m.bytes.Add(float64(res.Size))
 		}
 	case errors.Is(err, ErrInvalid):

@@ -26,9 +26,12 @@ func newImportCmd() *cobra.Command {
 		Use:   "import PATH...",
 		Short: "Import DICOM PS3.10 files and directories (recursively)",
 		Long: `Import DICOM PS3.10 files and directories, recursively, with parallel workers.
-Files already in the archive with identical bytes are reported as already present without
-being written again, so re-running an import is safe and fast. The exit status is 1 when
-any file failed, 0 otherwise.`,
+Files already in the archive are reported as already present without being written
+again, so re-running an import is safe and fast: the same data set counts as present
+whatever its encoding or File Meta Information. A file whose SOP Instance UID is stored
+with other content is kept in quarantine under the default duplicate policy (listed by
+the quarantine admin API, GET /api/v1/quarantine) and reported as quarantined. The exit
+status is 1 when any file failed, 0 otherwise.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, b, err := setup(cmd)
@@ -75,11 +78,11 @@ type fileFailure struct {
 }
 
 type importSummary struct {
-	files, imported, present, replaced, kept, failed, notAttempted, skipped int
-	bytes                                                                   int64
-	elapsed                                                                 time.Duration
-	failures                                                                []fileFailure
-	stopped                                                                 string
+	files, imported, present, replaced, kept, quarantined, failed, notAttempted, skipped int
+	bytes                                                                                int64
+	elapsed                                                                              time.Duration
+	failures                                                                             []fileFailure
+	stopped                                                                              string
 }
 
 func (s *importSummary) print(w io.Writer) {
@@ -95,7 +98,10 @@ func (s *importSummary) print(w io.Writer) {
 		fmt.Fprintf(w, "  replaced:        %d\n", s.replaced)
 	}
 	if s.kept > 0 {
-		fmt.Fprintf(w, "  kept existing:   %d (different bytes, duplicate policy keep-first)\n", s.kept)
+		fmt.Fprintf(w, "  kept existing:   %d (different content, duplicate policy keep-first)\n", s.kept)
+	}
+	if s.quarantined > 0 {
+		fmt.Fprintf(w, "  quarantined:     %d (SOP Instance UID stored with other content: kept aside, the stored copy stays served; see GET /api/v1/quarantine)\n", s.quarantined)
 	}
 	if s.skipped > 0 {
 		fmt.Fprintf(w, "  skipped:         %d (DICOMDIR media directories)\n", s.skipped)
@@ -243,6 +249,9 @@ func (im *importer) run(ctx context.Context, paths []string) *importSummary {
 			sum.bytes += f.size
 		case "kept":
 			sum.kept++
+		case "quarantined":
+			sum.quarantined++
+			sum.bytes += f.size
 		case "skipped":
 			sum.skipped++
 		case "interrupted":
@@ -355,6 +364,8 @@ func (im *importer) one(ctx context.Context, f importFile) (string, string, bool
 		return "replaced", "", false
 	case ingest.KeptExisting:
 		return "kept", "", false
+	case ingest.Quarantined:
+		return "quarantined", "", false
 	}
 	return "imported", "", false
 }

@@ -1,5 +1,6 @@
 // Package indextest is the contract suite every index.Index backend passes: the
 // hierarchy and its computed counts, duplicates and conflicts, replace and delete, blob
-// key listing, and the data-driven matching table of PS3.4 §C.2.2.2 (single value,
-// universal, wildcard, ranges, UID lists, case-insensitive and fuzzy person names).
+// key listing, content digests, the quarantine (records, scope, promotion), and the
+// data-driven matching table of PS3.4 §C.2.2.2 (single value, universal, wildcard,
+// ranges, UID lists, case-insensitive and fuzzy person names).
 package indextest

@@ -35,6 +35,9 @@ func Run(t *testing.T, newIndex func(t *testing.T) index.Index) {
 		{"Queue", testQueue},
 		{"Scope", testScope},
 		{"Audit", testAudit},
+		{"ContentDigest", testContentDigest},
+		{"Quarantine", testQuarantine},
+		{"Promote", testPromote},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

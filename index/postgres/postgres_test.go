@@ -48,7 +48,7 @@ func TestConcurrentMigrations(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer x.Close()
-	if v, err := sqlindex.SchemaVersion(context.Background(), x.SQL()); err != nil || v != 4 {
+	if v, err := sqlindex.SchemaVersion(context.Background(), x.SQL()); err != nil || v != 5 {
 		t.Fatalf("version %d, %v", v, err)
 	}
 }
@@ -58,4 +58,11 @@ func TestConcurrentMigrations(t *testing.T) {
 func TestMigration0004Backfill(t *testing.T) {
 	dsn := pgtest.Schema(t)
 	indextest.Migration0004Backfill(t, func() (*sqlindex.DB, error) { return postgres.Open(context.Background(), dsn) })
+}
+
+// TestMigration0005 checks that migration 0005 (content digests, quarantine) is
+// additive.
+func TestMigration0005(t *testing.T) {
+	dsn := pgtest.Schema(t)
+	indextest.Migration0005(t, func() (*sqlindex.DB, error) { return postgres.Open(context.Background(), dsn) })
 }

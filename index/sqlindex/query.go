@@ -71,7 +71,7 @@ const (
 	patientCols  = `p.patient_id, p.issuer, p.name, p.birth_date, p.sex, p.num_studies`
 	studyCols    = `s.study_uid, s.study_date, s.study_time, s.accession, s.study_id, s.description, s.referring, s.modalities, s.sop_classes, s.num_series, s.num_instances, s.updated_at`
 	seriesCols   = `se.series_uid, se.modality, se.series_number, se.description, se.body_part, se.series_date, se.series_time, se.num_instances`
-	instanceCols = `i.sop_uid, i.sop_class_uid, i.instance_number, i.transfer_syntax, i.num_frames, i.rows_, i.cols, i.bits_allocated, i.blob_key, i.size, i.sha256, i.source_ae, i.received_at, i.metadata_omitted`
+	instanceCols = `i.sop_uid, i.sop_class_uid, i.instance_number, i.transfer_syntax, i.num_frames, i.rows_, i.cols, i.bits_allocated, i.blob_key, i.size, i.sha256, i.source_ae, i.received_at, i.metadata_omitted, i.content_digest`
 	heavyCols    = `i.metadata, i.pixel_layout, i.bulk`
 
 	fromPatient  = ` FROM patients p`
@@ -366,7 +366,7 @@ func scanInstances(rows *sql.Rows) ([]index.Instance, error) {
 		var meta, layout, bulk sql.NullString
 		d := append(patientDest(&in.Patient), sc.dest(&in.Study)...)
 		d = append(d, ss.dest(&in.Series)...)
-		d = append(d, &in.SOPInstanceUID, &in.SOPClassUID, &num, &in.TransferSyntaxUID, &in.NumberOfFrames, &in.Rows, &in.Columns, &in.BitsAllocated, &in.BlobKey, &in.Size, &in.SHA256, &in.SourceAE, &received, &in.MetadataOmitted, &meta, &layout, &bulk)
+		d = append(d, &in.SOPInstanceUID, &in.SOPClassUID, &num, &in.TransferSyntaxUID, &in.NumberOfFrames, &in.Rows, &in.Columns, &in.BitsAllocated, &in.BlobKey, &in.Size, &in.SHA256, &in.SourceAE, &received, &in.MetadataOmitted, &in.ContentDigest, &meta, &layout, &bulk)
 		if err := rows.Scan(d...); err != nil {
 			return nil, err
 		}

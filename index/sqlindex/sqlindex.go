@@ -253,8 +253,8 @@ func (x *DB) insert(ctx context.Context, tx *sql.Tx, in *index.Instance) error {
 	if !in.ReceivedAt.IsZero() {
 		received = in.ReceivedAt.UnixMilli()
 	}
-	if _, err := x.exec(ctx, tx, `INSERT INTO instances (series_fk, sop_uid, sop_class_uid, instance_number, transfer_syntax, num_frames, rows_, cols, bits_allocated, blob_key, size, sha256, metadata, metadata_omitted, pixel_layout, bulk, source_ae, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		seid, in.SOPInstanceUID, nz(in.SOPClassUID), intPtr(in.InstanceNumber), nz(in.TransferSyntaxUID), in.NumberOfFrames, in.Rows, in.Columns, in.BitsAllocated, in.BlobKey, in.Size, in.SHA256, string(in.Metadata), in.MetadataOmitted, nullString(in.PixelLayout), nullString(in.Bulk), in.SourceAE, received); err != nil {
+	if _, err := x.exec(ctx, tx, `INSERT INTO instances (series_fk, sop_uid, sop_class_uid, instance_number, transfer_syntax, num_frames, rows_, cols, bits_allocated, blob_key, size, sha256, content_digest, metadata, metadata_omitted, pixel_layout, bulk, source_ae, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		seid, in.SOPInstanceUID, nz(in.SOPClassUID), intPtr(in.InstanceNumber), nz(in.TransferSyntaxUID), in.NumberOfFrames, in.Rows, in.Columns, in.BitsAllocated, in.BlobKey, in.Size, in.SHA256, in.ContentDigest, string(in.Metadata), in.MetadataOmitted, nullString(in.PixelLayout), nullString(in.Bulk), in.SourceAE, received); err != nil {
 		return fmt.Errorf("instance: %w", err)
 	}
 	if _, err := x.exec(ctx, tx, `UPDATE series SET num_instances = num_instances + 1, updated_at = ? WHERE id = ?`, now, seid); err != nil {
@@ -436,11 +436,16 @@ func (x *DB) oneInstance(ctx context.Context, where string, arg string) (*index.
 
 // BlobKeys implements index.Index.
 func (x *DB) BlobKeys(ctx context.Context, prefix string) iter.Seq2[string, error] {
+	return x.keys(ctx, "instances", prefix)
+}
+
+// keys yields the blob keys of a table (instances or quarantine) starting with prefix.
+func (x *DB) keys(ctx context.Context, table, prefix string) iter.Seq2[string, error] {
 	return func(yield func(string, error) bool) {
 		// Page through keys so no long-lived cursor holds the database.
 		after := ""
 		for {
-			rows, err := x.db.QueryContext(ctx, x.d.rebind(`SELECT blob_key FROM instances WHERE blob_key > ? AND blob_key >= ? ORDER BY blob_key`+x.d.ByteOrder+` LIMIT 1000`), after, prefix)
+			rows, err := x.db.QueryContext(ctx, x.d.rebind(`SELECT blob_key FROM `+table+` WHERE blob_key > ? AND blob_key >= ? ORDER BY blob_key`+x.d.ByteOrder+` LIMIT 1000`), after, prefix)
 			if err != nil {
 				yield("", fmt.Errorf("index: blob keys: %w", err))
 				return

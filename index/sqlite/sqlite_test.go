@@ -29,7 +29,7 @@ func TestMigrationsIdempotent(t *testing.T) {
 			t.Fatal(err)
 		}
 		v, err := sqlindex.SchemaVersion(context.Background(), x.SQL())
-		if err != nil || v != 4 {
+		if err != nil || v != 5 {
 			t.Fatalf("version %d, %v", v, err)
 		}
 		x.Close()
@@ -41,4 +41,11 @@ func TestMigrationsIdempotent(t *testing.T) {
 func TestMigration0004Backfill(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "index.db")
 	indextest.Migration0004Backfill(t, func() (*sqlindex.DB, error) { return sqlite.Open(context.Background(), p) })
+}
+
+// TestMigration0005 checks that migration 0005 (content digests, quarantine) is
+// additive.
+func TestMigration0005(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "index.db")
+	indextest.Migration0005(t, func() (*sqlindex.DB, error) { return sqlite.Open(context.Background(), p) })
 }
