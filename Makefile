@@ -91,6 +91,7 @@ lint:
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./archive/dcm
 	$(GO) test -run '^$$' -fuzz '^FuzzCharsetDecode$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./archive/dcm
+	$(GO) test -run '^$$' -fuzz '^FuzzParseDigest$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./archive/dcm
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodePDU$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./dimse
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeCommand$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./dimse
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./viewer/render/ljpeg

@@ -201,6 +201,14 @@ func httpAction(method, route string) string {
 		return "send"
 	case strings.HasPrefix(route, "/api/v1/audit"):
 		return "audit-search"
+	case strings.HasPrefix(route, "/api/v1/quarantine"):
+		switch method {
+		case http.MethodPost:
+			return "quarantine-promote"
+		case http.MethodDelete:
+			return "quarantine-delete"
+		}
+		return "quarantine-read"
 	case method == http.MethodDelete:
 		return "delete"
 	case method == http.MethodPost || method == http.MethodPut:

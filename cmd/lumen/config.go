@@ -303,7 +303,7 @@ var defaults = map[string]any{
 	"index.backend":                     "sqlite",
 	"index.sqlite.path":                 "",
 	"index.postgres.dsn":                "",
-	"ingest.duplicates":                 "reject",
+	"ingest.duplicates":                 "quarantine",
 	"fsck.on_start":                     true,
 	"fsck.days":                         2,
 	"fsck.repair":                       false,

@@ -47,7 +47,7 @@ func TestConfigDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.DataDir != "./data" || c.HTTP.Addr != ":8080" || c.Store.Backend != "fs" || c.Index.Backend != "sqlite" ||
-		c.Store.FS.Dir != filepath.Join("data", "blobs") || c.Index.SQLite.Path != filepath.Join("data", "index.db") || c.Ingest.Duplicates != "reject" {
+		c.Store.FS.Dir != filepath.Join("data", "blobs") || c.Index.SQLite.Path != filepath.Join("data", "index.db") || c.Ingest.Duplicates != "quarantine" {
 		t.Fatalf("defaults = %+v", c)
 	}
 }
@@ -124,7 +124,7 @@ func TestProductionSampleConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Store.Backend != "s3" || c.Index.Backend != "postgres" || !c.Store.S3.UseTLS || c.Ingest.Duplicates != "reject" {
+	if c.Store.Backend != "s3" || c.Index.Backend != "postgres" || !c.Store.S3.UseTLS || c.Ingest.Duplicates != "quarantine" {
 		t.Fatalf("sample = %+v", c)
 	}
 	if warn, err := c.dimseAccess(); err != nil || warn != "" {

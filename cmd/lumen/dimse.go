@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 
 	"github.com/lumenpacs/lumen/archive/ingest"
 	"github.com/lumenpacs/lumen/archive/send"
@@ -54,7 +55,7 @@ type storeHandler struct {
 func (h *storeHandler) HandleStore(ctx context.Context, req *dimse.StoreRequest, data io.Reader) dimse.Status {
 	res, err := h.p.IngestDataset(ctx, data, ingest.DatasetInfo{
 		TransferSyntaxUID: req.TransferSyntaxUID, SOPClassUID: req.SOPClassUID, SOPInstanceUID: req.SOPInstanceUID,
-	}, ingest.Source{CallingAE: req.Association.CallingAETitle, Via: "dimse"})
+	}, ingest.Source{CallingAE: req.Association.CallingAETitle, Via: "dimse", Remote: remoteString(req.Association.RemoteAddr)})
 	st := storeStatus(err)
 	study := ""
 	if res != nil {
@@ -91,4 +92,12 @@ func storeStatus(err error) dimse.Status {
 		// Store or index unavailable, or the association ended mid-transfer.
 		return dimse.Status{Code: dimse.StatusOutOfResources, ErrorComment: "storage unavailable, retry later"}
 	}
+}
+
+// remoteString is a peer's address, or "" when it is not known.
+func remoteString(a net.Addr) string {
+	if a == nil {
+		return ""
+	}
+	return a.String()
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/lumenpacs/lumen/archive/ingest"
 	"github.com/lumenpacs/lumen/archive/send"
 	"github.com/lumenpacs/lumen/dicomweb"
+	"github.com/lumenpacs/lumen/dicomweb/admin"
 	"github.com/lumenpacs/lumen/dicomweb/auth"
 	"github.com/lumenpacs/lumen/dicomweb/httplimit"
 	"github.com/lumenpacs/lumen/dimse"
@@ -245,6 +246,7 @@ func serve(ctx context.Context, c *Config, log *slog.Logger, ready chan<- listen
 		}
 	}
 	web.Register(e)
+	(&admin.Quarantine{Ingest: b.pipeline, Logger: log}).Register(e)
 	chart.Register(e)
 	(&fhir.Service{Index: b.index, DICOMwebBase: c.DICOMweb.BasePath, PublicURL: c.DICOMweb.PublicURL, AllowedHosts: c.DICOMweb.AllowedHosts,
 		MaxMatches: c.EMR.FHIRMaxMatches, Logger: log}).Register(e)
