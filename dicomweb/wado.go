@@ -291,15 +291,18 @@ func (s *Service) retrieve(c echo.Context) error {
 		}
 		return nil
 	}
+	conv := first
+	defer func() { conv.Close() }() // also when the transfer is broken off
 	mw := startMultipart(c, "application/dicom")
 	root := s.root(c)
 	for i, p := range plan {
-		conv := first
 		if i > 0 {
-			if conv, err = s.prepare(ctx, p.in, p.ts, p.fallback); err != nil {
+			next, err := s.prepare(ctx, p.in, p.ts, p.fallback)
+			if err != nil {
 				s.log().Warn("dicomweb: retrieve: instance not prepared mid-response; the transfer is broken off", "key", p.in.BlobKey, "err", err)
 				abort()
 			}
+			conv = next
 		}
 		h := textproto.MIMEHeader{}
 		h.Set("Content-Type", "application/dicom; transfer-syntax="+conv.TransferSyntax)

@@ -30,12 +30,6 @@ type PixelWriter struct {
 	Write  func(w io.Writer) error
 }
 
-// WriteExplicit writes f as a PS3.10 file in Explicit VR Little Endian: WriteDataset
-// with replace and pixel.
-func WriteExplicit(w io.Writer, f *File, src ValueSource, replace map[Tag]*Element, pixel *PixelWriter) error {
-	return WriteDataset(w, f, src, WriteOptions{Replace: replace, Pixel: pixel})
-}
-
 // WriteOptions say how WriteDataset encodes. The zero value writes a PS3.10 file in
 // Explicit VR Little Endian.
 type WriteOptions struct {

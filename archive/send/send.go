@@ -138,12 +138,19 @@ func ObjectOf(in *index.Instance) transcode.Object {
 // Open returns the data set of an instance (without meta information) in transfer
 // syntax ts, which Choose returned: the stored bytes, or a conversion streamed through
 // a pipe as it is produced. A conversion that cannot be done fails here, before a byte
-// is read (transcode.Prepare: *transcode.ConversionError with the reason, or
-// *transcode.StoreError); a frame that fails to decode later breaks the stream off
-// with a *transcode.FrameError, which is logged.
+// is read (transcode.Prepare and CheckFrames: *transcode.ConversionError with the
+// reason, a frame that does not decode included; or *transcode.StoreError); should a
+// frame still fail later, the stream breaks off with a *transcode.FrameError, which is
+// logged.
 func (s *Sender) Open(ctx context.Context, in *index.Instance, ts string) (io.ReadCloser, error) {
 	c, err := transcode.Prepare(ctx, s.Store, ObjectOf(in), ts)
 	if err != nil {
+		return nil, err
+	}
+	// A C-STORE data set cannot be broken off midway but by aborting the association:
+	// every frame of a compressed object is decoded once before it is sent.
+	if err := c.CheckFrames(); err != nil {
+		c.Close()
 		return nil, err
 	}
 	pr, pw := io.Pipe()

@@ -199,6 +199,30 @@ func Prepare(ctx context.Context, st Store, obj Object, ts string) (*Conversion,
 	return c, nil
 }
 
+// CheckFrames decodes, and drops, every frame of compressed pixel data after the first
+// (which Prepare decoded), one at a time, so that a transfer that cannot be broken off
+// cleanly midway (a DIMSE C-STORE: only an A-ABORT ends a data set half sent) fails
+// before it begins: a *ConversionError names the frame. It does nothing for other
+// conversions, and costs one more decoding of multi-frame objects.
+func (c *Conversion) CheckFrames() error {
+	if c.layout == nil || c.file == nil {
+		return nil
+	}
+	for i := 1; i < c.layout.NumberOfFrames; i++ {
+		if _, _, err := NativeFrame(c.file, c.layout, i, c.readRange); err != nil {
+			var se *StoreError
+			if errors.As(err, &se) {
+				return err
+			}
+			return &ConversionError{From: c.obj.TransferSyntax, To: c.TransferSyntax, Reason: fmt.Sprintf("frame %d: %s", i+1, decodeReason(err))}
+		}
+		if err := c.ctx.Err(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // sizeUnlessDeflated is the stored size for the parser's length checks (which do not
 // apply to a deflated data set's offsets).
 func sizeUnlessDeflated(obj Object) int64 {
@@ -538,6 +562,9 @@ func (p *Pixels) FrameRanges(i int) (ranges []dcm.Range, bits int, err error) {
 	frameBits := rows * cols * spp
 	if ba, _ := p.File.Dataset.Int(dcm.TagBitsAllocated); ba != 1 || frameBits <= 0 || frameBits > 1<<40 {
 		return nil, 0, fmt.Errorf("frame boundaries unknown")
+	}
+	if pd := p.File.Dataset.Get(dcm.TagPixelData); pd != nil && pd.VR == "OW" && pd.BigEndian() {
+		return nil, 0, fmt.Errorf("bit-packed pixel data in big endian words (OW) are not served by frame")
 	}
 	start := int64(i) * frameBits
 	if start%8 != 0 {

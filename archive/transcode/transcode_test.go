@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"compress/flate"
 	"context"
+	"encoding/binary"
 	"errors"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -199,4 +202,171 @@ func TestRefusals(t *testing.T) {
 	if !errors.As(err, &se) || errors.Is(err, transcode.ErrNoConversion) || !strings.Contains(err.Error(), "object store") {
 		t.Errorf("missing object: %v", err)
 	}
+}
+
+// bigObject builds a PS3.10 object in Explicit VR Big Endian (or, deflated, in
+// Deflated Explicit VR Little Endian) with frames of rows x cols 16-bit OW pixel data
+// filled with noise (which deflate cannot shrink); it returns the object and the pixel
+// data as stored (in the inflated data set).
+func bigObject(t *testing.T, ts string, frames, rows, cols int) ([]byte, []byte) {
+	t.Helper()
+	var order binaryOrder = littleEndian{}
+	if ts == transcode.ExplicitVRBigEndian {
+		order = bigEndian{}
+	}
+	el := func(b []byte, tag dcm.Tag, vr string, v []byte) []byte {
+		b = order.append16(b, tag.Group())
+		b = order.append16(b, tag.Element())
+		b = append(b, vr...)
+		if vr == "OW" || vr == "OB" {
+			b = append(b, 0, 0)
+			b = order.append32(b, uint32(len(v)))
+		} else {
+			b = order.append16(b, uint16(len(v)))
+		}
+		return append(b, v...)
+	}
+	us := func(v int) []byte { return order.append16(nil, uint16(v)) }
+	pixels := make([]byte, frames*rows*cols*2)
+	x := uint32(1)
+	for i := range pixels {
+		x ^= x << 13
+		x ^= x >> 17
+		x ^= x << 5
+		pixels[i] = byte(x)
+	}
+	var ds []byte
+	ds = el(ds, dcm.TagSOPClassUID, "UI", []byte("1.2.840.10008.5.1.4.1.1.7\x00"))
+	ds = el(ds, dcm.TagSOPInstanceUID, "UI", []byte("1.2.3.4"))
+	ds = el(ds, dcm.TagSamplesPerPixel, "US", us(1))
+	ds = el(ds, dcm.TagPhotometricInterpretation, "CS", []byte("MONOCHROME2 "))
+	ds = el(ds, dcm.TagNumberOfFrames, "IS", []byte(strings.TrimSpace(padIS(frames))))
+	ds = el(ds, dcm.TagRows, "US", us(rows))
+	ds = el(ds, dcm.TagColumns, "US", us(cols))
+	ds = el(ds, dcm.TagBitsAllocated, "US", us(16))
+	ds = el(ds, dcm.TagBitsStored, "US", us(16))
+	ds = el(ds, dcm.TagHighBit, "US", us(15))
+	ds = el(ds, dcm.TagPixelRepresentation, "US", us(0))
+	ds = el(ds, dcm.TagPixelData, "OW", pixels)
+	if ts == transcode.DeflatedExplicitVRLE {
+		var z bytes.Buffer
+		fw, _ := flate.NewWriter(&z, flate.BestSpeed)
+		fw.Write(ds)
+		fw.Close()
+		ds = z.Bytes()
+	}
+	meta := dcm.EncodeMeta(dcm.Meta{MediaStorageSOPClassUID: "1.2.840.10008.5.1.4.1.1.7", MediaStorageSOPInstanceUID: "1.2.3.4", TransferSyntaxUID: ts, ImplementationClassUID: "1.2.3"})
+	return append(meta, ds...), pixels
+}
+
+func padIS(n int) string {
+	s := strconv.Itoa(n)
+	if len(s)%2 == 1 {
+		s += " "
+	}
+	return s
+}
+
+type binaryOrder interface {
+	append16([]byte, uint16) []byte
+	append32([]byte, uint32) []byte
+}
+type littleEndian struct{}
+type bigEndian struct{}
+
+func (littleEndian) append16(b []byte, v uint16) []byte {
+	return binary.LittleEndian.AppendUint16(b, v)
+}
+func (littleEndian) append32(b []byte, v uint32) []byte {
+	return binary.LittleEndian.AppendUint32(b, v)
+}
+func (bigEndian) append16(b []byte, v uint16) []byte { return binary.BigEndian.AppendUint16(b, v) }
+func (bigEndian) append32(b []byte, v uint32) []byte { return binary.BigEndian.AppendUint32(b, v) }
+
+// TestConversionsStream converts 16 MiB objects (big endian, deflated) and reads a
+// frame of the deflated one: the memory allocated meanwhile is a small part of the
+// object (values are copied by ranged reads or inflated forward, never held whole),
+// and the pixel data come out right (byte-swapped; inflated).
+func TestConversionsStream(t *testing.T) {
+	st, err := fs.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	const frames, rows, cols = 8, 1024, 1024 // 16 MiB
+	for _, c := range []struct{ stored, to string }{
+		{transcode.ExplicitVRBigEndian, transcode.ExplicitVRLittleEndian},
+		{transcode.ExplicitVRBigEndian, transcode.ImplicitVRLittleEndian},
+		{transcode.DeflatedExplicitVRLE, transcode.ImplicitVRLittleEndian},
+	} {
+		data, pixels := bigObject(t, c.stored, frames, rows, cols)
+		st.Put(ctx, c.stored, bytes.NewReader(data), int64(len(data)))
+		obj := transcode.Object{Key: c.stored, TransferSyntax: c.stored, Size: int64(len(data))}
+		var tail tailWriter
+		allocated := allocatedBy(func() {
+			conv, err := transcode.Prepare(ctx, st, obj, c.to)
+			if err == nil {
+				err = conv.WriteFile(&tail)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+		})
+		t.Logf("%s to %s: %d KiB allocated for %d KiB of pixel data", c.stored, c.to, allocated>>10, len(pixels)>>10)
+		if limit := uint64(len(pixels) / 8); allocated > limit {
+			t.Errorf("%s to %s: %d bytes allocated for a %d-byte object", c.stored, c.to, allocated, len(pixels))
+		}
+		want := bytes.Clone(pixels[len(pixels)-len(tail.last):])
+		if c.stored == transcode.ExplicitVRBigEndian {
+			for i := 0; i+1 < len(want); i += 2 {
+				want[i], want[i+1] = want[i+1], want[i]
+			}
+		}
+		if tail.n < int64(len(pixels)) || !bytes.Equal(tail.last, want) {
+			t.Errorf("%s to %s: %d bytes written; the last pixel bytes differ", c.stored, c.to, tail.n)
+		}
+		if c.stored != transcode.DeflatedExplicitVRLE {
+			continue
+		}
+		var frame []byte
+		allocated = allocatedBy(func() {
+			p, err := transcode.OpenPixels(ctx, st, obj)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer p.Close()
+			if frame, err = p.Frame(frames - 2); err != nil {
+				t.Fatal(err)
+			}
+		})
+		fl := rows * cols * 2
+		t.Logf("deflated frame %d of %d KiB: %d KiB allocated", frames-1, fl>>10, allocated>>10)
+		if !bytes.Equal(frame, pixels[(frames-2)*fl:(frames-1)*fl]) || allocated > uint64(len(pixels)/3) {
+			t.Errorf("deflated frame %d: %d bytes, %d allocated", frames-1, len(frame), allocated)
+		}
+	}
+}
+
+// tailWriter keeps the count and the last 64 KiB of what is written.
+type tailWriter struct {
+	n    int64
+	last []byte
+}
+
+func (w *tailWriter) Write(p []byte) (int, error) {
+	w.n += int64(len(p))
+	w.last = append(w.last, p...)
+	if len(w.last) > 64<<10 {
+		w.last = append(w.last[:0], w.last[len(w.last)-64<<10:]...)
+	}
+	return len(p), nil
+}
+
+// allocatedBy is the heap memory f allocates (runtime.MemStats.TotalAlloc).
+func allocatedBy(f func()) uint64 {
+	var a, b runtime.MemStats
+	runtime.ReadMemStats(&a)
+	f()
+	runtime.ReadMemStats(&b)
+	return b.TotalAlloc - a.TotalAlloc
 }
