@@ -176,8 +176,6 @@ func Reason(err error) string {
 		return ce.Reason
 	case errors.As(err, &se):
 		return "the stored object could not be read"
-	case errors.Is(err, ErrNoRepresentation):
-		return strings.TrimPrefix(err.Error(), "send: ")
 	}
 	return strings.TrimPrefix(err.Error(), "send: ")
 }
