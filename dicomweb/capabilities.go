@@ -26,8 +26,8 @@ func (s *Service) capabilities(c echo.Context) error {
 		"base":     s.root(c),
 		"maxLimit": s.maxLimit(),
 		"delete":   s.AllowDelete,
-		"transcoding": "without transfer-syntax=* (or the stored UID), Implicit VR Little Endian objects go out as Explicit VR Little Endian and RLE, JPEG baseline and extended (8- and 12-bit), JPEG lossless, JPEG-LS and JPEG 2000 (when built with OpenJPEG) objects and frames are decompressed; " +
-			"progressive JPEG goes out as stored; a request for a syntax that cannot be produced is answered 406",
+		"transcoding": "objects go out as stored with transfer-syntax=* (or the stored UID); otherwise in Explicit VR Little Endian (the default), Implicit VR Little Endian or Deflated Explicit VR Little Endian, converted from every uncompressed syntax (deflated and big endian included) and decompressed from RLE, JPEG baseline and extended (8- and 12-bit), JPEG lossless, JPEG-LS and JPEG 2000 (when built with OpenJPEG); " +
+			"without transfer-syntax, an object that cannot be decompressed (progressive JPEG, say) goes out as stored; asked for explicitly, it is answered 406 with the reason, or left out of a study or series answer and named in a Warning header",
 		"resources": []capability{
 			{"/studies", []string{"GET"}, "QIDO-RS SearchForStudies", []string{"application/dicom+json"}, qidoParams},
 			{"/series", []string{"GET"}, "QIDO-RS SearchForSeries", []string{"application/dicom+json"}, qidoParams},
@@ -46,7 +46,7 @@ func (s *Service) capabilities(c echo.Context) error {
 			{"/studies/{study}[/series/{series}[/instances/{instance}[/frames/{frame}]]]/thumbnail", []string{"GET"}, "Thumbnail (128 px unless viewport): representative or middle frame, middle instance of a series, first image series of a study; a placeholder with a Warning for objects without a picture", []string{"image/jpeg", "image/png", "image/gif"}, []string{"accept", "quality", "viewport"}},
 			{"/wado", []string{"GET"}, "WADO-URI (at the server root)", []string{"image/jpeg", "image/png", "image/gif", "application/dicom"}, []string{"requestType=WADO", "studyUID", "seriesUID", "objectUID", "contentType", "transferSyntax", "rows", "columns", "windowCenter", "windowWidth", "frameNumber", "imageQuality"}},
 		},
-		"notImplemented": []string{"application/dicom+xml", "compression (only decompression is offered)", "matching on nested (sequence) attributes (ignored with a Warning)"},
+		"notImplemented": []string{"application/dicom+xml", "compression (only decompression is offered)", "conversion to Explicit VR Big Endian", "matching on nested (sequence) attributes (ignored with a Warning)"},
 	}
 	return c.JSONPretty(http.StatusOK, doc, "  ")
 }

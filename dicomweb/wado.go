@@ -135,77 +135,85 @@ func abort() {
 	panic(http.ErrAbortHandler)
 }
 
-// conversion is how a stored object is turned into the transfer syntax sent.
-type conversion int
-
-const (
-	asStored   conversion = iota // the stored bytes
-	toExplicit                   // Implicit VR LE rewritten as Explicit VR LE
-	decompress                   // compressed pixel data decoded to Explicit VR LE
-)
-
 // outputSyntax decides the transfer syntax an instance stored in stored goes out in,
-// for a transfer-syntax parameter param ("" when absent). PS3.18 8.7.3.5.2 makes
-// Explicit VR Little Endian the default: Implicit VR LE is rewritten, compressed data
-// is decompressed when a decoder exists (and sent as stored otherwise, saying so in the
-// part header). ok is false when param asks for what cannot be produced.
-func outputSyntax(param, stored string) (ts string, conv conversion, ok bool) {
+// for a transfer-syntax parameter param ("" when absent). "*" and the stored UID mean
+// as stored; another UID is produced when transcode.Can (Explicit or Implicit VR Little
+// Endian, Deflated Explicit VR Little Endian), else ok is false. Without the parameter,
+// PS3.18 8.7.3.5.2 makes Explicit VR Little Endian the default: the object is converted
+// when it can be and sent as stored (saying so in its Content-Type) when it cannot
+// (fallback: also when its pixel data turn out not to decode).
+func outputSyntax(param, stored string) (ts string, fallback, ok bool) {
 	switch {
 	case param == "*" || param == stored:
-		return stored, asStored, true
-	case param != "" && param != tsExplicitLE:
-		return "", asStored, false
-	case stored == tsImplicitLE:
-		return tsExplicitLE, toExplicit, true
-	case native(stored):
-		return stored, asStored, param == "" || stored == tsExplicitLE
-	case render.Supported(stored):
-		return tsExplicitLE, decompress, true
-	case param == "":
-		return stored, asStored, true
+		return stored, false, true
+	case param != "":
+		return param, false, transcode.Can(stored, param)
+	case transcode.Can(stored, tsExplicitLE):
+		return tsExplicitLE, stored != tsExplicitLE, true
 	}
-	return "", asStored, false
+	return stored, false, true
 }
 
-// writeInstance copies the object opened as rc to w, converted as asked: Implicit VR
-// rewritten (values Parse skipped are read again with ranged reads), or pixel data
-// decompressed frame by frame.
-func (s *Service) writeInstance(ctx context.Context, w io.Writer, in *index.Instance, rc io.Reader, conv conversion) error {
-	switch conv {
-	case toExplicit:
-		f, err := dcm.Parse(rc, nil)
-		if err != nil {
-			return err
+// objectOf is the stored object of an indexed instance, with its recorded layout.
+func objectOf(in *index.Instance) transcode.Object {
+	o := transcode.Object{Key: in.BlobKey, TransferSyntax: in.TransferSyntaxUID, Size: in.Size}
+	if len(in.PixelLayout) > 0 {
+		var pl dcm.PixelLayout
+		if json.Unmarshal(in.PixelLayout, &pl) == nil {
+			o.Layout = &pl
 		}
-		return dcm.TranscodeToExplicit(w, f, func(off, n int64) (io.ReadCloser, error) {
-			return s.Store.GetRange(ctx, in.BlobKey, off, n)
-		})
-	case decompress:
-		return s.writeDecompressed(ctx, w, in, rc)
 	}
-	_, err := io.Copy(w, rc)
+	return o
+}
+
+// prepare opens the conversion of an instance to ts (to its stored syntax when
+// fallback and the conversion cannot be done): transcode.Prepare, which parses the
+// header and decodes the first frame, so that a conversion that cannot be done fails
+// before anything is written.
+func (s *Service) prepare(ctx context.Context, in *index.Instance, ts string, fallback bool) (*transcode.Conversion, error) {
+	c, err := transcode.Prepare(ctx, s.Store, objectOf(in), ts)
+	if err != nil && fallback && errors.Is(err, transcode.ErrNoConversion) {
+		s.log().Debug("dicomweb: retrieve: sent as stored", "transfer_syntax", in.TransferSyntaxUID, "reason", err)
+		return transcode.Prepare(ctx, s.Store, objectOf(in), in.TransferSyntaxUID)
+	}
+	return c, err
+}
+
+// notAcceptable is the 406 answer to a conversion that cannot be done.
+func notAcceptable(err error, stored, ts string) error {
+	var ce *transcode.ConversionError
+	if errors.As(err, &ce) {
+		return echo.NewHTTPError(http.StatusNotAcceptable, fmt.Sprintf("the instance is stored in transfer syntax %s and cannot be sent in %s: %s; ask with transfer-syntax=* or %s", ce.From, ce.To, ce.Reason, stored))
+	}
+	return echo.NewHTTPError(http.StatusNotAcceptable, fmt.Sprintf("the instance is stored in transfer syntax %s and cannot be sent in %s; ask with transfer-syntax=* or %s", stored, ts, stored))
+}
+
+// maxLeftOutWarnings caps the Warning headers naming instances left out of a
+// retrieval; the others are counted in one more.
+const maxLeftOutWarnings = 10
+
+// writeConverted writes a prepared conversion to w; a frame that fails to decode
+// midway is logged (the caller breaks the transfer off).
+func (s *Service) writeConverted(w io.Writer, in *index.Instance, c *transcode.Conversion) error {
+	err := c.WriteFile(w)
+	var fe *transcode.FrameError
+	if errors.As(err, &fe) {
+		s.log().Warn("dicomweb: retrieve: a frame did not decode mid-response; the transfer is broken off",
+			"transfer_syntax", in.TransferSyntaxUID, "to", c.TransferSyntax, "frame", fe.Frame, "err", fe.Err)
+	} else if err != nil && !errors.Is(err, context.Canceled) {
+		s.log().Info("dicomweb: retrieve: transfer broken off", "transfer_syntax", in.TransferSyntaxUID, "to", c.TransferSyntax, "err", err)
+	}
 	return err
 }
 
-// writeDecompressed writes an encapsulated object as Explicit VR Little Endian with
-// native pixel data, decoding one frame at a time. A colour model the decoder changed
-// (JPEG baseline YBR to RGB) is written into PhotometricInterpretation.
-func (s *Service) writeDecompressed(ctx context.Context, w io.Writer, in *index.Instance, rc io.Reader) error {
-	f, err := dcm.Parse(rc, &dcm.Options{BulkThreshold: 4 << 20})
-	if err != nil {
-		return err
-	}
-	pl := f.PixelLayout()
-	if pl == nil {
-		return fmt.Errorf("%w: frames cannot be located", render.ErrUnsupported)
-	}
-	ps := &pixelSource{s: s, ctx: ctx, in: in, file: f, layout: *pl}
-	return transcode.WriteDecompressed(w, f, pl, ps.readRange)
-}
-
 // retrieve streams instances as multipart/related; type="application/dicom" (WADO-RS
-// RetrieveStudy/Series/Instance): as stored, or Implicit VR Little Endian transcoded to
-// Explicit VR Little Endian; a request for a syntax that cannot be produced is 406.
+// RetrieveStudy/Series/Instance), or one as application/dicom: as stored or converted
+// (outputSyntax). Each instance's conversion is checked before the status line goes
+// out (transcode.Check: the syntaxes, and the first frame of compressed pixel data);
+// an instance that cannot be sent as asked is left out of a multipart answer and named
+// in a Warning header, and when none is left the answer is 406 with the reason. A
+// frame that fails to decode after the answer has begun is logged and the transfer is
+// broken off.
 func (s *Service) retrieve(c echo.Context) error {
 	list, err := s.instances(c, false)
 	if err != nil {
@@ -215,53 +223,98 @@ func (s *Service) retrieve(c echo.Context) error {
 	if !ok {
 		return echo.NewHTTPError(http.StatusNotAcceptable, `instances are available as multipart/related; type="application/dicom" or application/dicom`)
 	}
-	out := make([]string, len(list))
-	trans := make([]conversion, len(list))
-	for i := range list {
-		if out[i], trans[i], ok = outputSyntax(choice.ts, list[i].TransferSyntaxUID); !ok {
-			return echo.NewHTTPError(http.StatusNotAcceptable, fmt.Sprintf("an instance is stored in transfer syntax %s and cannot be sent in %s (no decompression or compression yet); ask with transfer-syntax=* or %s", list[i].TransferSyntaxUID, choice.ts, list[i].TransferSyntaxUID))
-		}
-	}
 	ctx := c.Request().Context()
-	first, _, err := s.Store.Get(ctx, list[0].BlobKey)
+	type planned struct {
+		in       *index.Instance
+		ts       string
+		fallback bool
+	}
+	var plan []planned
+	var leftOut []string
+	var firstErr error
+	for i := range list {
+		in := &list[i]
+		ts, fallback, ok := outputSyntax(choice.ts, in.TransferSyntaxUID)
+		var err error
+		if !ok {
+			err = &transcode.ConversionError{From: in.TransferSyntaxUID, To: ts, Reason: "no conversion between these syntaxes"}
+		} else if !fallback {
+			err = transcode.Check(ctx, s.Store, objectOf(in), ts)
+		}
+		if err != nil && !errors.Is(err, transcode.ErrNoConversion) {
+			return err // the store or the request failed
+		}
+		if err != nil {
+			if firstErr == nil {
+				firstErr = err
+			}
+			leftOut = append(leftOut, in.SOPInstanceUID)
+			if len(leftOut) <= maxLeftOutWarnings {
+				addWarning(c, "instance "+in.SOPInstanceUID+" is left out: "+strings.TrimPrefix(err.Error(), "cannot convert "))
+			}
+			continue
+		}
+		plan = append(plan, planned{in, ts, fallback})
+	}
+	if len(plan) == 0 {
+		c.Response().Header().Del("Warning")
+		if len(list) == 1 {
+			return notAcceptable(firstErr, list[0].TransferSyntaxUID, choice.ts)
+		}
+		return echo.NewHTTPError(http.StatusNotAcceptable, fmt.Sprintf("none of the %d instances can be sent in %s (for example %s); ask with transfer-syntax=*", len(list), choice.ts, strings.TrimPrefix(firstErr.Error(), "cannot convert ")))
+	}
+	if n := len(leftOut) - maxLeftOutWarnings; n > 0 {
+		addWarning(c, fmt.Sprintf("%d more instances are left out (no conversion to %s)", n, choice.ts))
+	}
+	if len(leftOut) > 0 {
+		s.log().Info("dicomweb: retrieve: instances left out", "path", c.Path(), "left_out", len(leftOut), "sent", len(plan), "reason", firstErr)
+	}
+	// The first conversion is prepared before the status goes out, so a missing object
+	// is a 404/503 and one that cannot be converted a 406.
+	first, err := s.prepare(ctx, plan[0].in, plan[0].ts, plan[0].fallback)
 	if err != nil {
+		if errors.Is(err, transcode.ErrNoConversion) {
+			return notAcceptable(err, plan[0].in.TransferSyntaxUID, plan[0].ts)
+		}
 		return err
 	}
 	w := c.Response()
 	if !choice.multipart {
 		defer first.Close()
-		w.Header().Set("Content-Type", "application/dicom; transfer-syntax="+out[0])
-		if trans[0] == asStored {
-			w.Header().Set("Content-Length", strconv.FormatInt(list[0].Size, 10))
+		w.Header().Set("Content-Type", "application/dicom; transfer-syntax="+first.TransferSyntax)
+		if first.Length >= 0 {
+			w.Header().Set("Content-Length", strconv.FormatInt(first.Length, 10))
 		}
 		w.WriteHeader(http.StatusOK)
-		if err := s.writeInstance(ctx, w, &list[0], first, trans[0]); err != nil {
+		if s.writeConverted(w, plan[0].in, first) != nil {
 			abort()
 		}
 		return nil
 	}
+	conv := first
+	defer func() { conv.Close() }() // also when the transfer is broken off
 	mw := startMultipart(c, "application/dicom")
 	root := s.root(c)
-	for i := range list {
-		in := &list[i]
-		rc := first
+	for i, p := range plan {
 		if i > 0 {
-			if rc, _, err = s.Store.Get(ctx, in.BlobKey); err != nil {
-				s.log().Warn("dicomweb: retrieve: object unavailable mid-response", "key", in.BlobKey, "err", err)
+			next, err := s.prepare(ctx, p.in, p.ts, p.fallback)
+			if err != nil {
+				s.log().Warn("dicomweb: retrieve: instance not prepared mid-response; the transfer is broken off", "key", p.in.BlobKey, "err", err)
 				abort()
 			}
+			conv = next
 		}
 		h := textproto.MIMEHeader{}
-		h.Set("Content-Type", "application/dicom; transfer-syntax="+out[i])
-		if trans[i] == asStored {
-			h.Set("Content-Length", strconv.FormatInt(in.Size, 10))
+		h.Set("Content-Type", "application/dicom; transfer-syntax="+conv.TransferSyntax)
+		if conv.Length >= 0 {
+			h.Set("Content-Length", strconv.FormatInt(conv.Length, 10))
 		}
-		h.Set("Content-Location", instanceURL(root, in))
+		h.Set("Content-Location", instanceURL(root, p.in))
 		pw, err := mw.CreatePart(h)
 		if err == nil {
-			err = s.writeInstance(ctx, pw, in, rc, trans[i])
+			err = s.writeConverted(pw, p.in, conv)
 		}
-		rc.Close()
+		conv.Close()
 		if err != nil {
 			abort()
 		}
@@ -425,6 +478,9 @@ func (s *Service) frames(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	if in.TransferSyntaxUID == tsDeflated {
+		return s.openedFrames(c, in, nums)
+	}
 	if len(in.PixelLayout) == 0 {
 		return echo.NewHTTPError(http.StatusNotFound, "the instance has no frames that can be served (no pixel data, or a layout that is not byte aligned)")
 	}
@@ -434,6 +490,9 @@ func (s *Service) frames(c echo.Context) error {
 	}
 	if err := checkFrameList(nums, pl.NumberOfFrames); err != nil {
 		return err
+	}
+	if !pl.Encapsulated && pl.FrameLength == 0 {
+		return s.openedFrames(c, in, nums) // bit-packed
 	}
 	ranges := make([][]dcm.Range, len(nums))
 	for i, n := range nums {
@@ -522,6 +581,53 @@ func (s *Service) decompressedFrames(c echo.Context, in *index.Instance, nums []
 		}
 		return echo.NewHTTPError(http.StatusNotAcceptable, "frames stored as "+in.TransferSyntaxUID+" could not be decompressed ("+strings.TrimPrefix(err.Error(), "render: ")+"); ask with transfer-syntax=*")
 	}
+	return s.sendFrames(c, in, nums, choice, first, func(i int) ([]byte, error) {
+		b, _, err := ps.nativeFrame(i)
+		return b, err
+	})
+}
+
+// openedFrames answers /frames of uncompressed pixel data that are not plain byte
+// ranges of the stored object: those of a deflated object, inflated forward one frame
+// at a time (never whole in memory), and those of bit-packed (1-bit) pixel data that
+// start on a byte boundary, the bits after the frame cleared. Both are Explicit VR
+// Little Endian bytes.
+func (s *Service) openedFrames(c echo.Context, in *index.Instance, nums []int) error {
+	ctx := c.Request().Context()
+	p, err := transcode.OpenPixels(ctx, s.Store, objectOf(in))
+	if errors.Is(err, transcode.ErrNoConversion) {
+		return echo.NewHTTPError(http.StatusNotFound, "the instance has no frames that can be served (no pixel data that can be located)")
+	}
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	if p.Layout.Encapsulated {
+		return echo.NewHTTPError(http.StatusNotFound, "the instance has no frames that can be served (encapsulated pixel data in an uncompressed syntax)")
+	}
+	if err := checkFrameList(nums, p.Layout.NumberOfFrames); err != nil {
+		return err
+	}
+	for _, n := range nums {
+		if _, _, err := p.FrameRanges(n - 1); err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, err.Error())
+		}
+	}
+	choice, ok := chooseFrameMedia(c.Request().Header.Get("Accept"), tsExplicitLE, len(nums))
+	if !ok {
+		return echo.NewHTTPError(http.StatusNotAcceptable, `uncompressed frames are available as multipart/related; type="application/octet-stream" or application/octet-stream (Explicit VR Little Endian)`)
+	}
+	first, err := p.Frame(nums[0] - 1)
+	if err != nil {
+		return err
+	}
+	return s.sendFrames(c, in, nums, choice, first, p.Frame)
+}
+
+// sendFrames writes frames (the first already read; the others read by frame, 0-based)
+// as the single body or the parts of a multipart answer, one at a time; a frame that
+// cannot be read after the answer has begun is logged and breaks the transfer off.
+func (s *Service) sendFrames(c echo.Context, in *index.Instance, nums []int, choice frameChoice, first []byte, frame func(int) ([]byte, error)) error {
 	w := c.Response()
 	partType := choice.media + "; transfer-syntax=" + choice.ts
 	if !choice.multipart {
@@ -533,8 +639,9 @@ func (s *Service) decompressedFrames(c echo.Context, in *index.Instance, nums []
 	for i, n := range nums {
 		data := first
 		if i > 0 {
-			if data, _, err = ps.nativeFrame(n - 1); err != nil {
-				s.log().Info("dicomweb: frames: frame not decoded mid-response", "frame", n, "transfer_syntax", in.TransferSyntaxUID, "err", err)
+			var err error
+			if data, err = frame(n - 1); err != nil {
+				s.log().Info("dicomweb: frames: frame not read or decoded mid-response", "frame", n, "transfer_syntax", in.TransferSyntaxUID, "err", err)
 				abort()
 			}
 		}
@@ -550,7 +657,7 @@ func (s *Service) decompressedFrames(c echo.Context, in *index.Instance, nums []
 		if err != nil {
 			abort()
 		}
-		w.Flush() // the frame goes out before the next is decoded
+		w.Flush() // the frame goes out before the next is read
 	}
 	if mw.Close() != nil {
 		abort()

@@ -10,6 +10,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/lumenpacs/lumen/archive/dcm"
+	"github.com/lumenpacs/lumen/archive/transcode"
 	"github.com/lumenpacs/lumen/index"
 	"github.com/lumenpacs/lumen/viewer/render"
 )
@@ -71,22 +72,25 @@ func (s *Service) wadoURI(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	_, conv, ok := outputSyntax(q.Get("transferSyntax"), in.TransferSyntaxUID)
+	ts, fallback, ok := outputSyntax(q.Get("transferSyntax"), in.TransferSyntaxUID)
 	if !ok {
 		return echo.NewHTTPError(http.StatusNotAcceptable, "the object is stored in transfer syntax "+in.TransferSyntaxUID+" and cannot be sent in "+q.Get("transferSyntax"))
 	}
-	rc, _, err := s.Store.Get(c.Request().Context(), in.BlobKey)
+	conv, err := s.prepare(c.Request().Context(), in, ts, fallback)
+	if errors.Is(err, transcode.ErrNoConversion) {
+		return notAcceptable(err, in.TransferSyntaxUID, ts)
+	}
 	if err != nil {
 		return err
 	}
-	defer rc.Close()
+	defer conv.Close()
 	w := c.Response()
 	w.Header().Set("Content-Type", "application/dicom")
-	if conv == asStored {
-		w.Header().Set("Content-Length", strconv.FormatInt(in.Size, 10))
+	if conv.Length >= 0 {
+		w.Header().Set("Content-Length", strconv.FormatInt(conv.Length, 10))
 	}
 	w.WriteHeader(http.StatusOK)
-	if err := s.writeInstance(c.Request().Context(), w, in, rc, conv); err != nil {
+	if s.writeConverted(w, in, conv) != nil {
 		abort()
 	}
 	return nil

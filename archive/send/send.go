@@ -3,6 +3,7 @@ package send
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -10,13 +11,13 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 
 	"github.com/lumenpacs/lumen/archive"
 	"github.com/lumenpacs/lumen/archive/dcm"
 	"github.com/lumenpacs/lumen/archive/transcode"
 	"github.com/lumenpacs/lumen/dimse"
 	"github.com/lumenpacs/lumen/index"
-	"github.com/lumenpacs/lumen/viewer/render"
 )
 
 // Store is what sending needs from the archive store.
@@ -57,7 +58,13 @@ func (r Result) Failed() bool {
 func (r Result) Warning() bool { return r.Err == nil && r.Status.Code&0xF000 == 0xB000 }
 
 // ErrNoRepresentation means the instance cannot be sent in any accepted syntax.
-var ErrNoRepresentation = errors.New("send: the destination accepted none of the syntaxes the instance can be sent in")
+var ErrNoRepresentation = errors.New("send: no accepted transfer syntax can carry the instance")
+
+// NoRepresentation is the error of an instance stored in stored that none of the
+// accepted syntaxes can carry.
+func NoRepresentation(stored string, accepted []string) error {
+	return fmt.Errorf("%w (stored in %s; accepted %s)", ErrNoRepresentation, stored, strings.Join(accepted, ", "))
+}
 
 // Sender sends instances. The zero value needs Store set.
 type Sender struct {
@@ -110,84 +117,67 @@ func Contexts(list []index.Instance) []dimse.ProposedContext {
 }
 
 // Choose picks how to send an instance stored in stored given the syntaxes accepted for
-// its SOP class: as stored, else Explicit VR Little Endian when the object can be
-// converted to it (Implicit VR LE rewritten; compressed pixel data decoded). It returns
-// "" when none fits (Explicit VR Big Endian and deflated objects go as stored only).
-func Choose(stored string, accepted []string) string {
-	switch {
-	case slices.Contains(accepted, stored):
-		return stored
-	case !slices.Contains(accepted, dimse.ExplicitVRLittleEndian):
-		return ""
-	case stored == dimse.ImplicitVRLittleEndian:
-		return dimse.ExplicitVRLittleEndian
-	case stored == dimse.ExplicitVRBigEndian || stored == dimse.DeflatedExplicitVRLE:
-		return "" // sent as stored only
-	case render.Supported(stored):
-		return dimse.ExplicitVRLittleEndian // compressed, and a decoder exists
+// its SOP class (one per accepted presentation context): as stored, else Explicit VR
+// Little Endian, Implicit VR Little Endian or Deflated Explicit VR Little Endian, the
+// first accepted that the object can be converted to (transcode.Choose). It returns ""
+// when none fits.
+func Choose(stored string, accepted []string) string { return transcode.Choose(stored, accepted) }
+
+// ObjectOf is the stored object of an indexed instance.
+func ObjectOf(in *index.Instance) transcode.Object {
+	o := transcode.Object{Key: in.BlobKey, TransferSyntax: in.TransferSyntaxUID, Size: in.Size}
+	if len(in.PixelLayout) > 0 {
+		var pl dcm.PixelLayout
+		if json.Unmarshal(in.PixelLayout, &pl) == nil {
+			o.Layout = &pl
+		}
 	}
-	return ""
+	return o
 }
 
 // Open returns the data set of an instance (without meta information) in transfer
 // syntax ts, which Choose returned: the stored bytes, or a conversion streamed through
-// a pipe as it is produced.
+// a pipe as it is produced. A conversion that cannot be done fails here, before a byte
+// is read (transcode.Prepare and CheckFrames: *transcode.ConversionError with the
+// reason, a frame that does not decode included; or *transcode.StoreError); should a
+// frame still fail later, the stream breaks off with a *transcode.FrameError, which is
+// logged.
 func (s *Sender) Open(ctx context.Context, in *index.Instance, ts string) (io.ReadCloser, error) {
-	rc, _, err := s.Store.Get(ctx, in.BlobKey)
+	c, err := transcode.Prepare(ctx, s.Store, ObjectOf(in), ts)
 	if err != nil {
 		return nil, err
 	}
-	if ts == in.TransferSyntaxUID {
-		if _, err := transcode.SkipMeta(rc); err != nil {
-			rc.Close()
-			return nil, err
-		}
-		return rc, nil
-	}
-	if ts != dimse.ExplicitVRLittleEndian {
-		rc.Close()
-		return nil, fmt.Errorf("%w: %s from %s", ErrNoRepresentation, ts, in.TransferSyntaxUID)
-	}
-	f, err := dcm.Parse(rc, &dcm.Options{BulkThreshold: 4 << 20})
-	rc.Close()
-	if err != nil {
+	// A C-STORE data set cannot be broken off midway but by aborting the association:
+	// every frame of a compressed object is decoded once before it is sent.
+	if err := c.CheckFrames(); err != nil {
+		c.Close()
 		return nil, err
-	}
-	read := func(off, n int64) ([]byte, error) {
-		r, err := s.Store.GetRange(ctx, in.BlobKey, off, n)
-		if err != nil {
-			return nil, err
-		}
-		defer r.Close()
-		return io.ReadAll(r)
-	}
-	var write func(w io.Writer) error
-	switch {
-	case f.Deflated:
-		return nil, fmt.Errorf("%w: deflated objects are sent as stored only", ErrNoRepresentation)
-	case in.TransferSyntaxUID == dimse.ImplicitVRLittleEndian:
-		write = func(w io.Writer) error {
-			return dcm.TranscodeToExplicit(w, f, func(off, n int64) (io.ReadCloser, error) { return s.Store.GetRange(ctx, in.BlobKey, off, n) })
-		}
-	default:
-		pl := f.PixelLayout()
-		if pl == nil {
-			return nil, fmt.Errorf("%w: the pixel data cannot be located", ErrNoRepresentation)
-		}
-		// Decode the first frame now: an object that cannot be decoded fails before
-		// its C-STORE-RQ is sent.
-		if _, _, err := transcode.NativeFrame(f, pl, 0, read); err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrNoRepresentation, err)
-		}
-		write = func(w io.Writer) error { return transcode.WriteDecompressed(w, f, pl, read) }
 	}
 	pr, pw := io.Pipe()
-	go func() { pw.CloseWithError(write(pw)) }()
-	if _, err := transcode.SkipMeta(pr); err != nil {
-		pr.CloseWithError(err)
-		return nil, err
-	}
+	go func() {
+		err := c.WriteDataSet(pw)
+		c.Close()
+		var fe *transcode.FrameError
+		if errors.As(err, &fe) && s.Logger != nil {
+			s.Logger.Warn("send: a frame did not decode during the transfer; the transfer is broken off",
+				"sop_class", in.SOPClassUID, "transfer_syntax", in.TransferSyntaxUID, "to", ts, "frame", fe.Frame, "err", fe.Err)
+		}
+		pw.CloseWithError(err)
+	}()
 	return pr, nil
+}
+
+// Reason is the short reason, for a DIMSE error comment, why an instance was not sent.
+func Reason(err error) string {
+	var ce *transcode.ConversionError
+	var se *transcode.StoreError
+	switch {
+	case errors.As(err, &ce):
+		return ce.Reason
+	case errors.As(err, &se):
+		return "the stored object could not be read"
+	}
+	return strings.TrimPrefix(err.Error(), "send: ")
 }
 
 // Send opens one association to dst and sends the instances in order, calling each
@@ -215,7 +205,7 @@ func (s *Sender) Send(ctx context.Context, dst Destination, list []index.Instanc
 			r.Err = fmt.Errorf("the destination does not accept SOP class %s", in.SOPClassUID)
 			r.TransferSyntax = ""
 		} else if r.TransferSyntax == "" {
-			r.Err = fmt.Errorf("%w: stored %s, accepted %v", ErrNoRepresentation, in.TransferSyntaxUID, c.Accepted(in.SOPClassUID))
+			r.Err = NoRepresentation(in.TransferSyntaxUID, c.Accepted(in.SOPClassUID))
 		} else {
 			var data io.ReadCloser
 			if data, r.Err = s.Open(ctx, in, r.TransferSyntax); r.Err == nil {

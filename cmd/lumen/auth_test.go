@@ -7,11 +7,8 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
-	"mime/multipart"
 	"net/http"
-	"net/textproto"
 	"net/url"
 	"os"
 	"os/exec"
@@ -282,27 +279,13 @@ func checkScopedWrites(t *testing.T, base string, own, foreign gen.Object) {
 	t.Helper()
 	stow := func(o gen.Object) (int, string) {
 		t.Helper()
-		var buf bytes.Buffer
-		mw := multipart.NewWriter(&buf)
-		w, _ := mw.CreatePart(textproto.MIMEHeader{"Content-Type": {"application/dicom"}})
-		w.Write(o.Data)
-		mw.Close()
-		req, _ := http.NewRequest(http.MethodPost, base+"/dicom-web/studies", &buf)
-		req.Header.Set("Content-Type", `multipart/related; type="application/dicom"; boundary=`+mw.Boundary())
-		req.Header.Set("Authorization", "Bearer carla-writer")
-		req.Header.Set("Accept", "application/dicom+json")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
+		code, body, warning := stowOne(t, base+"/dicom-web", o.Data, "carla-writer")
 		// What a caller sees, without the UIDs it sent itself.
-		seen := fmt.Sprintf("%d %s %s", resp.StatusCode, strings.Join(resp.Header.Values("Warning"), "|"), b)
+		seen := fmt.Sprintf("%d %s %s", code, warning, body)
 		for _, u := range []string{o.SOPInstanceUID, o.SOPClassUID, o.StudyUID} {
 			seen = strings.ReplaceAll(seen, u, "<uid>")
 		}
-		return resp.StatusCode, seen
+		return code, seen
 	}
 	// The twin's identity (same PatientID, issuer OTHER-HOSP) rewritten to Carla's
 	// (LUMEN-TEST, the same length): an object of Carla's bearing the twin's UIDs.

@@ -5,10 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"mime/multipart"
 	"net/http"
-	"net/textproto"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -29,26 +26,6 @@ func datasetBytes(t *testing.T, file []byte) []byte {
 		t.Fatal(err)
 	}
 	return file[f.DatasetOffset:]
-}
-
-// stowOne posts one object with STOW-RS and returns the status and the Warning headers.
-func stowOne(t *testing.T, base string, b []byte) (int, string) {
-	t.Helper()
-	var buf bytes.Buffer
-	mw := multipart.NewWriter(&buf)
-	w, _ := mw.CreatePart(textproto.MIMEHeader{"Content-Type": {"application/dicom"}})
-	w.Write(b)
-	mw.Close()
-	req, _ := http.NewRequest(http.MethodPost, base+"/dicom-web/studies", &buf)
-	req.Header.Set("Content-Type", `multipart/related; type="application/dicom"; boundary=`+mw.Boundary())
-	req.Header.Set("Accept", "application/dicom+json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	return resp.StatusCode, strings.Join(resp.Header.Values("Warning"), "\n")
 }
 
 // TestResentInstances: the same CT sent by storescu from two AE titles in explicit and
@@ -116,7 +93,7 @@ func TestResentInstances(t *testing.T) {
 	}
 	third := bytes.Clone(o.Data)
 	third[len(third)-2] ^= 0xFF
-	if code, warn := stowOne(t, base, third); code != http.StatusAccepted || !strings.Contains(warn, "quarantine") {
+	if code, _, warn := stowOne(t, base+"/dicom-web", third, ""); code != http.StatusAccepted || !strings.Contains(warn, "quarantine") {
 		t.Fatalf("STOW-RS of a different object: %d %s", code, warn)
 	}
 	if !bytes.Equal(wado(), first) {

@@ -162,7 +162,7 @@ func (h *retrieveHandler) HandleRetrieve(ctx context.Context, req *dimse.Retriev
 			failed = append(failed, r.SOPInstanceUID)
 			if firstReason == "" {
 				if r.Err != nil {
-					firstReason = r.Err.Error()
+					firstReason = send.Reason(r.Err)
 				} else {
 					firstReason = fmt.Sprintf("status 0x%04X %s", r.Status.Code, r.Status.ErrorComment)
 				}
@@ -181,11 +181,14 @@ func (h *retrieveHandler) HandleRetrieve(ctx context.Context, req *dimse.Retriev
 		for i := range list {
 			in := &list[i]
 			r := send.Result{SOPInstanceUID: in.SOPInstanceUID}
+			// The requestor may have accepted several storage contexts for the class,
+			// each with its syntax: the stored one is preferred, else one Lumen can
+			// convert the object to.
 			accepted := get.Accepted(in.SOPClassUID)
 			if r.TransferSyntax = send.Choose(in.TransferSyntaxUID, accepted); len(accepted) == 0 {
 				r.Err = fmt.Errorf("the requestor did not accept the SCP role for SOP class %s", in.SOPClassUID)
 			} else if r.TransferSyntax == "" {
-				r.Err = fmt.Errorf("%w: stored %s, accepted %v", send.ErrNoRepresentation, in.TransferSyntaxUID, accepted)
+				r.Err = send.NoRepresentation(in.TransferSyntaxUID, accepted)
 			} else if data, err := h.sender.Open(ctx, in, r.TransferSyntax); err != nil {
 				r.Err = err
 			} else {
@@ -195,6 +198,9 @@ func (h *retrieveHandler) HandleRetrieve(ctx context.Context, req *dimse.Retriev
 					sendErr = r.Err
 					break
 				}
+			}
+			if r.Err != nil {
+				h.log.Info("dimse: C-GET sub-operation failed", "sop_class", in.SOPClassUID, "transfer_syntax", in.TransferSyntaxUID, "to", r.TransferSyntax, "reason", r.Err)
 			}
 			if err := record(r); err != nil {
 				sendErr = err
