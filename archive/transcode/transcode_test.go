@@ -183,7 +183,7 @@ func TestRefusals(t *testing.T) {
 	for _, c := range []struct {
 		key, stored, ts, reason string
 	}{
-		{"bad", jpeg, transcode.ExplicitVRLittleEndian, "cannot decode: JPEG: invalid JPEG format: missing SOI marker"},
+		{"bad", jpeg, transcode.ExplicitVRLittleEndian, "cannot decode: JPEG: jpegext: invalid JPEG: no SOI marker"},
 		{"good", jpeg, "1.2.840.10008.1.2.4.80", "no conversion between these syntaxes"},
 		{"good", jpeg, transcode.ExplicitVRBigEndian, "no conversion between these syntaxes"},
 		{"good", "1.2.840.10008.1.2.4.100", transcode.ExplicitVRLittleEndian, "no decoder for the stored syntax"},

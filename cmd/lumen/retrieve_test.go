@@ -32,33 +32,64 @@ import (
 // what it receives to a new directory; it returns the port and the directory.
 func storeSCP(t *testing.T, args ...string) (int, string) {
 	t.Helper()
-	_, p, _ := net.SplitHostPort(freeAddr(t))
-	port, _ := strconv.Atoi(p)
-	return storeSCPAt(t, port, args...)
+	// A port found free may be taken before storescp binds it (by another test's
+	// outgoing connection, say): then try another.
+	for attempt := 1; ; attempt++ {
+		_, p, _ := net.SplitHostPort(freeAddr(t))
+		port, _ := strconv.Atoi(p)
+		if dir, err := startStoreSCP(t, port, args...); err == nil {
+			return port, dir
+		} else if attempt == 3 {
+			t.Fatal(err)
+		}
+	}
 }
 
 // storeSCPAt is storeSCP on a given port.
 func storeSCPAt(t *testing.T, port int, args ...string) (int, string) {
+	t.Helper()
+	dir, err := startStoreSCP(t, port, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return port, dir
+}
+
+// startStoreSCP starts storescp on port, storing into a new directory, and waits until
+// it listens; it fails when storescp exits first (the port taken) or never listens.
+func startStoreSCP(t *testing.T, port int, args ...string) (string, error) {
 	t.Helper()
 	p := strconv.Itoa(port)
 	addr := "127.0.0.1:" + p
 	dir := t.TempDir()
 	cmd := exec.Command(dcmtkTool(t, "storescp"), append(append([]string{"-aet", "DEST", "-od", dir, "-uf", "+B"}, args...), p)...)
 	cmd.Env = append(os.Environ(), "TCP_NODELAY=1")
-	var out bytes.Buffer
+	var out syncBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	for i := 0; i < 100; i++ {
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	t.Cleanup(func() { cmd.Process.Kill(); <-exited })
+	for i := 0; i < 400; i++ {
+		select {
+		case <-exited:
+			return "", fmt.Errorf("storescp on port %d exited: %s", port, out.String())
+		default:
+		}
 		if c, err := net.Dial("tcp", addr); err == nil {
 			c.Close()
-			break
+			select {
+			case <-exited:
+				return "", fmt.Errorf("storescp on port %d exited: %s", port, out.String())
+			case <-time.After(20 * time.Millisecond): // still running: it was storescp that answered
+				return dir, nil
+			}
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return port, dir
+	return "", fmt.Errorf("storescp on port %d does not listen after 20 s: %s", port, out.String())
 }
 
 // received maps the SOP Instance UID (file name, storescp -uf) of each file in dir to
