@@ -269,8 +269,11 @@ func serve(ctx context.Context, c *Config, log *slog.Logger, ready chan<- listen
 	}
 	host, _ := os.Hostname()
 	worker := fmt.Sprintf("%s:%d:%x", host, os.Getpid(), time.Now().UnixNano()&0xffffff)
+	thumbsDone := make(chan struct{})
 	if q, ok := b.index.(index.Queue); ok && c.DICOMweb.BackgroundThumbnails {
-		go web.RunThumbnails(ctx, q, worker, 0)
+		go func() { defer close(thumbsDone); web.RunThumbnails(ctx, q, worker, 0) }()
+	} else {
+		close(thumbsDone)
 	}
 	fwdDone := make(chan struct{})
 	if q, ok := b.index.(index.Queue); ok && len(c.Forward.Rules) > 0 {
@@ -370,8 +373,9 @@ func serve(ctx context.Context, c *Config, log *slog.Logger, ready chan<- listen
 	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		log.Warn("http shutdown", "err", err)
 	}
-	web.Wait() // thumbnails being written to the store
-	<-fwdDone  // a forward batch in flight
+	<-thumbsDone // the background worker may start a write until it has returned
+	web.Wait()   // thumbnails being written to the store
+	<-fwdDone    // a forward batch in flight
 	log.Info("lumen stopped")
 	return nil
 }
