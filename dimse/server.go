@@ -199,7 +199,7 @@ const refusalLogEvery = 5 * time.Second
 // connections in all, whatever their state; configured peers' addresses are not
 // counted there, so strangers cannot take what a peer needs to connect.
 func (s *Server) admitConnection(a *association, addr string, fromPeer bool) (string, int) {
-	if n := s.maxPendingPerAddress(); s.unassoc[addr] >= n && s.unassocTotal >= s.maxAssociations() {
+	if n := s.pendingShare(fromPeer); s.unassoc[addr] >= n && s.unassocTotal >= s.maxAssociations() {
 		return "too many connections without an association from this address", n
 	}
 	if n := 2 * s.maxAssociations(); !fromPeer && s.strangers >= n {
@@ -211,6 +211,21 @@ func (s *Server) admitConnection(a *association, addr string, fromPeer bool) (st
 		s.strangers++
 	}
 	return "", 0
+}
+
+// pendingShare is how many connections without an association an address may hold
+// while the server is busy: MaxPendingPerAddress, or for a configured peer's host as many
+// as its associations may be (MaxAssociationsPerAE, else MaxAssociations), since a
+// modality or router opens several at once.
+func (s *Server) pendingShare(peerHost bool) int {
+	n := s.maxPendingPerAddress()
+	if peerHost {
+		if s.MaxAssociationsPerAE > 0 {
+			return max(n, s.MaxAssociationsPerAE)
+		}
+		return max(n, s.maxAssociations())
+	}
+	return n
 }
 
 // holdAddress counts the connection among those of its address without an

@@ -293,3 +293,41 @@ func TestPeerHostNamesResolved(t *testing.T) {
 		t.Error("a stranger's address counts as a peer's")
 	}
 }
+
+// TestPeerBurstDuringFlood: while strangers keep the listener busy with silent
+// connections, a configured peer opening many associations at the same moment from its
+// host (more than MaxPendingPerAddress, as a modality or router with parallel
+// associations does) is not refused: its address's share is its association limit.
+func TestPeerBurstDuringFlood(t *testing.T) {
+	s := &Server{AETitle: "LUMEN", MaxAssociations: 24, MaxPendingPerAddress: 2, MaxAssociationsPerAE: 16, Policy: Policy{
+		RejectUnknownCallingAE: true, Peers: []Peer{{AETitle: "ROUTER", Host: "127.0.0.1"}}}}
+	addr := startServer(t, s)
+	for i := 2; i < 12; i++ {
+		for range 4 {
+			if _, err := dialFrom(t, fmt.Sprintf("127.0.0.%d", i), addr); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	waitFor(t, "the silent connections to make the server busy", func() bool { return connections(s) >= 24 })
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := Dial(context.Background(), addr, DialConfig{CallingAETitle: "ROUTER", CalledAETitle: "LUMEN", Contexts: ctContexts(),
+				LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.1")}})
+			if err != nil {
+				errs <- err
+				return
+			}
+			c.Release()
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("the peer's burst during the flood: %v", err)
+	}
+}
