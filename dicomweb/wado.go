@@ -156,14 +156,7 @@ func outputSyntax(param, stored string) (ts string, fallback, ok bool) {
 
 // objectOf is the stored object of an indexed instance, with its recorded layout.
 func objectOf(in *index.Instance) transcode.Object {
-	o := transcode.Object{Key: in.BlobKey, TransferSyntax: in.TransferSyntaxUID, Size: in.Size}
-	if len(in.PixelLayout) > 0 {
-		var pl dcm.PixelLayout
-		if json.Unmarshal(in.PixelLayout, &pl) == nil {
-			o.Layout = &pl
-		}
-	}
-	return o
+	return transcode.NewObject(in.BlobKey, in.TransferSyntaxUID, in.Size, in.PixelLayout)
 }
 
 // prepare opens the conversion of an instance to ts (to its stored syntax when

@@ -3,7 +3,6 @@ package send
 import (
 	"context"
 	"crypto/tls"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -14,7 +13,6 @@ import (
 	"strings"
 
 	"github.com/lumenpacs/lumen/archive"
-	"github.com/lumenpacs/lumen/archive/dcm"
 	"github.com/lumenpacs/lumen/archive/transcode"
 	"github.com/lumenpacs/lumen/dimse"
 	"github.com/lumenpacs/lumen/index"
@@ -125,14 +123,7 @@ func Choose(stored string, accepted []string) string { return transcode.Choose(s
 
 // ObjectOf is the stored object of an indexed instance.
 func ObjectOf(in *index.Instance) transcode.Object {
-	o := transcode.Object{Key: in.BlobKey, TransferSyntax: in.TransferSyntaxUID, Size: in.Size}
-	if len(in.PixelLayout) > 0 {
-		var pl dcm.PixelLayout
-		if json.Unmarshal(in.PixelLayout, &pl) == nil {
-			o.Layout = &pl
-		}
-	}
-	return o
+	return transcode.NewObject(in.BlobKey, in.TransferSyntaxUID, in.Size, in.PixelLayout)
 }
 
 // Open returns the data set of an instance (without meta information) in transfer

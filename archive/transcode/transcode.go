@@ -6,6 +6,7 @@ import (
 	"compress/flate"
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -42,6 +43,20 @@ type Object struct {
 	// Layout is the frame layout recorded at ingest, or nil (then the header is read
 	// whole to find it).
 	Layout *dcm.PixelLayout
+}
+
+// NewObject describes a stored object from what the index records of it: its key,
+// transfer syntax and size, and the JSON of its frame layout (nil or unreadable: the
+// header is read to find it).
+func NewObject(key, transferSyntax string, size int64, layoutJSON []byte) Object {
+	o := Object{Key: key, TransferSyntax: transferSyntax, Size: size}
+	if len(layoutJSON) > 0 {
+		var pl dcm.PixelLayout
+		if json.Unmarshal(layoutJSON, &pl) == nil {
+			o.Layout = &pl
+		}
+	}
+	return o
 }
 
 // ErrNoConversion reports an object that cannot be produced in the transfer syntax
