@@ -204,7 +204,7 @@ func (s *Service) qido(level index.Level) echo.HandlerFunc {
 		study, series := r.study, r.series
 		// The instances' stored metadata is read only when the answer needs an attribute
 		// the index does not hold (includefield=all, or a non-indexed attribute).
-		r.q.WithMetadata = level == index.ImageLevel && (r.all || !indexHolds(r.include) || !indexHolds(instanceTags))
+		r.q.WithMetadata = level == index.ImageLevel && (r.all || !indexHolds(r.include) || !instanceTagsIndexed)
 		res, err := s.Index.Find(c.Request().Context(), r.q)
 		if err != nil {
 			return err
@@ -292,6 +292,9 @@ func (s *Service) qido(level index.Level) echo.HandlerFunc {
 }
 
 // indexHolds reports whether the index record of an instance holds every tag.
+// instanceTagsIndexed: the default instance attributes are all held by the index.
+var instanceTagsIndexed = indexHolds(instanceTags)
+
 func indexHolds(tags []dcm.Tag) bool {
 	var rec index.Instance
 	for _, t := range tags {

@@ -40,14 +40,19 @@ func pdvChunk(peerMax uint32) (int, error) {
 // PDUs of one PDV each, within the peer's maximum PDU length, flagging the last
 // fragment of each. It is the one place messages are fragmented, for the acceptor and
 // the requestor alike. Small PDUs are coalesced in a buffer, so that a peer announcing
-// a tiny maximum costs bytes, not a system call per PDU; every write to the connection
-// has a deadline.
+// a tiny maximum costs bytes, not a system call per PDU; larger ones are written
+// straight to the connection. Every write to the connection has a deadline.
 type pdvWriter struct {
 	conn  net.Conn
-	bw    *bufio.Writer
+	bw    *bufio.Writer // only for small PDUs (nil: each PDV goes to conn in one vectored write)
 	ctxID byte
 	chunk int
 }
+
+// coalesceBelow is the PDV size under which PDUs are gathered in a buffer before they
+// are written: above it, each PDV is written straight to the connection (header and
+// data in one writev, the data not copied).
+const coalesceBelow = 8 << 10
 
 // newPDVWriter prepares to write on conn for presentation context ctxID, to a peer whose
 // maximum PDU length is peerMax.
@@ -57,8 +62,27 @@ func newPDVWriter(conn net.Conn, ctxID byte, peerMax uint32) (*pdvWriter, error)
 		return nil, err
 	}
 	p := &pdvWriter{conn: conn, ctxID: ctxID, chunk: chunk}
-	p.bw = bufio.NewWriterSize(deadlineWriter{conn}, 64<<10)
+	if chunk < coalesceBelow {
+		p.bw = bufio.NewWriterSize(deadlineWriter{conn}, 64<<10)
+	}
 	return p, nil
+}
+
+// pdv writes one PDV, buffered or straight to the connection (with a deadline).
+func (p *pdvWriter) pdv(command, last bool, data []byte) error {
+	if p.bw != nil {
+		return writePDV(p.bw, p.ctxID, command, last, data)
+	}
+	p.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+	return writePDV(p.conn, p.ctxID, command, last, data)
+}
+
+// flush writes what is buffered.
+func (p *pdvWriter) flush() error {
+	if p.bw != nil {
+		return p.bw.Flush()
+	}
+	return nil
 }
 
 // deadlineWriter sets the write deadline before each write to the connection.
@@ -73,11 +97,11 @@ func (d deadlineWriter) Write(b []byte) (int, error) {
 func (p *pdvWriter) bytes(command bool, b []byte) error {
 	for {
 		n := min(len(b), p.chunk)
-		if err := writePDV(p.bw, p.ctxID, command, n == len(b), b[:n]); err != nil {
+		if err := p.pdv(command, n == len(b), b[:n]); err != nil {
 			return err
 		}
 		if b = b[n:]; len(b) == 0 {
-			return p.bw.Flush()
+			return p.flush()
 		}
 	}
 }
@@ -104,11 +128,11 @@ func (p *pdvWriter) stream(ctx context.Context, r io.Reader, buf *[2][]byte) err
 				return fmt.Errorf("dimse: read data set: %w", rerr)
 			}
 		}
-		if err := writePDV(p.bw, p.ctxID, false, m == 0, cur[:n]); err != nil {
+		if err := p.pdv(false, m == 0, cur[:n]); err != nil {
 			return err
 		}
 		if m == 0 {
-			return p.bw.Flush()
+			return p.flush()
 		}
 		cur, next, n = next, cur, m
 	}

@@ -26,24 +26,25 @@ type StudyClass struct {
 // Matches reports whether a study, whose series have the given body parts, is in the
 // class.
 func (c *StudyClass) Matches(s *Study, bodyParts []string) bool {
+	mods, prefixes, parts, kw := c.Rules() // normalised once, not per value
 	for _, m := range s.ModalitiesInStudy {
-		if slices.Contains(c.modalities(), ASCIIUpper(m)) {
+		if slices.Contains(mods, ASCIIUpper(m)) {
 			return true
 		}
 	}
 	for _, sc := range s.SOPClassesInStudy {
-		for _, p := range c.prefixes() {
+		for _, p := range prefixes {
 			if strings.HasPrefix(sc, p) {
 				return true
 			}
 		}
 	}
 	for _, b := range bodyParts {
-		if slices.Contains(c.bodyParts(), ASCIIUpper(b)) {
+		if slices.Contains(parts, ASCIIUpper(b)) {
 			return true
 		}
 	}
-	if kw := c.keywords(); len(kw) > 0 {
+	if len(kw) > 0 {
 		words := DescriptionWords(s.StudyDescription)
 		for _, k := range kw {
 			if strings.Contains(words, " "+k+" ") {

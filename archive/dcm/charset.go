@@ -558,11 +558,20 @@ func (c *CharacterSet) Encode(s string, vr string) ([]byte, error) {
 // repertoire.
 func (d *Dataset) CharacterSet() *CharacterSet {
 	for ; d != nil; d = d.parent {
-		if e := d.Get(TagSpecificCharacterSet); e != nil && !e.Bulk {
-			return ParseCharacterSet(e.StringValues())
+		if cs, ok := d.ownCharacterSet(); ok {
+			return cs
 		}
 	}
 	return &CharacterSet{g0: setASCII}
+}
+
+// ownCharacterSet is the character set the data set's own Specific Character Set
+// names, if it has one.
+func (d *Dataset) ownCharacterSet() (*CharacterSet, bool) {
+	if e := d.Get(TagSpecificCharacterSet); e != nil && !e.Bulk {
+		return ParseCharacterSet(e.StringValues()), true
+	}
+	return nil, false
 }
 
 // isTextVR reports the VRs whose values the Specific Character Set governs.
@@ -611,10 +620,17 @@ func (e *Element) texts(cs *CharacterSet) []string {
 // before they are split, so that a backslash byte inside a multi-byte character
 // (GB18030, GBK, ISO 2022 IR 87) does not split them. Person names keep their "="
 // component groups (trailing empty groups left out); a name of delimiters only is "".
-func (d *Dataset) Texts(t Tag) []string {
+func (d *Dataset) Texts(t Tag) []string { return d.TextsIn(nil, t) }
+
+// TextsIn is Texts with the data set's character set already at hand (cs, from
+// CharacterSet; nil: look it up), for callers reading many elements of one data set.
+func (d *Dataset) TextsIn(cs *CharacterSet, t Tag) []string {
 	e := d.Get(t)
 	if e == nil || e.Value == nil {
 		return nil
 	}
-	return e.texts(d.CharacterSet())
+	if cs == nil {
+		cs = d.CharacterSet()
+	}
+	return e.texts(cs)
 }

@@ -349,8 +349,8 @@ func (w *jsonWriter) member(e *Element, cs *CharacterSet, path string) {
 // itemCharacterSet is the character set of an item: its own Specific Character Set,
 // else its parent's.
 func itemCharacterSet(d *Dataset, parent *CharacterSet) *CharacterSet {
-	if e := d.Get(TagSpecificCharacterSet); e != nil && !e.Bulk {
-		return ParseCharacterSet(e.StringValues())
+	if cs, ok := d.ownCharacterSet(); ok {
+		return cs
 	}
 	return parent
 }
@@ -638,8 +638,11 @@ func (e *Element) String() string {
 
 // Text returns the first value of a string element converted to UTF-8 according to the
 // data set's character set (see Texts), or "".
-func (d *Dataset) Text(t Tag) string {
-	if v := d.Texts(t); len(v) > 0 {
+func (d *Dataset) Text(t Tag) string { return d.TextIn(nil, t) }
+
+// TextIn is Text with the data set's character set at hand (see TextsIn).
+func (d *Dataset) TextIn(cs *CharacterSet, t Tag) string {
+	if v := d.TextsIn(cs, t); len(v) > 0 {
 		return v[0]
 	}
 	return ""

@@ -566,23 +566,24 @@ func optInt(d *dcm.Dataset, t dcm.Tag) *int {
 // buildInstance extracts the index record from a parsed object.
 func buildInstance(f *dcm.File) (*index.Instance, error) {
 	d := f.Dataset
+	cs := d.CharacterSet() // parsed once for every text attribute below
 	in := &index.Instance{}
-	in.PatientID = d.Text(dcm.TagPatientID)
-	in.IssuerOfPatientID = d.Text(dcm.TagIssuerOfPatientID)
-	in.PatientName = d.Text(dcm.TagPatientName)
+	in.PatientID = d.TextIn(cs, dcm.TagPatientID)
+	in.IssuerOfPatientID = d.TextIn(cs, dcm.TagIssuerOfPatientID)
+	in.PatientName = d.TextIn(cs, dcm.TagPatientName)
 	in.PatientBirthDate = d.String(dcm.TagPatientBirthDate)
 	in.PatientSex = d.String(dcm.TagPatientSex)
 	in.StudyInstanceUID = d.String(dcm.TagStudyInstanceUID)
 	in.StudyDate = d.String(dcm.TagStudyDate)
 	in.StudyTime = d.String(dcm.TagStudyTime)
-	in.AccessionNumber = d.Text(dcm.TagAccessionNumber)
-	in.StudyID = d.Text(dcm.TagStudyID)
-	in.StudyDescription = d.Text(dcm.TagStudyDescription)
-	in.ReferringPhysicianName = d.Text(dcm.TagReferringPhysicianName)
+	in.AccessionNumber = d.TextIn(cs, dcm.TagAccessionNumber)
+	in.StudyID = d.TextIn(cs, dcm.TagStudyID)
+	in.StudyDescription = d.TextIn(cs, dcm.TagStudyDescription)
+	in.ReferringPhysicianName = d.TextIn(cs, dcm.TagReferringPhysicianName)
 	in.SeriesInstanceUID = d.String(dcm.TagSeriesInstanceUID)
 	in.Modality = d.String(dcm.TagModality)
 	in.SeriesNumber = optInt(d, dcm.TagSeriesNumber)
-	in.SeriesDescription = d.Text(dcm.TagSeriesDescription)
+	in.SeriesDescription = d.TextIn(cs, dcm.TagSeriesDescription)
 	in.BodyPartExamined = d.String(dcm.TagBodyPartExamined)
 	in.SeriesDate = d.String(dcm.TagSeriesDate)
 	in.SeriesTime = d.String(dcm.TagSeriesTime)

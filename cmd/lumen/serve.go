@@ -227,7 +227,7 @@ func serve(ctx context.Context, c *Config, log *slog.Logger, ready chan<- listen
 	}
 	if c.Auth.Mode != "on" && !c.HTTP.AllowRemoteWithoutAuth {
 		// Without authentication, only this machine is served (health checks excepted).
-		e.Use(auth.LoopbackOnly(nil, func(p string) bool { return p == "/healthz" || p == "/readyz" }))
+		e.Use(auth.LoopbackOnly(func(p string) bool { return p == "/healthz" || p == "/readyz" }))
 	}
 	e.Use(chart.Guard) // link tokens, wherever they are presented
 	if c.Auth.Mode == "on" {

@@ -316,8 +316,6 @@ type FailureLimiter struct {
 	// (Rate <= 0: no limit).
 	Rate  float64
 	Burst int
-	// ClientIP gives a request's client address (default: echo's RealIP).
-	ClientIP func(echo.Context) string
 	// Refused, when set, is told of each request answered 429 by the limiter.
 	Refused func(c echo.Context)
 
@@ -346,11 +344,7 @@ func (l *FailureLimiter) Middleware(next echo.HandlerFunc) echo.HandlerFunc {
 		return next
 	}
 	return func(c echo.Context) error {
-		ip := c.RealIP()
-		if l.ClientIP != nil {
-			ip = l.ClientIP(c)
-		}
-		lim := l.limiter(ip)
+		lim := l.limiter(c.RealIP()) // the socket's peer unless a trusted proxy forwards (the server's IPExtractor)
 		if lim.Tokens() < 1 {
 			if l.Refused != nil {
 				l.Refused(c)
@@ -373,17 +367,13 @@ func (l *FailureLimiter) Middleware(next echo.HandlerFunc) echo.HandlerFunc {
 // LoopbackOnly answers 403, with how to turn authentication on, to every request whose
 // client address is not a loopback address, except the paths exempt names (health
 // checks). It guards a server running without authentication (auth.mode dev): anyone
-// on the network could otherwise read every patient. clientIP gives the client address
-// (default: echo's RealIP, which the server sets to the socket's peer unless a trusted
-// proxy forwards for the client).
-func LoopbackOnly(clientIP func(echo.Context) string, exempt func(path string) bool) echo.MiddlewareFunc {
+// on the network could otherwise read every patient. The client address is echo's
+// RealIP, which the server sets to the socket's peer unless a trusted proxy forwards for
+// the client.
+func LoopbackOnly(exempt func(path string) bool) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
-			ip := c.RealIP()
-			if clientIP != nil {
-				ip = clientIP(c)
-			}
-			if a, err := netip.ParseAddr(ip); err == nil && a.Unmap().IsLoopback() || exempt != nil && exempt(c.Request().URL.Path) {
+			if a, err := netip.ParseAddr(c.RealIP()); err == nil && a.Unmap().IsLoopback() || exempt != nil && exempt(c.Request().URL.Path) {
 				return next(c)
 			}
 			return echo.NewHTTPError(http.StatusForbidden, "authentication is off (auth.mode: dev), so Lumen answers only this machine; "+

@@ -193,7 +193,7 @@ func TestPatientClaim(t *testing.T) {
 func TestLoopbackOnly(t *testing.T) {
 	e := echo.New()
 	e.IPExtractor = echo.ExtractIPDirect()
-	h := LoopbackOnly(nil, func(p string) bool { return p == "/healthz" })(func(c echo.Context) error { return c.NoContent(http.StatusOK) })
+	h := LoopbackOnly(func(p string) bool { return p == "/healthz" })(func(c echo.Context) error { return c.NoContent(http.StatusOK) })
 	for _, c := range []struct {
 		remote, path string
 		want         int
