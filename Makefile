@@ -51,7 +51,7 @@ tools: provision
 ## DICOMweb and rendering benchmarks, and the EMR chart (200 studies) and widget
 ## (first thumbnail in Chromium).
 bench: provision
-	$(GO) test -tags '$(TAGS)' -run '^$$' -bench . -benchtime $(BENCHTIME) -timeout 60m ./archive/...
+	$(GO) test -tags '$(TAGS)' -run '^$$' -bench . -benchtime $(BENCHTIME) -timeout 60m ./archive/... ./service/...
 	$(GO) test -tags '$(TAGS)' -run '^$$' -bench 'ImportCT|LargeMultiframe' -benchtime 1x -timeout 60m ./cmd/lumen
 	$(GO) test -tags '$(TAGS)' -run '^$$' -bench 'CStore' -benchtime 300x -timeout 30m ./cmd/lumen
 	$(GO) test -tags '$(TAGS)' -run '^$$' -bench 'FindStudies' -benchtime 500x -timeout 30m ./cmd/lumen
@@ -83,20 +83,20 @@ lint:
 	@test -z "$$(gofmt -l . | tee /dev/stderr)" || (echo "gofmt: files above need formatting" && exit 1)
 	@$(GO) mod tidy -diff || (echo "go mod tidy would change go.mod/go.sum (above): run it" && exit 1)
 	$(GO) vet $(PKGS)
-	$(GO) vet -tags openjpeg ./viewer/render/...
+	$(GO) vet -tags openjpeg ./render/... ./dcm/codec/...
 	$(GO) vet -tags soak ./cmd/lumen
 	$(GO) run $(STATICCHECK) -tags '$(TAGS)' $(PKGS)
 
 ## fuzz: each fuzz target for FUZZTIME.
 fuzz:
-	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./archive/dcm
-	$(GO) test -run '^$$' -fuzz '^FuzzCharsetDecode$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./archive/dcm
-	$(GO) test -run '^$$' -fuzz '^FuzzParseDigest$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./archive/dcm
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./dcm
+	$(GO) test -run '^$$' -fuzz '^FuzzCharsetDecode$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./dcm
+	$(GO) test -run '^$$' -fuzz '^FuzzParseDigest$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./dcm
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodePDU$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./dimse
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeCommand$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./dimse
-	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./viewer/render/ljpeg
-	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./viewer/render/jls
-	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./viewer/render/jpegext
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./dcm/codec/ljpeg
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./dcm/codec/jls
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./dcm/codec/jpegext
 
 docker:
 	docker build -t lumen:$(VERSION) -t lumen:dev .

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"unicode/utf8"
 
-	"github.com/lumenpacs/lumen/archive/dcm"
+	"github.com/lumenpacs/lumen/dcm"
 	"github.com/lumenpacs/lumen/testdata/gen"
 )
 

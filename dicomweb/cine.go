@@ -12,9 +12,9 @@ import (
 
 	"github.com/disintegration/imaging"
 	"github.com/labstack/echo/v4"
-	"github.com/lumenpacs/lumen/archive/dcm"
+	"github.com/lumenpacs/lumen/dcm"
 	"github.com/lumenpacs/lumen/index"
-	"github.com/lumenpacs/lumen/viewer/render"
+	"github.com/lumenpacs/lumen/render"
 )
 
 // Caps of animated GIF previews: the picture fits CineMaxSize (unless the viewport asks

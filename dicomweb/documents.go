@@ -9,9 +9,9 @@ import (
 	"strings"
 
 	"github.com/labstack/echo/v4"
-	"github.com/lumenpacs/lumen/archive/dcm"
+	"github.com/lumenpacs/lumen/dcm"
 	"github.com/lumenpacs/lumen/index"
-	"github.com/lumenpacs/lumen/viewer/render"
+	"github.com/lumenpacs/lumen/render"
 )
 
 // maxDocumentBytes caps the objects parsed whole for waveforms, reports and PDFs.

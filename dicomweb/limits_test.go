@@ -13,7 +13,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/lumenpacs/lumen/archive/dcm"
+	"github.com/lumenpacs/lumen/dcm"
 	"github.com/lumenpacs/lumen/dicomweb"
 	"github.com/lumenpacs/lumen/index"
 	"github.com/lumenpacs/lumen/testdata/gen"

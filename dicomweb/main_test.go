@@ -14,14 +14,14 @@ import (
 	"testing"
 
 	"github.com/labstack/echo/v4"
-	"github.com/lumenpacs/lumen/archive/dcm"
 	"github.com/lumenpacs/lumen/archive/fs"
-	"github.com/lumenpacs/lumen/archive/ingest"
+	"github.com/lumenpacs/lumen/dcm"
 	"github.com/lumenpacs/lumen/dicomweb"
 	"github.com/lumenpacs/lumen/index"
 	"github.com/lumenpacs/lumen/index/postgres"
 	"github.com/lumenpacs/lumen/index/postgres/pgtest"
 	"github.com/lumenpacs/lumen/index/sqlite"
+	"github.com/lumenpacs/lumen/service/ingest"
 	"github.com/lumenpacs/lumen/testdata/tools"
 )
 

@@ -10,7 +10,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/lumenpacs/lumen/archive/dcm"
+	"github.com/lumenpacs/lumen/dcm"
 	"github.com/lumenpacs/lumen/dicomweb"
 	"github.com/lumenpacs/lumen/index"
 )

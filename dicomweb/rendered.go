@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/lumenpacs/lumen/dcm/codec"
 	"image"
 	"image/color"
 	"image/draw"
@@ -26,10 +27,10 @@ import (
 
 	"github.com/disintegration/imaging"
 	"github.com/labstack/echo/v4"
-	"github.com/lumenpacs/lumen/archive/dcm"
-	"github.com/lumenpacs/lumen/archive/transcode"
+	"github.com/lumenpacs/lumen/dcm"
 	"github.com/lumenpacs/lumen/index"
-	"github.com/lumenpacs/lumen/viewer/render"
+	"github.com/lumenpacs/lumen/render"
+	"github.com/lumenpacs/lumen/service/transcode"
 )
 
 // Thumbnail defaults (PS3.18 10.4.1.1.4 leaves the size to the server).
@@ -164,7 +165,7 @@ func (ps *pixelSource) frame(i int, o render.Options) (image.Image, error) {
 	if i < 0 {
 		i = representativeFrame(ps.file.Dataset, ps.layout.NumberOfFrames)
 	}
-	return render.RenderFrame(ps.file.Dataset, ps.file.TransferSyntax, &ps.layout, i, ps.readRange, o)
+	return render.Frame(ps.file.Dataset, ps.file.TransferSyntax, &ps.layout, i, ps.readRange, o)
 }
 
 // readRange reads stored bytes of the object (of its inflated data set when deflated).
@@ -320,7 +321,7 @@ func (s *Service) thumbnailOrRendered(ctx context.Context, in *index.Instance, f
 		}
 		s.log().Info("dicomweb: cannot render", "sop_class", in.SOPClassUID, "transfer_syntax", in.TransferSyntaxUID, "reason", err)
 		if !thumbnail {
-			return nil, fmt.Errorf("%w: %s", render.ErrUnsupported, strings.TrimPrefix(strings.TrimPrefix(err.Error(), "render: "), "no decoder: "))
+			return nil, fmt.Errorf("%w: %s", render.ErrUnsupported, strings.TrimPrefix(decodeText(err), "no decoder: "))
 		}
 		size := thumbnailSize
 		if r.vw > 0 {
@@ -330,7 +331,7 @@ func (s *Service) thumbnailOrRendered(ctx context.Context, in *index.Instance, f
 		if err2 != nil {
 			return nil, err2
 		}
-		return &picture{img: cachedImage{media: r.media, data: data}, seed: seed + "|placeholder", warning: "no picture: " + strings.TrimPrefix(err.Error(), "render: ")}, nil
+		return &picture{img: cachedImage{media: r.media, data: data}, seed: seed + "|placeholder", warning: "no picture: " + decodeText(err)}, nil
 	}
 	data, err := encodeImage(img, r)
 	if err != nil {
@@ -431,7 +432,7 @@ func (s *Service) renderedSeries(c echo.Context) error {
 	var todo []index.Instance
 	skipped := 0
 	for _, in := range list {
-		if in.Rows > 0 && !isWaveform(in.SOPClassUID) && render.Supported(in.TransferSyntaxUID) {
+		if in.Rows > 0 && !isWaveform(in.SOPClassUID) && codec.Supported(in.TransferSyntaxUID) {
 			todo = append(todo, in)
 		} else {
 			skipped++
@@ -534,4 +535,10 @@ func (s *Service) thumbnailSeries(c echo.Context) error {
 		return err
 	}
 	return s.renderedOrPlaceholder(c, full, -1, r, true)
+}
+
+// decodeText is a decoder's or renderer's error without its package prefix, for the
+// reason given to clients.
+func decodeText(err error) string {
+	return strings.TrimPrefix(strings.TrimPrefix(err.Error(), "render: "), "codec: ")
 }

@@ -24,10 +24,10 @@ import (
 	"github.com/lumenpacs/lumen/index"
 	"github.com/lumenpacs/lumen/index/sqlindex"
 
-	"github.com/lumenpacs/lumen/archive/dcm"
+	"github.com/lumenpacs/lumen/dcm"
+	"github.com/lumenpacs/lumen/dcm/codec/openjpeg"
 	"github.com/lumenpacs/lumen/testdata/gen"
 	"github.com/lumenpacs/lumen/testdata/tools"
-	"github.com/lumenpacs/lumen/viewer/render/openjpeg"
 )
 
 func decodeImage(t *testing.T, resp *http.Response, wantType string) image.Image {

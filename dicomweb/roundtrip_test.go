@@ -11,7 +11,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/lumenpacs/lumen/archive/dcm"
+	"github.com/lumenpacs/lumen/dcm"
 	"github.com/lumenpacs/lumen/testdata/gen"
 )
 

@@ -13,10 +13,10 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 	"github.com/lumenpacs/lumen/archive"
-	"github.com/lumenpacs/lumen/archive/dcm"
-	"github.com/lumenpacs/lumen/archive/ingest"
-	"github.com/lumenpacs/lumen/dicomweb/publicurl"
+	"github.com/lumenpacs/lumen/dcm"
+	"github.com/lumenpacs/lumen/httpkit/publicurl"
 	"github.com/lumenpacs/lumen/index"
+	"github.com/lumenpacs/lumen/service/ingest"
 )
 
 // Index is what the service needs from the index.
@@ -35,7 +35,7 @@ type Store interface {
 	List(ctx context.Context, prefix string) iter.Seq2[archive.ObjectInfo, error]
 }
 
-// Ingester stores PS3.10 files (archive/ingest.Pipeline).
+// Ingester stores PS3.10 files (service/ingest.Pipeline).
 type Ingester interface {
 	IngestFile(ctx context.Context, r io.Reader, size int64, src ingest.Source) (*ingest.Result, error)
 }

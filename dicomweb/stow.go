@@ -10,10 +10,10 @@ import (
 	"strings"
 
 	"github.com/labstack/echo/v4"
-	"github.com/lumenpacs/lumen/archive/dcm"
-	"github.com/lumenpacs/lumen/archive/ingest"
-	"github.com/lumenpacs/lumen/dicomweb/auth"
-	"github.com/lumenpacs/lumen/dicomweb/httplimit"
+	"github.com/lumenpacs/lumen/dcm"
+	"github.com/lumenpacs/lumen/httpkit/auth"
+	"github.com/lumenpacs/lumen/httpkit/httplimit"
+	"github.com/lumenpacs/lumen/service/ingest"
 )
 
 // FailureReason values (PS3.18 Table 10.5.3-3 and the C-STORE statuses of PS3.4 B.2.3).

@@ -12,9 +12,9 @@ import (
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
-	"github.com/lumenpacs/lumen/archive/dcm"
+	"github.com/lumenpacs/lumen/dcm"
 	"github.com/lumenpacs/lumen/index"
-	"github.com/lumenpacs/lumen/viewer/render"
+	"github.com/lumenpacs/lumen/render"
 )
 
 // ThumbnailPrefix is the object-store prefix of cached thumbnails:

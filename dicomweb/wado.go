@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/lumenpacs/lumen/dcm/codec"
 	"io"
 	"mime/multipart"
 	"net/http"
@@ -16,10 +17,9 @@ import (
 	"strings"
 
 	"github.com/labstack/echo/v4"
-	"github.com/lumenpacs/lumen/archive/dcm"
-	"github.com/lumenpacs/lumen/archive/transcode"
+	"github.com/lumenpacs/lumen/dcm"
 	"github.com/lumenpacs/lumen/index"
-	"github.com/lumenpacs/lumen/viewer/render"
+	"github.com/lumenpacs/lumen/service/transcode"
 )
 
 // instances returns the indexed instances the path names (study, series or instance),
@@ -418,7 +418,7 @@ func chooseFrameMedia(accept, ts string, frames int) (frameChoice, bool) {
 			if !nat && (tsp == "*" || tsp == ts) {
 				return frameChoice{multi, inner, ts, false}, true
 			}
-			if !nat && (tsp == "" || tsp == tsExplicitLE) && render.Supported(ts) {
+			if !nat && (tsp == "" || tsp == tsExplicitLE) && codec.Supported(ts) {
 				return frameChoice{multi, inner, tsExplicitLE, true}, true
 			}
 		case compressedType != "" && (inner == compressedType || inner == "image/*" || inner == "video/*" && strings.HasPrefix(compressedType, "video/")):
@@ -572,7 +572,7 @@ func (s *Service) decompressedFrames(c echo.Context, in *index.Instance, nums []
 		if errors.Is(err, errStore) {
 			return err
 		}
-		return echo.NewHTTPError(http.StatusNotAcceptable, "frames stored as "+in.TransferSyntaxUID+" could not be decompressed ("+strings.TrimPrefix(err.Error(), "render: ")+"); ask with transfer-syntax=*")
+		return echo.NewHTTPError(http.StatusNotAcceptable, "frames stored as "+in.TransferSyntaxUID+" could not be decompressed ("+decodeText(err)+"); ask with transfer-syntax=*")
 	}
 	return s.sendFrames(c, in, nums, choice, first, func(i int) ([]byte, error) {
 		b, _, err := ps.nativeFrame(i)

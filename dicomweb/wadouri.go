@@ -9,10 +9,10 @@ import (
 	"strings"
 
 	"github.com/labstack/echo/v4"
-	"github.com/lumenpacs/lumen/archive/dcm"
-	"github.com/lumenpacs/lumen/archive/transcode"
+	"github.com/lumenpacs/lumen/dcm"
 	"github.com/lumenpacs/lumen/index"
-	"github.com/lumenpacs/lumen/viewer/render"
+	"github.com/lumenpacs/lumen/render"
+	"github.com/lumenpacs/lumen/service/transcode"
 )
 
 // wadoURI implements WADO-URI (PS3.18 section 9) for contentType=application/dicom;

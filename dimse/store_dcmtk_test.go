@@ -9,7 +9,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/lumenpacs/lumen/archive/dcm"
+	"github.com/lumenpacs/lumen/dcm"
 	"github.com/lumenpacs/lumen/testdata/gen"
 )
 

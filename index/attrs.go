@@ -3,7 +3,7 @@ package index
 import (
 	"strconv"
 
-	"github.com/lumenpacs/lumen/archive/dcm"
+	"github.com/lumenpacs/lumen/dcm"
 )
 
 // Attribute returns the VR and values of a patient-level attribute held by the record;

@@ -6,7 +6,7 @@ import (
 	"iter"
 	"time"
 
-	"github.com/lumenpacs/lumen/archive/dcm"
+	"github.com/lumenpacs/lumen/dcm"
 )
 
 // ErrNotFound is returned (wrapped) when a looked-up object is not indexed.

@@ -12,10 +12,10 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/lumenpacs/lumen/dicomweb"
-	"github.com/lumenpacs/lumen/dicomweb/auth"
 	"github.com/lumenpacs/lumen/dimse"
+	"github.com/lumenpacs/lumen/emr"
+	"github.com/lumenpacs/lumen/httpkit/auth"
 	"github.com/lumenpacs/lumen/index"
-	"github.com/lumenpacs/lumen/viewer/emr"
 )
 
 // auditor writes the audit trail (index.Auditor) off the request path: records are

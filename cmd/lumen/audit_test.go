@@ -14,9 +14,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lumenpacs/lumen/archive/dcm"
-	"github.com/lumenpacs/lumen/dicomweb/auth"
+	"github.com/lumenpacs/lumen/dcm"
 	"github.com/lumenpacs/lumen/dimse"
+	"github.com/lumenpacs/lumen/httpkit/auth"
 	"github.com/lumenpacs/lumen/index"
 	"github.com/lumenpacs/lumen/testdata/gen"
 )

@@ -17,8 +17,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lumenpacs/lumen/dicomweb/auth"
-	"github.com/lumenpacs/lumen/dicomweb/auth/authtest"
+	"github.com/lumenpacs/lumen/httpkit/auth"
+	"github.com/lumenpacs/lumen/httpkit/auth/authtest"
 	"github.com/lumenpacs/lumen/testdata/gen"
 )
 

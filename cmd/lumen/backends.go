@@ -7,11 +7,11 @@ import (
 
 	"github.com/lumenpacs/lumen/archive"
 	"github.com/lumenpacs/lumen/archive/fs"
-	"github.com/lumenpacs/lumen/archive/ingest"
 	"github.com/lumenpacs/lumen/archive/s3"
 	"github.com/lumenpacs/lumen/index"
 	"github.com/lumenpacs/lumen/index/postgres"
 	"github.com/lumenpacs/lumen/index/sqlite"
+	"github.com/lumenpacs/lumen/service/ingest"
 )
 
 // backends are the opened store, index and pipeline.

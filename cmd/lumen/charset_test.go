@@ -15,7 +15,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/lumenpacs/lumen/archive/dcm"
+	"github.com/lumenpacs/lumen/dcm"
 	"github.com/lumenpacs/lumen/testdata/gen"
 	"github.com/lumenpacs/lumen/testdata/tools"
 )

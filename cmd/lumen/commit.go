@@ -8,7 +8,7 @@ import (
 	"log/slog"
 
 	"github.com/lumenpacs/lumen/archive"
-	"github.com/lumenpacs/lumen/archive/dcm"
+	"github.com/lumenpacs/lumen/dcm"
 	"github.com/lumenpacs/lumen/dimse"
 	"github.com/lumenpacs/lumen/index"
 )

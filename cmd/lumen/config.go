@@ -18,9 +18,9 @@ import (
 	"github.com/knadh/koanf/v2"
 	"github.com/spf13/pflag"
 
-	"github.com/lumenpacs/lumen/dicomweb/auth"
-	"github.com/lumenpacs/lumen/viewer/emr"
-	"github.com/lumenpacs/lumen/viewer/links"
+	"github.com/lumenpacs/lumen/emr"
+	"github.com/lumenpacs/lumen/emr/links"
+	"github.com/lumenpacs/lumen/httpkit/auth"
 )
 
 // Config is Lumen's configuration. Keys are the koanf tags, dotted by section.
@@ -49,7 +49,7 @@ type AuditConfig struct {
 	Syslog string `koanf:"syslog"`
 }
 
-// AuthConfig configures authentication of the HTTP surfaces (package dicomweb/auth).
+// AuthConfig configures authentication of the HTTP surfaces (package httpkit/auth).
 type AuthConfig struct {
 	// Mode is "on" (every protected request needs a bearer token; start-up fails when
 	// neither an issuer nor a token is configured) or "dev" (no authentication, logged
@@ -72,7 +72,7 @@ type AuthConfig struct {
 	FailureRateBurst int     `koanf:"failure_rate_burst"`
 }
 
-// EMRConfig configures the EMR linkage (package viewer/emr), the built-in viewer and
+// EMRConfig configures the EMR linkage (package emr), the built-in viewer and
 // FHIR.
 type EMRConfig struct {
 	// LinkKeys sign and verify links: "id:secret" with a base64 secret of at least 32
@@ -91,7 +91,7 @@ type EMRConfig struct {
 	IIDMaxStudies int `koanf:"iid_max_studies"`
 	// FHIRMaxMatches bounds the studies one FHIR search may match (and _offset).
 	FHIRMaxMatches int `koanf:"fhir_max_matches"`
-	// The service-line rules (viewer/emr.ServiceLines).
+	// The service-line rules (emr.ServiceLines).
 	CardiologyModalities       []string `koanf:"cardiology_modalities"`
 	CardiologySOPClassPrefixes []string `koanf:"cardiology_sop_class_prefixes"`
 	CardiologyBodyParts        []string `koanf:"cardiology_body_parts"`
@@ -187,7 +187,7 @@ type HTTPConfig struct {
 	// AllowRemoteWithoutAuth lets a server without authentication (auth.mode dev) answer
 	// clients other than this machine's (loopback) ones.
 	AllowRemoteWithoutAuth bool `koanf:"allow_remote_without_auth"`
-	// Bounds of what clients may hold (dicomweb/httplimit): open connections overall
+	// Bounds of what clients may hold (httpkit/httplimit): open connections overall
 	// (0: half the open-file limit) and per client address, request bodies being
 	// received overall and per address, the slowest a body may arrive (bytes/s), and
 	// the time a request header may take and an idle keep-alive connection may stay.

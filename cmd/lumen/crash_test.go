@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lumenpacs/lumen/archive/dcm"
 	"github.com/lumenpacs/lumen/archive/fs"
+	"github.com/lumenpacs/lumen/dcm"
 	"github.com/lumenpacs/lumen/index/sqlite"
 	"github.com/lumenpacs/lumen/testdata/gen"
 )

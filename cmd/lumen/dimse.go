@@ -7,9 +7,9 @@ import (
 	"log/slog"
 	"net"
 
-	"github.com/lumenpacs/lumen/archive/ingest"
-	"github.com/lumenpacs/lumen/archive/send"
 	"github.com/lumenpacs/lumen/dimse"
+	"github.com/lumenpacs/lumen/service/ingest"
+	"github.com/lumenpacs/lumen/service/send"
 )
 
 // newDIMSEServer builds the DICOM listener from the configuration.

@@ -13,8 +13,8 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/lumenpacs/lumen/archive/dcm"
 	"github.com/lumenpacs/lumen/archive/fs"
+	"github.com/lumenpacs/lumen/dcm"
 	"github.com/lumenpacs/lumen/dimse"
 	"github.com/lumenpacs/lumen/index/sqlite"
 	"github.com/lumenpacs/lumen/testdata/gen"

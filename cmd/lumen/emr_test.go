@@ -17,10 +17,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lumenpacs/lumen/emr"
+	"github.com/lumenpacs/lumen/emr/links"
 	"github.com/lumenpacs/lumen/testdata/gen"
 	"github.com/lumenpacs/lumen/testdata/tools"
-	"github.com/lumenpacs/lumen/viewer/emr"
-	"github.com/lumenpacs/lumen/viewer/links"
 )
 
 const mintSecret = "emr-service-account-secret"

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lumenpacs/lumen/archive/dcm"
+	"github.com/lumenpacs/lumen/dcm"
 	"github.com/lumenpacs/lumen/dimse"
 	"github.com/lumenpacs/lumen/index/postgres"
 	"github.com/lumenpacs/lumen/index/postgres/pgtest"

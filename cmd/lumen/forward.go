@@ -7,9 +7,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/lumenpacs/lumen/archive/ingest"
-	"github.com/lumenpacs/lumen/archive/send"
 	"github.com/lumenpacs/lumen/index"
+	"github.com/lumenpacs/lumen/service/ingest"
+	"github.com/lumenpacs/lumen/service/send"
 )
 
 // ForwardConfig configures auto-forwarding on ingest.

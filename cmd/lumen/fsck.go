@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/lumenpacs/lumen/archive/ingest"
+	"github.com/lumenpacs/lumen/service/ingest"
 	"github.com/spf13/cobra"
 )
 

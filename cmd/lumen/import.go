@@ -14,8 +14,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/lumenpacs/lumen/archive/ingest"
 	"github.com/lumenpacs/lumen/index"
+	"github.com/lumenpacs/lumen/service/ingest"
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"

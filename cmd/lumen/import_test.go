@@ -14,12 +14,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lumenpacs/lumen/archive/dcm"
-	"github.com/lumenpacs/lumen/archive/ingest"
 	"github.com/lumenpacs/lumen/archive/s3/miniotest"
+	"github.com/lumenpacs/lumen/dcm"
 	"github.com/lumenpacs/lumen/index"
 	"github.com/lumenpacs/lumen/index/postgres/pgtest"
 	"github.com/lumenpacs/lumen/index/sqlite"
+	"github.com/lumenpacs/lumen/service/ingest"
 	"github.com/lumenpacs/lumen/testdata/gen"
 	"github.com/lumenpacs/lumen/testdata/tools"
 )

@@ -13,7 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/lumenpacs/lumen/viewer/render/openjpeg"
+	"github.com/lumenpacs/lumen/dcm/codec/openjpeg"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".

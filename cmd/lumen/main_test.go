@@ -15,8 +15,8 @@ import (
 	"testing"
 
 	"github.com/lumenpacs/lumen/archive/s3/miniotest"
+	"github.com/lumenpacs/lumen/dcm/codec/openjpeg"
 	"github.com/lumenpacs/lumen/testdata/gen"
-	"github.com/lumenpacs/lumen/viewer/render/openjpeg"
 )
 
 var lumenBin string

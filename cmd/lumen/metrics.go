@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
-	"github.com/lumenpacs/lumen/dicomweb/httplimit"
+	"github.com/lumenpacs/lumen/httpkit/httplimit"
 	"github.com/lumenpacs/lumen/index"
 	"github.com/prometheus/client_golang/prometheus"
 )

@@ -12,7 +12,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/lumenpacs/lumen/archive/dcm"
+	"github.com/lumenpacs/lumen/dcm"
 	"github.com/lumenpacs/lumen/dicomweb/admin"
 	"github.com/lumenpacs/lumen/index"
 	"github.com/lumenpacs/lumen/testdata/gen"

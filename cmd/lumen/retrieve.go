@@ -12,10 +12,10 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/lumenpacs/lumen/archive/dcm"
-	"github.com/lumenpacs/lumen/archive/send"
+	"github.com/lumenpacs/lumen/dcm"
 	"github.com/lumenpacs/lumen/dimse"
 	"github.com/lumenpacs/lumen/index"
+	"github.com/lumenpacs/lumen/service/send"
 )
 
 // retrieveHandler answers C-MOVE and C-GET (PS3.4 C.4.2, C.4.3) from the index and the

@@ -19,13 +19,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lumenpacs/lumen/archive/dcm"
-	"github.com/lumenpacs/lumen/archive/transcode"
-	"github.com/lumenpacs/lumen/dicomweb/auth"
+	"github.com/lumenpacs/lumen/dcm"
+	"github.com/lumenpacs/lumen/dcm/codec/openjpeg"
 	"github.com/lumenpacs/lumen/dimse"
+	"github.com/lumenpacs/lumen/httpkit/auth"
+	"github.com/lumenpacs/lumen/service/transcode"
 	"github.com/lumenpacs/lumen/testdata/gen"
 	"github.com/lumenpacs/lumen/testdata/tools"
-	"github.com/lumenpacs/lumen/viewer/render/openjpeg"
 )
 
 // storeSCP runs DCMTK's storescp (with extra options) on a free loopback port, writing
@@ -608,7 +608,7 @@ const (
 )
 
 // lossyMeanTolerance bounds the mean absolute difference between Lumen's and DCMTK's
-// decoding of lossy JPEG samples (8 or 12 bits), as viewer/render's pydicom test does:
+// decoding of lossy JPEG samples (8 or 12 bits), as render's pydicom test does:
 // decoders may differ in IDCT rounding and in chroma upsampling, which is large at
 // colour edges (libjpeg in DCMTK interpolates, Go's decoder replicates).
 const lossyMeanTolerance = 3.0
@@ -619,7 +619,7 @@ const lossyMeanTolerance = 3.0
 // always arrives byte-identical.
 //
 // The two 12-bit JPEG rows (JPEG-lossy.dcm, JPGExtended.dcm) flip from outRefused to
-// outLossy once a 12-bit JPEG decoder is registered in viewer/render.
+// outLossy once a 12-bit JPEG decoder is registered in render.
 var pydicomExpected = map[string]string{
 	"693_J2KI.dcm":                             outEqual,
 	"CT_small.dcm":                             outEqual,
@@ -628,10 +628,10 @@ var pydicomExpected = map[string]string{
 	"ExplVR_LitEndNoMeta.dcm":                  outNotStored, // 0xC000: no PS3.10 header
 	"GDCMJ2K_TextGBR.dcm":                      outEqual,
 	"J2K_pixelrep_mismatch.dcm":                outStoredBits, // PixelRepresentation 1, an unsigned code stream: Lumen sign-extends the 13-bit values, GDCM does not
-	"JPEG-lossy.dcm":                           outLossy,      // 12-bit JPEG extended (viewer/render/jpegext)
+	"JPEG-lossy.dcm":                           outLossy,      // 12-bit JPEG extended (dcm/codec/jpegext)
 	"JPEG2000-embedded-sequence-delimiter.dcm": outRefused,    // its SIZ marker is overwritten (GDCM cannot decode it either)
 	"JPEG2000.dcm":                             outEqual,
-	"JPGExtended.dcm":                          outLossy, // 12-bit JPEG extended (viewer/render/jpegext)
+	"JPGExtended.dcm":                          outLossy, // 12-bit JPEG extended (dcm/codec/jpegext)
 	"MR_small.dcm":                             outEqual,
 	"MR_small_RLE.dcm":                         outEqual,
 	"MR_small_bigendian.dcm":                   outEqual,

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/lumenpacs/lumen/archive/dcm"
+	"github.com/lumenpacs/lumen/dcm"
 	"github.com/lumenpacs/lumen/dimse"
 	"github.com/spf13/cobra"
 )

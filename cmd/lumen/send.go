@@ -13,9 +13,9 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
-	"github.com/lumenpacs/lumen/archive/dcm"
-	"github.com/lumenpacs/lumen/archive/send"
+	"github.com/lumenpacs/lumen/dcm"
 	"github.com/lumenpacs/lumen/index"
+	"github.com/lumenpacs/lumen/service/send"
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 )

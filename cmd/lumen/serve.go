@@ -14,18 +14,18 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
-	"github.com/lumenpacs/lumen/archive/ingest"
-	"github.com/lumenpacs/lumen/archive/send"
 	"github.com/lumenpacs/lumen/dicomweb"
 	"github.com/lumenpacs/lumen/dicomweb/admin"
-	"github.com/lumenpacs/lumen/dicomweb/auth"
-	"github.com/lumenpacs/lumen/dicomweb/httplimit"
 	"github.com/lumenpacs/lumen/dimse"
 	"github.com/lumenpacs/lumen/dimse/tlsconf"
+	"github.com/lumenpacs/lumen/emr"
+	"github.com/lumenpacs/lumen/emr/fhir"
+	"github.com/lumenpacs/lumen/httpkit/auth"
+	"github.com/lumenpacs/lumen/httpkit/httplimit"
 	"github.com/lumenpacs/lumen/index"
-	"github.com/lumenpacs/lumen/viewer/emr"
-	"github.com/lumenpacs/lumen/viewer/fhir"
-	viewerweb "github.com/lumenpacs/lumen/viewer/web"
+	"github.com/lumenpacs/lumen/service/ingest"
+	"github.com/lumenpacs/lumen/service/send"
+	viewerweb "github.com/lumenpacs/lumen/viewer"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -289,7 +289,7 @@ func serve(ctx context.Context, c *Config, log *slog.Logger, ready chan<- listen
 		return fmt.Errorf("http listen %s: %w", c.HTTP.Addr, err)
 	}
 	// Connections and uploads are bounded per client address and overall, so that no
-	// client can hold every file descriptor or upload slot (dicomweb/httplimit). A
+	// client can hold every file descriptor or upload slot (httpkit/httplimit). A
 	// trusted proxy carries everyone's connections: the per-address caps skip it.
 	lim := &httplimit.Limiter{MaxConns: c.HTTP.MaxConns, MaxConnsPerAddr: c.HTTP.MaxConnsPerAddr,
 		MaxUploads: c.HTTP.MaxUploads, MaxUploadsPerAddr: c.HTTP.MaxUploadsPerAddr, MinUploadRate: c.HTTP.MinUploadRate,

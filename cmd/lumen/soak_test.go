@@ -20,8 +20,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lumenpacs/lumen/archive/transcode"
 	"github.com/lumenpacs/lumen/dimse"
+	"github.com/lumenpacs/lumen/service/transcode"
 	"github.com/lumenpacs/lumen/testdata/gen"
 )
 

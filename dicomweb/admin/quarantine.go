@@ -10,10 +10,10 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
-	"github.com/lumenpacs/lumen/archive/ingest"
 	"github.com/lumenpacs/lumen/dicomweb"
-	"github.com/lumenpacs/lumen/dicomweb/auth"
+	"github.com/lumenpacs/lumen/httpkit/auth"
 	"github.com/lumenpacs/lumen/index"
+	"github.com/lumenpacs/lumen/service/ingest"
 )
 
 // Route patterns of the quarantine API, as echo (and so the audit trail) names them.

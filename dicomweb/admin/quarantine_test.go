@@ -13,11 +13,11 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/lumenpacs/lumen/archive/fs"
-	"github.com/lumenpacs/lumen/archive/ingest"
 	"github.com/lumenpacs/lumen/dicomweb"
 	"github.com/lumenpacs/lumen/dicomweb/admin"
 	"github.com/lumenpacs/lumen/index"
 	"github.com/lumenpacs/lumen/index/sqlite"
+	"github.com/lumenpacs/lumen/service/ingest"
 	"github.com/lumenpacs/lumen/testdata/gen"
 )
 

@@ -10,7 +10,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/lumenpacs/lumen/archive/dcm"
+	"github.com/lumenpacs/lumen/dcm"
 	"github.com/lumenpacs/lumen/index"
 )
 

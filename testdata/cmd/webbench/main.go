@@ -19,7 +19,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/lumenpacs/lumen/archive/dcm"
+	"github.com/lumenpacs/lumen/dcm"
 )
 
 func main() {
