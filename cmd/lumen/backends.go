@@ -12,6 +12,7 @@ import (
 	"github.com/lumenpacs/lumen/index/postgres"
 	"github.com/lumenpacs/lumen/index/sqlite"
 	"github.com/lumenpacs/lumen/service/ingest"
+	"github.com/lumenpacs/lumen/service/send"
 )
 
 // backends are the opened store, index and pipeline.
@@ -62,4 +63,26 @@ func openBackends(ctx context.Context, c *Config, log *slog.Logger, m *ingest.Me
 		Store: st, Index: ix, Duplicates: policy, Logger: log, Metrics: m,
 		Jobs: forwardJobs(c.Forward.Rules), // every way in: DIMSE, STOW-RS, import
 	}}, nil
+}
+
+// sendPeers are the peers Lumen sends to (C-MOVE, send, forwarding).
+func (c DIMSEConfig) sendPeers() []send.Peer {
+	var list []send.Peer
+	for _, p := range c.Peers {
+		list = append(list, send.Peer{AETitle: p.AETitle, Host: p.Host, Port: p.Port, TLS: p.TLS})
+	}
+	return list
+}
+
+// forwardJobs is the ingest hook of the forwarding rules (nil without rules).
+func forwardJobs(rules []ForwardRule) func(*index.Instance, ingest.Source) []index.JobSpec {
+	list := make([]send.Rule, len(rules))
+	for i, r := range rules {
+		list[i] = send.Rule{CallingAE: r.CallingAE, Modality: r.Modality, Destination: r.Destination}
+	}
+	jobs := send.ForwardJobs(list)
+	if jobs == nil {
+		return nil
+	}
+	return func(in *index.Instance, src ingest.Source) []index.JobSpec { return jobs(in, src.CallingAE) }
 }

@@ -160,6 +160,24 @@ type DIMSEConfig struct {
 	AllowUnauthenticated bool `koanf:"allow_unauthenticated"`
 }
 
+// ForwardConfig configures auto-forwarding on ingest.
+type ForwardConfig struct {
+	Rules []ForwardRule `koanf:"rules"`
+	// Retry is the delay before the first retry of a failed forward; it doubles with each
+	// attempt, up to an hour.
+	Retry time.Duration `koanf:"retry"`
+	// MaxAttempts is how many times a forward is tried before it is given up (logged).
+	MaxAttempts int `koanf:"max_attempts"`
+}
+
+// ForwardRule forwards newly stored instances that match to a known peer. Empty match
+// fields match anything.
+type ForwardRule struct {
+	CallingAE   string `koanf:"calling_ae"` // the sender's AE title (DIMSE); "" for any source
+	Modality    string `koanf:"modality"`   // the series' Modality
+	Destination string `koanf:"destination"`
+}
+
 // PeerConfig is a known remote AE.
 type PeerConfig struct {
 	AETitle  string   `koanf:"ae_title"`

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/lumenpacs/lumen/service/audit"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -127,7 +128,7 @@ func TestRecoverPanics(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer idx.Close()
-	x := newAuditor(idx, discardLogger())
+	x := audit.New(idx, nil, discardLogger())
 	e := echo.New()
 	e.Use(httpAudit(x), recoverPanics(discardLogger()))
 	e.GET("/dicom-web/studies/:study", func(c echo.Context) error {
@@ -146,10 +147,9 @@ func TestRecoverPanics(t *testing.T) {
 			t.Fatalf("request %d: %d, want 500", i, resp.StatusCode)
 		}
 	}
-	x.flush()
-	rows, err := x.a.FindAudit(context.Background(), index.AuditQuery{})
+	rows, err := x.Search(context.Background(), index.AuditQuery{})
 	if err != nil || len(rows) != 2 || rows[0].Outcome != "500" || rows[0].StudyInstanceUID != "1.2.3" {
 		t.Fatalf("audit rows: %+v %v", rows, err)
 	}
-	x.close()
+	x.Close()
 }

@@ -183,13 +183,13 @@ type pushEvent struct {
 // pushHandler answers POST /api/v1/send: an authenticated client (a bearer token whose
 // SHA-256 is in dimse.send_token_sha256) sends a study, series or instance to a known
 // peer; the answer streams one JSON line per instance (progress) and a final line.
-func pushHandler(idx index.Index, sender *send.Sender, peers *peerBook, log *slog.Logger) echo.HandlerFunc {
+func pushHandler(idx index.Index, sender *send.Sender, peers *send.Peers, log *slog.Logger) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		var req pushRequest
 		if err := json.NewDecoder(io.LimitReader(c.Request().Body, 1<<16)).Decode(&req); err != nil {
 			return echo.NewHTTPError(http.StatusBadRequest, "the body must be JSON: {destination, studyInstanceUID | seriesInstanceUID | sopInstanceUID | query}")
 		}
-		dst, ok := peers.destination(req.Destination)
+		dst, ok := peers.Destination(req.Destination)
 		if !ok {
 			return echo.NewHTTPError(http.StatusBadRequest, "destination "+req.Destination+" is not a known peer with a host and port (dimse.peers)")
 		}

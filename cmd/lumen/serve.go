@@ -23,6 +23,7 @@ import (
 	"github.com/lumenpacs/lumen/httpkit/auth"
 	"github.com/lumenpacs/lumen/httpkit/httplimit"
 	"github.com/lumenpacs/lumen/index"
+	"github.com/lumenpacs/lumen/service/audit"
 	"github.com/lumenpacs/lumen/service/ingest"
 	"github.com/lumenpacs/lumen/service/send"
 	viewerweb "github.com/lumenpacs/lumen/viewer"
@@ -179,8 +180,7 @@ func serve(ctx context.Context, c *Config, log *slog.Logger, ready chan<- listen
 	})
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})))
 	e.Use(httpMetrics(reg))
-	audit := newAuditor(b.index, log)
-	defer audit.close() // before the index closes (deferred earlier)
+	var syslog *audit.Syslog
 	if c.Audit.Syslog != "" {
 		var peerTLS func(string) *tls.Config
 		if c.DIMSE.TLSPeerCA != "" {
@@ -188,11 +188,13 @@ func serve(ctx context.Context, c *Config, log *slog.Logger, ready chan<- listen
 				return fmt.Errorf("audit syslog tls: %w", err)
 			}
 		}
-		if audit.syslog, err = newSyslogSender(c.Audit.Syslog, c.DIMSE.AETitle, peerTLS, log); err != nil {
+		if syslog, err = audit.NewSyslog(c.Audit.Syslog, c.DIMSE.AETitle, peerTLS, log); err != nil {
 			return err
 		}
 	}
-	e.Use(httpAudit(audit)) // outside the link guard and authentication: refusals are audited too
+	trail := audit.New(b.index, syslog, log)
+	defer trail.Close()     // before the index closes (deferred earlier)
+	e.Use(httpAudit(trail)) // outside the link guard and authentication: refusals are audited too
 	refused := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "lumen_http_refused_total", Help: "HTTP requests and connections refused by a limit, by reason.",
 	}, []string{"reason"})
@@ -203,7 +205,7 @@ func serve(ctx context.Context, c *Config, log *slog.Logger, ready chan<- listen
 	}}
 	e.Use(failures.Middleware) // before the link guard and authentication: refused before any verification
 	e.Use(recoverPanics(log))  // inside the audit: a handler's panic is a 500, audited
-	e.GET("/api/v1/audit", auditSearch(audit))
+	e.GET("/api/v1/audit", auditSearch(trail))
 	queueMetrics(reg, b.index)
 	observeDIMSE := dimseMetrics(reg)
 	web := &dicomweb.Service{
@@ -251,14 +253,14 @@ func serve(ctx context.Context, c *Config, log *slog.Logger, ready chan<- listen
 	(&fhir.Service{Index: b.index, DICOMwebBase: c.DICOMweb.BasePath, PublicURL: c.DICOMweb.PublicURL, AllowedHosts: c.DICOMweb.AllowedHosts,
 		MaxMatches: c.EMR.FHIRMaxMatches, Logger: log}).Register(e)
 	(&viewerweb.Viewer{DICOMwebBase: c.DICOMweb.BasePath, FrameAncestors: c.EMR.FrameAncestors}).Register(e)
-	book := &peerBook{list: c.DIMSE.Peers}
+	book := &send.Peers{List: c.DIMSE.sendPeers()}
 	for _, p := range c.DIMSE.Peers {
 		if p.TLS {
 			tc, err := tlsconf.Client(tlsconf.Files{Cert: c.DIMSE.TLSCert, Key: c.DIMSE.TLSKey}, c.DIMSE.TLSPeerCA)
 			if err != nil {
 				return fmt.Errorf("dimse tls to peers: %w", err)
 			}
-			book.tls = tc
+			book.TLS = tc
 			break
 		}
 	}
@@ -277,9 +279,9 @@ func serve(ctx context.Context, c *Config, log *slog.Logger, ready chan<- listen
 	}
 	fwdDone := make(chan struct{})
 	if q, ok := b.index.(index.Queue); ok && len(c.Forward.Rules) > 0 {
-		f := &forwarder{q: q, idx: b.index, sender: &send.Sender{Store: b.store, CallingAETitle: c.DIMSE.AETitle, Logger: log},
-			peers: book, cfg: c.Forward, worker: worker, log: log}
-		go func() { defer close(fwdDone); f.run(ctx) }()
+		f := &send.Forwarder{Queue: q, Index: b.index, Sender: &send.Sender{Store: b.store, CallingAETitle: c.DIMSE.AETitle, Logger: log},
+			Peers: book, Retry: c.Forward.Retry, MaxAttempts: c.Forward.MaxAttempts, Worker: worker, Log: log}
+		go func() { defer close(fwdDone); f.Run(ctx) }()
 	} else {
 		close(fwdDone)
 	}
@@ -324,7 +326,7 @@ func serve(ctx context.Context, c *Config, log *slog.Logger, ready chan<- listen
 			srv.Close()
 			return fmt.Errorf("dimse listen %s: %w", c.DIMSE.Addr, err)
 		}
-		dsrv = newDIMSEServer(c, b, book, audit, log)
+		dsrv = newDIMSEServer(c, b, book, trail, log)
 		dsrv.Observe = observeDIMSE
 		go func() { errc <- fmt.Errorf("dimse: %w", dsrv.Serve(dln)) }()
 		addrs.DIMSE = dln.Addr().String()

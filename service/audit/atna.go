@@ -1,4 +1,4 @@
-package main
+package audit
 
 import (
 	"crypto/tls"
@@ -100,11 +100,11 @@ func atnaXML(r index.AuditRecord, source string) ([]byte, error) {
 	return xml.Marshal(m)
 }
 
-// syslogSender sends audit messages to an audit record repository: RFC 5424 messages
+// Syslog sends audit messages to an audit record repository: RFC 5424 messages
 // over UDP (RFC 5426) or TLS (RFC 5425, octet-counted framing), from a bounded queue so
 // that a slow repository never holds up the archive (messages beyond the queue are
 // dropped and counted in the log).
-type syslogSender struct {
+type Syslog struct {
 	network, addr string
 	tls           *tls.Config
 	source, host  string
@@ -112,14 +112,16 @@ type syslogSender struct {
 	log           *slog.Logger
 }
 
-// newSyslogSender parses udp://host:port or tls://host:port.
-func newSyslogSender(target, source string, tlsConfig func(string) *tls.Config, log *slog.Logger) (*syslogSender, error) {
+// NewSyslog starts a sender to target, udp://host:port or tls://host:port; source is
+// the AuditSourceID (Lumen's AE title) and tlsConfig gives the TLS configuration for a
+// host name.
+func NewSyslog(target, source string, tlsConfig func(string) *tls.Config, log *slog.Logger) (*Syslog, error) {
 	u, err := url.Parse(target)
 	if err != nil || u.Host == "" || (u.Scheme != "udp" && u.Scheme != "tls") {
 		return nil, fmt.Errorf("audit.syslog %q: want udp://host:port or tls://host:port", target)
 	}
 	host, _ := os.Hostname()
-	s := &syslogSender{network: u.Scheme, addr: u.Host, source: source, host: host, queue: make(chan []byte, 1024), log: log}
+	s := &Syslog{network: u.Scheme, addr: u.Host, source: source, host: host, queue: make(chan []byte, 1024), log: log}
 	if u.Scheme == "tls" {
 		h, _, _ := net.SplitHostPort(u.Host)
 		if tlsConfig != nil {
@@ -133,7 +135,7 @@ func newSyslogSender(target, source string, tlsConfig func(string) *tls.Config, 
 }
 
 // enqueue formats and queues a record.
-func (s *syslogSender) enqueue(r index.AuditRecord) {
+func (s *Syslog) enqueue(r index.AuditRecord) {
 	body, err := atnaXML(r, s.source)
 	if err != nil {
 		return
@@ -148,7 +150,7 @@ func (s *syslogSender) enqueue(r index.AuditRecord) {
 	}
 }
 
-func (s *syslogSender) run() {
+func (s *Syslog) run() {
 	var conn net.Conn
 	for msg := range s.queue {
 		for attempt := 0; attempt < 2; attempt++ {

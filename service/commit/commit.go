@@ -1,4 +1,4 @@
-package main
+package commit
 
 import (
 	"bytes"
@@ -20,20 +20,36 @@ const (
 	failureClassInstanceClash = 0x0119
 )
 
-// commitHandler is the Storage Commitment Push Model SCP: an instance is committed
-// when the index has it (indexed only once durably stored, DESIGN §2.3) under the same
-// SOP class and its stored object is present in the store.
-type commitHandler struct {
-	idx   index.Index
-	store interface {
-		Stat(ctx context.Context, key string) (archive.ObjectInfo, error)
-	}
-	aeTitle string
-	audit   *auditor
-	log     *slog.Logger
+// Index is what the SCP reads of the index: an instance by SOP Instance UID.
+type Index interface {
+	Instance(ctx context.Context, sopInstanceUID string) (*index.Instance, error)
 }
 
-func (h *commitHandler) HandleCommit(ctx context.Context, req *dimse.CommitRequest) (dimse.Status, uint16, []byte) {
+// Store is what the SCP reads of the blob store: whether an object is there.
+type Store interface {
+	Stat(ctx context.Context, key string) (archive.ObjectInfo, error)
+}
+
+// Auditor records a DIMSE action of an association (service/audit.Trail does).
+type Auditor interface {
+	DIMSE(ctx context.Context, as *dimse.AssociationInfo, action, op string, st dimse.Status, study, patient, issuer string)
+}
+
+// SCP is the Storage Commitment Push Model SCP (PS3.4 J): an instance is committed when
+// the index has it (indexed only once durably stored, DESIGN §2.3) under the same SOP
+// class and its stored object is present in the store. It is a dimse.CommitHandler.
+type SCP struct {
+	Index Index
+	Store Store
+	// AETitle is Lumen's, answered as RetrieveAETitle.
+	AETitle string
+	Audit   Auditor      // nil: not audited
+	Log     *slog.Logger // nil: quiet
+}
+
+// HandleCommit checks each referenced instance and returns the N-EVENT-REPORT to send:
+// its event type (1: all committed, 2: failures exist) and its event information.
+func (h *SCP) HandleCommit(ctx context.Context, req *dimse.CommitRequest) (dimse.Status, uint16, []byte) {
 	f, err := dcm.ParseDataset(bytes.NewReader(req.ActionInformation), req.TransferSyntaxUID, 0, nil)
 	if err != nil {
 		return dimse.Status{Code: dimse.StatusCannotUnderstand, ErrorComment: "action information does not parse"}, 0, nil
@@ -48,7 +64,7 @@ func (h *commitHandler) HandleCommit(ctx context.Context, req *dimse.CommitReque
 	for _, it := range refs.Items {
 		class, uid := it.String(dcm.TagReferencedSOPClassUID), it.String(dcm.TagReferencedSOPInstanceUID)
 		reason := uint16(0)
-		in, err := h.idx.Instance(ctx, uid)
+		in, err := h.Index.Instance(ctx, uid)
 		switch {
 		case err != nil && !isNotFound(err):
 			reason = failureProcessing
@@ -57,7 +73,7 @@ func (h *commitHandler) HandleCommit(ctx context.Context, req *dimse.CommitReque
 		case in.SOPClassUID != class:
 			reason = failureClassInstanceClash
 		default:
-			if _, err := h.store.Stat(ctx, in.BlobKey); err != nil {
+			if _, err := h.Store.Stat(ctx, in.BlobKey); err != nil {
 				reason = failureNoSuchInstance
 				if !isNotFound(err) {
 					reason = failureProcessing
@@ -76,7 +92,7 @@ func (h *commitHandler) HandleCommit(ctx context.Context, req *dimse.CommitReque
 	}
 	out := &dcm.Dataset{}
 	out.Set(dcm.NewString(dcm.TagTransactionUID, "UI", txn))
-	out.Set(dcm.NewString(dcm.TagRetrieveAETitle, "AE", h.aeTitle))
+	out.Set(dcm.NewString(dcm.TagRetrieveAETitle, "AE", h.AETitle))
 	if len(ok) > 0 {
 		out.Set(dcm.NewSequence(dcm.TagReferencedSOPSequence, ok...))
 	}
@@ -89,12 +105,16 @@ func (h *commitHandler) HandleCommit(ctx context.Context, req *dimse.CommitReque
 	if err != nil {
 		return dimse.Status{Code: dimse.StatusProcessingFailure, ErrorComment: "cannot encode the result"}, 0, nil
 	}
-	h.log.Info("dimse: storage commitment", "calling_ae", req.Association.CallingAETitle, "committed", len(ok), "failed", len(failed))
+	if h.Log != nil {
+		h.Log.Info("dimse: storage commitment", "calling_ae", req.Association.CallingAETitle, "committed", len(ok), "failed", len(failed))
+	}
 	outcome := dimse.Status{Code: dimse.StatusSuccess}
 	if len(failed) > 0 {
 		outcome.Code = failureNoSuchInstance // some instances are not committed
 	}
-	h.audit.dimse(ctx, req.Association, "commit", fmt.Sprintf("N-ACTION %d committed, %d failed", len(ok), len(failed)), outcome, "", "", "")
+	if h.Audit != nil {
+		h.Audit.DIMSE(ctx, req.Association, "commit", fmt.Sprintf("N-ACTION %d committed, %d failed", len(ok), len(failed)), outcome, "", "", "")
+	}
 	return dimse.Status{Code: dimse.StatusSuccess}, event, b
 }
 

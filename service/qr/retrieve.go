@@ -1,4 +1,4 @@
-package main
+package qr
 
 import (
 	"bytes"
@@ -18,22 +18,17 @@ import (
 	"github.com/lumenpacs/lumen/service/send"
 )
 
-// retrieveHandler answers C-MOVE and C-GET (PS3.4 C.4.2, C.4.3) from the index and the
-// store: C-MOVE sub-operations go to a known peer over a new association, C-GET ones on
-// the requestor's association.
-type retrieveHandler struct {
-	idx    index.Index
-	sender *send.Sender
-	peers  *peerBook
-	audit  *auditor
-	log    *slog.Logger
-}
-
-// peerBook resolves the known peers Lumen sends to (C-MOVE, send, forwarding).
-type peerBook struct {
-	list []PeerConfig
-	// tls gives the client TLS configuration for a peer's host (peers with TLS set).
-	tls func(serverName string) *tls.Config
+// RetrieveSCP answers C-MOVE and C-GET (PS3.4 C.4.2, C.4.3) in the Patient Root and
+// Study Root information models from the index and the store: C-MOVE sub-operations go
+// to a known peer over a new association, C-GET ones on the requestor's association. It
+// is a dimse.RetrieveHandler.
+type RetrieveSCP struct {
+	Index  Index
+	Sender *send.Sender
+	// Peers are the move destinations Lumen knows (an unknown one is refused with A801).
+	Peers *send.Peers
+	Audit Auditor      // nil: not audited
+	Log   *slog.Logger // nil: quiet
 }
 
 // uniqueKeys are the keys of each level a retrieve identifier names (PS3.4 C.4.2.2.1).
@@ -45,7 +40,7 @@ var uniqueKeys = map[index.Level]dcm.Tag{
 }
 
 // resolve turns a retrieve identifier into the instances it names, in index order.
-func (h *retrieveHandler) resolve(ctx context.Context, req *dimse.RetrieveRequest) ([]index.Instance, *dimse.Status) {
+func (h *RetrieveSCP) resolve(ctx context.Context, req *dimse.RetrieveRequest) ([]index.Instance, *dimse.Status) {
 	f, err := dcm.ParseDataset(bytes.NewReader(req.Identifier), req.TransferSyntaxUID, 0, nil)
 	if err != nil {
 		return nil, &dimse.Status{Code: dimse.StatusCannotUnderstand, ErrorComment: "identifier does not parse"}
@@ -75,12 +70,12 @@ func (h *retrieveHandler) resolve(ctx context.Context, req *dimse.RetrieveReques
 		}
 		q.Filters = append(q.Filters, index.Filter{Tag: tag, Value: v})
 	}
-	res, err := h.idx.Find(ctx, q)
+	res, err := h.Index.Find(ctx, q)
 	if err != nil && errors.Is(err, index.ErrBadQuery) {
 		return nil, &dimse.Status{Code: dimse.StatusCannotUnderstand, ErrorComment: strings.TrimPrefix(err.Error(), "index: ")}
 	}
 	if err != nil {
-		h.log.Warn("dimse: retrieve: index unavailable", "err", err)
+		logger(h.Log).Warn("dimse: retrieve: index unavailable", "err", err)
 		return nil, &dimse.Status{Code: dimse.StatusOutOfResourcesMatches, ErrorComment: "index unavailable"}
 	}
 	return res.Instances, nil
@@ -98,23 +93,7 @@ func dcmName(t dcm.Tag) string {
 	return "SOPInstanceUID"
 }
 
-// destination resolves a destination AE title among the configured peers.
-func (b *peerBook) destination(ae string) (send.Destination, bool) {
-	if b == nil {
-		return send.Destination{}, false
-	}
-	for _, p := range b.list {
-		if p.AETitle == ae && p.Host != "" && p.Port > 0 {
-			d := send.Destination{AETitle: p.AETitle, Host: p.Host, Port: p.Port}
-			if p.TLS && b.tls != nil {
-				d.TLS = b.tls(p.Host)
-			}
-			return d, true
-		}
-	}
-	return send.Destination{}, false
-}
-
+// comment bounds an ErrorComment to the 64 characters of its VR (LO).
 func comment(s string) string {
 	if len(s) > 64 {
 		s = s[:61] + "..."
@@ -122,7 +101,9 @@ func comment(s string) string {
 	return s
 }
 
-func (h *retrieveHandler) HandleRetrieve(ctx context.Context, req *dimse.RetrieveRequest, get dimse.GetStorer, progress func(dimse.SubOperations) error) (st dimse.Status, n dimse.SubOperations, failed []string) {
+// HandleRetrieve resolves the identifier to instances and performs the sub-operations,
+// reporting progress after each (dimse.RetrieveHandler).
+func (h *RetrieveSCP) HandleRetrieve(ctx context.Context, req *dimse.RetrieveRequest, get dimse.GetStorer, progress func(dimse.SubOperations) error) (st dimse.Status, n dimse.SubOperations, failed []string) {
 	op := "C-MOVE"
 	if get != nil {
 		op = "C-GET"
@@ -137,13 +118,13 @@ func (h *retrieveHandler) HandleRetrieve(ctx context.Context, req *dimse.Retriev
 		if get == nil {
 			detail += " to " + req.Destination
 		}
-		h.audit.dimse(ctx, req.Association, "retrieve", detail, st, study, "", "")
+		audited(h.Audit, ctx, req.Association, "retrieve", detail, st, study, "", "")
 	}()
 	var dst send.Destination
 	if get == nil {
 		var ok bool
-		if dst, ok = h.peers.destination(req.Destination); !ok {
-			h.log.Warn("dimse: C-MOVE to an unknown destination: add it to dimse.peers with ae_title, host and port",
+		if dst, ok = h.Peers.Destination(req.Destination); !ok {
+			logger(h.Log).Warn("dimse: C-MOVE to an unknown destination: add it to dimse.peers with ae_title, host and port",
 				"destination", req.Destination, "calling_ae", req.Association.CallingAETitle)
 			return dimse.Status{Code: dimse.StatusMoveDestinationUnknown, ErrorComment: comment("move destination " + req.Destination + " unknown: not in dimse.peers")}, dimse.SubOperations{}, nil
 		}
@@ -176,7 +157,7 @@ func (h *retrieveHandler) HandleRetrieve(ctx context.Context, req *dimse.Retriev
 	}
 	var sendErr error
 	if get == nil {
-		sendErr = h.sender.Send(ctx, dst, list, send.Options{MoveOriginatorAETitle: req.Association.CallingAETitle, MoveOriginatorMessageID: req.MessageID}, record)
+		sendErr = h.Sender.Send(ctx, dst, list, send.Options{MoveOriginatorAETitle: req.Association.CallingAETitle, MoveOriginatorMessageID: req.MessageID}, record)
 	} else {
 		for i := range list {
 			in := &list[i]
@@ -189,7 +170,7 @@ func (h *retrieveHandler) HandleRetrieve(ctx context.Context, req *dimse.Retriev
 				r.Err = fmt.Errorf("the requestor did not accept the SCP role for SOP class %s", in.SOPClassUID)
 			} else if r.TransferSyntax == "" {
 				r.Err = send.NoRepresentation(in.TransferSyntaxUID, accepted)
-			} else if data, err := h.sender.Open(ctx, in, r.TransferSyntax); err != nil {
+			} else if data, err := h.Sender.Open(ctx, in, r.TransferSyntax); err != nil {
 				r.Err = err
 			} else {
 				r.Status, r.Err = get.Store(ctx, in.SOPClassUID, in.SOPInstanceUID, r.TransferSyntax, data)
@@ -200,7 +181,7 @@ func (h *retrieveHandler) HandleRetrieve(ctx context.Context, req *dimse.Retriev
 				}
 			}
 			if r.Err != nil {
-				h.log.Info("dimse: C-GET sub-operation failed", "sop_class", in.SOPClassUID, "transfer_syntax", in.TransferSyntaxUID, "to", r.TransferSyntax, "reason", r.Err)
+				logger(h.Log).Info("dimse: C-GET sub-operation failed", "sop_class", in.SOPClassUID, "transfer_syntax", in.TransferSyntaxUID, "to", r.TransferSyntax, "reason", r.Err)
 			}
 			if err := record(r); err != nil {
 				sendErr = err
@@ -211,7 +192,7 @@ func (h *retrieveHandler) HandleRetrieve(ctx context.Context, req *dimse.Retriev
 	if sendErr != nil && ctx.Err() == nil {
 		// The association with the destination could not be opened or broke: the
 		// sub-operations not done fail with the reason.
-		h.log.Warn("dimse: "+op+" sub-operations failed", "destination", req.Destination, "err", sendErr)
+		logger(h.Log).Warn("dimse: "+op+" sub-operations failed", "destination", req.Destination, "err", sendErr)
 		for i := len(list) - n.Remaining; i < len(list); i++ {
 			failed = append(failed, list[i].SOPInstanceUID)
 		}

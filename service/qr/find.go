@@ -1,4 +1,4 @@
-package main
+package qr
 
 import (
 	"bytes"
@@ -12,13 +12,24 @@ import (
 	"github.com/lumenpacs/lumen/index"
 )
 
-// findHandler answers C-FIND from the index (PS3.4 C.4.1), with the matching of
-// index.Query.
-type findHandler struct {
-	idx     index.Index
-	aeTitle string
-	audit   *auditor
-	log     *slog.Logger
+// Index is what the Query/Retrieve SCPs read: the matching of index.Query.
+type Index interface {
+	Find(ctx context.Context, q index.Query) (*index.Result, error)
+}
+
+// Auditor records a DIMSE action of an association (service/audit.Trail does).
+type Auditor interface {
+	DIMSE(ctx context.Context, as *dimse.AssociationInfo, action, op string, st dimse.Status, study, patient, issuer string)
+}
+
+// FindSCP answers C-FIND (PS3.4 C.4.1) in the Patient Root and Study Root information
+// models from the index, with the matching of index.Query. It is a dimse.FindHandler.
+type FindSCP struct {
+	Index Index
+	// AETitle is Lumen's, answered as RetrieveAETitle.
+	AETitle string
+	Audit   Auditor      // nil: not audited
+	Log     *slog.Logger // nil: quiet
 }
 
 var levels = map[string]index.Level{"PATIENT": index.PatientLevel, "STUDY": index.StudyLevel, "SERIES": index.SeriesLevel, "IMAGE": index.ImageLevel}
@@ -26,9 +37,13 @@ var levels = map[string]index.Level{"PATIENT": index.PatientLevel, "STUDY": inde
 // skipKeys are identifier elements that are not matching keys.
 var skipKeys = map[dcm.Tag]bool{dcm.TagSpecificCharacterSet: true, dcm.TagQueryRetrieveLevel: true, dcm.TagRetrieveAETitle: true, dcm.TagInstanceAvailability: true, dcm.NewTag(0x0008, 0x0201): true}
 
-func (h *findHandler) HandleFind(ctx context.Context, req *dimse.FindRequest, send func([]byte, bool) error) (st dimse.Status) {
+// HandleFind answers one C-FIND request: an identifier that does not parse or names no
+// valid level is refused (C000, A900), each match is sent as a pending answer holding
+// the requested return keys, in the request's character set when it can hold them,
+// else in UTF-8.
+func (h *FindSCP) HandleFind(ctx context.Context, req *dimse.FindRequest, send func([]byte, bool) error) (st dimse.Status) {
 	var study, patient, issuer string
-	defer func() { h.audit.dimse(ctx, req.Association, "query", "C-FIND", st, study, patient, issuer) }()
+	defer func() { audited(h.Audit, ctx, req.Association, "query", "C-FIND", st, study, patient, issuer) }()
 	f, err := dcm.ParseDataset(bytes.NewReader(req.Identifier), req.TransferSyntaxUID, 0, nil)
 	if err != nil {
 		return dimse.Status{Code: dimse.StatusCannotUnderstand, ErrorComment: "identifier does not parse"}
@@ -62,7 +77,7 @@ func (h *findHandler) HandleFind(ctx context.Context, req *dimse.FindRequest, se
 		}
 		q.Filters = append(q.Filters, index.Filter{Tag: e.Tag, Value: v})
 	}
-	res, err := h.idx.Find(ctx, q)
+	res, err := h.Index.Find(ctx, q)
 	if err != nil {
 		if errors.Is(err, context.Canceled) {
 			return dimse.Status{Code: dimse.StatusCancel}
@@ -70,7 +85,7 @@ func (h *findHandler) HandleFind(ctx context.Context, req *dimse.FindRequest, se
 		if errors.Is(err, index.ErrBadQuery) { // the identifier's fault: never "try again"
 			return dimse.Status{Code: dimse.StatusCannotUnderstand, ErrorComment: strings.TrimPrefix(err.Error(), "index: ")}
 		}
-		h.log.Warn("dimse: C-FIND failed", "calling_ae", req.Association.CallingAETitle, "err", err)
+		logger(h.Log).Warn("dimse: C-FIND failed", "calling_ae", req.Association.CallingAETitle, "err", err)
 		return dimse.Status{Code: dimse.StatusOutOfResources, ErrorComment: "index unavailable"}
 	}
 	// Answers come in the request's character set when it can hold them, else in UTF-8
@@ -80,7 +95,7 @@ func (h *findHandler) HandleFind(ctx context.Context, req *dimse.FindRequest, se
 	emit := func(vals func(dcm.Tag) (string, []string, bool)) error {
 		out := &dcm.Dataset{}
 		out.Set(dcm.NewString(dcm.TagQueryRetrieveLevel, "CS", levelName))
-		out.Set(dcm.NewString(dcm.TagRetrieveAETitle, "AE", h.aeTitle))
+		out.Set(dcm.NewString(dcm.TagRetrieveAETitle, "AE", h.AETitle))
 		out.Set(dcm.NewString(dcm.TagInstanceAvailability, "CS", "ONLINE"))
 		warn := warnIgnored
 		var texts []textValue
@@ -221,4 +236,19 @@ func isASCII(s string) bool {
 		}
 	}
 	return true
+}
+
+// audited records an action when there is an auditor.
+func audited(a Auditor, ctx context.Context, as *dimse.AssociationInfo, action, op string, st dimse.Status, study, patient, issuer string) {
+	if a != nil {
+		a.DIMSE(ctx, as, action, op, st, study, patient, issuer)
+	}
+}
+
+// logger is l, or a logger that discards when l is nil.
+func logger(l *slog.Logger) *slog.Logger {
+	if l == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return l
 }
