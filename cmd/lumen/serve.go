@@ -205,7 +205,7 @@ func serve(ctx context.Context, c *Config, log *slog.Logger, ready chan<- listen
 	}}
 	e.Use(failures.Middleware) // before the link guard and authentication: refused before any verification
 	e.Use(recoverPanics(log))  // inside the audit: a handler's panic is a 500, audited
-	e.GET("/api/v1/audit", auditSearch(trail))
+	(&admin.Audit{Trail: trail}).Register(e)
 	queueMetrics(reg, b.index)
 	observeDIMSE := dimseMetrics(reg)
 	web := &dicomweb.Service{
@@ -264,7 +264,7 @@ func serve(ctx context.Context, c *Config, log *slog.Logger, ready chan<- listen
 			break
 		}
 	}
-	e.POST("/api/v1/send", pushHandler(b.index, &send.Sender{Store: b.store, CallingAETitle: c.DIMSE.AETitle, Logger: log}, book, log))
+	(&admin.Send{Index: b.index, Sender: &send.Sender{Store: b.store, CallingAETitle: c.DIMSE.AETitle, Logger: log}, Peers: book, Logger: log}).Register(e)
 	e.HTTPErrorHandler = web.ErrorHandler
 	if signer == nil {
 		log.Info("emr: no link keys configured (emr.link_keys): signed links are off")

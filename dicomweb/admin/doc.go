@@ -1,11 +1,14 @@
-// Package admin serves Lumen's administrative HTTP API for the ingest quarantine: the
-// copies that arrived under a SOP Instance UID already stored with other content (the
+// Package admin serves Lumen's administrative HTTP API under /api/v1/: the audit trail
+// search (GET /api/v1/audit, the admin role), sending to a known DICOM peer (POST
+// /api/v1/send, the send role; one NDJSON line per instance), and the ingest quarantine:
+// the copies that arrived under a SOP Instance UID already stored with other content (the
 // duplicate policy "quarantine" of service/ingest), and the served copies that a
 // promotion replaced. It lists them, returns their stored bytes, promotes one to be the
 // served copy (the copy served until then is quarantined in turn) and deletes them.
 //
-// It holds no service logic: every action is an service/ingest.Pipeline method. The
-// routes are under /api/, which the server's authorization rule reserves to the admin
-// role; each action has its own route pattern, so that the audit trail (which records
-// HTTP actions by route) tells them apart.
+// It holds no service logic: every action is a method of a service package
+// (service/ingest.Pipeline, service/send, service/audit). The routes are under /api/,
+// which the server's authorization rule reserves to the admin role (send excepted); each
+// action has its own route pattern, so that the audit trail (which records HTTP actions
+// by route) tells them apart.
 package admin
