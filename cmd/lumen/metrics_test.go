@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"github.com/lumenpacs/lumen/service/audit"
+	"github.com/lumenpacs/lumen/service/metrics"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -107,7 +108,7 @@ func TestMetricsCardinality(t *testing.T) {
 		t.Fatalf("%d HTTP series after invented methods and paths (want a handful):\n%s", n, strings.Join(lines[:min(20, len(lines))], "\n"))
 	}
 	reg := prometheus.NewRegistry()
-	observe := dimseMetrics(reg)
+	observe := metrics.DIMSE(reg)
 	for f := 0; f < 300; f++ {
 		observe(dimse.OperationName(uint16(0x0F00+f)), time.Millisecond, dimse.StatusUnrecognizedOperation)
 	}
@@ -130,7 +131,7 @@ func TestRecoverPanics(t *testing.T) {
 	defer idx.Close()
 	x := audit.New(idx, nil, discardLogger())
 	e := echo.New()
-	e.Use(httpAudit(x), recoverPanics(discardLogger()))
+	e.Use(httpAudit(x), metrics.Recover(discardLogger()))
 	e.GET("/dicom-web/studies/:study", func(c echo.Context) error {
 		var list []int
 		return c.String(http.StatusOK, fmt.Sprint(list[len(c.Param("study"))])) // index out of range

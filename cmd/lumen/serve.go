@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"github.com/lumenpacs/lumen/service/metrics"
 	"log/slog"
 	"net"
 	"net/http"
@@ -179,7 +180,7 @@ func serve(ctx context.Context, c *Config, log *slog.Logger, ready chan<- listen
 		return ec.JSON(code, status)
 	})
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})))
-	e.Use(httpMetrics(reg))
+	e.Use(metrics.HTTP(reg))
 	var syslog *audit.Syslog
 	if c.Audit.Syslog != "" {
 		var peerTLS func(string) *tls.Config
@@ -203,11 +204,11 @@ func serve(ctx context.Context, c *Config, log *slog.Logger, ready chan<- listen
 		ec.Set(auditSkipKey, true) // a flood must not become a flood of audit rows
 		refused.WithLabelValues("unauthenticated_rate").Inc()
 	}}
-	e.Use(failures.Middleware) // before the link guard and authentication: refused before any verification
-	e.Use(recoverPanics(log))  // inside the audit: a handler's panic is a 500, audited
+	e.Use(failures.Middleware)  // before the link guard and authentication: refused before any verification
+	e.Use(metrics.Recover(log)) // inside the audit: a handler's panic is a 500, audited
 	(&admin.Audit{Trail: trail}).Register(e)
-	queueMetrics(reg, b.index)
-	observeDIMSE := dimseMetrics(reg)
+	metrics.Queue(reg, b.index)
+	observeDIMSE := metrics.DIMSE(reg)
 	web := &dicomweb.Service{
 		Index: b.index, Store: b.store, Ingest: b.pipeline, Logger: log,
 		BasePath: c.DICOMweb.BasePath, PublicURL: c.DICOMweb.PublicURL, MaxUploadBytes: c.DICOMweb.MaxUploadBytes,
@@ -301,7 +302,7 @@ func serve(ctx context.Context, c *Config, log *slog.Logger, ready chan<- listen
 			lim.ExemptAddrs = append(lim.ExemptAddrs, p)
 		}
 	}
-	httpLimitMetrics(reg, lim)
+	metrics.Limits(reg, lim)
 	ln = lim.Listener(ln) // under TLS: a handshake holds a connection too
 	if c.HTTP.TLSCert != "" {
 		tc, err := tlsconf.Server(tlsconf.Files{Cert: c.HTTP.TLSCert, Key: c.HTTP.TLSKey})

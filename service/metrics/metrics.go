@@ -1,4 +1,4 @@
-package main
+package metrics
 
 import (
 	"context"
@@ -37,9 +37,9 @@ func oneOf(v string, known []string) string {
 	return "other"
 }
 
-// httpMetrics is middleware recording each HTTP request's duration by method, route
+// HTTP is middleware recording each HTTP request's duration by method, route
 // pattern and status code.
-func httpMetrics(reg prometheus.Registerer) echo.MiddlewareFunc {
+func HTTP(reg prometheus.Registerer) echo.MiddlewareFunc {
 	h := prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name: "lumen_http_request_duration_seconds", Help: "HTTP requests, by method, route pattern and status code.", Buckets: latencyBuckets,
 	}, []string{"method", "route", "code"})
@@ -68,9 +68,9 @@ func httpMetrics(reg prometheus.Registerer) echo.MiddlewareFunc {
 	}
 }
 
-// dimseMetrics returns the observer of DIMSE operations: durations by operation and
+// DIMSE returns the observer of DIMSE operations: durations by operation and
 // final status.
-func dimseMetrics(reg prometheus.Registerer) func(string, time.Duration, uint16) {
+func DIMSE(reg prometheus.Registerer) func(string, time.Duration, uint16) {
 	h := prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name: "lumen_dimse_operation_duration_seconds", Help: "DIMSE operations answered, by operation and final status.", Buckets: latencyBuckets,
 	}, []string{"operation", "status"})
@@ -80,8 +80,9 @@ func dimseMetrics(reg prometheus.Registerer) func(string, time.Duration, uint16)
 	}
 }
 
-// queueMetrics exports the depth of the index's work queue by kind, read at scrape time.
-func queueMetrics(reg prometheus.Registerer, idx index.Index) {
+// Queue exports the depth of the index's work queue by kind, read at scrape time,
+// when idx counts its jobs (the SQL indexes do).
+func Queue(reg prometheus.Registerer, idx any) {
 	q, ok := idx.(interface {
 		JobCounts(ctx context.Context) (map[string]int, error)
 	})
@@ -103,10 +104,10 @@ func queueMetrics(reg prometheus.Registerer, idx index.Index) {
 	}
 }
 
-// recoverPanics is middleware turning a handler's panic into 500 (logged with its stack;
+// Recover is middleware turning a handler's panic into 500 (logged with its stack;
 // never request data), so that the request is answered, measured and audited, and the
 // server goes on serving. A panic is a bug: the log line says where.
-func recoverPanics(log *slog.Logger) echo.MiddlewareFunc {
+func Recover(log *slog.Logger) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) (err error) {
 			defer func() {
@@ -123,9 +124,9 @@ func recoverPanics(log *slog.Logger) echo.MiddlewareFunc {
 	}
 }
 
-// httpLimitMetrics exports the HTTP connection and upload limits' state: open
+// Limits exports the HTTP connection and upload limits' state: open
 // connections, bodies being received, and what the limits refused, by reason.
-func httpLimitMetrics(reg prometheus.Registerer, lim *httplimit.Limiter) {
+func Limits(reg prometheus.Registerer, lim *httplimit.Limiter) {
 	reg.MustRegister(
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "lumen_http_connections_open", Help: "Open HTTP connections."},
 			func() float64 { return float64(lim.Stats().Conns) }),
