@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/lumenpacs/lumen/service/audit"
 	"io"
 	"iter"
 	"log/slog"
@@ -41,8 +42,9 @@ type Ingester interface {
 }
 
 // AuditStudyKey is the echo context key under which a STOW-RS request that stored
-// instances of one study leaves that study's UID, for the audit trail.
-const AuditStudyKey = "lumen.audit.study"
+// instances of one study leaves that study's UID, for the audit trail (the key the
+// audit middleware of service/audit reads).
+const AuditStudyKey = audit.StudyKey
 
 // Defaults of Service.
 const (

@@ -131,7 +131,7 @@ func TestRecoverPanics(t *testing.T) {
 	defer idx.Close()
 	x := audit.New(idx, nil, discardLogger())
 	e := echo.New()
-	e.Use(httpAudit(x), metrics.Recover(discardLogger()))
+	e.Use(x.HTTP(httpAction, httpActor), metrics.Recover(discardLogger()))
 	e.GET("/dicom-web/studies/:study", func(c echo.Context) error {
 		var list []int
 		return c.String(http.StatusOK, fmt.Sprint(list[len(c.Param("study"))])) // index out of range

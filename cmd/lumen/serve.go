@@ -194,14 +194,14 @@ func serve(ctx context.Context, c *Config, log *slog.Logger, ready chan<- listen
 		}
 	}
 	trail := audit.New(b.index, syslog, log)
-	defer trail.Close()     // before the index closes (deferred earlier)
-	e.Use(httpAudit(trail)) // outside the link guard and authentication: refusals are audited too
+	defer trail.Close()                      // before the index closes (deferred earlier)
+	e.Use(trail.HTTP(httpAction, httpActor)) // outside the link guard and authentication: refusals are audited too
 	refused := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "lumen_http_refused_total", Help: "HTTP requests and connections refused by a limit, by reason.",
 	}, []string{"reason"})
 	reg.MustRegister(refused)
 	failures := &auth.FailureLimiter{Rate: c.Auth.FailureRateLimit, Burst: c.Auth.FailureRateBurst, Refused: func(ec echo.Context) {
-		ec.Set(auditSkipKey, true) // a flood must not become a flood of audit rows
+		ec.Set(audit.SkipKey, true) // a flood must not become a flood of audit rows
 		refused.WithLabelValues("unauthenticated_rate").Inc()
 	}}
 	e.Use(failures.Middleware)  // before the link guard and authentication: refused before any verification
