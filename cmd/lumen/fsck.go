@@ -43,20 +43,10 @@ Exit status: 0 clean or fully repaired, 1 inconsistencies remain.`,
 			out := cmd.OutOrStdout()
 			unresolved := 0
 			for _, f := range rep.Findings {
-				line := fmt.Sprintf("%s %s", f.Kind, f.Key)
-				if f.SOPInstanceUID != "" {
-					line += " sop=" + f.SOPInstanceUID
-				}
-				if f.Action != "" {
-					line += " -> " + f.Action
-				}
-				if f.Reason != "" {
-					line += " (" + f.Reason + ")"
-				}
-				if f.Action == "" || f.Action == "kept" {
+				if f.Unresolved() {
 					unresolved++
 				}
-				fmt.Fprintln(out, line)
+				fmt.Fprintln(out, f.String())
 			}
 			fmt.Fprintf(out, "fsck: %d blobs, %d index rows checked; %d orphan blobs, %d dangling rows, %d stale temporary files; %d unresolved\n",
 				rep.BlobsChecked, rep.RowsChecked, rep.Orphans(), rep.Dangling(), rep.Temps(), unresolved)

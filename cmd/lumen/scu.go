@@ -1,16 +1,12 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"fmt"
-	"io"
-	"os"
+	"github.com/lumenpacs/lumen/service/send"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/lumenpacs/lumen/dcm"
 	"github.com/lumenpacs/lumen/dimse"
 	"github.com/spf13/cobra"
 )
@@ -65,11 +61,6 @@ func newEchoCmd() *cobra.Command {
 	return cmd
 }
 
-type scuFile struct {
-	path, class, instance, ts string
-	offset                    int64
-}
-
 func newStoreCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "store AE@host:port PATH...",
@@ -85,7 +76,7 @@ gets that file reported as failed. Exit status 1 when any file failed.`,
 			}
 			aet, _ := cmd.Flags().GetString("aet")
 			out := cmd.OutOrStdout()
-			var files []scuFile
+			var files []send.File
 			failed := 0
 			for _, f := range collect(args[1:]) {
 				if f.err != nil {
@@ -93,7 +84,7 @@ gets that file reported as failed. Exit status 1 when any file failed.`,
 					failed++
 					continue
 				}
-				sf, err := inspect(f.path)
+				sf, err := send.Inspect(f.path)
 				if err != nil {
 					fmt.Fprintf(out, "%s: %v\n", f.path, err)
 					failed++
@@ -101,16 +92,7 @@ gets that file reported as failed. Exit status 1 when any file failed.`,
 				}
 				files = append(files, sf)
 			}
-			// One presentation context per (SOP class, transfer syntax).
-			seen := map[string]bool{}
-			var contexts []dimse.ProposedContext
-			for _, f := range files {
-				if k := f.class + "|" + f.ts; !seen[k] && len(contexts) < 128 {
-					seen[k] = true
-					contexts = append(contexts, dimse.ProposedContext{AbstractSyntax: f.class, TransferSyntaxes: []string{f.ts}})
-				}
-			}
-			c, err := dimse.Dial(cmd.Context(), addr, dimse.DialConfig{CallingAETitle: aet, CalledAETitle: ae, Contexts: contexts})
+			c, err := dimse.Dial(cmd.Context(), addr, dimse.DialConfig{CallingAETitle: aet, CalledAETitle: ae, Contexts: send.FileContexts(files)})
 			if err != nil {
 				return err
 			}
@@ -118,13 +100,13 @@ gets that file reported as failed. Exit status 1 when any file failed.`,
 			ok := 0
 			start := time.Now()
 			for _, f := range files {
-				st, err := sendFile(cmd.Context(), c, f)
+				st, err := f.Store(cmd.Context(), c)
 				switch {
 				case err != nil:
-					fmt.Fprintf(out, "%s: %v\n", f.path, err)
+					fmt.Fprintf(out, "%s: %v\n", f.Path, err)
 					failed++
 				case st.Code != dimse.StatusSuccess && st.Code&0xF000 != 0xB000:
-					fmt.Fprintf(out, "%s: status 0x%04X %s\n", f.path, st.Code, st.ErrorComment)
+					fmt.Fprintf(out, "%s: status 0x%04X %s\n", f.Path, st.Code, st.ErrorComment)
 					failed++
 				default:
 					ok++
@@ -139,37 +121,4 @@ gets that file reported as failed. Exit status 1 when any file failed.`,
 	}
 	cmd.Flags().String("aet", "LUMEN", "calling AE title")
 	return cmd
-}
-
-// inspect reads a file's meta information: SOP class and instance, transfer syntax and
-// where the data set starts.
-func inspect(path string) (scuFile, error) {
-	fh, err := os.Open(path)
-	if err != nil {
-		return scuFile{}, err
-	}
-	defer fh.Close()
-	head := make([]byte, 64<<10)
-	n, _ := io.ReadFull(fh, head)
-	if !dcm.Sniff(head[:n]) {
-		return scuFile{}, fmt.Errorf("not a DICOM PS3.10 file")
-	}
-	st, _ := fh.Stat()
-	f, err := dcm.Parse(io.MultiReader(bytes.NewReader(head[:n]), fh), &dcm.Options{Size: st.Size()})
-	if err != nil {
-		return scuFile{}, err
-	}
-	return scuFile{path: path, class: f.Meta.String(dcm.TagMediaStorageSOPClassUID), instance: f.Meta.String(dcm.TagMediaStorageSOPInstanceUID), ts: f.TransferSyntax, offset: f.DatasetOffset}, nil
-}
-
-func sendFile(ctx context.Context, c *dimse.Client, f scuFile) (dimse.Status, error) {
-	fh, err := os.Open(f.path)
-	if err != nil {
-		return dimse.Status{}, err
-	}
-	defer fh.Close()
-	if _, err := fh.Seek(f.offset, io.SeekStart); err != nil {
-		return dimse.Status{}, err
-	}
-	return c.Store(ctx, f.class, f.instance, f.ts, fh)
 }

@@ -147,7 +147,7 @@ func serve(ctx context.Context, c *Config, log *slog.Logger, ready chan<- listen
 	log.Info("lumen starting", "version", version, "store", c.Store.Backend, "index", c.Index.Backend, "data_dir", c.DataDir)
 
 	if c.Fsck.OnStart {
-		go startupCheck(ctx, c, b, log)
+		go b.pipeline.StartupCheck(ctx, c.Fsck.Days, c.Fsck.Grace, c.Fsck.Repair, c.Fsck.Timeout, log)
 	}
 
 	e := echo.New()
@@ -381,33 +381,6 @@ func serve(ctx context.Context, c *Config, log *slog.Logger, ready chan<- listen
 	<-fwdDone    // a forward batch in flight
 	log.Info("lumen stopped")
 	return nil
-}
-
-// startupCheck runs a bounded consistency check of recent blobs and logs the result.
-func startupCheck(ctx context.Context, c *Config, b *backends, log *slog.Logger) {
-	opts := ingest.CheckOptions{
-		Prefixes: ingest.RecentPrefixes(time.Now(), c.Fsck.Days),
-		Grace:    c.Fsck.Grace,
-		Repair:   c.Fsck.Repair,
-		Deadline: time.Now().Add(c.Fsck.Timeout),
-		// Temporary files of interrupted puts older than the grace period can never be
-		// committed: always removed (up to 4 GiB each).
-		RemoveTemp: true,
-	}
-	rep, err := b.pipeline.Check(ctx, opts)
-	if err != nil {
-		log.Warn("start-up check failed", "err", err)
-		return
-	}
-	attrs := []any{"blobs", rep.BlobsChecked, "rows", rep.RowsChecked, "orphan_blobs", rep.Orphans(), "dangling_rows", rep.Dangling(), "temp_files", rep.Temps(), "partial", rep.Partial, "days", c.Fsck.Days}
-	if len(rep.Findings) > 0 {
-		for _, f := range rep.Findings {
-			log.Warn("start-up check finding", "kind", f.Kind, "key", f.Key, "action", f.Action, "reason", f.Reason)
-		}
-		log.Warn("start-up check found inconsistencies; run lumen fsck --repair", attrs...)
-		return
-	}
-	log.Info("start-up check clean", attrs...)
 }
 
 // authRule says which role each HTTP request needs ("" : public): reading for GET,

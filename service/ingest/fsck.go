@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"iter"
+	"log/slog"
 	"time"
 
 	"github.com/lumenpacs/lumen/archive"
@@ -67,6 +68,25 @@ type Report struct {
 	// Partial is true when the deadline stopped the check early.
 	Partial bool
 }
+
+// String is the finding as one line: kind, key, SOP Instance UID, action and reason.
+func (f Finding) String() string {
+	line := f.Kind + " " + f.Key
+	if f.SOPInstanceUID != "" {
+		line += " sop=" + f.SOPInstanceUID
+	}
+	if f.Action != "" {
+		line += " -> " + f.Action
+	}
+	if f.Reason != "" {
+		line += " (" + f.Reason + ")"
+	}
+	return line
+}
+
+// Unresolved reports a finding that repair did not settle (none was tried, or the
+// object was kept).
+func (f Finding) Unresolved() bool { return f.Action == "" || f.Action == "kept" }
 
 // Orphans counts orphan blobs in the report.
 func (r *Report) Orphans() int { return r.count("orphan-blob") }
@@ -375,4 +395,33 @@ func (p *Pipeline) readInstance(ctx context.Context, key string) (*index.Instanc
 	inst.ReceivedAt = info.ModTime
 	inst.SourceAE = f.Meta.String(dcm.TagSourceApplicationEntityTitle)
 	return inst, nil
+}
+
+// StartupCheck runs a bounded consistency check of the blobs stored in the last days
+// (blobs newer than grace skipped, the check stopped after timeout) and logs its
+// findings at Warn and its result: the check `lumen serve` runs at start.
+func (p *Pipeline) StartupCheck(ctx context.Context, days int, grace time.Duration, repair bool, timeout time.Duration, log *slog.Logger) {
+	opts := CheckOptions{
+		Prefixes: RecentPrefixes(time.Now(), days),
+		Grace:    grace,
+		Repair:   repair,
+		Deadline: time.Now().Add(timeout),
+		// Temporary files of interrupted puts older than the grace period can never be
+		// committed: always removed (up to 4 GiB each).
+		RemoveTemp: true,
+	}
+	rep, err := p.Check(ctx, opts)
+	if err != nil {
+		log.Warn("start-up check failed", "err", err)
+		return
+	}
+	attrs := []any{"blobs", rep.BlobsChecked, "rows", rep.RowsChecked, "orphan_blobs", rep.Orphans(), "dangling_rows", rep.Dangling(), "temp_files", rep.Temps(), "partial", rep.Partial, "days", days}
+	if len(rep.Findings) > 0 {
+		for _, f := range rep.Findings {
+			log.Warn("start-up check finding", "kind", f.Kind, "key", f.Key, "action", f.Action, "reason", f.Reason)
+		}
+		log.Warn("start-up check found inconsistencies; run lumen fsck --repair", attrs...)
+		return
+	}
+	log.Info("start-up check clean", attrs...)
 }
