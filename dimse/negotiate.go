@@ -17,10 +17,12 @@ const (
 	ExplicitVRBigEndian    = "1.2.840.10008.1.2.2"
 )
 
-// DefaultTransferSyntaxes are the transfer syntaxes accepted unless configured
+// DefaultTransferSyntaxes returns the transfer syntaxes accepted unless configured
 // otherwise: the native ones and every compressed syntax of PS3.5 Annex A in common use
-// (stored as received).
-var DefaultTransferSyntaxes = []string{
+// (stored as received). The slice is a fresh copy each call.
+func DefaultTransferSyntaxes() []string { return slices.Clone(defaultTransferSyntaxes) }
+
+var defaultTransferSyntaxes = []string{
 	ExplicitVRLittleEndian, ImplicitVRLittleEndian, DeflatedExplicitVRLE, ExplicitVRBigEndian,
 	"1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51", "1.2.840.10008.1.2.4.57", "1.2.840.10008.1.2.4.70",
 	"1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.81", "1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91",
@@ -118,7 +120,7 @@ func (s *Server) serviceOf(abstract string) string {
 func (s *Server) chooseTransferSyntax(service string, offered []string) string {
 	accepted := s.TransferSyntaxes
 	if len(accepted) == 0 {
-		accepted = DefaultTransferSyntaxes
+		accepted = defaultTransferSyntaxes
 	}
 	ok := func(ts string) bool { return slices.Contains(accepted, ts) }
 	if service == ServiceStore {

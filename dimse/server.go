@@ -153,7 +153,7 @@ type Server struct {
 	// IdleTimeout aborts an established association that sends nothing for this long
 	// (default 5 minutes).
 	IdleTimeout time.Duration
-	// TransferSyntaxes are those accepted (default DefaultTransferSyntaxes).
+	// TransferSyntaxes are those accepted (default DefaultTransferSyntaxes()).
 	TransferSyntaxes []string
 	// ImplementationClassUID and ImplementationVersionName identify Lumen.
 	ImplementationClassUID    string
