@@ -1,5 +1,6 @@
 // Tests of the bounds an association keeps: shutdown with a stalled handler, long finds
 // under the idle timeout with large identifiers, and a peer's tiny maximum PDU.
+
 package dimse
 
 import (
