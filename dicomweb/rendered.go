@@ -206,7 +206,7 @@ func (s *Service) openDeflated(ctx context.Context, in *index.Instance) (*pixelS
 	}
 	inflated, err := io.ReadAll(io.LimitReader(flate.NewReader(bytes.NewReader(raw[meta.DatasetOffset:])), maxInflated))
 	if err != nil {
-		return nil, fmt.Errorf("%w: deflated data set: %v", render.ErrUnsupported, err)
+		return nil, fmt.Errorf("%w: deflated data set: %w", render.ErrUnsupported, err)
 	}
 	f, err := dcm.ParseDataset(bytes.NewReader(inflated), dcm.ExplicitVRLittleEndian, 0, &dcm.Options{BulkThreshold: 4 << 20})
 	if err != nil {

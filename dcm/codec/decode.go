@@ -266,7 +266,7 @@ func decodeJPEG(p *Pixels, data []byte) (*Frame, error) {
 func decodeDCT(p *Pixels, data []byte) (*Frame, error) {
 	img, err := jpegext.Decode(data, jpegext.Limits{Width: p.Columns, Height: p.Rows, Components: p.SamplesPerPixel})
 	if errors.Is(err, jpegext.ErrUnsupported) {
-		return nil, fmt.Errorf("%w: JPEG: %v", ErrUnsupported, err)
+		return nil, fmt.Errorf("%w: JPEG: %w", ErrUnsupported, err)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("codec: %w", err)

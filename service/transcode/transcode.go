@@ -699,7 +699,7 @@ func NativeFrame(f *dcm.File, layout *dcm.PixelLayout, i int, read RangeReader) 
 // or without its group length: br is then at the data set.
 func skipMeta(br *bufio.Reader) error {
 	if _, err := br.Discard(128); err != nil {
-		return fmt.Errorf("%w: %v", ErrNotPart10, err)
+		return fmt.Errorf("%w: %w", ErrNotPart10, err)
 	}
 	if b, err := br.Peek(4); err != nil || string(b) != "DICM" {
 		return fmt.Errorf("%w: no DICM prefix", ErrNotPart10)
@@ -714,7 +714,7 @@ func skipMeta(br *bufio.Reader) error {
 		switch string(b[4:6]) {
 		case "OB", "OW", "OF", "SQ", "UT", "UN", "UC", "UR", "OD", "OL", "OV", "SV", "UV":
 			if b, err = br.Peek(12); err != nil {
-				return fmt.Errorf("%w: %v", ErrNotPart10, err)
+				return fmt.Errorf("%w: %w", ErrNotPart10, err)
 			}
 			n = 12 + int(binary.LittleEndian.Uint32(b[8:12]))
 		}
@@ -722,7 +722,7 @@ func skipMeta(br *bufio.Reader) error {
 			return fmt.Errorf("%w: meta information over 64 KiB", ErrNotPart10)
 		}
 		if _, err := br.Discard(n); err != nil {
-			return fmt.Errorf("%w: %v", ErrNotPart10, err)
+			return fmt.Errorf("%w: %w", ErrNotPart10, err)
 		}
 	}
 }
@@ -735,7 +735,7 @@ var ErrNotPart10 = errors.New("transcode: not a PS3.10 stream")
 func SkipMeta(r io.Reader) (string, error) {
 	var hdr [144]byte // preamble, DICM, and (0002,0000) UL 4 explicit
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
-		return "", fmt.Errorf("%w: %v", ErrNotPart10, err)
+		return "", fmt.Errorf("%w: %w", ErrNotPart10, err)
 	}
 	if string(hdr[128:132]) != "DICM" || binary.LittleEndian.Uint32(hdr[132:136]) != 0x00000002 || string(hdr[136:138]) != "UL" {
 		return "", fmt.Errorf("%w: no DICM prefix or no meta group length", ErrNotPart10)
@@ -746,11 +746,11 @@ func SkipMeta(r io.Reader) (string, error) {
 	}
 	meta := make([]byte, n)
 	if _, err := io.ReadFull(r, meta); err != nil {
-		return "", fmt.Errorf("%w: %v", ErrNotPart10, err)
+		return "", fmt.Errorf("%w: %w", ErrNotPart10, err)
 	}
 	f, err := dcm.ParseDataset(io.MultiReader(bytes.NewReader(hdr[132:144]), bytes.NewReader(meta)), dcm.ExplicitVRLittleEndian, 0, nil)
 	if err != nil {
-		return "", fmt.Errorf("%w: %v", ErrNotPart10, err)
+		return "", fmt.Errorf("%w: %w", ErrNotPart10, err)
 	}
 	ts := f.Dataset.String(dcm.TagTransferSyntaxUID)
 	if ts == "" {
