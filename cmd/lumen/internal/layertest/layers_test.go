@@ -61,6 +61,7 @@ var sideways = []struct{ from, to, why string }{
 	{"service/send", "service/transcode", "a C-STORE SCU sends an object in a transfer syntax the peer accepted (transcode.Prepare, Choose)"},
 	{"service/qr", "service/send", "C-MOVE and C-GET run their sub-operations through send.Sender"},
 	{"service/qr", "service/transcode", "C-GET answers in a transfer syntax the requestor accepted"},
+	{"service/metrics", "httpkit/httplimit", "the metrics export the HTTP limits' state (httplimit.Stats)"},
 }
 
 // A never rule forbids imports whatever the floors say.
