@@ -133,52 +133,53 @@ func defaultThumbnail() *renderRequest {
 }
 
 // RunThumbnails does the thumbnail jobs the index queues when studies change (any
-// replica may run it; a job is leased to one at a time) until ctx ends: the default
-// thumbnail of the middle instance of every series, which also serves the study
-// thumbnail, so that the first EMR view finds them cached.
+// replica may run it; a job is leased to one at a time) until ctx ends: ThumbnailJobs
+// run by an index.Worker of its own.
 func (s *Service) RunThumbnails(ctx context.Context, q index.Queue, worker string, poll time.Duration) {
+	w := &index.Worker{Queue: q, Name: worker, Log: s.log()}
+	w.Handle(s.ThumbnailJobs(worker, poll))
+	w.Run(ctx)
+}
+
+// ThumbnailJobs is the kind of job (index.JobThumbnails) that renders, when a study has
+// changed, the default thumbnail of the middle instance of every series, which also
+// serves the study thumbnail, so that the first EMR view finds them cached. One study
+// at a time; the queue is polled every poll (default 2 s, 5 × poll after it fails); a
+// failed job is retried after 30 s × its attempts and given up after 5. worker names
+// the worker in its log lines.
+func (s *Service) ThumbnailJobs(worker string, poll time.Duration) index.JobKind {
 	if poll <= 0 {
 		poll = 2 * time.Second
 	}
-	sleep := func(d time.Duration) {
-		t := time.NewTimer(d)
-		defer t.Stop()
-		select {
-		case <-ctx.Done():
-		case <-t.C:
-		}
-	}
-	for ctx.Err() == nil {
-		j, err := q.ClaimJob(ctx, index.JobThumbnails, worker, 5*time.Minute)
-		if err != nil {
-			if ctx.Err() == nil {
+	return index.JobKind{
+		Kind:      index.JobThumbnails,
+		Batch:     1,
+		Poll:      poll,
+		QueueWait: 5 * poll,
+		Lease:     5 * time.Minute,
+		Do: func(ctx context.Context, jobs []*index.Job, settle func(*index.Job, index.Outcome)) {
+			for _, j := range jobs {
+				err := s.studyThumbnails(ctx, j.Key)
+				switch {
+				case err == nil:
+					s.log().Info("dicomweb: study thumbnails rendered", "worker", worker, "job", j.ID)
+					settle(j, index.Done)
+				case j.Attempts >= 4:
+					s.log().Warn("dicomweb: thumbnails given up after 5 attempts", "err", err)
+					settle(j, index.Done)
+				default:
+					s.log().Info("dicomweb: thumbnails will be retried", "attempt", j.Attempts+1, "err", err)
+					settle(j, index.RetryAfter(time.Duration(j.Attempts+1)*30*time.Second))
+				}
+			}
+		},
+		OnError: func(j *index.Job, err error) {
+			if j == nil {
 				s.log().Warn("dicomweb: thumbnail queue unavailable", "err", err)
-			}
-			sleep(5 * poll)
-			continue
-		}
-		if j == nil {
-			sleep(poll)
-			continue
-		}
-		err = s.studyThumbnails(ctx, j.Key)
-		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		switch {
-		case err == nil || j.Attempts >= 4:
-			if err != nil {
-				s.log().Warn("dicomweb: thumbnails given up after 5 attempts", "err", err)
 			} else {
-				s.log().Info("dicomweb: study thumbnails rendered", "worker", worker, "job", j.ID)
+				s.log().Warn("dicomweb: thumbnail job not settled", "err", err)
 			}
-			err = q.CompleteJob(dctx, j)
-		default:
-			s.log().Info("dicomweb: thumbnails will be retried", "attempt", j.Attempts+1, "err", err)
-			err = q.RetryJob(dctx, j, time.Duration(j.Attempts+1)*30*time.Second)
-		}
-		cancel()
-		if err != nil {
-			s.log().Warn("dicomweb: thumbnail job not settled", "err", err)
-		}
+		},
 	}
 }
 

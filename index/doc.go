@@ -8,6 +8,12 @@
 // on the start of any name component. Beyond PS3.4, for the EMR surfaces: exact lists of
 // values (Filter.Values), study classes (StudyClass: the service lines), pages with their
 // total counted by the index (Query.Total, MaxTotal, CountOnly) in either order
-// (Query.Reverse), so that no caller loads every match to page or filter it. Backends: index/sqlite (embedded default) and
-// index/postgres, both built on index/sqlindex; index/indextest is the contract suite.
+// (Query.Reverse), so that no caller loads every match to page or filter it.
+//
+// The index also keeps the work queue (Queue: thumbnails, forwards), so that any replica
+// can do a job and a restart loses nothing; a Worker runs its jobs, each registered kind
+// in its own loop with its own batching and retry policy.
+//
+// Backends: index/sqlite (embedded default) and index/postgres, both built on
+// index/sqlindex; index/indextest is the contract suite.
 package index

@@ -33,6 +33,7 @@ func Run(t *testing.T, newIndex func(t *testing.T) index.Index) {
 		{"ValuesMatching", testValues},
 		{"StudyClass", testClass},
 		{"Queue", testQueue},
+		{"Worker", testWorker},
 		{"Scope", testScope},
 		{"Audit", testAudit},
 		{"ContentDigest", testContentDigest},

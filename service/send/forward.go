@@ -62,40 +62,36 @@ type Forwarder struct {
 	Log    *slog.Logger
 }
 
-// Run claims and sends forward jobs until ctx ends.
+// Run claims and sends forward jobs until ctx ends: Jobs run by an index.Worker of its
+// own.
 func (f *Forwarder) Run(ctx context.Context) {
-	sleep := func(d time.Duration) {
-		t := time.NewTimer(d)
-		defer t.Stop()
-		select {
-		case <-ctx.Done():
-		case <-t.C:
-		}
-	}
-	for ctx.Err() == nil {
-		var batch []*index.Job
-		for len(batch) < 100 {
-			j, err := f.Queue.ClaimJob(ctx, index.JobForward, f.Worker, 5*time.Minute)
-			if err != nil {
-				if ctx.Err() == nil {
-					f.Log.Warn("forward: queue unavailable", "err", err)
-				}
-				break
-			}
+	w := &index.Worker{Queue: f.Queue, Name: f.Worker, Log: f.Log}
+	w.Handle(f.Jobs())
+	w.Run(ctx)
+}
+
+// Jobs is the kind of job (index.JobForward) that sends instances to peers: up to 100
+// claimed at once (the queue is polled every second when none is due or it fails),
+// sent one association per destination, retried after Retry doubled with each attempt
+// up to an hour, given up after MaxAttempts.
+func (f *Forwarder) Jobs() index.JobKind {
+	return index.JobKind{
+		Kind:      index.JobForward,
+		Batch:     100,
+		Poll:      time.Second,
+		QueueWait: time.Second,
+		Lease:     5 * time.Minute,
+		Do:        f.runBatch,
+		OnError: func(j *index.Job, err error) {
+			// A forward not settled is not logged: it runs again when its lease ends.
 			if j == nil {
-				break
+				f.Log.Warn("forward: queue unavailable", "err", err)
 			}
-			batch = append(batch, j)
-		}
-		if len(batch) == 0 {
-			sleep(time.Second)
-			continue
-		}
-		f.runBatch(ctx, batch)
+		},
 	}
 }
 
-func (f *Forwarder) runBatch(ctx context.Context, batch []*index.Job) {
+func (f *Forwarder) runBatch(ctx context.Context, batch []*index.Job, settle func(*index.Job, index.Outcome)) {
 	// Group by destination, in claim order.
 	byDest := map[string][]*index.Job{}
 	var order []string
@@ -106,14 +102,13 @@ func (f *Forwarder) runBatch(ctx context.Context, batch []*index.Job) {
 		}
 		byDest[dest] = append(byDest[dest], j)
 	}
-	dctx := context.WithoutCancel(ctx)
 	for _, dest := range order {
 		jobs := byDest[dest]
 		dst, ok := f.Peers.Destination(dest)
 		if !ok {
 			f.Log.Warn("forward: destination is not a known peer with host and port: forwards dropped", "destination", dest, "jobs", len(jobs))
 			for _, j := range jobs {
-				f.Queue.CompleteJob(dctx, j)
+				settle(j, index.Done)
 			}
 			continue
 		}
@@ -124,9 +119,9 @@ func (f *Forwarder) runBatch(ctx context.Context, batch []*index.Job) {
 			in, err := f.Index.Instance(ctx, uid)
 			switch {
 			case errors.Is(err, index.ErrNotFound):
-				f.Queue.CompleteJob(dctx, j) // deleted since: nothing to forward
+				settle(j, index.Done) // deleted since: nothing to forward
 			case err != nil:
-				f.retry(dctx, j, err.Error())
+				settle(j, f.retry(j, err.Error()))
 			default:
 				list = append(list, *in)
 				listJobs = append(listJobs, j)
@@ -141,15 +136,15 @@ func (f *Forwarder) runBatch(ctx context.Context, batch []*index.Job) {
 				if r.Err != nil {
 					reason = r.Err.Error()
 				}
-				f.retry(dctx, j, reason)
+				settle(j, f.retry(j, reason))
 				return nil
 			}
-			f.Queue.CompleteJob(dctx, j)
+			settle(j, index.Done)
 			return nil
 		})
 		if err != nil {
 			for _, j := range listJobs[done:] {
-				f.retry(dctx, j, err.Error())
+				settle(j, f.retry(j, err.Error()))
 			}
 		}
 		if done > 0 {
@@ -158,16 +153,16 @@ func (f *Forwarder) runBatch(ctx context.Context, batch []*index.Job) {
 	}
 }
 
-// retry releases a job to run again later, or gives it up after MaxAttempts.
-func (f *Forwarder) retry(ctx context.Context, j *index.Job, reason string) {
+// retry is the outcome of a failed forward: run again later, or given up (done) after
+// MaxAttempts.
+func (f *Forwarder) retry(j *index.Job, reason string) index.Outcome {
 	max := f.MaxAttempts
 	if max <= 0 {
 		max = 10
 	}
 	if j.Attempts+1 >= max {
 		f.Log.Warn("forward: given up", "job", j.Key, "attempts", j.Attempts+1, "reason", reason)
-		f.Queue.CompleteJob(ctx, j)
-		return
+		return index.Done
 	}
 	d := f.Retry
 	if d <= 0 {
@@ -177,5 +172,5 @@ func (f *Forwarder) retry(ctx context.Context, j *index.Job, reason string) {
 		d *= 2
 	}
 	f.Log.Info("forward: will retry", "job", j.Key, "attempt", j.Attempts+1, "after", min(d, time.Hour).String(), "reason", reason)
-	f.Queue.RetryJob(ctx, j, min(d, time.Hour))
+	return index.RetryAfter(min(d, time.Hour))
 }
