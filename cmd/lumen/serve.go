@@ -272,19 +272,20 @@ func serve(ctx context.Context, c *Config, log *slog.Logger, ready chan<- listen
 	}
 	host, _ := os.Hostname()
 	worker := fmt.Sprintf("%s:%d:%x", host, os.Getpid(), time.Now().UnixNano()&0xffffff)
-	thumbsDone := make(chan struct{})
-	if q, ok := b.index.(index.Queue); ok && c.DICOMweb.BackgroundThumbnails {
-		go func() { defer close(thumbsDone); web.RunThumbnails(ctx, q, worker, 0) }()
+	// One job worker: thumbnails and forwarding register their kinds with it.
+	jobsDone := make(chan struct{})
+	if q, ok := b.index.(index.Queue); ok {
+		jobs := &index.Worker{Queue: q, Name: worker, Log: log}
+		if c.DICOMweb.BackgroundThumbnails {
+			jobs.Handle(web.ThumbnailJobs(worker, 0))
+		}
+		if len(c.Forward.Rules) > 0 {
+			jobs.Handle((&send.Forwarder{Queue: q, Index: b.index, Sender: &send.Sender{Store: b.store, CallingAETitle: c.DIMSE.AETitle, Logger: log},
+				Peers: book, Retry: c.Forward.Retry, MaxAttempts: c.Forward.MaxAttempts, Worker: worker, Log: log}).Jobs())
+		}
+		go func() { defer close(jobsDone); jobs.Run(ctx) }()
 	} else {
-		close(thumbsDone)
-	}
-	fwdDone := make(chan struct{})
-	if q, ok := b.index.(index.Queue); ok && len(c.Forward.Rules) > 0 {
-		f := &send.Forwarder{Queue: q, Index: b.index, Sender: &send.Sender{Store: b.store, CallingAETitle: c.DIMSE.AETitle, Logger: log},
-			Peers: book, Retry: c.Forward.Retry, MaxAttempts: c.Forward.MaxAttempts, Worker: worker, Log: log}
-		go func() { defer close(fwdDone); f.Run(ctx) }()
-	} else {
-		close(fwdDone)
+		close(jobsDone)
 	}
 
 	ln, err := net.Listen("tcp", c.HTTP.Addr)
@@ -376,9 +377,8 @@ func serve(ctx context.Context, c *Config, log *slog.Logger, ready chan<- listen
 	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		log.Warn("http shutdown", "err", err)
 	}
-	<-thumbsDone // the background worker may start a write until it has returned
-	web.Wait()   // thumbnails being written to the store
-	<-fwdDone    // a forward batch in flight
+	<-jobsDone // the job worker may start a write (a thumbnail, a forward batch) until it has returned
+	web.Wait() // thumbnails being written to the store
 	log.Info("lumen stopped")
 	return nil
 }
