@@ -2,14 +2,10 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
-	"path/filepath"
 	"sort"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,7 +36,7 @@ status is 1 when any file failed, 0 otherwise.`,
 			}
 			defer b.Close()
 			progress, _ := cmd.Flags().GetString("progress")
-			im := &importer{p: b.pipeline, idx: b.index, workers: c.Import.Workers, progress: cmd.ErrOrStderr()}
+			im := &importer{p: b.pipeline, workers: c.Import.Workers, progress: cmd.ErrOrStderr()}
 			switch progress {
 			case "auto":
 				if f, ok := cmd.ErrOrStderr().(*os.File); ok && term.IsTerminal(int(f.Fd())) {
@@ -67,16 +63,13 @@ status is 1 when any file failed, 0 otherwise.`,
 	return cmd
 }
 
-type importFile struct {
-	path string
-	size int64
-	err  error // error met while walking
-}
-
+// fileFailure is a failed file and why.
 type fileFailure struct {
 	path, reason string
 }
 
+// importSummary is what the import prints: an ingest.ImportSummary, in the fields the
+// tests read.
 type importSummary struct {
 	files, imported, present, replaced, kept, quarantined, failed, notAttempted, skipped int
 	bytes                                                                                int64
@@ -85,6 +78,7 @@ type importSummary struct {
 	stopped                                                                              string
 }
 
+// print writes the summary, failed files sorted by path.
 func (s *importSummary) print(w io.Writer) {
 	secs := s.elapsed.Seconds()
 	if secs <= 0 {
@@ -119,8 +113,12 @@ func (s *importSummary) print(w io.Writer) {
 	}
 }
 
+// importer runs an import and shows its progress on progress: a bar, or a line every two
+// seconds.
 type importer struct {
-	p        *ingest.Pipeline
+	p *ingest.Pipeline
+	// idx is not read (the pipeline's own index answers the already-present check); the
+	// tests that build an importer set it.
 	idx      index.Index
 	workers  int
 	progress io.Writer // nil: silent
@@ -129,251 +127,88 @@ type importer struct {
 	onDone func(done int64)
 }
 
-// collect lists the regular files under paths.
-func collect(paths []string) []importFile {
-	var out []importFile
-	for _, root := range paths {
-		st, err := os.Stat(root)
-		if err != nil {
-			out = append(out, importFile{path: root, err: err})
-			continue
-		}
-		if !st.IsDir() {
-			out = append(out, importFile{path: root, size: st.Size()})
-			continue
-		}
-		filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-			if err != nil {
-				out = append(out, importFile{path: p, err: err})
-				if d != nil && d.IsDir() {
-					return fs.SkipDir
-				}
-				return nil
-			}
-			if d.Type()&fs.ModeSymlink != 0 {
-				// Follow links to files; links to directories are not followed (no loops).
-				st, err := os.Stat(p)
-				switch {
-				case err != nil:
-					out = append(out, importFile{path: p, err: err})
-				case st.Mode().IsRegular():
-					out = append(out, importFile{path: p, size: st.Size()})
-				}
-				return nil
-			}
-			if !d.Type().IsRegular() {
-				return nil
-			}
-			info, err := d.Info()
-			if err != nil {
-				out = append(out, importFile{path: p, err: err})
-				return nil
-			}
-			out = append(out, importFile{path: p, size: info.Size()})
-			return nil
-		})
-	}
-	return out
-}
-
-// maxUnavailable consecutive storage failures stop the import.
-const maxUnavailable = 10
-
+// run imports the files under paths.
 func (im *importer) run(ctx context.Context, paths []string) *importSummary {
 	start := time.Now()
-	files := collect(paths)
-	var total int64
-	for _, f := range files {
-		total += f.size
-	}
-	sum := &importSummary{files: len(files)}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-
-	var doneFiles, doneBytes atomic.Int64
 	var bar *progressbar.ProgressBar
+	var doneFiles, doneBytes atomic.Int64
 	stopLines := make(chan struct{})
 	var linesDone sync.WaitGroup
-	if im.progress != nil && im.bar {
-		bar = progressbar.NewOptions64(total,
-			progressbar.OptionSetWriter(im.progress),
-			progressbar.OptionShowBytes(true),
-			progressbar.OptionShowCount(),
-			progressbar.OptionSetWidth(30),
-			progressbar.OptionThrottle(200*time.Millisecond),
-			progressbar.OptionShowElapsedTimeOnFinish(),
-			progressbar.OptionSetPredictTime(true),
-			progressbar.OptionSetDescription(fmt.Sprintf("files 0/%d", len(files))),
-			progressbar.OptionOnCompletion(func() { fmt.Fprintln(im.progress) }),
-		)
-	} else if im.progress != nil {
-		linesDone.Add(1)
-		go func() {
-			defer linesDone.Done()
-			t := time.NewTicker(2 * time.Second)
-			defer t.Stop()
-			for {
-				select {
-				case <-stopLines:
-					return
-				case <-t.C:
-					el := time.Since(start).Seconds()
-					nb := doneBytes.Load()
-					rate := float64(nb) / el
-					eta := "?"
-					if rate > 0 {
-						eta = (time.Duration(float64(total-nb)/rate) * time.Second).Round(time.Second).String()
-					}
-					fmt.Fprintf(im.progress, "import: %d/%d files, %.1f/%.1f MB, %.1f files/s, %.1f MB/s, ETA %s\n",
-						doneFiles.Load(), len(files), float64(nb)/1e6, float64(total)/1e6, float64(doneFiles.Load())/el, rate/1e6, eta)
-				}
+	progress := func(p ingest.ImportProgress) {
+		if p.DoneFiles == 0 { // the files are listed
+			switch {
+			case im.progress == nil:
+			case im.bar:
+				bar = newImportBar(im.progress, p)
+			default:
+				linesDone.Add(1)
+				go func() {
+					defer linesDone.Done()
+					progressLines(im.progress, start, p, &doneFiles, &doneBytes, stopLines)
+				}()
 			}
-		}()
-	}
-
-	jobs := make(chan importFile)
-	var mu sync.Mutex
-	var consecutiveUnavailable int
-	record := func(f importFile, outcome string, reason string, unavailable bool) {
-		mu.Lock()
-		defer mu.Unlock()
-		switch outcome {
-		case "imported":
-			sum.imported++
-			sum.bytes += f.size
-		case "present":
-			sum.present++
-			sum.bytes += f.size
-		case "replaced":
-			sum.replaced++
-			sum.bytes += f.size
-		case "kept":
-			sum.kept++
-		case "quarantined":
-			sum.quarantined++
-			sum.bytes += f.size
-		case "skipped":
-			sum.skipped++
-		case "interrupted":
-			sum.notAttempted++
-		case "failed":
-			sum.failed++
-			sum.failures = append(sum.failures, fileFailure{f.path, reason})
+			return
 		}
-		if unavailable {
-			consecutiveUnavailable++
-			if consecutiveUnavailable >= maxUnavailable && sum.stopped == "" {
-				sum.stopped = "import stopped after repeated storage failures"
-				cancel()
-			}
-		} else if outcome != "failed" {
-			consecutiveUnavailable = 0
-		}
-		n := doneFiles.Add(1)
-		doneBytes.Add(f.size)
+		doneFiles.Store(int64(p.DoneFiles))
+		doneBytes.Store(p.DoneBytes)
 		if im.onDone != nil {
-			im.onDone(n)
+			im.onDone(int64(p.DoneFiles))
 		}
 		if bar != nil {
-			bar.Describe(fmt.Sprintf("files %d/%d", doneFiles.Load(), len(files)))
-			bar.Add64(f.size)
+			bar.Describe(fmt.Sprintf("files %d/%d", p.DoneFiles, p.Files))
+			bar.Set64(p.DoneBytes)
 		}
 	}
-	var wg sync.WaitGroup
-	for range max(im.workers, 1) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for f := range jobs {
-				outcome, reason, unavailable := im.one(ctx, f)
-				record(f, outcome, reason, unavailable)
-			}
-		}()
-	}
-	sent := 0
-feed:
-	for _, f := range files {
-		select {
-		case jobs <- f:
-			sent++
-		case <-ctx.Done():
-			break feed
-		}
-	}
-	close(jobs)
-	wg.Wait()
-	sum.notAttempted += len(files) - sent
-	if sum.notAttempted > 0 && sum.stopped == "" {
-		sum.stopped = "import interrupted"
-	}
+	s := (&ingest.Importer{Pipeline: im.p, Workers: im.workers, Progress: progress}).Run(ctx, paths)
 	close(stopLines)
 	linesDone.Wait()
 	if bar != nil {
 		bar.Finish()
 	}
-	sum.elapsed = time.Since(start)
+	sum := &importSummary{
+		files: s.Files, imported: s.Imported, present: s.Present, replaced: s.Replaced, kept: s.Kept,
+		quarantined: s.Quarantined, failed: s.Failed, notAttempted: s.NotAttempted, skipped: s.Skipped,
+		bytes: s.Bytes, elapsed: s.Elapsed, stopped: s.Stopped,
+	}
+	for _, f := range s.Failures {
+		sum.failures = append(sum.failures, fileFailure{f.Path, f.Reason})
+	}
 	return sum
 }
 
-// one imports a single file; it returns the outcome, a reason for failures, and whether
-// the failure was the storage's (not the file's).
-func (im *importer) one(ctx context.Context, f importFile) (string, string, bool) {
-	if f.err != nil {
-		return "failed", "cannot read: " + errText(f.err), false
-	}
-	if strings.EqualFold(filepath.Base(f.path), "DICOMDIR") {
-		return "skipped", "", false
-	}
-	fh, err := os.Open(f.path)
-	if err != nil {
-		return "failed", "cannot read: " + errText(err), false
-	}
-	defer fh.Close()
-	// Fast path: same SOP Instance UID, same size and same bytes are already present.
-	if uid := ingest.PeekSOPInstanceUID(fh); uid != "" {
-		if existing, err := im.idx.Instance(ctx, uid); err == nil && existing.Size == f.size {
-			if _, err := fh.Seek(0, io.SeekStart); err == nil {
-				if sum, _, err := ingest.Hash(fh); err == nil && sum == existing.SHA256 {
-					return "present", "", false
-				}
-			}
-		}
-	}
-	if _, err := fh.Seek(0, io.SeekStart); err != nil {
-		return "failed", "cannot read: " + errText(err), false
-	}
-	res, err := im.p.IngestFile(ctx, fh, f.size, ingest.Source{Via: "import"})
-	if err != nil && ctx.Err() != nil {
-		return "interrupted", "", false // the import is stopping; not this file's fault
-	}
-	if err != nil {
-		var ie *ingest.Error
-		if errors.As(err, &ie) {
-			reason := ie.Reason
-			if errors.Is(err, ingest.ErrUnavailable) && ie.Err != nil {
-				reason += ": " + ie.Err.Error()
-			}
-			return "failed", ie.Kind.Error() + ": " + reason, errors.Is(err, ingest.ErrUnavailable)
-		}
-		return "failed", err.Error(), false
-	}
-	switch res.Outcome {
-	case ingest.AlreadyStored:
-		return "present", "", false
-	case ingest.Replaced:
-		return "replaced", "", false
-	case ingest.KeptExisting:
-		return "kept", "", false
-	case ingest.Quarantined:
-		return "quarantined", "", false
-	}
-	return "imported", "", false
+// newImportBar is the progress bar of an import of p.Files files, p.Bytes bytes.
+func newImportBar(w io.Writer, p ingest.ImportProgress) *progressbar.ProgressBar {
+	return progressbar.NewOptions64(p.Bytes,
+		progressbar.OptionSetWriter(w),
+		progressbar.OptionShowBytes(true),
+		progressbar.OptionShowCount(),
+		progressbar.OptionSetWidth(30),
+		progressbar.OptionThrottle(200*time.Millisecond),
+		progressbar.OptionShowElapsedTimeOnFinish(),
+		progressbar.OptionSetPredictTime(true),
+		progressbar.OptionSetDescription(fmt.Sprintf("files 0/%d", p.Files)),
+		progressbar.OptionOnCompletion(func() { fmt.Fprintln(w) }),
+	)
 }
 
-func errText(err error) string {
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		return pe.Err.Error()
+// progressLines writes a progress line every two seconds until stop is closed.
+func progressLines(w io.Writer, start time.Time, p ingest.ImportProgress, doneFiles, doneBytes *atomic.Int64, stop <-chan struct{}) {
+	t := time.NewTicker(2 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+			el := time.Since(start).Seconds()
+			nb := doneBytes.Load()
+			rate := float64(nb) / el
+			eta := "?"
+			if rate > 0 {
+				eta = (time.Duration(float64(p.Bytes-nb)/rate) * time.Second).Round(time.Second).String()
+			}
+			fmt.Fprintf(w, "import: %d/%d files, %.1f/%.1f MB, %.1f files/s, %.1f MB/s, ETA %s\n",
+				doneFiles.Load(), p.Files, float64(nb)/1e6, float64(p.Bytes)/1e6, float64(doneFiles.Load())/el, rate/1e6, eta)
+		}
 	}
-	return err.Error()
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/lumenpacs/lumen/dimse"
+	"github.com/lumenpacs/lumen/service/ingest"
 	"github.com/spf13/cobra"
 )
 
@@ -78,15 +79,15 @@ gets that file reported as failed. Exit status 1 when any file failed.`,
 			out := cmd.OutOrStdout()
 			var files []send.File
 			failed := 0
-			for _, f := range collect(args[1:]) {
-				if f.err != nil {
-					fmt.Fprintf(out, "%s: cannot read: %s\n", f.path, errText(f.err))
+			for _, f := range ingest.ListFiles(args[1:]) {
+				if f.Err != nil {
+					fmt.Fprintf(out, "%s: cannot read: %s\n", f.Path, f.Err)
 					failed++
 					continue
 				}
-				sf, err := send.Inspect(f.path)
+				sf, err := send.Inspect(f.Path)
 				if err != nil {
-					fmt.Fprintf(out, "%s: %v\n", f.path, err)
+					fmt.Fprintf(out, "%s: %v\n", f.Path, err)
 					failed++
 					continue
 				}

@@ -17,4 +17,8 @@
 // it is acknowledged and kept aside (QuarantinePrefix, an index.QuarantineRecord), to be
 // promoted or deleted by an administrator (Promote, DeleteQuarantined): nothing a sender
 // sent is lost.
+//
+// Importer is the bulk importer: it lists PS3.10 files and directories (ListFiles) and
+// feeds them through the pipeline with parallel workers, skipping what is already
+// stored, and sums up what became of each file (ImportSummary).
 package ingest
