@@ -515,3 +515,39 @@ func TestIIDParameters(t *testing.T) {
 		t.Errorf("index down: %d %.300s", rec.Code, rec.Body)
 	}
 }
+
+// TestMintNeedsServiceToken pins who may mint: a bearer token whose SHA-256 is
+// configured (hex in either case), sent exactly as "Bearer <token>" (no spaces trimmed);
+// anyone else is answered 401 with a challenge, and no configured digest refuses all.
+func TestMintNeedsServiceToken(t *testing.T) {
+	sum := sha256.Sum256([]byte("minter"))
+	upper := strings.ToUpper(hex.EncodeToString(sum[:]))
+	for _, c := range []struct {
+		hashes []string
+		header string
+		code   int
+	}{
+		{nil, "Bearer minter", 401},
+		{[]string{upper}, "Bearer minter", 201},
+		{[]string{"0123", upper}, "Bearer minter", 201},
+		{[]string{upper}, "", 401},
+		{[]string{upper}, "Bearer ", 401},
+		{[]string{upper}, "bearer minter", 401},
+		{[]string{upper}, "Bearer  minter", 401},
+		{[]string{upper}, "Bearer minter ", 401},
+		{[]string{upper}, "Basic minter", 401},
+		{[]string{upper}, "Bearer other", 401},
+	} {
+		v := newEnv(t, []study{{uid: uid(1), date: "20240101", acc: "A1", desc: "CT", modality: "CT", class: ctClass, pid: "P1", issuer: "H"}},
+			func(s *emr.Service) { s.MintTokenHashes = c.hashes })
+		req := httptest.NewRequest(http.MethodPost, "/emr/v1/links", strings.NewReader(`{"scope":"study","studyInstanceUID":"`+uid(1)+`"}`))
+		req.Header.Set("Content-Type", "application/json")
+		if c.header != "" {
+			req.Header.Set("Authorization", c.header)
+		}
+		rec := v.do(t, req)
+		if rec.Code != c.code || c.code == 401 && rec.Header().Get("WWW-Authenticate") != `Bearer realm="lumen"` {
+			t.Errorf("%d digests, %q: %d %q %.200s", len(c.hashes), c.header, rec.Code, rec.Header().Get("WWW-Authenticate"), rec.Body)
+		}
+	}
+}
