@@ -2,10 +2,6 @@ package emr
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
-	"encoding/hex"
-	"github.com/lumenpacs/lumen/httpkit/publicurl"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -16,6 +12,8 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/lumenpacs/lumen/emr/links"
+	"github.com/lumenpacs/lumen/httpkit/auth"
+	"github.com/lumenpacs/lumen/httpkit/publicurl"
 	"github.com/lumenpacs/lumen/index"
 )
 
@@ -43,7 +41,8 @@ type Service struct {
 	// every request carrying a token is refused).
 	Links *links.Signer
 	// MintTokenHashes are the hex SHA-256 digests of the bearer tokens allowed to mint
-	// links (service accounts of the EMR). None: minting is refused.
+	// links (service accounts of the EMR), checked by auth.BearerMatches. None: minting
+	// is refused.
 	MintTokenHashes []string
 	// ServiceLines sorts studies into radiology and cardiology.
 	ServiceLines ServiceLines
@@ -128,24 +127,5 @@ func plainText(s string) bool {
 
 // mintAllowed reports whether the request carries a bearer token allowed to mint.
 func (s *Service) mintAllowed(c echo.Context) bool {
-	return BearerAllowed(c.Request(), s.MintTokenHashes)
-}
-
-// BearerAllowed reports whether r carries a bearer token whose SHA-256 (hex) is one of
-// hashes (service accounts configured by digest, never in clear), compared in constant
-// time.
-func BearerAllowed(r *http.Request, hashes []string) bool {
-	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok || tok == "" {
-		return false
-	}
-	sum := sha256.Sum256([]byte(tok))
-	got := hex.EncodeToString(sum[:])
-	allowed := false
-	for _, want := range hashes {
-		if subtle.ConstantTimeCompare([]byte(strings.ToLower(want)), []byte(got)) == 1 {
-			allowed = true
-		}
-	}
-	return allowed
+	return auth.BearerMatches(c.Request(), s.MintTokenHashes)
 }
