@@ -11,6 +11,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/lumenpacs/lumen/dcm"
+	"github.com/lumenpacs/lumen/emr/internal/valid"
 	"github.com/lumenpacs/lumen/index"
 )
 
@@ -41,7 +42,7 @@ func badIID(format string, args ...any) *iidError {
 func parseCX(v string) (id, issuer string, err error) {
 	comps := strings.Split(v, "^")
 	id = comps[0]
-	if id == "" || len(id) > 64 || !plainText(id) {
+	if !valid.PatientID(id) {
 		return "", "", fmt.Errorf("the patient ID %q is empty or longer than 64 characters", v)
 	}
 	if len(comps) >= 4 {
@@ -50,7 +51,7 @@ func parseCX(v string) (id, issuer string, err error) {
 		if issuer == "" && len(sub) > 1 {
 			issuer = sub[1]
 		}
-		if len(issuer) > 64 || !plainText(issuer) {
+		if !valid.Issuer(issuer) {
 			return "", "", fmt.Errorf("the issuer of patient ID %q is longer than 64 characters or not text", v)
 		}
 	}
@@ -196,7 +197,7 @@ func (s *Service) resolveIID(c echo.Context) ([]string, iidOptions, *iidError) {
 				return nil, opts, badIID("accessionNumber lists %d accession numbers; at most %d can be opened at once.", len(list), max)
 			}
 			for _, a := range list {
-				if a == "" || len(a) > 16 || strings.ContainsAny(a, `*?\`) || !plainText(a) {
+				if !valid.Accession(a) {
 					return nil, opts, badIID("%q is not an accession number.", a)
 				}
 			}
@@ -264,7 +265,7 @@ func (s *Service) resolveIID(c echo.Context) ([]string, iidOptions, *iidError) {
 		var mods []string
 		if v := q.Get("modalitiesInStudy"); v != "" {
 			for _, m := range strings.Split(v, ",") {
-				if !modality.MatchString(m) {
+				if !valid.Modality(m) {
 					return nil, opts, badIID("%q is not a modality code (CT, MR, XA, ...).", m)
 				}
 				mods = append(mods, m)

@@ -7,10 +7,9 @@ import (
 	"net/url"
 	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
+	"github.com/lumenpacs/lumen/emr/internal/valid"
 	"github.com/lumenpacs/lumen/emr/links"
 	"github.com/lumenpacs/lumen/httpkit/auth"
 	"github.com/lumenpacs/lumen/httpkit/publicurl"
@@ -109,20 +108,14 @@ func (s *Service) Register(e *echo.Echo) {
 // the issuer query parameter.
 func patientParam(c echo.Context) (id, issuer string, err error) {
 	id, err = url.PathUnescape(c.Param("patient"))
-	if err != nil || id == "" || len(id) > 64 || !plainText(id) {
+	if err != nil || !valid.PatientID(id) {
 		return "", "", echo.NewHTTPError(http.StatusBadRequest, "the patient ID in the path is empty, too long or badly encoded")
 	}
 	issuer = c.QueryParam("issuer")
-	if len(issuer) > 64 || !plainText(issuer) {
+	if !valid.Issuer(issuer) {
 		return "", "", echo.NewHTTPError(http.StatusBadRequest, "issuer is longer than 64 characters or not text")
 	}
 	return id, issuer, nil
-}
-
-// plainText reports UTF-8 text without control characters (what a DICOM LO or SH may
-// hold, and what every index backend takes).
-func plainText(s string) bool {
-	return utf8.ValidString(s) && !strings.ContainsFunc(s, unicode.IsControl)
 }
 
 // mintAllowed reports whether the request carries a bearer token allowed to mint.

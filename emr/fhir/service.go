@@ -12,11 +12,10 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 	"github.com/lumenpacs/lumen/dcm"
+	"github.com/lumenpacs/lumen/emr/internal/valid"
 	"github.com/lumenpacs/lumen/index"
 )
 
@@ -72,12 +71,6 @@ func (s *Service) maxMatches() int {
 		return s.MaxMatches
 	}
 	return DefaultMaxMatches
-}
-
-// plainText reports UTF-8 text without control characters (what a DICOM LO or SH may
-// hold, and what every index backend takes).
-func plainText(v string) bool {
-	return utf8.ValidString(v) && !strings.ContainsFunc(v, unicode.IsControl)
 }
 
 func (s *Service) root(c echo.Context) string {
@@ -204,10 +197,7 @@ func systemIssuer(system string) string {
 	return system
 }
 
-var (
-	fhirID       = regexp.MustCompile(`^[A-Za-z0-9\-.]{1,64}$`)
-	modalityCode = regexp.MustCompile(`^[A-Z0-9_]{1,16}$`)
-)
+var fhirID = regexp.MustCompile(`^[A-Za-z0-9\-.]{1,64}$`)
 
 // dateTime turns a DICOM date and time into a FHIR date or dateTime.
 func (s *Service) dateTime(date, tm string) string {
@@ -324,7 +314,7 @@ func (s *Service) search(c echo.Context) error {
 			switch key {
 			case "patient", "subject":
 				id := strings.TrimPrefix(v, "Patient/")
-				if id == "" || strings.Contains(id, "/") || len(id) > 64 || !plainText(id) {
+				if strings.Contains(id, "/") || !valid.PatientID(id) {
 					return outcome(c, http.StatusBadRequest, "invalid", key+" must be a Patient reference (Patient/<id>); for a patient with an issuer use subject:identifier=<system>|<value>")
 				}
 				setPatient(index.PatientKey{ID: id})
@@ -333,7 +323,7 @@ func (s *Service) search(c echo.Context) error {
 				if !ok {
 					sys, val = "", v
 				}
-				if val == "" || len(val) > 64 || !plainText(val) || !plainText(sys) {
+				if !valid.PatientID(val) || !valid.Text(sys) {
 					return outcome(c, http.StatusBadRequest, "invalid", key+" needs a value: [system|]value")
 				}
 				setPatient(index.PatientKey{ID: val, Issuer: systemIssuer(sys)})
@@ -353,7 +343,7 @@ func (s *Service) search(c echo.Context) error {
 					}
 					uidWanted = append(uidWanted, u)
 				default:
-					if val == "" || len(val) > 16 || strings.ContainsAny(val, `*?\`) || !plainText(val) {
+					if !valid.Accession(val) {
 						return outcome(c, http.StatusBadRequest, "invalid", "identifier "+v+" is neither urn:dicom:uid|urn:oid:<uid> nor an accession number")
 					}
 					accWanted = append(accWanted, val)
@@ -371,7 +361,7 @@ func (s *Service) search(c echo.Context) error {
 					if !ok {
 						sys, code = "", m
 					}
-					if sys != "" && sys != SystemDCM || !modalityCode.MatchString(code) {
+					if sys != "" && sys != SystemDCM || !valid.Modality(code) {
 						return outcome(c, http.StatusBadRequest, "invalid", "modality "+m+" is not a DICOM modality code ("+SystemDCM+"|CT)")
 					}
 					codes = append(codes, code)
