@@ -10,6 +10,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/lumenpacs/lumen/dcm"
+	"github.com/lumenpacs/lumen/emr/internal/valid"
 	"github.com/lumenpacs/lumen/index"
 )
 
@@ -54,7 +55,6 @@ type Chart struct {
 var (
 	isoDate   = regexp.MustCompile(`^\d{4}-\d{2}-\d{2}$`)
 	dicomDate = regexp.MustCompile(`^\d{8}$`)
-	modality  = regexp.MustCompile(`^[A-Z0-9_]{1,16}$`)
 )
 
 // dateParam reads a date query parameter (YYYY-MM-DD or YYYYMMDD) as a DICOM DA.
@@ -104,7 +104,7 @@ func (s *Service) chart(c echo.Context, widget bool) (*Chart, error) {
 		return nil, echo.NewHTTPError(http.StatusBadRequest, "service must be radiology or cardiology")
 	}
 	mod := strings.ToUpper(c.QueryParam("modality"))
-	if mod != "" && !modality.MatchString(mod) {
+	if mod != "" && !valid.Modality(mod) {
 		return nil, echo.NewHTTPError(http.StatusBadRequest, "modality must be a modality code such as CT or XA")
 	}
 	if widget {

@@ -6,7 +6,9 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"html"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -410,6 +412,142 @@ func TestChartClassificationAgrees(t *testing.T) {
 		}
 		if ch.ServiceLineCounts[emr.Cardiology] != n || ch.ServiceLineCounts[emr.Radiology] != 30-n {
 			t.Fatalf("%+v: counts %v, want %d cardiology", lines, ch.ServiceLineCounts, n)
+		}
+	}
+}
+
+// downIndex is an index that cannot answer.
+type downIndex struct{}
+
+func (downIndex) Find(context.Context, index.Query) (*index.Result, error) {
+	return nil, errors.New("the index is down")
+}
+
+// TestIIDParameters pins each IHE Invoke Image Display parameter's answer: the page's
+// status and text for bad, unknown, misplaced and repeated parameters (the first value
+// of a repeated one is read), which error wins when several are wrong, and where valid
+// requests lead.
+func TestIIDParameters(t *testing.T) {
+	long := strings.Repeat("x", 65)
+	envs := map[bool]*env{}
+	for _, ohif := range []bool{false, true} {
+		envs[ohif] = newEnv(t, chartStudies(), func(s *emr.Service) {
+			s.MaxIIDStudies = 5
+			if ohif {
+				s.OHIFURL = "http://ohif.test/v?s={studies}"
+			}
+		})
+	}
+	for _, c := range []struct {
+		ohif  bool // with OHIF configured
+		query string
+		code  int
+		text  string // the page's text, or the redirect's path and query
+	}{
+		// Parameters of every request, in the order they are checked.
+		{false, "foo=1&viewerType=bad", 400, `The parameter "foo" is not part of IHE Invoke Image Display.`},
+		{false, "requestType=SERIES&viewerType=bad&diagnosticQuality=maybe", 400, `viewerType "bad" is not available here; use IHE_BIR (the built-in viewer).`},
+		{false, "requestType=STUDY&studyUID=" + uid(1) + "&viewerType=OHIF", 400, `viewerType "OHIF" is not available here; use IHE_BIR (the built-in viewer).`},
+		{true, "requestType=STUDY&studyUID=" + uid(1) + "&viewerType=CUSTOM", 400, `viewerType "CUSTOM" is not available here; use IHE_BIR (the built-in viewer) or OHIF.`},
+		{true, "requestType=STUDY&studyUID=" + uid(1) + "&viewerType=ohif", 302, "http://ohif.test/v?s=" + uid(1)},
+		{true, "requestType=STUDY&studyUID=" + uid(1), 302, "http://ohif.test/v?s=" + uid(1)},
+		{true, "requestType=STUDY&studyUID=" + uid(1) + "&viewerType=IHE_BIR", 302, "/viewer/studies/" + uid(1)},
+		{false, "requestType=&diagnosticQuality=maybe&keyImagesOnly=yes", 400, `diagnosticQuality must be true or false, not "maybe".`},
+		{false, "requestType=&keyImagesOnly=yes", 400, `keyImagesOnly must be true or false, not "yes".`},
+		{false, "requestType=STUDY&studyUID=" + uid(1) + "&diagnosticQuality=TRUE&keyImagesOnly=false", 302, "/viewer/studies/" + uid(1) + "?quality=diagnostic"},
+		{false, "", 400, "requestType is missing: STUDY or PATIENT."},
+		{false, "requestType=patient", 400, `requestType "patient" is not supported: STUDY or PATIENT.`},
+		// STUDY: the parameters of PATIENT are refused first (even empty), then both or
+		// neither of studyUID and accessionNumber, then the list.
+		{false, "requestType=STUDY&studyUID=abc&accessionNumber=A&lowerDateTime=", 400, "lowerDateTime belongs to requestType=PATIENT, not STUDY."},
+		{false, "requestType=STUDY&studyUID=abc&patientName=X&patientID=X", 400, "patientID belongs to requestType=PATIENT, not STUDY."},
+		{false, "requestType=STUDY&studyUID=abc&accessionNumber=A", 400, "Give either studyUID or accessionNumber, not both."},
+		{false, "requestType=STUDY&studyUID=&accessionNumber=", 400, "requestType=STUDY needs studyUID or accessionNumber."},
+		{false, "requestType=STUDY&studyUID=&accessionNumber=ACC3", 302, "/viewer/studies/" + uid(3)},
+		{false, "requestType=STUDY&studyUID=bad&studyUID=" + uid(1), 400, `"bad" is not a valid Study Instance UID.`},
+		{false, "requestType=STUDY&studyUID=" + uid(1) + "&studyUID=bad", 302, "/viewer/studies/" + uid(1)},
+		{false, "requestType=STUDY&studyUID=" + uid(1) + ",," + uid(2), 400, `"" is not a valid Study Instance UID.`},
+		{false, "requestType=STUDY&accessionNumber=A*", 400, `"A*" is not an accession number.`},
+		{false, `requestType=STUDY&accessionNumber=A%5CB`, 400, `"A\\B" is not an accession number.`},
+		{false, "requestType=STUDY&accessionNumber=12345678901234567", 400, `"12345678901234567" is not an accession number.`},
+		{false, "requestType=STUDY&accessionNumber=ACC1,,ACC2", 400, `"" is not an accession number.`},
+		// PATIENT: the parameters of STUDY are refused first (even empty), then
+		// patientID, the date-times, their order, mostRecentResults, modalitiesInStudy.
+		{false, "requestType=PATIENT&patientID=&studyUID=", 400, "studyUID belongs to requestType=STUDY, not PATIENT."},
+		{false, "requestType=PATIENT&patientID=P1^^^H&accessionNumber=", 400, "accessionNumber belongs to requestType=STUDY, not PATIENT."},
+		{false, "requestType=PATIENT&patientID=&lowerDateTime=bad", 400, "requestType=PATIENT needs patientID (ID^^^Issuer)."},
+		{false, "requestType=PATIENT&patientID=%5E%5E%5EH", 400, `the patient ID "^^^H" is empty or longer than 64 characters.`},
+		{false, "requestType=PATIENT&patientID=" + long, 400, `the patient ID "` + long + `" is empty or longer than 64 characters.`},
+		{false, "requestType=PATIENT&patientID=P1%5E%5E%5E" + long, 400, `the issuer of patient ID "P1^^^` + long + `" is longer than 64 characters or not text.`},
+		{false, "requestType=PATIENT&patientID=P1^^^H&lowerDateTime=bad&upperDateTime=bad", 400, `lowerDateTime "bad" is not a date-time (YYYY-MM-DDThh:mm:ss).`},
+		{false, "requestType=PATIENT&patientID=P1^^^H&upperDateTime=soon&mostRecentResults=0", 400, `upperDateTime "soon" is not a date-time (YYYY-MM-DDThh:mm:ss).`},
+		{false, "requestType=PATIENT&patientID=P1^^^H&lowerDateTime=2024-01-02T10:00&upperDateTime=2024-01-02T09:00&mostRecentResults=0", 400, "lowerDateTime is after upperDateTime."},
+		{false, "requestType=PATIENT&patientID=P1^^^H&mostRecentResults=x&modalitiesInStudy=C;T", 400, `mostRecentResults must be a whole number from 1 to 5, not "x".`},
+		{false, "requestType=PATIENT&patientID=P1^^^H&modalitiesInStudy=CT,", 400, `"" is not a modality code (CT, MR, XA, ...).`},
+		{false, "requestType=PATIENT&patientID=P1^^^H&mostRecentResults=1&mostRecentResults=x", 302, "/viewer/studies/" + uid(29)},
+		{false, "requestType=PATIENT&patientID=P1^^^H&patientName=X&patientBirthDate=Y&mostRecentResults=1", 302, "/viewer/studies/" + uid(29)},
+		{false, "requestType=PATIENT&patientID=P1%5E%5E%5E%26H%26ISO&mostRecentResults=1", 302, "/viewer/studies/" + uid(29)},  // the namespace ID, else
+		{false, "requestType=PATIENT&patientID=P1%5E%5E%5EH%26X%26ISO&mostRecentResults=1", 302, "/viewer/studies/" + uid(29)}, // the universal ID
+		{false, "requestType=PATIENT&patientID=P1%5E%5E%5E%26%26ISO", 302, "/viewer/studies/" + uid(101)},
+		{false, "requestType=PATIENT&patientID=P1^^^H&modalitiesInStudy=XA,US&mostRecentResults=3", 302, "/viewer/studies/" + uid(27) + "?studies=" + url.QueryEscape(uid(27)+","+uid(26)+","+uid(22))},
+		{false, "requestType=PATIENT&patientID=P1^^^H&lowerDateTime=20240120T130000&upperDateTime=2024-01-24T11:00", 302, "/viewer/studies/" + uid(22) + "?studies=" + url.QueryEscape(uid(22)+","+uid(21)+","+uid(20))},
+		{false, "requestType=PATIENT&patientID=P1^^^H&upperDateTime=2024-01-03T11:59:59", 302, "/viewer/studies/" + uid(1) + "?studies=" + url.QueryEscape(uid(1)+","+uid(0))},
+		{false, "requestType=PATIENT&patientID=P1^^^H&lowerDateTime=2030-01-01", 404, "The archive has no study of this patient that matches the request."},
+		{false, "requestType=STUDY&studyUID=1.2.3.404", 404, "The archive has no study with the given identifiers. The images may not have arrived yet."},
+	} {
+		rec := envs[c.ohif].get(t, "/IHEInvokeImageDisplay?"+c.query)
+		got := rec.Header().Get("Location")
+		if rec.Code != http.StatusFound {
+			got = rec.Body.String()
+			if i, j := strings.Index(got, "<p>"), strings.Index(got, "</p>"); i >= 0 && j > i {
+				got = html.UnescapeString(got[i+3 : j])
+			}
+		}
+		got = strings.TrimPrefix(got, "http://lumen.test")
+		if rec.Code != c.code || got != c.text {
+			t.Errorf("%s:\n got %d %s\nwant %d %s", c.query, rec.Code, got, c.code, c.text)
+		}
+	}
+	// An index that cannot answer: 503, and a page that does not say why.
+	v := newEnv(t, nil, func(s *emr.Service) { s.Index = downIndex{} })
+	if rec := v.get(t, "/IHEInvokeImageDisplay?requestType=STUDY&studyUID="+uid(1)); rec.Code != http.StatusServiceUnavailable ||
+		!strings.Contains(rec.Body.String(), "The archive could not answer. Try again in a moment.") || strings.Contains(rec.Body.String(), "down") {
+		t.Errorf("index down: %d %.300s", rec.Code, rec.Body)
+	}
+}
+
+// TestMintNeedsServiceToken pins who may mint: a bearer token whose SHA-256 is
+// configured (hex in either case), sent exactly as "Bearer <token>" (no spaces trimmed);
+// anyone else is answered 401 with a challenge, and no configured digest refuses all.
+func TestMintNeedsServiceToken(t *testing.T) {
+	sum := sha256.Sum256([]byte("minter"))
+	upper := strings.ToUpper(hex.EncodeToString(sum[:]))
+	for _, c := range []struct {
+		hashes []string
+		header string
+		code   int
+	}{
+		{nil, "Bearer minter", 401},
+		{[]string{upper}, "Bearer minter", 201},
+		{[]string{"0123", upper}, "Bearer minter", 201},
+		{[]string{upper}, "", 401},
+		{[]string{upper}, "Bearer ", 401},
+		{[]string{upper}, "bearer minter", 401},
+		{[]string{upper}, "Bearer  minter", 401},
+		{[]string{upper}, "Bearer minter ", 401},
+		{[]string{upper}, "Basic minter", 401},
+		{[]string{upper}, "Bearer other", 401},
+	} {
+		v := newEnv(t, []study{{uid: uid(1), date: "20240101", acc: "A1", desc: "CT", modality: "CT", class: ctClass, pid: "P1", issuer: "H"}},
+			func(s *emr.Service) { s.MintTokenHashes = c.hashes })
+		req := httptest.NewRequest(http.MethodPost, "/emr/v1/links", strings.NewReader(`{"scope":"study","studyInstanceUID":"`+uid(1)+`"}`))
+		req.Header.Set("Content-Type", "application/json")
+		if c.header != "" {
+			req.Header.Set("Authorization", c.header)
+		}
+		rec := v.do(t, req)
+		if rec.Code != c.code || c.code == 401 && rec.Header().Get("WWW-Authenticate") != `Bearer realm="lumen"` {
+			t.Errorf("%d digests, %q: %d %q %.200s", len(c.hashes), c.header, rec.Code, rec.Header().Get("WWW-Authenticate"), rec.Body)
 		}
 	}
 }

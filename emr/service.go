@@ -2,20 +2,17 @@ package emr
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
-	"encoding/hex"
-	"github.com/lumenpacs/lumen/httpkit/publicurl"
 	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
+	"github.com/lumenpacs/lumen/emr/internal/valid"
 	"github.com/lumenpacs/lumen/emr/links"
+	"github.com/lumenpacs/lumen/httpkit/auth"
+	"github.com/lumenpacs/lumen/httpkit/publicurl"
 	"github.com/lumenpacs/lumen/index"
 )
 
@@ -43,7 +40,8 @@ type Service struct {
 	// every request carrying a token is refused).
 	Links *links.Signer
 	// MintTokenHashes are the hex SHA-256 digests of the bearer tokens allowed to mint
-	// links (service accounts of the EMR). None: minting is refused.
+	// links (service accounts of the EMR), checked by auth.BearerMatches. None: minting
+	// is refused.
 	MintTokenHashes []string
 	// ServiceLines sorts studies into radiology and cardiology.
 	ServiceLines ServiceLines
@@ -110,42 +108,17 @@ func (s *Service) Register(e *echo.Echo) {
 // the issuer query parameter.
 func patientParam(c echo.Context) (id, issuer string, err error) {
 	id, err = url.PathUnescape(c.Param("patient"))
-	if err != nil || id == "" || len(id) > 64 || !plainText(id) {
+	if err != nil || !valid.PatientID(id) {
 		return "", "", echo.NewHTTPError(http.StatusBadRequest, "the patient ID in the path is empty, too long or badly encoded")
 	}
 	issuer = c.QueryParam("issuer")
-	if len(issuer) > 64 || !plainText(issuer) {
+	if !valid.Issuer(issuer) {
 		return "", "", echo.NewHTTPError(http.StatusBadRequest, "issuer is longer than 64 characters or not text")
 	}
 	return id, issuer, nil
 }
 
-// plainText reports UTF-8 text without control characters (what a DICOM LO or SH may
-// hold, and what every index backend takes).
-func plainText(s string) bool {
-	return utf8.ValidString(s) && !strings.ContainsFunc(s, unicode.IsControl)
-}
-
 // mintAllowed reports whether the request carries a bearer token allowed to mint.
 func (s *Service) mintAllowed(c echo.Context) bool {
-	return BearerAllowed(c.Request(), s.MintTokenHashes)
-}
-
-// BearerAllowed reports whether r carries a bearer token whose SHA-256 (hex) is one of
-// hashes (service accounts configured by digest, never in clear), compared in constant
-// time.
-func BearerAllowed(r *http.Request, hashes []string) bool {
-	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok || tok == "" {
-		return false
-	}
-	sum := sha256.Sum256([]byte(tok))
-	got := hex.EncodeToString(sum[:])
-	allowed := false
-	for _, want := range hashes {
-		if subtle.ConstantTimeCompare([]byte(strings.ToLower(want)), []byte(got)) == 1 {
-			allowed = true
-		}
-	}
-	return allowed
+	return auth.BearerMatches(c.Request(), s.MintTokenHashes)
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -206,6 +207,68 @@ func TestSearchIntegerParameters(t *testing.T) {
 		code, b := search(t, e, q)
 		if code != http.StatusBadRequest || b.ResourceType != "OperationOutcome" || len(b.Issue) == 0 {
 			t.Errorf("%s: %d %+v", q, code, b)
+		}
+	}
+}
+
+// TestSearchParameters pins each search parameter's answer: the status, issue code and
+// diagnostics of a bad or unknown one, and what repeated ones do (a second patient that
+// differs matches nothing, without asking the index; the last _count, _offset and _sort
+// count; started and modality conditions add up).
+func TestSearchParameters(t *testing.T) {
+	idx, e := newEnv(t, 30, nil)
+	long := strings.Repeat("x", 65)
+	ref := "must be a Patient reference (Patient/<id>); for a patient with an issuer use subject:identifier=<system>|<value>"
+	for _, c := range []struct {
+		query string
+		code  int
+		issue string // the issue's code and diagnostics, or the total and ids of the page
+		finds int    // index queries
+	}{
+		{"patient=", 400, "invalid: patient " + ref, 0},
+		{"subject=Patient/a/b", 400, "invalid: subject " + ref, 0},
+		{"subject=" + long, 400, "invalid: subject " + ref, 0},
+		{"patient=P%01", 400, "invalid: patient " + ref, 0},
+		{"subject:identifier=", 400, "invalid: subject:identifier needs a value: [system|]value", 0},
+		{"patient:identifier=urn:lumen:issuer:H|", 400, "invalid: patient:identifier needs a value: [system|]value", 0},
+		{"subject:identifier=H%01|P1", 400, "invalid: subject:identifier needs a value: [system|]value", 0},
+		{"subject:identifier=" + long, 400, "invalid: subject:identifier needs a value: [system|]value", 0},
+		{strings.Repeat("identifier=ACC1&", 100) + "identifier=ACC2", 400, "too-costly: at most 100 identifier values in one search", 0},
+		{"identifier=urn:dicom:uid|abc", 400, "invalid: identifier urn:dicom:uid|abc is not a DICOM UID", 0},
+		{"identifier=urn:oid:abc", 400, "invalid: identifier urn:oid:abc is not a DICOM UID", 0},
+		{"identifier=", 400, "invalid: identifier  is neither urn:dicom:uid|urn:oid:<uid> nor an accession number", 0},
+		{"identifier=A*", 400, "invalid: identifier A* is neither urn:dicom:uid|urn:oid:<uid> nor an accession number", 0},
+		{`identifier=A%5CB`, 400, `invalid: identifier A\B is neither urn:dicom:uid|urn:oid:<uid> nor an accession number`, 0},
+		{"identifier=12345678901234567", 400, "invalid: identifier 12345678901234567 is neither urn:dicom:uid|urn:oid:<uid> nor an accession number", 0},
+		{"started=xx", 400, `invalid: started "xx" is not a FHIR date with an optional prefix (eq, gt, ge, lt, le)`, 0},
+		{"started=ne2024", 400, "invalid: started: the prefix ne is not supported (eq, gt, ge, lt, le, sa, eb)", 0},
+		{"modality=CT,XX|MR", 400, "invalid: modality XX|MR is not a DICOM modality code (http://dicom.nema.org/resources/ontology/DCM|CT)", 0},
+		{"modality=ct", 400, "invalid: modality ct is not a DICOM modality code (http://dicom.nema.org/resources/ontology/DCM|CT)", 0},
+		{"_include=ImagingStudy:patient", 400, "not-supported: _include supports ImagingStudy:endpoint only", 0},
+		{"_count=x", 400, "invalid: _count must be a whole number from 0 to 500", 0},
+		{"_offset=x", 400, "invalid: _offset must be a whole number from 0 to 10000", 0},
+		{"_sort=description", 400, "not-supported: _sort supports started and -started", 0},
+		{"foo=1&foo=2", 400, "not-supported: search parameter foo is not supported: patient, subject, subject:identifier, identifier, started, modality, _include, _count, _offset, _sort", 0},
+		{"_format=xml", 406, "not-supported: only application/fhir+json is offered", 0},
+		// Valid and repeated parameters.
+		{"patient=Patient/P1&patient=Patient/P2", 200, "0 []", 0},
+		{"patient=Patient/P1&subject:identifier=urn:lumen:issuer:H|P1", 200, "0 []", 0},
+		{"patient:identifier=urn:lumen:issuer:H|P1&subject:identifier=urn:lumen:issuer:H|P1&_count=1", 200, "10 [" + uid(28) + "]", 2},
+		{"patient=P0", 200, "0 []", 1}, // P0 has an issuer
+		{"identifier=urn:dicom:uid|" + uid(4) + "&identifier=x|ACC4&identifier=urn:oid:" + uid(4), 200, "1 [" + uid(4) + "]", 2},
+		{"started=ge2024-01-03&started=le2024-01-05", 200, "3 [" + uid(4) + " " + uid(3) + " " + uid(2) + "]", 2},
+		{"started=gt2024-01-29&modality=" + url.QueryEscape(fhir.SystemDCM+"|CT") + "&modality=CT,MR", 200, "2 [" + uid(29) + " " + uid(28) + "]", 2},
+		{"modality=CT&modality=MR", 200, "0 []", 1},
+		{"_count=2&_count=3&_sort=started&_sort=-started&_offset=9&_offset=1&_format=json", 200, "30 [" + uid(28) + " " + uid(27) + " " + uid(26) + "]", 2},
+	} {
+		idx.reset()
+		code, b := search(t, e, c.query)
+		got := fmt.Sprint(b.Total, " ", ids(b))
+		if len(b.Issue) > 0 {
+			got = b.Issue[0].Code + ": " + b.Issue[0].Diagnostics
+		}
+		if code != c.code || got != c.issue || idx.finds != c.finds {
+			t.Errorf("%.60s:\n got %d %s (%d index queries)\nwant %d %s (%d)", c.query, code, got, idx.finds, c.code, c.issue, c.finds)
 		}
 	}
 }

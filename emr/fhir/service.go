@@ -12,11 +12,10 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 	"github.com/lumenpacs/lumen/dcm"
+	"github.com/lumenpacs/lumen/emr/internal/valid"
 	"github.com/lumenpacs/lumen/index"
 )
 
@@ -72,12 +71,6 @@ func (s *Service) maxMatches() int {
 		return s.MaxMatches
 	}
 	return DefaultMaxMatches
-}
-
-// plainText reports UTF-8 text without control characters (what a DICOM LO or SH may
-// hold, and what every index backend takes).
-func plainText(v string) bool {
-	return utf8.ValidString(v) && !strings.ContainsFunc(v, unicode.IsControl)
 }
 
 func (s *Service) root(c echo.Context) string {
@@ -204,10 +197,7 @@ func systemIssuer(system string) string {
 	return system
 }
 
-var (
-	fhirID       = regexp.MustCompile(`^[A-Za-z0-9\-.]{1,64}$`)
-	modalityCode = regexp.MustCompile(`^[A-Z0-9_]{1,16}$`)
-)
+var fhirID = regexp.MustCompile(`^[A-Za-z0-9\-.]{1,64}$`)
 
 // dateTime turns a DICOM date and time into a FHIR date or dateTime.
 func (s *Service) dateTime(date, tm string) string {
@@ -304,145 +294,34 @@ func (s *Service) search(c echo.Context) error {
 	if !acceptable(c) {
 		return outcome(c, http.StatusNotAcceptable, "not-supported", "only application/fhir+json is offered")
 	}
-	q := c.Request().URL.Query()
-	maxMatches := s.maxMatches()
-	var filters []index.Filter
-	var patient *index.PatientKey
-	noPatient := false // two different patients: nothing matches
-	var uidWanted, accWanted []string
-	count, offset := DefaultCount, 0
-	ascending := false
-	include := false
-	setPatient := func(p index.PatientKey) {
-		if patient != nil && *patient != p {
-			noPatient = true
-		}
-		patient = &p
-	}
-	for key, vals := range q {
-		for _, v := range vals {
-			switch key {
-			case "patient", "subject":
-				id := strings.TrimPrefix(v, "Patient/")
-				if id == "" || strings.Contains(id, "/") || len(id) > 64 || !plainText(id) {
-					return outcome(c, http.StatusBadRequest, "invalid", key+" must be a Patient reference (Patient/<id>); for a patient with an issuer use subject:identifier=<system>|<value>")
-				}
-				setPatient(index.PatientKey{ID: id})
-			case "subject:identifier", "patient:identifier":
-				sys, val, ok := strings.Cut(v, "|")
-				if !ok {
-					sys, val = "", v
-				}
-				if val == "" || len(val) > 64 || !plainText(val) || !plainText(sys) {
-					return outcome(c, http.StatusBadRequest, "invalid", key+" needs a value: [system|]value")
-				}
-				setPatient(index.PatientKey{ID: val, Issuer: systemIssuer(sys)})
-			case "identifier":
-				if len(uidWanted)+len(accWanted) >= MaxIdentifiers {
-					return outcome(c, http.StatusBadRequest, "too-costly", fmt.Sprintf("at most %d identifier values in one search", MaxIdentifiers))
-				}
-				sys, val, ok := strings.Cut(v, "|")
-				if !ok {
-					sys, val = "", v
-				}
-				switch {
-				case sys == SystemDICOMUID || strings.HasPrefix(val, "urn:oid:"):
-					u := strings.TrimPrefix(val, "urn:oid:")
-					if !dcm.ValidUID(u) {
-						return outcome(c, http.StatusBadRequest, "invalid", "identifier "+v+" is not a DICOM UID")
-					}
-					uidWanted = append(uidWanted, u)
-				default:
-					if val == "" || len(val) > 16 || strings.ContainsAny(val, `*?\`) || !plainText(val) {
-						return outcome(c, http.StatusBadRequest, "invalid", "identifier "+v+" is neither urn:dicom:uid|urn:oid:<uid> nor an accession number")
-					}
-					accWanted = append(accWanted, val)
-				}
-			case "started":
-				f, err := dateFilter(v)
-				if err != nil {
-					return outcome(c, http.StatusBadRequest, "invalid", err.Error())
-				}
-				filters = append(filters, f...)
-			case "modality":
-				var codes []string
-				for _, m := range strings.Split(v, ",") {
-					sys, code, ok := strings.Cut(m, "|")
-					if !ok {
-						sys, code = "", m
-					}
-					if sys != "" && sys != SystemDCM || !modalityCode.MatchString(code) {
-						return outcome(c, http.StatusBadRequest, "invalid", "modality "+m+" is not a DICOM modality code ("+SystemDCM+"|CT)")
-					}
-					codes = append(codes, code)
-				}
-				filters = append(filters, index.Filter{Tag: dcm.TagModalitiesInStudy, Value: strings.Join(codes, `\`)})
-			case "_include":
-				if v != "ImagingStudy:endpoint" {
-					return outcome(c, http.StatusBadRequest, "not-supported", "_include supports ImagingStudy:endpoint only")
-				}
-				include = true
-			case "_count":
-				n, err := strconv.Atoi(v)
-				if err != nil || n < 0 || n > MaxCount {
-					return outcome(c, http.StatusBadRequest, "invalid", fmt.Sprintf("_count must be a whole number from 0 to %d", MaxCount))
-				}
-				count = n
-			case "_offset":
-				// Bounded, so that offset+count cannot overflow: past the most studies a
-				// search may match there is nothing to page to.
-				n, err := strconv.Atoi(v)
-				if err != nil || n < 0 || n > maxMatches {
-					return outcome(c, http.StatusBadRequest, "invalid", fmt.Sprintf("_offset must be a whole number from 0 to %d", maxMatches))
-				}
-				offset = n
-			case "_sort":
-				switch v {
-				case "started":
-					ascending = true
-				case "-started":
-					ascending = false
-				default:
-					return outcome(c, http.StatusBadRequest, "not-supported", "_sort supports started and -started")
-				}
-			case "_format":
-			default:
-				return outcome(c, http.StatusBadRequest, "not-supported", "search parameter "+key+" is not supported: patient, subject, subject:identifier, identifier, started, modality, _include, _count, _offset, _sort")
-			}
-		}
+	q, serr := s.readSearch(c.Request().URL.Query())
+	if serr != nil {
+		return outcome(c, serr.status, serr.code, serr.text)
 	}
 	// Every parameter is a condition of the index query: the index pages, sorts and
 	// counts (up to maxMatches), so a search reads its page and nothing more.
 	ctx := c.Request().Context()
-	if patient != nil {
+	if q.patient != nil {
 		// The pair (ID, issuer) identifies the patient, exactly.
-		ctx = index.WithScope(ctx, index.Scope{Patient: patient})
-	}
-	if len(uidWanted) > 0 {
-		filters = append(filters, index.Filter{Tag: dcm.TagStudyInstanceUID, Values: uidWanted})
-	}
-	if len(accWanted) > 0 {
-		filters = append(filters, index.Filter{Tag: dcm.TagAccessionNumber, Values: accWanted})
+		ctx = index.WithScope(ctx, index.Scope{Patient: q.patient})
 	}
 	res := &index.Result{}
-	if !noPatient {
+	if !q.noPatient {
 		var err error
-		res, err = s.Index.Find(ctx, index.Query{Level: index.StudyLevel, Filters: filters, Reverse: ascending,
-			Limit: count, Offset: offset, CountOnly: count == 0, Total: true, MaxTotal: maxMatches})
-		if err != nil {
+		if res, err = s.Index.Find(ctx, q.indexQuery()); err != nil {
 			return s.failed(c, err)
 		}
 	}
-	if res.Total > maxMatches {
-		return outcome(c, http.StatusBadRequest, "too-costly", fmt.Sprintf("more than %d studies match; narrow the search with patient, identifier, started or modality", maxMatches))
+	if res.Total > q.maxMatches {
+		return outcome(c, http.StatusBadRequest, "too-costly", fmt.Sprintf("more than %d studies match; narrow the search with patient, identifier, started or modality", q.maxMatches))
 	}
 	b := Bundle{ResourceType: "Bundle", Type: "searchset", Total: res.Total}
 	self := s.root(c) + "/fhir/ImagingStudy"
 	b.Link = append(b.Link, BundleLink{Relation: "self", URL: self + "?" + c.Request().URL.RawQuery})
-	if count > 0 && offset+count < res.Total {
+	if q.count > 0 && q.offset+q.count < res.Total {
 		nq := c.Request().URL.Query()
-		nq.Set("_offset", strconv.Itoa(offset+count))
-		nq.Set("_count", strconv.Itoa(count))
+		nq.Set("_offset", strconv.Itoa(q.offset+q.count))
+		nq.Set("_count", strconv.Itoa(q.count))
 		b.Link = append(b.Link, BundleLink{Relation: "next", URL: self + "?" + nq.Encode()})
 	}
 	list, err := s.imagingStudies(ctx, c, res.Studies)
@@ -452,10 +331,212 @@ func (s *Service) search(c echo.Context) error {
 	for _, is := range list {
 		b.Entry = append(b.Entry, BundleEntry{FullURL: self + "/" + is.ID, Resource: is, Search: &EntrySearch{Mode: "match"}})
 	}
-	if include && len(list) > 0 {
+	if q.include && len(list) > 0 {
 		b.Entry = append(b.Entry, BundleEntry{FullURL: s.root(c) + "/fhir/Endpoint/" + EndpointID, Resource: s.endpointResource(c), Search: &EntrySearch{Mode: "include"}})
 	}
 	return write(c, http.StatusOK, b)
+}
+
+// searchQuery is an ImagingStudy search as its parameters say.
+type searchQuery struct {
+	maxMatches int
+	filters    []index.Filter
+	patient    *index.PatientKey
+	noPatient  bool // two different patients: nothing matches
+	uids       []string
+	accessions []string
+	count      int
+	offset     int
+	ascending  bool
+	include    bool
+}
+
+// searchError is a parameter refused, answered with an OperationOutcome.
+type searchError struct {
+	status     int
+	code, text string
+}
+
+// invalid refuses a parameter's value.
+func invalid(text string) *searchError {
+	return &searchError{http.StatusBadRequest, "invalid", text}
+}
+
+// unsupported refuses a parameter, or a value, Lumen does not offer.
+func unsupported(text string) *searchError {
+	return &searchError{http.StatusBadRequest, "not-supported", text}
+}
+
+// searchParams are the search parameters Lumen supports, each with its reader of one
+// value (nil: accepted, read elsewhere); any other parameter is refused. A repeated
+// parameter is read once per value, in order: the conditions of started and modality
+// add up, identifiers make one list, a second patient that differs matches nothing, and
+// the last _count, _offset and _sort count.
+var searchParams = map[string]func(q *searchQuery, key, v string) *searchError{
+	"patient":            readPatientReference,
+	"subject":            readPatientReference,
+	"subject:identifier": readPatientIdentifier,
+	"patient:identifier": readPatientIdentifier,
+	"identifier":         readIdentifier,
+	"started":            readStarted,
+	"modality":           readModality,
+	"_include":           readInclude,
+	"_count":             readCount,
+	"_offset":            readOffset,
+	"_sort":              readSort,
+	"_format":            nil, // acceptable
+}
+
+// readSearch reads the search's parameters by the table searchParams.
+func (s *Service) readSearch(params url.Values) (*searchQuery, *searchError) {
+	q := &searchQuery{maxMatches: s.maxMatches(), count: DefaultCount}
+	for key, vals := range params {
+		read, known := searchParams[key]
+		if !known {
+			return nil, unsupported("search parameter " + key + " is not supported: patient, subject, subject:identifier, identifier, started, modality, _include, _count, _offset, _sort")
+		}
+		for _, v := range vals {
+			if read == nil {
+				continue
+			}
+			if serr := read(q, key, v); serr != nil {
+				return nil, serr
+			}
+		}
+	}
+	return q, nil
+}
+
+// indexQuery is the index query of the search.
+func (q *searchQuery) indexQuery() index.Query {
+	filters := q.filters
+	if len(q.uids) > 0 {
+		filters = append(filters, index.Filter{Tag: dcm.TagStudyInstanceUID, Values: q.uids})
+	}
+	if len(q.accessions) > 0 {
+		filters = append(filters, index.Filter{Tag: dcm.TagAccessionNumber, Values: q.accessions})
+	}
+	return index.Query{Level: index.StudyLevel, Filters: filters, Reverse: q.ascending,
+		Limit: q.count, Offset: q.offset, CountOnly: q.count == 0, Total: true, MaxTotal: q.maxMatches}
+}
+
+// setPatient limits the search to a patient; a second, different one matches nothing.
+func (q *searchQuery) setPatient(p index.PatientKey) {
+	if q.patient != nil && *q.patient != p {
+		q.noPatient = true
+	}
+	q.patient = &p
+}
+
+// token splits a FHIR token value, [system|]code.
+func token(v string) (system, code string) {
+	system, code, ok := strings.Cut(v, "|")
+	if !ok {
+		return "", v
+	}
+	return system, code
+}
+
+func readPatientReference(q *searchQuery, key, v string) *searchError {
+	id := strings.TrimPrefix(v, "Patient/")
+	if strings.Contains(id, "/") || !valid.PatientID(id) {
+		return invalid(key + " must be a Patient reference (Patient/<id>); for a patient with an issuer use subject:identifier=<system>|<value>")
+	}
+	q.setPatient(index.PatientKey{ID: id})
+	return nil
+}
+
+func readPatientIdentifier(q *searchQuery, key, v string) *searchError {
+	sys, val := token(v)
+	if !valid.PatientID(val) || !valid.Text(sys) {
+		return invalid(key + " needs a value: [system|]value")
+	}
+	q.setPatient(index.PatientKey{ID: val, Issuer: systemIssuer(sys)})
+	return nil
+}
+
+// readIdentifier reads a study's identifier: its Study Instance UID
+// (urn:dicom:uid|urn:oid:<uid>, or urn:oid:<uid>) or its accession number.
+func readIdentifier(q *searchQuery, _, v string) *searchError {
+	if len(q.uids)+len(q.accessions) >= MaxIdentifiers {
+		return &searchError{http.StatusBadRequest, "too-costly", fmt.Sprintf("at most %d identifier values in one search", MaxIdentifiers)}
+	}
+	switch sys, val := token(v); {
+	case sys == SystemDICOMUID || strings.HasPrefix(val, "urn:oid:"):
+		u := strings.TrimPrefix(val, "urn:oid:")
+		if !dcm.ValidUID(u) {
+			return invalid("identifier " + v + " is not a DICOM UID")
+		}
+		q.uids = append(q.uids, u)
+	case !valid.Accession(val):
+		return invalid("identifier " + v + " is neither urn:dicom:uid|urn:oid:<uid> nor an accession number")
+	default:
+		q.accessions = append(q.accessions, val)
+	}
+	return nil
+}
+
+func readStarted(q *searchQuery, _, v string) *searchError {
+	f, err := dateFilter(v)
+	if err != nil {
+		return invalid(err.Error())
+	}
+	q.filters = append(q.filters, f...)
+	return nil
+}
+
+// readModality reads comma-separated alternatives, each a DICOM modality code.
+func readModality(q *searchQuery, _, v string) *searchError {
+	var codes []string
+	for _, m := range strings.Split(v, ",") {
+		sys, code := token(m)
+		if sys != "" && sys != SystemDCM || !valid.Modality(code) {
+			return invalid("modality " + m + " is not a DICOM modality code (" + SystemDCM + "|CT)")
+		}
+		codes = append(codes, code)
+	}
+	q.filters = append(q.filters, index.Filter{Tag: dcm.TagModalitiesInStudy, Value: strings.Join(codes, `\`)})
+	return nil
+}
+
+func readInclude(q *searchQuery, _, v string) *searchError {
+	if v != "ImagingStudy:endpoint" {
+		return unsupported("_include supports ImagingStudy:endpoint only")
+	}
+	q.include = true
+	return nil
+}
+
+func readCount(q *searchQuery, _, v string) *searchError {
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 || n > MaxCount {
+		return invalid(fmt.Sprintf("_count must be a whole number from 0 to %d", MaxCount))
+	}
+	q.count = n
+	return nil
+}
+
+// readOffset reads _offset, bounded so that offset+count cannot overflow: past the
+// most studies a search may match there is nothing to page to.
+func readOffset(q *searchQuery, _, v string) *searchError {
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 || n > q.maxMatches {
+		return invalid(fmt.Sprintf("_offset must be a whole number from 0 to %d", q.maxMatches))
+	}
+	q.offset = n
+	return nil
+}
+
+func readSort(q *searchQuery, _, v string) *searchError {
+	switch v {
+	case "started":
+		q.ascending = true
+	case "-started":
+		q.ascending = false
+	default:
+		return unsupported("_sort supports started and -started")
+	}
+	return nil
 }
 
 var fhirDate = regexp.MustCompile(`^(eq|ne|gt|lt|ge|le|sa|eb|ap)?(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?(?:T[0-9:.]+(?:Z|[+-]\d{2}:\d{2})?)?$`)

@@ -87,6 +87,7 @@ type Authenticator struct {
 	cfg      Config
 	verifier *oidc.IDTokenVerifier
 	log      *slog.Logger
+	digests  []string // the SHA256 of cfg.Tokens, in order
 
 	mu       sync.Mutex
 	limiters map[string]*rate.Limiter // by principal subject
@@ -128,6 +129,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Authenticator, err
 		a.cfg.PatientClaim = "patient"
 	}
 	for _, t := range cfg.Tokens {
+		a.digests = append(a.digests, t.SHA256)
 		if t.Patient != "" && parsePatient(t.Patient) == nil {
 			return nil, fmt.Errorf("auth: token %q: patient %q names no patient (ID or ID^^^Issuer)", t.Name, t.Patient)
 		}
@@ -198,11 +200,10 @@ func patientClaim(name string, v any) (*index.PatientKey, error) {
 
 // Authenticate returns the principal of a request's bearer token.
 func (a *Authenticator) Authenticate(r *http.Request) (*Principal, error) {
-	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok || strings.TrimSpace(tok) == "" {
+	tok, ok := bearer(r)
+	if tok = strings.TrimSpace(tok); !ok || tok == "" {
 		return nil, ErrNoCredentials
 	}
-	tok = strings.TrimSpace(tok)
 	if strings.Count(tok, ".") == 2 && a.verifier != nil {
 		idt, err := a.verifier.Verify(r.Context(), tok)
 		if err != nil {
@@ -237,18 +238,44 @@ func (a *Authenticator) Authenticate(r *http.Request) (*Principal, error) {
 		}
 		return p, nil
 	}
-	sum := sha256.Sum256([]byte(tok))
-	got := hex.EncodeToString(sum[:])
-	var found *StaticToken
-	for i := range a.cfg.Tokens {
-		if subtle.ConstantTimeCompare([]byte(strings.ToLower(a.cfg.Tokens[i].SHA256)), []byte(got)) == 1 {
-			found = &a.cfg.Tokens[i]
-		}
-	}
-	if found == nil {
+	i := matchDigest(tok, a.digests)
+	if i < 0 {
 		return nil, ErrInvalid
 	}
+	found := &a.cfg.Tokens[i]
 	return &Principal{Subject: "token:" + found.Name, Roles: found.Roles, Patient: parsePatient(found.Patient), Via: "token"}, nil
+}
+
+// bearer returns the credentials of r's Authorization header in the Bearer scheme
+// (RFC 6750 §2.1): the text after "Bearer " (that spelling, one space) as sent; ok is
+// false when the header does not start so.
+func bearer(r *http.Request) (tok string, ok bool) {
+	return strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+}
+
+// matchDigest returns the index of the last of sha256Hex (hex digits in either case)
+// that is the SHA-256 of tok, or -1. Every digest is compared, each in constant time,
+// so that the time taken says neither which one matched nor how much of one.
+func matchDigest(tok string, sha256Hex []string) int {
+	sum := sha256.Sum256([]byte(tok))
+	got := []byte(hex.EncodeToString(sum[:]))
+	found := -1
+	for i, want := range sha256Hex {
+		if subtle.ConstantTimeCompare([]byte(strings.ToLower(want)), got) == 1 {
+			found = i
+		}
+	}
+	return found
+}
+
+// BearerMatches reports whether r carries a bearer token whose SHA-256 is one of
+// sha256Hex (hex digits in either case): service accounts known by digest, never in
+// clear. The token is the text after "Bearer " exactly as sent, not trimmed (unlike
+// Authenticate's); no token, an empty one or an empty list match nothing. Every digest
+// is compared, in constant time. Authenticate checks static tokens the same way.
+func BearerMatches(r *http.Request, sha256Hex []string) bool {
+	tok, ok := bearer(r)
+	return ok && tok != "" && matchDigest(tok, sha256Hex) >= 0
 }
 
 type principalKey struct{}

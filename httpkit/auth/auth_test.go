@@ -223,3 +223,64 @@ func TestLoopbackOnly(t *testing.T) {
 		}
 	}
 }
+
+// TestBearerMatches checks the one digest check of bearer tokens, as BearerMatches
+// (the EMR's mint accounts) and Authenticate's static tokens use it: the header's form,
+// the digest's hex case, an empty list; and where the two differ (Authenticate trims
+// the token and tells a missing token from an unknown one).
+func TestBearerMatches(t *testing.T) {
+	secret, other := digestOf("service-secret"), digestOf("other")
+	upper := strings.ToUpper(secret)
+	for _, c := range []struct {
+		header  string // Authorization ("": none)
+		digests []string
+		matches bool  // BearerMatches
+		auth    error // Authenticate with the digests as static tokens (nil: accepted)
+	}{
+		{"Bearer service-secret", []string{secret}, true, nil},
+		{"Bearer service-secret", []string{upper}, true, nil},
+		{"Bearer service-secret", []string{other, upper, other}, true, nil},
+		{"Bearer service-secret", []string{other}, false, ErrInvalid},
+		{"Bearer service-secret", nil, false, ErrInvalid},
+		{"", []string{secret}, false, ErrNoCredentials},
+		{"Bearer ", []string{secret}, false, ErrNoCredentials},
+		{"Bearer    ", []string{secret}, false, ErrNoCredentials},
+		{"bearer service-secret", []string{secret}, false, ErrNoCredentials},
+		{"BEARER service-secret", []string{secret}, false, ErrNoCredentials},
+		{"Basic c2VydmljZS1zZWNyZXQ=", []string{secret}, false, ErrNoCredentials},
+		{"Bearer  service-secret", []string{secret}, false, nil}, // trimmed by Authenticate only
+		{"Bearer service-secret ", []string{secret}, false, nil},
+		{"Bearer SERVICE-SECRET", []string{secret}, false, ErrInvalid},
+		{"Bearer service-secret2", []string{secret}, false, ErrInvalid},
+		{"Bearer " + secret, []string{secret}, false, ErrInvalid}, // the digest is not the token
+	} {
+		r := httptest.NewRequest(http.MethodGet, "/emr/v1/links", nil)
+		if c.header != "" {
+			r.Header.Set("Authorization", c.header)
+		}
+		if got := BearerMatches(r, c.digests); got != c.matches {
+			t.Errorf("BearerMatches(%q, %d digests) = %v, want %v", c.header, len(c.digests), got, c.matches)
+		}
+		var tokens []StaticToken
+		for i, d := range c.digests {
+			tokens = append(tokens, StaticToken{Name: fmt.Sprint("t", i), SHA256: d, Roles: []string{RoleRead}})
+		}
+		a, err := New(context.Background(), Config{Tokens: tokens}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := a.Authenticate(r); !errors.Is(err, c.auth) || c.auth == nil && err != nil {
+			t.Errorf("Authenticate(%q, %d digests): %v, want %v", c.header, len(c.digests), err, c.auth)
+		}
+	}
+	// Two static tokens with one digest: the last one configured is the principal.
+	a, err := New(context.Background(), Config{Tokens: []StaticToken{{Name: "first", SHA256: secret}, {Name: "second", SHA256: upper}}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := httptest.NewRequest(http.MethodGet, "/", nil)
+	r.Header.Set("Authorization", "Bearer service-secret")
+	if p, err := a.Authenticate(r); err != nil || p.Subject != "token:second" {
+		t.Errorf("two tokens with one digest: %+v %v", p, err)
+	}
+}

@@ -5,7 +5,8 @@
 //     configured issuer, verified against the issuer's JWKS (discovered from
 //     /.well-known/openid-configuration) with github.com/coreos/go-oidc: signature, issuer,
 //     audience and expiry; unsigned tokens (alg none) are refused;
-//   - static API tokens of service accounts, configured by SHA-256 digest only;
+//   - static API tokens of service accounts, configured by SHA-256 digest only (the
+//     check, BearerMatches, also admits the EMR's link-minting accounts);
 //   - the signed links of emr/links, admitted earlier by the EMR guard.
 //
 // A principal has roles (read, write, delete, admin) and may be limited to one patient
