@@ -10,7 +10,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/lumenpacs/lumen/index"
 	"github.com/lumenpacs/lumen/service/ingest"
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
@@ -51,8 +50,8 @@ status is 1 when any file failed, 0 otherwise.`,
 				return fmt.Errorf("--progress %q: want auto, bar, lines or none", progress)
 			}
 			sum := im.run(cmd.Context(), args)
-			sum.print(cmd.OutOrStdout())
-			if sum.failed > 0 || sum.notAttempted > 0 {
+			printSummary(cmd.OutOrStdout(), sum)
+			if sum.Failed > 0 || sum.NotAttempted > 0 {
 				return exitError{1}
 			}
 			return nil
@@ -63,52 +62,37 @@ status is 1 when any file failed, 0 otherwise.`,
 	return cmd
 }
 
-// fileFailure is a failed file and why.
-type fileFailure struct {
-	path, reason string
-}
-
-// importSummary is what the import prints: an ingest.ImportSummary, in the fields the
-// tests read.
-type importSummary struct {
-	files, imported, present, replaced, kept, quarantined, failed, notAttempted, skipped int
-	bytes                                                                                int64
-	elapsed                                                                              time.Duration
-	failures                                                                             []fileFailure
-	stopped                                                                              string
-}
-
-// print writes the summary, failed files sorted by path.
-func (s *importSummary) print(w io.Writer) {
-	secs := s.elapsed.Seconds()
+// printSummary writes the summary of an import, failed files sorted by path.
+func printSummary(w io.Writer, s *ingest.ImportSummary) {
+	secs := s.Elapsed.Seconds()
 	if secs <= 0 {
 		secs = 1e-9
 	}
 	fmt.Fprintf(w, "import: %d files, %.1f MB in %s (%.1f files/s, %.1f MB/s)\n",
-		s.files, float64(s.bytes)/1e6, s.elapsed.Round(time.Millisecond), float64(s.files-s.notAttempted)/secs, float64(s.bytes)/1e6/secs)
-	fmt.Fprintf(w, "  imported:        %d\n", s.imported)
-	fmt.Fprintf(w, "  already present: %d\n", s.present)
-	if s.replaced > 0 {
-		fmt.Fprintf(w, "  replaced:        %d\n", s.replaced)
+		s.Files, float64(s.Bytes)/1e6, s.Elapsed.Round(time.Millisecond), float64(s.Files-s.NotAttempted)/secs, float64(s.Bytes)/1e6/secs)
+	fmt.Fprintf(w, "  imported:        %d\n", s.Imported)
+	fmt.Fprintf(w, "  already present: %d\n", s.Present)
+	if s.Replaced > 0 {
+		fmt.Fprintf(w, "  replaced:        %d\n", s.Replaced)
 	}
-	if s.kept > 0 {
-		fmt.Fprintf(w, "  kept existing:   %d (different content, duplicate policy keep-first)\n", s.kept)
+	if s.Kept > 0 {
+		fmt.Fprintf(w, "  kept existing:   %d (different content, duplicate policy keep-first)\n", s.Kept)
 	}
-	if s.quarantined > 0 {
-		fmt.Fprintf(w, "  quarantined:     %d (SOP Instance UID stored with other content: kept aside, the stored copy stays served; see GET /api/v1/quarantine)\n", s.quarantined)
+	if s.Quarantined > 0 {
+		fmt.Fprintf(w, "  quarantined:     %d (SOP Instance UID stored with other content: kept aside, the stored copy stays served; see GET /api/v1/quarantine)\n", s.Quarantined)
 	}
-	if s.skipped > 0 {
-		fmt.Fprintf(w, "  skipped:         %d (DICOMDIR media directories)\n", s.skipped)
+	if s.Skipped > 0 {
+		fmt.Fprintf(w, "  skipped:         %d (DICOMDIR media directories)\n", s.Skipped)
 	}
-	fmt.Fprintf(w, "  failed:          %d\n", s.failed)
-	if s.notAttempted > 0 {
-		fmt.Fprintf(w, "  not imported:    %d (%s; run the import again)\n", s.notAttempted, s.stopped)
+	fmt.Fprintf(w, "  failed:          %d\n", s.Failed)
+	if s.NotAttempted > 0 {
+		fmt.Fprintf(w, "  not imported:    %d (%s; run the import again)\n", s.NotAttempted, s.Stopped)
 	}
-	if len(s.failures) > 0 {
-		sort.Slice(s.failures, func(i, j int) bool { return s.failures[i].path < s.failures[j].path })
+	if len(s.Failures) > 0 {
+		sort.Slice(s.Failures, func(i, j int) bool { return s.Failures[i].Path < s.Failures[j].Path })
 		fmt.Fprintln(w, "failed files:")
-		for _, f := range s.failures {
-			fmt.Fprintf(w, "  %s: %s\n", f.path, f.reason)
+		for _, f := range s.Failures {
+			fmt.Fprintf(w, "  %s: %s\n", f.Path, f.Reason)
 		}
 	}
 }
@@ -116,10 +100,7 @@ func (s *importSummary) print(w io.Writer) {
 // importer runs an import and shows its progress on progress: a bar, or a line every two
 // seconds.
 type importer struct {
-	p *ingest.Pipeline
-	// idx is not read (the pipeline's own index answers the already-present check); the
-	// tests that build an importer set it.
-	idx      index.Index
+	p        *ingest.Pipeline
 	workers  int
 	progress io.Writer // nil: silent
 	bar      bool
@@ -128,7 +109,7 @@ type importer struct {
 }
 
 // run imports the files under paths.
-func (im *importer) run(ctx context.Context, paths []string) *importSummary {
+func (im *importer) run(ctx context.Context, paths []string) *ingest.ImportSummary {
 	start := time.Now()
 	var bar *progressbar.ProgressBar
 	var doneFiles, doneBytes atomic.Int64
@@ -165,15 +146,7 @@ func (im *importer) run(ctx context.Context, paths []string) *importSummary {
 	if bar != nil {
 		bar.Finish()
 	}
-	sum := &importSummary{
-		files: s.Files, imported: s.Imported, present: s.Present, replaced: s.Replaced, kept: s.Kept,
-		quarantined: s.Quarantined, failed: s.Failed, notAttempted: s.NotAttempted, skipped: s.Skipped,
-		bytes: s.Bytes, elapsed: s.Elapsed, stopped: s.Stopped,
-	}
-	for _, f := range s.Failures {
-		sum.failures = append(sum.failures, fileFailure{f.Path, f.Reason})
-	}
-	return sum
+	return s
 }
 
 // newImportBar is the progress bar of an import of p.Files files, p.Bytes bytes.

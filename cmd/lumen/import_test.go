@@ -212,27 +212,27 @@ func outageImport(t *testing.T, b *backends, cut, restore func(), what string) {
 	const n = 40
 	src := ctSeriesDir(t, n)
 	var once sync.Once
-	im := &importer{p: b.pipeline, idx: b.index, workers: 2, onDone: func(done int64) {
+	im := &importer{p: b.pipeline, workers: 2, onDone: func(done int64) {
 		if done == 10 {
 			once.Do(cut)
 		}
 	}}
 	sum := im.run(context.Background(), []string{src})
-	if sum.failed+sum.notAttempted == 0 {
+	if sum.Failed+sum.NotAttempted == 0 {
 		t.Fatalf("no failure with the %s cut off: %+v", what, sum)
 	}
-	for _, f := range sum.failures {
-		if !strings.Contains(f.reason, "storage unavailable") || !strings.Contains(f.reason, what) {
-			t.Fatalf("unclear reason for %s: %s", f.path, f.reason)
+	for _, f := range sum.Failures {
+		if !strings.Contains(f.Reason, "storage unavailable") || !strings.Contains(f.Reason, what) {
+			t.Fatalf("unclear reason for %s: %s", f.Path, f.Reason)
 		}
 	}
 	var buf bytes.Buffer
-	sum.print(&buf)
+	printSummary(&buf, sum)
 	t.Logf("with the %s cut off:\n%s", what, buf.String())
 	restore()
 	checkConsistent(t, b)
 	sum = im.run(context.Background(), []string{src})
-	if sum.failed != 0 || sum.notAttempted != 0 || sum.imported+sum.present != n {
+	if sum.Failed != 0 || sum.NotAttempted != 0 || sum.Imported+sum.Present != n {
 		t.Fatalf("re-run: %+v", sum)
 	}
 	checkConsistent(t, b)
