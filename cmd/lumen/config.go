@@ -1,13 +1,11 @@
 package main
 
 import (
-	"encoding/base64"
 	"fmt"
-	"net"
+	"github.com/lumenpacs/lumen/httpkit/httplimit"
 	"os"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"time"
 
@@ -501,55 +499,14 @@ func (c *Config) dimseAccess() (warn string, err error) {
 		"or set dimse.allow_unauthenticated: true to run so knowingly")
 }
 
-// trustedProxies parses http.trusted_proxies (IPs or CIDR ranges).
-func (c *Config) trustedProxies() ([]*net.IPNet, error) {
-	var out []*net.IPNet
-	for _, v := range c.HTTP.TrustedProxies {
-		if !strings.Contains(v, "/") {
-			if ip := net.ParseIP(v); ip != nil {
-				bits := 32
-				if ip.To4() == nil {
-					bits = 128
-				}
-				v += "/" + strconv.Itoa(bits)
-			}
-		}
-		_, n, err := net.ParseCIDR(v)
-		if err != nil {
-			return nil, fmt.Errorf("config: http.trusted_proxies: %q is not an IP address or CIDR range", v)
-		}
-		out = append(out, n)
-	}
-	return out, nil
-}
-
 // frameAncestor is an origin allowed in CSP frame-ancestors (no spaces or semicolons
 // that would change the policy).
 var frameAncestor = regexp.MustCompile(`^https?://[A-Za-z0-9.\-\[\]:*]+$`)
 
 // linkSigner builds the link signer from emr.link_keys (nil when none is configured).
 func (c *Config) linkSigner() (*links.Signer, error) {
-	if len(c.EMR.LinkKeys) == 0 {
-		return nil, nil
-	}
-	s := &links.Signer{Active: c.EMR.LinkKey}
-	for _, kv := range c.EMR.LinkKeys {
-		id, secret, ok := strings.Cut(kv, ":")
-		if !ok {
-			return nil, fmt.Errorf("config: emr.link_keys: want id:base64-secret, got an entry without a colon")
-		}
-		b, err := base64.StdEncoding.DecodeString(secret)
-		if err != nil {
-			if b, err = base64.RawURLEncoding.DecodeString(strings.TrimRight(secret, "=")); err != nil {
-				return nil, fmt.Errorf("config: emr.link_keys %s: the secret is not base64", id)
-			}
-		}
-		s.Keys = append(s.Keys, links.Key{ID: id, Secret: b})
-	}
-	if s.Active == "" {
-		s.Active = s.Keys[0].ID
-	}
-	if err := s.Check(); err != nil {
+	s, err := links.ParseKeys(c.EMR.LinkKey, c.EMR.LinkKeys)
+	if err != nil {
 		return nil, fmt.Errorf("config: emr.link_keys: %w", err)
 	}
 	return s, nil
@@ -569,8 +526,8 @@ func (c *Config) validate() error {
 			return fmt.Errorf("config: emr.mint_token_sha256: %q is not a hex SHA-256 digest", h)
 		}
 	}
-	if _, err := c.trustedProxies(); err != nil {
-		return err
+	if _, err := httplimit.ParseProxies(c.HTTP.TrustedProxies); err != nil {
+		return fmt.Errorf("config: http.trusted_proxies: %w", err)
 	}
 	if (c.HTTP.TLSCert == "") != (c.HTTP.TLSKey == "") {
 		return fmt.Errorf("config: http.tls_cert and http.tls_key go together")

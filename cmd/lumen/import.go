@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -50,7 +49,7 @@ status is 1 when any file failed, 0 otherwise.`,
 				return fmt.Errorf("--progress %q: want auto, bar, lines or none", progress)
 			}
 			sum := im.run(cmd.Context(), args)
-			printSummary(cmd.OutOrStdout(), sum)
+			sum.Print(cmd.OutOrStdout())
 			if sum.Failed > 0 || sum.NotAttempted > 0 {
 				return exitError{1}
 			}
@@ -60,41 +59,6 @@ status is 1 when any file failed, 0 otherwise.`,
 	cmd.Flags().Int("workers", 0, "parallel workers (key import.workers, default 4)")
 	cmd.Flags().String("progress", "auto", "progress display: auto (bar on a terminal, lines otherwise), bar, lines, none")
 	return cmd
-}
-
-// printSummary writes the summary of an import, failed files sorted by path.
-func printSummary(w io.Writer, s *ingest.ImportSummary) {
-	secs := s.Elapsed.Seconds()
-	if secs <= 0 {
-		secs = 1e-9
-	}
-	fmt.Fprintf(w, "import: %d files, %.1f MB in %s (%.1f files/s, %.1f MB/s)\n",
-		s.Files, float64(s.Bytes)/1e6, s.Elapsed.Round(time.Millisecond), float64(s.Files-s.NotAttempted)/secs, float64(s.Bytes)/1e6/secs)
-	fmt.Fprintf(w, "  imported:        %d\n", s.Imported)
-	fmt.Fprintf(w, "  already present: %d\n", s.Present)
-	if s.Replaced > 0 {
-		fmt.Fprintf(w, "  replaced:        %d\n", s.Replaced)
-	}
-	if s.Kept > 0 {
-		fmt.Fprintf(w, "  kept existing:   %d (different content, duplicate policy keep-first)\n", s.Kept)
-	}
-	if s.Quarantined > 0 {
-		fmt.Fprintf(w, "  quarantined:     %d (SOP Instance UID stored with other content: kept aside, the stored copy stays served; see GET /api/v1/quarantine)\n", s.Quarantined)
-	}
-	if s.Skipped > 0 {
-		fmt.Fprintf(w, "  skipped:         %d (DICOMDIR media directories)\n", s.Skipped)
-	}
-	fmt.Fprintf(w, "  failed:          %d\n", s.Failed)
-	if s.NotAttempted > 0 {
-		fmt.Fprintf(w, "  not imported:    %d (%s; run the import again)\n", s.NotAttempted, s.Stopped)
-	}
-	if len(s.Failures) > 0 {
-		sort.Slice(s.Failures, func(i, j int) bool { return s.Failures[i].Path < s.Failures[j].Path })
-		fmt.Fprintln(w, "failed files:")
-		for _, f := range s.Failures {
-			fmt.Fprintf(w, "  %s: %s\n", f.Path, f.Reason)
-		}
-	}
 }
 
 // importer runs an import and shows its progress on progress: a bar, or a line every two

@@ -227,7 +227,7 @@ func outageImport(t *testing.T, b *backends, cut, restore func(), what string) {
 		}
 	}
 	var buf bytes.Buffer
-	printSummary(&buf, sum)
+	sum.Print(&buf)
 	t.Logf("with the %s cut off:\n%s", what, buf.String())
 	restore()
 	checkConsistent(t, b)

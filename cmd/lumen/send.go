@@ -68,7 +68,7 @@ instance failed.`,
 			s := &send.Sender{Store: b.store, CallingAETitle: aet}
 			err = s.Send(cmd.Context(), send.Destination{AETitle: ae, Host: host, Port: p}, list, send.Options{}, func(r send.Result) error {
 				bar.Add64(sizes[r.SOPInstanceUID])
-				fmt.Fprintln(out, resultLine(r))
+				fmt.Fprintln(out, r.String())
 				if r.Failed() {
 					failed++
 				} else {
@@ -98,14 +98,3 @@ instance failed.`,
 }
 
 // resultLine describes one instance's outcome (no patient data: UIDs and statuses).
-func resultLine(r send.Result) string {
-	switch {
-	case r.Err != nil:
-		return "FAILED  " + r.SOPInstanceUID + ": " + r.Err.Error()
-	case r.Failed():
-		return fmt.Sprintf("FAILED  %s: status 0x%04X %s", r.SOPInstanceUID, r.Status.Code, r.Status.ErrorComment)
-	case r.Warning():
-		return fmt.Sprintf("WARNING %s: status 0x%04X %s (%s)", r.SOPInstanceUID, r.Status.Code, r.Status.ErrorComment, r.TransferSyntax)
-	}
-	return "OK      " + r.SOPInstanceUID + " (" + r.TransferSyntax + ")"
-}

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/netip"
 	"os"
 	"strings"
 	"time"
@@ -155,30 +154,11 @@ func serve(ctx context.Context, c *Config, log *slog.Logger, ready chan<- listen
 	// The client's address is the socket's peer; X-Forwarded-For counts only when the
 	// request comes from a configured reverse proxy (never by default: loopback and
 	// private ranges are not trusted implicitly).
-	proxies, _ := c.trustedProxies() // checked by validate
-	e.IPExtractor = echo.ExtractIPDirect()
-	if len(proxies) > 0 {
-		trust := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
-		for _, n := range proxies {
-			trust = append(trust, echo.TrustIPRange(n))
-		}
-		e.IPExtractor = echo.ExtractIPFromXFFHeader(trust...)
-	}
+	proxies, _ := httplimit.ParseProxies(c.HTTP.TrustedProxies) // checked by validate
+	e.IPExtractor = httplimit.ClientIP(proxies)
 	e.GET("/healthz", func(ec echo.Context) error { return ec.String(http.StatusOK, "ok\n") })
 	e.GET("/", func(ec echo.Context) error { return ec.Redirect(http.StatusFound, "/viewer/") })
-	e.GET("/readyz", func(ec echo.Context) error {
-		cctx, cancel := context.WithTimeout(ec.Request().Context(), 3*time.Second)
-		defer cancel()
-		status := map[string]string{"index": "ok", "store": "ok"}
-		code := http.StatusOK
-		if err := b.index.Ping(cctx); err != nil {
-			status["index"], code = err.Error(), http.StatusServiceUnavailable
-		}
-		if err := b.store.Ping(cctx); err != nil {
-			status["store"], code = err.Error(), http.StatusServiceUnavailable
-		}
-		return ec.JSON(code, status)
-	})
+	e.GET("/readyz", metrics.Ready(map[string]func(context.Context) error{"index": b.index.Ping, "store": b.store.Ping}))
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})))
 	e.Use(metrics.HTTP(reg))
 	var syslog *audit.Syslog
@@ -297,12 +277,7 @@ func serve(ctx context.Context, c *Config, log *slog.Logger, ready chan<- listen
 	// trusted proxy carries everyone's connections: the per-address caps skip it.
 	lim := &httplimit.Limiter{MaxConns: c.HTTP.MaxConns, MaxConnsPerAddr: c.HTTP.MaxConnsPerAddr,
 		MaxUploads: c.HTTP.MaxUploads, MaxUploadsPerAddr: c.HTTP.MaxUploadsPerAddr, MinUploadRate: c.HTTP.MinUploadRate,
-		UploadRateWindow: c.HTTP.UploadRateWindow, UploadGrace: c.HTTP.UploadGrace, ClientAddr: e.IPExtractor}
-	for _, n := range proxies {
-		if p, err := netip.ParsePrefix(n.String()); err == nil {
-			lim.ExemptAddrs = append(lim.ExemptAddrs, p)
-		}
-	}
+		UploadRateWindow: c.HTTP.UploadRateWindow, UploadGrace: c.HTTP.UploadGrace, ClientAddr: e.IPExtractor, ExemptAddrs: proxies}
 	metrics.Limits(reg, lim)
 	ln = lim.Listener(ln) // under TLS: a handshake holds a connection too
 	if c.HTTP.TLSCert != "" {

@@ -195,3 +195,33 @@ func (s *Signer) Verify(token string) (*Claims, error) {
 	}
 	return &c, nil
 }
+
+// ParseKeys builds a signer from key entries "id:secret" (the secret in standard or URL
+// base64), with active the ID of the signing key ("": the first). It returns nil, nil
+// when there are no entries: signed links are off.
+func ParseKeys(active string, entries []string) (*Signer, error) {
+	if len(entries) == 0 {
+		return nil, nil
+	}
+	s := &Signer{Active: active}
+	for _, kv := range entries {
+		id, secret, ok := strings.Cut(kv, ":")
+		if !ok {
+			return nil, fmt.Errorf("want id:base64-secret, got an entry without a colon")
+		}
+		b, err := base64.StdEncoding.DecodeString(secret)
+		if err != nil {
+			if b, err = base64.RawURLEncoding.DecodeString(strings.TrimRight(secret, "=")); err != nil {
+				return nil, fmt.Errorf("%s: the secret is not base64", id)
+			}
+		}
+		s.Keys = append(s.Keys, Key{ID: id, Secret: b})
+	}
+	if s.Active == "" {
+		s.Active = s.Keys[0].ID
+	}
+	if err := s.Check(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}

@@ -3,10 +3,12 @@ package ingest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -301,4 +303,40 @@ func (im *Importer) one(ctx context.Context, f ImportFile) (importOutcome, strin
 		return outQuarantined, "", false
 	}
 	return outImported, "", false
+}
+
+// Print writes the summary as `lumen import` prints it: the counts, then the failed
+// files sorted by path.
+func (s *ImportSummary) Print(w io.Writer) {
+	secs := s.Elapsed.Seconds()
+	if secs <= 0 {
+		secs = 1e-9
+	}
+	fmt.Fprintf(w, "import: %d files, %.1f MB in %s (%.1f files/s, %.1f MB/s)\n",
+		s.Files, float64(s.Bytes)/1e6, s.Elapsed.Round(time.Millisecond), float64(s.Files-s.NotAttempted)/secs, float64(s.Bytes)/1e6/secs)
+	fmt.Fprintf(w, "  imported:        %d\n", s.Imported)
+	fmt.Fprintf(w, "  already present: %d\n", s.Present)
+	if s.Replaced > 0 {
+		fmt.Fprintf(w, "  replaced:        %d\n", s.Replaced)
+	}
+	if s.Kept > 0 {
+		fmt.Fprintf(w, "  kept existing:   %d (different content, duplicate policy keep-first)\n", s.Kept)
+	}
+	if s.Quarantined > 0 {
+		fmt.Fprintf(w, "  quarantined:     %d (SOP Instance UID stored with other content: kept aside, the stored copy stays served; see GET /api/v1/quarantine)\n", s.Quarantined)
+	}
+	if s.Skipped > 0 {
+		fmt.Fprintf(w, "  skipped:         %d (DICOMDIR media directories)\n", s.Skipped)
+	}
+	fmt.Fprintf(w, "  failed:          %d\n", s.Failed)
+	if s.NotAttempted > 0 {
+		fmt.Fprintf(w, "  not imported:    %d (%s; run the import again)\n", s.NotAttempted, s.Stopped)
+	}
+	if len(s.Failures) > 0 {
+		sort.Slice(s.Failures, func(i, j int) bool { return s.Failures[i].Path < s.Failures[j].Path })
+		fmt.Fprintln(w, "failed files:")
+		for _, f := range s.Failures {
+			fmt.Fprintf(w, "  %s: %s\n", f.Path, f.Reason)
+		}
+	}
 }

@@ -147,3 +147,21 @@ func Limits(reg prometheus.Registerer, lim *httplimit.Limiter) {
 			func() float64 { return float64(m.n(lim.Stats())) }))
 	}
 }
+
+// Ready answers a readiness probe (/readyz): a JSON object naming each check "ok" or
+// its error, 200 when every check passed within 3 s, 503 otherwise.
+func Ready(checks map[string]func(context.Context) error) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		ctx, cancel := context.WithTimeout(c.Request().Context(), 3*time.Second)
+		defer cancel()
+		status := map[string]string{}
+		code := http.StatusOK
+		for name, check := range checks {
+			status[name] = "ok"
+			if err := check(ctx); err != nil {
+				status[name], code = err.Error(), http.StatusServiceUnavailable
+			}
+		}
+		return c.JSON(code, status)
+	}
+}

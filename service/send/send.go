@@ -219,3 +219,17 @@ func (s *Sender) Send(ctx context.Context, dst Destination, list []index.Instanc
 	}
 	return nil
 }
+
+// String is the result as one line of `lumen send`: OK, WARNING or FAILED, the SOP
+// Instance UID, and the status, reason or transfer syntax.
+func (r Result) String() string {
+	switch {
+	case r.Err != nil:
+		return "FAILED  " + r.SOPInstanceUID + ": " + r.Err.Error()
+	case r.Failed():
+		return fmt.Sprintf("FAILED  %s: status 0x%04X %s", r.SOPInstanceUID, r.Status.Code, r.Status.ErrorComment)
+	case r.Warning():
+		return fmt.Sprintf("WARNING %s: status 0x%04X %s (%s)", r.SOPInstanceUID, r.Status.Code, r.Status.ErrorComment, r.TransferSyntax)
+	}
+	return "OK      " + r.SOPInstanceUID + " (" + r.TransferSyntax + ")"
+}
