@@ -1,0 +1,246 @@
+package qr_test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lumenpacs/lumen/archive/fs"
+	"github.com/lumenpacs/lumen/dcm"
+	"github.com/lumenpacs/lumen/dimse"
+	"github.com/lumenpacs/lumen/index"
+	"github.com/lumenpacs/lumen/index/postgres"
+	"github.com/lumenpacs/lumen/index/postgres/pgtest"
+	"github.com/lumenpacs/lumen/index/sqlindex"
+	"github.com/lumenpacs/lumen/index/sqlite"
+	"github.com/lumenpacs/lumen/service/audit"
+	"github.com/lumenpacs/lumen/service/ingest"
+	"github.com/lumenpacs/lumen/service/qr"
+	"github.com/lumenpacs/lumen/service/send"
+	"github.com/lumenpacs/lumen/service/transcode"
+	"github.com/lumenpacs/lumen/testdata/gen"
+)
+
+// backends are the index backends every test runs against. PostgreSQL comes from
+// pgtest: missing, it skips the test on a developer machine and fails it under CI=true.
+var backends = []string{"sqlite", "postgres"}
+
+// openIndex opens a fresh, empty index of the backend, closed when the test ends.
+func openIndex(t *testing.T, backend string) *sqlindex.DB {
+	t.Helper()
+	var x *sqlindex.DB
+	var err error
+	switch backend {
+	case "postgres":
+		x, err = postgres.Open(context.Background(), pgtest.Schema(t))
+	default:
+		x, err = sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "index.db"))
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { x.Close() })
+	return x
+}
+
+var quiet = slog.New(slog.DiscardHandler)
+
+// serve runs srv on a loopback port until the test ends and returns the port.
+func serve(t *testing.T, srv *dimse.Server) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+	})
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// arrival is one object a recording storage SCP received.
+type arrival struct {
+	class, ts, originator string
+	data                  []byte // the data set as received
+}
+
+// recorder is a storage SCP (a move destination standing in for storescp) that keeps
+// what it receives.
+type recorder struct {
+	mu  sync.Mutex
+	got map[string]arrival
+}
+
+func (r *recorder) HandleStore(_ context.Context, req *dimse.StoreRequest, data io.Reader) dimse.Status {
+	b, err := io.ReadAll(data)
+	if err != nil {
+		return dimse.Status{Code: dimse.StatusOutOfResources}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.got == nil {
+		r.got = map[string]arrival{}
+	}
+	r.got[req.SOPInstanceUID] = arrival{class: req.SOPClassUID, ts: req.TransferSyntaxUID, originator: req.MoveOriginatorAETitle, data: b}
+	return dimse.Status{Code: dimse.StatusSuccess}
+}
+
+// take returns what arrived since the last call.
+func (r *recorder) take() map[string]arrival {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	got := r.got
+	r.got = nil
+	return got
+}
+
+// env is Lumen's Query/Retrieve SCP on loopback over a real index and store holding
+// the standard corpus, with a move destination DEST.
+type env struct {
+	trail *audit.Trail
+	addr  string // the Q/R SCP
+	dest  *recorder
+	objs  []gen.Object
+	// stored maps a SOP Instance UID to its data set as stored (after the meta
+	// information) and its transfer syntax.
+	stored map[string][2]string
+}
+
+// corpusObjects is the standard corpus plus one patient whose name Latin-1 cannot hold
+// (generated once: every test reads the same objects).
+func corpusObjects(t *testing.T) []gen.Object {
+	t.Helper()
+	objs, err := corpusOnce()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return objs
+}
+
+var corpusOnce = sync.OnceValues(func() ([]gen.Object, error) {
+	objs, err := gen.Corpus(7)
+	if err != nil {
+		return nil, err
+	}
+	greek, err := gen.CTSeries(gen.Options{Seed: 7, Patient: greekPatient, StudyDescription: "Greek study", AccessionNumber: "LUM0005", StudyDate: "20240801"}, 1, 16, 16)
+	return append(objs, greek...), err
+})
+
+// greekPatient's name is outside ISO_IR 100 (Latin-1).
+var greekPatient = gen.Patient{ID: "LUMEN-P0003", Issuer: "LUMEN-TEST", Name: "Παπαδόπουλος^Ελένη", BirthDate: "19700101", Sex: "F"}
+
+func newEnv(t *testing.T, backend string) *env {
+	t.Helper()
+	st, err := fs.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx := openIndex(t, backend)
+	p := &ingest.Pipeline{Store: st, Index: idx, Logger: quiet}
+	e := &env{dest: &recorder{}, objs: corpusObjects(t), stored: map[string][2]string{}}
+	for _, o := range e.objs {
+		if _, err := p.IngestFile(context.Background(), bytes.NewReader(o.Data), int64(len(o.Data)), ingest.Source{Via: "test"}); err != nil {
+			t.Fatalf("ingest %s: %v", o.Name, err)
+		}
+		r := bytes.NewReader(o.Data)
+		ts, err := transcode.SkipMeta(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.stored[o.SOPInstanceUID] = [2]string{string(o.Data[len(o.Data)-r.Len():]), ts}
+	}
+	e.trail = audit.New(idx, nil, quiet)
+	t.Cleanup(e.trail.Close)
+
+	destPort := serve(t, &dimse.Server{AETitle: "DEST", StoreHandler: e.dest, Logger: quiet})
+	down, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	downPort := down.Addr().(*net.TCPAddr).Port
+	down.Close() // nothing listens there any more
+	peers := &send.Peers{List: []send.Peer{
+		{AETitle: "DEST", Host: "127.0.0.1", Port: destPort},
+		{AETitle: "DOWN", Host: "127.0.0.1", Port: downPort},
+		{AETitle: "NOPORT", Host: "127.0.0.1"},
+	}}
+	port := serve(t, &dimse.Server{
+		AETitle:         "LUMEN",
+		FindHandler:     &qr.FindSCP{Index: idx, AETitle: "LUMEN", Audit: e.trail, Log: quiet},
+		RetrieveHandler: &qr.RetrieveSCP{Index: idx, Peers: peers, Audit: e.trail, Log: quiet, Sender: &send.Sender{Store: st, CallingAETitle: "LUMEN", Logger: quiet}},
+		Logger:          quiet,
+	})
+	e.addr = "127.0.0.1:" + strconv.Itoa(port)
+	return e
+}
+
+// dial opens an association as WS proposing the FIND and MOVE models.
+func (e *env) dial(t *testing.T) *dimse.Client {
+	t.Helper()
+	var pcs []dimse.ProposedContext
+	for _, m := range []string{dimse.PatientRootFind, dimse.StudyRootFind, dimse.PatientRootMove, dimse.StudyRootMove} {
+		pcs = append(pcs, dimse.ProposedContext{AbstractSyntax: m, TransferSyntaxes: []string{dimse.ExplicitVRLittleEndian}})
+	}
+	c, err := dimse.Dial(context.Background(), e.addr, dimse.DialConfig{CallingAETitle: "WS", CalledAETitle: "LUMEN", Contexts: pcs, Timeout: 30 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Release() })
+	return c
+}
+
+// audits returns the audit records of actor ae:WS for action, newest first.
+func (e *env) audits(t *testing.T, action string) []index.AuditRecord {
+	t.Helper()
+	list, err := e.trail.Search(context.Background(), index.AuditQuery{Actor: "ae:WS", Action: action})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return list
+}
+
+// ident encodes an identifier (Explicit VR Little Endian, the only syntax proposed).
+func ident(t *testing.T, level string, elems ...*dcm.Element) []byte {
+	t.Helper()
+	ds := &dcm.Dataset{}
+	if level != "" {
+		ds.Set(dcm.NewString(dcm.TagQueryRetrieveLevel, "CS", level))
+	}
+	for _, e := range elems {
+		ds.Set(e)
+	}
+	b, err := ds.Encode(dcm.ExplicitVRLittleEndian)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// str is a string element; without values it is a return key (universal matching).
+func str(tag dcm.Tag, vr string, values ...string) *dcm.Element {
+	if len(values) == 0 {
+		return dcm.NewElement(tag, vr, nil)
+	}
+	return dcm.NewString(tag, vr, values...)
+}
+
+// filter returns the objects for which keep is true, in corpus order.
+func filter(objs []gen.Object, keep func(gen.Object) bool) []gen.Object {
+	var out []gen.Object
+	for _, o := range objs {
+		if keep(o) {
+			out = append(out, o)
+		}
+	}
+	return out
+}
