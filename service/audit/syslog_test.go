@@ -10,6 +10,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/xml"
+	"github.com/lumenpacs/lumen/index/indextest"
 	"io"
 	"math/big"
 	"net"
@@ -170,9 +171,9 @@ func TestSyslogUDP(t *testing.T) {
 			}
 			var idx index.Index
 			if be == "no audit table" {
-				idx = noAuditTable{openIndex(t, "sqlite")}
+				idx = noAuditTable{indextest.Open(t, "sqlite")}
 			} else {
-				idx = openIndex(t, be)
+				idx = indextest.Open(t, be)
 			}
 			x := audit.New(idx, s, quiet)
 			t.Cleanup(x.Close)
@@ -267,7 +268,7 @@ func TestSyslogTLS(t *testing.T) {
 	if len(asked) != 1 || asked[0] != "127.0.0.1" {
 		t.Errorf("TLS configuration asked for %v, want [127.0.0.1]", asked)
 	}
-	x := audit.New(openIndex(t, "sqlite"), s, quiet)
+	x := audit.New(indextest.Open(t, "sqlite"), s, quiet)
 	t.Cleanup(x.Close)
 	for _, tc := range syslogCases[:3] {
 		r := tc.r

@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/lumenpacs/lumen/index/indextest"
 	"log/slog"
 	"net"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -14,34 +14,8 @@ import (
 
 	"github.com/lumenpacs/lumen/dimse"
 	"github.com/lumenpacs/lumen/index"
-	"github.com/lumenpacs/lumen/index/postgres"
-	"github.com/lumenpacs/lumen/index/postgres/pgtest"
-	"github.com/lumenpacs/lumen/index/sqlindex"
-	"github.com/lumenpacs/lumen/index/sqlite"
 	"github.com/lumenpacs/lumen/service/audit"
 )
-
-// backends are the index backends every test runs against. PostgreSQL comes from
-// pgtest: missing, it skips the test on a developer machine and fails it under CI=true.
-var backends = []string{"sqlite", "postgres"}
-
-// openIndex opens a fresh, empty index of the backend, closed when the test ends.
-func openIndex(t *testing.T, backend string) *sqlindex.DB {
-	t.Helper()
-	var x *sqlindex.DB
-	var err error
-	switch backend {
-	case "postgres":
-		x, err = postgres.Open(context.Background(), pgtest.Schema(t))
-	default:
-		x, err = sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "index.db"))
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { x.Close() })
-	return x
-}
 
 var quiet = slog.New(slog.DiscardHandler)
 
@@ -60,9 +34,9 @@ func search(t *testing.T, x *audit.Trail, q index.AuditQuery) []index.AuditRecor
 // writes what is still queued; nothing recorded after Close is written, and recording
 // then neither blocks nor panics.
 func TestTrail(t *testing.T) {
-	for _, be := range backends {
+	for _, be := range indextest.Backends {
 		t.Run(be, func(t *testing.T) {
-			idx := openIndex(t, be)
+			idx := indextest.Open(t, be)
 			x := audit.New(idx, nil, quiet)
 			// 1,200 records: more than one batch of 500, searched at once.
 			const n = 1200
@@ -124,9 +98,9 @@ func TestTrail(t *testing.T) {
 // says which fields were cut and how long they were, within its own bound.
 func TestTrailBounds(t *testing.T) {
 	long := func(c string, n int) string { return strings.Repeat(c, n) }
-	for _, be := range backends {
+	for _, be := range indextest.Backends {
 		t.Run(be, func(t *testing.T) {
-			x := audit.New(openIndex(t, be), nil, quiet)
+			x := audit.New(indextest.Open(t, be), nil, quiet)
 			t.Cleanup(x.Close)
 			for i, tc := range []struct {
 				name string
@@ -170,9 +144,9 @@ func TestTrailBounds(t *testing.T) {
 // operation as detail, the peer's address, and the status as outcome ("ok" for
 // Success, else its code).
 func TestTrailDIMSE(t *testing.T) {
-	for _, be := range backends {
+	for _, be := range indextest.Backends {
 		t.Run(be, func(t *testing.T) {
-			x := audit.New(openIndex(t, be), nil, quiet)
+			x := audit.New(indextest.Open(t, be), nil, quiet)
 			t.Cleanup(x.Close)
 			as := &dimse.AssociationInfo{CallingAETitle: "CT1", CalledAETitle: "LUMEN", RemoteAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 4000}}
 			x.DIMSE(context.Background(), as, "store", "C-STORE", dimse.Status{Code: dimse.StatusSuccess}, "1.2.3", "P1", "HOSP")
@@ -212,7 +186,7 @@ func TestNoTrail(t *testing.T) {
 	if _, err := nilTrail.Search(context.Background(), index.AuditQuery{}); !errors.Is(err, audit.ErrNoTrail) {
 		t.Errorf("nil trail search: %v, want ErrNoTrail", err)
 	}
-	x := audit.New(noAuditTable{openIndex(t, "sqlite")}, nil, quiet)
+	x := audit.New(noAuditTable{indextest.Open(t, "sqlite")}, nil, quiet)
 	for i := 0; i < 5000; i++ { // more than the queue holds: nothing is queued
 		x.Record(context.Background(), index.AuditRecord{Action: "store"})
 	}

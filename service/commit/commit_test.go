@@ -3,9 +3,9 @@ package commit_test
 import (
 	"bytes"
 	"context"
+	"github.com/lumenpacs/lumen/dimse/dimsetest"
+	"github.com/lumenpacs/lumen/index/indextest"
 	"log/slog"
-	"net"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"testing"
@@ -15,55 +15,14 @@ import (
 	"github.com/lumenpacs/lumen/dcm"
 	"github.com/lumenpacs/lumen/dimse"
 	"github.com/lumenpacs/lumen/index"
-	"github.com/lumenpacs/lumen/index/postgres"
-	"github.com/lumenpacs/lumen/index/postgres/pgtest"
 	"github.com/lumenpacs/lumen/index/sqlindex"
-	"github.com/lumenpacs/lumen/index/sqlite"
 	"github.com/lumenpacs/lumen/service/audit"
 	"github.com/lumenpacs/lumen/service/commit"
 	"github.com/lumenpacs/lumen/service/ingest"
 	"github.com/lumenpacs/lumen/testdata/gen"
 )
 
-// backends are the index backends every test runs against. PostgreSQL comes from
-// pgtest: missing, it skips the test on a developer machine and fails it under CI=true.
-var backends = []string{"sqlite", "postgres"}
-
-// openIndex opens a fresh, empty index of the backend, closed when the test ends.
-func openIndex(t *testing.T, backend string) *sqlindex.DB {
-	t.Helper()
-	var x *sqlindex.DB
-	var err error
-	switch backend {
-	case "postgres":
-		x, err = postgres.Open(context.Background(), pgtest.Schema(t))
-	default:
-		x, err = sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "index.db"))
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { x.Close() })
-	return x
-}
-
 var quiet = slog.New(slog.DiscardHandler)
-
-// serve runs srv on a loopback port until the test ends and returns its address.
-func serve(t *testing.T, srv *dimse.Server) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-	})
-	return "127.0.0.1:" + strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
-}
 
 // action encodes an N-ACTION's action information: the transaction and the
 // referenced (SOP class, SOP instance) pairs.
@@ -142,7 +101,7 @@ func newEnv(t *testing.T, backend string) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	idx := openIndex(t, backend)
+	idx := indextest.Open(t, backend)
 	objs, err := gen.CTSeries(gen.Options{Seed: 11}, 4, 16, 16)
 	if err != nil {
 		t.Fatal(err)
@@ -155,8 +114,8 @@ func newEnv(t *testing.T, backend string) *env {
 	}
 	trail := audit.New(idx, nil, quiet)
 	t.Cleanup(trail.Close)
-	addr := serve(t, &dimse.Server{AETitle: "LUMEN", Logger: quiet,
-		CommitHandler: &commit.SCP{Index: idx, Store: st, AETitle: "LUMEN", Audit: trail, Log: quiet}})
+	addr := "127.0.0.1:" + strconv.Itoa(dimsetest.Serve(t, &dimse.Server{AETitle: "LUMEN", Logger: quiet,
+		CommitHandler: &commit.SCP{Index: idx, Store: st, AETitle: "LUMEN", Audit: trail, Log: quiet}}))
 	return &env{idx: idx, store: st, trail: trail, addr: addr, objs: objs}
 }
 
@@ -198,7 +157,7 @@ func key(r [2]string) string     { return r[0] + "|" + r[1] }
 // reason: 0x0112 no such instance (never stored, or its object gone from the store),
 // 0x0119 class/instance conflict.
 func TestCommit(t *testing.T) {
-	for _, be := range backends {
+	for _, be := range indextest.Backends {
 		t.Run(be, func(t *testing.T) {
 			e := newEnv(t, be)
 			o := e.objs
@@ -271,7 +230,7 @@ func TestCommit(t *testing.T) {
 // follows; an index that cannot be read fails each instance with 0x0110 (processing
 // failure), never "no such instance".
 func TestCommitRefusals(t *testing.T) {
-	for _, be := range backends {
+	for _, be := range indextest.Backends {
 		t.Run(be, func(t *testing.T) {
 			e := newEnv(t, be)
 			c := dial(t, e.addr)
@@ -299,9 +258,9 @@ func TestCommitRefusals(t *testing.T) {
 			}
 
 			// The index is unavailable: processing failure.
-			broken := openIndex(t, be)
+			broken := indextest.Open(t, be)
 			broken.Close()
-			addr := serve(t, &dimse.Server{AETitle: "LUMEN", Logger: quiet, CommitHandler: &commit.SCP{Index: broken, Store: e.store, AETitle: "LUMEN", Log: quiet}})
+			addr := "127.0.0.1:" + strconv.Itoa(dimsetest.Serve(t, &dimse.Server{AETitle: "LUMEN", Logger: quiet, CommitHandler: &commit.SCP{Index: broken, Store: e.store, AETitle: "LUMEN", Log: quiet}}))
 			r := commitOn(t, dial(t, addr), action(t, "1.2.3.99.7", ref(e.objs[0]), ref(e.objs[1])))
 			if r.event != dimse.CommitmentFailuresExist || len(r.committed) != 0 || r.failed[key(ref(e.objs[0]))] != 0x0110 || r.failed[key(ref(e.objs[1]))] != 0x0110 {
 				t.Errorf("index unavailable: %+v, want both failed with 0x0110", r)

@@ -6,10 +6,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/lumenpacs/lumen/index/indextest"
 	"io"
 	"log/slog"
 	"net"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -18,10 +18,6 @@ import (
 	"github.com/lumenpacs/lumen/archive/fs"
 	"github.com/lumenpacs/lumen/dimse"
 	"github.com/lumenpacs/lumen/index"
-	"github.com/lumenpacs/lumen/index/postgres"
-	"github.com/lumenpacs/lumen/index/postgres/pgtest"
-	"github.com/lumenpacs/lumen/index/sqlindex"
-	"github.com/lumenpacs/lumen/index/sqlite"
 	"github.com/lumenpacs/lumen/service/audit"
 	"github.com/lumenpacs/lumen/service/ingest"
 	"github.com/lumenpacs/lumen/testdata/gen"
@@ -60,29 +56,6 @@ func TestStoreStatus(t *testing.T) {
 	}
 }
 
-// scpBackends are the index backends the Storage SCP runs against. PostgreSQL comes
-// from pgtest: missing, it skips the test on a developer machine and fails it under
-// CI=true.
-var scpBackends = []string{"sqlite", "postgres"}
-
-// openIndex opens a fresh, empty index of the backend, closed when the test ends.
-func openIndex(t *testing.T, backend string) *sqlindex.DB {
-	t.Helper()
-	var x *sqlindex.DB
-	var err error
-	switch backend {
-	case "postgres":
-		x, err = postgres.Open(context.Background(), pgtest.Schema(t))
-	default:
-		x, err = sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "index.db"))
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { x.Close() })
-	return x
-}
-
 // withOtherStudy returns a data set (Explicit VR Little Endian) with the last digit of
 // its StudyInstanceUID changed: the same series under another study.
 func withOtherStudy(t *testing.T, ds []byte) []byte {
@@ -112,13 +85,13 @@ func TestStoreSCP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, be := range scpBackends {
+	for _, be := range indextest.Backends {
 		t.Run(be, func(t *testing.T) {
 			st, err := fs.New(t.TempDir())
 			if err != nil {
 				t.Fatal(err)
 			}
-			idx := openIndex(t, be)
+			idx := indextest.Open(t, be)
 			trail := audit.New(idx, nil, quiet)
 			t.Cleanup(trail.Close)
 			p := &ingest.Pipeline{Store: st, Index: idx, Duplicates: ingest.Reject, Logger: quiet}

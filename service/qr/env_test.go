@@ -3,10 +3,11 @@ package qr_test
 import (
 	"bytes"
 	"context"
+	"github.com/lumenpacs/lumen/dimse/dimsetest"
+	"github.com/lumenpacs/lumen/index/indextest"
 	"io"
 	"log/slog"
 	"net"
-	"path/filepath"
 	"strconv"
 	"sync"
 	"testing"
@@ -16,10 +17,6 @@ import (
 	"github.com/lumenpacs/lumen/dcm"
 	"github.com/lumenpacs/lumen/dimse"
 	"github.com/lumenpacs/lumen/index"
-	"github.com/lumenpacs/lumen/index/postgres"
-	"github.com/lumenpacs/lumen/index/postgres/pgtest"
-	"github.com/lumenpacs/lumen/index/sqlindex"
-	"github.com/lumenpacs/lumen/index/sqlite"
 	"github.com/lumenpacs/lumen/service/audit"
 	"github.com/lumenpacs/lumen/service/ingest"
 	"github.com/lumenpacs/lumen/service/qr"
@@ -28,45 +25,7 @@ import (
 	"github.com/lumenpacs/lumen/testdata/gen"
 )
 
-// backends are the index backends every test runs against. PostgreSQL comes from
-// pgtest: missing, it skips the test on a developer machine and fails it under CI=true.
-var backends = []string{"sqlite", "postgres"}
-
-// openIndex opens a fresh, empty index of the backend, closed when the test ends.
-func openIndex(t *testing.T, backend string) *sqlindex.DB {
-	t.Helper()
-	var x *sqlindex.DB
-	var err error
-	switch backend {
-	case "postgres":
-		x, err = postgres.Open(context.Background(), pgtest.Schema(t))
-	default:
-		x, err = sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "index.db"))
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { x.Close() })
-	return x
-}
-
 var quiet = slog.New(slog.DiscardHandler)
-
-// serve runs srv on a loopback port until the test ends and returns the port.
-func serve(t *testing.T, srv *dimse.Server) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-	})
-	return ln.Addr().(*net.TCPAddr).Port
-}
 
 // arrival is one object a recording storage SCP received.
 type arrival struct {
@@ -145,7 +104,7 @@ func newEnv(t *testing.T, backend string) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	idx := openIndex(t, backend)
+	idx := indextest.Open(t, backend)
 	p := &ingest.Pipeline{Store: st, Index: idx, Logger: quiet}
 	e := &env{dest: &recorder{}, objs: corpusObjects(t), stored: map[string][2]string{}}
 	for _, o := range e.objs {
@@ -162,7 +121,7 @@ func newEnv(t *testing.T, backend string) *env {
 	e.trail = audit.New(idx, nil, quiet)
 	t.Cleanup(e.trail.Close)
 
-	destPort := serve(t, &dimse.Server{AETitle: "DEST", StoreHandler: e.dest, Logger: quiet})
+	destPort := dimsetest.Serve(t, &dimse.Server{AETitle: "DEST", StoreHandler: e.dest, Logger: quiet})
 	down, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -174,7 +133,7 @@ func newEnv(t *testing.T, backend string) *env {
 		{AETitle: "DOWN", Host: "127.0.0.1", Port: downPort},
 		{AETitle: "NOPORT", Host: "127.0.0.1"},
 	}}
-	port := serve(t, &dimse.Server{
+	port := dimsetest.Serve(t, &dimse.Server{
 		AETitle:         "LUMEN",
 		FindHandler:     &qr.FindSCP{Index: idx, AETitle: "LUMEN", Audit: e.trail, Log: quiet},
 		RetrieveHandler: &qr.RetrieveSCP{Index: idx, Peers: peers, Audit: e.trail, Log: quiet, Sender: &send.Sender{Store: st, CallingAETitle: "LUMEN", Logger: quiet}},

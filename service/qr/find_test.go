@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/lumenpacs/lumen/index/indextest"
 	"slices"
 	"strings"
 	"testing"
@@ -100,7 +101,7 @@ func studyObjects(objs []gen.Object, n int) []gen.Object {
 // filled through ingest: matching keys select, the answers come in index order, and
 // each holds exactly the requested return keys with the indexed values.
 func TestFind(t *testing.T) {
-	for _, be := range backends {
+	for _, be := range indextest.Backends {
 		t.Run(be, func(t *testing.T) {
 			e := newEnv(t, be)
 			c := e.dial(t)
@@ -180,7 +181,7 @@ func TestFind(t *testing.T) {
 // name asked in Latin-1, any non-ASCII name asked in the default repertoire), and
 // without Specific Character Set when they are ASCII.
 func TestFindCharacterSet(t *testing.T) {
-	for _, be := range backends {
+	for _, be := range indextest.Backends {
 		t.Run(be, func(t *testing.T) {
 			e := newEnv(t, be)
 			c := e.dial(t)
@@ -231,7 +232,7 @@ func TestFindCharacterSet(t *testing.T) {
 // TestFindRefusals: identifiers the SCP cannot run are refused with the status of PS3.4
 // C.4.1.1.4 and a comment, without answers, and the association goes on.
 func TestFindRefusals(t *testing.T) {
-	for _, be := range backends {
+	for _, be := range indextest.Backends {
 		t.Run(be, func(t *testing.T) {
 			e := newEnv(t, be)
 			c := e.dial(t)

@@ -3,6 +3,7 @@ package qr_test
 import (
 	"bytes"
 	"context"
+	"github.com/lumenpacs/lumen/index/indextest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -53,7 +54,7 @@ func (e *env) checkArrived(t *testing.T, got map[string]arrival, want []gen.Obje
 // Success with the sub-operation counts, and the objects arrive at the destination
 // byte for byte as stored, with the move originator set.
 func TestMove(t *testing.T) {
-	for _, be := range backends {
+	for _, be := range indextest.Backends {
 		t.Run(be, func(t *testing.T) {
 			e := newEnv(t, be)
 			c := e.dial(t)
@@ -107,7 +108,7 @@ func TestMove(t *testing.T) {
 // parse is C000, and a destination that is down fails every sub-operation (A702)
 // with a reason that does not tell where the peer lives. Nothing is sent.
 func TestMoveRefusals(t *testing.T) {
-	for _, be := range backends {
+	for _, be := range indextest.Backends {
 		t.Run(be, func(t *testing.T) {
 			e := newEnv(t, be)
 			c := e.dial(t)
@@ -241,7 +242,7 @@ func parseGetFinal(out string) getFinal {
 // sub-operations come on the requestor's association, byte for byte as stored; a
 // retrieve without its unique key is refused with A900.
 func TestGet(t *testing.T) {
-	for _, be := range backends {
+	for _, be := range indextest.Backends {
 		t.Run(be, func(t *testing.T) {
 			e := newEnv(t, be)
 			mr := studyObjects(e.objs, 2)

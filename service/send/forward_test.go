@@ -3,10 +3,11 @@ package send_test
 import (
 	"bytes"
 	"context"
+	"github.com/lumenpacs/lumen/dimse/dimsetest"
+	"github.com/lumenpacs/lumen/index/indextest"
 	"io"
 	"log/slog"
 	"net"
-	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
@@ -15,37 +16,12 @@ import (
 	"github.com/lumenpacs/lumen/archive/fs"
 	"github.com/lumenpacs/lumen/dimse"
 	"github.com/lumenpacs/lumen/index"
-	"github.com/lumenpacs/lumen/index/postgres"
-	"github.com/lumenpacs/lumen/index/postgres/pgtest"
 	"github.com/lumenpacs/lumen/index/sqlindex"
-	"github.com/lumenpacs/lumen/index/sqlite"
 	"github.com/lumenpacs/lumen/service/ingest"
 	"github.com/lumenpacs/lumen/service/send"
 	"github.com/lumenpacs/lumen/service/transcode"
 	"github.com/lumenpacs/lumen/testdata/gen"
 )
-
-// backends are the index backends (both implement index.Queue). PostgreSQL comes from
-// pgtest: missing, it skips the test on a developer machine and fails it under CI=true.
-var backends = []string{"sqlite", "postgres"}
-
-// openIndex opens a fresh, empty index of the backend, closed when the test ends.
-func openIndex(t *testing.T, backend string) *sqlindex.DB {
-	t.Helper()
-	var x *sqlindex.DB
-	var err error
-	switch backend {
-	case "postgres":
-		x, err = postgres.Open(context.Background(), pgtest.Schema(t))
-	default:
-		x, err = sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "index.db"))
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { x.Close() })
-	return x
-}
 
 var quiet = slog.New(slog.DiscardHandler)
 
@@ -80,22 +56,6 @@ func (r *recorder) count() int {
 	return len(r.got)
 }
 
-// serve runs srv on a loopback port until the test ends and returns the port.
-func serve(t *testing.T, srv *dimse.Server) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-	})
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 // forwardJobs counts the queued forward jobs.
 func forwardJobs(t *testing.T, idx *sqlindex.DB) int {
 	t.Helper()
@@ -121,15 +81,15 @@ func TestForwarder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, be := range backends {
+	for _, be := range indextest.Backends {
 		t.Run(be, func(t *testing.T) {
 			st, err := fs.New(t.TempDir())
 			if err != nil {
 				t.Fatal(err)
 			}
-			idx := openIndex(t, be)
+			idx := indextest.Open(t, be)
 			dest := &recorder{}
-			destPort := serve(t, &dimse.Server{AETitle: "DEST", StoreHandler: dest, Logger: quiet})
+			destPort := dimsetest.Serve(t, &dimse.Server{AETitle: "DEST", StoreHandler: dest, Logger: quiet})
 			down, err := net.Listen("tcp", "127.0.0.1:0")
 			if err != nil {
 				t.Fatal(err)

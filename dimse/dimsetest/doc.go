@@ -1,0 +1,3 @@
+// Package dimsetest helps tests run a dimse.Server (PS3.8 associations) on loopback: the
+// SCPs of the service packages are tested over real associations with it.
+package dimsetest
