@@ -574,6 +574,21 @@ func (d *Dataset) ownCharacterSet() (*CharacterSet, bool) {
 	return nil, false
 }
 
+// IsTextVR reports whether the Specific Character Set governs the values of vr (SH,
+// LO, ST, LT, UC, UT and PN: PS3.5 §6.1.2.3); the other string VRs hold the default
+// repertoire only.
+func IsTextVR(vr string) bool { return isTextVR(vr) }
+
+// IsASCII reports whether every byte of s is below 0x80.
+func IsASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
 // isTextVR reports the VRs whose values the Specific Character Set governs.
 func isTextVR(vr string) bool {
 	switch vr {

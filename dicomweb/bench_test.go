@@ -90,3 +90,38 @@ func benchThumbnail(b *testing.B, first bool) {
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(lat[len(lat)*95/100].Microseconds())/1000, "p95-ms")
 }
+
+// BenchmarkQIDOIncludeField measures one QIDO-RS page of 50 CT instances over HTTP
+// (SQLite index): "none" asks for the default attributes only (the index record),
+// "ImageType" for one attribute only the stored metadata holds, "all" for
+// includefield=all (every stored attribute merged with the record's).
+func BenchmarkQIDOIncludeField(b *testing.B) {
+	objs, err := gen.CTSeries(gen.Options{Seed: 15}, 50, 64, 64)
+	if err != nil {
+		b.Fatal(err)
+	}
+	e := newEnv(b, "sqlite", nil)
+	files := make([][]byte, len(objs))
+	for i, o := range objs {
+		files[i] = o.Data
+	}
+	if code, resp := e.stow(b, "/studies", files...); code != http.StatusOK {
+		b.Fatalf("STOW: %d %v", code, resp)
+	}
+	u := e.base + "/studies/" + objs[0].StudyUID + "/instances"
+	for _, c := range []struct{ name, query string }{
+		{"none", ""},
+		{"ImageType", "?includefield=ImageType"},
+		{"all", "?includefield=all"},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			for b.Loop() {
+				resp := e.do(b, http.MethodGet, u+c.query, nil, "Accept", "application/dicom+json")
+				body := readAll(b, resp)
+				if resp.StatusCode != http.StatusOK || len(body) < 2 {
+					b.Fatal(resp.StatusCode)
+				}
+			}
+		})
+	}
+}

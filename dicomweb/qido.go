@@ -2,7 +2,6 @@ package dicomweb
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"slices"
@@ -27,11 +26,6 @@ var (
 	seriesTags   = []dcm.Tag{dcm.TagModality, dcm.TagSeriesDescription, dcm.TagSeriesInstanceUID, dcm.TagSeriesNumber, dcm.TagNumberOfSeriesRelatedInstances, dcm.TagSeriesDate, dcm.TagSeriesTime, dcm.TagBodyPartExamined}
 	instanceTags = []dcm.Tag{dcm.TagSOPClassUID, dcm.TagSOPInstanceUID, dcm.TagInstanceNumber, dcm.TagRows, dcm.TagColumns, dcm.TagBitsAllocated, dcm.TagNumberOfFrames}
 )
-
-// attributer is an index record at any level.
-type attributer interface {
-	Attribute(t dcm.Tag) (vr string, values []string, ok bool)
-}
 
 // addWarning adds a Warning: 299 header (RFC 7234 5.5) with a reason for the client.
 func addWarning(c echo.Context, text string) {
@@ -213,20 +207,11 @@ func (s *Service) qido(level index.Level) echo.HandlerFunc {
 			r.warnings = append(r.warnings, "matching on "+tagName(t)+" is not supported at this level; ignored")
 		}
 		tags := slices.Clone(r.include)
-		root := s.root(c)
-		var recs []attributer
-		var urls []string
-		var metas [][]byte
 		switch level {
 		case index.StudyLevel:
 			tags = append(tags, studyTags...)
 			if r.all {
 				tags = append(tags, studyAllTags...)
-			}
-			for i := range res.Studies {
-				st := &res.Studies[i]
-				recs = append(recs, st)
-				urls = append(urls, root+"/studies/"+st.StudyInstanceUID)
 			}
 		case index.SeriesLevel:
 			tags = append(tags, seriesTags...)
@@ -236,11 +221,6 @@ func (s *Service) qido(level index.Level) echo.HandlerFunc {
 			}
 			if r.all {
 				tags = append(tags, studyAllTags...)
-			}
-			for i := range res.Series {
-				se := &res.Series[i]
-				recs = append(recs, se)
-				urls = append(urls, root+"/studies/"+se.StudyInstanceUID+"/series/"+se.SeriesInstanceUID)
 			}
 		case index.ImageLevel:
 			tags = append(tags, instanceTags...)
@@ -254,33 +234,25 @@ func (s *Service) qido(level index.Level) echo.HandlerFunc {
 			if r.all {
 				tags = append(tags, studyAllTags...)
 			}
-			for i := range res.Instances {
-				in := &res.Instances[i]
-				recs = append(recs, in)
-				urls = append(urls, instanceURL(root, in))
-				metas = append(metas, in.Metadata)
-			}
 		}
 		slices.Sort(tags)
 		tags = slices.Compact(tags)
+		recs := res.Records(level)
 		if len(recs) > r.limit {
-			recs, urls = recs[:r.limit], urls[:r.limit]
+			recs = recs[:r.limit]
 			r.warnings = append(r.warnings, "the results of this query have been truncated to "+strconv.Itoa(r.limit)+"; ask again with offset="+strconv.Itoa(r.q.Offset+r.limit)+" for more")
 		}
 		for _, w := range r.warnings {
 			addWarning(c, w)
 		}
+		root := s.root(c)
 		var buf bytes.Buffer
 		buf.WriteByte('[')
 		for i, rec := range recs {
 			if i > 0 {
 				buf.WriteByte(',')
 			}
-			var meta []byte
-			if i < len(metas) {
-				meta = metas[i]
-			}
-			obj, err := resultObject(rec, tags, urls[i], meta, r.all)
+			obj, err := resultObject(rec, tags, root, r.all)
 			if err != nil {
 				return err
 			}
@@ -322,76 +294,39 @@ func tagName(t dcm.Tag) string {
 	return t.String()
 }
 
-// resultObject renders one QIDO-RS result: the tags the record holds, then (instances)
-// those found in the stored metadata; RetrieveURL and InstanceAvailability always.
-func resultObject(rec attributer, tags []dcm.Tag, url string, meta []byte, all bool) ([]byte, error) {
-	ds := &dcm.Dataset{}
-	nonASCII := false
-	var fromMeta []string
-	for _, t := range tags {
-		vr, vals, ok := rec.Attribute(t)
-		if !ok {
-			if meta != nil {
-				fromMeta = append(fromMeta, t.Hex())
-			}
-			continue
-		}
-		for _, v := range vals {
-			if !isASCII(v) {
-				nonASCII = true
-			}
-		}
-		e, err := dcm.NewValue(t, vr, vals...)
-		if err != nil {
-			return nil, err
-		}
-		ds.Set(e)
+// resultObject renders one QIDO-RS result: the tags the record holds, then (instances
+// read WithMetadata) those found in the stored metadata, or with all every stored
+// attribute (see mergeStored); RetrieveURL and InstanceAvailability always.
+func resultObject(rec index.Record, tags []dcm.Tag, root string, all bool) ([]byte, error) {
+	ds, missing, err := index.Answer(rec, tags, nil)
+	if err != nil {
+		return nil, err
 	}
+	url := retrieveURL(root, rec)
 	ds.Set(dcm.NewString(dcm.TagInstanceAvailability, "CS", "ONLINE"))
 	ds.Set(dcm.NewString(dcm.TagRetrieveURL, "UR", url))
-	if nonASCII {
-		ds.Set(dcm.NewString(dcm.TagSpecificCharacterSet, "CS", "ISO_IR 192"))
-	}
 	js, _, err := ds.JSON(nil)
 	if err != nil {
 		return nil, err
 	}
-	if meta == nil || (len(fromMeta) == 0 && !all) {
+	in, ok := rec.(*index.Instance)
+	if !ok || in.Metadata == nil || (len(missing) == 0 && !all) {
 		return js, nil
 	}
-	var held, stored map[string]json.RawMessage
-	if err := json.Unmarshal(js, &held); err != nil {
-		return nil, err
-	}
-	if err := json.Unmarshal(absoluteBulkURIs(meta, url), &stored); err != nil {
-		return nil, err
-	}
-	if all {
-		for k, v := range stored {
-			if _, ok := held[k]; !ok && k != "00080005" {
-				held[k] = v
-			}
-		}
-	} else {
-		for _, k := range fromMeta {
-			if v, ok := stored[k]; ok {
-				held[k] = v
-			}
-		}
-	}
-	if _, ok := stored["00080005"]; ok && !nonASCII {
-		held["00080005"] = stored["00080005"]
-	}
-	return json.Marshal(held)
+	return mergeStored(js, in.Metadata, url, missing, all)
 }
 
-func isASCII(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] >= 0x80 {
-			return false
-		}
+// retrieveURL is the URL of the study, series or instance a record stands for.
+func retrieveURL(root string, rec index.Record) string {
+	switch r := rec.(type) {
+	case *index.Study:
+		return root + "/studies/" + r.StudyInstanceUID
+	case *index.Series:
+		return root + "/studies/" + r.StudyInstanceUID + "/series/" + r.SeriesInstanceUID
+	case *index.Instance:
+		return instanceURL(root, r)
 	}
-	return true
+	return root
 }
 
 // absoluteBulkURIs rewrites the relative BulkDataURIs of stored metadata

@@ -5,7 +5,9 @@
 // The query model implements the attribute matching of DICOM PS3.4 §C.2.2.2 (single
 // value, universal, wildcard, range, list of UIDs) once, for both C-FIND and QIDO-RS;
 // see Query. Person names match case-insensitively; with Fuzzy, also accent-insensitively
-// on the start of any name component. Beyond PS3.4, for the EMR surfaces: exact lists of
+// on the start of any name component. The answers are built once too: Result.Records
+// gives the records of a result at any level, and Answer the data set answering with one
+// (PS3.4 C.4.1.2.3, PS3.18 10.6.3.3: its return keys and the character set of its text). Beyond PS3.4, for the EMR surfaces: exact lists of
 // values (Filter.Values), study classes (StudyClass: the service lines), pages with their
 // total counted by the index (Query.Total, MaxTotal, CountOnly) in either order
 // (Query.Reverse), so that no caller loads every match to page or filter it.

@@ -21,6 +21,7 @@ func Run(t *testing.T, newIndex func(t *testing.T) index.Index) {
 		fn   func(t *testing.T, x index.Index)
 	}{
 		{"Matching", testMatching},
+		{"Records", testRecords},
 		{"Counts", testCounts},
 		{"Duplicate", testDuplicate},
 		{"Conflict", testConflict},
