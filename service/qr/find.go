@@ -43,7 +43,7 @@ var skipKeys = map[dcm.Tag]bool{dcm.TagSpecificCharacterSet: true, dcm.TagQueryR
 // else in UTF-8.
 func (h *FindSCP) HandleFind(ctx context.Context, req *dimse.FindRequest, send func([]byte, bool) error) (st dimse.Status) {
 	var study, patient, issuer string
-	defer func() { audited(h.Audit, ctx, req.Association, "query", "C-FIND", st, study, patient, issuer) }()
+	defer func() { audited(ctx, h.Audit, req.Association, "query", "C-FIND", st, study, patient, issuer) }()
 	f, err := dcm.ParseDataset(bytes.NewReader(req.Identifier), req.TransferSyntaxUID, 0, nil)
 	if err != nil {
 		return dimse.Status{Code: dimse.StatusCannotUnderstand, ErrorComment: "identifier does not parse"}
@@ -69,7 +69,7 @@ func (h *FindSCP) HandleFind(ctx context.Context, req *dimse.FindRequest, send f
 			continue // universal matching (or sequence matching, not supported): return key
 		}
 		v := id.Text(e.Tag)
-		if e.VR != "PN" && e.VR != "LO" && e.VR != "SH" && e.VR != "LT" && e.VR != "ST" && e.VR != "UC" && e.VR != "UT" {
+		if !dcm.IsTextVR(e.VR) {
 			v = strings.Join(e.StringValues(), "\\")
 		}
 		if strings.TrimSpace(v) == "" {
@@ -92,75 +92,39 @@ func (h *FindSCP) HandleFind(ctx context.Context, req *dimse.FindRequest, send f
 	// (PS3.4 C.4.1.1.3.2 lets the SCP answer in another character set).
 	reqCS := id.CharacterSet()
 	warnIgnored := len(res.Ignored) > 0
-	emit := func(vals func(dcm.Tag) (string, []string, bool)) error {
-		out := &dcm.Dataset{}
+	tags := make([]dcm.Tag, len(keys))
+	byTag := make(map[dcm.Tag]*dcm.Element, len(keys))
+	for i, k := range keys {
+		tags[i], byTag[k.Tag] = k.Tag, k
+	}
+	var sendErr error
+	for _, rec := range res.Records(level) {
+		out, missing, err := index.Answer(rec, tags, reqCS)
+		if err != nil {
+			sendErr = err
+			break
+		}
 		out.Set(dcm.NewString(dcm.TagQueryRetrieveLevel, "CS", levelName))
 		out.Set(dcm.NewString(dcm.TagRetrieveAETitle, "AE", h.AETitle))
 		out.Set(dcm.NewString(dcm.TagInstanceAvailability, "CS", "ONLINE"))
-		warn := warnIgnored
-		var texts []textValue
-		for _, k := range keys {
-			vr, v, ok := vals(k.Tag)
-			if !ok {
-				warn = true
-				vr = k.VR
-				if vr == "" || vr == "UN" {
-					vr = dcm.DictVR(k.Tag)
-				}
-				if vr == "SQ" {
-					out.Set(dcm.NewSequence(k.Tag))
-				} else {
-					out.Set(dcm.NewElement(k.Tag, vr, nil))
-				}
-				continue
+		for _, t := range missing { // a return key the index does not keep: empty
+			vr := byTag[t].VR
+			if vr == "" || vr == "UN" {
+				vr = dcm.DictVR(t)
 			}
-			if isTextVR(vr) {
-				texts = append(texts, textValue{k.Tag, vr, strings.Join(v, "\\")})
-				continue
+			if vr == "SQ" {
+				out.Set(dcm.NewSequence(t))
+			} else {
+				out.Set(dcm.NewElement(t, vr, nil))
 			}
-			e, err := dcm.NewValue(k.Tag, vr, v...)
-			if err != nil {
-				return err
-			}
-			out.Set(e)
-		}
-		if scs := encodeTexts(out, texts, reqCS); scs != nil {
-			out.Set(dcm.NewString(dcm.TagSpecificCharacterSet, "CS", scs...))
 		}
 		b, err := out.Encode(req.TransferSyntaxUID)
 		if err != nil {
-			return err
+			sendErr = err
+			break
 		}
-		return send(b, warn)
-	}
-	var sendErr error
-	switch level {
-	case index.PatientLevel:
-		for i := range res.Patients {
-			if sendErr = emit(func(t dcm.Tag) (string, []string, bool) { return res.Patients[i].Attribute(t) }); sendErr != nil {
-				break
-			}
-		}
-	case index.StudyLevel:
-		for i := range res.Studies {
-			s := &res.Studies[i]
-			if sendErr = emit(func(t dcm.Tag) (string, []string, bool) { return s.Attribute(t) }); sendErr != nil {
-				break
-			}
-		}
-	case index.SeriesLevel:
-		for i := range res.Series {
-			s := &res.Series[i]
-			if sendErr = emit(func(t dcm.Tag) (string, []string, bool) { return s.Attribute(t) }); sendErr != nil {
-				break
-			}
-		}
-	case index.ImageLevel:
-		for i := range res.Instances {
-			in := &res.Instances[i]
-			if sendErr = emit(func(t dcm.Tag) (string, []string, bool) { return in.Attribute(t) }); sendErr != nil {
-				break
-			}
+		if sendErr = send(b, warnIgnored || len(missing) > 0); sendErr != nil {
+			break
 		}
 	}
 	if sendErr != nil {
@@ -169,77 +133,8 @@ func (h *FindSCP) HandleFind(ctx context.Context, req *dimse.FindRequest, send f
 	return dimse.Status{Code: dimse.StatusSuccess}
 }
 
-// textValue is an answer's value of a text VR, in UTF-8 (values joined by backslashes).
-type textValue struct {
-	tag   dcm.Tag
-	vr    string
-	value string
-}
-
-// isTextVR reports the VRs whose values Specific Character Set governs.
-func isTextVR(vr string) bool {
-	switch vr {
-	case "PN", "LO", "SH", "LT", "ST", "UC", "UT":
-		return true
-	}
-	return false
-}
-
-// encodeTexts adds the text values to ds: in ASCII when they are (the answer then has
-// no Specific Character Set: nil), else in cs when it can hold them all (cs's defined
-// terms are returned), else in UTF-8 ("ISO_IR 192").
-func encodeTexts(ds *dcm.Dataset, texts []textValue, cs *dcm.CharacterSet) []string {
-	ascii := true
-	for _, t := range texts {
-		if !isASCII(t.value) {
-			ascii = false
-		}
-	}
-	set := func(t textValue, b []byte) {
-		if len(b)%2 == 1 {
-			b = append(b, ' ')
-		}
-		ds.Set(dcm.NewElement(t.tag, t.vr, b))
-	}
-	if ascii {
-		for _, t := range texts {
-			set(t, []byte(t.value))
-		}
-		return nil
-	}
-	encoded := make([][]byte, len(texts))
-	ok := true
-	for i, t := range texts {
-		b, err := cs.Encode(t.value, t.vr)
-		if err != nil {
-			ok = false
-			break
-		}
-		encoded[i] = b
-	}
-	if !ok {
-		for _, t := range texts {
-			set(t, []byte(strings.ToValidUTF8(t.value, "\uFFFD")))
-		}
-		return []string{"ISO_IR 192"}
-	}
-	for i, t := range texts {
-		set(t, encoded[i])
-	}
-	return cs.Terms()
-}
-
-func isASCII(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] >= 0x80 {
-			return false
-		}
-	}
-	return true
-}
-
 // audited records an action when there is an auditor.
-func audited(a Auditor, ctx context.Context, as *dimse.AssociationInfo, action, op string, st dimse.Status, study, patient, issuer string) {
+func audited(ctx context.Context, a Auditor, as *dimse.AssociationInfo, action, op string, st dimse.Status, study, patient, issuer string) {
 	if a != nil {
 		a.DIMSE(ctx, as, action, op, st, study, patient, issuer)
 	}

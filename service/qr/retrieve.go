@@ -118,7 +118,7 @@ func (h *RetrieveSCP) HandleRetrieve(ctx context.Context, req *dimse.RetrieveReq
 		if get == nil {
 			detail += " to " + req.Destination
 		}
-		audited(h.Audit, ctx, req.Association, "retrieve", detail, st, study, "", "")
+		audited(ctx, h.Audit, req.Association, "retrieve", detail, st, study, "", "")
 	}()
 	var dst send.Destination
 	if get == nil {
