@@ -207,11 +207,11 @@ func (a *Authenticator) Authenticate(r *http.Request) (*Principal, error) {
 	if strings.Count(tok, ".") == 2 && a.verifier != nil {
 		idt, err := a.verifier.Verify(r.Context(), tok)
 		if err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+			return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 		}
 		var claims map[string]any
 		if err := idt.Claims(&claims); err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+			return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 		}
 		p := &Principal{Subject: idt.Subject, Via: "oidc"}
 		switch v := claims[a.cfg.RolesClaim].(type) {
