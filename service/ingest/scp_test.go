@@ -6,10 +6,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/lumenpacs/lumen/dimse/dimsetest"
 	"github.com/lumenpacs/lumen/index/indextest"
 	"io"
 	"log/slog"
-	"net"
 	"strconv"
 	"strings"
 	"testing"
@@ -96,18 +96,9 @@ func TestStoreSCP(t *testing.T) {
 			t.Cleanup(trail.Close)
 			p := &ingest.Pipeline{Store: st, Index: idx, Duplicates: ingest.Reject, Logger: quiet}
 			srv := &dimse.Server{AETitle: "LUMEN", Logger: quiet, StoreHandler: &ingest.StoreSCP{Pipeline: p, Audit: trail, Log: quiet}}
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			go srv.Serve(ln)
-			t.Cleanup(func() {
-				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-				defer cancel()
-				srv.Shutdown(ctx)
-			})
+			port := dimsetest.Serve(t, srv)
 			ts, _ := dataset(t, ct[0].Data)
-			c, err := dimse.Dial(context.Background(), "127.0.0.1:"+strconv.Itoa(ln.Addr().(*net.TCPAddr).Port), dimse.DialConfig{
+			c, err := dimse.Dial(context.Background(), "127.0.0.1:"+strconv.Itoa(port), dimse.DialConfig{
 				CallingAETitle: "MODALITY", CalledAETitle: "LUMEN", Timeout: 20 * time.Second,
 				Contexts: []dimse.ProposedContext{{AbstractSyntax: ct[0].SOPClassUID, TransferSyntaxes: []string{ts}}}})
 			if err != nil {
