@@ -619,7 +619,7 @@ const lossyMeanTolerance = 3.0
 // always arrives byte-identical.
 //
 // The two 12-bit JPEG rows (JPEG-lossy.dcm, JPGExtended.dcm) flip from outRefused to
-// outLossy once a 12-bit JPEG decoder is registered in render.
+// outLossy once a 12-bit JPEG decoder is in dcm/codec's table.
 var pydicomExpected = map[string]string{
 	"693_J2KI.dcm":                             outEqual,
 	"CT_small.dcm":                             outEqual,

@@ -18,6 +18,9 @@
 // promoted or deleted by an administrator (Promote, DeleteQuarantined): nothing a sender
 // sent is lost.
 //
+// StoreSCP is the Storage SCP (PS3.4 Annex B) over this pipeline, a dimse.StoreHandler;
+// StoreStatus is the one place where ingest errors become C-STORE statuses (Table B.2-1).
+//
 // Importer is the bulk importer: it lists PS3.10 files and directories (ListFiles) and
 // feeds them through the pipeline with parallel workers, skipping what is already
 // stored, and sums up what became of each file (ImportSummary).

@@ -8,4 +8,8 @@
 // from every compressed one a decoder exists for. A conversion that cannot be done
 // fails that instance with a reason before any of it is sent. Objects are streamed
 // from the store, never held whole.
+//
+// Peers is the book of known destinations; Select resolves what to send from UIDs or
+// query keys; Forwarder runs the forwarding jobs that ForwardJobs queues on ingest (its
+// kind registers with index.Worker); File sends PS3.10 files as stored (`lumen store`).
 package send
