@@ -42,6 +42,8 @@ type Stats struct {
 	Samples int
 }
 
+// String is the comparison in one line: object, arguments, samples, largest and mean
+// difference.
 func (s Stats) String() string {
 	return fmt.Sprintf("%s %v: %d samples, max difference %d, mean %.4f", s.Object, s.Args, s.Samples, s.Max, s.Mean)
 }
