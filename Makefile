@@ -51,7 +51,7 @@ tools: provision
 ## DICOMweb and rendering benchmarks, and the EMR chart (200 studies) and widget
 ## (first thumbnail in Chromium).
 bench: provision
-	$(GO) test -tags '$(TAGS)' -run '^$$' -bench . -benchtime $(BENCHTIME) -timeout 60m ./archive/... ./service/...
+	$(GO) test -tags '$(TAGS)' -run '^$$' -bench . -benchtime $(BENCHTIME) -timeout 60m ./dcm ./archive/... ./service/...
 	$(GO) test -tags '$(TAGS)' -run '^$$' -bench 'ImportCT|LargeMultiframe' -benchtime 1x -timeout 60m ./cmd/lumen
 	$(GO) test -tags '$(TAGS)' -run '^$$' -bench 'CStore' -benchtime 300x -timeout 30m ./cmd/lumen
 	$(GO) test -tags '$(TAGS)' -run '^$$' -bench 'FindStudies' -benchtime 500x -timeout 30m ./cmd/lumen
