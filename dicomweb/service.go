@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/lumenpacs/lumen/service/audit"
 	"io"
 	"iter"
 	"log/slog"
@@ -17,6 +16,7 @@ import (
 	"github.com/lumenpacs/lumen/dcm"
 	"github.com/lumenpacs/lumen/httpkit/publicurl"
 	"github.com/lumenpacs/lumen/index"
+	"github.com/lumenpacs/lumen/service/audit"
 	"github.com/lumenpacs/lumen/service/ingest"
 )
 

@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/lumenpacs/lumen/dcm/codec"
 	"io"
 	"mime/multipart"
 	"net/http"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/lumenpacs/lumen/dcm"
+	"github.com/lumenpacs/lumen/dcm/codec"
 	"github.com/lumenpacs/lumen/index"
 	"github.com/lumenpacs/lumen/service/transcode"
 )

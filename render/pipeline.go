@@ -2,11 +2,12 @@ package render
 
 import (
 	"fmt"
-	"github.com/lumenpacs/lumen/dcm/codec"
 	"image"
 	"math"
 	"slices"
 	"strings"
+
+	"github.com/lumenpacs/lumen/dcm/codec"
 )
 
 // Options change how a frame is rendered.

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"github.com/lumenpacs/lumen/dcm/codec"
 	"image"
 	"image/png"
 	"os"
@@ -15,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/lumenpacs/lumen/dcm"
+	"github.com/lumenpacs/lumen/dcm/codec"
 	"github.com/lumenpacs/lumen/dcm/codec/openjpeg"
 	"github.com/lumenpacs/lumen/render"
 	"github.com/lumenpacs/lumen/testdata/tools"

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
-	"github.com/lumenpacs/lumen/dcm/codec"
 	"image"
 	"image/color"
 	"image/jpeg"
@@ -16,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/lumenpacs/lumen/dcm"
+	"github.com/lumenpacs/lumen/dcm/codec"
 	"github.com/lumenpacs/lumen/dcm/codec/codectest"
 	"github.com/lumenpacs/lumen/dcm/codec/jpegext"
 	"github.com/lumenpacs/lumen/dcm/codec/openjpeg"

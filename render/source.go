@@ -2,10 +2,10 @@ package render
 
 import (
 	"fmt"
-	"github.com/lumenpacs/lumen/dcm/codec"
 	"image"
 
 	"github.com/lumenpacs/lumen/dcm"
+	"github.com/lumenpacs/lumen/dcm/codec"
 )
 
 // ReadRange reads n stored bytes at offset off of the object being rendered.

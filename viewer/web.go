@@ -3,13 +3,13 @@ package viewer
 import (
 	"bytes"
 	"embed"
-	"github.com/lumenpacs/lumen/httpkit/csp"
 	"html/template"
 	"io/fs"
 	"net/http"
 	"strings"
 
 	"github.com/labstack/echo/v4"
+	"github.com/lumenpacs/lumen/httpkit/csp"
 )
 
 //go:embed assets

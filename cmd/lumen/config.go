@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"github.com/lumenpacs/lumen/httpkit/httplimit"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -14,11 +13,11 @@ import (
 	"github.com/knadh/koanf/providers/env"
 	"github.com/knadh/koanf/providers/file"
 	"github.com/knadh/koanf/v2"
-	"github.com/spf13/pflag"
-
 	"github.com/lumenpacs/lumen/emr"
 	"github.com/lumenpacs/lumen/emr/links"
 	"github.com/lumenpacs/lumen/httpkit/auth"
+	"github.com/lumenpacs/lumen/httpkit/httplimit"
+	"github.com/spf13/pflag"
 )
 
 // Config is Lumen's configuration. Keys are the koanf tags, dotted by section.

@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"github.com/lumenpacs/lumen/service/audit"
-	"github.com/lumenpacs/lumen/service/metrics"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -17,6 +15,8 @@ import (
 	"github.com/lumenpacs/lumen/dimse"
 	"github.com/lumenpacs/lumen/index"
 	"github.com/lumenpacs/lumen/index/sqlite"
+	"github.com/lumenpacs/lumen/service/audit"
+	"github.com/lumenpacs/lumen/service/metrics"
 	"github.com/lumenpacs/lumen/testdata/gen"
 	"github.com/prometheus/client_golang/prometheus"
 )

@@ -2,13 +2,13 @@ package main
 
 import (
 	"fmt"
-	"github.com/lumenpacs/lumen/service/send"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/lumenpacs/lumen/dimse"
 	"github.com/lumenpacs/lumen/service/ingest"
+	"github.com/lumenpacs/lumen/service/send"
 	"github.com/spf13/cobra"
 )
 

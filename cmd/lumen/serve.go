@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"github.com/lumenpacs/lumen/service/metrics"
 	"log/slog"
 	"net"
 	"net/http"
@@ -25,6 +24,7 @@ import (
 	"github.com/lumenpacs/lumen/index"
 	"github.com/lumenpacs/lumen/service/audit"
 	"github.com/lumenpacs/lumen/service/ingest"
+	"github.com/lumenpacs/lumen/service/metrics"
 	"github.com/lumenpacs/lumen/service/send"
 	viewerweb "github.com/lumenpacs/lumen/viewer"
 	"github.com/prometheus/client_golang/prometheus"
@@ -174,6 +174,7 @@ func serve(ctx context.Context, c *Config, log *slog.Logger, ready chan<- listen
 		}
 	}
 	trail := audit.New(b.index, syslog, log)
+	defer syslog.Close(5 * time.Second)      // after the trail: it exports what the trail was given
 	defer trail.Close()                      // before the index closes (deferred earlier)
 	e.Use(trail.HTTP(httpAction, httpActor)) // outside the link guard and authentication: refusals are audited too
 	refused := prometheus.NewCounterVec(prometheus.CounterOpts{

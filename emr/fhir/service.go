@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/lumenpacs/lumen/httpkit/publicurl"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -16,6 +15,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/lumenpacs/lumen/dcm"
 	"github.com/lumenpacs/lumen/emr/internal/valid"
+	"github.com/lumenpacs/lumen/httpkit/publicurl"
 	"github.com/lumenpacs/lumen/index"
 )
 

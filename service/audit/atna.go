@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/lumenpacs/lumen/index"
@@ -110,6 +111,9 @@ type Syslog struct {
 	source, host  string
 	queue         chan []byte
 	log           *slog.Logger
+	done          chan struct{} // closed when run has returned
+	mu            sync.RWMutex  // closed is set under the write lock; enqueue holds the read lock
+	closed        bool
 }
 
 // NewSyslog starts a sender to target, udp://host:port or tls://host:port; source is
@@ -121,7 +125,7 @@ func NewSyslog(target, source string, tlsConfig func(string) *tls.Config, log *s
 		return nil, fmt.Errorf("audit.syslog %q: want udp://host:port or tls://host:port", target)
 	}
 	host, _ := os.Hostname()
-	s := &Syslog{network: u.Scheme, addr: u.Host, source: source, host: host, queue: make(chan []byte, 1024), log: log}
+	s := &Syslog{network: u.Scheme, addr: u.Host, source: source, host: host, queue: make(chan []byte, 1024), log: log, done: make(chan struct{})}
 	if u.Scheme == "tls" {
 		h, _, _ := net.SplitHostPort(u.Host)
 		if tlsConfig != nil {
@@ -143,6 +147,11 @@ func (s *Syslog) enqueue(r index.AuditRecord) {
 	// <85>: facility authpriv (10), severity notice (5). MSGID as IHE ATNA profiles it.
 	msg := fmt.Appendf(nil, "<85>1 %s %s lumen %d IHE+RFC-3881 - ", r.At.UTC().Format(time.RFC3339Nano), s.host, os.Getpid())
 	msg = append(msg, body...)
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return
+	}
 	select {
 	case s.queue <- msg:
 	default:
@@ -150,8 +159,33 @@ func (s *Syslog) enqueue(r index.AuditRecord) {
 	}
 }
 
+// Close stops the sender: what is queued is still sent, for at most wait (the
+// repository may be unreachable); messages after Close are dropped.
+func (s *Syslog) Close(wait time.Duration) {
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	if !s.closed {
+		s.closed = true
+		close(s.queue)
+	}
+	s.mu.Unlock()
+	select {
+	case <-s.done:
+	case <-time.After(wait):
+		s.log.Warn("audit: syslog messages not sent before shutdown", "queued", len(s.queue))
+	}
+}
+
 func (s *Syslog) run() {
+	defer close(s.done)
 	var conn net.Conn
+	defer func() {
+		if conn != nil {
+			conn.Close()
+		}
+	}()
 	for msg := range s.queue {
 		for attempt := 0; attempt < 2; attempt++ {
 			if conn == nil {

@@ -10,8 +10,8 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/xml"
-	"github.com/lumenpacs/lumen/index/indextest"
 	"io"
+	"log/slog"
 	"math/big"
 	"net"
 	"os"
@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/lumenpacs/lumen/index"
+	"github.com/lumenpacs/lumen/index/indextest"
 	"github.com/lumenpacs/lumen/service/audit"
 )
 
@@ -301,5 +302,44 @@ func TestNewSyslogTargets(t *testing.T) {
 		if (err == nil) != tc.ok {
 			t.Errorf("NewSyslog(%q): %v, want ok=%v", tc.target, err, tc.ok)
 		}
+	}
+}
+
+// TestSyslogClose: Close sends what was queued, returns, and later records are dropped
+// without a panic; against an unreachable repository it returns after its wait.
+func TestSyslogClose(t *testing.T) {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	s, err := audit.NewSyslog("udp://"+pc.LocalAddr().String(), "LUMEN", nil, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := audit.New(nil, s, slog.New(slog.DiscardHandler))
+	x.Record(context.Background(), index.AuditRecord{Actor: "ae:CT", Via: "dimse", Action: "store", Outcome: "ok"})
+	x.Close()
+	s.Close(5 * time.Second)
+	pc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 64<<10)
+	if n, _, err := pc.ReadFrom(buf); err != nil || !strings.Contains(string(buf[:n]), "AuditMessage") {
+		t.Fatalf("queued message before Close: %q, %v", buf[:n], err)
+	}
+	x.Record(context.Background(), index.AuditRecord{Actor: "ae:CT", Action: "store"}) // after Close: dropped, no panic
+	s.Close(time.Second)                                                               // twice: no panic
+
+	down, err := audit.NewSyslog("tls://127.0.0.1:1", "LUMEN", nil, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	y := audit.New(nil, down, slog.New(slog.DiscardHandler))
+	for i := 0; i < 100; i++ {
+		y.Record(context.Background(), index.AuditRecord{Actor: "ae:CT", Action: "store"})
+	}
+	start := time.Now()
+	down.Close(200 * time.Millisecond)
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("Close against an unreachable repository took %v", d)
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/lumenpacs/lumen/index/indextest"
 	"log/slog"
 	"net"
 	"strings"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/lumenpacs/lumen/dimse"
 	"github.com/lumenpacs/lumen/index"
+	"github.com/lumenpacs/lumen/index/indextest"
 	"github.com/lumenpacs/lumen/service/audit"
 )
 

@@ -3,8 +3,6 @@ package commit_test
 import (
 	"bytes"
 	"context"
-	"github.com/lumenpacs/lumen/dimse/dimsetest"
-	"github.com/lumenpacs/lumen/index/indextest"
 	"log/slog"
 	"slices"
 	"strconv"
@@ -14,7 +12,9 @@ import (
 	"github.com/lumenpacs/lumen/archive/fs"
 	"github.com/lumenpacs/lumen/dcm"
 	"github.com/lumenpacs/lumen/dimse"
+	"github.com/lumenpacs/lumen/dimse/dimsetest"
 	"github.com/lumenpacs/lumen/index"
+	"github.com/lumenpacs/lumen/index/indextest"
 	"github.com/lumenpacs/lumen/index/sqlindex"
 	"github.com/lumenpacs/lumen/service/audit"
 	"github.com/lumenpacs/lumen/service/commit"

@@ -3,8 +3,6 @@ package qr_test
 import (
 	"bytes"
 	"context"
-	"github.com/lumenpacs/lumen/dimse/dimsetest"
-	"github.com/lumenpacs/lumen/index/indextest"
 	"io"
 	"log/slog"
 	"net"
@@ -16,7 +14,9 @@ import (
 	"github.com/lumenpacs/lumen/archive/fs"
 	"github.com/lumenpacs/lumen/dcm"
 	"github.com/lumenpacs/lumen/dimse"
+	"github.com/lumenpacs/lumen/dimse/dimsetest"
 	"github.com/lumenpacs/lumen/index"
+	"github.com/lumenpacs/lumen/index/indextest"
 	"github.com/lumenpacs/lumen/service/audit"
 	"github.com/lumenpacs/lumen/service/ingest"
 	"github.com/lumenpacs/lumen/service/qr"

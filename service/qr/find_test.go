@@ -4,13 +4,13 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"github.com/lumenpacs/lumen/index/indextest"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/lumenpacs/lumen/dcm"
 	"github.com/lumenpacs/lumen/dimse"
+	"github.com/lumenpacs/lumen/index/indextest"
 	"github.com/lumenpacs/lumen/testdata/gen"
 )
 

@@ -3,8 +3,6 @@ package send_test
 import (
 	"bytes"
 	"context"
-	"github.com/lumenpacs/lumen/dimse/dimsetest"
-	"github.com/lumenpacs/lumen/index/indextest"
 	"io"
 	"log/slog"
 	"net"
@@ -15,7 +13,9 @@ import (
 
 	"github.com/lumenpacs/lumen/archive/fs"
 	"github.com/lumenpacs/lumen/dimse"
+	"github.com/lumenpacs/lumen/dimse/dimsetest"
 	"github.com/lumenpacs/lumen/index"
+	"github.com/lumenpacs/lumen/index/indextest"
 	"github.com/lumenpacs/lumen/index/sqlindex"
 	"github.com/lumenpacs/lumen/service/ingest"
 	"github.com/lumenpacs/lumen/service/send"
