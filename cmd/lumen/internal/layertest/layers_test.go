@@ -42,6 +42,7 @@ var floors = []struct {
 	{"dcm", ground, false},       // DICOM data model, DICOM JSON, charsets; dcm/codec: pixel decoders
 	{"dimse", ground, false},     // PS3.8 upper layer, PS3.7 messages, SCU and SCP plumbing
 	{"archive", ground, false},   // blob storage: Store, fs, s3, archivetest
+	{"hl7", ground, false},       // HL7 v2: ER7 codec (hl7), MLLP transport (hl7/mllp)
 	{"index", 1, false},          // metadata, matching, queue, audit table; sqlite, postgres
 	{"render", 1, false},         // pixels to pictures
 	{"service", 2, true},         // one package per PS3.4 service class or job
@@ -447,6 +448,7 @@ func TestCheckFails(t *testing.T) {
 		{"archive/fs", "dcm", "archive never imports dcm"},
 		{"archive", "dimse", "archive imports nothing of Lumen outside archive"},
 		{"dimse", "index", "dimse imports nothing of Lumen outside dimse"},
+		{"hl7/mllp", "dimse", "goes sideways on the ground floor between rooms hl7 and dimse"},
 		{"service/ingest", "service/send", "goes sideways on floor 2 between rooms service/ingest and service/send"},
 		{"service/transcode", "service/send", "goes sideways on floor 2"},
 		{"service/commit", "service/ingest", "goes sideways on floor 2"},
