@@ -42,6 +42,7 @@ var floors = []struct {
 	{"dcm", ground, false},       // DICOM data model, DICOM JSON, charsets; dcm/codec: pixel decoders
 	{"dimse", ground, false},     // PS3.8 upper layer, PS3.7 messages, SCU and SCP plumbing
 	{"archive", ground, false},   // blob storage: Store, fs, s3, archivetest
+	{"hl7", ground, false},       // HL7 v2 messages (ER7) and MLLP
 	{"index", 1, false},          // metadata, matching, queue, audit table; sqlite, postgres
 	{"render", 1, false},         // pixels to pictures
 	{"service", 2, true},         // one package per PS3.4 service class or job
@@ -96,6 +97,12 @@ var never = []neverRule{
 		from: in("archive"), to: not(in("archive", "testdata")),
 		why: "archive is blob storage only",
 		fix: "move the code that needs more up to a service package",
+	},
+	{
+		rule: "hl7 imports nothing of Lumen outside hl7 (its test helpers may use testdata/...)",
+		from: in("hl7"), to: not(in("hl7", "testdata")),
+		why: "hl7 is the HL7 v2 codec and its transport: the standard library and golang.org/x/text only",
+		fix: "keep patient and index logic in the service that handles the messages",
 	},
 	{
 		rule: "nothing below the top imports cmd/...",
