@@ -48,10 +48,10 @@ tools: provision
 ## the store benchmarks, BenchmarkImportCT (lumen import of 2,000 512 KB CT instances),
 ## BenchmarkIngestLargeMultiframe (one 1 GiB instance; peak RSS of the process),
 ## BenchmarkCStore (1 and 4 associations), BenchmarkFindStudies (100,000 studies), the
-## DICOMweb and rendering benchmarks, and the EMR chart (200 studies) and widget
-## (first thumbnail in Chromium).
+## DICOMweb and rendering benchmarks, the EMR chart (200 studies) and widget (first
+## thumbnail in Chromium), and the HL7 v2 parser (BenchmarkParseA08).
 bench: provision
-	$(GO) test -tags '$(TAGS)' -run '^$$' -bench . -benchtime $(BENCHTIME) -timeout 60m ./dcm ./archive/... ./service/...
+	$(GO) test -tags '$(TAGS)' -run '^$$' -bench . -benchtime $(BENCHTIME) -timeout 60m ./dcm ./archive/... ./service/... ./hl7
 	$(GO) test -tags '$(TAGS)' -run '^$$' -bench 'ImportCT|LargeMultiframe' -benchtime 1x -timeout 60m ./cmd/lumen
 	$(GO) test -tags '$(TAGS)' -run '^$$' -bench 'CStore' -benchtime 300x -timeout 30m ./cmd/lumen
 	$(GO) test -tags '$(TAGS)' -run '^$$' -bench 'FindStudies' -benchtime 500x -timeout 30m ./cmd/lumen
@@ -98,6 +98,8 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./dcm/codec/jls
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./dcm/codec/jpegext
 	$(GO) test -run '^$$' -fuzz '^FuzzReader$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./hl7/mllp
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./hl7
+	$(GO) test -run '^$$' -fuzz '^FuzzEscape$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./hl7
 
 docker:
 	docker build -t lumen:$(VERSION) -t lumen:dev .

@@ -27,16 +27,24 @@ func PydicomCharsetFiles(t testing.TB) []string {
 // Debian's /usr/bin/python3 (where python3-pydicom installs), or reports it Missing.
 func Python(t testing.TB) string {
 	t.Helper()
+	return PythonWith(t, "pydicom", "Debian's python3-pydicom")
+}
+
+// PythonWith returns a Python 3 interpreter that imports module (installed by pkg, for
+// the message): python3 on PATH, else Debian's /usr/bin/python3, where Debian's
+// python3-* packages install; or reports it Missing.
+func PythonWith(t testing.TB, module, pkg string) string {
+	t.Helper()
 	for _, name := range []string{"python3", "/usr/bin/python3"} {
 		p, err := exec.LookPath(name)
 		if err != nil {
 			continue
 		}
-		if exec.Command(p, "-c", "import pydicom").Run() == nil {
+		if exec.Command(p, "-c", "import "+module).Run() == nil {
 			return p
 		}
 	}
-	Missing(t, "python3 with pydicom (Debian's python3-pydicom) not installed")
+	Missing(t, "python3 with "+module+" ("+pkg+") not installed")
 	return ""
 }
 

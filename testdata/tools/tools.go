@@ -1,6 +1,6 @@
 // Package tools finds the external programs and files the tests use (DCMTK, node,
-// pydicom's test files): a missing one skips the test on a developer machine and fails
-// it under CI=true, where `make test` has provisioned everything.
+// pydicom's test files, python-hl7): a missing one skips the test on a developer
+// machine and fails it under CI=true, where `make test` has provisioned everything.
 package tools
 
 import (
