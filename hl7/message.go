@@ -531,15 +531,17 @@ func (m *Message) ProcessingID() string { return m.Get("MSH-11.1").String() }
 // Version returns MSH-12.1, the version ID ("2.5.1").
 func (m *Message) Version() string { return m.Get("MSH-12.1").String() }
 
-// Versions lists the values of MSH-12.1 this package reads and writes (HL7 Table 0104,
-// v2.3 to v2.8).
-var Versions = []string{"2.3", "2.3.1", "2.4", "2.5", "2.5.1", "2.6", "2.7", "2.7.1", "2.8", "2.8.1", "2.8.2"}
+// Versions returns the values of MSH-12.1 this package reads and writes (HL7 Table 0104,
+// v2.3 to v2.8); the slice is a fresh copy each call.
+func Versions() []string { return slices.Clone(versions) }
+
+var versions = []string{"2.3", "2.3.1", "2.4", "2.5", "2.5.1", "2.6", "2.7", "2.7.1", "2.8", "2.8.1", "2.8.2"}
 
 // CheckVersion returns an unsupported version error (203 at MSH-12) when MSH-12.1 is
-// not one of Versions, else nil.
+// not one of Versions(), else nil.
 func (m *Message) CheckVersion() *Error {
 	v := m.Version()
-	if slices.Contains(Versions, v) {
+	if slices.Contains(versions, v) {
 		return nil
 	}
 	return Errorf(Location{Segment: "MSH", Seq: 1, Field: 12}, CodeUnsupportedVersion, "version %q is not supported: this receiver reads 2.3 to 2.8", v)
