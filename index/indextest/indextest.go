@@ -40,6 +40,10 @@ func Run(t *testing.T, newIndex func(t *testing.T) index.Index) {
 		{"ContentDigest", testContentDigest},
 		{"Quarantine", testQuarantine},
 		{"Promote", testPromote},
+		{"PatientUpdate", testPatientUpdate},
+		{"PatientMerge", testPatientMerge},
+		{"PatientMergeCases", testPatientMergeCases},
+		{"PatientMessages", testPatientMessages},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

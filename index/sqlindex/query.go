@@ -148,6 +148,11 @@ func (x *DB) conditions(ctx context.Context, b *builder, q index.Query) ([]strin
 	if n := len(where) + len(b.args); n > index.MaxQueryTerms {
 		return nil, fmt.Errorf("%w: it has %d matching terms (keys and values); the index takes at most %d", index.ErrBadQuery, n, index.MaxQueryTerms)
 	}
+	if q.Level == index.PatientLevel {
+		// Records merged away are not patients any more (their studies are filed
+		// under the survivor).
+		where = append(where, `p.merged_into IS NULL`)
+	}
 	// The caller's scope (index.WithScope), in the query itself.
 	for _, sc := range index.Scopes(ctx) {
 		if sc.Patient != nil {

@@ -210,10 +210,13 @@ func intPtr(p *int) any {
 
 func (x *DB) insert(ctx context.Context, tx *sql.Tx, in *index.Instance) error {
 	now := nowMillis()
+	// A record merged away files what arrives under its key under its survivor: the
+	// same row read, one more column (merged_into, never a chain).
+	name, nameCI, nameFuzzy := nameCols(in.PatientName)
 	pid, pNew, err := x.getOrCreate(ctx, tx,
-		`SELECT id FROM patients WHERE patient_id = ? AND issuer = ?`, []any{nz(in.PatientID), nz(in.IssuerOfPatientID)},
+		`SELECT COALESCE(merged_into, id) FROM patients WHERE patient_id = ? AND issuer = ?`, []any{nz(in.PatientID), nz(in.IssuerOfPatientID)},
 		`INSERT INTO patients (patient_id, issuer, name, name_ci, name_fuzzy, birth_date, sex, num_studies, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?)`,
-		[]any{nz(in.PatientID), nz(in.IssuerOfPatientID), in.PatientName, index.NameCI(in.PatientName), index.NameFuzzy(in.PatientName), nz(in.PatientBirthDate), nz(in.PatientSex), now})
+		[]any{nz(in.PatientID), nz(in.IssuerOfPatientID), name, nameCI, nameFuzzy, nz(in.PatientBirthDate), nz(in.PatientSex), now})
 	if err != nil {
 		return fmt.Errorf("patient: %w", err)
 	}
@@ -350,7 +353,10 @@ func (x *DB) remove(ctx context.Context, tx *sql.Tx, sopUID string) (*index.Inst
 			return nil, err
 		}
 		if ps <= 0 {
-			if _, err := x.exec(ctx, tx, `DELETE FROM patients WHERE id = ?`, pid); err != nil {
+			// A record an identity operation touched (updated_at set: updated, merged,
+			// a survivor, renamed) is kept: the index owns it now, and merged records
+			// may point at it.
+			if _, err := x.exec(ctx, tx, `DELETE FROM patients WHERE id = ? AND updated_at IS NULL`, pid); err != nil {
 				return nil, err
 			}
 		}
@@ -488,7 +494,7 @@ func (x *DB) keys(ctx context.Context, table, prefix string) iter.Seq2[string, e
 func (x *DB) Counts(ctx context.Context) (index.Counts, error) {
 	var c index.Counts
 	var bytes sql.NullInt64
-	err := x.db.QueryRowContext(ctx, `SELECT (SELECT COUNT(*) FROM patients), (SELECT COUNT(*) FROM studies), (SELECT COUNT(*) FROM series), (SELECT COUNT(*) FROM instances), (SELECT SUM(size) FROM instances)`).
+	err := x.db.QueryRowContext(ctx, `SELECT (SELECT COUNT(*) FROM patients WHERE merged_into IS NULL), (SELECT COUNT(*) FROM studies), (SELECT COUNT(*) FROM series), (SELECT COUNT(*) FROM instances), (SELECT SUM(size) FROM instances)`).
 		Scan(&c.Patients, &c.Studies, &c.Series, &c.Instances, &bytes)
 	if err != nil {
 		return c, fmt.Errorf("index: counts: %w", err)
