@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io/fs"
 	"net/url"
@@ -17,41 +16,15 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/lumenpacs/lumen/testdata/tools"
 	"go.yaml.in/yaml/v3"
 )
 
-const modulePath = "github.com/lumenpacs/lumen"
-
-// repoRoot walks up from the working directory to the directory holding the
-// module's go.mod.
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		b, err := os.ReadFile(filepath.Join(dir, "go.mod"))
-		if err == nil {
-			if !bytes.Contains(b, []byte("module "+modulePath)) {
-				t.Fatalf("%s/go.mod is not module %s", dir, modulePath)
-			}
-			return dir
-		}
-		if !errors.Is(err, fs.ErrNotExist) {
-			t.Fatal(err)
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("no go.mod above the working directory")
-		}
-		dir = parent
-	}
-}
+const modulePath = tools.ModulePath
 
 func readRootFile(t *testing.T, name string) []byte {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(repoRoot(t), name))
+	b, err := os.ReadFile(filepath.Join(tools.RepoRoot(t), name))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -468,7 +441,7 @@ func ignored(patterns []ignorePattern, file string) bool {
 }
 
 func TestDockerignore(t *testing.T) {
-	root := repoRoot(t)
+	root := tools.RepoRoot(t)
 	patterns, err := parseDockerignore(readRootFile(t, ".dockerignore"))
 	if err != nil {
 		t.Fatal(err)
@@ -764,7 +737,7 @@ func TestCompose(t *testing.T) {
 				dockerfile = f
 			}
 		}
-		if _, err := os.Stat(filepath.Join(repoRoot(t), ctx, dockerfile)); err != nil {
+		if _, err := os.Stat(filepath.Join(tools.RepoRoot(t), ctx, dockerfile)); err != nil {
 			t.Errorf("services.lumen.build: %v", err)
 		}
 	}

@@ -3,13 +3,11 @@ package layertest
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"go/parser"
 	"go/token"
 	"io"
 	"io/fs"
-	"os"
 	"os/exec"
 	"path"
 	"path/filepath"
@@ -17,9 +15,11 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/lumenpacs/lumen/testdata/tools"
 )
 
-const modulePath = "github.com/lumenpacs/lumen"
+const modulePath = tools.ModulePath
 
 // The floors, from the ground up. docs/architecture.md draws them.
 const (
@@ -291,33 +291,6 @@ func fileImports(file string) []string {
 	return out
 }
 
-// repoRoot walks up from the working directory to the directory holding the module's
-// go.mod.
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		b, err := os.ReadFile(filepath.Join(dir, "go.mod"))
-		if err == nil {
-			if !bytes.Contains(b, []byte("module "+modulePath)) {
-				t.Fatalf("%s/go.mod is not module %s", dir, modulePath)
-			}
-			return dir
-		}
-		if !errors.Is(err, fs.ErrNotExist) {
-			t.Fatal(err)
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("no go.mod above the working directory")
-		}
-		dir = parent
-	}
-}
-
 // testdataPackages lists the directories under testdata/ that hold Go code: `./...`
 // skips directories named testdata, so they are named one by one (as the Makefile does).
 func testdataPackages(t *testing.T, root string) []string {
@@ -359,7 +332,7 @@ func goTool() string { return "go" }
 // hides an import.
 func loadGraph(t *testing.T) []pkg {
 	t.Helper()
-	root := repoRoot(t)
+	root := tools.RepoRoot(t)
 	args := append([]string{"list", "-deps", "-json=ImportPath,Dir,Standard,Module,Imports,GoFiles,CgoFiles,IgnoredGoFiles,Error", "./..."}, testdataPackages(t, root)...)
 	cmd := exec.Command(goTool(), args...)
 	cmd.Dir = root
