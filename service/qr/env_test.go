@@ -3,7 +3,6 @@ package qr_test
 import (
 	"bytes"
 	"context"
-	"io"
 	"log/slog"
 	"net"
 	"strconv"
@@ -27,48 +26,12 @@ import (
 
 var quiet = slog.New(slog.DiscardHandler)
 
-// arrival is one object a recording storage SCP received.
-type arrival struct {
-	class, ts, originator string
-	data                  []byte // the data set as received
-}
-
-// recorder is a storage SCP (a move destination standing in for storescp) that keeps
-// what it receives.
-type recorder struct {
-	mu  sync.Mutex
-	got map[string]arrival
-}
-
-func (r *recorder) HandleStore(_ context.Context, req *dimse.StoreRequest, data io.Reader) dimse.Status {
-	b, err := io.ReadAll(data)
-	if err != nil {
-		return dimse.Status{Code: dimse.StatusOutOfResources}
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.got == nil {
-		r.got = map[string]arrival{}
-	}
-	r.got[req.SOPInstanceUID] = arrival{class: req.SOPClassUID, ts: req.TransferSyntaxUID, originator: req.MoveOriginatorAETitle, data: b}
-	return dimse.Status{Code: dimse.StatusSuccess}
-}
-
-// take returns what arrived since the last call.
-func (r *recorder) take() map[string]arrival {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	got := r.got
-	r.got = nil
-	return got
-}
-
 // env is Lumen's Query/Retrieve SCP on loopback over a real index and store holding
 // the standard corpus, with a move destination DEST.
 type env struct {
 	trail *audit.Trail
 	addr  string // the Q/R SCP
-	dest  *recorder
+	dest  *dimsetest.Recorder
 	objs  []gen.Object
 	// stored maps a SOP Instance UID to its data set as stored (after the meta
 	// information) and its transfer syntax.
@@ -106,7 +69,7 @@ func newEnv(t *testing.T, backend string) *env {
 	}
 	idx := indextest.Open(t, backend)
 	p := &ingest.Pipeline{Store: st, Index: idx, Logger: quiet}
-	e := &env{dest: &recorder{}, objs: corpusObjects(t), stored: map[string][2]string{}}
+	e := &env{dest: &dimsetest.Recorder{}, objs: corpusObjects(t), stored: map[string][2]string{}}
 	for _, o := range e.objs {
 		if _, err := p.IngestFile(context.Background(), bytes.NewReader(o.Data), int64(len(o.Data)), ingest.Source{Via: "test"}); err != nil {
 			t.Fatalf("ingest %s: %v", o.Name, err)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/lumenpacs/lumen/dcm"
 	"github.com/lumenpacs/lumen/dimse"
+	"github.com/lumenpacs/lumen/dimse/dimsetest"
 	"github.com/lumenpacs/lumen/index/indextest"
 	"github.com/lumenpacs/lumen/service/transcode"
 	"github.com/lumenpacs/lumen/testdata/gen"
@@ -31,7 +32,7 @@ func uids(objs []gen.Object) []string {
 
 // checkArrived checks that exactly want arrived, each byte for byte the data set
 // Lumen stores, in the stored transfer syntax, under its SOP class.
-func (e *env) checkArrived(t *testing.T, got map[string]arrival, want []gen.Object, originator string) {
+func (e *env) checkArrived(t *testing.T, got map[string]dimsetest.Received, want []gen.Object, originator string) {
 	t.Helper()
 	var keys []string
 	for k := range got {
@@ -43,9 +44,9 @@ func (e *env) checkArrived(t *testing.T, got map[string]arrival, want []gen.Obje
 	}
 	for _, o := range want {
 		a, s := got[o.SOPInstanceUID], e.stored[o.SOPInstanceUID]
-		if string(a.data) != s[0] || a.ts != s[1] || a.class != o.SOPClassUID || a.originator != originator {
+		if string(a.Data) != s[0] || a.TransferSyntaxUID != s[1] || a.SOPClassUID != o.SOPClassUID || a.MoveOriginatorAETitle != originator {
 			t.Errorf("%s arrived as %s in %s from %q (%d bytes, identical: %v), want %s in %s from %q (%d bytes)",
-				o.SOPInstanceUID, a.class, a.ts, a.originator, len(a.data), string(a.data) == s[0], o.SOPClassUID, s[1], originator, len(s[0]))
+				o.SOPInstanceUID, a.SOPClassUID, a.TransferSyntaxUID, a.MoveOriginatorAETitle, len(a.Data), string(a.Data) == s[0], o.SOPClassUID, s[1], originator, len(s[0]))
 		}
 	}
 }
@@ -93,7 +94,7 @@ func TestMove(t *testing.T) {
 							break
 						}
 					}
-					e.checkArrived(t, e.dest.take(), tc.want, "WS")
+					e.checkArrived(t, e.dest.Take(), tc.want, "WS")
 				})
 			}
 			if list := e.audits(t, "retrieve"); len(list) != 6 || list[5].Detail != "C-MOVE to DEST" || list[5].Outcome != "ok" || list[5].StudyInstanceUID != study1[0].StudyUID {
@@ -152,7 +153,7 @@ func TestMoveRefusals(t *testing.T) {
 					if st.Code != tc.code || st.ErrorComment != tc.comment || n != tc.n {
 						t.Errorf("0x%04X %q %+v, want 0x%04X %q %+v", st.Code, st.ErrorComment, n, tc.code, tc.comment, tc.n)
 					}
-					if got := e.dest.take(); len(got) != 0 {
+					if got := e.dest.Take(); len(got) != 0 {
 						t.Errorf("%d objects sent", len(got))
 					}
 				})

@@ -3,11 +3,9 @@ package send_test
 import (
 	"bytes"
 	"context"
-	"io"
 	"log/slog"
 	"net"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,37 +22,6 @@ import (
 )
 
 var quiet = slog.New(slog.DiscardHandler)
-
-// arrival is one C-STORE a recording storage SCP received.
-type arrival struct {
-	callingAE, class, ts string
-	data                 []byte
-}
-
-// recorder is a storage SCP on loopback that keeps every C-STORE it receives.
-type recorder struct {
-	mu  sync.Mutex
-	got []arrival
-	uid []string
-}
-
-func (r *recorder) HandleStore(_ context.Context, req *dimse.StoreRequest, data io.Reader) dimse.Status {
-	b, err := io.ReadAll(data)
-	if err != nil {
-		return dimse.Status{Code: dimse.StatusOutOfResources}
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.got = append(r.got, arrival{callingAE: req.Association.CallingAETitle, class: req.SOPClassUID, ts: req.TransferSyntaxUID, data: b})
-	r.uid = append(r.uid, req.SOPInstanceUID)
-	return dimse.Status{Code: dimse.StatusSuccess}
-}
-
-func (r *recorder) count() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return len(r.got)
-}
 
 // forwardJobs counts the queued forward jobs.
 func forwardJobs(t *testing.T, idx *sqlindex.DB) int {
@@ -88,7 +55,7 @@ func TestForwarder(t *testing.T) {
 				t.Fatal(err)
 			}
 			idx := indextest.Open(t, be)
-			dest := &recorder{}
+			dest := &dimsetest.Recorder{}
 			destPort := dimsetest.Serve(t, &dimse.Server{AETitle: "DEST", StoreHandler: dest, Logger: quiet})
 			down, err := net.Listen("tcp", "127.0.0.1:0")
 			if err != nil {
@@ -155,7 +122,7 @@ func TestForwarder(t *testing.T) {
 				}
 			}
 			// Everything is sent or dropped but the forward to DOWN, retried in an hour.
-			run(func() bool { return dest.count() >= len(objs)+1 && forwardJobs(t, idx) <= 1 })
+			run(func() bool { return len(dest.Received()) >= len(objs)+1 && forwardJobs(t, idx) <= 1 })
 			if n := forwardJobs(t, idx); n != 1 {
 				t.Fatalf("%d forward jobs left, want the one to DOWN, to be retried", n)
 			}
@@ -170,25 +137,28 @@ func TestForwarder(t *testing.T) {
 			if n := forwardJobs(t, idx); n != 0 {
 				t.Fatalf("%d forward jobs left, want the forward to DOWN given up", n)
 			}
-			dest.mu.Lock()
-			defer dest.mu.Unlock()
 			class := map[string]string{mr[0].SOPInstanceUID: mr[0].SOPClassUID}
 			want := []string{mr[0].SOPInstanceUID}
 			for _, o := range objs {
 				want = append(want, o.SOPInstanceUID)
 				class[o.SOPInstanceUID] = o.SOPClassUID
 			}
-			got := slices.Clone(dest.uid)
+			received := dest.Received()
+			var got []string
+			for _, a := range received {
+				got = append(got, a.SOPInstanceUID)
+			}
+			arrived := slices.Clone(got)
 			slices.Sort(got)
 			slices.Sort(want)
 			if !slices.Equal(got, want) {
-				t.Fatalf("DEST received %v, want each instance once: %v", dest.uid, want)
+				t.Fatalf("DEST received %v, want each instance once: %v", arrived, want)
 			}
-			for i, a := range dest.got {
-				s := stored[dest.uid[i]]
-				if a.callingAE != "LUMEN" || a.class != class[dest.uid[i]] || a.ts != s[1] || string(a.data) != s[0] {
+			for _, a := range received {
+				s := stored[a.SOPInstanceUID]
+				if a.CallingAETitle != "LUMEN" || a.SOPClassUID != class[a.SOPInstanceUID] || a.TransferSyntaxUID != s[1] || string(a.Data) != s[0] {
 					t.Errorf("%s arrived from %q as %s in %s (%d bytes, identical: %v), want from LUMEN in %s (%d bytes)",
-						dest.uid[i], a.callingAE, a.class, a.ts, len(a.data), string(a.data) == s[0], s[1], len(s[0]))
+						a.SOPInstanceUID, a.CallingAETitle, a.SOPClassUID, a.TransferSyntaxUID, len(a.Data), string(a.Data) == s[0], s[1], len(s[0]))
 				}
 			}
 		})
