@@ -20,7 +20,6 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-const modulePath = tools.ModulePath
 
 func readRootFile(t *testing.T, name string) []byte {
 	t.Helper()
