@@ -20,7 +20,6 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-
 func readRootFile(t *testing.T, name string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(tools.RepoRoot(t), name))
