@@ -47,6 +47,17 @@ const (
 	EventUpdate   = "update"
 	EventMerge    = "merge"
 	EventChangeID = "change-id"
+	// EventUnmerge undoes a merge: Patient is the survivor, Other the record restored.
+	EventUnmerge = "unmerge"
+	// EventMoveStudy files Study under Patient (Other: the record it left).
+	EventMoveStudy = "move-study"
+	// EventMoveSeries moves Series into Study, of Patient (Other: the record it left).
+	EventMoveSeries = "move-series"
+	// EventReject hides Instances (IHE IOCM rejection; Reason is the CID 7010 code),
+	// EventRestore brings them back, EventPurge deletes them (blobs and rows).
+	EventReject  = "reject"
+	EventRestore = "restore"
+	EventPurge   = "purge"
 )
 
 // PatientEvent is one change to the patient records, recorded in the transaction that
@@ -64,7 +75,13 @@ type PatientEvent struct {
 	Other PatientKey
 	// Fields names the demographics a create or update set ("name", "birth_date",
 	// "sex"); the values are not recorded.
-	Fields        []string
+	Fields []string
+	// Study and Series name the study or series a move, rejection, restore or purge
+	// concerns; Instances the SOP Instance UIDs of a rejection, restore or purge.
+	Study, Series string
+	Instances     []string
+	// Reason is the rejection reason code (CID 7010) or the reason an administrator gave.
+	Reason        string
 	Source, Actor string
 }
 

@@ -68,6 +68,12 @@ type Patient struct {
 	PatientSex        string
 	// NumberOfPatientRelatedStudies is maintained at ingest.
 	NumberOfPatientRelatedStudies int
+	// Corrected reports a record an identity operation changed (an update, a merge it
+	// survived, a change of identifier, a study or series moved to it): the stored
+	// objects filed under it may carry other Patient module values (or, after a move, another
+	// Study Instance UID) than the record, and are served with the record's values
+	// (see Instance.Corrections). Objects of records never corrected go out as stored.
+	Corrected bool
 }
 
 // Study is a study record with its patient.

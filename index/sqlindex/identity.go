@@ -16,9 +16,13 @@ var _ index.Identity = (*DB)(nil)
 // eventDetail is the JSON of patient_events.detail: the keys needed to replay the
 // event and the names of the fields set, never their values.
 type eventDetail struct {
-	Patient *keyJSON `json:"patient,omitempty"`
-	Other   *keyJSON `json:"other,omitempty"`
-	Fields  []string `json:"fields,omitempty"`
+	Patient   *keyJSON `json:"patient,omitempty"`
+	Other     *keyJSON `json:"other,omitempty"`
+	Fields    []string `json:"fields,omitempty"`
+	Study     string   `json:"study,omitempty"`
+	Series    string   `json:"series,omitempty"`
+	Instances []string `json:"instances,omitempty"`
+	Reason    string   `json:"reason,omitempty"`
 }
 
 type keyJSON struct {
@@ -284,7 +288,7 @@ func (x *DB) PatientEvents(ctx context.Context, afterID int64, limit int) ([]ind
 		if d.Other != nil {
 			e.Other = index.PatientKey{ID: d.Other.ID, Issuer: d.Other.Issuer}
 		}
-		e.Fields = d.Fields
+		e.Fields, e.Study, e.Series, e.Instances, e.Reason = d.Fields, d.Study, d.Series, d.Instances, d.Reason
 		out = append(out, e)
 	}
 	if err := rows.Err(); err != nil {

@@ -68,7 +68,7 @@ func Matchable(t dcm.Tag, level index.Level) bool {
 }
 
 const (
-	patientCols  = `p.patient_id, p.issuer, p.name, p.birth_date, p.sex, p.num_studies`
+	patientCols  = `p.patient_id, p.issuer, p.name, p.birth_date, p.sex, p.num_studies, p.updated_at IS NOT NULL`
 	studyCols    = `s.study_uid, s.study_date, s.study_time, s.accession, s.study_id, s.description, s.referring, s.modalities, s.sop_classes, s.num_series, s.num_instances, s.updated_at`
 	seriesCols   = `se.series_uid, se.modality, se.series_number, se.description, se.body_part, se.series_date, se.series_time, se.num_instances`
 	instanceCols = `i.sop_uid, i.sop_class_uid, i.instance_number, i.transfer_syntax, i.num_frames, i.rows_, i.cols, i.bits_allocated, i.blob_key, i.size, i.sha256, i.source_ae, i.received_at, i.metadata_omitted, i.content_digest`
@@ -328,7 +328,7 @@ func (x *DB) Find(ctx context.Context, q index.Query) (*index.Result, error) {
 }
 
 func patientDest(p *index.Patient) []any {
-	return []any{&p.PatientID, &p.IssuerOfPatientID, &p.PatientName, &p.PatientBirthDate, &p.PatientSex, &p.NumberOfPatientRelatedStudies}
+	return []any{&p.PatientID, &p.IssuerOfPatientID, &p.PatientName, &p.PatientBirthDate, &p.PatientSex, &p.NumberOfPatientRelatedStudies, &p.Corrected}
 }
 
 type studyScan struct {
