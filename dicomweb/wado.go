@@ -154,20 +154,16 @@ func outputSyntax(param, stored string) (ts string, fallback, ok bool) {
 	return stored, false, true
 }
 
-// objectOf is the stored object of an indexed instance, with its recorded layout.
-func objectOf(in *index.Instance) transcode.Object {
-	return transcode.NewObject(in.BlobKey, in.TransferSyntaxUID, in.Size, in.PixelLayout)
-}
 
 // prepare opens the conversion of an instance to ts (to its stored syntax when
 // fallback and the conversion cannot be done): transcode.Prepare, which parses the
 // header and decodes the first frame, so that a conversion that cannot be done fails
 // before anything is written.
 func (s *Service) prepare(ctx context.Context, in *index.Instance, ts string, fallback bool) (*transcode.Conversion, error) {
-	c, err := transcode.Prepare(ctx, s.Store, objectOf(in), ts)
+	c, err := transcode.Prepare(ctx, s.Store, transcode.ObjectOf(in), ts)
 	if err != nil && fallback && errors.Is(err, transcode.ErrNoConversion) {
 		s.log().Debug("dicomweb: retrieve: sent as stored", "transfer_syntax", in.TransferSyntaxUID, "reason", err)
-		return transcode.Prepare(ctx, s.Store, objectOf(in), in.TransferSyntaxUID)
+		return transcode.Prepare(ctx, s.Store, transcode.ObjectOf(in), in.TransferSyntaxUID)
 	}
 	return c, err
 }
@@ -232,7 +228,7 @@ func (s *Service) retrieve(c echo.Context) error {
 		if !ok {
 			err = &transcode.ConversionError{From: in.TransferSyntaxUID, To: ts, Reason: "no conversion between these syntaxes"}
 		} else if !fallback {
-			err = transcode.Check(ctx, s.Store, objectOf(in), ts)
+			err = transcode.Check(ctx, s.Store, transcode.ObjectOf(in), ts)
 		}
 		if err != nil && !errors.Is(err, transcode.ErrNoConversion) {
 			return err // the store or the request failed
@@ -587,7 +583,7 @@ func (s *Service) decompressedFrames(c echo.Context, in *index.Instance, nums []
 // Little Endian bytes.
 func (s *Service) openedFrames(c echo.Context, in *index.Instance, nums []int) error {
 	ctx := c.Request().Context()
-	p, err := transcode.OpenPixels(ctx, s.Store, objectOf(in))
+	p, err := transcode.OpenPixels(ctx, s.Store, transcode.ObjectOf(in))
 	if errors.Is(err, transcode.ErrNoConversion) {
 		return echo.NewHTTPError(http.StatusNotFound, "the instance has no frames that can be served (no pixel data that can be located)")
 	}

@@ -383,7 +383,13 @@ func scanInstances(rows *sql.Rows) ([]index.Instance, error) {
 		}
 		in.ReceivedAt = time.UnixMilli(received)
 		if meta.Valid {
-			in.Metadata = []byte(meta.String)
+			// The record's corrections (patient module, moved study) show in the
+			// metadata of every surface that reads it.
+			m, err := in.CorrectMetadata([]byte(meta.String))
+			if err != nil {
+				return nil, fmt.Errorf("instance %s: %w", in.SOPInstanceUID, err)
+			}
+			in.Metadata = m
 		}
 		if layout.Valid {
 			in.PixelLayout = []byte(layout.String)

@@ -121,11 +121,6 @@ func Contexts(list []index.Instance) []dimse.ProposedContext {
 // when none fits.
 func Choose(stored string, accepted []string) string { return transcode.Choose(stored, accepted) }
 
-// ObjectOf is the stored object of an indexed instance.
-func ObjectOf(in *index.Instance) transcode.Object {
-	return transcode.NewObject(in.BlobKey, in.TransferSyntaxUID, in.Size, in.PixelLayout)
-}
-
 // Open returns the data set of an instance (without meta information) in transfer
 // syntax ts, which Choose returned: the stored bytes, or a conversion streamed through
 // a pipe as it is produced. A conversion that cannot be done fails here, before a byte
@@ -134,7 +129,7 @@ func ObjectOf(in *index.Instance) transcode.Object {
 // frame still fail later, the stream breaks off with a *transcode.FrameError, which is
 // logged.
 func (s *Sender) Open(ctx context.Context, in *index.Instance, ts string) (io.ReadCloser, error) {
-	c, err := transcode.Prepare(ctx, s.Store, ObjectOf(in), ts)
+	c, err := transcode.Prepare(ctx, s.Store, transcode.ObjectOf(in), ts)
 	if err != nil {
 		return nil, err
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/lumenpacs/lumen/archive"
 	"github.com/lumenpacs/lumen/dcm"
 	"github.com/lumenpacs/lumen/dcm/codec"
+	"github.com/lumenpacs/lumen/index"
 )
 
 // Transfer syntaxes a conversion can produce (PS3.5 A.1, A.2, A.5), besides the stored
@@ -43,6 +44,21 @@ type Object struct {
 	// Layout is the frame layout recorded at ingest, or nil (then the header is read
 	// whole to find it).
 	Layout *dcm.PixelLayout
+	// Correct, when set, gives the top-level elements that the object's header must
+	// carry when it is sent (index.Instance.Corrections: the corrected Patient module),
+	// given the header as stored. Nil elements, and a nil answer, change nothing.
+	Correct func(*dcm.Dataset) (map[dcm.Tag]*dcm.Element, error)
+}
+
+// ObjectOf is the stored object of an indexed instance, with its recorded layout, sent
+// with the corrections of its index records (index.Instance.Corrections) when it has
+// any.
+func ObjectOf(in *index.Instance) Object {
+	o := NewObject(in.BlobKey, in.TransferSyntaxUID, in.Size, in.PixelLayout)
+	if in.Corrected {
+		o.Correct = in.Corrections
+	}
+	return o
 }
 
 // NewObject describes a stored object from what the index records of it: its key,
@@ -160,8 +176,9 @@ type Conversion struct {
 	stored   io.ReadCloser // the object as stored (no conversion)
 	file     *dcm.File
 	layout   *dcm.PixelLayout
-	first    []byte // the first frame decoded (compressed objects)
-	firstPhc string // its colour model
+	first    []byte                   // the first frame decoded (compressed objects)
+	firstPhc string                   // its colour model
+	repl     map[dcm.Tag]*dcm.Element // the header's corrections (Object.Correct)
 }
 
 // Prepare opens the conversion of obj to ts. It fails before anything is written
@@ -171,7 +188,48 @@ type Conversion struct {
 // writing, one at a time); a *StoreError when the object cannot be read.
 func Prepare(ctx context.Context, st Store, obj Object, ts string) (*Conversion, error) {
 	c := &Conversion{TransferSyntax: ts, Length: -1, ctx: ctx, st: st, obj: obj}
-	if ts == obj.TransferSyntax {
+	var f *dcm.File
+	if obj.Correct != nil {
+		if ts != obj.TransferSyntax && !Can(obj.TransferSyntax, ts) {
+			return nil, cannot(obj.TransferSyntax, ts)
+		}
+		var err error
+		if f, err = parseStored(ctx, st, obj, ts, true); err != nil {
+			return nil, err
+		}
+		if c.repl, err = obj.Correct(f.Dataset); err != nil {
+			return nil, &ConversionError{From: obj.TransferSyntax, To: ts, Reason: "the corrected patient attributes cannot be written into it: " + strings.TrimPrefix(err.Error(), "index: ")}
+		}
+		switch {
+		case len(c.repl) == 0:
+			f = nil // as stored
+		case ts == obj.TransferSyntax && !f.Deflated:
+			// The header edited in place: the transfer syntax, the pixel data and
+			// every other byte stay as stored.
+			edits, err := dcm.HeaderEdits(f, c.repl)
+			if err != nil {
+				return nil, &ConversionError{From: obj.TransferSyntax, To: ts, Reason: "the corrected patient attributes cannot be written into it: " + strings.TrimPrefix(err.Error(), "dcm: ")}
+			}
+			rc, _, err := st.Get(ctx, obj.Key)
+			if err != nil {
+				return nil, &StoreError{err}
+			}
+			c.stored = struct {
+				io.Reader
+				io.Closer
+			}{dcm.EditedReader(rc, 0, edits), rc}
+			if obj.Size > 0 {
+				c.Length = obj.Size + dcm.EditsDelta(edits)
+			}
+			return c, nil
+		case f.Size < obj.Size && !f.Deflated:
+			// Only the header was parsed; a conversion reads the object whole.
+			if f, err = parseStored(ctx, st, obj, ts, false); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if ts == obj.TransferSyntax && f == nil {
 		rc, _, err := st.Get(ctx, obj.Key)
 		if err != nil {
 			return nil, &StoreError{err}
@@ -182,17 +240,11 @@ func Prepare(ctx context.Context, st Store, obj Object, ts string) (*Conversion,
 	if !Can(obj.TransferSyntax, ts) {
 		return nil, cannot(obj.TransferSyntax, ts)
 	}
-	rc, _, err := st.Get(ctx, obj.Key)
-	if err != nil {
-		return nil, &StoreError{err}
-	}
-	f, err := dcm.Parse(rc, &dcm.Options{BulkThreshold: 4 << 20, Size: sizeUnlessDeflated(obj)})
-	rc.Close()
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
+	if f == nil {
+		var err error
+		if f, err = parseStored(ctx, st, obj, ts, false); err != nil {
+			return nil, err
 		}
-		return nil, &ConversionError{From: obj.TransferSyntax, To: ts, Reason: "the stored object does not parse: " + strings.TrimPrefix(err.Error(), "dcm: ")}
 	}
 	c.file = f
 	if pd := f.Dataset.Get(dcm.TagPixelData); pd != nil && pd.Length == dcm.UndefinedLength {
@@ -212,6 +264,33 @@ func Prepare(ctx context.Context, st Store, obj Object, ts string) (*Conversion,
 		c.first, c.firstPhc = first, phc
 	}
 	return c, nil
+}
+
+// parseStored parses the stored object: only the bytes before its pixel data when
+// headerOnly and its layout says where they end, else the whole object (bulk values
+// skipped).
+func parseStored(ctx context.Context, st Store, obj Object, ts string, headerOnly bool) (*dcm.File, error) {
+	var rc io.ReadCloser
+	var err error
+	size := sizeUnlessDeflated(obj)
+	if headerOnly && obj.TransferSyntax != DeflatedExplicitVRLE && obj.Layout != nil && obj.Layout.HeaderEnd > 0 {
+		rc, err = st.GetRange(ctx, obj.Key, 0, obj.Layout.HeaderEnd)
+		size = obj.Layout.HeaderEnd
+	} else {
+		rc, _, err = st.Get(ctx, obj.Key)
+	}
+	if err != nil {
+		return nil, &StoreError{err}
+	}
+	f, err := dcm.Parse(rc, &dcm.Options{BulkThreshold: 4 << 20, Size: size})
+	rc.Close()
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, &ConversionError{From: obj.TransferSyntax, To: ts, Reason: "the stored object does not parse: " + strings.TrimPrefix(err.Error(), "dcm: ")}
+	}
+	return f, nil
 }
 
 // CheckFrames decodes, and drops, every frame of compressed pixel data after the first
@@ -298,6 +377,14 @@ func (c *Conversion) write(w io.Writer, dataSetOnly bool) error {
 	o := dcm.WriteOptions{TransferSyntax: c.TransferSyntax, DataSetOnly: dataSetOnly}
 	if c.layout != nil {
 		o.Replace, o.Pixel = c.decompressed()
+	}
+	if len(c.repl) > 0 {
+		if o.Replace == nil {
+			o.Replace = make(map[dcm.Tag]*dcm.Element, len(c.repl))
+		}
+		for t, e := range c.repl {
+			o.Replace[t] = e
+		}
 	}
 	var src dcm.ValueSource = c.openRange
 	if c.file.Deflated {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/lumenpacs/lumen/archive/fs"
 	"github.com/lumenpacs/lumen/dcm"
+	"github.com/lumenpacs/lumen/index"
 	"github.com/lumenpacs/lumen/service/transcode"
 	"github.com/lumenpacs/lumen/testdata/tools"
 )
@@ -369,4 +370,106 @@ func allocatedBy(f func()) uint64 {
 	f()
 	runtime.ReadMemStats(&b)
 	return b.TotalAlloc - a.TotalAlloc
+}
+
+// TestCorrectedPydicom sends every pydicom test file that parses with a corrected
+// patient name and ID (index.Instance.Corrections) in its stored syntax and in each
+// syntax Lumen produces. In the stored syntax the header is edited in place: the
+// output is as long as Length says, the transfer syntax is kept, and every byte from
+// the pixel data on is the stored bytes; in a converted one, the output equals the
+// uncorrected conversion but for the corrected attributes. Either way the corrected
+// values read back.
+func TestCorrectedPydicom(t *testing.T) {
+	files, _ := filepath.Glob(filepath.Join(pydicomFiles, "*.dcm"))
+	if len(files) == 0 {
+		tools.Missing(t, "python3-pydicom's test files are not installed")
+	}
+	st, err := fs.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	edited, converted := 0, 0
+	for _, path := range files {
+		name := filepath.Base(path)
+		data, _ := os.ReadFile(path)
+		f, err := dcm.Parse(bytes.NewReader(data), nil)
+		if err != nil || f.Dataset.Get(dcm.TagSOPInstanceUID) == nil {
+			continue
+		}
+		if _, err := st.Put(ctx, name, bytes.NewReader(data), int64(len(data))); err != nil {
+			t.Fatal(err)
+		}
+		in := &index.Instance{}
+		in.Corrected = true
+		in.PatientName, in.PatientID = "Corrected^Name", "NEWID"
+		in.PatientBirthDate, in.PatientSex = f.Dataset.String(dcm.TagPatientBirthDate), f.Dataset.String(dcm.TagPatientSex)
+		in.IssuerOfPatientID = f.Dataset.Text(dcm.TagIssuerOfPatientID)
+		in.StudyInstanceUID = f.Dataset.String(dcm.TagStudyInstanceUID)
+		in.BlobKey, in.TransferSyntaxUID, in.Size = name, f.TransferSyntax, int64(len(data))
+		corrected := transcode.ObjectOf(in)
+		plain := transcode.NewObject(name, f.TransferSyntax, int64(len(data)), nil)
+		for _, ts := range append([]string{f.TransferSyntax}, transcode.Outputs...) {
+			c, err := transcode.Prepare(ctx, st, corrected, ts)
+			var ce *transcode.ConversionError
+			if errors.As(err, &ce) {
+				continue // as uncorrected: TestConvertPydicom checks the refusals
+			}
+			if err != nil {
+				t.Fatalf("%s to %s: %v", name, ts, err)
+			}
+			var out bytes.Buffer
+			if err := c.WriteFile(&out); err != nil {
+				t.Fatalf("%s to %s: %v", name, ts, err)
+			}
+			got := parse(t, out.Bytes())
+			if got.f.TransferSyntax != ts {
+				t.Fatalf("%s to %s: written in %s", name, ts, got.f.TransferSyntax)
+			}
+			if n, id := got.f.Dataset.Text(dcm.TagPatientName), got.f.Dataset.Text(dcm.TagPatientID); n != "Corrected^Name" || id != "NEWID" {
+				t.Fatalf("%s to %s: patient %q %q", name, ts, n, id)
+			}
+			if ts == f.TransferSyntax && !f.Deflated {
+				edited++
+				if c.Length != int64(out.Len()) {
+					t.Errorf("%s: Length %d, wrote %d", name, c.Length, out.Len())
+				}
+				if pd := f.Dataset.Get(dcm.TagPixelData); pd != nil {
+					start := pd.Offset
+					gpd := got.f.Dataset.Get(dcm.TagPixelData)
+					if !bytes.Equal(out.Bytes()[gpd.Offset:], data[start:]) {
+						t.Errorf("%s: the bytes from the pixel data on changed", name)
+					}
+				}
+				continue
+			}
+			converted++
+			pc, err := transcode.Prepare(ctx, st, plain, ts)
+			if err != nil {
+				t.Fatalf("%s to %s uncorrected: %v", name, ts, err)
+			}
+			var ref bytes.Buffer
+			if err := pc.WriteFile(&ref); err != nil {
+				t.Fatal(err)
+			}
+			want := parse(t, ref.Bytes())
+			wantEls := map[dcm.Tag][]byte{}
+			for _, e := range want.f.Dataset.Elements {
+				wantEls[e.Tag] = want.value(e)
+			}
+			for _, e := range got.f.Dataset.Elements {
+				switch e.Tag {
+				case dcm.TagPatientName, dcm.TagPatientID, dcm.TagSpecificCharacterSet:
+					continue
+				}
+				if w, ok := wantEls[e.Tag]; !ok || !bytes.Equal(w, got.value(e)) {
+					t.Errorf("%s to %s: %s differs from the uncorrected conversion", name, ts, e.Tag)
+				}
+			}
+		}
+	}
+	if edited < 20 || converted < 20 {
+		t.Fatalf("only %d objects edited in place and %d converted", edited, converted)
+	}
+	t.Logf("%d edited in place, %d converted with corrections", edited, converted)
 }
