@@ -23,7 +23,9 @@ import (
 // koRef is one instance a test rejection note references.
 type koRef struct{ study, series, class, sop string }
 
-func refOf(o gen.Object) koRef { return koRef{o.StudyUID, o.SeriesUID, o.SOPClassUID, o.SOPInstanceUID} }
+func refOf(o gen.Object) koRef {
+	return koRef{o.StudyUID, o.SeriesUID, o.SOPClassUID, o.SOPInstanceUID}
+}
 
 // dcmtkNote writes a rejection note as a DCMTK text dump and turns it into a PS3.10 file
 // with dump2dcm: a Key Object Selection document titled (code, DCM) in study of
