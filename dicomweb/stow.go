@@ -40,6 +40,8 @@ func failureReason(err error) (code uint16, serverSide bool) {
 		return reasonProcessingFailure, false
 	case errors.Is(err, ingest.ErrNotAuthorized):
 		return reasonNotAuthorized, false
+	case errors.Is(err, ingest.ErrRejected):
+		return reasonProcessingFailure, false // IHE IOCM: rejected, not accepted again
 	case errors.Is(err, ingest.ErrUnavailable):
 		return reasonOutOfResources, true
 	}

@@ -5,6 +5,10 @@
 // duplicate policy "quarantine" of service/ingest), and the served copies that a
 // promotion replaced. It lists them, returns their stored bytes, promotes one to be the
 // served copy (the copy served until then is quarantined in turn) and deletes them.
+// It also serves IHE IOCM rejections (/api/v1/rejections): it rejects instances by
+// writing a rejection note (a Key Object Selection document) that is stored through the
+// ingest pipeline like a received one, lists the rejected instances, restores them and
+// purges them; every change needs a reason, which the audit record keeps.
 //
 // It holds no service logic: every action is a method of a service package
 // (service/ingest.Pipeline, service/send, service/audit). The routes are under /api/,

@@ -44,6 +44,8 @@ func Run(t *testing.T, newIndex func(t *testing.T) index.Index) {
 		{"PatientMerge", testPatientMerge},
 		{"PatientMergeCases", testPatientMergeCases},
 		{"PatientMessages", testPatientMessages},
+		{"Reject", testReject},
+		{"RejectCases", testRejectCases},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -210,6 +210,11 @@ func intPtr(p *int) any {
 
 func (x *DB) insert(ctx context.Context, tx *sql.Tx, in *index.Instance) error {
 	now := nowMillis()
+	// A rejected instance (IHE IOCM) is never indexed again by accident (a re-send, a
+	// promotion, fsck): only Restore, which removes the rejection first, brings it back.
+	if err := x.refuseRejected(ctx, tx, in.SOPInstanceUID); err != nil {
+		return err
+	}
 	// A record merged away files what arrives under its key under its survivor: the
 	// same row read, one more column (merged_into, never a chain).
 	name, nameCI, nameFuzzy := nameCols(in.PatientName)

@@ -16,6 +16,9 @@ const (
 	// SkipKey marks a request that is not audited one by one: refused by the
 	// per-address limit before it was looked at (counted in lumen_http_refused_total).
 	SkipKey = "lumen.audit.skip"
+	// DetailKey holds words a surface adds to the record's Detail after the route: the
+	// reason an administrator gave for a change (rejection, restore, purge).
+	DetailKey = "lumen.audit.detail"
 )
 
 // HTTP is middleware writing one audit record per audited HTTP request, once it is
@@ -42,6 +45,9 @@ func (x *Trail) HTTP(action func(method, route string) string, actor func(echo.C
 				outcome = strconv.Itoa(code)
 			}
 			r := index.AuditRecord{Action: action, Outcome: outcome, Remote: c.RealIP(), Detail: c.Path()}
+			if d, _ := c.Get(DetailKey).(string); d != "" {
+				r.Detail += " " + d
+			}
 			r.Actor, r.Via = actor(c)
 			q := c.Request().URL.Query()
 			stowed, _ := c.Get(StudyKey).(string)

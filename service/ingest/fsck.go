@@ -19,8 +19,8 @@ import (
 // CheckOptions configure Check.
 type CheckOptions struct {
 	// Prefixes to examine; default [BlobPrefix, QuarantinePrefix] (everything ingested,
-	// served or quarantined). A blob is no orphan when an instance or a quarantine record
-	// names it, whatever its prefix. Temporary files
+	// served or quarantined). A blob is no orphan when an instance, a quarantine record
+	// or a rejection (IHE IOCM) names it, whatever its prefix. Temporary files
 	// (see TempSweeper) are looked for under the same prefixes, or, by default, in the
 	// whole store.
 	Prefixes []string
@@ -201,7 +201,7 @@ func (p *Pipeline) sweepTemps(ctx context.Context, ts TempSweeper, prefix string
 func (p *Pipeline) checkPrefix(ctx context.Context, prefix string, cutoff time.Time, opts CheckOptions, rep *Report) error {
 	nextBlob, stopBlob := iter.Pull2(p.Store.List(ctx, prefix))
 	defer stopBlob()
-	nextRow, stopRow := iter.Pull2(mergeKeys(p.Index.BlobKeys(ctx, prefix), p.Index.QuarantineBlobKeys(ctx, prefix)))
+	nextRow, stopRow := iter.Pull2(mergeKeys(mergeKeys(p.Index.BlobKeys(ctx, prefix), p.Index.QuarantineBlobKeys(ctx, prefix)), p.rejectedBlobKeys(ctx, prefix)))
 	defer stopRow()
 
 	blob, berr, bok := nextBlob()
@@ -251,6 +251,10 @@ func (p *Pipeline) checkPrefix(ctx context.Context, prefix string, cutoff time.T
 						f.Action = "row-removed"
 					}
 				}
+			} else if r := p.rejectionByBlobKey(bctx, row); r != nil {
+				// Not repaired: the rejection says what happened; purging it ends it.
+				f.SOPInstanceUID = r.SOPInstanceUID
+				f.Reason = fmt.Sprintf("stored object of an instance rejected by note %s (purge it)", r.NoteUID)
 			} else if list, err := p.Index.Quarantined(bctx, index.QuarantineQuery{BlobKey: row}); err == nil && len(list) == 1 {
 				f.SOPInstanceUID = list[0].SOPInstanceUID
 				f.Reason = fmt.Sprintf("quarantined copy %d", list[0].ID)

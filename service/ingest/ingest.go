@@ -73,8 +73,12 @@ var (
 	// outside it (status 0x0124 "Refused: Not Authorized").
 	ErrNotAuthorized = errors.New("not authorized")
 	// ErrNotFound: no quarantined copy has the given ID (or none within the caller's
-	// scope).
-	ErrNotFound = errors.New("no such quarantined copy")
+	// scope), or no rejection the given SOP Instance UID.
+	ErrNotFound = errors.New("no such quarantined copy or rejection")
+	// ErrRejected: the SOP Instance UID was rejected (IHE IOCM) for a reason after which
+	// it is not accepted again (DIMSE 0x0110 "Processing failure", STOW-RS FailureReason
+	// 0x0110, with a comment that says so).
+	ErrRejected = errors.New("SOP Instance UID rejected")
 )
 
 // notAuthorized is the one refusal of an object outside the request's scope. Whether
@@ -364,7 +368,16 @@ func (p *Pipeline) ingest(ctx context.Context, r io.Reader, size int64, ds *Data
 	inst.ContentDigest = digest.Sum()
 	inst.SourceAE = src.CallingAE
 	inst.ReceivedAt = start
-	res, err = p.commit(ctx, inst, src)
+	// A Key Object Selection document titled with a rejection code (IHE IOCM) is
+	// indexed together with the rejection of what it references.
+	if note, nerr := parseRejectionNote(f); nerr != nil {
+		p.cleanup(ctx, key)
+		return nil, nerr
+	} else if note != nil {
+		res, err = p.commitNote(ctx, inst, note, src)
+	} else {
+		res, err = p.commit(ctx, inst, src)
+	}
 	if res != nil && f.TrailingZeros > 0 {
 		// Other readers (DCMTK, pydicom) accept it with a warning; so do we. The object
 		// is stored as received.
@@ -442,6 +455,9 @@ func (p *Pipeline) commit(ctx context.Context, inst *index.Instance, src Source)
 		return res, nil
 	}
 	scoped := len(index.Scopes(ctx)) > 0
+	if errors.Is(err, index.ErrRejected) {
+		return p.rejectedArrival(ctx, inst, src, res)
+	}
 	if errors.Is(err, index.ErrConflict) {
 		removeBlob()
 		if scoped {

@@ -70,6 +70,8 @@ func (m *Metrics) observe(res *Result, err error, start time.Time) {
 		outcome = "duplicate-rejected"
 	case errors.Is(err, ErrConflict):
 		outcome = "conflict"
+	case errors.Is(err, ErrRejected):
+		outcome = "rejected"
 	case errors.Is(err, ErrUnavailable):
 		outcome = "unavailable"
 	}

@@ -62,6 +62,10 @@ func StoreStatus(err error) dimse.Status {
 		return dimse.Status{Code: dimse.StatusDuplicateSOPInstance, ErrorComment: "SOP Instance UID stored with other content"}
 	case errors.Is(err, ErrNotAuthorized):
 		return dimse.Status{Code: dimse.StatusNotAuthorized, ErrorComment: reason}
+	case errors.Is(err, ErrRejected):
+		// PS3.4 B.2.3 has no status of its own for this; dcm4chee answers with its
+		// private 0xA771, which senders read as "out of resources, retry".
+		return dimse.Status{Code: dimse.StatusProcessingFailure, ErrorComment: reason}
 	case errors.Is(err, ErrInvalid), errors.Is(err, ErrConflict):
 		return dimse.Status{Code: dimse.StatusCannotUnderstand, ErrorComment: reason}
 	default:
