@@ -338,3 +338,34 @@ func jsonValue(o jsonObject, tag string) string {
 	}
 	return ""
 }
+
+// TestChangeOfIdentifierOnEMRSurfaces: after a change of identifier (HL7 A47, the key
+// changed in place), a patient link for the old identifier opens nothing, neither under
+// the old identifier nor under the new one; a study link keeps working.
+func TestChangeOfIdentifierOnEMRSurfaces(t *testing.T) {
+	forBackends(t, func(t *testing.T, v *identityEnv) {
+		oldLink := "token=" + url.QueryEscape(v.token(t, `{"scope":"patient","patientID":"PA","issuerOfPatientID":"HOSP"}`))
+		studyLink := "token=" + url.QueryEscape(v.token(t, `{"scope":"study","studyInstanceUID":"`+uid(100)+`"}`))
+		if err := v.id.ChangePatientID(context.Background(), patientA, index.PatientKey{ID: "PA2", Issuer: "HOSP"}, index.Change{Source: "test"}); err != nil {
+			t.Fatal(err)
+		}
+		if code, ch, body := v.chart(t, "/emr/v1/patients/PA/studies?issuer=HOSP&"+oldLink); code != 200 || ch.Total != 0 || len(ch.Studies) != 0 {
+			t.Errorf("old identifier's chart with its link: %d %s", code, body)
+		}
+		if rec := v.get(t, "/emr/v1/patients/PA2/studies?issuer=HOSP&"+oldLink); rec.Code != http.StatusForbidden {
+			t.Errorf("new identifier's chart with the old link: %d %s", rec.Code, rec.Body)
+		}
+		if rec := v.get(t, "/dicom-web/studies/"+uid(100)+"/series?"+oldLink); rec.Code != http.StatusForbidden {
+			t.Errorf("the study with the old link: %d %s", rec.Code, rec.Body)
+		}
+		if got := qidoPatient(t, v.get(t, "/dicom-web/studies?StudyInstanceUID="+uid(100)+"&"+studyLink)); got[1] != "PA2" {
+			t.Errorf("study link after the change: %q", got)
+		}
+		if code, ch, body := v.chart(t, "/emr/v1/patients/PA2/studies?issuer=HOSP"); code != 200 || ch.Total != 1 {
+			t.Errorf("new identifier's chart: %d %s", code, body)
+		}
+		if rec := v.get(t, "/IHEInvokeImageDisplay?requestType=PATIENT&patientID="+url.QueryEscape("PA^^^HOSP")); rec.Code != http.StatusNotFound {
+			t.Errorf("IID for the old identifier: %d", rec.Code)
+		}
+	})
+}

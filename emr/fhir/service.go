@@ -19,7 +19,9 @@ import (
 	"github.com/lumenpacs/lumen/index"
 )
 
-// Index is what the service needs from the index.
+// Index is what the service needs from the index. When the value also implements
+// index.Identity, merged-away patients are detected (Patient replaced-by, searches and
+// callers limited to such a patient).
 type Index interface {
 	Find(ctx context.Context, q index.Query) (*index.Result, error)
 }
