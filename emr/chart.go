@@ -1,6 +1,7 @@
 package emr
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -37,11 +38,20 @@ type ChartStudy struct {
 type Chart struct {
 	PatientID string `json:"patientID"`
 	Issuer    string `json:"issuerOfPatientID"`
-	// PatientName is the patient's name in the newest study of the page, in UTF-8 and
-	// the DICOM PN form ("Yamada^Tarou=山田^太郎=やまだ^たろう": family^given..., the
+	// PatientName is the patient's name as the index's patient record has it (corrected
+	// by HL7 ADT or the admin API, else as the newest object gave it), in UTF-8 and the
+	// DICOM PN form ("Yamada^Tarou=山田^太郎=やまだ^たろう": family^given..., the
 	// alphabetic, ideographic and phonetic groups separated by "="), or "" when the page
-	// holds no study.
-	PatientName string `json:"patientName,omitempty"`
+	// holds no study. PatientBirthDate (YYYYMMDD) and PatientSex come from the same
+	// record.
+	PatientName      string `json:"patientName,omitempty"`
+	PatientBirthDate string `json:"patientBirthDate,omitempty"`
+	PatientSex       string `json:"patientSex,omitempty"`
+	// MergedInto is set only in the answer (410 Gone) for a patient record that was
+	// merged into another one: the survivor, under whose identifier the studies are
+	// filed now. Notice says so in a sentence.
+	MergedInto *PatientRef `json:"mergedInto,omitempty"`
+	Notice     string      `json:"notice,omitempty"`
 	// Total counts the studies that match the filters; Studies is the page of them.
 	Total   int          `json:"total"`
 	Offset  int          `json:"offset"`
@@ -123,9 +133,15 @@ func (s *Service) chart(c echo.Context, widget bool) (*Chart, error) {
 		return nil, err
 	}
 
+	// A record merged away has no studies any more; its chart says so instead of
+	// listing none, and is never widened to the survivor's studies.
+	key := index.PatientKey{ID: pid, Issuer: issuer}
+	if err := s.checkMerged(c.Request().Context(), key); err != nil {
+		return nil, err
+	}
 	// The pair (ID, issuer) identifies the patient exactly, in every index query. The
 	// index pages and counts: the chart never reads more than its page of studies.
-	ctx := index.WithScope(c.Request().Context(), index.Scope{Patient: &index.PatientKey{ID: pid, Issuer: issuer}})
+	ctx := index.WithScope(c.Request().Context(), index.Scope{Patient: &key})
 	var filters []index.Filter
 	if from != "" || to != "" {
 		filters = append(filters, index.Filter{Tag: dcm.TagStudyDate, Value: from + "-" + to})
@@ -184,7 +200,8 @@ func (s *Service) chart(c echo.Context, widget bool) (*Chart, error) {
 	ch := &Chart{PatientID: pid, Issuer: issuer, Total: page.Total, Offset: offset, Limit: limit, Studies: []ChartStudy{},
 		ServiceLineCounts: map[string]int{Radiology: max(counts[Radiology], 0), Cardiology: counts[Cardiology]}}
 	if len(page.Studies) > 0 {
-		ch.PatientName = page.Studies[0].PatientName
+		p := &page.Studies[0].Patient
+		ch.PatientName, ch.PatientBirthDate, ch.PatientSex = p.PatientName, p.PatientBirthDate, p.PatientSex
 	}
 	root := s.root(c)
 	token := linkToken(c)
@@ -245,6 +262,16 @@ func (s *Service) chartStudy(root, token string, st *index.Study, line string) C
 // chartStudies answers GET /emr/v1/patients/{patientID}/studies.
 func (s *Service) chartStudies(c echo.Context) error {
 	ch, err := s.chart(c, false)
+	var me *mergedError
+	if errors.As(err, &me) {
+		if me.survivor == nil {
+			return mergedJSON(c, me)
+		}
+		c.Response().Header().Set("Cache-Control", "no-store")
+		return c.JSON(me.status(), &Chart{PatientID: me.patient.ID, Issuer: me.patient.Issuer, Studies: []ChartStudy{},
+			ServiceLineCounts: map[string]int{Radiology: 0, Cardiology: 0},
+			MergedInto:        &PatientRef{PatientID: me.survivor.ID, Issuer: me.survivor.Issuer}, Notice: me.text()})
+	}
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,8 @@
 package emr
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/url"
@@ -99,6 +101,10 @@ func (s *Service) Guard(next echo.HandlerFunc) echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
+		if scope == nil && reason == reasonMerged {
+			audit("merged", claims, reason)
+			return s.refuseMerged(c)
+		}
 		if scope == nil {
 			audit("out of scope", claims, reason)
 			return s.refuse(c, http.StatusForbidden, "This link does not open these images", "The link was issued for other images. Open them from the patient's chart.")
@@ -134,7 +140,7 @@ func (s *Service) scopeFor(c echo.Context, claims *links.Claims) (*index.Scope, 
 		if err != nil || !claims.AllowsPatient(pid, q.Get("issuer")) {
 			return nil, "another patient, or not a patient link", nil
 		}
-		return &index.Scope{Patient: &index.PatientKey{ID: pid, Issuer: q.Get("issuer")}}, "", nil
+		return s.patientScope(req.Context(), index.PatientKey{ID: pid, Issuer: q.Get("issuer")})
 	}
 	switch claims.Scope {
 	case links.ScopeStudy:
@@ -148,7 +154,15 @@ func (s *Service) scopeFor(c echo.Context, claims *links.Claims) (*index.Scope, 
 			if err != nil {
 				return nil, "", err
 			}
-			if len(res.Studies) != 1 || !claims.AllowsStudy(study, res.Studies[0].PatientID, res.Studies[0].IssuerOfPatientID) {
+			if len(res.Studies) != 1 {
+				return nil, "a study of another patient, or no such study", nil
+			}
+			if !claims.AllowsStudy(study, res.Studies[0].PatientID, res.Studies[0].IssuerOfPatientID) {
+				// A study filed under a survivor by a merge: the link may be one for the
+				// record it came from, merged away.
+				if merged, err := s.linkOfMerged(req.Context(), claims, study); err != nil || merged {
+					return nil, reasonMerged, err
+				}
 				return nil, "a study of another patient, or no such study", nil
 			}
 			st := res.Studies[0]
@@ -162,9 +176,69 @@ func (s *Service) scopeFor(c echo.Context, claims *links.Claims) (*index.Scope, 
 		if pid == "" || !claims.AllowsPatient(pid, issuer) {
 			return nil, "a search that does not name the link's patient", nil
 		}
-		return &index.Scope{Patient: &index.PatientKey{ID: pid, Issuer: issuer}}, "", nil
+		return s.patientScope(req.Context(), index.PatientKey{ID: pid, Issuer: issuer})
 	}
 	return nil, "unknown scope", nil
+}
+
+// reasonMerged is the reason scopeFor gives for a patient link whose patient record was
+// merged into another one.
+const reasonMerged = "patient record merged"
+
+// patientScope is the scope of a patient link for the patient k (the pair the link's
+// digest names), or reasonMerged when k's record was merged away: the link is refused,
+// never widened to the survivor's studies (and the survivor is not named).
+func (s *Service) patientScope(ctx context.Context, k index.PatientKey) (*index.Scope, string, error) {
+	if _, merged, err := resolve(ctx, s.identity(), k); err != nil || merged {
+		return nil, reasonMerged, err
+	}
+	return &index.Scope{Patient: &k}, "", nil
+}
+
+// linkOfMerged reports whether a patient link's digest names the patient a study was
+// stored under (the Patient ID and issuer of its objects as received) and that record
+// was merged away: the study now belongs to the survivor, the link to a record no longer
+// used. It reads one instance of the study; it runs only for a request about to be
+// refused.
+func (s *Service) linkOfMerged(ctx context.Context, claims *links.Claims, study string) (bool, error) {
+	id := s.identity()
+	if id == nil || claims.Scope != links.ScopePatient {
+		return false, nil
+	}
+	res, err := s.Index.Find(ctx, index.Query{Level: index.ImageLevel, Limit: 1, WithMetadata: true, Filters: []index.Filter{{Tag: dcm.TagStudyInstanceUID, Value: study}}})
+	if err != nil || len(res.Instances) == 0 {
+		return false, err
+	}
+	var md map[string]struct {
+		Value []json.RawMessage `json:"Value"`
+	}
+	if json.Unmarshal(res.Instances[0].Metadata, &md) != nil {
+		return false, nil
+	}
+	str := func(tag string) string {
+		var v string
+		if a := md[tag].Value; len(a) > 0 && json.Unmarshal(a[0], &v) == nil {
+			return strings.TrimSpace(v)
+		}
+		return ""
+	}
+	k := index.PatientKey{ID: str("00100020"), Issuer: str("00100021")}
+	if k.ID == "" || !claims.AllowsPatient(k.ID, k.Issuer) {
+		return false, nil
+	}
+	_, merged, err := resolve(ctx, id, k)
+	return merged, err
+}
+
+// refuseMerged refuses a patient link whose patient record was merged into another one:
+// a page for people, JSON with the reason ReasonPatientMerged for the APIs. It names
+// no identifier.
+func (s *Service) refuseMerged(c echo.Context) error {
+	p := c.Request().URL.Path
+	if strings.HasPrefix(p, "/viewer") || strings.HasSuffix(p, "/chart") {
+		return s.mergedPage(c, &mergedError{}, "")
+	}
+	return mergedJSON(c, &mergedError{})
 }
 
 // refuse answers a refused request: an HTML page for pages people look at (the widget,

@@ -2,6 +2,7 @@ package emr
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -23,10 +24,12 @@ type iidError struct {
 	code  int
 	title string
 	text  string
+	// merged, when set, is the answer instead: the patient record was merged away.
+	merged *mergedError
 }
 
 func badIID(format string, args ...any) *iidError {
-	return &iidError{http.StatusBadRequest, "The image display request is not valid", fmt.Sprintf(format, args...)}
+	return &iidError{code: http.StatusBadRequest, title: "The image display request is not valid", text: fmt.Sprintf(format, args...)}
 }
 
 // parseCX splits an HL7 CX patient identifier (ID^^^Issuer, ID^^^&OID&ISO,
@@ -66,6 +69,13 @@ func iidDate(v string) (date, tm string, ok bool) {
 // 400 for parameters, 404 when nothing matches.
 func (s *Service) invokeImageDisplay(c echo.Context) error {
 	uids, opts, ierr := s.resolveIID(c)
+	if ierr != nil && ierr.merged != nil {
+		link := ""
+		if sv := ierr.merged.survivor; sv != nil {
+			link = "/IHEInvokeImageDisplay?" + url.Values{"requestType": {"PATIENT"}, "patientID": {cx(*sv)}}.Encode()
+		}
+		return s.mergedPage(c, ierr.merged, link)
+	}
 	if ierr != nil {
 		if ierr.code == http.StatusServiceUnavailable {
 			s.log().Warn("emr: IID lookup failed", "err", ierr.text)
@@ -341,14 +351,14 @@ func (s *Service) resolveIID(c echo.Context) ([]string, iidOptions, *iidError) {
 func (s *Service) findStudies(ctx context.Context, q index.Query) ([]index.Study, *iidError) {
 	res, err := s.Index.Find(ctx, q)
 	if err != nil {
-		return nil, &iidError{http.StatusServiceUnavailable, "The images cannot be shown right now", err.Error()}
+		return nil, &iidError{code: http.StatusServiceUnavailable, title: "The images cannot be shown right now", text: err.Error()}
 	}
 	return res.Studies, nil
 }
 
 // noStudy is the page of a STUDY request that finds nothing.
 func noStudy() *iidError {
-	return &iidError{http.StatusNotFound, "No images found", "The archive has no study with the given identifiers. The images may not have arrived yet."}
+	return &iidError{code: http.StatusNotFound, title: "No images found", text: "The archive has no study with the given identifiers. The images may not have arrived yet."}
 }
 
 // studiesByUID resolves a list of Study Instance UIDs with one index query, keeping
@@ -412,6 +422,14 @@ func (s *Service) patientStudies(ctx context.Context, r *iidRequest) ([]string, 
 	if r.modalities != nil {
 		filters = append(filters, index.Filter{Tag: dcm.TagModalitiesInStudy, Value: strings.Join(r.modalities, `\`)})
 	}
+	// A record merged away opens nothing: the page says so (to an unscoped caller, where
+	// its studies are now), never the survivor's studies under the old identifier.
+	var me *mergedError
+	if err := s.checkMerged(ctx, r.patient); errors.As(err, &me) {
+		return nil, &iidError{merged: me}
+	} else if err != nil {
+		return nil, &iidError{code: http.StatusServiceUnavailable, title: "The images cannot be shown right now", text: err.Error()}
+	}
 	// The pair (ID, issuer) identifies the patient exactly, in the index query; the
 	// query reads at most one study more than a request may open.
 	pctx := index.WithScope(ctx, index.Scope{Patient: &r.patient})
@@ -439,7 +457,7 @@ func (s *Service) patientStudies(ctx context.Context, r *iidRequest) ([]string, 
 		return nil, badIID("More than %d studies of this patient match; narrow the request with mostRecentResults, lowerDateTime and upperDateTime, or modalitiesInStudy.", max)
 	}
 	if len(uids) == 0 {
-		return nil, &iidError{http.StatusNotFound, "No images found", "The archive has no study of this patient that matches the request."}
+		return nil, &iidError{code: http.StatusNotFound, title: "No images found", text: "The archive has no study of this patient that matches the request."}
 	}
 	return uids, nil
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/lumenpacs/lumen/dcm"
+	"github.com/lumenpacs/lumen/emr/internal/valid"
 	"github.com/lumenpacs/lumen/emr/links"
 	"github.com/lumenpacs/lumen/index"
 )
@@ -79,8 +80,19 @@ func (s *Service) mint(c echo.Context) error {
 		}
 		subject = req.StudyInstanceUID
 	case links.ScopePatient:
-		if req.PatientID == "" || len(req.PatientID) > 64 || len(req.Issuer) > 64 || req.StudyInstanceUID != "" {
-			return echo.NewHTTPError(http.StatusBadRequest, "a patient link needs patientID (at most 64 characters), optionally issuerOfPatientID, and no studyInstanceUID")
+		if !valid.PatientID(req.PatientID) || !valid.Issuer(req.Issuer) || req.StudyInstanceUID != "" {
+			return echo.NewHTTPError(http.StatusBadRequest, "a patient link needs patientID (1 to 64 characters of text, no control characters), optionally issuerOfPatientID (at most 64), and no studyInstanceUID")
+		}
+		// A record merged away is not used any more (IHE PAM): a link for it would open
+		// nothing, or, followed, another identifier's studies. The minter is told where
+		// the studies are now; it mints for that identifier if it means to.
+		if survivor, merged, err := resolve(ctx, s.identity(), index.PatientKey{ID: req.PatientID, Issuer: req.Issuer}); err != nil {
+			return err
+		} else if merged {
+			me := &mergedError{patient: index.PatientKey{ID: req.PatientID, Issuer: req.Issuer}, survivor: &survivor}
+			s.log().Info("audit: link mint refused", "remote", c.RealIP(), "reason", ReasonPatientMerged)
+			return c.JSON(http.StatusConflict, map[string]any{"error": mergedTitle + ": " + me.text() + " Mint the link for the surviving patient.",
+				"reason": ReasonPatientMerged, "mergedInto": PatientRef{PatientID: survivor.ID, Issuer: survivor.Issuer}})
 		}
 		subject = links.PatientDigest(req.PatientID, req.Issuer)
 	default:

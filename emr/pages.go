@@ -3,6 +3,7 @@ package emr
 import (
 	"bytes"
 	"embed"
+	"errors"
 	"html/template"
 	"net/http"
 	"strings"
@@ -90,6 +91,14 @@ type tab struct {
 func (s *Service) chartWidget(c echo.Context) error {
 	selected := strings.ToLower(c.QueryParam("service"))
 	ch, err := s.chart(c, true)
+	var me *mergedError
+	if errors.As(err, &me) {
+		link := ""
+		if me.survivor != nil {
+			link = chartPath(*me.survivor, "chart")
+		}
+		return s.mergedPage(c, me, link)
+	}
 	if err != nil {
 		if he, ok := err.(*echo.HTTPError); ok {
 			msg, _ := he.Message.(string)

@@ -16,7 +16,10 @@ import (
 	"github.com/lumenpacs/lumen/index"
 )
 
-// Index is what the service needs from the index.
+// Index is what the service needs from the index. When the value also implements
+// index.Identity (the index owns patient records), merged-away patients are detected on
+// every surface (ResolvePatient): their charts, IID requests and patient links are
+// answered as merged, never widened to the survivor; without it nothing is ever merged.
 type Index interface {
 	Find(ctx context.Context, q index.Query) (*index.Result, error)
 }

@@ -103,7 +103,7 @@ type BundleLink struct {
 
 // BundleEntry is one resource of a Bundle.
 type BundleEntry struct {
-	FullURL  string       `json:"fullUrl"`
+	FullURL  string       `json:"fullUrl,omitempty"`
 	Resource any          `json:"resource"`
 	Search   *EntrySearch `json:"search,omitempty"`
 }
@@ -124,4 +124,33 @@ type Issue struct {
 	Severity    string `json:"severity"`
 	Code        string `json:"code"`
 	Diagnostics string `json:"diagnostics,omitempty"`
+}
+
+// Patient is the R4 Patient resource.
+type Patient struct {
+	ResourceType string        `json:"resourceType"`
+	ID           string        `json:"id"`
+	Identifier   []Identifier  `json:"identifier,omitempty"`
+	Active       *bool         `json:"active,omitempty"`
+	Name         []HumanName   `json:"name,omitempty"`
+	Gender       string        `json:"gender,omitempty"`
+	BirthDate    string        `json:"birthDate,omitempty"`
+	Link         []PatientLink `json:"link,omitempty"`
+}
+
+// HumanName is a person's name.
+type HumanName struct {
+	Use    string   `json:"use,omitempty"`
+	Text   string   `json:"text,omitempty"`
+	Family string   `json:"family,omitempty"`
+	Given  []string `json:"given,omitempty"`
+	Prefix []string `json:"prefix,omitempty"`
+	Suffix []string `json:"suffix,omitempty"`
+}
+
+// PatientLink is Patient.link: another record of the same person (type replaced-by: the
+// record that replaces this one after a merge).
+type PatientLink struct {
+	Other Reference `json:"other"`
+	Type  string    `json:"type"`
 }

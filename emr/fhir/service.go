@@ -19,7 +19,9 @@ import (
 	"github.com/lumenpacs/lumen/index"
 )
 
-// Index is what the service needs from the index.
+// Index is what the service needs from the index. When the value also implements
+// index.Identity, merged-away patients are detected (Patient replaced-by, searches and
+// callers limited to such a patient).
 type Index interface {
 	Find(ctx context.Context, q index.Query) (*index.Result, error)
 }
@@ -90,6 +92,7 @@ func (s *Service) Register(e *echo.Echo) {
 	e.GET("/fhir/ImagingStudy", s.search)
 	e.GET("/fhir/ImagingStudy/:id", s.read)
 	e.GET("/fhir/Endpoint/:id", s.endpoint)
+	e.GET("/fhir/Patient/:id", s.readPatient)
 }
 
 // write sends a FHIR resource.
@@ -147,6 +150,11 @@ func (s *Service) read(c echo.Context) error {
 		return outcome(c, http.StatusNotFound, "not-found", "ImagingStudy ids are Study Instance UIDs")
 	}
 	ctx := c.Request().Context()
+	if merged, err := s.scopeMerged(ctx); err != nil {
+		return s.failed(c, err)
+	} else if merged {
+		return refuseMerged(c)
+	}
 	res, err := s.Index.Find(ctx, index.Query{Level: index.StudyLevel, Filters: []index.Filter{{Tag: dcm.TagStudyInstanceUID, Value: id}}})
 	if err != nil {
 		return s.failed(c, err)
@@ -264,10 +272,7 @@ func (s *Service) imagingStudies(ctx context.Context, c echo.Context, studies []
 		for _, m := range st.ModalitiesInStudy {
 			is.Modality = append(is.Modality, Coding{System: SystemDCM, Code: m})
 		}
-		is.Subject = Reference{Identifier: &Identifier{System: issuerSystem(st.IssuerOfPatientID), Value: st.PatientID}}
-		if st.IssuerOfPatientID == "" && fhirID.MatchString(st.PatientID) {
-			is.Subject.Reference = "Patient/" + st.PatientID
-		}
+		is.Subject = subjectOf(&st.Patient)
 		if st.ReferringPhysicianName != "" {
 			is.Referrer = &Reference{Display: personDisplay(st.ReferringPhysicianName)}
 		}
@@ -301,6 +306,29 @@ func (s *Service) search(c echo.Context) error {
 	// Every parameter is a condition of the index query: the index pages, sorts and
 	// counts (up to maxMatches), so a search reads its page and nothing more.
 	ctx := c.Request().Context()
+	if merged, err := s.scopeMerged(ctx); err != nil {
+		return s.failed(c, err)
+	} else if merged {
+		return refuseMerged(c)
+	}
+	// A search for a patient record merged away matches nothing (its studies are the
+	// survivor's); the bundle says so in an outcome entry, naming the survivor to an
+	// unscoped caller.
+	var mergedNote *OperationOutcome
+	if q.patient != nil && !q.noPatient {
+		survivor, merged, err := s.resolve(ctx, *q.patient)
+		if err != nil {
+			return s.failed(c, err)
+		}
+		if merged {
+			text := "the patient record searched for was merged into another one"
+			if len(index.Scopes(ctx)) == 0 {
+				text = "patient " + q.patient.ID + " (" + orNone(issuerSystem(q.patient.Issuer)) + ") was merged into patient " + survivor.ID +
+					" (" + orNone(issuerSystem(survivor.Issuer)) + "); its studies are found under that patient"
+			}
+			mergedNote = &OperationOutcome{ResourceType: "OperationOutcome", Issue: []Issue{{Severity: "warning", Code: "informational", Diagnostics: text}}}
+		}
+	}
 	if q.patient != nil {
 		// The pair (ID, issuer) identifies the patient, exactly.
 		ctx = index.WithScope(ctx, index.Scope{Patient: q.patient})
@@ -330,6 +358,9 @@ func (s *Service) search(c echo.Context) error {
 	}
 	for _, is := range list {
 		b.Entry = append(b.Entry, BundleEntry{FullURL: self + "/" + is.ID, Resource: is, Search: &EntrySearch{Mode: "match"}})
+	}
+	if mergedNote != nil {
+		b.Entry = append(b.Entry, BundleEntry{Resource: mergedNote, Search: &EntrySearch{Mode: "outcome"}})
 	}
 	if q.include && len(list) > 0 {
 		b.Entry = append(b.Entry, BundleEntry{FullURL: s.root(c) + "/fhir/Endpoint/" + EndpointID, Resource: s.endpointResource(c), Search: &EntrySearch{Mode: "include"}})
@@ -621,6 +652,8 @@ func (s *Service) metadata(c echo.Context) error {
 					},
 				},
 				{"type": "Endpoint", "interaction": []map[string]string{{"code": "read"}}},
+				{"type": "Patient", "interaction": []map[string]string{{"code": "read"}},
+					"documentation": "Patient/<PatientID> for patients without an issuer: the demographics of the archive's patient record; a record merged into another one is inactive with a replaced-by link"},
 			},
 		}},
 	}
@@ -644,4 +677,12 @@ func personDisplay(pn string) string {
 		return groups[0]
 	}
 	return groups[0] + " (" + strings.Join(groups[1:], ", ") + ")"
+}
+
+// orNone is v, or "no issuer" when v is empty.
+func orNone(v string) string {
+	if v == "" {
+		return "no issuer"
+	}
+	return v
 }
