@@ -154,7 +154,6 @@ func outputSyntax(param, stored string) (ts string, fallback, ok bool) {
 	return stored, false, true
 }
 
-
 // prepare opens the conversion of an instance to ts (to its stored syntax when
 // fallback and the conversion cannot be done): transcode.Prepare, which parses the
 // header and decodes the first frame, so that a conversion that cannot be done fails
