@@ -205,7 +205,7 @@ func (s *Service) linkOfMerged(ctx context.Context, claims *links.Claims, study 
 	if id == nil || claims.Scope != links.ScopePatient {
 		return false, nil
 	}
-	res, err := s.Index.Find(ctx, index.Query{Level: index.ImageLevel, Limit: 1, WithMetadata: true, Filters: []index.Filter{{Tag: dcm.TagStudyInstanceUID, Value: study}}})
+	res, err := s.Index.Find(ctx, index.Query{Level: index.ImageLevel, Limit: 1, WithMetadata: true, Uncorrected: true, Filters: []index.Filter{{Tag: dcm.TagStudyInstanceUID, Value: study}}})
 	if err != nil || len(res.Instances) == 0 {
 		return false, err
 	}

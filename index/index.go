@@ -177,6 +177,10 @@ type Query struct {
 	// WithMetadata, at ImageLevel, also loads each instance's Metadata, PixelLayout and
 	// Bulk (left nil otherwise, as they are large).
 	WithMetadata bool
+	// Uncorrected, with WithMetadata, loads the Metadata as received, without the
+	// corrections of the records (Instance.CorrectMetadata): for the archive's own
+	// checks of where an object came from, never to answer a caller.
+	Uncorrected bool
 	// Reverse reverses the order of the results: oldest study first (and, within a
 	// study, the last series and instance first).
 	Reverse bool

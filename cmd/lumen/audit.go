@@ -21,6 +21,15 @@ func httpAction(method, route string) string {
 		return "send"
 	case strings.HasPrefix(route, "/api/v1/audit"):
 		return "audit-search"
+	case route == "/api/v1/rejections/restore":
+		return "reject-restore"
+	case route == "/api/v1/rejections/purge":
+		return "reject-purge"
+	case route == "/api/v1/rejections":
+		if method == http.MethodPost {
+			return "reject"
+		}
+		return "reject-read"
 	case strings.HasPrefix(route, "/api/v1/quarantine"):
 		switch method {
 		case http.MethodPost:

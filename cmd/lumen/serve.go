@@ -231,6 +231,7 @@ func serve(ctx context.Context, c *Config, log *slog.Logger, ready chan<- listen
 	}
 	web.Register(e)
 	(&admin.Quarantine{Ingest: b.pipeline, Logger: log}).Register(e)
+	(&admin.Rejections{Ingest: b.pipeline, Logger: log}).Register(e)
 	chart.Register(e)
 	(&fhir.Service{Index: b.index, DICOMwebBase: c.DICOMweb.BasePath, PublicURL: c.DICOMweb.PublicURL, AllowedHosts: c.DICOMweb.AllowedHosts,
 		MaxMatches: c.EMR.FHIRMaxMatches, Logger: log}).Register(e)

@@ -315,7 +315,7 @@ func (x *DB) Find(ctx context.Context, q index.Query) (*index.Result, error) {
 			res.Series = append(res.Series, se)
 		}
 	case index.ImageLevel:
-		list, err := scanInstances(rows)
+		list, err := scanInstances(rows, !q.Uncorrected)
 		if err != nil {
 			return nil, fmt.Errorf("index: find: %w", err)
 		}
@@ -359,7 +359,9 @@ func (ss *seriesScan) finish(se *index.Series) {
 	}
 }
 
-func scanInstances(rows *sql.Rows) ([]index.Instance, error) {
+// scanInstances reads instance rows; correct applies the records' corrections to the
+// metadata (Instance.CorrectMetadata).
+func scanInstances(rows *sql.Rows, correct bool) ([]index.Instance, error) {
 	defer rows.Close()
 	var out []index.Instance
 	for rows.Next() {
@@ -385,11 +387,14 @@ func scanInstances(rows *sql.Rows) ([]index.Instance, error) {
 		if meta.Valid {
 			// The record's corrections (patient module, moved study) show in the
 			// metadata of every surface that reads it.
-			m, err := in.CorrectMetadata([]byte(meta.String))
-			if err != nil {
-				return nil, fmt.Errorf("instance %s: %w", in.SOPInstanceUID, err)
+			in.Metadata = []byte(meta.String)
+			if correct {
+				m, err := in.CorrectMetadata(in.Metadata)
+				if err != nil {
+					return nil, fmt.Errorf("instance %s: %w", in.SOPInstanceUID, err)
+				}
+				in.Metadata = m
 			}
-			in.Metadata = m
 		}
 		if layout.Valid {
 			in.PixelLayout = []byte(layout.String)

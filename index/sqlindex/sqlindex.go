@@ -314,7 +314,7 @@ func (x *DB) remove(ctx context.Context, tx *sql.Tx, sopUID string) (*index.Inst
 	if err != nil {
 		return nil, err
 	}
-	list, err := scanInstances(rows)
+	list, err := scanInstances(rows, true)
 	if err != nil {
 		return nil, err
 	}
@@ -435,7 +435,7 @@ func (x *DB) oneInstance(ctx context.Context, where string, arg string) (*index.
 	if err != nil {
 		return nil, fmt.Errorf("index: instance %s: %w", arg, err)
 	}
-	list, err := scanInstances(rows)
+	list, err := scanInstances(rows, true)
 	if err != nil {
 		return nil, fmt.Errorf("index: instance %s: %w", arg, err)
 	}
