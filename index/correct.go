@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -133,24 +134,43 @@ func asciiText(d *dcm.Dataset, skip map[dcm.Tag]bool) bool {
 // being in tag order, as dcm.Dataset.JSON writes them, and reads meta only up to the
 // Study Instance UID.
 func (in *Instance) CorrectMetadata(meta []byte) ([]byte, error) {
+	var c MetadataCorrector
+	return c.Correct(in, meta)
+}
+
+// MetadataCorrector corrects the metadata of many instances (Instance.CorrectMetadata),
+// encoding the members of each patient record and study once. The zero value is ready;
+// it is not safe for concurrent use.
+type MetadataCorrector struct {
+	key  [6]recordValue
+	repl map[string][]byte
+	keys []string // of repl, sorted
+}
+
+// Correct is Instance.CorrectMetadata.
+func (c *MetadataCorrector) Correct(in *Instance, meta []byte) ([]byte, error) {
 	if !in.Corrected || len(meta) == 0 {
 		return meta, nil
 	}
-	var ds dcm.Dataset
-	ds.Set(dcm.NewString(dcm.TagSpecificCharacterSet, "CS", "ISO_IR 192"))
-	for _, v := range in.recordValues() {
-		ds.Set(dcm.NewString(v.tag, v.vr, v.value))
+	vals := in.recordValues()
+	if c.repl == nil || vals != c.key {
+		var ds dcm.Dataset
+		ds.Set(dcm.NewString(dcm.TagSpecificCharacterSet, "CS", "ISO_IR 192"))
+		for _, v := range vals {
+			ds.Set(dcm.NewString(v.tag, v.vr, v.value))
+		}
+		js, _, err := ds.JSON(nil)
+		if err != nil {
+			return nil, err
+		}
+		repl, err := jsonMembers(js, "")
+		if err != nil {
+			return nil, err
+		}
+		delete(repl, "00080005")
+		c.key, c.repl, c.keys = vals, repl, slices.Sorted(maps.Keys(repl))
 	}
-	js, _, err := ds.JSON(nil)
-	if err != nil {
-		return nil, err
-	}
-	repl, err := jsonMembers(js, "")
-	if err != nil {
-		return nil, err
-	}
-	delete(repl, "00080005")
-	return spliceMembers(meta, repl)
+	return spliceMembers(meta, c.repl, c.keys)
 }
 
 // jsonMember is one top-level member of a JSON object: its key and where the member
@@ -175,23 +195,16 @@ func jsonMembers(b []byte, stop string) (map[string][]byte, error) {
 }
 
 // spliceMembers replaces or inserts, in tag order, the members of repl ("key":value
-// texts keyed by tag) in the JSON object meta.
-func spliceMembers(meta []byte, repl map[string][]byte) ([]byte, error) {
-	last := ""
-	for k := range repl {
-		last = max(last, k)
+// texts keyed by tag, keys sorted) in the JSON object meta, in one pass that stops
+// reading members once the last key of repl is passed (the rest is copied).
+func spliceMembers(meta []byte, repl map[string][]byte, keys []string) ([]byte, error) {
+	bad := errors.New("index: metadata is not a JSON object")
+	i := skipSpace(meta, 0)
+	if i >= len(meta) || meta[i] != '{' {
+		return nil, bad
 	}
-	list, err := scanMembers(meta, last)
-	if err != nil {
-		return nil, err
-	}
-	keys := make([]string, 0, len(repl))
-	for k := range repl {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
+	i++
 	out := make([]byte, 0, len(meta)+256)
-	pos := 1 // after '{'
 	out = append(out, '{')
 	first := true
 	emit := func(b []byte) {
@@ -201,25 +214,60 @@ func spliceMembers(meta []byte, repl map[string][]byte) ([]byte, error) {
 		first = false
 		out = append(out, b...)
 	}
-	i := 0
-	for _, m := range list {
-		for i < len(keys) && keys[i] < m.key {
-			emit(repl[keys[i]])
-			i++
+	k := 0
+	for {
+		i = skipSpace(meta, i)
+		if i < len(meta) && meta[i] == '}' {
+			break
 		}
-		if i < len(keys) && keys[i] == m.key {
-			emit(repl[keys[i]])
-			i++
+		if i >= len(meta) || meta[i] != '"' {
+			return nil, bad
+		}
+		start := i
+		j, err := skipString(meta, i)
+		if err != nil {
+			return nil, bad
+		}
+		key := meta[i+1 : j-1]
+		i = skipSpace(meta, j)
+		if i >= len(meta) || meta[i] != ':' {
+			return nil, bad
+		}
+		if i, err = skipValue(meta, skipSpace(meta, i+1)); err != nil {
+			return nil, bad
+		}
+		for k < len(keys) && keys[k] < string(key) {
+			emit(repl[keys[k]])
+			k++
+		}
+		if k < len(keys) && keys[k] == string(key) {
+			emit(repl[keys[k]])
+			k++
 		} else {
-			emit(meta[m.start:m.end])
+			emit(meta[start:i])
 		}
-		pos = m.end
+		i = skipSpace(meta, i)
+		switch {
+		case i < len(meta) && meta[i] == ',':
+			i++
+			if k == len(keys) {
+				// Every correction is in: the other members follow as they are.
+				rest := bytes.TrimRight(meta[i:], " \t\r\n")
+				if len(rest) == 0 || rest[len(rest)-1] != '}' {
+					return nil, bad
+				}
+				out = append(out, ',')
+				return append(out, rest...), nil
+			}
+		case i < len(meta) && meta[i] == '}':
+		default:
+			return nil, bad
+		}
 	}
-	for ; i < len(keys); i++ {
-		emit(repl[keys[i]])
+	for ; k < len(keys); k++ {
+		emit(repl[keys[k]])
 	}
-	// The rest of the object, after the last member read.
-	return append(out, bytes.TrimLeft(meta[pos:], " \t\r\n")...), nil
+	return append(out, '}'), nil
 }
 
 // scanMembers lists the top-level members of the JSON object b in order, up to and
@@ -278,13 +326,16 @@ func skipSpace(b []byte, i int) int {
 
 // skipString returns the index after the JSON string starting at b[i] == '"'.
 func skipString(b []byte, i int) (int, error) {
-	for i++; i < len(b); i++ {
-		switch b[i] {
-		case '\\':
-			i++
-		case '"':
-			return i + 1, nil
+	for i++; i < len(b); {
+		q := bytes.IndexByte(b[i:], '"')
+		if q < 0 {
+			break
 		}
+		e := bytes.IndexByte(b[i:i+q], '\\')
+		if e < 0 {
+			return i + q + 1, nil
+		}
+		i += e + 2 // past the escape and the character it escapes
 	}
 	return 0, errors.New("unterminated string")
 }
@@ -298,15 +349,21 @@ func skipValue(b []byte, i int) (int, error) {
 	case '"':
 		return skipString(b, i)
 	case '{', '[':
-		depth := 0
+		// One tight pass: the state is the nesting depth and whether in a string.
+		depth, inString := 0, false
 		for ; i < len(b); i++ {
-			switch b[i] {
-			case '"':
-				j, err := skipString(b, i)
-				if err != nil {
-					return 0, err
+			c := b[i]
+			if inString {
+				if c == '\\' {
+					i++
+				} else if c == '"' {
+					inString = false
 				}
-				i = j - 1
+				continue
+			}
+			switch c {
+			case '"':
+				inString = true
 			case '{', '[':
 				depth++
 			case '}', ']':

@@ -124,3 +124,22 @@ func TestCorrectMetadata(t *testing.T) {
 		t.Fatal("broken metadata accepted")
 	}
 }
+
+// BenchmarkCorrectMetadata corrects a CT-sized metadata object (the per-instance cost
+// of WADO-RS metadata and QIDO includefield=all for a corrected patient record).
+func BenchmarkCorrectMetadata(b *testing.B) {
+	extra := []*dcm.Element{}
+	for i := 0; i < 60; i++ {
+		extra = append(extra, dcm.NewString(dcm.Tag(0x00080100+uint32(i)), "LO", "some value of a header element"))
+		extra = append(extra, dcm.NewString(dcm.Tag(0x00180100+uint32(i)), "DS", "0.5"))
+	}
+	meta, _, _ := header("", extra...).JSON(nil)
+	in := record("Corrected^Name")
+	var c MetadataCorrector
+	b.SetBytes(int64(len(meta)))
+	for b.Loop() {
+		if _, err := c.Correct(in, meta); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -96,22 +96,7 @@ func openLoaded(b *testing.B, be string, n, per int) *lumenServer {
 		}
 		c.DIMSE.Addr = ""
 	})
-	var db *sql.DB
-	if be == "postgres" {
-		x, err := postgres.Open(context.Background(), s.c.Index.Postgres.DSN)
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { x.Close() })
-		db = x.SQL()
-	} else {
-		x, err := sqlite.Open(context.Background(), s.c.Index.SQLite.Path)
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { x.Close() })
-		db = x.SQL()
-	}
+	db := indexSQL(b, s, be)
 	t0 := time.Now()
 	if n > 0 {
 		loadStudies(b, db, be == "postgres", n)
@@ -122,6 +107,24 @@ func openLoaded(b *testing.B, be string, n, per int) *lumenServer {
 	}
 	b.Logf("%s: loaded %d studies, %d instances in %v", be, n, n*per, time.Since(t0).Round(time.Second))
 	return s
+}
+
+// indexSQL opens a second handle on the index of a running server (closed with b).
+func indexSQL(b *testing.B, s *lumenServer, be string) *sql.DB {
+	if be == "postgres" {
+		x, err := postgres.Open(context.Background(), s.c.Index.Postgres.DSN)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { x.Close() })
+		return x.SQL()
+	}
+	x, err := sqlite.Open(context.Background(), s.c.Index.SQLite.Path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { x.Close() })
+	return x.SQL()
 }
 
 // percentiles reports the p50 and p95 of latencies as metrics named prefix+"p50-ms" and
@@ -183,10 +186,14 @@ func BenchmarkQIDOStudyList(b *testing.B) {
 }
 
 // BenchmarkSeriesMetadata measures WADO-RS /series/{uid}/metadata for a series of
-// 1,000 CT instances stored through STOW-RS. Reports p50/p95 latency.
+// 1,000 CT instances stored through STOW-RS, as stored and with its patient record
+// corrected (an HL7 A08: every instance's metadata then carries the record's values,
+// index.Instance.CorrectMetadata), and the QIDO-RS instance list of that series with
+// includefield=all (read from the same metadata). Reports p50/p95 latency.
 func BenchmarkSeriesMetadata(b *testing.B) {
-	for _, be := range []string{"sqlite", "postgres"} {
-		b.Run(be, func(b *testing.B) {
+	for _, run := range []struct{ be, patient string }{{"sqlite", "stored"}, {"sqlite", "corrected"}, {"postgres", "stored"}, {"postgres", "corrected"}} {
+		be := run.be
+		b.Run(be+"/"+run.patient, func(b *testing.B) {
 			s := openLoaded(b, be, 0, 0)
 			objs, err := gen.CTSeries(gen.Options{Seed: 77}, 1000, 64, 64)
 			if err != nil {
@@ -207,17 +214,28 @@ func BenchmarkSeriesMetadata(b *testing.B) {
 				}
 				resp.Body.Close()
 			}
-			u := base + "/studies/" + objs[0].StudyUID + "/series/" + objs[0].SeriesUID + "/metadata"
+			if run.patient == "corrected" {
+				db := indexSQL(b, s, be)
+				q := `UPDATE patients SET name = 'Corrected^Name^Q', updated_at = 1`
+				if _, err := db.Exec(q); err != nil {
+					b.Fatal(err)
+				}
+			}
+			series := base + "/studies/" + objs[0].StudyUID + "/series/" + objs[0].SeriesUID
 			lat := make([]time.Duration, 0, b.N)
+			qlat := make([]time.Duration, 0, b.N)
 			size := 0
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				t0 := time.Now()
-				_, size = httpGet(b, u, "application/dicom+json")
-				lat = append(lat, time.Since(t0))
+				_, size = httpGet(b, series+"/metadata", "application/dicom+json")
+				t1 := time.Now()
+				httpGet(b, series+"/instances?includefield=all", "application/dicom+json")
+				lat, qlat = append(lat, t1.Sub(t0)), append(qlat, time.Since(t1))
 			}
 			b.StopTimer()
 			percentiles(b, lat, "")
+			percentiles(b, qlat, "qido-")
 			b.ReportMetric(float64(size)/1e6, "MB/answer")
 		})
 	}

@@ -364,6 +364,7 @@ func (ss *seriesScan) finish(se *index.Series) {
 func scanInstances(rows *sql.Rows, correct bool) ([]index.Instance, error) {
 	defer rows.Close()
 	var out []index.Instance
+	var corrector index.MetadataCorrector
 	for rows.Next() {
 		var in index.Instance
 		var sc studyScan
@@ -389,7 +390,7 @@ func scanInstances(rows *sql.Rows, correct bool) ([]index.Instance, error) {
 			// metadata of every surface that reads it.
 			in.Metadata = []byte(meta.String)
 			if correct {
-				m, err := in.CorrectMetadata(in.Metadata)
+				m, err := corrector.Correct(&in, in.Metadata)
 				if err != nil {
 					return nil, fmt.Errorf("instance %s: %w", in.SOPInstanceUID, err)
 				}
