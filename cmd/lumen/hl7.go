@@ -84,8 +84,10 @@ func (h *hl7Handler) HandleMessage(ctx context.Context, msg []byte, c mllp.ConnI
 	m, perr := hl7.Parse(msg)
 	var ack []byte
 	switch {
-	case perr == nil && m.Get("MSH-3.1").String() != "" && !h.peers.sender(m.Get("MSH-4.1").String(), m.Get("MSH-3.1").String(), c.RemoteAddr):
-		// docs/hl7.md §4 row 4: after the header is read, before the type is looked at.
+	case perr == nil && recommendedDelimiters(m.Delimiters()) && m.Get("MSH-3.1").String() != "" &&
+		!h.peers.sender(m.Get("MSH-4.1").String(), m.Get("MSH-3.1").String(), c.RemoteAddr):
+		// docs/hl7.md §4 row 4: after the header is checked (rows 2 and 3, which the ADT
+		// handler answers), before the type is looked at.
 		e := hl7.Errorf(hl7.Location{Segment: "MSH", Seq: 1, Field: 3}, hl7.CodeTableValue, "the sending application and facility are not allowed to send to this receiver from this host")
 		ack = hl7.Ack(m, hl7.AR, []*hl7.Error{e}, "LUMEN"+strconv.FormatInt(time.Now().UnixMilli(), 10)+"."+strconv.FormatUint(hl7AckSeq.Add(1), 10), time.Now()).Encode()
 		h.log.Info("hl7 message refused: sender not in hl7.peers", "conn", c.ID, "control_id", m.ControlID(), "ack", hl7.AR, "code", int(e.Code))
@@ -108,6 +110,13 @@ func (h *hl7Handler) HandleMessage(ctx context.Context, msg []byte, c mllp.ConnI
 	}
 	h.audit(ctx, m, c, code, errCode)
 	return ack
+}
+
+// recommendedDelimiters reports whether a message has the delimiters IHE requires
+// (the ADT handler refuses others, AR 102).
+func recommendedDelimiters(d hl7.Delimiters) bool {
+	enc := d.EncodingCharacters()
+	return d.Field == '|' && (enc == `^~\&` || enc == `^~\&#`)
 }
 
 // HandleTooLarge implements mllp.TooLargeHandler: the ADT handler's AR 207, audited.
