@@ -14,13 +14,16 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/lumenpacs/lumen/dcm/codec/openjpeg"
 	"github.com/lumenpacs/lumen/emr"
 	"github.com/lumenpacs/lumen/hl7"
 	"github.com/lumenpacs/lumen/hl7/mllp"
 	"github.com/lumenpacs/lumen/index"
+	"github.com/lumenpacs/lumen/index/sqlite"
 	"github.com/lumenpacs/lumen/testdata/gen"
 	"github.com/lumenpacs/lumen/testdata/tools"
 )
@@ -719,4 +722,113 @@ func BenchmarkHL7A08(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "msgs/s")
+}
+
+// buildCrashBinary builds lumen with the build tag lumen_crashhook (crashhook.go).
+func buildCrashBinary(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "lumen-crashhook")
+	tags := "lumen_crashhook"
+	if openjpeg.Available { // as TestMain builds lumenBin
+		tags += " openjpeg"
+	}
+	if out, err := exec.Command("go", "build", "-tags", tags, "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("building lumen with the crash hook: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// startHL7Binary runs `lumen serve` (bin) on dataDir with HL7 on hl7Addr, the extra
+// environment given, and waits until the HL7 port answers.
+func startHL7Binary(t *testing.T, bin, dataDir, hl7Addr string, env ...string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(bin, "serve", "--data-dir", dataDir, "--http-addr", "127.0.0.1:0", "--dimse-addr", "127.0.0.1:0", "--hl7-addr", hl7Addr)
+	cmd.Env = append(append(os.Environ(), "LUMEN_HL7_ISSUER="+hl7Issuer, "LUMEN_FSCK_ON_START=false"), env...)
+	var stderr syncBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for range 200 {
+		if c, err := net.Dial("tcp", hl7Addr); err == nil {
+			c.Close()
+			return cmd
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	t.Fatalf("lumen did not listen for HL7:\n%s", stderr.String())
+	return nil
+}
+
+// TestHL7CrashBeforeACK kills Lumen with SIGKILL between an ADT message's receipt and
+// its ACK (before the message is applied, and after it is committed), restarts it, and
+// has mllp_send send the message again, twice: it is applied exactly once (one patient
+// event) and both resends get the same AA (exactly-once by MSH-3, MSH-4, MSH-10).
+func TestHL7CrashBeforeACK(t *testing.T) {
+	tools.MLLPSend(t)
+	bin := buildCrashBinary(t)
+	for _, point := range []string{"received", "applied"} {
+		t.Run(point, func(t *testing.T) {
+			data := t.TempDir()
+			addr := freeAddr(t)
+			msg := adtMessage("A08", "CRASH-1", "HL7-C1", "Crash^Carl")
+			lumen := startHL7Binary(t, bin, data, addr, "LUMEN_TEST_HL7_CRASH="+point+":CRASH-1")
+			acks, _ := mllpSend(t, addr, msg)
+			err := lumen.Wait()
+			if len(acks) != 0 {
+				t.Fatalf("acknowledged before the crash: %+v", acks)
+			}
+			if ee, ok := err.(*exec.ExitError); !ok || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+				t.Fatalf("lumen was not killed at %s: %v", point, err)
+			}
+			// What the crash left: the message applied (and its ACK recorded) or not.
+			events := func() []index.PatientEvent {
+				t.Helper()
+				x, err := sqlite.Open(context.Background(), filepath.Join(data, "index.db"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer x.Close()
+				evs, err := x.PatientEvents(context.Background(), 0, 100)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return evs
+			}
+			if n, want := len(events()), map[string]int{"received": 0, "applied": 1}[point]; n != want {
+				t.Fatalf("killed at %s: %d patient events, want %d", point, n, want)
+			}
+
+			lumen = startHL7Binary(t, lumenBin, data, addr)
+			acks, err = mllpSend(t, addr, msg, msg)
+			lumen.Process.Signal(syscall.SIGTERM)
+			lumen.Wait()
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantAcks(t, acks, "CRASH-1 AA", "CRASH-1 AA")
+			if acks[0].raw != acks[1].raw {
+				t.Fatalf("the resend's ACK is not the one recorded:\n%q\n%q", acks[0].raw, acks[1].raw)
+			}
+
+			var got []string
+			for _, ev := range events() {
+				got = append(got, ev.Kind+" "+ev.Patient.ID+" "+ev.Patient.Issuer)
+			}
+			if len(got) != 1 || got[0] != "create HL7-C1 HOSP" {
+				t.Fatalf("patient events %q, want one create", got)
+			}
+			x, err := sqlite.Open(context.Background(), filepath.Join(data, "index.db"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer x.Close()
+			res, err := x.Find(context.Background(), index.Query{Level: index.PatientLevel})
+			if err != nil || len(res.Patients) != 1 || res.Patients[0].PatientName != "Crash^Carl" {
+				t.Fatalf("patients: %+v %v", res, err)
+			}
+		})
+	}
 }
