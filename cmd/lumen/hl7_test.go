@@ -832,3 +832,114 @@ func TestHL7CrashBeforeACK(t *testing.T) {
 		})
 	}
 }
+
+// TestHL7Config loads the hl7 and ingest keys, refuses bad ones, and checks that with
+// authentication on the HL7 listener needs its peers' hosts, client certificates, or
+// hl7.allow_unauthenticated.
+func TestHL7Config(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "lumen.yaml")
+	os.WriteFile(file, []byte(`
+hl7:
+  addr: "127.0.0.1:2575"
+  issuer: HOSP
+  processing_ids: [P, T]
+  peers:
+    - facility: HIS
+      application: ADT
+      host: 10.1.2.3
+    - facility: LAB
+      host: 10.1.0.0/16
+  max_conns: 16
+  idle_timeout: 1m
+ingest:
+  default_issuer: HOSP
+`), 0o644)
+	c, err := loadConfig(flagSet(t, "--config", file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.HL7.Addr != "127.0.0.1:2575" || c.HL7.Issuer != "HOSP" || len(c.HL7.ProcessingIDs) != 2 || len(c.HL7.Peers) != 2 ||
+		c.HL7.Peers[1].Host != "10.1.0.0/16" || c.HL7.MaxConns != 16 || c.HL7.MaxConnsPerHost != 8 || c.HL7.IdleTimeout != time.Minute ||
+		c.HL7.ReadTimeout != 30*time.Second || c.HL7.MaxMessageBytes != 1<<20 || c.Ingest.DefaultIssuer != "HOSP" {
+		t.Fatalf("hl7: %+v, ingest %+v", c.HL7, c.Ingest)
+	}
+	if d, err := loadConfig(flagSet(t)); err != nil || d.HL7.Addr != "" || d.HL7.TLSAddr != "" || fmt.Sprint(d.HL7.ProcessingIDs) != "[P]" {
+		t.Fatalf("defaults: HL7 must be off, processing IDs [P]: %+v %v", d.HL7, err)
+	}
+	for name, body := range map[string]string{
+		"processing ID":        "hl7:\n  processing_ids: [X]\n",
+		"empty peer":           "hl7:\n  peers:\n    - host: \"\"\n",
+		"bad host":             "hl7:\n  peers:\n    - host: \"10.0.0.0/99\"\n",
+		"tls without a cert":   "hl7:\n  tls_addr: \":2576\"\n",
+		"unknown key":          "hl7:\n  isuer: HOSP\n",
+		"negative message cap": "hl7:\n  max_message_bytes: -1\n",
+	} {
+		f := filepath.Join(dir, strings.ReplaceAll(name, " ", "_")+".yaml")
+		os.WriteFile(f, []byte(body), 0o644)
+		if _, err := loadConfig(flagSet(t, "--config", f)); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+
+	access := func(mutate func(*Config)) (string, error) {
+		c, err := loadConfig(flagSet(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Auth.Mode = "on"
+		c.HL7.Addr = ":2575"
+		mutate(c)
+		return c.hl7Access()
+	}
+	if _, err := access(func(*Config) {}); err == nil {
+		t.Error("auth on, no peers: accepted")
+	}
+	if _, err := access(func(c *Config) { c.HL7.Peers = []HL7PeerConfig{{Facility: "HIS"}} }); err == nil {
+		t.Error("auth on, a peer without host: accepted")
+	}
+	if w, err := access(func(c *Config) { c.HL7.Peers = []HL7PeerConfig{{Facility: "HIS", Host: "10.1.2.3"}} }); err != nil || w != "" {
+		t.Errorf("auth on, every peer with its host: %v %q", err, w)
+	}
+	if w, err := access(func(c *Config) { c.HL7.Addr, c.HL7.TLSAddr, c.HL7.TLSClientCA = "", ":2576", "ca.pem" }); err != nil || w != "" {
+		t.Errorf("auth on, TLS only with client certificates: %v %q", err, w)
+	}
+	if w, err := access(func(c *Config) { c.HL7.AllowUnauthenticated = true }); err != nil || w == "" {
+		t.Errorf("auth on, allow_unauthenticated: %v %q", err, w)
+	}
+	if w, err := access(func(c *Config) { c.Auth.Mode = "dev" }); err != nil || w == "" {
+		t.Errorf("dev, no peers: %v %q (want a warning)", err, w)
+	}
+}
+
+// TestHL7Peers: the host policy and the sender check of hl7.peers.
+func TestHL7Peers(t *testing.T) {
+	addr := func(ip string) net.Addr { return &net.TCPAddr{IP: net.ParseIP(ip), Port: 40000} }
+	p, err := newHL7Peers([]HL7PeerConfig{{Facility: "HIS", Application: "ADT", Host: "127.0.0.1"}, {Facility: "LAB", Host: "127.0.1.0/24"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		fac, app, ip string
+		host, sender bool
+	}{
+		{"HIS", "ADT", "127.0.0.1", true, true},
+		{"HIS", "ADT", "127.0.1.9", true, false}, // a listed host, but not this sender's
+		{"HIS", "LAB", "127.0.0.1", true, false},
+		{"LAB", "ANY", "127.0.1.9", true, true},
+		{"LAB", "ANY", "127.0.2.9", false, false},
+		{"CLINIC", "ADT", "127.0.0.1", true, false},
+	} {
+		if h, s := p.host(addr(c.ip)), p.sender(c.fac, c.app, addr(c.ip)); h != c.host || s != c.sender {
+			t.Errorf("%s|%s from %s: host %v sender %v, want %v %v", c.fac, c.app, c.ip, h, s, c.host, c.sender)
+		}
+	}
+	open, _ := newHL7Peers(nil)
+	if !open.host(addr("127.9.9.9")) || !open.sender("ANY", "ONE", addr("127.9.9.9")) {
+		t.Error("no peer list: everyone is refused")
+	}
+	named, _ := newHL7Peers([]HL7PeerConfig{{Application: "ADT", Host: "localhost"}})
+	if !named.host(addr("127.0.0.1")) || named.host(addr("127.0.0.2")) {
+		t.Error("a host name is not resolved")
+	}
+}
