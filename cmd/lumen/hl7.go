@@ -144,7 +144,7 @@ func ackOutcome(ack []byte) (code, errCode string) {
 	return code, a.Get("ERR-1.4.1").String()
 }
 
-// hl7Actions name the audit action of each event.
+// hl7Action names the audit action of a message, by its event.
 func hl7Action(m *hl7.Message) string {
 	if m == nil || m.Type() != "ADT" {
 		return "hl7"
