@@ -60,7 +60,7 @@ func openBackends(ctx context.Context, c *Config, log *slog.Logger, m *ingest.Me
 		return nil, fmt.Errorf("index (%s): %w", c.Index.Backend, err)
 	}
 	return &backends{store: st, index: ix, pipeline: &ingest.Pipeline{
-		Store: st, Index: ix, Duplicates: policy, Logger: log, Metrics: m,
+		Store: st, Index: ix, Duplicates: policy, Logger: log, Metrics: m, DefaultIssuer: c.Ingest.DefaultIssuer,
 		Jobs: forwardJobs(c.Forward.Rules), // every way in: DIMSE, STOW-RS, import
 	}}, nil
 }

@@ -31,6 +31,7 @@ type Config struct {
 	Fsck     FsckConfig     `koanf:"fsck"`
 	Import   ImportConfig   `koanf:"import"`
 	DIMSE    DIMSEConfig    `koanf:"dimse"`
+	HL7      HL7Config      `koanf:"hl7"`
 	DICOMweb DICOMwebConfig `koanf:"dicomweb"`
 	EMR      EMRConfig      `koanf:"emr"`
 	Forward  ForwardConfig  `koanf:"forward"`
@@ -157,6 +158,51 @@ type DIMSEConfig struct {
 	AllowUnauthenticated bool `koanf:"allow_unauthenticated"`
 }
 
+// HL7Config configures the HL7 v2 listener (MLLP): the ADT feed of the patient
+// records (docs/hl7.md).
+type HL7Config struct {
+	// Addr is the MLLP listen address (off unless set); TLSAddr, when set, an MLLP
+	// listener over TLS with TLSCert and TLSKey (PEM, reloaded when they change);
+	// TLSClientCA, when set, requires client certificates signed by it.
+	Addr        string `koanf:"addr"`
+	TLSAddr     string `koanf:"tls_addr"`
+	TLSCert     string `koanf:"tls_cert"`
+	TLSKey      string `koanf:"tls_key"`
+	TLSClientCA string `koanf:"tls_client_ca"`
+	// Issuer is the assigning authority whose identifier of PID-3 and MRG-1 is the
+	// patient's (identity.ADT.Issuer); it becomes the records' IssuerOfPatientID.
+	Issuer string `koanf:"issuer"`
+	// ProcessingIDs are the MSH-11 values accepted (HL7 Table 0103; default P).
+	ProcessingIDs []string `koanf:"processing_ids"`
+	// Peers are the senders allowed: a message from a sender (MSH-4, MSH-3) not
+	// listed, or from another host than its entry names, is answered AR 103; a
+	// connection from a host no entry names is closed. Empty: any sender from
+	// anywhere (logged at start; refused with auth.mode on unless
+	// AllowUnauthenticated).
+	Peers []HL7PeerConfig `koanf:"peers"`
+	// AllowUnauthenticated, with auth.mode on, lets the listener serve without a peer
+	// list whose every entry names its host, or TLS-only with client certificates.
+	AllowUnauthenticated bool `koanf:"allow_unauthenticated"`
+	// Limits (hl7/mllp.Server): connections overall and per remote host, the idle time
+	// between messages, the time one message may take to arrive and its ACK to be
+	// written, and the size of one message.
+	MaxConns        int           `koanf:"max_conns"`
+	MaxConnsPerHost int           `koanf:"max_conns_per_host"`
+	IdleTimeout     time.Duration `koanf:"idle_timeout"`
+	ReadTimeout     time.Duration `koanf:"read_timeout"`
+	WriteTimeout    time.Duration `koanf:"write_timeout"`
+	MaxMessageBytes int           `koanf:"max_message_bytes"`
+}
+
+// HL7PeerConfig is one allowed HL7 sender: its sending facility (MSH-4.1) and
+// application (MSH-3.1), and the host it connects from (an IP address, a CIDR range or
+// a host name). An empty field matches any value; an entry names at least one.
+type HL7PeerConfig struct {
+	Facility    string `koanf:"facility"`
+	Application string `koanf:"application"`
+	Host        string `koanf:"host"`
+}
+
 // ForwardConfig configures auto-forwarding on ingest.
 type ForwardConfig struct {
 	Rules []ForwardRule `koanf:"rules"`
@@ -267,6 +313,10 @@ type PostgresConfig struct {
 // IngestConfig configures the ingest pipeline.
 type IngestConfig struct {
 	Duplicates string `koanf:"duplicates"`
+	// DefaultIssuer is the IssuerOfPatientID the index files an object under when the
+	// object has none (the stored object is not changed): modalities rarely send one,
+	// while the ADT feed always names its assigning authority (usually hl7.issuer).
+	DefaultIssuer string `koanf:"default_issuer"`
 }
 
 // FsckConfig configures the start-up consistency check.
@@ -319,6 +369,7 @@ var defaults = map[string]any{
 	"index.sqlite.path":                 "",
 	"index.postgres.dsn":                "",
 	"ingest.duplicates":                 "quarantine",
+	"ingest.default_issuer":             "",
 	"fsck.on_start":                     true,
 	"fsck.days":                         2,
 	"fsck.repair":                       false,
@@ -346,6 +397,21 @@ var defaults = map[string]any{
 	"dimse.tls_peer_ca":                 "",
 	"dimse.transfer_syntaxes":           []any{},
 	"dimse.allow_unauthenticated":       false,
+	"hl7.addr":                          "",
+	"hl7.tls_addr":                      "",
+	"hl7.tls_cert":                      "",
+	"hl7.tls_key":                       "",
+	"hl7.tls_client_ca":                 "",
+	"hl7.issuer":                        "",
+	"hl7.processing_ids":                []any{"P"},
+	"hl7.peers":                         []any{},
+	"hl7.allow_unauthenticated":         false,
+	"hl7.max_conns":                     64,
+	"hl7.max_conns_per_host":            8,
+	"hl7.idle_timeout":                  "5m",
+	"hl7.read_timeout":                  "30s",
+	"hl7.write_timeout":                 "30s",
+	"hl7.max_message_bytes":             1 << 20,
 	"dicomweb.base_path":                "/dicom-web",
 	"dicomweb.public_url":               "",
 	"dicomweb.max_upload_bytes":         int64(4 << 30),
@@ -413,6 +479,7 @@ func envKeys() map[string]string {
 var flagKeys = map[string]string{
 	"data-dir":   "data_dir",
 	"dimse-addr": "dimse.addr",
+	"hl7-addr":   "hl7.addr",
 	"http-addr":  "http.addr",
 	"log-level":  "log.level",
 	"log-format": "log.format",
@@ -498,6 +565,64 @@ func (c *Config) dimseAccess() (warn string, err error) {
 		"or set dimse.allow_unauthenticated: true to run so knowingly")
 }
 
+// hl7Access checks, with authentication on, that the HL7 listener does not take ADT
+// messages from anyone who can reach it: it needs a peer list whose every entry names
+// its host, or TLS only with client certificates, or hl7.allow_unauthenticated (warn is
+// then set, for a log line at every start).
+func (c *Config) hl7Access() (warn string, err error) {
+	h := c.HL7
+	if h.Addr == "" && h.TLSAddr == "" {
+		return "", nil
+	}
+	hosts := len(h.Peers) > 0
+	for _, p := range h.Peers {
+		hosts = hosts && p.Host != ""
+	}
+	certs := h.Addr == "" && h.TLSClientCA != ""
+	switch {
+	case hosts || certs:
+		return "", nil
+	case c.Auth.Mode != "on":
+		if len(h.Peers) == 0 {
+			return "hl7: no hl7.peers: any sender that reaches the HL7 listener may update and merge patient records", nil
+		}
+		return "", nil
+	case h.AllowUnauthenticated:
+		return "HL7 IS UNAUTHENTICATED (hl7.allow_unauthenticated): any sender that reaches the HL7 listener may update and merge patient records while HTTP requires authentication", nil
+	}
+	return "", fmt.Errorf("config: auth.mode is on but the HL7 listener takes ADT messages from any host: " +
+		"list the senders in hl7.peers, each with its host, " +
+		"or serve HL7 over TLS only with client certificates (hl7.addr: \"\", hl7.tls_addr, hl7.tls_client_ca), " +
+		"or set hl7.allow_unauthenticated: true to run so knowingly")
+}
+
+func (h HL7Config) validate() error {
+	if h.TLSAddr != "" && (h.TLSCert == "" || h.TLSKey == "") {
+		return fmt.Errorf("config: hl7.tls_addr needs hl7.tls_cert and hl7.tls_key")
+	}
+	for _, p := range h.Peers {
+		if p.Facility == "" && p.Application == "" && p.Host == "" {
+			return fmt.Errorf("config: hl7.peers: an entry names no facility, application or host")
+		}
+		if p.Host != "" {
+			if _, err := parseHostPattern(p.Host); err != nil {
+				return fmt.Errorf("config: hl7.peers: host %q: %w", p.Host, err)
+			}
+		}
+	}
+	for _, id := range h.ProcessingIDs {
+		switch id {
+		case "P", "D", "T", "N", "V":
+		default:
+			return fmt.Errorf("config: hl7.processing_ids: %q is not a processing ID of HL7 Table 0103 (P, D, T, N, V)", id)
+		}
+	}
+	if h.MaxMessageBytes < 0 {
+		return fmt.Errorf("config: hl7.max_message_bytes must not be negative")
+	}
+	return nil
+}
+
 // frameAncestor is an origin allowed in CSP frame-ancestors (no spaces or semicolons
 // that would change the policy).
 var frameAncestor = regexp.MustCompile(`^https?://[A-Za-z0-9.\-\[\]:*]+$`)
@@ -533,6 +658,9 @@ func (c *Config) validate() error {
 	}
 	if c.DIMSE.TLSAddr != "" && (c.DIMSE.TLSCert == "" || c.DIMSE.TLSKey == "") {
 		return fmt.Errorf("config: dimse.tls_addr needs dimse.tls_cert and dimse.tls_key")
+	}
+	if err := c.HL7.validate(); err != nil {
+		return err
 	}
 	switch c.Auth.Mode {
 	case "", "dev":

@@ -19,6 +19,7 @@ import (
 	"github.com/lumenpacs/lumen/dimse/tlsconf"
 	"github.com/lumenpacs/lumen/emr"
 	"github.com/lumenpacs/lumen/emr/fhir"
+	"github.com/lumenpacs/lumen/hl7/mllp"
 	"github.com/lumenpacs/lumen/httpkit/auth"
 	"github.com/lumenpacs/lumen/httpkit/httplimit"
 	"github.com/lumenpacs/lumen/index"
@@ -63,6 +64,7 @@ func newServeCmd() *cobra.Command {
 	}
 	cmd.Flags().String("http-addr", "", "HTTP listen address (key http.addr)")
 	cmd.Flags().String("dimse-addr", "", "DICOM listen address (key dimse.addr)")
+	cmd.Flags().String("hl7-addr", "", "HL7 v2 (MLLP) listen address (key hl7.addr; off unless set)")
 	return cmd
 }
 
@@ -95,6 +97,14 @@ func startLine(c *Config, a listening) string {
 	if a.DIMSETLS != "" {
 		line += " (TLS " + local(a.DIMSETLS) + ")"
 	}
+	switch {
+	case a.HL7 != "" && a.HL7TLS != "":
+		line += " · HL7 " + local(a.HL7) + " (TLS " + local(a.HL7TLS) + ")"
+	case a.HL7 != "":
+		line += " · HL7 " + local(a.HL7)
+	case a.HL7TLS != "":
+		line += " · HL7 TLS " + local(a.HL7TLS)
+	}
 	store := "data " + c.DataDir
 	if c.Store.Backend == "s3" || c.Index.Backend == "postgres" {
 		store = "store " + c.Store.Backend + ", index " + c.Index.Backend
@@ -112,7 +122,7 @@ func startLine(c *Config, a listening) string {
 }
 
 // listening are the addresses the server listens on.
-type listening struct{ HTTP, DIMSE, DIMSETLS string }
+type listening struct{ HTTP, DIMSE, DIMSETLS, HL7, HL7TLS string }
 
 // serve runs the server until ctx ends. ready, if not nil, receives the addresses.
 func serve(ctx context.Context, c *Config, log *slog.Logger, ready chan<- listening) error {
@@ -128,6 +138,13 @@ func serve(ctx context.Context, c *Config, log *slog.Logger, ready chan<- listen
 	}
 	if dimseWarn != "" {
 		log.Warn(dimseWarn)
+	}
+	hl7Warn, err := c.hl7Access()
+	if err != nil {
+		return err
+	}
+	if hl7Warn != "" {
+		log.Warn(hl7Warn)
 	}
 	if c.DIMSE.CheckHost {
 		for _, p := range c.DIMSE.Peers {
@@ -293,7 +310,7 @@ func serve(ctx context.Context, c *Config, log *slog.Logger, ready chan<- listen
 	srv := &http.Server{Handler: e, ReadHeaderTimeout: c.HTTP.ReadHeaderTimeout, IdleTimeout: c.HTTP.IdleTimeout,
 		ReadTimeout: c.HTTP.ReadTimeout, WriteTimeout: c.HTTP.WriteTimeout}
 	lim.ConfigureServer(srv)
-	errc := make(chan error, 3) // http, dimse, dimse tls
+	errc := make(chan error, 5) // http, dimse, dimse tls, hl7, hl7 tls
 	go func() { errc <- fmt.Errorf("http: %w", srv.Serve(ln)) }()
 	log.Info("http listening", "addr", ln.Addr().String())
 	addrs := listening{HTTP: ln.Addr().String()}
@@ -331,6 +348,16 @@ func serve(ctx context.Context, c *Config, log *slog.Logger, ready chan<- listen
 		}
 		log.Info("dimse listening", "addr", addrs.DIMSE, "ae_title", c.DIMSE.AETitle, "check_called_ae", c.DIMSE.CheckCalledAE, "reject_unknown_calling_ae", c.DIMSE.RejectUnknownCallingAE, "peers", len(c.DIMSE.Peers))
 	}
+	var hsrv *mllp.Server
+	if c.HL7.Addr != "" || c.HL7.TLSAddr != "" {
+		if hsrv, err = startHL7(c, b, trail, reg, log, errc, &addrs); err != nil {
+			srv.Close()
+			if dsrv != nil {
+				dsrv.Shutdown(context.Background())
+			}
+			return err
+		}
+	}
 	if ready != nil {
 		ready <- addrs
 	}
@@ -340,12 +367,21 @@ func serve(ctx context.Context, c *Config, log *slog.Logger, ready chan<- listen
 		if dsrv != nil {
 			dsrv.Shutdown(context.Background())
 		}
+		if hsrv != nil {
+			hsrv.Shutdown(context.Background())
+		}
 		return err
 	case <-ctx.Done():
 	}
 	log.Info("lumen shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), c.HTTP.ShutdownTimeout)
 	defer cancel()
+	if hsrv != nil {
+		// The message in progress on each connection is finished and acknowledged.
+		if err := hsrv.Shutdown(sctx); err != nil {
+			log.Warn("hl7 shutdown: connections closed before their message was answered", "err", err)
+		}
+	}
 	if dsrv != nil {
 		if err := dsrv.Shutdown(sctx); err != nil {
 			log.Warn("dimse shutdown: associations aborted", "err", err)
@@ -358,6 +394,54 @@ func serve(ctx context.Context, c *Config, log *slog.Logger, ready chan<- listen
 	web.Wait() // thumbnails being written to the store
 	log.Info("lumen stopped")
 	return nil
+}
+
+// startHL7 starts the HL7 listeners (hl7.addr, hl7.tls_addr) on one mllp.Server; their
+// Serve errors go to errc and their addresses into addrs.
+func startHL7(c *Config, b *backends, trail *audit.Trail, reg prometheus.Registerer, log *slog.Logger, errc chan<- error, addrs *listening) (*mllp.Server, error) {
+	var hsrv *mllp.Server
+	observe := metrics.HL7(reg, func() mllp.Stats {
+		if hsrv == nil {
+			return mllp.Stats{}
+		}
+		return hsrv.Stats()
+	})
+	hsrv, err := newHL7Server(c, b.index, trail, observe, log)
+	if err != nil {
+		return nil, err
+	}
+	var tc *tls.Config
+	if c.HL7.TLSAddr != "" {
+		if tc, err = tlsconf.Server(tlsconf.Files{Cert: c.HL7.TLSCert, Key: c.HL7.TLSKey, ClientCA: c.HL7.TLSClientCA}); err != nil {
+			return nil, fmt.Errorf("hl7 tls: %w", err)
+		}
+	}
+	if c.HL7.Addr != "" {
+		ln, err := net.Listen("tcp", c.HL7.Addr)
+		if err != nil {
+			return nil, fmt.Errorf("hl7 listen %s: %w", c.HL7.Addr, err)
+		}
+		go func() { errc <- fmt.Errorf("hl7: %w", hsrv.Serve(ln)) }()
+		addrs.HL7 = ln.Addr().String()
+	}
+	if c.HL7.TLSAddr != "" {
+		ln, err := net.Listen("tcp", c.HL7.TLSAddr)
+		if err != nil {
+			hsrv.Shutdown(context.Background())
+			return nil, fmt.Errorf("hl7 tls listen %s: %w", c.HL7.TLSAddr, err)
+		}
+		go func() { errc <- fmt.Errorf("hl7 tls: %w", hsrv.Serve(tls.NewListener(ln, tc))) }()
+		addrs.HL7TLS = ln.Addr().String()
+	}
+	if c.HL7.Issuer == "" {
+		log.Warn("hl7: no hl7.issuer: each message's first PID-3 identifier typed MR (else the first) is taken, with the assigning authority it names; set hl7.issuer in production")
+	}
+	if c.HL7.Issuer != "" && c.Ingest.DefaultIssuer == "" {
+		log.Info("hl7: ingest.default_issuer is not set: objects stored without IssuerOfPatientID are not the patients the ADT feed names")
+	}
+	log.Info("hl7 listening", "addr", addrs.HL7, "tls_addr", addrs.HL7TLS, "client_certificates", c.HL7.TLSClientCA != "",
+		"issuer", c.HL7.Issuer, "peers", len(c.HL7.Peers))
+	return hsrv, nil
 }
 
 // authRule says which role each HTTP request needs ("" : public): reading for GET,

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -66,6 +67,12 @@ func atnaEvent(action string) (atnaCode, string) {
 		return atnaCode{"110103", "DCM", "DICOM Instances Accessed"}, "D"
 	case "link-mint", "link-use":
 		return atnaCode{"110114", "DCM", "User Authentication"}, "E"
+	case "patient-update", "patient-merge", "patient-change-id":
+		return atnaCode{"110110", "DCM", "Patient Record"}, "U"
+	case "hl7":
+		return atnaCode{"110110", "DCM", "Patient Record"}, "E"
+	case "hl7-connect":
+		return atnaCode{"110114", "DCM", "User Authentication"}, "E"
 	}
 	return atnaCode{"110103", "DCM", "DICOM Instances Accessed"}, "R"
 }
@@ -75,7 +82,7 @@ func atnaXML(r index.AuditRecord, source string) ([]byte, error) {
 	var m auditMessage
 	m.Event.ID, m.Event.Action = atnaEvent(r.Action)
 	m.Event.DateTime = r.At.UTC().Format(time.RFC3339Nano)
-	if r.Outcome != "ok" {
+	if r.Outcome != "ok" && r.Outcome != "AA" && !strings.HasPrefix(r.Outcome, "AA ") { // an HL7 AA, with or without a warning, is a success
 		m.Event.Outcome = 4 // minor failure: the request was refused or failed
 	}
 	p := atnaParticipant{UserID: r.Actor, Requestor: true}

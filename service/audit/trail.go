@@ -46,6 +46,9 @@ func New(idx index.Index, syslog *Syslog, log *slog.Logger) *Trail {
 	return x
 }
 
+// batchLinger is how long a batch waits for more records before it is written.
+const batchLinger = 20 * time.Millisecond
+
 // run writes queued records in batches of at most 500.
 func (x *Trail) run() {
 	defer close(x.done)
@@ -60,18 +63,24 @@ func (x *Trail) run() {
 			}
 		}
 		add(it)
+		// Records that come within batchLinger join the batch: a client making one
+		// request at a time (an HL7 sender, a viewer) then costs one durable write per
+		// batch, not one per request, and leaves the index's writer to the requests. A
+		// flush (a search, Close) ends the wait.
+		linger := time.NewTimer(batchLinger)
 	more:
-		for len(batch) < 500 {
+		for len(batch) < 500 && len(waiters) == 0 {
 			select {
 			case it, ok := <-x.queue:
 				if !ok {
 					break more
 				}
 				add(it)
-			default:
+			case <-linger.C:
 				break more
 			}
 		}
+		linger.Stop()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		if err := x.a.Audit(ctx, batch...); err != nil {
 			x.log.Warn("audit: records not written", "records", len(batch), "err", err)

@@ -147,6 +147,13 @@ func (a *ADT) handle(ctx context.Context, m *hl7.Message) (string, []*hl7.Error,
 	refuse := func(e *hl7.Error) (string, []*hl7.Error, []byte) {
 		return hl7.AE, []*hl7.Error{e}, nil
 	}
+	// IHE requires the recommended delimiters (docs/hl7.md §4 row 2): |^~\& (and the
+	// truncation character # from v2.7).
+	if d := m.Delimiters(); d.Field != '|' {
+		return reject(hl7.Location{Segment: "MSH", Seq: 1, Field: 1}, hl7.CodeDataType, "the field separator (MSH-1) is not |")
+	} else if enc := d.EncodingCharacters(); enc != `^~\&` && enc != `^~\&#` {
+		return reject(hl7.Location{Segment: "MSH", Seq: 1, Field: 2}, hl7.CodeDataType, "the encoding characters (MSH-2) are not ^~\\&")
+	}
 	// MSH-9 to MSH-12 are checked by hl7.Parse; MSH-3 names the sender of the
 	// exactly-once key and MSH-7 is required (docs/hl7.md §4 row 3).
 	for _, f := range []struct {

@@ -393,6 +393,7 @@ func (p *Pipeline) readInstance(ctx context.Context, key string) (*index.Instanc
 		return nil, fail(ErrInvalid, err, "could not build the index record")
 	}
 	inst.BlobKey = key
+	inst.IssuerOfPatientID = p.issuer(inst.IssuerOfPatientID)
 	inst.Size = info.Size
 	inst.SHA256 = hex.EncodeToString(h.Sum(nil))
 	inst.ContentDigest = digest.Sum()

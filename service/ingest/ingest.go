@@ -189,6 +189,11 @@ type Pipeline struct {
 	// Jobs, when set, says which background jobs to queue with each new instance, in
 	// the transaction that indexes it (forwarding rules), from its record and source.
 	Jobs func(inst *index.Instance, src Source) []index.JobSpec
+	// DefaultIssuer, when set, is the IssuerOfPatientID an object without one (absent
+	// or empty) is indexed under: the patient key of the index only; the stored object
+	// keeps its bytes (modalities rarely send an issuer, while an ADT feed always names
+	// its assigning authority: docs/hl7.md §2.1).
+	DefaultIssuer string
 }
 
 // DefaultImplementationClassUID identifies Lumen in meta information it writes.
@@ -205,6 +210,15 @@ func (p *Pipeline) log() *slog.Logger {
 		return p.Logger
 	}
 	return slog.Default()
+}
+
+// issuer is the IssuerOfPatientID an object is indexed under: its own, or
+// DefaultIssuer when it has none.
+func (p *Pipeline) issuer(own string) string {
+	if own == "" {
+		return p.DefaultIssuer
+	}
+	return own
 }
 
 func (p *Pipeline) now() time.Time {
@@ -337,7 +351,7 @@ func (p *Pipeline) ingest(ctx context.Context, r io.Reader, size int64, ds *Data
 		return abort(fail(ErrMismatch, nil, "StudyInstanceUID (0020,000D) differs from the study of the request"))
 	}
 	if len(index.Scopes(ctx)) > 0 && !index.Admits(ctx, &index.Study{
-		Patient:          index.Patient{PatientID: f.Dataset.Text(dcm.TagPatientID), IssuerOfPatientID: f.Dataset.Text(dcm.TagIssuerOfPatientID)},
+		Patient:          index.Patient{PatientID: f.Dataset.Text(dcm.TagPatientID), IssuerOfPatientID: p.issuer(f.Dataset.Text(dcm.TagIssuerOfPatientID))},
 		StudyInstanceUID: f.Dataset.String(dcm.TagStudyInstanceUID),
 	}) {
 		return abort(notAuthorized())
@@ -360,6 +374,7 @@ func (p *Pipeline) ingest(ctx context.Context, r io.Reader, size int64, ds *Data
 		return nil, fail(ErrInvalid, err, "could not build the index record")
 	}
 	inst.BlobKey = key
+	inst.IssuerOfPatientID = p.issuer(inst.IssuerOfPatientID)
 	if inst.MetadataOmitted != "" {
 		p.log().Warn("ingest: stored metadata bounded; the object keeps everything", "key", key, "omitted", inst.MetadataOmitted)
 	}
