@@ -255,11 +255,12 @@ func (e *hl7Env) findscuNames(t *testing.T, id string) []string {
 	return names
 }
 
-// chart returns the chart API's answer for a patient of HOSP.
+// chart returns the chart API's answer for a patient of HOSP (410 Gone, with where
+// the studies went, for a record merged away).
 func (e *hl7Env) chart(t *testing.T, id string) emr.Chart {
 	t.Helper()
 	code, body := httpDo(t, http.MethodGet, e.base+"/emr/v1/patients/"+url.PathEscape(id)+"/studies?issuer="+hl7Issuer, "", nil)
-	if code != http.StatusOK {
+	if code != http.StatusOK && code != http.StatusGone {
 		t.Fatalf("chart of %s: %d %s", id, code, body)
 	}
 	var c emr.Chart
@@ -453,11 +454,12 @@ func TestHL7ADTMerge(t *testing.T) {
 		if w := e.widgetStudies(t, "HL7-S1"); !sameSet(w, want) {
 			t.Fatalf("%s: survivor's widget %v, want %v", when, w, want)
 		}
-		if c := e.chart(t, "HL7-T9"); c.Total != 0 || len(c.Studies) != 0 {
+		if c := e.chart(t, "HL7-T9"); c.Total != 0 || len(c.Studies) != 0 || c.MergedInto == nil || c.MergedInto.PatientID != "HL7-S1" || c.Notice == "" {
 			t.Fatalf("%s: merged identifier's chart: %+v", when, c)
 		}
-		if w := e.widgetStudies(t, "HL7-T9"); len(w) != 0 {
-			t.Fatalf("%s: merged identifier's widget: %v", when, w)
+		code, body := httpDo(t, http.MethodGet, e.base+"/emr/v1/patients/HL7-T9/chart?issuer="+hl7Issuer, "", nil)
+		if code != http.StatusGone || strings.Contains(body, "data-study=") || !strings.Contains(body, "merged") {
+			t.Fatalf("%s: merged identifier's widget: %d %s", when, code, body)
 		}
 		if got := e.qidoNames(t, "PatientID=HL7-S1"); len(got) != len(want) {
 			t.Fatalf("%s: QIDO of the survivor: %v", when, got)
