@@ -390,12 +390,8 @@ func demographics(m *hl7.Message) (index.Demographics, []*hl7.Error, *hl7.Error)
 	if b := m.At(locPID7); b.Null() {
 		d.BirthDate = ptr("")
 	} else if !b.Empty() {
-		ts := b.Component(1).String()
-		digits := ts
-		if i := strings.IndexAny(ts, ".+-"); i >= 0 {
-			digits = ts[:i]
-		}
-		if !allDigits(digits) || !slices.Contains([]int{4, 6, 8, 10, 12, 14}, len(digits)) {
+		digits, ok := dtmDigits(b.Component(1).String())
+		if !ok || !slices.Contains([]int{4, 6, 8, 10, 12, 14}, len(digits)) {
 			return d, nil, hl7.Errorf(locPID7, hl7.CodeDataType, "PID-7 (date of birth) is not an HL7 date/time")
 		}
 		if len(digits) >= 8 {
@@ -464,6 +460,25 @@ func personName(m *hl7.Message, f hl7.Value) (string, *hl7.Error) {
 		return "", hl7.Errorf(hl7.Location{Segment: "PID", Seq: 1, Field: 5, Rep: at}, tooLong(m), "PID-5 (patient name) is longer than 64 characters (DICOM PN component group)")
 	}
 	return pn, nil
+}
+
+// dtmDigits returns the date and time digits of an HL7 DTM value
+// (YYYY[MM[DD[HH[MM[SS[.S[S[S[S]]]]]]]]][+/-ZZZZ]), ok false when it has another form:
+// a fraction only after the seconds, 1 to 4 digits; an offset of exactly 4 digits.
+func dtmDigits(ts string) (string, bool) {
+	if i := strings.IndexAny(ts, "+-"); i >= 0 {
+		if z := ts[i+1:]; len(z) != 4 || !allDigits(z) {
+			return "", false
+		}
+		ts = ts[:i]
+	}
+	if i := strings.IndexByte(ts, '.'); i >= 0 {
+		if f := ts[i+1:]; i != 14 || len(f) < 1 || len(f) > 4 || !allDigits(f) {
+			return "", false
+		}
+		ts = ts[:i]
+	}
+	return ts, allDigits(ts)
 }
 
 func allDigits(s string) bool {

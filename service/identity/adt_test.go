@@ -230,6 +230,8 @@ func testCreateUpdate(t *testing.T, backend string) {
 		{"unknown sex code is a warning", "A04", "PID|1||TEMP1^^^HOSP^MR||Smith^John|||Q", "TEMP1|HOSP|Smith^John|19700203||0", ackOf{code: "AA", errCode: "103", where: "PID^1^8", severity: "W"}},
 		{"A05 X is other", "A05", "PID|1||TEMP1^^^HOSP^MR||Smith^John|||X", "TEMP1|HOSP|Smith^John|19700203|O|0", ackOf{code: "AA"}},
 		{"bad birth date", "A08", "PID|1||TEMP1^^^HOSP^MR||Smith^John||19701340", "TEMP1|HOSP|Smith^John|19700203|O|0", ackOf{code: "AE", errCode: "102", where: "PID^1^7"}},
+		{"an ISO date is not an HL7 date", "A08", "PID|1||TEMP1^^^HOSP^MR||Smith^John||1970-01-01", "TEMP1|HOSP|Smith^John|19700203|O|0", ackOf{code: "AE", errCode: "102", where: "PID^1^7"}},
+		{"a fraction before the seconds", "A08", "PID|1||TEMP1^^^HOSP^MR||Smith^John||19700101.5", "TEMP1|HOSP|Smith^John|19700203|O|0", ackOf{code: "AE", errCode: "102", where: "PID^1^7"}},
 		{"missing PID-5", "A08", "PID|1||TEMP1^^^HOSP^MR||", "TEMP1|HOSP|Smith^John|19700203|O|0", ackOf{code: "AE", errCode: "101", where: "PID^1^5"}},
 	}
 	for i, s := range steps {
