@@ -186,6 +186,15 @@ func (a *ADT) handle(ctx context.Context, m *hl7.Message) (string, []*hl7.Error,
 	if m.Segment("PID") == nil {
 		return refuse(hl7.Errorf(locPID, hl7.CodeSegmentSequence, "the PID segment is missing"))
 	}
+	// IHE PAM: one patient (one PID, and for a merge one MRG) per message. HL7 lets an
+	// A40 repeat the PID/MRG group; applying only the first would drop the rest
+	// silently, so such a message is refused whole.
+	if n := len(m.All("PID")); n > 1 {
+		return refuse(hl7.Errorf(hl7.Location{Segment: "PID", Seq: 2}, hl7.CodeSegmentSequence, "one PID segment per message (IHE PAM): send each patient in its own message"))
+	}
+	if n := len(m.All("MRG")); n > 1 {
+		return refuse(hl7.Errorf(hl7.Location{Segment: "MRG", Seq: 2}, hl7.CodeSegmentSequence, "one MRG segment per message (IHE PAM): send each merge in its own message"))
+	}
 	target, e := a.patientKey(m, locPID3, "PID-3")
 	if e != nil {
 		return refuse(e)

@@ -290,6 +290,7 @@ func testMerge(t *testing.T, backend string) {
 		{"into itself", adt("A40", "M7", "PID|1||OTHER1^^^HOSP^MR||Doe^John", "MRG|OTHER1^^^HOSP"), ackOf{code: "AE", errCode: "205", where: "MRG^1^1"}},
 		{"missing MRG", adt("A40", "M8", "PID|1||OTHER1^^^HOSP^MR||Doe^John"), ackOf{code: "AE", errCode: "100", where: "MRG^1"}},
 		{"missing MRG-1", adt("A40", "M9", "PID|1||OTHER1^^^HOSP^MR||Doe^John", `MRG|""`), ackOf{code: "AE", errCode: "101", where: "MRG^1^1"}},
+		{"two PID/MRG pairs", adt("A40", "M10", "PID|1||OTHER1^^^HOSP^MR||Doe^John", "MRG|TEMP2^^^HOSP", "PID|2||OTHER1^^^HOSP^MR||Doe^John", "MRG|NOBODY^^^HOSP"), ackOf{code: "AE", errCode: "100", where: "PID^2"}},
 	} {
 		_, got := send(t, h, c.msg)
 		m, _ := hl7.Parse(c.msg)
