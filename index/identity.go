@@ -140,12 +140,14 @@ type Identity interface {
 	// survivor by that merge (no chains) point at merged again. Both records are marked
 	// corrected. Event EventUnmerge (Patient the survivor, Other merged).
 	//
-	// Only the last change of both records can be undone: it is ErrConflict when, after
-	// the merge, an event of kind EventMerge, EventChangeID, EventUnmerge,
-	// EventMoveStudy or EventMoveSeries names either record (Patient or Other), which
-	// includes the survivor having been merged into a third record (merged then points
-	// there: no chains). Demographic updates (EventUpdate) and the ingest of new objects do
-	// not block: the survivor keeps its demographics and its own studies. An unknown
-	// merged is ErrNotFound, one not merged away ErrConflict.
+	// A merge can be undone while no later change depends on it: it is ErrConflict when,
+	// after the merge, an event of kind EventMerge, EventChangeID, EventUnmerge,
+	// EventMoveStudy or EventMoveSeries names either record (Patient or Other), a merge
+	// and the unmerge that undid it (with no such event between them) left out. This
+	// includes the survivor having been merged into a third record since (merged then
+	// points there: no chains; undo that merge first). Demographic updates (EventUpdate)
+	// and the ingest of new objects do not block: the survivor keeps its demographics,
+	// its own studies and those that arrived under its key. An unknown merged is
+	// ErrNotFound, one not merged away ErrConflict.
 	UnmergePatient(ctx context.Context, merged PatientKey, c Change) error
 }

@@ -44,6 +44,10 @@ func Run(t *testing.T, newIndex func(t *testing.T) index.Index) {
 		{"PatientMerge", testPatientMerge},
 		{"PatientMergeCases", testPatientMergeCases},
 		{"PatientMessages", testPatientMessages},
+		{"PatientMoveStudy", testPatientMoveStudy},
+		{"PatientMoveSeries", testPatientMoveSeries},
+		{"PatientUnmerge", testPatientUnmerge},
+		{"PatientMergeConcurrentPut", testPatientMergeConcurrentPut},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

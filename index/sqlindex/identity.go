@@ -84,6 +84,9 @@ func (x *DB) identityTx(ctx context.Context, what string, c index.Change, fn fun
 
 // event records one patient event inside tx.
 func (x *DB) event(ctx context.Context, tx *sql.Tx, now int64, kind string, patient int64, other *int64, d eventDetail, c index.Change) error {
+	if d.Reason == "" {
+		d.Reason = c.Reason
+	}
 	b, err := json.Marshal(d)
 	if err != nil {
 		return err
@@ -92,9 +95,7 @@ func (x *DB) event(ctx context.Context, tx *sql.Tx, now int64, kind string, pati
 	if other != nil {
 		o = *other
 	}
-	if d.Reason == "" {
-		d.Reason = c.Reason
-	}
+
 	if _, err := x.exec(ctx, tx, `INSERT INTO patient_events (at, kind, patient_fk, other_fk, detail, source, actor) VALUES (?, ?, ?, ?, ?, ?, ?)`,
 		now, kind, patient, o, string(b), c.Source, c.Actor); err != nil {
 		return fmt.Errorf("event: %w", err)

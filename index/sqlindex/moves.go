@@ -291,6 +291,39 @@ func (x *DB) recountStudy(ctx context.Context, tx *sql.Tx, now, sid int64) (int,
 // blockingKinds are the events after a merge that make it impossible to undo.
 var blockingKinds = []string{index.EventMerge, index.EventChangeID, index.EventUnmerge, index.EventMoveStudy, index.EventMoveSeries}
 
+// laterChanges reports whether an event of blockingKinds after the event eid names the
+// record a or b, leaving out each merge undone since by an unmerge of the same two
+// records with nothing between them (a merge and its undo cancel out).
+func (x *DB) laterChanges(ctx context.Context, tx *sql.Tx, eid, a, b int64) (bool, error) {
+	args := []any{eid}
+	for _, k := range blockingKinds {
+		args = append(args, k)
+	}
+	args = append(args, a, b, a, b)
+	rows, err := tx.QueryContext(ctx, x.d.rebind(`SELECT kind, patient_fk, COALESCE(other_fk, 0) FROM patient_events WHERE id > ? AND kind IN (`+placeholders(len(blockingKinds))+`) AND (patient_fk IN (?, ?) OR other_fk IN (?, ?)) ORDER BY id`), args...)
+	if err != nil {
+		return false, err
+	}
+	defer rows.Close()
+	type ev struct {
+		kind           string
+		patient, other int64
+	}
+	var stack []ev
+	for rows.Next() {
+		var e ev
+		if err := rows.Scan(&e.kind, &e.patient, &e.other); err != nil {
+			return false, err
+		}
+		if n := len(stack); n > 0 && e.kind == index.EventUnmerge && stack[n-1].kind == index.EventMerge && stack[n-1].patient == e.patient && stack[n-1].other == e.other {
+			stack = stack[:n-1]
+			continue
+		}
+		stack = append(stack, e)
+	}
+	return len(stack) > 0, rows.Err()
+}
+
 // UnmergePatient implements index.Identity.
 //
 // Locks (PostgreSQL): as a merge, the merged-away rows first (merged and the records
@@ -342,16 +375,9 @@ func (x *DB) UnmergePatient(ctx context.Context, merged index.PatientKey, c inde
 		if err != nil {
 			return err
 		}
-		args := []any{eid}
-		for _, k := range blockingKinds {
-			args = append(args, k)
-		}
-		args = append(args, m.id, s, m.id, s)
-		var later int
-		if err := x.queryRow(ctx, tx, `SELECT COUNT(*) FROM patient_events WHERE id > ? AND kind IN (`+placeholders(len(blockingKinds))+`) AND (patient_fk IN (?, ?) OR other_fk IN (?, ?))`, args...).Scan(&later); err != nil {
+		if blocked, err := x.laterChanges(ctx, tx, eid, m.id, s); err != nil {
 			return err
-		}
-		if later > 0 {
+		} else if blocked {
 			return fmt.Errorf("patient %s: a later merge, move or change of identifier depends on the merge: %w", merged.ID, index.ErrConflict)
 		}
 		if _, err := x.exec(ctx, tx, `UPDATE patients SET merged_into = NULL, updated_at = ? WHERE id = ?`, now, m.id); err != nil {
