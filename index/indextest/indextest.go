@@ -47,6 +47,7 @@ func Run(t *testing.T, newIndex func(t *testing.T) index.Index) {
 		{"PatientMoveStudy", testPatientMoveStudy},
 		{"PatientMoveSeries", testPatientMoveSeries},
 		{"PatientUnmerge", testPatientUnmerge},
+		{"PatientUnmergeOld", testPatientUnmergeOld},
 		{"PatientMergeConcurrentPut", testPatientMergeConcurrentPut},
 	}
 	for _, tc := range tests {

@@ -1,6 +1,7 @@
 package indextest
 
 import (
+	"database/sql"
 	"errors"
 	"fmt"
 	"slices"
@@ -400,5 +401,30 @@ func testPatientMergeConcurrentPut(t *testing.T, x index.Index) {
 	}
 	if got := studiesOf(t, x, index.StudyLevel, hosp("TEMP1")); len(got) != total-1 {
 		t.Fatalf("%d studies back under TEMP1, want %d", len(got), total-1)
+	}
+}
+
+// testPatientUnmergeOld checks that a merge recorded before studies.merged_from was kept
+// (migration 0008: its event does not say it can be undone) is not undone: the restored
+// record would lack the studies that came with the merge.
+func testPatientUnmergeOld(t *testing.T, x index.Index) {
+	id := identity(t, x)
+	putStudies(t, x, pat{"A", "HOSP", "", "", ""}, "2.1", 1)
+	putStudies(t, x, pat{"B", "HOSP", "", "", ""}, "2.2", 1)
+	if err := id.MergePatients(ctx(t), hosp("A"), hosp("B"), index.Change{}); err != nil {
+		t.Fatal(err)
+	}
+	db, ok := x.(interface{ SQL() *sql.DB })
+	if !ok {
+		t.Skip("the index is not an SQL database")
+	}
+	if _, err := db.SQL().ExecContext(ctx(t), `UPDATE patient_events SET detail = '{"patient":{"id":"A","issuer":"HOSP"},"other":{"id":"B","issuer":"HOSP"}}' WHERE kind = 'merge'`); err != nil {
+		t.Fatal(err)
+	}
+	if err := id.UnmergePatient(ctx(t), hosp("B"), index.Change{}); !errors.Is(err, index.ErrConflict) {
+		t.Fatalf("unmerge of a merge recorded before 0008: %v", err)
+	}
+	if got := studiesOf(t, x, index.StudyLevel, hosp("A")); len(got) != 2 {
+		t.Fatalf("studies of A: %v", got)
 	}
 }

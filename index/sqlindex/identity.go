@@ -27,6 +27,9 @@ type eventDetail struct {
 	// Repointed lists the records a merge re-pointed from the merged record to the
 	// survivor (no chains), by row id, so that an unmerge can point them back.
 	Repointed []int64 `json:"repointed,omitempty"`
+	// Undoable marks a merge made since studies.merged_from is kept (migration 0008):
+	// earlier merges did not record which studies came with them.
+	Undoable bool `json:"undoable,omitempty"`
 }
 
 type keyJSON struct {
@@ -236,7 +239,7 @@ func (x *DB) MergePatients(ctx context.Context, survivor, merged index.PatientKe
 		if err := x.recountStudies(ctx, tx, now, s.id); err != nil {
 			return err
 		}
-		return x.event(ctx, tx, now, index.EventMerge, s.id, &m.id, eventDetail{Patient: toJSON(survivor), Other: toJSON(merged), Repointed: repointed}, c)
+		return x.event(ctx, tx, now, index.EventMerge, s.id, &m.id, eventDetail{Patient: toJSON(survivor), Other: toJSON(merged), Repointed: repointed, Undoable: true}, c)
 	})
 }
 

@@ -135,8 +135,10 @@ func (x *DB) MoveStudy(ctx context.Context, studyUID string, to index.PatientKey
 		if err := x.lockIDs(ctx, tx, t.id, from); err != nil {
 			return err
 		}
-		if t, _, err = x.lookup(ctx, tx, to, ""); err != nil {
+		if t, ok, err = x.lookup(ctx, tx, to, ""); err != nil {
 			return err
+		} else if !ok {
+			return fmt.Errorf("patient %s: %w", to.ID, index.ErrNotFound)
 		}
 		if t.merged.Valid {
 			return fmt.Errorf("patient %s: %w", to.ID, index.ErrMerged)
@@ -357,6 +359,9 @@ func (x *DB) UnmergePatient(ctx context.Context, merged index.PatientKey, c inde
 		var d eventDetail
 		if err := json.Unmarshal([]byte(detail), &d); err != nil {
 			return fmt.Errorf("merge event %d: %w", eid, err)
+		}
+		if !d.Undoable {
+			return fmt.Errorf("patient %s was merged by an earlier version of Lumen, which did not record the studies that came with the merge: %w", merged.ID, index.ErrConflict)
 		}
 		back := append([]int64{m.id}, d.Repointed...)
 		for i := 0; i < len(back); i += 500 {
