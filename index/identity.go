@@ -39,6 +39,9 @@ type Change struct {
 	// Message, when set, is recorded in the same transaction as the change, so that a
 	// second apply of the same message changes nothing and returns ErrDuplicateMessage.
 	Message *MessageID
+	// Reason is the free text an administrator gave for the change; it is recorded with
+	// the event (PatientEvent.Reason).
+	Reason string
 }
 
 // Kinds of PatientEvent.
@@ -66,7 +69,7 @@ type PatientEvent struct {
 	// ID orders the events; a reader resumes after the last ID it has read.
 	ID   int64
 	At   time.Time
-	Kind string // EventCreate, EventUpdate, EventMerge or EventChangeID
+	Kind string // one of the Event constants (EventCreate ...)
 	// Patient is the record changed, by its key after the change: the created or
 	// updated record, the survivor of a merge, the new key of a change of identifier.
 	Patient PatientKey
@@ -77,9 +80,12 @@ type PatientEvent struct {
 	// "sex"); the values are not recorded.
 	Fields []string
 	// Study and Series name the study or series a move, rejection, restore or purge
-	// concerns; Instances the SOP Instance UIDs of a rejection, restore or purge.
+	// concerns (for a series move, Study is the study the series went into);
+	// Instances the SOP Instance UIDs of a rejection, restore or purge.
 	Study, Series string
 	Instances     []string
+	// FromStudy is the study a series move took Series out of.
+	FromStudy string
 	// Reason is the rejection reason code (CID 7010) or the reason an administrator gave.
 	Reason        string
 	Source, Actor string
@@ -113,4 +119,35 @@ type Identity interface {
 	// Message returns the ACK recorded for an applied message (ok false when it was
 	// not applied). Only id's Application, Facility and ControlID are read.
 	Message(ctx context.Context, id MessageID) (ack []byte, ok bool, err error)
+	// MoveStudy files the study studyUID under the active record to (a wrong-patient
+	// correction): both records' study counts follow, to is marked corrected, and the
+	// record the study left is kept even when it has no study left. An unknown study
+	// or to is ErrNotFound, a to merged away ErrMerged, a study filed under to already
+	// ErrConflict. Event EventMoveStudy (Patient to, Other the record left, Study).
+	MoveStudy(ctx context.Context, studyUID string, to PatientKey, c Change) error
+	// MoveSeries moves the series seriesUID into the existing study toStudyUID (of the
+	// same or another patient): the number of series and instances, the modalities and
+	// SOP classes of both studies are recomputed, a study left without series goes (as
+	// when its last instance is deleted), and the record of the target study is marked
+	// corrected. An unknown series or study is ErrNotFound, a series in toStudyUID
+	// already ErrConflict. Event EventMoveSeries (Patient the target study's record,
+	// Other the source study's, Study toStudyUID, FromStudy, Series).
+	MoveSeries(ctx context.Context, seriesUID, toStudyUID string, c Change) error
+	// UnmergePatient undoes the merge of the record merged into its survivor: merged is
+	// active again under its key, with the studies that came with the merge (filed under
+	// the survivor by MergePatients, or arriving later under merged's key, or under the
+	// key of a record merged into merged earlier), and the records re-pointed to the
+	// survivor by that merge (no chains) point at merged again. Both records are marked
+	// corrected. Event EventUnmerge (Patient the survivor, Other merged).
+	//
+	// A merge can be undone while no later change depends on it: it is ErrConflict when,
+	// after the merge, an event of kind EventMerge, EventChangeID, EventUnmerge,
+	// EventMoveStudy or EventMoveSeries names either record (Patient or Other), a merge
+	// and the unmerge that undid it (with no such event between them) left out. This
+	// includes the survivor having been merged into a third record since (merged then
+	// points there: no chains; undo that merge first). Demographic updates (EventUpdate)
+	// and the ingest of new objects do not block: the survivor keeps its demographics,
+	// its own studies and those that arrived under its key. An unknown merged is
+	// ErrNotFound, one not merged away ErrConflict.
+	UnmergePatient(ctx context.Context, merged PatientKey, c Change) error
 }

@@ -21,6 +21,18 @@ func httpAction(method, route string) string {
 		return "send"
 	case strings.HasPrefix(route, "/api/v1/audit"):
 		return "audit-search"
+	case route == "/api/v1/patients/update":
+		return "patient-update"
+	case route == "/api/v1/patients/merge":
+		return "patient-merge"
+	case route == "/api/v1/patients/unmerge":
+		return "patient-unmerge"
+	case route == "/api/v1/patients/move-study":
+		return "study-move"
+	case route == "/api/v1/patients/move-series":
+		return "series-move"
+	case route == "/api/v1/patients/events":
+		return "patient-events"
 	case route == "/api/v1/rejections/restore":
 		return "reject-restore"
 	case route == "/api/v1/rejections/purge":

@@ -249,6 +249,9 @@ func serve(ctx context.Context, c *Config, log *slog.Logger, ready chan<- listen
 	web.Register(e)
 	(&admin.Quarantine{Ingest: b.pipeline, Logger: log}).Register(e)
 	(&admin.Rejections{Ingest: b.pipeline, Logger: log}).Register(e)
+	if id, ok := b.index.(index.Identity); ok {
+		(&admin.Identity{Index: id, Logger: log}).Register(e)
+	}
 	chart.Register(e)
 	(&fhir.Service{Index: b.index, DICOMwebBase: c.DICOMweb.BasePath, PublicURL: c.DICOMweb.PublicURL, AllowedHosts: c.DICOMweb.AllowedHosts,
 		MaxMatches: c.EMR.FHIRMaxMatches, Logger: log}).Register(e)

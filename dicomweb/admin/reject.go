@@ -1,14 +1,11 @@
 package admin
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -152,18 +149,15 @@ func (r *Rejections) httpError(c echo.Context, err error) error {
 	return echo.NewHTTPError(http.StatusServiceUnavailable, "the archive could not answer; try again")
 }
 
-// decode reads a JSON body into v; reason must then be set.
-func decode(c echo.Context, v any, reason *string) error {
-	dec := json.NewDecoder(io.LimitReader(c.Request().Body, maxRejectBody))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return echo.NewHTTPError(http.StatusBadRequest, "the body must be a JSON object as documented: "+err.Error())
+// decodeWithReason reads a JSON body into v (decode) and checks its reason
+// (checkReason), which the audit record keeps with the route.
+func decodeWithReason(c echo.Context, v any, shape string, reason *string) error {
+	if err := decode(c, v, shape); err != nil {
+		return err
 	}
-	*reason = strings.TrimSpace(*reason)
-	if *reason == "" {
-		return echo.NewHTTPError(http.StatusBadRequest, "a reason is required: say why, in words (\"reason\")")
+	if err := checkReason(reason); err != nil {
+		return err
 	}
-	// The audit record keeps the reason with the route.
 	why := *reason
 	if len(why) > maxAuditReason {
 		why = why[:maxAuditReason]
@@ -202,7 +196,7 @@ func (r *Rejections) list(c echo.Context) error {
 // Selection document) and stores it through the ingest pipeline, as a received one.
 func (r *Rejections) reject(c echo.Context) error {
 	var req RejectRequest
-	if err := decode(c, &req, &req.Reason); err != nil {
+	if err := decodeWithReason(c, &req, `{"studyInstanceUID", "seriesInstanceUID", "sopInstanceUIDs", "code", "reason"}`, &req.Reason); err != nil {
 		return err
 	}
 	if req.Study == "" {
@@ -230,7 +224,7 @@ func (r *Rejections) reject(c echo.Context) error {
 // restore answers POST /api/v1/rejections/restore with the rejections ended.
 func (r *Rejections) restore(c echo.Context) error {
 	var req ChangeRequest
-	if err := decode(c, &req, &req.Reason); err != nil {
+	if err := decodeWithReason(c, &req, `{"sopInstanceUIDs", "note", "reason"}`, &req.Reason); err != nil {
 		return err
 	}
 	if len(req.SOPInstanceUIDs) == 0 && req.Note == "" {
@@ -248,7 +242,7 @@ func (r *Rejections) restore(c echo.Context) error {
 // deleted (rows, then blobs).
 func (r *Rejections) purge(c echo.Context) error {
 	var req ChangeRequest
-	if err := decode(c, &req, &req.Reason); err != nil {
+	if err := decodeWithReason(c, &req, `{"sopInstanceUIDs", "note", "reason"}`, &req.Reason); err != nil {
 		return err
 	}
 	if len(req.SOPInstanceUIDs) == 0 && req.Note == "" {

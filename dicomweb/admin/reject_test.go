@@ -20,25 +20,6 @@ import (
 	"github.com/lumenpacs/lumen/testdata/gen"
 )
 
-func post(t *testing.T, url, body string) (int, []byte) {
-	t.Helper()
-	resp, err := http.Post(url, "application/json", strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var b strings.Builder
-	buf := make([]byte, 4096)
-	for {
-		n, err := resp.Body.Read(buf)
-		b.Write(buf[:n])
-		if err != nil {
-			break
-		}
-	}
-	return resp.StatusCode, []byte(b.String())
-}
-
 // TestRejectionAPI: reject (the admin writes no KO: Lumen does), list, restore and purge
 // over HTTP; a request without a reason is 400; each change is audited with its reason;
 // QIDO no longer finds rejected instances.

@@ -405,21 +405,77 @@ func testPatientMessages(t *testing.T, x index.Index) {
 }
 
 // MergeBenchFixture indexes n studies of perStudy instances each under patient from,
-// and one study under patient into, with direct Puts (for benchmarks of MergePatients).
+// and one study under patient into, with direct Puts from a few goroutines (for
+// benchmarks of MergePatients).
 func MergeBenchFixture(tb testing.TB, x index.Index, from, into index.PatientKey, n, perStudy int) {
 	tb.Helper()
 	c := context.Background()
-	put := func(p index.PatientKey, study, series string, i int) {
+	put := func(p index.PatientKey, study, series string, i int) error {
 		in := Inst(stu{study, "20260101", "", "", "", "", pat{p.ID, p.Issuer, "Bench^Patient", "", ""}}, series, "CT", ip(1), fmt.Sprintf("%s.%d", series, i), ctClass, ip(i))
-		if err := x.Put(c, in); err != nil {
+		return x.Put(c, in)
+	}
+	const workers = 4
+	errs := make(chan error, workers)
+	for w := range workers {
+		go func() {
+			for s := w; s < n; s += workers {
+				study := fmt.Sprintf("2.25.%s.%d", from.ID, s)
+				for i := range perStudy {
+					if err := put(from, study, study+".1", i); err != nil {
+						errs <- err
+						return
+					}
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range workers {
+		if err := <-errs; err != nil {
 			tb.Fatal(err)
 		}
 	}
-	for s := range n {
-		study := fmt.Sprintf("2.25.%s.%d", from.ID, s)
-		for i := range perStudy {
-			put(from, study, study+".1", i)
-		}
+	if err := put(into, "2.25."+into.ID, "2.25."+into.ID+".1", 0); err != nil {
+		tb.Fatal(err)
 	}
-	put(into, "2.25."+into.ID, "2.25."+into.ID+".1", 0)
+}
+
+// BenchmarkMerge measures MergePatients of a patient with 1,000 studies into another,
+// at 1, 20 and 100 instances per study (1,000 to 100,000 instances): the cost must not
+// depend on the number of instances (issue 16: < 50 ms). open returns an empty index
+// that lives as long as b. Each fixture is made once; each iteration merges the
+// previous survivor into a new record, so every merge moves the 1,000 studies (and
+// re-points the records merged before: no chains).
+func BenchmarkMerge(b *testing.B, open func(tb testing.TB) index.Index) {
+	for _, per := range []int{1, 20, 100} {
+		var x index.Index
+		var id index.Identity
+		next := 1
+		key := func(i int) index.PatientKey { return index.PatientKey{ID: fmt.Sprintf("P%d", i), Issuer: "HOSP"} }
+		b.Run(fmt.Sprintf("studies=1000/instances=%d", 1000*per), func(sb *testing.B) {
+			c := context.Background()
+			if x == nil {
+				x = open(b)
+				var ok bool
+				if id, ok = x.(index.Identity); !ok {
+					sb.Fatal("the index does not implement index.Identity")
+				}
+				MergeBenchFixture(sb, x, key(0), key(1), 1000, per)
+			}
+			sb.ResetTimer()
+			for range sb.N {
+				sb.StopTimer()
+				if _, err := id.UpdatePatient(c, key(next), index.Demographics{}, index.Change{}); err != nil {
+					sb.Fatal(err)
+				}
+				sb.StartTimer()
+				if err := id.MergePatients(c, key(next), key(next-1), index.Change{Source: "bench"}); err != nil {
+					sb.Fatal(err)
+				}
+				next++
+			}
+			sb.StopTimer()
+			sb.ReportMetric(float64(sb.Elapsed().Microseconds())/1000/float64(sb.N), "ms/merge")
+		})
+	}
 }

@@ -46,6 +46,11 @@ func Run(t *testing.T, newIndex func(t *testing.T) index.Index) {
 		{"PatientMessages", testPatientMessages},
 		{"Reject", testReject},
 		{"RejectCases", testRejectCases},
+		{"PatientMoveStudy", testPatientMoveStudy},
+		{"PatientMoveSeries", testPatientMoveSeries},
+		{"PatientUnmerge", testPatientUnmerge},
+		{"PatientUnmergeOld", testPatientUnmergeOld},
+		{"PatientMergeConcurrentPut", testPatientMergeConcurrentPut},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -234,12 +234,13 @@ func testWorker(t *testing.T, x index.Index) {
 		const slow, fast = "worker-slow", "worker-fast"
 		enqueue(t, slow, "s")
 		enqueue(t, fast, "1", "2", "3")
-		release := make(chan struct{})
+		release, slowStarted := make(chan struct{}), make(chan struct{})
 		var mu sync.Mutex
 		var done []string
 		w := &index.Worker{Queue: q, Name: "w1"}
 		w.Handle(index.JobKind{Kind: slow, Poll: 5 * time.Millisecond,
 			Do: func(ctx context.Context, jobs []*index.Job, settle func(*index.Job, index.Outcome)) {
+				close(slowStarted)
 				<-release
 				settle(jobs[0], index.Done)
 			}})
@@ -251,6 +252,11 @@ func testWorker(t *testing.T, x index.Index) {
 				settle(jobs[0], index.Done)
 			}})
 		stop := runWorker(t, w)
+		select {
+		case <-slowStarted:
+		case <-time.After(20 * time.Second):
+			t.Fatal("the slow job was not claimed")
+		}
 		eventually(t, "the fast kind done while the slow one works", func() bool {
 			mu.Lock()
 			defer mu.Unlock()

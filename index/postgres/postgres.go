@@ -34,10 +34,12 @@ func Dialect() *sqlindex.Dialect {
 		Contains: "strpos(%[1]s, %[2]s) > 0",
 		Upper:    "translate(%[1]s, '" + lower + "', '" + upper + "')",
 		// index.DescriptionWords: upper-case ASCII, every run of other characters a space.
-		Words:      "(' ' || regexp_replace(translate(%[1]s, '" + lower + "', '" + upper + "'), '[^" + upper + "0123456789]+', ' ', 'g') || ' ')",
-		ByteOrder:  ` COLLATE "C"`,
-		SkipLocked: ` FOR UPDATE SKIP LOCKED`,
-		Migrations: sub,
+		Words:       "(' ' || regexp_replace(translate(%[1]s, '" + lower + "', '" + upper + "'), '[^" + upper + "0123456789]+', ' ', 'g') || ' ')",
+		ByteOrder:   ` COLLATE "C"`,
+		SkipLocked:  ` FOR UPDATE SKIP LOCKED`,
+		ForKeyShare: ` FOR KEY SHARE`,
+		ForUpdate:   ` FOR UPDATE`,
+		Migrations:  sub,
 		IsUniqueViolation: func(err error) bool {
 			var pe *pq.Error
 			return errors.As(err, &pe) && pe.Code == "23505"

@@ -40,6 +40,14 @@ type Dialect struct {
 	// in PostgreSQL, so replicas do not wait on each other's claims); "" for SQLite,
 	// whose writers are serial anyway.
 	SkipLocked string
+	// ForKeyShare and ForUpdate are appended to a SELECT to lock the rows it reads
+	// (" FOR KEY SHARE" and " FOR UPDATE" in PostgreSQL; "" for SQLite, whose writers
+	// are serial). Ingest reads the patient, study and series rows it files under with
+	// ForKeyShare, which does not hold up other ingest (nor demographic updates); the
+	// identity operations (merge, moves, unmerge) lock the rows they re-point with
+	// ForUpdate, so that an object is never filed under a record or study that a
+	// concurrent operation is moving or merging away.
+	ForKeyShare, ForUpdate string
 	// LockMigrations serialises concurrent migrators (e.g. an advisory lock), or nil.
 	LockMigrations func(ctx context.Context, tx *sql.Tx) error
 }

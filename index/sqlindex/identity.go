@@ -23,6 +23,13 @@ type eventDetail struct {
 	Series    string   `json:"series,omitempty"`
 	Instances []string `json:"instances,omitempty"`
 	Reason    string   `json:"reason,omitempty"`
+	FromStudy string   `json:"from_study,omitempty"`
+	// Repointed lists the records a merge re-pointed from the merged record to the
+	// survivor (no chains), by row id, so that an unmerge can point them back.
+	Repointed []int64 `json:"repointed,omitempty"`
+	// Undoable marks a merge made since studies.merged_from is kept (migration 0008):
+	// earlier merges did not record which studies came with them.
+	Undoable bool `json:"undoable,omitempty"`
 }
 
 type keyJSON struct {
@@ -42,10 +49,11 @@ type patientRow struct {
 	merged sql.NullInt64
 }
 
-// lookup reads the record of k inside tx (ok false when there is none).
-func (x *DB) lookup(ctx context.Context, tx *sql.Tx, k index.PatientKey) (patientRow, bool, error) {
+// lookup reads the record of k inside tx (ok false when there is none), with the
+// row lock lock (Dialect.ForUpdate, or "").
+func (x *DB) lookup(ctx context.Context, tx *sql.Tx, k index.PatientKey, lock string) (patientRow, bool, error) {
 	var r patientRow
-	err := x.queryRow(ctx, tx, `SELECT id, merged_into FROM patients WHERE patient_id = ? AND issuer = ?`, k.ID, k.Issuer).Scan(&r.id, &r.merged)
+	err := x.queryRow(ctx, tx, `SELECT id, merged_into FROM patients WHERE patient_id = ? AND issuer = ?`+lock, k.ID, k.Issuer).Scan(&r.id, &r.merged)
 	if errors.Is(err, sql.ErrNoRows) {
 		return r, false, nil
 	}
@@ -79,6 +87,9 @@ func (x *DB) identityTx(ctx context.Context, what string, c index.Change, fn fun
 
 // event records one patient event inside tx.
 func (x *DB) event(ctx context.Context, tx *sql.Tx, now int64, kind string, patient int64, other *int64, d eventDetail, c index.Change) error {
+	if d.Reason == "" {
+		d.Reason = c.Reason
+	}
 	b, err := json.Marshal(d)
 	if err != nil {
 		return err
@@ -87,6 +98,7 @@ func (x *DB) event(ctx context.Context, tx *sql.Tx, now int64, kind string, pati
 	if other != nil {
 		o = *other
 	}
+
 	if _, err := x.exec(ctx, tx, `INSERT INTO patient_events (at, kind, patient_fk, other_fk, detail, source, actor) VALUES (?, ?, ?, ?, ?, ?, ?)`,
 		now, kind, patient, o, string(b), c.Source, c.Actor); err != nil {
 		return fmt.Errorf("event: %w", err)
@@ -125,7 +137,7 @@ func (x *DB) UpdatePatient(ctx context.Context, k index.PatientKey, d index.Demo
 			set += `, sex = ?`
 			args = append(args, nz(*d.Sex))
 		}
-		r, ok, err := x.lookup(ctx, tx, k)
+		r, ok, err := x.lookup(ctx, tx, k, "")
 		if err != nil {
 			return err
 		}
@@ -147,7 +159,7 @@ func (x *DB) UpdatePatient(ctx context.Context, k index.PatientKey, d index.Demo
 				return err
 			}
 			// A concurrent writer (ingest) created it: update the row it committed.
-			if r, ok, err = x.lookup(ctx, tx, k); err != nil {
+			if r, ok, err = x.lookup(ctx, tx, k, ""); err != nil {
 				return err
 			} else if !ok {
 				return fmt.Errorf("%s: %w", k.ID, index.ErrNotFound)
@@ -165,17 +177,32 @@ func (x *DB) UpdatePatient(ctx context.Context, k index.PatientKey, d index.Demo
 }
 
 // MergePatients implements index.Identity.
+//
+// Locks (PostgreSQL): ingest reads the row of the key it files under FOR KEY SHARE
+// (filePatient). A merge locks FOR UPDATE, before it re-points any study: first the
+// records merged into merged earlier, then merged, then survivor. So an ingest filing
+// under merged (by merged's key, or by the key of a record merged into it) either holds
+// its row lock first, and the merge waits for it to commit and then re-points the study
+// it made, or it waits for the merge and then reads merged_into as the merge left it.
+// Ingest locks the merged-away row before the survivor's, as the merge does, so the two
+// do not deadlock.
 func (x *DB) MergePatients(ctx context.Context, survivor, merged index.PatientKey, c index.Change) error {
 	survivor, merged = normKey(survivor), normKey(merged)
 	return x.identityTx(ctx, "merge patients", c, func(tx *sql.Tx, now int64) error {
 		if survivor == merged {
 			return fmt.Errorf("%s into itself: %w", merged.ID, index.ErrConflict)
 		}
-		m, ok, err := x.lookup(ctx, tx, merged)
+		m, ok, err := x.lookup(ctx, tx, merged, "")
 		if err != nil || !ok {
 			return err // an unknown merged record: nothing to do
 		}
-		s, ok, err := x.lookup(ctx, tx, survivor)
+		if _, err := x.ids(ctx, tx, `SELECT id FROM patients WHERE merged_into = ? ORDER BY id`+x.d.ForUpdate, m.id); err != nil {
+			return err
+		}
+		if m, ok, err = x.lookup(ctx, tx, merged, x.d.ForUpdate); err != nil || !ok {
+			return err
+		}
+		s, ok, err := x.lookup(ctx, tx, survivor, x.d.ForUpdate)
 		if err != nil {
 			return err
 		}
@@ -191,8 +218,15 @@ func (x *DB) MergePatients(ctx context.Context, survivor, merged index.PatientKe
 		if s.merged.Valid {
 			return fmt.Errorf("%s is merged away: %w", survivor.ID, index.ErrConflict)
 		}
+		// With merged locked no record can be merged into it any more: this list is
+		// exact (and locked, when a merge into merged committed since the first read).
+		repointed, err := x.ids(ctx, tx, `SELECT id FROM patients WHERE merged_into = ? ORDER BY id`+x.d.ForUpdate, m.id)
+		if err != nil {
+			return err
+		}
 		// The studies follow by their link to the patient; no instance row is touched.
-		if _, err := x.exec(ctx, tx, `UPDATE studies SET patient_fk = ? WHERE patient_fk = ?`, s.id, m.id); err != nil {
+		// merged_from keeps the record a study was first merged away from.
+		if _, err := x.exec(ctx, tx, `UPDATE studies SET patient_fk = ?, merged_from = COALESCE(merged_from, ?) WHERE patient_fk = ?`, s.id, m.id, m.id); err != nil {
 			return err
 		}
 		// Records merged into merged earlier now point at survivor: no chains.
@@ -202,10 +236,10 @@ func (x *DB) MergePatients(ctx context.Context, survivor, merged index.PatientKe
 		if _, err := x.exec(ctx, tx, `UPDATE patients SET merged_into = ?, num_studies = 0, updated_at = ? WHERE id = ?`, s.id, now, m.id); err != nil {
 			return err
 		}
-		if _, err := x.exec(ctx, tx, `UPDATE patients SET num_studies = (SELECT COUNT(*) FROM studies WHERE patient_fk = ?), updated_at = ? WHERE id = ?`, s.id, now, s.id); err != nil {
+		if err := x.recountStudies(ctx, tx, now, s.id); err != nil {
 			return err
 		}
-		return x.event(ctx, tx, now, index.EventMerge, s.id, &m.id, eventDetail{Patient: toJSON(survivor), Other: toJSON(merged)}, c)
+		return x.event(ctx, tx, now, index.EventMerge, s.id, &m.id, eventDetail{Patient: toJSON(survivor), Other: toJSON(merged), Repointed: repointed, Undoable: true}, c)
 	})
 }
 
@@ -213,7 +247,7 @@ func (x *DB) MergePatients(ctx context.Context, survivor, merged index.PatientKe
 func (x *DB) ChangePatientID(ctx context.Context, old, new index.PatientKey, c index.Change) error {
 	old, new = normKey(old), normKey(new)
 	return x.identityTx(ctx, "change patient id", c, func(tx *sql.Tx, now int64) error {
-		r, ok, err := x.lookup(ctx, tx, old)
+		r, ok, err := x.lookup(ctx, tx, old, x.d.ForUpdate)
 		if err != nil {
 			return err
 		}
@@ -232,7 +266,7 @@ func (x *DB) changeID(ctx context.Context, tx *sql.Tx, now int64, r patientRow, 
 	if old == new {
 		return fmt.Errorf("%s: the new identifier is the old one: %w", old.ID, index.ErrConflict)
 	}
-	if _, taken, err := x.lookup(ctx, tx, new); err != nil {
+	if _, taken, err := x.lookup(ctx, tx, new, ""); err != nil {
 		return err
 	} else if taken {
 		return fmt.Errorf("%s exists: %w", new.ID, index.ErrConflict)
@@ -288,7 +322,7 @@ func (x *DB) PatientEvents(ctx context.Context, afterID int64, limit int) ([]ind
 		if d.Other != nil {
 			e.Other = index.PatientKey{ID: d.Other.ID, Issuer: d.Other.Issuer}
 		}
-		e.Fields, e.Study, e.Series, e.Instances, e.Reason = d.Fields, d.Study, d.Series, d.Instances, d.Reason
+		e.Fields, e.Study, e.Series, e.Instances, e.Reason, e.FromStudy = d.Fields, d.Study, d.Series, d.Instances, d.Reason, d.FromStudy
 		out = append(out, e)
 	}
 	if err := rows.Err(); err != nil {

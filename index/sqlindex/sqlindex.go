@@ -215,26 +215,23 @@ func (x *DB) insert(ctx context.Context, tx *sql.Tx, in *index.Instance) error {
 	if err := x.refuseRejected(ctx, tx, in.SOPInstanceUID); err != nil {
 		return err
 	}
-	// A record merged away files what arrives under its key under its survivor: the
-	// same row read, one more column (merged_into, never a chain).
-	name, nameCI, nameFuzzy := nameCols(in.PatientName)
-	pid, pNew, err := x.getOrCreate(ctx, tx,
-		`SELECT COALESCE(merged_into, id) FROM patients WHERE patient_id = ? AND issuer = ?`, []any{nz(in.PatientID), nz(in.IssuerOfPatientID)},
-		`INSERT INTO patients (patient_id, issuer, name, name_ci, name_fuzzy, birth_date, sex, num_studies, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?)`,
-		[]any{nz(in.PatientID), nz(in.IssuerOfPatientID), name, nameCI, nameFuzzy, nz(in.PatientBirthDate), nz(in.PatientSex), now})
+	// A record merged away files what arrives under its key under its survivor (and
+	// the study records where it came from: mergedFrom).
+	pid, mergedFrom, err := x.filePatient(ctx, tx, in, now)
 	if err != nil {
 		return fmt.Errorf("patient: %w", err)
 	}
 	sid, sNew, err := x.getOrCreate(ctx, tx,
 		`SELECT id FROM studies WHERE study_uid = ?`, []any{in.StudyInstanceUID},
-		`INSERT INTO studies (patient_fk, study_uid, study_date, study_time, study_time_norm, accession, study_id, description, referring, referring_ci, referring_fuzzy, modalities, sop_classes, num_series, num_instances, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ',', ',', 0, 0, ?, ?)`,
-		[]any{pid, in.StudyInstanceUID, nz(in.StudyDate), nz(in.StudyTime), normTime(in.StudyTime, false), nz(in.AccessionNumber), nz(in.StudyID), in.StudyDescription, in.ReferringPhysicianName, index.NameCI(in.ReferringPhysicianName), index.NameFuzzy(in.ReferringPhysicianName), now, now})
+		`INSERT INTO studies (patient_fk, study_uid, study_date, study_time, study_time_norm, accession, study_id, description, referring, referring_ci, referring_fuzzy, modalities, sop_classes, num_series, num_instances, created_at, updated_at, merged_from) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ',', ',', 0, 0, ?, ?, ?)`,
+		[]any{pid, in.StudyInstanceUID, nz(in.StudyDate), nz(in.StudyTime), normTime(in.StudyTime, false), nz(in.AccessionNumber), nz(in.StudyID), in.StudyDescription, in.ReferringPhysicianName, index.NameCI(in.ReferringPhysicianName), index.NameFuzzy(in.ReferringPhysicianName), now, now, mergedFrom})
 	if err != nil {
 		return fmt.Errorf("study: %w", err)
 	}
 	if !sNew {
+		// Locked (PostgreSQL) against a concurrent MoveStudy (see Dialect.ForKeyShare).
 		var owner int64
-		if err := x.queryRow(ctx, tx, `SELECT patient_fk FROM studies WHERE id = ?`, sid).Scan(&owner); err != nil {
+		if err := x.queryRow(ctx, tx, `SELECT patient_fk FROM studies WHERE id = ?`+x.d.ForKeyShare, sid).Scan(&owner); err != nil {
 			return err
 		}
 		if owner != pid {
@@ -250,7 +247,8 @@ func (x *DB) insert(ctx context.Context, tx *sql.Tx, in *index.Instance) error {
 	}
 	if !seNew {
 		var owner int64
-		if err := x.queryRow(ctx, tx, `SELECT study_fk FROM series WHERE id = ?`, seid).Scan(&owner); err != nil {
+		// Locked (PostgreSQL) against a concurrent MoveSeries.
+		if err := x.queryRow(ctx, tx, `SELECT study_fk FROM series WHERE id = ?`+x.d.ForKeyShare, seid).Scan(&owner); err != nil {
 			return err
 		}
 		if owner != sid {
@@ -288,7 +286,6 @@ func (x *DB) insert(ctx context.Context, tx *sql.Tx, in *index.Instance) error {
 			return err
 		}
 	}
-	_ = pNew
 	// The study changed: (re)arm its thumbnail job, due once the study is quiet.
 	if _, err := x.exec(ctx, tx, upsertJob, index.JobThumbnails, in.StudyInstanceUID, now+x.quiet().Milliseconds(), now); err != nil {
 		return fmt.Errorf("job: %w", err)

@@ -67,8 +67,10 @@ func atnaEvent(action string) (atnaCode, string) {
 		return atnaCode{"110103", "DCM", "DICOM Instances Accessed"}, "D"
 	case "link-mint", "link-use":
 		return atnaCode{"110114", "DCM", "User Authentication"}, "E"
-	case "patient-update", "patient-merge", "patient-change-id":
-		return atnaCode{"110110", "DCM", "Patient Record"}, "U"
+	case "patient-update", "patient-merge", "patient-change-id", "patient-unmerge", "study-move", "series-move":
+		return atnaCode{"110110", "DCM", "Patient Record"}, "U" // PS3.15 A.5.3.9
+	case "patient-events":
+		return atnaCode{"110110", "DCM", "Patient Record"}, "R"
 	case "hl7":
 		return atnaCode{"110110", "DCM", "Patient Record"}, "E"
 	case "hl7-connect":

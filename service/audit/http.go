@@ -16,8 +16,11 @@ const (
 	// SkipKey marks a request that is not audited one by one: refused by the
 	// per-address limit before it was looked at (counted in lumen_http_refused_total).
 	SkipKey = "lumen.audit.skip"
-	// DetailKey holds words a surface adds to the record's Detail after the route: the
-	// reason an administrator gave for a change (rejection, restore, purge).
+	// PatientKey holds the index.PatientKey a request acts on when neither its route nor
+	// its query names it (the admin identity API names patients in the request body).
+	PatientKey = "lumen.audit.patient"
+	// DetailKey holds text the record's Detail gets after the route pattern: what an
+	// administrative action named besides its study and patient, and the reason given.
 	DetailKey = "lumen.audit.detail"
 )
 
@@ -25,7 +28,8 @@ const (
 // answered: the actor (actor says who, and via how: "http" or "link"), the action
 // (action maps the method and route pattern to it; "" is not audited), the study and
 // patient the request names, the outcome, the remote address and the route. A request
-// whose context holds SkipKey is not audited; one holding StudyKey names that study.
+// whose context holds SkipKey is not audited; one holding StudyKey names that study,
+// PatientKey that patient, and DetailKey is added to the Detail.
 func (x *Trail) HTTP(action func(method, route string) string, actor func(echo.Context) (actor, via string)) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
@@ -64,6 +68,12 @@ func (x *Trail) HTTP(action func(method, route string) string, actor func(echo.C
 				r.PatientID, r.IssuerOfPatientID = p, q.Get("issuer")
 			} else if p := q.Get("PatientID") + q.Get("00100020"); p != "" {
 				r.PatientID, r.IssuerOfPatientID = p, q.Get("IssuerOfPatientID")+q.Get("00100021")
+			}
+			if k, ok := c.Get(PatientKey).(index.PatientKey); ok && r.PatientID == "" {
+				r.PatientID, r.IssuerOfPatientID = k.ID, k.Issuer
+			}
+			if d, _ := c.Get(DetailKey).(string); d != "" {
+				r.Detail += " " + d
 			}
 			x.Record(c.Request().Context(), r)
 			return err

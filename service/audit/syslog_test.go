@@ -123,6 +123,7 @@ var (
 	queried     = code{"110112", "DCM", "Query"}
 	accessed    = code{"110103", "DCM", "DICOM Instances Accessed"}
 	authn       = code{"110114", "DCM", "User Authentication"}
+	record      = code{"110110", "DCM", "Patient Record"}
 )
 
 func studyObject(uid, detail string) object {
@@ -151,6 +152,8 @@ var syslogCases = []struct {
 		want{accessed, "D", "0", participant{UserID: "dr-who", Requestor: true, Access: "::1", AccessTyp: "2"}, []object{patientObject("P2")}}},
 	{"link use", index.AuditRecord{Actor: "link:abc", Via: "link", Action: "link-use", Outcome: "403"},
 		want{authn, "E", "4", participant{UserID: "link:abc", Requestor: true}, nil}},
+	{"patient merge", index.AuditRecord{Actor: "admin-1", Via: "http", Action: "patient-merge", Outcome: "ok", PatientID: "P3", Detail: `/api/v1/patients/merge merged="P4" reason="same person"`},
+		want{record, "U", "0", participant{UserID: "admin-1", Requestor: true}, []object{patientObject("P3")}}},
 	{"another action", index.AuditRecord{Actor: "dr-who", Via: "http", Action: "thumbnail", Outcome: "ok"},
 		want{accessed, "R", "0", participant{UserID: "dr-who", Requestor: true}, nil}},
 }
