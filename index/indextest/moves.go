@@ -58,7 +58,8 @@ func lastEvent(t *testing.T, id index.Identity) index.PatientEvent {
 // record left stays without studies, the event names both records, the study and the
 // reason; unknown study or patient, a merged target and a move to the same record are
 // refused and change nothing. An object arriving later for the moved study under the
-// old key contradicts the hierarchy (ErrConflict).
+// old key is filed with the study; one naming another patient than a study that was
+// never moved from it contradicts the hierarchy (ErrConflict).
 func testPatientMoveStudy(t *testing.T, x index.Index) {
 	id := identity(t, x)
 	c := index.Change{Source: "admin", Actor: "alice", Reason: "wrong patient at the modality"}
@@ -111,10 +112,14 @@ func testPatientMoveStudy(t *testing.T, x index.Index) {
 	if e.Kind != index.EventMoveStudy || e.Patient != hosp("B") || e.Other != hosp("A") || e.Study != "5.1.1" || e.Reason != c.Reason || e.Source != "admin" || e.Actor != "alice" {
 		t.Fatalf("event: %+v", e)
 	}
-	// A later object of the study under the old key contradicts the hierarchy.
+	// A later object of the study under the old key (the modality still has the wrong
+	// patient) is filed with the study, under B, and served corrected.
 	late := Inst(stu{"5.1.1", "20260101", "", "", "", "", a}, "5.1.1.1", "CT", ip(1), "5.1.1.1.9", ctClass, ip(9))
-	if err := x.Put(ctx(t), late); !errors.Is(err, index.ErrConflict) {
+	if err := x.Put(ctx(t), late); err != nil {
 		t.Fatalf("late object under the old key: %v", err)
+	}
+	if got, err := x.Instance(ctx(t), "5.1.1.1.9"); err != nil || got.PatientID != "B" || !got.Corrected {
+		t.Fatalf("late object: %+v %v", got, err)
 	}
 	// The last study leaves A: A stays, with no study, and the study can move back.
 	if err := id.MoveStudy(ctx(t), "5.1.2", hosp("B"), c); err != nil {
@@ -135,6 +140,15 @@ func testPatientMoveStudy(t *testing.T, x index.Index) {
 	}
 	if err := id.UnmergePatient(ctx(t), hosp("M"), c); !errors.Is(err, index.ErrConflict) {
 		t.Fatalf("unmerge after a move: %v", err)
+	}
+	// A study of B never moved from A still refuses an object naming A.
+	other := Inst(stu{"5.8.1", "20260101", "", "", "", "", pat{"B", "HOSP", "B^B", "", ""}}, "5.8.1.1", "CT", ip(1), "5.8.1.1.1", ctClass, ip(1))
+	if err := x.Put(ctx(t), other); err != nil {
+		t.Fatal(err)
+	}
+	stray := Inst(stu{"5.8.1", "20260101", "", "", "", "", a}, "5.8.1.1", "CT", ip(1), "5.8.1.1.2", ctClass, ip(2))
+	if err := x.Put(ctx(t), stray); !errors.Is(err, index.ErrConflict) {
+		t.Fatalf("an object naming another patient than its study's: %v", err)
 	}
 }
 

@@ -235,7 +235,18 @@ func (x *DB) insert(ctx context.Context, tx *sql.Tx, in *index.Instance) error {
 			return err
 		}
 		if owner != pid {
-			return fmt.Errorf("study %s belongs to another patient: %w", in.StudyInstanceUID, index.ErrConflict)
+			// A study an administrator moved away from this record (wrong patient at the
+			// modality) takes what the modality still sends under that record: the
+			// study decides, and the object is served with its patient (Corrected).
+			var moved int
+			if err := x.queryRow(ctx, tx, `SELECT COUNT(*) FROM patient_events WHERE patient_fk = ? AND other_fk = ? AND kind = ? AND detail LIKE ?`,
+				owner, pid, index.EventMoveStudy, `%"study":"`+in.StudyInstanceUID+`"%`).Scan(&moved); err != nil {
+				return err
+			}
+			if moved == 0 {
+				return fmt.Errorf("study %s belongs to another patient: %w", in.StudyInstanceUID, index.ErrConflict)
+			}
+			pid = owner
 		}
 	}
 	seid, seNew, err := x.getOrCreate(ctx, tx,
