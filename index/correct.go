@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/lumenpacs/lumen/dcm"
@@ -147,7 +148,8 @@ type MetadataCorrector struct {
 	keys []string // of repl, sorted
 }
 
-// Correct is Instance.CorrectMetadata.
+// Correct is Instance.CorrectMetadata. With the record's MetadataSpans it reads only
+// the members it replaces; without, it scans the object up to (0020,000D).
 func (c *MetadataCorrector) Correct(in *Instance, meta []byte) ([]byte, error) {
 	if !in.Corrected || len(meta) == 0 {
 		return meta, nil
@@ -170,7 +172,72 @@ func (c *MetadataCorrector) Correct(in *Instance, meta []byte) ([]byte, error) {
 		delete(repl, "00080005")
 		c.key, c.repl, c.keys = vals, repl, slices.Sorted(maps.Keys(repl))
 	}
+	if ps, pe, ss, se, ok := parseSpans(in.MetadataSpans, len(meta)); ok {
+		// The patient members, spliced as a small object of their own, then the study UID.
+		sub := make([]byte, 0, pe-ps+2)
+		sub = append(append(append(sub, '{'), meta[ps:pe]...), '}')
+		fixed, err := spliceMembers(sub, c.repl, c.keys[:len(c.keys)-1]) // all but 0020000D
+		if err != nil {
+			return nil, err
+		}
+		fixed = fixed[1 : len(fixed)-1]
+		study := c.repl[studyKey]
+		out := make([]byte, 0, len(meta)-(pe-ps)-(se-ss)+len(fixed)+len(study))
+		out = append(out, meta[:ps]...)
+		out = append(out, fixed...)
+		out = append(out, meta[pe:ss]...)
+		out = append(out, study...)
+		return append(out, meta[se:]...), nil
+	}
 	return spliceMembers(meta, c.repl, c.keys)
+}
+
+// studyKey is the member key of StudyInstanceUID, the last key a correction replaces.
+const studyKey = "0020000D"
+
+// MetadataSpans says where the members a correction replaces lie in a DICOM JSON
+// object written in tag order (dcm.Dataset.JSON): "ps,pe,ss,se", the byte ranges of the
+// members from (0010,0010) to (0010,0040) and of (0020,000D); "" when either is absent
+// or meta is not such an object (then a correction scans it).
+func MetadataSpans(meta []byte) string {
+	list, err := scanMembers(meta, studyKey)
+	if err != nil {
+		return ""
+	}
+	p0, p1, s := -1, -1, -1
+	for i, m := range list {
+		if m.key >= "00100010" && m.key <= "00100040" {
+			if p0 < 0 {
+				p0 = i
+			}
+			p1 = i
+		}
+		if m.key == studyKey {
+			s = i
+		}
+	}
+	if p0 < 0 || s < 0 || p1 >= s {
+		return ""
+	}
+	return fmt.Sprintf("%d,%d,%d,%d", list[p0].start, list[p1].end, list[s].start, list[s].end)
+}
+
+// parseSpans reads MetadataSpans for an object of n bytes.
+func parseSpans(s string, n int) (ps, pe, ss, se int, ok bool) {
+	if s == "" {
+		return 0, 0, 0, 0, false
+	}
+	var v [4]int
+	for i := range v {
+		f, rest, _ := strings.Cut(s, ",")
+		x, err := strconv.Atoi(f)
+		if err != nil {
+			return 0, 0, 0, 0, false
+		}
+		v[i], s = x, rest
+	}
+	ps, pe, ss, se = v[0], v[1], v[2], v[3]
+	return ps, pe, ss, se, s == "" && 0 < ps && ps < pe && pe < ss && ss < se && se < n
 }
 
 // jsonMember is one top-level member of a JSON object: its key and where the member

@@ -134,12 +134,60 @@ func BenchmarkCorrectMetadata(b *testing.B) {
 		extra = append(extra, dcm.NewString(dcm.Tag(0x00180100+uint32(i)), "DS", "0.5"))
 	}
 	meta, _, _ := header("", extra...).JSON(nil)
-	in := record("Corrected^Name")
-	var c MetadataCorrector
-	b.SetBytes(int64(len(meta)))
-	for b.Loop() {
-		if _, err := c.Correct(in, meta); err != nil {
-			b.Fatal(err)
+	for _, spans := range []bool{false, true} {
+		b.Run(map[bool]string{false: "scan", true: "spans"}[spans], func(b *testing.B) {
+			in := record("Corrected^Name")
+			if spans {
+				in.MetadataSpans = MetadataSpans(meta)
+			}
+			var c MetadataCorrector
+			b.SetBytes(int64(len(meta)))
+			for b.Loop() {
+				if _, err := c.Correct(in, meta); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// TestMetadataSpans: with the spans the index keeps, a correction reads only the
+// members it replaces and answers what the scan answers.
+func TestMetadataSpans(t *testing.T) {
+	stored := header("ISO_IR 100", dcm.NewString(dcm.TagStudyDescription, "LO", "Chest"), dcm.NewString(0x00100032, "TM", "1200"),
+		dcm.NewString(0x00180050, "DS", "1.5"), dcm.NewString(0x00200010, "SH", "S1"))
+	meta, _, _ := stored.JSON(nil)
+	spans := MetadataSpans(meta)
+	if spans == "" {
+		t.Fatal("no spans")
+	}
+	for _, name := range []string{"Müller^Jürgen", "Doe^John"} {
+		in := record(name)
+		in.IssuerOfPatientID, in.StudyInstanceUID = "HOSP", "1.2.99"
+		scanned, err := in.CorrectMetadata(meta)
+		if err != nil {
+			t.Fatal(err)
 		}
+		in.MetadataSpans = spans
+		fast, err := in.CorrectMetadata(meta)
+		if err != nil || !bytes.Equal(fast, scanned) {
+			t.Fatalf("with spans:\n%s\nscanned:\n%s", fast, scanned)
+		}
+		if !json.Valid(fast) {
+			t.Fatal("not JSON")
+		}
+	}
+	// No patient members, or no study UID: no spans (a correction scans).
+	var bare dcm.Dataset
+	bare.Set(dcm.NewString(dcm.TagStudyInstanceUID, "UI", "1.2.3"))
+	js, _, _ := bare.JSON(nil)
+	if MetadataSpans(js) != "" || MetadataSpans([]byte("{")) != "" {
+		t.Fatal("spans for an object without the members")
+	}
+	// Spans that do not fit the object are ignored.
+	in := record("X^Y")
+	in.MetadataSpans = "1,2,3,999999"
+	if out, err := in.CorrectMetadata(meta); err != nil || !json.Valid(out) {
+		t.Fatalf("bad spans: %v", err)
 	}
 }

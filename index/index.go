@@ -141,6 +141,10 @@ type Instance struct {
 	// (dcm.JSONOmissions), or "" when Metadata is the whole data set. The stored object
 	// itself always holds everything.
 	MetadataOmitted string
+	// MetadataSpans says where in Metadata the members a correction replaces lie
+	// (MetadataSpans), so that serving a corrected record's metadata reads only them.
+	// The index computes and keeps it; "" makes a correction scan Metadata.
+	MetadataSpans string
 	// PixelLayout is the JSON of dcm.PixelLayout (frame byte ranges), or nil.
 	PixelLayout []byte
 	// Bulk is the JSON of []dcm.BulkRef (where each BulkDataURI's bytes lie), or nil.

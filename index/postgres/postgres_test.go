@@ -48,7 +48,7 @@ func TestConcurrentMigrations(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer x.Close()
-	if v, err := sqlindex.SchemaVersion(context.Background(), x.SQL()); err != nil || v != 8 {
+	if v, err := sqlindex.SchemaVersion(context.Background(), x.SQL()); err != nil || v != 9 {
 		t.Fatalf("version %d, %v", v, err)
 	}
 }

@@ -72,7 +72,7 @@ const (
 	studyCols    = `s.study_uid, s.study_date, s.study_time, s.accession, s.study_id, s.description, s.referring, s.modalities, s.sop_classes, s.num_series, s.num_instances, s.updated_at`
 	seriesCols   = `se.series_uid, se.modality, se.series_number, se.description, se.body_part, se.series_date, se.series_time, se.num_instances`
 	instanceCols = `i.sop_uid, i.sop_class_uid, i.instance_number, i.transfer_syntax, i.num_frames, i.rows_, i.cols, i.bits_allocated, i.blob_key, i.size, i.sha256, i.source_ae, i.received_at, i.metadata_omitted, i.content_digest`
-	heavyCols    = `i.metadata, i.pixel_layout, i.bulk`
+	heavyCols    = `i.metadata, i.pixel_layout, i.bulk, i.meta_spans`
 
 	fromPatient  = ` FROM patients p`
 	fromStudy    = ` FROM studies s JOIN patients p ON p.id = s.patient_fk`
@@ -223,7 +223,7 @@ func (x *DB) Find(ctx context.Context, q index.Query) (*index.Result, error) {
 	case index.SeriesLevel:
 		cols, from, order = patientCols+`, `+studyCols+`, `+seriesCols, fromSeries, orderBy(seriesOrder, q.Reverse)
 	case index.ImageLevel:
-		cols, from, order = patientCols+`, `+studyCols+`, `+seriesCols+`, `+instanceCols+`, NULL, NULL, NULL`, fromInstance, orderBy(instanceOrder, q.Reverse)
+		cols, from, order = patientCols+`, `+studyCols+`, `+seriesCols+`, `+instanceCols+`, NULL, NULL, NULL, NULL`, fromInstance, orderBy(instanceOrder, q.Reverse)
 		if q.WithMetadata {
 			cols = patientCols + `, ` + studyCols + `, ` + seriesCols + `, ` + instanceCols + `, ` + heavyCols
 		}
@@ -371,10 +371,10 @@ func scanInstances(rows *sql.Rows, correct bool) ([]index.Instance, error) {
 		var ss seriesScan
 		var num sql.NullInt64
 		var received int64
-		var meta, layout, bulk sql.NullString
+		var meta, layout, bulk, spans sql.NullString
 		d := append(patientDest(&in.Patient), sc.dest(&in.Study)...)
 		d = append(d, ss.dest(&in.Series)...)
-		d = append(d, &in.SOPInstanceUID, &in.SOPClassUID, &num, &in.TransferSyntaxUID, &in.NumberOfFrames, &in.Rows, &in.Columns, &in.BitsAllocated, &in.BlobKey, &in.Size, &in.SHA256, &in.SourceAE, &received, &in.MetadataOmitted, &in.ContentDigest, &meta, &layout, &bulk)
+		d = append(d, &in.SOPInstanceUID, &in.SOPClassUID, &num, &in.TransferSyntaxUID, &in.NumberOfFrames, &in.Rows, &in.Columns, &in.BitsAllocated, &in.BlobKey, &in.Size, &in.SHA256, &in.SourceAE, &received, &in.MetadataOmitted, &in.ContentDigest, &meta, &layout, &bulk, &spans)
 		if err := rows.Scan(d...); err != nil {
 			return nil, err
 		}
@@ -388,13 +388,15 @@ func scanInstances(rows *sql.Rows, correct bool) ([]index.Instance, error) {
 		if meta.Valid {
 			// The record's corrections (patient module, moved study) show in the
 			// metadata of every surface that reads it.
-			in.Metadata = []byte(meta.String)
+			in.Metadata, in.MetadataSpans = []byte(meta.String), spans.String
 			if correct {
 				m, err := corrector.Correct(&in, in.Metadata)
 				if err != nil {
 					return nil, fmt.Errorf("instance %s: %w", in.SOPInstanceUID, err)
 				}
-				in.Metadata = m
+				if in.Corrected {
+					in.Metadata, in.MetadataSpans = m, "" // the spans were those of the stored metadata
+				}
 			}
 		}
 		if layout.Valid {

@@ -29,7 +29,7 @@ func TestMigrationsIdempotent(t *testing.T) {
 			t.Fatal(err)
 		}
 		v, err := sqlindex.SchemaVersion(context.Background(), x.SQL())
-		if err != nil || v != 8 {
+		if err != nil || v != 9 {
 			t.Fatalf("version %d, %v", v, err)
 		}
 		x.Close()
