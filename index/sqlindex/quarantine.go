@@ -51,35 +51,8 @@ func (x *DB) Quarantine(ctx context.Context, r *index.QuarantineRecord) error {
 
 // Quarantined implements index.Index.
 func (x *DB) Quarantined(ctx context.Context, q index.QuarantineQuery) ([]index.QuarantineRecord, error) {
-	b := &builder{d: x.d}
-	var where []string
-	for _, f := range []struct{ col, v string }{{"sop_uid", q.SOPInstanceUID}, {"study_uid", q.StudyInstanceUID}, {"blob_key", q.BlobKey}} {
-		if f.v != "" {
-			where = append(where, f.col+` = `+b.arg(f.v))
-		}
-	}
-	// The caller's scope, like every other read: the record's own patient and study.
-	for _, sc := range index.Scopes(ctx) {
-		if sc.Patient != nil {
-			where = append(where, `patient_id = `+b.arg(sc.Patient.ID)+` AND issuer = `+b.arg(sc.Patient.Issuer))
-		}
-		if sc.StudyInstanceUID != "" {
-			where = append(where, `study_uid = `+b.arg(sc.StudyInstanceUID))
-		}
-	}
-	if q.Before != 0 {
-		where = append(where, `id < `+b.arg(q.Before))
-	}
-	limit := q.Limit
-	if limit <= 0 || limit > index.MaxQuarantineList {
-		limit = index.MaxQuarantineList
-	}
-	query := `SELECT ` + quarantineCols + ` FROM quarantine`
-	if len(where) > 0 {
-		query += ` WHERE ` + strings.Join(where, ` AND `)
-	}
-	query += ` ORDER BY id DESC LIMIT ` + b.arg(limit)
-	rows, err := x.db.QueryContext(ctx, query, b.args...)
+	rows, err := x.listAside(ctx, "quarantine", quarantineCols, [][2]string{{"sop_uid", q.SOPInstanceUID}, {"study_uid", q.StudyInstanceUID}, {"blob_key", q.BlobKey}},
+		q.Before, q.Limit, index.MaxQuarantineList)
 	if err != nil {
 		return nil, fmt.Errorf("index: quarantine list: %w", err)
 	}
@@ -88,6 +61,40 @@ func (x *DB) Quarantined(ctx context.Context, q index.QuarantineQuery) ([]index.
 		return nil, fmt.Errorf("index: quarantine list: %w", err)
 	}
 	return list, nil
+}
+
+// listAside lists the records of a table kept aside from the served ones (quarantine,
+// rejections), newest first: those whose columns equal the non-empty values of eq,
+// within the caller's scopes (the record's own patient and study, like every other
+// read), with an id below before (when not 0), at most limit (max when 0 or above).
+func (x *DB) listAside(ctx context.Context, table, cols string, eq [][2]string, before int64, limit, max int) (*sql.Rows, error) {
+	b := &builder{d: x.d}
+	var where []string
+	for _, f := range eq {
+		if f[1] != "" {
+			where = append(where, f[0]+` = `+b.arg(f[1]))
+		}
+	}
+	for _, sc := range index.Scopes(ctx) {
+		if sc.Patient != nil {
+			where = append(where, `patient_id = `+b.arg(sc.Patient.ID)+` AND issuer = `+b.arg(sc.Patient.Issuer))
+		}
+		if sc.StudyInstanceUID != "" {
+			where = append(where, `study_uid = `+b.arg(sc.StudyInstanceUID))
+		}
+	}
+	if before != 0 {
+		where = append(where, `id < `+b.arg(before))
+	}
+	if limit <= 0 || limit > max {
+		limit = max
+	}
+	query := `SELECT ` + cols + ` FROM ` + table
+	if len(where) > 0 {
+		query += ` WHERE ` + strings.Join(where, ` AND `)
+	}
+	query += ` ORDER BY id DESC LIMIT ` + b.arg(limit)
+	return x.db.QueryContext(ctx, query, b.args...)
 }
 
 // QuarantinedByID implements index.Index.

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"iter"
-	"strings"
 	"time"
 
 	"github.com/lumenpacs/lumen/index"
@@ -331,34 +330,8 @@ func (x *DB) Purge(ctx context.Context, sopUIDs []string, reason string, c index
 
 // Rejected implements index.Rejecter.
 func (x *DB) Rejected(ctx context.Context, q index.RejectedQuery) ([]index.Rejection, error) {
-	b := &builder{d: x.d}
-	var where []string
-	for _, f := range []struct{ col, v string }{{"sop_uid", q.SOPInstanceUID}, {"study_uid", q.StudyInstanceUID}, {"note_uid", q.NoteUID}} {
-		if f.v != "" {
-			where = append(where, f.col+` = `+b.arg(f.v))
-		}
-	}
-	for _, sc := range index.Scopes(ctx) {
-		if sc.Patient != nil {
-			where = append(where, `patient_id = `+b.arg(sc.Patient.ID)+` AND issuer = `+b.arg(sc.Patient.Issuer))
-		}
-		if sc.StudyInstanceUID != "" {
-			where = append(where, `study_uid = `+b.arg(sc.StudyInstanceUID))
-		}
-	}
-	if q.Before != 0 {
-		where = append(where, `id < `+b.arg(q.Before))
-	}
-	limit := q.Limit
-	if limit <= 0 || limit > index.MaxRejectedList {
-		limit = index.MaxRejectedList
-	}
-	query := `SELECT ` + rejectionCols + ` FROM rejections`
-	if len(where) > 0 {
-		query += ` WHERE ` + strings.Join(where, ` AND `)
-	}
-	query += ` ORDER BY id DESC LIMIT ` + b.arg(limit)
-	rows, err := x.db.QueryContext(ctx, query, b.args...)
+	rows, err := x.listAside(ctx, "rejections", rejectionCols, [][2]string{{"sop_uid", q.SOPInstanceUID}, {"study_uid", q.StudyInstanceUID}, {"note_uid", q.NoteUID}},
+		q.Before, q.Limit, index.MaxRejectedList)
 	if err != nil {
 		return nil, fmt.Errorf("index: rejected list: %w", err)
 	}
