@@ -23,9 +23,6 @@ const (
 	RoutePurge      = "/api/v1/rejections/purge"   // POST: delete rejected instances for good
 )
 
-// maxRejectBody bounds the JSON body of a rejection request.
-const maxRejectBody = 1 << 20
-
 // maxAuditReason bounds the reason words added to the audit record.
 const maxAuditReason = 256
 
