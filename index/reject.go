@@ -96,7 +96,9 @@ type Rejecter interface {
 	// nothing changes. It returns the rejections recorded.
 	Reject(ctx context.Context, note *Instance, reason string, refs []RejectRef, c Change) ([]Rejection, error)
 	// Restore ends the rejections named, in one transaction: each instance is indexed
-	// again from its Restoration and its rejection removed. An unknown SOP Instance UID
+	// again from its Restoration, filed under the study, series and patient its
+	// rejection recorded (a series moved before the rejection keeps it), and its
+	// rejection removed. An unknown SOP Instance UID
 	// is ErrNotFound; an Instance whose blob key is not the rejection's, or missing for
 	// a rejection with a blob, is ErrConflict. reason is recorded with the events.
 	Restore(ctx context.Context, list []Restoration, reason string, c Change) ([]Rejection, error)

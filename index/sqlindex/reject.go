@@ -279,6 +279,15 @@ func (x *DB) Restore(ctx context.Context, list []index.Restoration, reason strin
 			}
 			inst.SourceAE, inst.ReceivedAt = r.SourceAE, r.ReceivedAt
 			inst.Jobs = nil
+			// The instance goes back where it was filed when it was rejected, which is not
+			// what its stored header says when its series was moved to another study (and
+			// patient) before: the stored bytes are never rewritten.
+			inst.StudyInstanceUID, inst.SeriesInstanceUID = r.StudyInstanceUID, r.SeriesInstanceUID
+			if k := (index.PatientKey{ID: inst.PatientID, Issuer: inst.IssuerOfPatientID}); k != r.Patient {
+				inst.PatientID, inst.IssuerOfPatientID = r.Patient.ID, r.Patient.Issuer
+				// Never another patient's demographics, should the record be created.
+				inst.PatientName, inst.PatientBirthDate, inst.PatientSex = "", "", ""
+			}
 			if err := x.insert(ctx, tx, inst); err != nil {
 				return err
 			}

@@ -49,9 +49,6 @@ func (x *Trail) HTTP(action func(method, route string) string, actor func(echo.C
 				outcome = strconv.Itoa(code)
 			}
 			r := index.AuditRecord{Action: action, Outcome: outcome, Remote: c.RealIP(), Detail: c.Path()}
-			if d, _ := c.Get(DetailKey).(string); d != "" {
-				r.Detail += " " + d
-			}
 			r.Actor, r.Via = actor(c)
 			q := c.Request().URL.Query()
 			stowed, _ := c.Get(StudyKey).(string)
