@@ -371,7 +371,8 @@ func scanInstances(rows *sql.Rows, correct bool) ([]index.Instance, error) {
 		var ss seriesScan
 		var num sql.NullInt64
 		var received int64
-		var meta, layout, bulk, spans sql.NullString
+		var layout, bulk, spans sql.NullString
+		var meta []byte // scanned once, straight into bytes (it is the largest column)
 		d := append(patientDest(&in.Patient), sc.dest(&in.Study)...)
 		d = append(d, ss.dest(&in.Series)...)
 		d = append(d, &in.SOPInstanceUID, &in.SOPClassUID, &num, &in.TransferSyntaxUID, &in.NumberOfFrames, &in.Rows, &in.Columns, &in.BitsAllocated, &in.BlobKey, &in.Size, &in.SHA256, &in.SourceAE, &received, &in.MetadataOmitted, &in.ContentDigest, &meta, &layout, &bulk, &spans)
@@ -385,10 +386,10 @@ func scanInstances(rows *sql.Rows, correct bool) ([]index.Instance, error) {
 			in.InstanceNumber = &n
 		}
 		in.ReceivedAt = time.UnixMilli(received)
-		if meta.Valid {
+		if meta != nil {
 			// The record's corrections (patient module, moved study) show in the
 			// metadata of every surface that reads it.
-			in.Metadata, in.MetadataSpans = []byte(meta.String), spans.String
+			in.Metadata, in.MetadataSpans = meta, spans.String
 			if correct {
 				m, err := corrector.Correct(&in, in.Metadata)
 				if err != nil {
