@@ -50,7 +50,9 @@ tools: provision
 ## BenchmarkCStore (1 and 4 associations), BenchmarkFindStudies (100,000 studies), the
 ## DICOMweb and rendering benchmarks, the EMR chart (200 studies) and widget (first
 ## thumbnail in Chromium), the HL7 v2 parser (BenchmarkParseA08) and ADT A08 over one MLLP
-## connection end to end (BenchmarkHL7A08, fs+SQLite).
+## connection end to end (BenchmarkHL7A08, fs+SQLite), the A40 merge at 1,000 studies with
+## 1,000 to 100,000 instances (BenchmarkMergePatients, both backends) and the correction of
+## a metadata object (BenchmarkCorrectMetadata).
 bench: provision
 	$(GO) test -tags '$(TAGS)' -run '^$$' -bench . -benchtime $(BENCHTIME) -timeout 60m ./dcm ./archive/... ./service/... ./hl7
 	$(GO) test -tags '$(TAGS)' -run '^$$' -bench 'ImportCT|LargeMultiframe' -benchtime 1x -timeout 60m ./cmd/lumen
@@ -62,6 +64,8 @@ bench: provision
 	$(GO) test -tags '$(TAGS)' -run '^$$' -bench 'BenchmarkChart' -benchtime 300x ./cmd/lumen
 	$(GO) test -tags '$(TAGS)' -run '^$$' -bench 'WidgetFirstThumbnail' -benchtime 20x ./cmd/lumen
 	$(GO) test -tags '$(TAGS)' -run '^$$' -bench 'HL7A08' -benchtime 3000x ./cmd/lumen
+	$(GO) test -tags '$(TAGS)' -run '^$$' -bench 'MergePatients' -benchtime 20x -timeout 30m ./index/sqlite ./index/postgres
+	$(GO) test -tags '$(TAGS)' -run '^$$' -bench 'CorrectMetadata' ./index
 
 ## bench-orthanc: storescu → Lumen vs storescu → Orthanc 1.10 (Debian), side by side; then
 ## STOW-RS and WADO-RS against Lumen and Orthanc's DICOMweb plugin; then C-MOVE of a

@@ -130,6 +130,18 @@ func (h *hl7Handler) HandleTooLarge(ctx context.Context, head []byte, size int, 
 	return ack
 }
 
+// HandleTruncated implements mllp.TruncatedHandler: the ADT handler's AR 207 for a frame
+// the sender stalled in, audited.
+func (h *hl7Handler) HandleTruncated(ctx context.Context, head []byte, c mllp.ConnInfo) []byte {
+	ack := h.adt.HandleTruncated(ctx, head, c)
+	code, errCode := ackOutcome(ack)
+	if h.observe != nil {
+		h.observe("", code, 0)
+	}
+	h.audit(ctx, nil, c, code, errCode)
+	return ack
+}
+
 // ackOutcome reads the acknowledgement code (MSA-1) and the first error code (ERR-3.1
 // from v2.5, ERR-1.4.1 before) of an ACK.
 func ackOutcome(ack []byte) (code, errCode string) {

@@ -534,6 +534,7 @@ func mllpFrame(msg string) []byte { return append(append([]byte{0x0b}, msg...), 
 func TestHL7Malformed(t *testing.T) {
 	e := startHL7Env(t, func(c *Config) {
 		c.HL7.Peers = []HL7PeerConfig{{Facility: "HIS", Application: "ADT", Host: "127.0.0.1"}}
+		c.HL7.ReadTimeout = time.Second // a sender stalling inside a frame is answered after it
 	})
 	uids := e.storeStudies(t, "HL7-M1", "Kept^Karl", 500, 1)
 	const name = "Kept^Karl HL7-M1"
@@ -588,7 +589,14 @@ func TestHL7Malformed(t *testing.T) {
 		})
 	}
 
-	// Frames cut short: no ACK, and the connection is closed.
+	// A sender that stalls inside a frame: AR with ERR (207, "send it again") from the
+	// header read so far, then the connection closes.
+	stalled := sendRaw(t, e.s.addr.HL7, append([]byte{0x0b}, rename("T-0")...), false)
+	if !bytes.Contains(stalled, []byte("MSA|AR|T-0")) || !bytes.Contains(stalled, []byte("ERR|")) || !bytes.Contains(stalled, []byte("207")) {
+		t.Fatalf("stalled frame: answered %q", stalled)
+	}
+
+	// Frames cut short by the sender: no ACK, and the connection is closed.
 	for name, raw := range map[string][]byte{
 		"frame never ended":        append([]byte{0x0b}, rename("T-1")...),
 		"frame restarted":          append(append([]byte{0x0b}, rename("T-2")[:40]...), mllpFrame(rename("T-3"))[:30]...),
@@ -637,7 +645,7 @@ func TestHL7Malformed(t *testing.T) {
 			rows++
 		}
 	}
-	if want := refused + 1; rows != want { // B-16, a merge, names its two keys
+	if want := refused + 2; rows != want { // B-16, a merge, names its two keys; the stalled frame T-0
 		t.Errorf("%d audit rows of messages, want %d", rows, want)
 	}
 	if conn := e.auditRows(t, "hl7-connect"); len(conn) != 1 || conn[0].Outcome != "refused" || !strings.HasPrefix(conn[0].Remote, "127.0.0.2:") {

@@ -53,9 +53,12 @@
 // bytes is cut off; also the TLS handshake), WriteTimeout (one acknowledgement) and
 // MaxMessageBytes. On a frame over MaxMessageBytes the server calls the handler's
 // HandleTooLarge (TooLargeHandler) with the head of the message and sends what it
-// returns, or closes the connection when the handler has no such method. On
-// ErrBadStart, ErrTruncated, a timeout, or a handler panic (recovered and logged) it
-// closes the connection; the server goes on. Message content is never logged above
+// returns, or closes the connection when the handler has no such method. A frame the
+// sender stalls in past ReadTimeout is answered by the handler's HandleTruncated
+// (TruncatedHandler) with its first bytes, and the connection closes; a frame the sender
+// abandons by starting a new one (ErrStartedOver) is dropped unanswered and the new frame
+// read. On ErrBadStart, other truncations, a timeout between frames, or a handler panic
+// (recovered and logged) it closes the connection; the server goes on. Message content is never logged above
 // Debug: it carries protected health information.
 //
 // # Client

@@ -42,6 +42,9 @@ var (
 	// the cause (io.ErrUnexpectedEOF, a timeout) when there is one. After a start block
 	// the next ReadFrame reads the new frame; after a read error the stream is lost.
 	ErrTruncated = errors.New("mllp: frame truncated")
+	// ErrStartedOver wraps ErrTruncated when a start block came inside a frame: the
+	// sender started over, and the next frame is read normally.
+	ErrStartedOver = fmt.Errorf("%w: a start block before the end block", ErrTruncated)
 	// ErrBadPayload: a message to write holds a StartBlock or EndBlock byte, which
 	// would break the framing. Nothing is written.
 	ErrBadPayload = errors.New("mllp: message holds a start block or end block byte")
@@ -79,7 +82,8 @@ func NewReader(r io.Reader, maxMessageBytes int) *Reader {
 //
 // At the end of the stream between frames ReadFrame returns io.EOF; a read error
 // between frames (such as a timeout) is returned as it is. Inside a frame it returns
-// ErrTruncated; for a frame longer than the maximum, the message's first bytes and
+// ErrTruncated with the first bytes of the frame (ErrStartedOver when a start block came
+// inside it); for a frame longer than the maximum, the message's first bytes and
 // ErrTooLarge; for other bytes where a start block was due, ErrBadStart.
 func (r *Reader) ReadFrame() ([]byte, error) {
 	if err := r.seekStart(); err != nil {
@@ -163,7 +167,7 @@ func (r *Reader) readBody() ([]byte, error) {
 			if err == io.EOF {
 				err = io.ErrUnexpectedEOF
 			}
-			return nil, fmt.Errorf("%w after %d bytes: %w", ErrTruncated, total, err)
+			return r.head(), fmt.Errorf("%w after %d bytes: %w", ErrTruncated, total, err)
 		}
 		end := bytes.IndexByte(buf, EndBlock)
 		chunk := buf
@@ -172,9 +176,9 @@ func (r *Reader) readBody() ([]byte, error) {
 		}
 		if sb := bytes.IndexByte(chunk, StartBlock); sb >= 0 {
 			// The sender started over: this frame is lost, the next one begins here.
-			total += sb
+			keep(chunk[:sb])
 			r.br.Discard(sb)
-			return nil, fmt.Errorf("%w: a start block after %d bytes, before the end block", ErrTruncated, total)
+			return r.head(), fmt.Errorf("%w, after %d bytes", ErrStartedOver, total)
 		}
 		keep(chunk)
 		if end < 0 {
@@ -194,6 +198,15 @@ func (r *Reader) readBody() ([]byte, error) {
 		}
 		return msg, nil
 	}
+}
+
+// head returns a copy of the first HeadBytes of the frame read so far (nil when none):
+// what a truncated frame hands to the application, which may still read its MSH.
+func (r *Reader) head() []byte {
+	if len(r.buf) == 0 {
+		return nil
+	}
+	return append([]byte(nil), r.buf[:min(len(r.buf), HeadBytes)]...)
 }
 
 // Writer writes MLLP frames, each in one Write call.

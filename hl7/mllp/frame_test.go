@@ -97,16 +97,16 @@ func TestReaderTable(t *testing.T) {
 			want:  []result{{long[:16], ErrTooLarge}, {"ok", nil}, {"", io.EOF}}},
 		{name: "exactly the limit", max: 4, parts: []string{sb + "abcd" + eb + "\r" + sb + "abcde" + eb + "\r"},
 			want: []result{{"abcd", nil}, {"abcd", ErrTooLarge}, {"", io.EOF}}},
-		{name: "EOF inside a frame", parts: []string{sb + "MSH|^~\\&|partial"},
-			want: []result{{"", ErrTruncated}, {"", io.EOF}}},
+		{name: "EOF inside a frame: its first bytes come with the error", parts: []string{sb + "MSH|^~\\&|partial"},
+			want: []result{{"MSH|^~\\&|partial", ErrTruncated}, {"", io.EOF}}},
 		{name: "EOF inside a frame over the limit", max: 4, parts: []string{sb + "MSH|^~\\&|partial"},
-			want: []result{{"", ErrTruncated}, {"", io.EOF}}},
+			want: []result{{"MSH|", ErrTruncated}, {"", io.EOF}}},
 		{name: "missing CR after the end block (accepted)", parts: []string{sb + "A" + eb + sb + "B" + eb},
 			want: []result{{"A", nil}, {"B", nil}, {"", io.EOF}}},
 		{name: "empty frame", parts: []string{sb + eb + "\r"},
 			want: []result{{"", nil}, {"", io.EOF}}},
 		{name: "a start block inside a frame: the sender started over", parts: []string{sb + "MSH|half", sb + "MSH|whole" + eb + "\r"},
-			want: []result{{"", ErrTruncated}, {"MSH|whole", nil}, {"", io.EOF}}},
+			want: []result{{"MSH|half", ErrTruncated}, {"MSH|whole", nil}, {"", io.EOF}}},
 		{name: "whitespace only", parts: []string{" \r\n"},
 			want: []result{{"", io.EOF}}},
 		{name: "nothing", want: []result{{"", io.EOF}}},
@@ -156,9 +156,9 @@ func TestReaderTimeoutInsideFrame(t *testing.T) {
 	defer b.Close()
 	go a.Write([]byte("\x0bMSH|^~\\&|slow"))
 	b.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
-	_, err := NewReader(b, 0).ReadFrame()
-	if !errors.Is(err, ErrTruncated) || !errors.Is(err, os.ErrDeadlineExceeded) {
-		t.Fatalf("err = %v, want ErrTruncated wrapping the timeout", err)
+	head, err := NewReader(b, 0).ReadFrame()
+	if !errors.Is(err, ErrTruncated) || !errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, ErrStartedOver) || string(head) != "MSH|^~\\&|slow" {
+		t.Fatalf("err = %v, head %q: want ErrTruncated wrapping the timeout, with the head", err, head)
 	}
 	// Between frames the timeout comes as it is.
 	c, d := net.Pipe()

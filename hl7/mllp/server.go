@@ -65,6 +65,17 @@ type TooLargeHandler interface {
 	HandleTooLarge(ctx context.Context, head []byte, size int, c ConnInfo) []byte
 }
 
+// TruncatedHandler is implemented by handlers that answer a frame cut short while the
+// sender can still read the answer: the sender stalled inside it past ReadTimeout (the
+// connection closes after the answer). A frame the sender abandoned for a new one
+// (ErrStartedOver) is not answered: the sender waits for the new frame's answer, and
+// the connection goes on. head holds the frame's first bytes (at most
+// HeadBytes), from which the handler may read the header to answer a refusal; nothing
+// of the message may be applied. A nil answer sends nothing.
+type TruncatedHandler interface {
+	HandleTruncated(ctx context.Context, head []byte, c ConnInfo) []byte
+}
+
 // HandlerFunc adapts a function to Handler.
 type HandlerFunc func(ctx context.Context, msg []byte, c ConnInfo) []byte
 
@@ -403,7 +414,7 @@ func (c *conn) serve() {
 		}
 		msg, err := r.ReadFrame()
 		var ack []byte
-		var ok bool
+		var ok, closeAfter bool
 		switch {
 		case err == nil:
 			s.stats.messages.Add(1)
@@ -428,6 +439,24 @@ func (c *conn) serve() {
 		case errors.Is(err, os.ErrDeadlineExceeded) && !errors.Is(err, ErrTruncated):
 			log.Info("mllp: idle connection closed", "after", orDefault(s.IdleTimeout, DefaultIdleTimeout).String())
 			return
+		case errors.Is(err, ErrStartedOver):
+			// The sender abandoned the frame and sent a new one, which is read next. It
+			// waits for the answer to the new frame only: answering the abandoned one
+			// would shift every answer after it by one.
+			s.stats.framing.Add(1)
+			log.Warn("mllp: frame abandoned by the sender", "err", err)
+			continue
+		case errors.Is(err, ErrTruncated) && len(msg) > 0 && errors.Is(err, os.ErrDeadlineExceeded):
+			// The sender stalled inside a frame: the handler may refuse the message
+			// before the connection closes.
+			s.stats.framing.Add(1)
+			log.Warn("mllp: frame truncated", "err", err)
+			th, can := s.Handler.(TruncatedHandler)
+			if !can {
+				return
+			}
+			ack, ok = c.call(log, func() []byte { return th.HandleTruncated(c.ctx, msg, c.info) })
+			closeAfter = true
 		case errors.Is(err, ErrTruncated), errors.Is(err, ErrBadStart):
 			s.stats.framing.Add(1)
 			log.Warn("mllp: framing error; closing", "err", err)
@@ -439,12 +468,14 @@ func (c *conn) serve() {
 		if !ok {
 			return
 		}
-		if len(ack) == 0 {
-			continue
+		if len(ack) > 0 {
+			c.nc.SetWriteDeadline(deadline(orDefault(s.WriteTimeout, DefaultWriteTimeout)))
+			if err := w.WriteFrame(ack); err != nil {
+				log.Warn("mllp: writing the acknowledgement failed; closing", "err", err)
+				return
+			}
 		}
-		c.nc.SetWriteDeadline(deadline(orDefault(s.WriteTimeout, DefaultWriteTimeout)))
-		if err := w.WriteFrame(ack); err != nil {
-			log.Warn("mllp: writing the acknowledgement failed; closing", "err", err)
+		if closeAfter {
 			return
 		}
 	}

@@ -506,3 +506,68 @@ func TestServerTLS(t *testing.T) {
 		t.Fatal("a client that does not trust the certificate connected")
 	}
 }
+
+// truncated refuses frames cut short with AR.
+type truncated struct {
+	recorder
+	heads [][]byte
+}
+
+func (h *truncated) HandleTruncated(_ context.Context, head []byte, _ ConnInfo) []byte {
+	h.mu.Lock()
+	h.heads = append(h.heads, head)
+	h.mu.Unlock()
+	return ackFor(head, "AR")
+}
+
+// TestServerTruncated: a frame the sender stalls in is answered AR from its head and the
+// connection closes; a frame the sender abandons for a new one is not answered (the
+// sender waits for the new one's answer only) and the connection goes on.
+func TestServerTruncated(t *testing.T) {
+	h := &truncated{}
+	s := &Server{Handler: h, ReadTimeout: 300 * time.Millisecond, Logger: testLogger(t)}
+	addr := start(t, s, nil)
+
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	nc.Write(append([]byte{StartBlock}, adt("STALL")...))
+	nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	ack, err := NewReader(nc, 0).ReadFrame()
+	if code, id := acked(ack); err != nil || code != "AR" || id != "STALL" {
+		t.Fatalf("stalled frame: %q %v, want AR STALL", ack, err)
+	}
+	waitClosed(t, nc, 5*time.Second)
+
+	nc2, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc2.Close()
+	half := adt("HALF")[:40]
+	nc2.Write(append(append([]byte{StartBlock}, half...), append(append([]byte{StartBlock}, adt("WHOLE")...), EndBlock, CarriageReturn)...))
+	r := NewReader(nc2, 0)
+	nc2.SetReadDeadline(time.Now().Add(5 * time.Second))
+	ack, err = r.ReadFrame()
+	if code, id := acked(ack); err != nil || code != "AA" || id != "WHOLE" {
+		t.Fatalf("after an abandoned frame: %q %v, want AA WHOLE", ack, err)
+	}
+	NewWriter(nc2).WriteFrame(adt("NEXT"))
+	ack, err = r.ReadFrame()
+	if code, id := acked(ack); err != nil || code != "AA" || id != "NEXT" {
+		t.Fatalf("the connection did not go on: %q %v", ack, err)
+	}
+	if got := h.ids(); len(got) != 2 || got[0] != "WHOLE" || got[1] != "NEXT" {
+		t.Fatalf("handled %v", got)
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.heads) != 1 || controlID(h.heads[0]) != "STALL" {
+		t.Fatalf("HandleTruncated saw %q", h.heads)
+	}
+	if st := s.Stats(); st.FramingErrors != 2 {
+		t.Fatalf("stats %+v", st)
+	}
+}

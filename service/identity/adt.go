@@ -91,6 +91,16 @@ func (a *ADT) HandleTooLarge(ctx context.Context, head []byte, size int, c mllp.
 	return ack
 }
 
+// HandleTruncated answers a frame the sender stalled in (mllp.TruncatedHandler): AR with
+// 207, read from the header when it can be; nothing is applied and the sender may send
+// the message again.
+func (a *ADT) HandleTruncated(ctx context.Context, head []byte, c mllp.ConnInfo) []byte {
+	e := hl7.Errorf(hl7.Location{}, hl7.CodeInternal, "the frame ended before its end block: the message is incomplete and was not applied; send it again")
+	ack := hl7.AckBytes(head, hl7.AR, []*hl7.Error{e}, a.controlID(), a.now()).Encode()
+	a.log().Info("hl7 message refused: frame truncated", "conn", c.ID, "bytes", len(head), "ack", hl7.AR, "code", int(e.Code))
+	return ack
+}
+
 // HandleMessage applies one message and returns its acknowledgement (see docs/hl7.md §4
 // for the order of checks): AR for a message that does not parse or whose type, event,
 // processing ID or version is not handled, and for a failure of the index (nothing is
