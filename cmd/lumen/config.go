@@ -17,6 +17,7 @@ import (
 	"github.com/lumenpacs/lumen/emr/links"
 	"github.com/lumenpacs/lumen/httpkit/auth"
 	"github.com/lumenpacs/lumen/httpkit/httplimit"
+	"github.com/lumenpacs/lumen/service/identity"
 	"github.com/spf13/pflag"
 )
 
@@ -201,6 +202,15 @@ type HL7PeerConfig struct {
 	Facility    string `koanf:"facility"`
 	Application string `koanf:"application"`
 	Host        string `koanf:"host"`
+}
+
+// peers is the peer list in the listener's terms.
+func (h *HL7Config) peers() []identity.Peer {
+	out := make([]identity.Peer, len(h.Peers))
+	for i, p := range h.Peers {
+		out[i] = identity.Peer{Facility: p.Facility, Application: p.Application, Host: p.Host}
+	}
+	return out
 }
 
 // ForwardConfig configures auto-forwarding on ingest.
@@ -604,11 +614,9 @@ func (h HL7Config) validate() error {
 		if p.Facility == "" && p.Application == "" && p.Host == "" {
 			return fmt.Errorf("config: hl7.peers: an entry names no facility, application or host")
 		}
-		if p.Host != "" {
-			if _, err := parseHostPattern(p.Host); err != nil {
-				return fmt.Errorf("config: hl7.peers: host %q: %w", p.Host, err)
-			}
-		}
+	}
+	if _, err := identity.NewPeers(h.peers()); err != nil {
+		return fmt.Errorf("config: hl7.peers: %w", err)
 	}
 	for _, id := range h.ProcessingIDs {
 		switch id {

@@ -1,18 +1,11 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"strconv"
-	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
-	"github.com/lumenpacs/lumen/hl7"
 	"github.com/lumenpacs/lumen/hl7/mllp"
 	"github.com/lumenpacs/lumen/index"
 	"github.com/lumenpacs/lumen/service/audit"
@@ -20,8 +13,7 @@ import (
 )
 
 // hl7TestHook, when set (only by the build tag lumen_crashhook, for the crash tests), is
-// called with the control ID of each message before it is applied ("received") and
-// after it was applied, before its ACK is written ("applied").
+// the listener's identity.Listener.Hook.
 var hl7TestHook func(point, controlID string)
 
 // newHL7Server builds the HL7 listener (its listeners are served by the caller): the
@@ -31,16 +23,17 @@ func newHL7Server(c *Config, idx index.Index, trail *audit.Trail, observe func(e
 	if !ok {
 		return nil, errors.New("hl7: the index keeps no patient records (index.Identity)")
 	}
-	peers, err := newHL7Peers(c.HL7.Peers)
+	peers, err := identity.NewPeers(c.HL7.peers())
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("config: hl7.peers: %w", err)
 	}
-	h := &hl7Handler{
-		adt:     &identity.ADT{Index: ix, Issuer: c.HL7.Issuer, ProcessingIDs: c.HL7.ProcessingIDs, Log: log},
-		peers:   peers,
-		trail:   trail,
-		observe: observe,
-		log:     log,
+	h := &identity.Listener{
+		ADT:     &identity.ADT{Index: ix, Issuer: c.HL7.Issuer, ProcessingIDs: c.HL7.ProcessingIDs, Log: log},
+		Peers:   peers,
+		Audit:   trail,
+		Observe: observe,
+		Hook:    hl7TestHook,
+		Log:     log,
 	}
 	return &mllp.Server{
 		Handler:         h,
@@ -50,7 +43,7 @@ func newHL7Server(c *Config, idx index.Index, trail *audit.Trail, observe func(e
 		ReadTimeout:     orNone(c.HL7.ReadTimeout),
 		WriteTimeout:    orNone(c.HL7.WriteTimeout),
 		MaxMessageBytes: c.HL7.MaxMessageBytes,
-		Allow:           h.allow,
+		Allow:           h.Allow,
 		Logger:          log,
 	}, nil
 }
@@ -62,313 +55,4 @@ func orNone[T int | time.Duration](v T) T {
 		return -1
 	}
 	return v
-}
-
-// hl7Handler answers the messages of the HL7 listener: a sender not in the peer list
-// gets AR 103, any other message goes to the ADT handler; each message is audited.
-type hl7Handler struct {
-	adt     *identity.ADT
-	peers   *hl7Peers
-	trail   *audit.Trail
-	observe func(event, ack string, d time.Duration) // nil: no metrics
-	log     *slog.Logger
-
-	refusals refusalPacer
-}
-
-var hl7AckSeq atomic.Uint64
-
-// HandleMessage implements mllp.Handler.
-func (h *hl7Handler) HandleMessage(ctx context.Context, msg []byte, c mllp.ConnInfo) []byte {
-	start := time.Now()
-	m, perr := hl7.Parse(msg)
-	var ack []byte
-	switch {
-	case perr == nil && recommendedDelimiters(m.Delimiters()) && m.Get("MSH-3.1").String() != "" &&
-		!h.peers.sender(m.Get("MSH-4.1").String(), m.Get("MSH-3.1").String(), c.RemoteAddr):
-		// docs/hl7.md §4 row 4: after the header is checked (rows 2 and 3, which the ADT
-		// handler answers), before the type is looked at.
-		e := hl7.Errorf(hl7.Location{Segment: "MSH", Seq: 1, Field: 3}, hl7.CodeTableValue, "the sending application and facility are not allowed to send to this receiver from this host")
-		ack = hl7.Ack(m, hl7.AR, []*hl7.Error{e}, "LUMEN"+strconv.FormatInt(time.Now().UnixMilli(), 10)+"."+strconv.FormatUint(hl7AckSeq.Add(1), 10), time.Now()).Encode()
-		h.log.Info("hl7 message refused: sender not in hl7.peers", "conn", c.ID, "control_id", m.ControlID(), "ack", hl7.AR, "code", int(e.Code))
-	default:
-		if hl7TestHook != nil && perr == nil {
-			hl7TestHook("received", m.ControlID())
-		}
-		ack = h.adt.HandleMessage(ctx, msg, c)
-		if hl7TestHook != nil && perr == nil {
-			hl7TestHook("applied", m.ControlID())
-		}
-	}
-	code, errCode := ackOutcome(ack)
-	if h.observe != nil {
-		ev := ""
-		if perr == nil && m.Type() == "ADT" {
-			ev = m.Event()
-		}
-		h.observe(ev, code, time.Since(start))
-	}
-	h.audit(ctx, m, c, code, errCode)
-	return ack
-}
-
-// recommendedDelimiters reports whether a message has the delimiters IHE requires
-// (the ADT handler refuses others, AR 102).
-func recommendedDelimiters(d hl7.Delimiters) bool {
-	enc := d.EncodingCharacters()
-	return d.Field == '|' && (enc == `^~\&` || enc == `^~\&#`)
-}
-
-// HandleTooLarge implements mllp.TooLargeHandler: the ADT handler's AR 207, audited.
-func (h *hl7Handler) HandleTooLarge(ctx context.Context, head []byte, size int, c mllp.ConnInfo) []byte {
-	ack := h.adt.HandleTooLarge(ctx, head, size, c)
-	code, errCode := ackOutcome(ack)
-	if h.observe != nil {
-		h.observe("", code, 0)
-	}
-	h.audit(ctx, nil, c, code, errCode)
-	return ack
-}
-
-// HandleTruncated implements mllp.TruncatedHandler: the ADT handler's AR 207 for a frame
-// the sender stalled in, audited.
-func (h *hl7Handler) HandleTruncated(ctx context.Context, head []byte, c mllp.ConnInfo) []byte {
-	ack := h.adt.HandleTruncated(ctx, head, c)
-	code, errCode := ackOutcome(ack)
-	if h.observe != nil {
-		h.observe("", code, 0)
-	}
-	h.audit(ctx, nil, c, code, errCode)
-	return ack
-}
-
-// ackOutcome reads the acknowledgement code (MSA-1) and the first error code (ERR-3.1
-// from v2.5, ERR-1.4.1 before) of an ACK.
-func ackOutcome(ack []byte) (code, errCode string) {
-	a, err := hl7.Parse(ack)
-	if err != nil {
-		return "", ""
-	}
-	code = a.Get("MSA-1").String()
-	if e := a.Get("ERR-3.1").String(); e != "" {
-		return code, e
-	}
-	return code, a.Get("ERR-1.4.1").String()
-}
-
-// hl7Action names the audit action of a message, by its event.
-func hl7Action(m *hl7.Message) string {
-	if m == nil || m.Type() != "ADT" {
-		return "hl7"
-	}
-	switch m.Event() {
-	case "A01", "A04", "A05", "A08", "A28", "A31":
-		return "patient-update"
-	case "A40", "A34", "A36":
-		return "patient-merge"
-	case "A47":
-		return "patient-change-id"
-	}
-	return "hl7"
-}
-
-// audit records one message: who sent it (facility and application, from which
-// host), the patient it names (the survivor or new key; a merge or a change of
-// identifier also records the other key, in a second row), and the outcome: the ACK
-// code, with the error code of its ERR (AA 103 for an AA with a warning).
-func (h *hl7Handler) audit(ctx context.Context, m *hl7.Message, c mllp.ConnInfo, code, errCode string) {
-	outcome := code
-	if outcome == "" {
-		outcome = "no ACK"
-	}
-	if errCode != "" && errCode != "0" {
-		outcome += " " + errCode
-	}
-	r := index.AuditRecord{Actor: "hl7:?", Via: "hl7", Action: hl7Action(m), Outcome: outcome}
-	if c.RemoteAddr != nil {
-		r.Remote = c.RemoteAddr.String()
-	}
-	if m == nil {
-		r.Detail = "message not readable"
-		h.trail.Record(ctx, r)
-		return
-	}
-	r.Actor = "hl7:" + m.Get("MSH-4.1").String() + "|" + m.Get("MSH-3.1").String()
-	r.Detail = m.Get("MSH-9.1").String() + "^" + m.Get("MSH-9.2").String() + " control " + m.ControlID()
-	var target, source index.PatientKey
-	if r.Action != "hl7" {
-		target, source = h.adt.Keys(m)
-	}
-	r.PatientID, r.IssuerOfPatientID = target.ID, target.Issuer
-	h.trail.Record(ctx, r)
-	if source.ID != "" {
-		r.PatientID, r.IssuerOfPatientID = source.ID, source.Issuer
-		if r.Action == "patient-merge" {
-			r.Detail += " (the record merged away)"
-		} else {
-			r.Detail += " (the prior identifier)"
-		}
-		h.trail.Record(ctx, r)
-	}
-}
-
-// allow is the listener's host policy: with a peer list whose every entry names a
-// host, a connection from another host is closed at once (and audited, at most a few
-// rows a second).
-func (h *hl7Handler) allow(remote net.Addr) bool {
-	if h.peers.host(remote) {
-		return true
-	}
-	if h.refusals.admit() {
-		h.trail.Record(context.Background(), index.AuditRecord{Actor: "anonymous", Via: "hl7", Action: "hl7-connect",
-			Outcome: "refused", Remote: remote.String(), Detail: "host not in hl7.peers"})
-	}
-	return false
-}
-
-// refusalPacer lets through at most refusalAuditBurst audit rows of refused connections
-// per second: a flood of connections must not become a flood of audit rows (the
-// listener's log and counters still see each one).
-type refusalPacer struct {
-	mu     sync.Mutex
-	second int64
-	n      int
-}
-
-const refusalAuditBurst = 10
-
-func (p *refusalPacer) admit() bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	now := time.Now().Unix()
-	if now != p.second {
-		p.second, p.n = now, 0
-	}
-	p.n++
-	return p.n <= refusalAuditBurst
-}
-
-// hl7Peers is the peer list of the HL7 listener.
-type hl7Peers struct {
-	list    []HL7PeerConfig
-	hosts   []*hostPattern // per entry, nil when the entry names no host
-	anyHost bool           // no list, or an entry without host: every host may connect
-}
-
-func newHL7Peers(list []HL7PeerConfig) (*hl7Peers, error) {
-	p := &hl7Peers{list: list, anyHost: len(list) == 0}
-	for _, e := range list {
-		if e.Host == "" {
-			p.anyHost = true
-			p.hosts = append(p.hosts, nil)
-			continue
-		}
-		hp, err := parseHostPattern(e.Host)
-		if err != nil {
-			return nil, fmt.Errorf("config: hl7.peers: host %q: %w", e.Host, err)
-		}
-		p.hosts = append(p.hosts, hp)
-	}
-	return p, nil
-}
-
-// host reports whether a connection from remote is served.
-func (p *hl7Peers) host(remote net.Addr) bool {
-	if p.anyHost {
-		return true
-	}
-	for _, hp := range p.hosts {
-		if hp.matches(remote) {
-			return true
-		}
-	}
-	return false
-}
-
-// sender reports whether facility and application may send from remote.
-func (p *hl7Peers) sender(facility, application string, remote net.Addr) bool {
-	if len(p.list) == 0 {
-		return true
-	}
-	for i, e := range p.list {
-		if (e.Facility == "" || e.Facility == facility) && (e.Application == "" || e.Application == application) &&
-			(p.hosts[i] == nil || p.hosts[i].matches(remote)) {
-			return true
-		}
-	}
-	return false
-}
-
-// hostPattern is a peer's host: an IP address, a CIDR range, or a host name resolved
-// when a connection comes (its addresses kept for a minute).
-type hostPattern struct {
-	ip   net.IP
-	net  *net.IPNet
-	name string
-
-	mu       sync.Mutex
-	resolved []net.IP
-	at       time.Time
-}
-
-func parseHostPattern(s string) (*hostPattern, error) {
-	if ip := net.ParseIP(s); ip != nil {
-		return &hostPattern{ip: ip}, nil
-	}
-	if strings.Contains(s, "/") {
-		_, n, err := net.ParseCIDR(s)
-		if err != nil {
-			return nil, err
-		}
-		return &hostPattern{net: n}, nil
-	}
-	if strings.ContainsAny(s, " \t:/") {
-		return nil, errors.New("not an IP address, a CIDR range or a host name")
-	}
-	return &hostPattern{name: s}, nil
-}
-
-func (h *hostPattern) matches(remote net.Addr) bool {
-	ta, ok := remote.(*net.TCPAddr)
-	if !ok {
-		host, _, err := net.SplitHostPort(remote.String())
-		if err != nil {
-			return false
-		}
-		ta = &net.TCPAddr{IP: net.ParseIP(host)}
-	}
-	ip := ta.IP
-	switch {
-	case ip == nil:
-		return false
-	case h.ip != nil:
-		return h.ip.Equal(ip)
-	case h.net != nil:
-		return h.net.Contains(ip)
-	}
-	for _, a := range h.addrs() {
-		if a.Equal(ip) {
-			return true
-		}
-	}
-	return false
-}
-
-// addrs resolves the host name, at most once a minute.
-func (h *hostPattern) addrs() []net.IP {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.resolved != nil && time.Since(h.at) < time.Minute {
-		return h.resolved
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	list, err := net.DefaultResolver.LookupIPAddr(ctx, h.name)
-	h.resolved, h.at = []net.IP{}, time.Now()
-	if err == nil {
-		for _, a := range list {
-			h.resolved = append(h.resolved, a.IP)
-		}
-	}
-	return h.resolved
 }

@@ -11,4 +11,8 @@
 // and the message's ACK are committed in one index transaction, so a message re-sent
 // after a lost ACK gets the same ACK and changes nothing. The mapping, the null rules
 // (empty keeps, `""` deletes) and the order of checks are those of docs/hl7.md §1–§4.
+//
+// Listener puts ADT behind a listener's peer list (sending facility, application and
+// host: AR 103 for a sender not listed, connections from hosts not listed refused) and
+// records every message in the audit trail (who, which patient, the ACK code).
 package identity
