@@ -51,6 +51,7 @@ func Run(t *testing.T, newIndex func(t *testing.T) index.Index) {
 		{"PatientUnmerge", testPatientUnmerge},
 		{"PatientUnmergeOld", testPatientUnmergeOld},
 		{"PatientMergeConcurrentPut", testPatientMergeConcurrentPut},
+		{"MoveRejectRestore", testMoveRejectRestore},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

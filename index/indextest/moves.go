@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -440,5 +441,61 @@ func testPatientUnmergeOld(t *testing.T, x index.Index) {
 	}
 	if got := studiesOf(t, x, index.StudyLevel, hosp("A")); len(got) != 2 {
 		t.Fatalf("studies of A: %v", got)
+	}
+}
+
+// testMoveRejectRestore: a series moved to another patient's study, then one of its
+// instances rejected and restored (the restore reads the instance from its stored
+// object, whose header still names the old study and patient): it comes back in the
+// study and under the patient it was moved to, served corrected.
+func testMoveRejectRestore(t *testing.T, x index.Index) {
+	id := identity(t, x)
+	rj := rejecter(t, x)
+	c := index.Change{Source: "admin", Actor: "alice", Reason: "wrong patient"}
+	wrong, right := pat{"W", "HOSP", "Wrong^One", "", ""}, pat{"R", "HOSP", "Right^One", "", ""}
+	putStudies(t, x, right, "6.2", 1)
+	ws := stu{"6.1.1", "20260101", "", "", "", "", wrong}
+	for i, sop := range []string{"6.1.1.2.1", "6.1.1.2.2"} {
+		if err := x.Put(ctx(t), Inst(ws, "6.1.1.2", "MR", ip(2), sop, ctClass, ip(i+1))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := x.Put(ctx(t), Inst(ws, "6.1.1.1", "CT", ip(1), "6.1.1.1.1", ctClass, ip(1))); err != nil {
+		t.Fatal(err)
+	}
+	if err := id.MoveSeries(ctx(t), "6.1.1.2", "6.2.1", c); err != nil {
+		t.Fatal(err)
+	}
+	stored := Inst(ws, "6.1.1.2", "MR", ip(2), "6.1.1.2.1", ctClass, ip(1)) // as its header reads
+	moved, err := x.Instance(ctx(t), "6.1.1.2.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored.BlobKey = moved.BlobKey
+	before := snapshot(t, x)
+	if _, err := rj.Reject(ctx(t), note(stu{"6.2.1", "20260101", "", "", "", "", right}, "6.9.1"), index.RejectQuality, []index.RejectRef{{StudyInstanceUID: "6.2.1", SeriesInstanceUID: "6.1.1.2", SOPInstanceUID: "6.1.1.2.1", SOPClassUID: ctClass}}, c); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := x.Instance(ctx(t), "6.1.1.2.1"); !errors.Is(err, index.ErrNotFound) {
+		t.Fatalf("rejected instance: %v", err)
+	}
+	if _, err := rj.Restore(ctx(t), []index.Restoration{{SOPInstanceUID: "6.1.1.2.1", Instance: stored}}, "rejected by mistake", c); err != nil {
+		t.Fatalf("restore of an instance of a moved series: %v", err)
+	}
+	got, err := x.Instance(ctx(t), "6.1.1.2.1")
+	if err != nil || got.StudyInstanceUID != "6.2.1" || got.PatientID != "R" || got.PatientName != "Right^One" || !got.Corrected {
+		t.Fatalf("restored instance: %+v %v", got, err)
+	}
+	// Back as before the rejection, but for the note, which stays stored.
+	after := snapshot(t, x)
+	for _, line := range strings.Split(before, "\n") {
+		if strings.HasPrefix(line, "I ") || strings.HasPrefix(line, "E ") {
+			if !strings.Contains(after, line[:strings.Index(line, "|")+1]) {
+				t.Errorf("after the restore, %q is missing:\n%s", line, after)
+			}
+		}
+	}
+	if r, _ := x.Find(ctx(t), index.Query{Level: index.StudyLevel, Filters: filters(t, map[string]string{"StudyInstanceUID": "6.1.1"})}); len(r.Studies) != 1 || r.Studies[0].PatientID != "W" || r.Studies[0].NumberOfStudyRelatedInstances != 1 {
+		t.Fatalf("the study the series left: %+v", r.Studies)
 	}
 }
