@@ -188,7 +188,8 @@ func conflictDetail(err error) string {
 // entry) it is refused (ErrRejected) and nothing is kept; after 113001 (quality) or
 // 113039 (retention expired) it is accepted but stays hidden: kept as the rejected
 // instance's stored copy when the rejection came before the object (so a restore can
-// show it), discarded when the rejection holds a copy already. An object that names
+// show it), discarded when the rejection holds a copy of the same content already, and
+// refused (ErrDuplicate) when that copy has other content. An object that names
 // another patient than the rejection is refused too. Nothing becomes visible.
 func (p *Pipeline) rejectedArrival(ctx context.Context, inst *index.Instance, src Source, res *Result) (*Result, error) {
 	removeBlob := func() { p.cleanup(ctx, inst.BlobKey) }
@@ -240,6 +241,11 @@ func (p *Pipeline) rejectedArrival(ctx context.Context, inst *index.Instance, sr
 		}
 	}
 	removeBlob()
+	if rec.SHA256 != inst.SHA256 && (rec.ContentDigest == "" || inst.ContentDigest == "" || rec.ContentDigest != inst.ContentDigest) {
+		// Other content than the copy the rejection holds: not kept, so not acknowledged.
+		p.log().Info("ingest: object refused: its SOP Instance UID was rejected and is held with other content", "via", src.Via, "calling_ae", src.CallingAE, "sop_instance_uid", inst.SOPInstanceUID, "reason", rec.Reason)
+		return nil, fail(ErrDuplicate, nil, "SOP Instance UID rejected (IHE IOCM, %s) and held with other content; this object was not kept", rec.Reason)
+	}
 	res.BlobKey, res.Size, res.SHA256 = rec.BlobKey, rec.Size, rec.SHA256
 	res.Warnings = append(res.Warnings, fmt.Sprintf("the SOP Instance UID is rejected (IHE IOCM, %s): this object was not kept and the instance stays hidden until an administrator restores it", rec.Reason))
 	p.log().Info("ingest: object of a rejected SOP Instance UID discarded", "via", src.Via, "calling_ae", src.CallingAE, "sop_instance_uid", inst.SOPInstanceUID, "reason", rec.Reason)

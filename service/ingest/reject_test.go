@@ -228,6 +228,16 @@ func TestRejectedBeforeArrival(t *testing.T) {
 	if res2, err := ingestBytes(e, mr[1].Data); err != nil || res2.Outcome != ingest.Hidden || res2.BlobKey != res.BlobKey {
 		t.Fatalf("second arrival: %+v, %v", res2, err)
 	}
+	// Sent with other content (a pixel changed): not kept, so refused, not acknowledged.
+	other := bytes.Clone(mr[1].Data)
+	other[len(other)-1] ^= 0xFF
+	before := e.blobs(t)
+	if _, err := ingestBytes(e, other); !errors.Is(err, ingest.ErrDuplicate) {
+		t.Fatalf("arrival with other content: %v", err)
+	}
+	if got := e.blobs(t); !slices.Equal(got, before) {
+		t.Fatal("a refused arrival left a blob")
+	}
 	if _, err := e.p.Restore(context.Background(), []string{mr[1].SOPInstanceUID}, "", "ok", ingest.Source{Account: "admin"}); err != nil {
 		t.Fatal(err)
 	}
