@@ -235,6 +235,29 @@ func testPatientMoveSeries(t *testing.T, x index.Index) {
 	if got := studyLine(study(t, x, "6.2")); got != "B|3|5|[CT MR SR]|["+ctClass+" "+mrClass+" "+srClass+"]" {
 		t.Fatalf("after a new object: %s", got)
 	}
+	// ... and when the modality still names the old study and patient (the study went
+	// with the move): filed with the series, no study made for the old UID.
+	late := Inst(a, "6.1.1", "CT", ip(1), "6.1.1.4", ctClass, ip(4))
+	if err := x.Put(ctx(t), late); err != nil {
+		t.Fatalf("late object of a moved series: %v", err)
+	}
+	if got, err := x.Instance(ctx(t), "6.1.1.4"); err != nil || got.StudyInstanceUID != "6.2" || got.PatientID != "B" || !got.Corrected {
+		t.Fatalf("late object: %+v %v", got, err)
+	}
+	if s := study(t, x, "6.1"); s != nil {
+		t.Fatalf("a study was made for the old UID: %s", studyLine(s))
+	}
+	if got := studyLine(study(t, x, "6.2")); got != "B|3|6|[CT MR SR]|["+ctClass+" "+mrClass+" "+srClass+"]" {
+		t.Fatalf("after a late object: %s", got)
+	}
+	if got := slices.Sorted(slices.Values(patients(t, x, ""))); !slices.Equal(got, []string{"A|HOSP|A^A|||0", "B|HOSP|B^B|||1"}) {
+		t.Fatalf("patients after a late object: %v", got)
+	}
+	// A series never moved from the study an object names is still a conflict.
+	stray := Inst(a, "6.2.1", "MR", ip(1), "6.2.1.9", mrClass, ip(9))
+	if err := x.Put(ctx(t), stray); !errors.Is(err, index.ErrConflict) {
+		t.Fatalf("an object naming another study than its series': %v", err)
+	}
 }
 
 // testPatientUnmerge checks UnmergePatient on the merge of testPatientMerge (OLD1 into

@@ -217,6 +217,7 @@ func (x *DB) insert(ctx context.Context, tx *sql.Tx, in *index.Instance) error {
 	}
 	// A record merged away files what arrives under its key under its survivor (and
 	// the study records where it came from: mergedFrom).
+	studyUID := in.StudyInstanceUID // the study the object is filed in
 	pid, mergedFrom, err := x.filePatient(ctx, tx, in, now)
 	if err != nil {
 		return fmt.Errorf("patient: %w", err)
@@ -263,7 +264,27 @@ func (x *DB) insert(ctx context.Context, tx *sql.Tx, in *index.Instance) error {
 			return err
 		}
 		if owner != sid {
-			return fmt.Errorf("series %s belongs to another study: %w", in.SeriesInstanceUID, index.ErrConflict)
+			// A series an administrator moved to another study takes what the modality
+			// still sends under its old study: it is filed with the series (and served
+			// with that study's UID and patient, Corrected).
+			var moved int
+			if err := x.queryRow(ctx, tx, `SELECT COUNT(*) FROM patient_events WHERE kind = ? AND detail LIKE ? AND detail LIKE ?`,
+				index.EventMoveSeries, `%"series":"`+in.SeriesInstanceUID+`"%`, `%"from_study":"`+in.StudyInstanceUID+`"%`).Scan(&moved); err != nil {
+				return err
+			}
+			if moved == 0 {
+				return fmt.Errorf("series %s belongs to another study: %w", in.SeriesInstanceUID, index.ErrConflict)
+			}
+			if sNew {
+				// The old study went with the move; the row this object made for it goes.
+				if _, err := x.exec(ctx, tx, `DELETE FROM studies WHERE id = ?`, sid); err != nil {
+					return err
+				}
+			}
+			sid, sNew = owner, false
+			if err := x.queryRow(ctx, tx, `SELECT patient_fk, study_uid FROM studies WHERE id = ?`, sid).Scan(&pid, &studyUID); err != nil {
+				return err
+			}
 		}
 	}
 	received := now
@@ -298,7 +319,7 @@ func (x *DB) insert(ctx context.Context, tx *sql.Tx, in *index.Instance) error {
 		}
 	}
 	// The study changed: (re)arm its thumbnail job, due once the study is quiet.
-	if _, err := x.exec(ctx, tx, upsertJob, index.JobThumbnails, in.StudyInstanceUID, now+x.quiet().Milliseconds(), now); err != nil {
+	if _, err := x.exec(ctx, tx, upsertJob, index.JobThumbnails, studyUID, now+x.quiet().Milliseconds(), now); err != nil {
 		return fmt.Errorf("job: %w", err)
 	}
 	for _, j := range in.Jobs {
