@@ -46,6 +46,7 @@ func Run(t *testing.T, newIndex func(t *testing.T) index.Index) {
 		{"PatientMessages", testPatientMessages},
 		{"Reject", testReject},
 		{"RejectCases", testRejectCases},
+		{"RejectRacingArrival", testRejectRacingArrival},
 		{"PatientMoveStudy", testPatientMoveStudy},
 		{"PatientMoveSeries", testPatientMoveSeries},
 		{"PatientUnmerge", testPatientUnmerge},

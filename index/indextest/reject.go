@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/lumenpacs/lumen/index"
@@ -321,5 +322,43 @@ func testRejectCases(t *testing.T, x index.Index) {
 	}
 	if err := x.Put(ctx(t), Inst(s1, "1.3.1", "CT", ip(1), "1.4.15", ctClass, ip(5))); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// testRejectRacingArrival runs a rejection note and the first arrival of the instance it
+// names at the same time, many times: whichever commits first, the instance is never
+// both served and rejected.
+func testRejectRacingArrival(t *testing.T, x index.Index) {
+	rj := rejecter(t, x)
+	p := pat{"RACE", "HOSP", "Race^Ann", "", ""}
+	s := stu{"8.1", "20260101", "", "", "", "", p}
+	if err := x.Put(ctx(t), Inst(s, "8.1.1", "CT", ip(1), "8.1.1.0", ctClass, ip(1))); err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= 30; i++ {
+		uid := fmt.Sprintf("8.1.1.%d", i)
+		in := Inst(s, "8.1.1", "CT", ip(1), uid, ctClass, ip(i))
+		var wg sync.WaitGroup
+		var putErr, rejErr error
+		wg.Add(2)
+		go func() { defer wg.Done(); putErr = x.Put(ctx(t), in) }()
+		go func() {
+			defer wg.Done()
+			_, rejErr = rj.Reject(ctx(t), note(stu{"8.2", "20260101", "", "", "", "", p}, fmt.Sprintf("8.9.%d", i)), index.RejectQuality, []index.RejectRef{ref(in)}, index.Change{Source: "test"})
+		}()
+		wg.Wait()
+		if rejErr != nil {
+			t.Fatalf("reject %s: %v", uid, rejErr)
+		}
+		if putErr != nil && !errors.Is(putErr, index.ErrRejected) {
+			t.Fatalf("put %s: %v", uid, putErr)
+		}
+		_, served := x.Instance(ctx(t), uid)
+		if served == nil {
+			t.Fatalf("%s is served although a rejection names it (put %v)", uid, putErr)
+		}
+		if _, err := rj.RejectionOf(ctx(t), uid); err != nil {
+			t.Fatalf("%s: rejection lost: %v", uid, err)
+		}
 	}
 }

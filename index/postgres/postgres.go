@@ -39,6 +39,7 @@ func Dialect() *sqlindex.Dialect {
 		SkipLocked:  ` FOR UPDATE SKIP LOCKED`,
 		ForKeyShare: ` FOR KEY SHARE`,
 		ForUpdate:   ` FOR UPDATE`,
+		LockUID:     `SELECT pg_advisory_xact_lock(hashtextextended(?, 0))`,
 		Migrations:  sub,
 		IsUniqueViolation: func(err error) bool {
 			var pe *pq.Error

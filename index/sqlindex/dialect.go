@@ -48,6 +48,12 @@ type Dialect struct {
 	// ForUpdate, so that an object is never filed under a record or study that a
 	// concurrent operation is moving or merging away.
 	ForKeyShare, ForUpdate string
+	// LockUID is a statement taking a lock on one SOP Instance UID until the end of the
+	// transaction (a PostgreSQL advisory lock on its hash), or "" for SQLite, whose
+	// writers are serial. Ingest and rejection take it, so that a rejection note and
+	// the first arrival of an instance it names are never committed side by side
+	// without seeing each other (the instance visible and rejected at once).
+	LockUID string
 	// LockMigrations serialises concurrent migrators (e.g. an advisory lock), or nil.
 	LockMigrations func(ctx context.Context, tx *sql.Tx) error
 }

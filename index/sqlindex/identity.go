@@ -137,7 +137,7 @@ func (x *DB) UpdatePatient(ctx context.Context, k index.PatientKey, d index.Demo
 			set += `, sex = ?`
 			args = append(args, nz(*d.Sex))
 		}
-		r, ok, err := x.lookup(ctx, tx, k, "")
+		r, ok, err := x.lookup(ctx, tx, k, x.d.ForUpdate) // locked: a merge committing meanwhile is seen (ErrMerged)
 		if err != nil {
 			return err
 		}
@@ -159,14 +159,14 @@ func (x *DB) UpdatePatient(ctx context.Context, k index.PatientKey, d index.Demo
 				return err
 			}
 			// A concurrent writer (ingest) created it: update the row it committed.
-			if r, ok, err = x.lookup(ctx, tx, k, ""); err != nil {
+			if r, ok, err = x.lookup(ctx, tx, k, x.d.ForUpdate); err != nil {
 				return err
 			} else if !ok {
-				return fmt.Errorf("%s: %w", k.ID, index.ErrNotFound)
+				return fmt.Errorf("patient record: %w", index.ErrNotFound)
 			}
 		}
 		if r.merged.Valid {
-			return fmt.Errorf("%s: %w", k.ID, index.ErrMerged)
+			return fmt.Errorf("patient record: %w", index.ErrMerged)
 		}
 		if _, err := x.exec(ctx, tx, `UPDATE patients SET `+set+` WHERE id = ?`, append(args, r.id)...); err != nil {
 			return err
@@ -190,7 +190,7 @@ func (x *DB) MergePatients(ctx context.Context, survivor, merged index.PatientKe
 	survivor, merged = normKey(survivor), normKey(merged)
 	return x.identityTx(ctx, "merge patients", c, func(tx *sql.Tx, now int64) error {
 		if survivor == merged {
-			return fmt.Errorf("%s into itself: %w", merged.ID, index.ErrConflict)
+			return fmt.Errorf("a record merged into itself: %w", index.ErrConflict)
 		}
 		m, ok, err := x.lookup(ctx, tx, merged, "")
 		if err != nil || !ok {
@@ -210,13 +210,13 @@ func (x *DB) MergePatients(ctx context.Context, survivor, merged index.PatientKe
 			if ok && m.merged.Int64 == s.id {
 				return nil // merged into survivor already (a replay)
 			}
-			return fmt.Errorf("%s is merged into another record: %w", merged.ID, index.ErrConflict)
+			return fmt.Errorf("the merged record is merged into another record: %w", index.ErrConflict)
 		}
 		if !ok {
 			return x.changeID(ctx, tx, now, m, merged, survivor, c)
 		}
 		if s.merged.Valid {
-			return fmt.Errorf("%s is merged away: %w", survivor.ID, index.ErrConflict)
+			return fmt.Errorf("the surviving record is merged away: %w", index.ErrConflict)
 		}
 		// With merged locked no record can be merged into it any more: this list is
 		// exact (and locked, when a merge into merged committed since the first read).
@@ -252,10 +252,10 @@ func (x *DB) ChangePatientID(ctx context.Context, old, new index.PatientKey, c i
 			return err
 		}
 		if !ok {
-			return fmt.Errorf("%s: %w", old.ID, index.ErrNotFound)
+			return fmt.Errorf("the prior identifier: %w", index.ErrNotFound)
 		}
 		if r.merged.Valid {
-			return fmt.Errorf("%s: %w", old.ID, index.ErrMerged)
+			return fmt.Errorf("the prior identifier: %w", index.ErrMerged)
 		}
 		return x.changeID(ctx, tx, now, r, old, new, c)
 	})
@@ -264,12 +264,12 @@ func (x *DB) ChangePatientID(ctx context.Context, old, new index.PatientKey, c i
 // changeID gives the active record r the key new, unless new is taken.
 func (x *DB) changeID(ctx context.Context, tx *sql.Tx, now int64, r patientRow, old, new index.PatientKey, c index.Change) error {
 	if old == new {
-		return fmt.Errorf("%s: the new identifier is the old one: %w", old.ID, index.ErrConflict)
+		return fmt.Errorf("the new identifier is the old one: %w", index.ErrConflict)
 	}
 	if _, taken, err := x.lookup(ctx, tx, new, ""); err != nil {
 		return err
 	} else if taken {
-		return fmt.Errorf("%s exists: %w", new.ID, index.ErrConflict)
+		return fmt.Errorf("the new identifier belongs to a record: %w", index.ErrConflict)
 	}
 	if _, err := x.exec(ctx, tx, `UPDATE patients SET patient_id = ?, issuer = ?, updated_at = ? WHERE id = ?`, new.ID, new.Issuer, now, r.id); err != nil {
 		return err
@@ -285,10 +285,10 @@ func (x *DB) ResolvePatient(ctx context.Context, k index.PatientKey) (index.Pati
 	err := x.db.QueryRowContext(ctx, x.d.rebind(`SELECT COALESCE(s.patient_id, p.patient_id), COALESCE(s.issuer, p.issuer), p.merged_into IS NOT NULL
 		FROM patients p LEFT JOIN patients s ON s.id = p.merged_into WHERE p.patient_id = ? AND p.issuer = ?`), k.ID, k.Issuer).Scan(&out.ID, &out.Issuer, &merged)
 	if errors.Is(err, sql.ErrNoRows) {
-		return index.PatientKey{}, false, fmt.Errorf("index: resolve patient %s: %w", k.ID, index.ErrNotFound)
+		return index.PatientKey{}, false, fmt.Errorf("index: resolve patient: %w", index.ErrNotFound)
 	}
 	if err != nil {
-		return index.PatientKey{}, false, fmt.Errorf("index: resolve patient %s: %w", k.ID, err)
+		return index.PatientKey{}, false, fmt.Errorf("index: resolve patient: %w", err)
 	}
 	return out, merged, nil
 }

@@ -130,7 +130,7 @@ func (x *DB) MoveStudy(ctx context.Context, studyUID string, to index.PatientKey
 			return err
 		}
 		if !ok {
-			return fmt.Errorf("patient %s: %w", to.ID, index.ErrNotFound)
+			return fmt.Errorf("the target patient record: %w", index.ErrNotFound)
 		}
 		if err := x.lockIDs(ctx, tx, t.id, from); err != nil {
 			return err
@@ -138,10 +138,10 @@ func (x *DB) MoveStudy(ctx context.Context, studyUID string, to index.PatientKey
 		if t, ok, err = x.lookup(ctx, tx, to, ""); err != nil {
 			return err
 		} else if !ok {
-			return fmt.Errorf("patient %s: %w", to.ID, index.ErrNotFound)
+			return fmt.Errorf("the target patient record: %w", index.ErrNotFound)
 		}
 		if t.merged.Valid {
-			return fmt.Errorf("patient %s: %w", to.ID, index.ErrMerged)
+			return fmt.Errorf("the target patient record: %w", index.ErrMerged)
 		}
 		var owner int64
 		if err := x.queryRow(ctx, tx, `SELECT patient_fk FROM studies WHERE id = ?`+x.d.ForUpdate, sid).Scan(&owner); err != nil {
@@ -151,7 +151,7 @@ func (x *DB) MoveStudy(ctx context.Context, studyUID string, to index.PatientKey
 			return fmt.Errorf("study %s was filed under another record meanwhile; try again: %w", studyUID, index.ErrConflict)
 		}
 		if t.id == from {
-			return fmt.Errorf("study %s is filed under %s already: %w", studyUID, to.ID, index.ErrConflict)
+			return fmt.Errorf("study %s is filed under that patient record already: %w", studyUID, index.ErrConflict)
 		}
 		fromKey, err := x.keyOf(ctx, tx, from, "")
 		if err != nil {
@@ -339,10 +339,10 @@ func (x *DB) UnmergePatient(ctx context.Context, merged index.PatientKey, c inde
 			return err
 		}
 		if !ok {
-			return fmt.Errorf("patient %s: %w", merged.ID, index.ErrNotFound)
+			return fmt.Errorf("the merged patient record: %w", index.ErrNotFound)
 		}
 		if !m.merged.Valid {
-			return fmt.Errorf("patient %s is not merged into another record: %w", merged.ID, index.ErrConflict)
+			return fmt.Errorf("the merged patient record is not merged into another record: %w", index.ErrConflict)
 		}
 		s := m.merged.Int64
 		var eid, into int64
@@ -351,7 +351,7 @@ func (x *DB) UnmergePatient(ctx context.Context, merged index.PatientKey, c inde
 		if errors.Is(err, sql.ErrNoRows) || (err == nil && into != s) {
 			// Merged into a record that was merged into s since (no chains): that later
 			// merge comes first.
-			return fmt.Errorf("patient %s: the record it was merged into was merged since; undo that merge first: %w", merged.ID, index.ErrConflict)
+			return fmt.Errorf("the merged patient record: the record it was merged into was merged since; undo that merge first: %w", index.ErrConflict)
 		}
 		if err != nil {
 			return err
@@ -361,7 +361,7 @@ func (x *DB) UnmergePatient(ctx context.Context, merged index.PatientKey, c inde
 			return fmt.Errorf("merge event %d: %w", eid, err)
 		}
 		if !d.Undoable {
-			return fmt.Errorf("patient %s was merged by an earlier version of Lumen, which did not record the studies that came with the merge: %w", merged.ID, index.ErrConflict)
+			return fmt.Errorf("the merged patient record was merged by an earlier version of Lumen, which did not record the studies that came with the merge: %w", index.ErrConflict)
 		}
 		back := append([]int64{m.id}, d.Repointed...)
 		for i := 0; i < len(back); i += 500 {
@@ -374,7 +374,7 @@ func (x *DB) UnmergePatient(ctx context.Context, merged index.PatientKey, c inde
 			return err
 		}
 		if !m.merged.Valid || m.merged.Int64 != s {
-			return fmt.Errorf("patient %s was changed meanwhile; try again: %w", merged.ID, index.ErrConflict)
+			return fmt.Errorf("the merged patient record was changed meanwhile; try again: %w", index.ErrConflict)
 		}
 		survivor, err := x.keyOf(ctx, tx, s, x.d.ForUpdate)
 		if err != nil {
@@ -383,7 +383,7 @@ func (x *DB) UnmergePatient(ctx context.Context, merged index.PatientKey, c inde
 		if blocked, err := x.laterChanges(ctx, tx, eid, m.id, s); err != nil {
 			return err
 		} else if blocked {
-			return fmt.Errorf("patient %s: a later merge, move or change of identifier depends on the merge: %w", merged.ID, index.ErrConflict)
+			return fmt.Errorf("the merged patient record: a later merge, move or change of identifier depends on the merge: %w", index.ErrConflict)
 		}
 		if _, err := x.exec(ctx, tx, `UPDATE patients SET merged_into = NULL, updated_at = ? WHERE id = ?`, now, m.id); err != nil {
 			return err

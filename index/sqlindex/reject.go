@@ -150,6 +150,16 @@ func (x *DB) Reject(ctx context.Context, note *index.Instance, reason string, re
 		if err != nil {
 			return err
 		}
+		// The instances named are locked against their first arrival (insert takes
+		// the same lock): either the arrival commits first and is rejected here, or
+		// this commits first and the arrival sees the rejection.
+		uids := make([]string, len(refs))
+		for i, ref := range refs {
+			uids[i] = ref.SOPInstanceUID
+		}
+		if err := x.lockUIDs(ctx, tx, uids...); err != nil {
+			return err
+		}
 		var g eventGroups
 		seen := map[string]bool{}
 		for _, ref := range refs {

@@ -210,6 +210,9 @@ func intPtr(p *int) any {
 
 func (x *DB) insert(ctx context.Context, tx *sql.Tx, in *index.Instance) error {
 	now := nowMillis()
+	if err := x.lockUIDs(ctx, tx, in.SOPInstanceUID); err != nil {
+		return err
+	}
 	// A rejected instance (IHE IOCM) is never indexed again by accident (a re-send, a
 	// promotion, fsck): only Restore, which removes the rejection first, brings it back.
 	if err := x.refuseRejected(ctx, tx, in.SOPInstanceUID); err != nil {
@@ -267,9 +270,10 @@ func (x *DB) insert(ctx context.Context, tx *sql.Tx, in *index.Instance) error {
 			// A series an administrator moved to another study takes what the modality
 			// still sends under its old study: it is filed with the series (and served
 			// with that study's UID and patient, Corrected).
+			// The object must name the record the series left (or one merged into it).
 			var moved int
-			if err := x.queryRow(ctx, tx, `SELECT COUNT(*) FROM patient_events WHERE kind = ? AND detail LIKE ? AND detail LIKE ?`,
-				index.EventMoveSeries, `%"series":"`+in.SeriesInstanceUID+`"%`, `%"from_study":"`+in.StudyInstanceUID+`"%`).Scan(&moved); err != nil {
+			if err := x.queryRow(ctx, tx, `SELECT COUNT(*) FROM patient_events WHERE kind = ? AND other_fk = ? AND detail LIKE ? AND detail LIKE ?`,
+				index.EventMoveSeries, pid, `%"series":"`+in.SeriesInstanceUID+`"%`, `%"from_study":"`+in.StudyInstanceUID+`"%`).Scan(&moved); err != nil {
 				return err
 			}
 			if moved == 0 {
@@ -325,6 +329,22 @@ func (x *DB) insert(ctx context.Context, tx *sql.Tx, in *index.Instance) error {
 	for _, j := range in.Jobs {
 		if _, err := x.exec(ctx, tx, upsertJob, j.Kind, j.Key, now, now); err != nil {
 			return fmt.Errorf("job: %w", err)
+		}
+	}
+	return nil
+}
+
+// lockUIDs takes the Dialect's LockUID on each SOP Instance UID, in sorted order (so
+// that two transactions locking several never wait on each other in a cycle).
+func (x *DB) lockUIDs(ctx context.Context, tx *sql.Tx, uids ...string) error {
+	if x.d.LockUID == "" {
+		return nil
+	}
+	uids = slices.Clone(uids)
+	slices.Sort(uids)
+	for _, u := range slices.Compact(uids) {
+		if _, err := x.exec(ctx, tx, x.d.LockUID, u); err != nil {
+			return fmt.Errorf("lock %s: %w", u, err)
 		}
 	}
 	return nil
