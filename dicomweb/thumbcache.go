@@ -111,8 +111,9 @@ func (s *Service) keepThumbnail(key string, v cachedImage) {
 	}()
 }
 
-// dropThumbnails removes the cached thumbnails of an instance (after DELETE).
-func (s *Service) dropThumbnails(ctx context.Context, sopUID string) {
+// DropThumbnails removes the cached thumbnails of an instance, in memory and in the
+// store (after DELETE, and after a rejected instance is purged).
+func (s *Service) DropThumbnails(ctx context.Context, sopUID string) {
 	prefix := ThumbnailPrefix + sopUID + "/"
 	for _, k := range s.thumbs().Keys() {
 		if strings.HasPrefix(k, prefix) {

@@ -741,7 +741,7 @@ func (s *Service) delete(c echo.Context) error {
 		if err := s.Store.Delete(ctx, old.BlobKey); err != nil {
 			s.log().Warn("dicomweb: delete: blob not removed; lumen fsck will find it", "key", old.BlobKey, "err", err)
 		}
-		s.dropThumbnails(ctx, old.SOPInstanceUID)
+		s.DropThumbnails(ctx, old.SOPInstanceUID)
 	}
 	s.log().Info("dicomweb: deleted", "path", c.Path(), "instances", len(list))
 	return c.NoContent(http.StatusNoContent)

@@ -248,7 +248,7 @@ func serve(ctx context.Context, c *Config, log *slog.Logger, ready chan<- listen
 	}
 	web.Register(e)
 	(&admin.Quarantine{Ingest: b.pipeline, Logger: log}).Register(e)
-	(&admin.Rejections{Ingest: b.pipeline, Logger: log}).Register(e)
+	(&admin.Rejections{Ingest: b.pipeline, Thumbnails: web, Logger: log}).Register(e)
 	if id, ok := b.index.(index.Identity); ok {
 		(&admin.Identity{Index: id, Logger: log}).Register(e)
 	}

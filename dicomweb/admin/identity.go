@@ -170,7 +170,12 @@ type Event struct {
 // decode reads a JSON body into v: unknown fields and trailing data are refused, so
 // that a misspelt field is not silently ignored.
 func decode(c echo.Context, v any, shape string) error {
-	dec := json.NewDecoder(io.LimitReader(c.Request().Body, maxIdentityBody))
+	return decodeMax(c, v, shape, maxIdentityBody)
+}
+
+// decodeMax is decode for bodies of at most max bytes.
+func decodeMax(c echo.Context, v any, shape string, max int64) error {
+	dec := json.NewDecoder(io.LimitReader(c.Request().Body, max))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return echo.NewHTTPError(http.StatusBadRequest, "the body must be JSON: "+shape+" ("+jsonProblem(err)+")")

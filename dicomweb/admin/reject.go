@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -23,6 +24,10 @@ const (
 	RoutePurge      = "/api/v1/rejections/purge"   // POST: delete rejected instances for good
 )
 
+// maxRejectBody bounds the JSON body of a rejection request: room for
+// ingest.MaxRejectionRefs SOP Instance UIDs.
+const maxRejectBody = 1 << 20
+
 // maxAuditReason bounds the reason words added to the audit record.
 const maxAuditReason = 256
 
@@ -31,6 +36,10 @@ type Rejections struct {
 	// Ingest is the pipeline whose index keeps the rejections; rejection notes are
 	// stored through it.
 	Ingest *ingest.Pipeline
+	// Thumbnails, when set, drops the cached renderings of purged instances.
+	Thumbnails interface {
+		DropThumbnails(ctx context.Context, sopUID string)
+	}
 	// Logger receives operational messages (no patient data above Debug).
 	Logger *slog.Logger
 }
@@ -149,7 +158,7 @@ func (r *Rejections) httpError(c echo.Context, err error) error {
 // decodeWithReason reads a JSON body into v (decode) and checks its reason
 // (checkReason), which the audit record keeps with the route.
 func decodeWithReason(c echo.Context, v any, shape string, reason *string) error {
-	if err := decode(c, v, shape); err != nil {
+	if err := decodeMax(c, v, shape, maxRejectBody); err != nil {
 		return err
 	}
 	if err := checkReason(reason); err != nil {
@@ -248,6 +257,11 @@ func (r *Rejections) purge(c echo.Context) error {
 	list, err := r.Ingest.Purge(c.Request().Context(), req.SOPInstanceUIDs, req.Note, req.Reason, by(c))
 	if err != nil {
 		return r.httpError(c, err)
+	}
+	if r.Thumbnails != nil {
+		for _, rec := range list {
+			r.Thumbnails.DropThumbnails(c.Request().Context(), rec.SOPInstanceUID)
+		}
 	}
 	setStudy(c, list)
 	return c.JSON(http.StatusOK, rejectedList(list))

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -55,7 +56,8 @@ func TestRejectionAPI(t *testing.T) {
 		return ""
 	}
 	e.Use(trail.HTTP(action, func(echo.Context) (string, string) { return "admin", "http" }))
-	(&admin.Rejections{Ingest: p}).Register(e)
+	thumbs := &thumbDrops{}
+	(&admin.Rejections{Ingest: p, Thumbnails: thumbs}).Register(e)
 	srv := httptest.NewServer(e)
 	defer srv.Close()
 
@@ -138,6 +140,9 @@ func TestRejectionAPI(t *testing.T) {
 		if _, err := st.Stat(context.Background(), in.BlobKey); err == nil {
 			t.Fatalf("purged blob %s remains", in.BlobKey)
 		}
+		if !slices.Contains(thumbs.sops, in.SOPInstanceUID) {
+			t.Fatalf("the thumbnails of purged %s were not dropped (%v)", in.SOPInstanceUID, thumbs.sops)
+		}
 	}
 	trail.Flush()
 	recs, err := trail.Search(context.Background(), index.AuditQuery{})
@@ -160,3 +165,8 @@ func TestRejectionAPI(t *testing.T) {
 		}
 	}
 }
+
+// thumbDrops records the instances whose thumbnails are dropped.
+type thumbDrops struct{ sops []string }
+
+func (d *thumbDrops) DropThumbnails(_ context.Context, sop string) { d.sops = append(d.sops, sop) }

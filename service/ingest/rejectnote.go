@@ -79,6 +79,11 @@ func (p *Pipeline) Reject(ctx context.Context, req RejectionRequest, by Source) 
 	if err != nil {
 		return nil, fail(ErrUnavailable, err, "could not find the instances to reject")
 	}
+	if len(r.Instances) > MaxRejectionRefs {
+		// Counted before the notes are left out, so that none of what was asked for is
+		// cut off by the query's limit.
+		return nil, fail(ErrInvalid, nil, "more than %d instances: reject series by series", MaxRejectionRefs)
+	}
 	var insts []index.Instance
 	for _, in := range r.Instances {
 		if len(req.SOPInstanceUIDs) == 0 && in.SOPClassUID == KeyObjectSelectionDocumentStorage {
