@@ -47,6 +47,7 @@ func Run(t *testing.T, newIndex func(t *testing.T) index.Index) {
 		{"Reject", testReject},
 		{"RejectCases", testRejectCases},
 		{"RejectRacingArrival", testRejectRacingArrival},
+		{"RejectChangeIDRestore", testRejectChangeIDRestore},
 		{"PatientMoveStudy", testPatientMoveStudy},
 		{"PatientMoveSeries", testPatientMoveSeries},
 		{"PatientUnmerge", testPatientUnmerge},

@@ -362,3 +362,35 @@ func testRejectRacingArrival(t *testing.T, x index.Index) {
 		}
 	}
 }
+
+// testRejectChangeIDRestore: a whole study rejected, then its patient's identifier
+// changed (A47), then the study restored: it comes back under the record's new
+// identifier, never under a record made again for the retired one.
+func testRejectChangeIDRestore(t *testing.T, x index.Index) {
+	rj, id := rejecter(t, x), identity(t, x)
+	p := pat{"OLDID", "HOSP", "Kept^Name", "19700101", "F"}
+	s := stu{"8.5", "20260101", "", "", "", "", p}
+	in := Inst(s, "8.5.1", "CT", ip(1), "8.5.1.1", ctClass, ip(1))
+	if err := x.Put(ctx(t), in); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := id.UpdatePatient(ctx(t), hosp("OLDID"), index.Demographics{}, index.Change{Source: "test"}); err != nil {
+		t.Fatal(err) // the record is the index's now: it stays when its last study goes
+	}
+	if _, err := rj.Reject(ctx(t), note(stu{"8.6", "20260101", "", "", "", "", p}, "8.9.50"), index.RejectQuality, []index.RejectRef{ref(in)}, index.Change{Source: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := id.ChangePatientID(ctx(t), hosp("OLDID"), hosp("NEWID"), index.Change{Source: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rj.Restore(ctx(t), []index.Restoration{{SOPInstanceUID: "8.5.1.1", Instance: Inst(s, "8.5.1", "CT", ip(1), "8.5.1.1", ctClass, ip(1))}}, "by mistake", index.Change{Source: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := x.Instance(ctx(t), "8.5.1.1")
+	if err != nil || got.PatientID != "NEWID" || got.PatientName != "Kept^Name" || !got.Corrected {
+		t.Fatalf("restored after a change of identifier: %+v %v", got, err)
+	}
+	if _, _, err := id.ResolvePatient(ctx(t), hosp("OLDID")); !errors.Is(err, index.ErrNotFound) {
+		t.Fatalf("a record was made again for the retired identifier: %v", err)
+	}
+}

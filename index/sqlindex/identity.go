@@ -274,6 +274,11 @@ func (x *DB) changeID(ctx context.Context, tx *sql.Tx, now int64, r patientRow, 
 	if _, err := x.exec(ctx, tx, `UPDATE patients SET patient_id = ?, issuer = ?, updated_at = ? WHERE id = ?`, new.ID, new.Issuer, now, r.id); err != nil {
 		return err
 	}
+	// Rejections name their patient by key: they follow the record, so that a restore
+	// files under it, never under the retired identifier.
+	if _, err := x.exec(ctx, tx, `UPDATE rejections SET patient_id = ?, issuer = ? WHERE patient_id = ? AND issuer = ?`, new.ID, new.Issuer, old.ID, old.Issuer); err != nil {
+		return err
+	}
 	return x.event(ctx, tx, now, index.EventChangeID, r.id, nil, eventDetail{Patient: toJSON(new), Other: toJSON(old)}, c)
 }
 
