@@ -48,6 +48,7 @@ func Run(t *testing.T, newIndex func(t *testing.T) index.Index) {
 		{"RejectCases", testRejectCases},
 		{"RejectRacingArrival", testRejectRacingArrival},
 		{"RejectChangeIDRestore", testRejectChangeIDRestore},
+		{"RejectMoveStudyRestore", testRejectMoveStudyRestore},
 		{"PatientMoveStudy", testPatientMoveStudy},
 		{"PatientMoveSeries", testPatientMoveSeries},
 		{"PatientUnmerge", testPatientUnmerge},

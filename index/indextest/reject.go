@@ -394,3 +394,32 @@ func testRejectChangeIDRestore(t *testing.T, x index.Index) {
 		t.Fatalf("a record was made again for the retired identifier: %v", err)
 	}
 }
+
+// testRejectMoveStudyRestore: an instance rejected, then its study moved to another
+// patient, then the instance restored: it comes back in the study, under the patient the
+// study was moved to.
+func testRejectMoveStudyRestore(t *testing.T, x index.Index) {
+	rj, id := rejecter(t, x), identity(t, x)
+	wrong, right := pat{"WRONG7", "HOSP", "Wrong^Seven", "", ""}, pat{"RIGHT7", "HOSP", "Right^Seven", "", ""}
+	putStudies(t, x, right, "8.7", 1)
+	s := stu{"8.8", "20260101", "", "", "", "", wrong}
+	a, b := Inst(s, "8.8.1", "CT", ip(1), "8.8.1.1", ctClass, ip(1)), Inst(s, "8.8.1", "CT", ip(1), "8.8.1.2", ctClass, ip(2))
+	for _, in := range []*index.Instance{a, b} {
+		if err := x.Put(ctx(t), in); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := rj.Reject(ctx(t), note(s, "8.9.70"), index.RejectQuality, []index.RejectRef{ref(b)}, index.Change{Source: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := id.MoveStudy(ctx(t), "8.8", hosp("RIGHT7"), index.Change{Source: "test", Reason: "wrong patient"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rj.Restore(ctx(t), []index.Restoration{{SOPInstanceUID: "8.8.1.2", Instance: Inst(s, "8.8.1", "CT", ip(1), "8.8.1.2", ctClass, ip(2))}}, "by mistake", index.Change{Source: "test"}); err != nil {
+		t.Fatalf("restore after a study move: %v", err)
+	}
+	got, err := x.Instance(ctx(t), "8.8.1.2")
+	if err != nil || got.PatientID != "RIGHT7" || got.StudyInstanceUID != "8.8" || !got.Corrected {
+		t.Fatalf("restored after a study move: %+v %v", got, err)
+	}
+}
