@@ -19,74 +19,9 @@ import (
 	"github.com/lumenpacs/lumen/dicomweb/admin"
 	"github.com/lumenpacs/lumen/emr/fhir"
 	"github.com/lumenpacs/lumen/index/postgres/pgtest"
-	"github.com/lumenpacs/lumen/service/ingest"
 	"github.com/lumenpacs/lumen/testdata/gen"
 	"github.com/lumenpacs/lumen/testdata/tools"
 )
-
-// iocmRef is one instance a rejection note made with DCMTK references.
-type iocmRef struct{ study, series, class, sop string }
-
-// dcmtkRejectionNote writes a rejection note as a DCMTK text dump and turns it into a
-// PS3.10 file with dump2dcm: a Key Object Selection Document (its own series), titled
-// (code, DCM, meaning), in study of patient id (no issuer), whose Current Requested
-// Procedure Evidence Sequence references refs (one study, grouped by series in order).
-func dcmtkRejectionNote(t *testing.T, sop, study, id, code, meaning string, refs ...iocmRef) string {
-	t.Helper()
-	bin := tools.DCMTK(t, "dump2dcm")
-	var b strings.Builder
-	line := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
-	line("(0008,0016) UI [%s]", ingest.KeyObjectSelectionDocumentStorage)
-	line("(0008,0018) UI [%s]", sop)
-	line("(0008,0023) DA [20260101]")
-	line("(0008,0033) TM [120000]")
-	line("(0008,0060) CS [KO]")
-	line("(0010,0010) PN []")
-	line("(0010,0020) LO [%s]", id)
-	line("(0020,000d) UI [%s]", study)
-	line("(0020,000e) UI [%s.1]", sop)
-	line("(0020,0011) IS [99]")
-	line("(0020,0013) IS [1]")
-	line("(0040,a040) CS [CONTAINER]")
-	line("(0040,a043) SQ (Sequence with undefined length)")
-	line("  (fffe,e000) na (Item with undefined length)")
-	line("    (0008,0100) SH [%s]", code)
-	line("    (0008,0102) SH [DCM]")
-	line("    (0008,0104) LO [%s]", meaning)
-	line("  (fffe,e00d) na (ItemDelimitationItem)")
-	line("(fffe,e0dd) na (SequenceDelimitationItem)")
-	line("(0040,a050) CS [SEPARATE]")
-	line("(0040,a375) SQ (Sequence with undefined length)")
-	line("  (fffe,e000) na (Item with undefined length)")
-	line("    (0008,1115) SQ (Sequence with undefined length)")
-	for i := 0; i < len(refs); {
-		se := refs[i].series
-		line("      (fffe,e000) na (Item with undefined length)")
-		line("        (0008,1199) SQ (Sequence with undefined length)")
-		for ; i < len(refs) && refs[i].series == se; i++ {
-			line("          (fffe,e000) na (Item with undefined length)")
-			line("            (0008,1150) UI [%s]", refs[i].class)
-			line("            (0008,1155) UI [%s]", refs[i].sop)
-			line("          (fffe,e00d) na (ItemDelimitationItem)")
-		}
-		line("        (fffe,e0dd) na (SequenceDelimitationItem)")
-		line("        (0020,000e) UI [%s]", se)
-		line("      (fffe,e00d) na (ItemDelimitationItem)")
-	}
-	line("    (fffe,e0dd) na (SequenceDelimitationItem)")
-	line("    (0020,000d) UI [%s]", study)
-	line("  (fffe,e00d) na (ItemDelimitationItem)")
-	line("(fffe,e0dd) na (SequenceDelimitationItem)")
-	dir := t.TempDir()
-	src, dst := filepath.Join(dir, "ko.txt"), filepath.Join(dir, "ko.dcm")
-	if err := os.WriteFile(src, []byte(b.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command(bin, "+te", src, dst).CombinedOutput(); err != nil {
-		t.Fatalf("dump2dcm: %v\n%s\n%s", err, out, b.String())
-	}
-	return dst
-}
 
 // iocmEnv is a Lumen (ingest.default_issuer HOSP, as hl7Env) that objects are sent to
 // with storescu.
@@ -470,7 +405,8 @@ func testIOCM(t *testing.T, e *iocmEnv) {
 	// storescu (Rejected for Patient Safety Reasons).
 	gone := ctB[0]
 	koUID := "2.25.160116011601160116011601"
-	ko := dcmtkRejectionNote(t, koUID, stB, idB, "113037", "Rejected for Patient Safety Reasons", iocmRef{stB, seB, gone.SOPClassUID, gone.SOPInstanceUID})
+	ko := tools.DCMTKRejectionNote(t, tools.RejectionNote{SOP: koUID, Study: stB, PatientID: idB, Code: "113037", Meaning: "Rejected for Patient Safety Reasons",
+		Refs: []tools.KORef{{Study: stB, Series: seB, Class: gone.SOPClassUID, SOP: gone.SOPInstanceUID}}})
 	e.storescu(false, ko)
 	blobs := func() []string {
 		var out []string

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,70 +20,17 @@ import (
 )
 
 // koRef is one instance a test rejection note references.
-type koRef struct{ study, series, class, sop string }
+type koRef = tools.KORef
 
 func refOf(o gen.Object) koRef {
-	return koRef{o.StudyUID, o.SeriesUID, o.SOPClassUID, o.SOPInstanceUID}
+	return koRef{Study: o.StudyUID, Series: o.SeriesUID, Class: o.SOPClassUID, SOP: o.SOPInstanceUID}
 }
 
-// dcmtkNote writes a rejection note as a DCMTK text dump and turns it into a PS3.10 file
-// with dump2dcm: a Key Object Selection document titled (code, DCM) in study of
-// patient, whose evidence references refs (grouped by study and series in order).
+// dcmtkNote is a rejection note made with DCMTK (tools.DCMTKRejectionNote): titled (code,
+// DCM, meaning) in study of patient, referencing refs.
 func dcmtkNote(t *testing.T, sop, study string, patient gen.Patient, code, meaning string, refs ...koRef) []byte {
 	t.Helper()
-	bin := tools.DCMTK(t, "dump2dcm")
-	var b strings.Builder
-	line := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
-	line("(0008,0016) UI [%s]", ingest.KeyObjectSelectionDocumentStorage)
-	line("(0008,0018) UI [%s]", sop)
-	line("(0008,0060) CS [KO]")
-	line("(0010,0020) LO [%s]", patient.ID)
-	line("(0010,0021) LO [%s]", patient.Issuer)
-	line("(0020,000d) UI [%s]", study)
-	line("(0020,000e) UI [%s.1]", sop)
-	line("(0020,0013) IS [1]")
-	line("(0040,a040) CS [CONTAINER]")
-	line("(0040,a043) SQ (Sequence with undefined length)")
-	line("  (fffe,e000) na (Item with undefined length)")
-	line("    (0008,0100) SH [%s]", code)
-	line("    (0008,0102) SH [DCM]")
-	line("    (0008,0104) LO [%s]", meaning)
-	line("  (fffe,e00d) na (ItemDelimitationItem)")
-	line("(fffe,e0dd) na (SequenceDelimitationItem)")
-	line("(0040,a050) CS [SEPARATE]")
-	line("(0040,a375) SQ (Sequence with undefined length)")
-	for i := 0; i < len(refs); {
-		st := refs[i].study
-		line("  (fffe,e000) na (Item with undefined length)")
-		line("    (0008,1115) SQ (Sequence with undefined length)")
-		for i < len(refs) && refs[i].study == st {
-			se := refs[i].series
-			line("      (fffe,e000) na (Item with undefined length)")
-			line("        (0008,1199) SQ (Sequence with undefined length)")
-			for ; i < len(refs) && refs[i].study == st && refs[i].series == se; i++ {
-				line("          (fffe,e000) na (Item with undefined length)")
-				line("            (0008,1150) UI [%s]", refs[i].class)
-				line("            (0008,1155) UI [%s]", refs[i].sop)
-				line("          (fffe,e00d) na (ItemDelimitationItem)")
-			}
-			line("        (fffe,e0dd) na (SequenceDelimitationItem)")
-			line("        (0020,000e) UI [%s]", se)
-			line("      (fffe,e00d) na (ItemDelimitationItem)")
-		}
-		line("    (fffe,e0dd) na (SequenceDelimitationItem)")
-		line("    (0020,000d) UI [%s]", st)
-		line("  (fffe,e00d) na (ItemDelimitationItem)")
-	}
-	line("(fffe,e0dd) na (SequenceDelimitationItem)")
-	dir := t.TempDir()
-	src, dst := filepath.Join(dir, "ko.txt"), filepath.Join(dir, "ko.dcm")
-	if err := os.WriteFile(src, []byte(b.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command(bin, "+te", src, dst).CombinedOutput(); err != nil {
-		t.Fatalf("dump2dcm: %v\n%s\n%s", err, out, b.String())
-	}
-	f, err := os.ReadFile(dst)
+	f, err := os.ReadFile(tools.DCMTKRejectionNote(t, tools.RejectionNote{SOP: sop, Study: study, PatientID: patient.ID, Issuer: patient.Issuer, Code: code, Meaning: meaning, Refs: refs}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,7 +125,7 @@ func TestRejectionNoteDCMTK(t *testing.T) {
 	// and a note of another patient.
 	blobs = e.blobs(t)
 	wrong := refOf(mr[2])
-	wrong.study = "1.2.3.4.5"
+	wrong.Study = "1.2.3.4.5"
 	for name, note := range map[string][]byte{
 		"other study":   dcmtkNote(t, ingest.UIDRoot+".99.71.2", study, p, index.RejectQuality, "Rejected for Quality Reasons", wrong),
 		"other patient": dcmtkNote(t, ingest.UIDRoot+".99.71.3", "1.2.3.4.6", gen.Patient{ID: "OTHER", Issuer: "X"}, index.RejectQuality, "Rejected for Quality Reasons", refOf(mr[2])),
