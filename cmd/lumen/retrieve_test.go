@@ -322,7 +322,10 @@ func TestCMoveCGet(t *testing.T) {
 	}
 	pendings := 0
 	st, n, err := scu.Move(context.Background(), dimse.StudyRootMove, "DEST", seriesID, func(dimse.SubOperations) bool { pendings++; return pendings < 3 })
-	if err != nil || st.Code != dimse.StatusCancel || n.Completed < 3 || n.Completed >= len(ctUIDs) || n.Remaining != len(ctUIDs)-n.Completed {
+	// A sub-operation in flight when the cancel arrives may end failed (interrupted):
+	// every sub-operation is still counted once.
+	if err != nil || st.Code != dimse.StatusCancel || n.Completed < 3 || n.Completed >= len(ctUIDs) || n.Failed > 1 ||
+		n.Remaining != len(ctUIDs)-n.Completed-n.Failed-n.Warning {
 		t.Fatalf("C-CANCEL: %v 0x%04X %+v after %d pending responses", err, st.Code, n, pendings)
 	}
 	for _, e := range must(os.ReadDir(destDir)) {
