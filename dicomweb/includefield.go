@@ -148,56 +148,14 @@ type member struct {
 
 var errNotObject = errors.New("dicomweb: stored metadata is not a JSON object")
 
-// members appends the members of the JSON object doc to list, in the order written.
-// null is an object without members (as json.Unmarshal reads it into a map). The object
-// is checked for its structure (keys, colons, commas, brackets, strings), not for the
-// grammar of the numbers and literals it holds.
+// members appends the members of the JSON object doc to list, in the order written
+// (dcm.ScanJSONObject: null is an object without members; the structure is checked).
 func members(doc []byte, list []member) ([]member, error) {
-	i := skipSpace(doc, 0)
-	if string(bytes.TrimRight(doc[i:], " \t\n\r")) == "null" {
-		return list, nil
-	}
-	if i == len(doc) || doc[i] != '{' {
-		return nil, errNotObject
-	}
-	i = skipSpace(doc, i+1)
-	if i < len(doc) && doc[i] == '}' {
-		i++
-	} else {
-		for {
-			if i == len(doc) || doc[i] != '"' {
-				return nil, errNotObject
-			}
-			end, err := skipString(doc, i)
-			if err != nil {
-				return nil, err
-			}
-			key := doc[i+1 : end-1]
-			i = skipSpace(doc, end)
-			if i == len(doc) || doc[i] != ':' {
-				return nil, errNotObject
-			}
-			i = skipSpace(doc, i+1)
-			end, loose, err := skipValue(doc, i)
-			if err != nil {
-				return nil, err
-			}
-			list = append(list, member{key: key, value: doc[i:end], loose: loose})
-			i = skipSpace(doc, end)
-			if i == len(doc) {
-				return nil, errNotObject
-			}
-			if doc[i] == '}' {
-				i++
-				break
-			}
-			if doc[i] != ',' {
-				return nil, errNotObject
-			}
-			i = skipSpace(doc, i+1)
-		}
-	}
-	if skipSpace(doc, i) != len(doc) {
+	_, err := dcm.ScanJSONObject(doc, func(m dcm.JSONMember) bool {
+		list = append(list, member{key: m.Key, value: m.Value, loose: m.Loose})
+		return true
+	})
+	if err != nil {
 		return nil, errNotObject
 	}
 	return list, nil
@@ -225,80 +183,6 @@ func byKey(list []member) []member {
 		out = append(out, m)
 	}
 	return out
-}
-
-func skipSpace(b []byte, i int) int {
-	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
-		i++
-	}
-	return i
-}
-
-// skipString returns the end (past the closing quote) of the string starting at b[i].
-func skipString(b []byte, i int) (int, error) {
-	for i++; ; {
-		k := bytes.IndexByte(b[i:], '"')
-		if k < 0 {
-			return 0, errNotObject
-		}
-		i += k
-		escapes := 0
-		for p := i - 1; b[p] == '\\'; p-- {
-			escapes++
-		}
-		i++
-		if escapes%2 == 0 {
-			return i, nil
-		}
-	}
-}
-
-// skipValue returns the end of the value starting at b[i], and whether it has white
-// space outside its strings.
-func skipValue(b []byte, i int) (end int, loose bool, err error) {
-	if i == len(b) {
-		return 0, false, errNotObject
-	}
-	switch b[i] {
-	case '"':
-		end, err := skipString(b, i)
-		return end, false, err
-	case '{', '[':
-		var stack []byte
-		for i < len(b) {
-			switch c := b[i]; c {
-			case '"':
-				end, err := skipString(b, i)
-				if err != nil {
-					return 0, false, err
-				}
-				i = end
-				continue
-			case '{', '[':
-				stack = append(stack, c+2) // '}' is '{'+2, ']' is '['+2
-			case '}', ']':
-				if len(stack) == 0 || stack[len(stack)-1] != c {
-					return 0, false, errNotObject
-				}
-				stack = stack[:len(stack)-1]
-				if len(stack) == 0 {
-					return i + 1, loose, nil
-				}
-			case ' ', '\t', '\n', '\r':
-				loose = true
-			}
-			i++
-		}
-		return 0, false, errNotObject
-	}
-	end = i
-	for end < len(b) && b[end] != ',' && b[end] != '}' && b[end] != ']' && b[end] != ' ' && b[end] != '\t' && b[end] != '\n' && b[end] != '\r' {
-		end++
-	}
-	if end == i {
-		return 0, false, errNotObject
-	}
-	return end, false, nil
 }
 
 // appendEscaped appends JSON text with <, >, &, U+2028 and U+2029 escaped, as

@@ -1,7 +1,6 @@
 package index
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"maps"
@@ -165,7 +164,7 @@ func (c *MetadataCorrector) Correct(in *Instance, meta []byte) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		repl, err := jsonMembers(js, "")
+		repl, err := jsonMembers(js)
 		if err != nil {
 			return nil, err
 		}
@@ -200,26 +199,22 @@ const studyKey = "0020000D"
 // members from (0010,0010) to (0010,0040) and of (0020,000D); "" when either is absent
 // or meta is not such an object (then a correction scans it).
 func MetadataSpans(meta []byte) string {
-	list, err := scanMembers(meta, studyKey)
-	if err != nil {
-		return ""
-	}
-	p0, p1, s := -1, -1, -1
-	for i, m := range list {
-		if m.key >= "00100010" && m.key <= "00100040" {
+	p0, p1, ss, se := -1, -1, -1, -1
+	_, err := dcm.ScanJSONObject(meta, func(m dcm.JSONMember) bool {
+		if k := string(m.Key); k >= "00100010" && k <= "00100040" {
 			if p0 < 0 {
-				p0 = i
+				p0 = m.Start
 			}
-			p1 = i
+			p1 = m.End
+		} else if k == studyKey {
+			ss, se = m.Start, m.End
 		}
-		if m.key == studyKey {
-			s = i
-		}
-	}
-	if p0 < 0 || s < 0 || p1 >= s {
+		return string(m.Key) < studyKey
+	})
+	if err != nil || p0 < 0 || ss < 0 || p1 >= ss {
 		return ""
 	}
-	return fmt.Sprintf("%d,%d,%d,%d", list[p0].start, list[p1].end, list[s].start, list[s].end)
+	return fmt.Sprintf("%d,%d,%d,%d", p0, p1, ss, se)
 }
 
 // parseSpans reads MetadataSpans for an object of n bytes.
@@ -240,37 +235,21 @@ func parseSpans(s string, n int) (ps, pe, ss, se int, ok bool) {
 	return ps, pe, ss, se, s == "" && 0 < ps && ps < pe && pe < ss && ss < se && se < n
 }
 
-// jsonMember is one top-level member of a JSON object: its key and where the member
-// (key to end of value) lies.
-type jsonMember struct {
-	key        string
-	start, end int
-}
-
-// jsonMembers returns the top-level members of the JSON object b, keyed, with their
-// text "key":value; it stops after the key stop when stop is not "".
-func jsonMembers(b []byte, stop string) (map[string][]byte, error) {
-	list, err := scanMembers(b, stop)
-	if err != nil {
-		return nil, err
-	}
-	out := make(map[string][]byte, len(list))
-	for _, m := range list {
-		out[m.key] = b[m.start:m.end]
-	}
-	return out, nil
+// jsonMembers returns the members of the JSON object b, keyed, with their text
+// "key":value.
+func jsonMembers(b []byte) (map[string][]byte, error) {
+	out := map[string][]byte{}
+	_, err := dcm.ScanJSONObject(b, func(m dcm.JSONMember) bool {
+		out[string(m.Key)] = b[m.Start:m.End]
+		return true
+	})
+	return out, err
 }
 
 // spliceMembers replaces or inserts, in tag order, the members of repl ("key":value
 // texts keyed by tag, keys sorted) in the JSON object meta, in one pass that stops
-// reading members once the last key of repl is passed (the rest is copied).
+// reading members once the last key of repl is placed (the rest is copied).
 func spliceMembers(meta []byte, repl map[string][]byte, keys []string) ([]byte, error) {
-	bad := errors.New("index: metadata is not a JSON object")
-	i := skipSpace(meta, 0)
-	if i >= len(meta) || meta[i] != '{' {
-		return nil, bad
-	}
-	i++
 	out := make([]byte, 0, len(meta)+256)
 	out = append(out, '{')
 	first := true
@@ -282,171 +261,28 @@ func spliceMembers(meta []byte, repl map[string][]byte, keys []string) ([]byte, 
 		out = append(out, b...)
 	}
 	k := 0
-	for {
-		i = skipSpace(meta, i)
-		if i < len(meta) && meta[i] == '}' {
-			break
-		}
-		if i >= len(meta) || meta[i] != '"' {
-			return nil, bad
-		}
-		start := i
-		j, err := skipString(meta, i)
-		if err != nil {
-			return nil, bad
-		}
-		key := meta[i+1 : j-1]
-		i = skipSpace(meta, j)
-		if i >= len(meta) || meta[i] != ':' {
-			return nil, bad
-		}
-		if i, err = skipValue(meta, skipSpace(meta, i+1)); err != nil {
-			return nil, bad
-		}
-		for k < len(keys) && keys[k] < string(key) {
+	rest, err := dcm.ScanJSONObject(meta, func(m dcm.JSONMember) bool {
+		for k < len(keys) && keys[k] < string(m.Key) {
 			emit(repl[keys[k]])
 			k++
 		}
-		if k < len(keys) && keys[k] == string(key) {
+		if k < len(keys) && keys[k] == string(m.Key) {
 			emit(repl[keys[k]])
 			k++
 		} else {
-			emit(meta[start:i])
+			emit(meta[m.Start:m.End])
 		}
-		i = skipSpace(meta, i)
-		switch {
-		case i < len(meta) && meta[i] == ',':
-			i++
-			if k == len(keys) {
-				// Every correction is in: the other members follow as they are.
-				rest := bytes.TrimRight(meta[i:], " \t\r\n")
-				if len(rest) == 0 || rest[len(rest)-1] != '}' {
-					return nil, bad
-				}
-				out = append(out, ',')
-				return append(out, rest...), nil
-			}
-		case i < len(meta) && meta[i] == '}':
-		default:
-			return nil, bad
-		}
+		return k < len(keys)
+	})
+	if err != nil {
+		return nil, errors.New("index: metadata is not a JSON object")
+	}
+	if rest < len(meta) {
+		// Every correction is in: the other members follow as they are.
+		return append(out, meta[rest:]...), nil
 	}
 	for ; k < len(keys); k++ {
 		emit(repl[keys[k]])
 	}
 	return append(out, '}'), nil
-}
-
-// scanMembers lists the top-level members of the JSON object b in order, up to and
-// including the first key at or after stop (all of them when stop is "").
-func scanMembers(b []byte, stop string) ([]jsonMember, error) {
-	bad := errors.New("index: metadata is not a JSON object")
-	i := skipSpace(b, 0)
-	if i >= len(b) || b[i] != '{' {
-		return nil, bad
-	}
-	i++
-	var out []jsonMember
-	for {
-		i = skipSpace(b, i)
-		if i < len(b) && b[i] == '}' {
-			return out, nil
-		}
-		if i >= len(b) || b[i] != '"' {
-			return nil, bad
-		}
-		start := i
-		j, err := skipString(b, i)
-		if err != nil {
-			return nil, bad
-		}
-		key := string(b[i+1 : j-1])
-		i = skipSpace(b, j)
-		if i >= len(b) || b[i] != ':' {
-			return nil, bad
-		}
-		if i, err = skipValue(b, skipSpace(b, i+1)); err != nil {
-			return nil, bad
-		}
-		out = append(out, jsonMember{key: key, start: start, end: i})
-		if stop != "" && key >= stop {
-			return out, nil
-		}
-		i = skipSpace(b, i)
-		if i < len(b) && b[i] == ',' {
-			i++
-			continue
-		}
-		if i < len(b) && b[i] == '}' {
-			return out, nil
-		}
-		return nil, bad
-	}
-}
-
-func skipSpace(b []byte, i int) int {
-	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
-		i++
-	}
-	return i
-}
-
-// skipString returns the index after the JSON string starting at b[i] == '"'.
-func skipString(b []byte, i int) (int, error) {
-	for i++; i < len(b); {
-		q := bytes.IndexByte(b[i:], '"')
-		if q < 0 {
-			break
-		}
-		e := bytes.IndexByte(b[i:i+q], '\\')
-		if e < 0 {
-			return i + q + 1, nil
-		}
-		i += e + 2 // past the escape and the character it escapes
-	}
-	return 0, errors.New("unterminated string")
-}
-
-// skipValue returns the index after the JSON value starting at b[i].
-func skipValue(b []byte, i int) (int, error) {
-	if i >= len(b) {
-		return 0, errors.New("no value")
-	}
-	switch b[i] {
-	case '"':
-		return skipString(b, i)
-	case '{', '[':
-		// One tight pass: the state is the nesting depth and whether in a string.
-		depth, inString := 0, false
-		for ; i < len(b); i++ {
-			c := b[i]
-			if inString {
-				if c == '\\' {
-					i++
-				} else if c == '"' {
-					inString = false
-				}
-				continue
-			}
-			switch c {
-			case '"':
-				inString = true
-			case '{', '[':
-				depth++
-			case '}', ']':
-				depth--
-				if depth == 0 {
-					return i + 1, nil
-				}
-			}
-		}
-		return 0, errors.New("unterminated value")
-	}
-	for ; i < len(b); i++ {
-		switch b[i] {
-		case ',', '}', ']', ' ', '\t', '\r', '\n':
-			return i, nil
-		}
-	}
-	return i, nil
 }
