@@ -53,13 +53,7 @@ func (in *Instance) Corrections(ds *dcm.Dataset) (map[dcm.Tag]*dcm.Element, erro
 	cs := ds.CharacterSet()
 	var diff []recordValue
 	for _, v := range in.recordValues() {
-		var have string
-		if dcm.IsTextVR(v.vr) {
-			have = ds.TextIn(cs, v.tag)
-		} else {
-			have = ds.String(v.tag)
-		}
-		if strings.TrimSpace(have) != strings.TrimSpace(v.value) {
+		if strings.TrimSpace(headerValue(ds, cs, v)) != strings.TrimSpace(v.value) {
 			diff = append(diff, v)
 		}
 	}
@@ -83,17 +77,21 @@ func (in *Instance) Corrections(ds *dcm.Dataset) (map[dcm.Tag]*dcm.Element, erro
 	return out, nil
 }
 
+// headerValue is the header's value of the attribute of v, as UTF-8 text.
+func headerValue(ds *dcm.Dataset, cs *dcm.CharacterSet, v recordValue) string {
+	if dcm.IsTextVR(v.vr) {
+		return ds.TextIn(cs, v.tag)
+	}
+	return ds.String(v.tag)
+}
+
 // utf8Corrections sets every differing record value in UTF-8 and the Specific Character
 // Set to ISO_IR 192 (the rest of the header being ASCII, it reads the same).
 func utf8Corrections(in *Instance, ds *dcm.Dataset) map[dcm.Tag]*dcm.Element {
 	out := map[dcm.Tag]*dcm.Element{dcm.TagSpecificCharacterSet: dcm.NewString(dcm.TagSpecificCharacterSet, "CS", "ISO_IR 192")}
 	cs := ds.CharacterSet()
 	for _, v := range in.recordValues() {
-		have := ds.String(v.tag)
-		if dcm.IsTextVR(v.vr) {
-			have = ds.TextIn(cs, v.tag)
-		}
-		if strings.TrimSpace(have) != strings.TrimSpace(v.value) || !dcm.IsASCII(have) {
+		if have := headerValue(ds, cs, v); strings.TrimSpace(have) != strings.TrimSpace(v.value) || !dcm.IsASCII(have) {
 			out[v.tag] = dcm.NewString(v.tag, v.vr, v.value)
 		}
 	}
