@@ -106,17 +106,30 @@ func (a *association) sendReport(ctxID byte, eventType uint16, info []byte) bool
 	if a.ctx.Err() != nil || a.writeMessage(ctxID, rq.Encode(), info) != nil {
 		return false
 	}
+	if a.s.reportSent != nil {
+		a.s.reportSent()
+	}
 	t := time.NewTimer(a.s.artim())
 	defer t.Stop()
-	select {
-	case st := <-ch:
+	answered := func(st Status) bool {
 		if st.Code != StatusSuccess {
 			a.log.Warn("dimse: storage commitment report refused by the requestor", "status", fmt.Sprintf("0x%04X", st.Code))
 		}
 		return true
+	}
+	select {
+	case st := <-ch:
+		return answered(st)
 	case <-a.ctx.Done():
-		return false
 	case <-t.C:
+	}
+	// A requestor that answers and releases at once makes the response and the end of
+	// the association arrive together; select picks among ready cases at random, so
+	// look for the response once more before reporting again on a new association.
+	select {
+	case st := <-ch:
+		return answered(st)
+	default:
 		return false
 	}
 }

@@ -114,6 +114,9 @@ type Server struct {
 	// EventReportHandler receives storage commitment results sent to this AE on new
 	// associations (N-EVENT-REPORT); nil refuses them.
 	EventReportHandler EventReportHandler
+	// reportSent, when set (by tests), runs after an N-EVENT-REPORT is written on the
+	// requestor's association, before its response is awaited.
+	reportSent func()
 	// MaxAssociations caps concurrent associations; more are rejected transiently
 	// with "local limit exceeded" (default 64). ReservedForPeers of them are kept for
 	// configured peers calling from their configured host. Transport connections that
