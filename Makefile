@@ -8,7 +8,7 @@ STATICCHECK   := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 VERSION       ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS       := -s -w -X main.version=$(VERSION)
 # Go skips directories named testdata in ./...; name the generator packages explicitly.
-PKGS          := ./... ./testdata/gen ./testdata/cmd/gencorpus ./testdata/cmd/webbench ./testdata/tools
+PKGS          := ./... ./testdata/gen ./testdata/cmd/gencorpus ./testdata/cmd/peerbench ./testdata/tools
 # JPEG 2000 is decoded by Debian's OpenJPEG through cgo (build tag openjpeg, package
 # libopenjp2-7-dev); without its headers Lumen builds as pure Go and answers JPEG 2000
 # objects with a placeholder. `make TAGS= build` forces the pure-Go build.
@@ -67,13 +67,17 @@ bench: provision
 	$(GO) test -tags '$(TAGS)' -run '^$$' -bench 'MergePatients' -benchtime 20x -timeout 30m ./index/sqlite ./index/postgres
 	$(GO) test -tags '$(TAGS)' -run '^$$' -bench 'CorrectMetadata' ./index
 
-## bench-orthanc: storescu → Lumen vs storescu → Orthanc 1.10 (Debian), side by side; then
-## STOW-RS and WADO-RS against Lumen and Orthanc's DICOMweb plugin; then C-MOVE of a
-## 500-instance study to storescp from each.
-bench-orthanc:
-	bash .ci/bench-orthanc
-	bash .ci/bench-dicomweb-orthanc
-	bash .ci/bench-cmove-orthanc
+## bench-orthanc: Lumen (bin/lumen, fs+SQLite) and Orthanc 1.10 with its DICOMweb plugin
+## (Debian) side by side on loopback, alternating, with the machine's limits measured in
+## the same run (durable 512 KiB puts with 1 and 4 writers, loopback TCP, SHA-256): C-STORE
+## (DCMTK storescu, 1 and 4 associations), server CPU per instance, STOW-RS, WADO-RS,
+## /rendered, C-MOVE and C-GET, small-instance ingest, then QIDO-RS shapes, 8 concurrent
+## clients and the first C-FIND response at BENCH_STUDIES one-instance studies filled by
+## real ingest. One table of medians over BENCH_ROUNDS rounds (testdata/cmd/peerbench).
+BENCH_ROUNDS  ?= 3
+BENCH_STUDIES ?= 100000
+bench-orthanc: build
+	bash .ci/bench-orthanc bin/lumen -rounds $(BENCH_ROUNDS) -studies $(BENCH_STUDIES)
 
 ## soak: lumen serve under 32 concurrent associations and 64 HTTP clients for
 ## SOAK_DURATION (default 2m), while an attacker holds idle TCP connections, idle

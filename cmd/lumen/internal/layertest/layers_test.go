@@ -457,7 +457,7 @@ func TestCheckFails(t *testing.T) {
 		{"dicomweb/admin", "dicomweb"}, {"dicomweb", "service/ingest"}, {"dicomweb", "render"}, {"dicomweb", "archive"},
 		{"emr", "emr/links"}, {"emr/fhir", "httpkit/publicurl"}, {"viewer", "httpkit/csp"},
 		{"cmd/lumen", "index/postgres"}, {"cmd/lumen", "dicomweb/admin"},
-		{"dcm/codec/codectest", "testdata/gen"}, {"testdata/cmd/webbench", "dcm"}, {"testdata/cmd/gencorpus", "testdata/gen"},
+		{"dcm/codec/codectest", "testdata/gen"}, {"testdata/cmd/peerbench", "dimse"}, {"testdata/cmd/gencorpus", "testdata/gen"},
 	}
 	for _, e := range good {
 		if msgs := check([]pkg{{Path: e[0], Imports: []string{e[1]}}}); len(msgs) > 0 {

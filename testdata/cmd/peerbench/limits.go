@@ -1,0 +1,164 @@
+package main
+
+import (
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+)
+
+// durablePuts measures what the disk under dir can durably store with writers
+// concurrent writers: 512 KiB files, each created under a temporary name, written,
+// fsynced, renamed into one of 16 directories and that directory fsynced, the steps a
+// store must take before it may acknowledge. It returns puts per second.
+func durablePuts(dir string, writers int, d time.Duration) (float64, error) {
+	root := filepath.Join(dir, fmt.Sprintf("puts-%d", writers))
+	defer os.RemoveAll(root)
+	dirs := make([]*os.File, 16)
+	for i := range dirs {
+		p := filepath.Join(root, fmt.Sprintf("%02x", i))
+		if err := os.MkdirAll(p, 0o755); err != nil {
+			return 0, err
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			return 0, err
+		}
+		defer f.Close()
+		dirs[i] = f
+	}
+	data := make([]byte, 512<<10)
+	for i := range data {
+		data[i] = byte(i * 7)
+	}
+	var wg sync.WaitGroup
+	counts := make([]int, writers)
+	errs := make([]error, writers)
+	deadline := time.Now().Add(d)
+	t0 := time.Now()
+	for w := 0; w < writers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for n := 0; time.Now().Before(deadline); n++ {
+				dd := dirs[(w*7+n)%len(dirs)]
+				tmp, err := os.CreateTemp(dd.Name(), ".put-")
+				if err == nil {
+					_, err = tmp.Write(data)
+				}
+				if err == nil {
+					err = tmp.Sync()
+				}
+				if tmp != nil {
+					if cerr := tmp.Close(); err == nil {
+						err = cerr
+					}
+				}
+				if err == nil {
+					err = os.Rename(tmp.Name(), filepath.Join(dd.Name(), fmt.Sprintf("w%d-%d", w, n)))
+				}
+				if err == nil {
+					err = dd.Sync()
+				}
+				if err != nil {
+					errs[w] = err
+					return
+				}
+				counts[w]++
+			}
+		}(w)
+	}
+	wg.Wait()
+	el := time.Since(t0)
+	total := 0
+	for w := range counts {
+		if errs[w] != nil {
+			return 0, errs[w]
+		}
+		total += counts[w]
+	}
+	return float64(total) / el.Seconds(), nil
+}
+
+// loopback measures TCP throughput on 127.0.0.1 with conns connections, each sender
+// writing 1 MiB buffers and each receiver reading into a 1 MiB buffer: the ceiling of
+// any HTTP or DICOM transfer here. It returns MiB/s.
+func loopback(conns int, d time.Duration) (float64, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				buf := make([]byte, 1<<20)
+				for {
+					if _, err := c.Write(buf); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	var wg sync.WaitGroup
+	got := make([]int64, conns)
+	var ferr error
+	var mu sync.Mutex
+	t0 := time.Now()
+	for i := 0; i < conns; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			c, err := net.Dial("tcp", ln.Addr().String())
+			if err != nil {
+				mu.Lock()
+				ferr = err
+				mu.Unlock()
+				return
+			}
+			defer c.Close()
+			c.SetReadDeadline(t0.Add(d))
+			buf := make([]byte, 1<<20)
+			for {
+				n, err := c.Read(buf)
+				got[i] += int64(n)
+				if err != nil {
+					return
+				}
+			}
+		}(i)
+	}
+	wg.Wait()
+	if ferr != nil {
+		return 0, ferr
+	}
+	var total int64
+	for _, n := range got {
+		total += n
+	}
+	return float64(total) / (1 << 20) / time.Since(t0).Seconds(), nil
+}
+
+// sha256Rate is SHA-256 throughput of one core in MiB/s.
+func sha256Rate(d time.Duration) float64 {
+	h := sha256.New()
+	buf := make([]byte, 1<<20)
+	n := 0
+	t0 := time.Now()
+	for time.Since(t0) < d {
+		h.Write(buf)
+		n++
+	}
+	io.WriteString(h, "")
+	return float64(n) / time.Since(t0).Seconds()
+}

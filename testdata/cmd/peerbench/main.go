@@ -1,0 +1,83 @@
+// Command peerbench measures Lumen and Orthanc side by side on loopback and prints one
+// table: every figure of both servers, the machine's limits measured in the same run
+// (durable 512 KiB puts with 1 and 4 writers, loopback throughput with 1 and 4
+// connections, SHA-256 per core) and Lumen's share of each limit. `make bench-orthanc`
+// runs it (.ci/bench-orthanc installs Orthanc, its DICOMweb plugin and DCMTK).
+//
+// Each round starts both servers afresh, in alternating order, and runs the same work
+// against each: C-STORE with DCMTK storescu (1 and 4 associations; CT 512² slices,
+// 4 studies), STOW-RS with 4 clients, WADO-RS of one study and of 4 studies in
+// parallel, /rendered of CT slices (JPEG) and of a 640×480 RGB ultrasound frame, C-MOVE
+// and C-GET of one study to DCMTK (storescp and getscu, storing nothing), and C-STORE
+// of small (5 KB) instances with 4 associations. Server CPU is read from /proc (user
+// plus system time of the server process, background work included). The figures are
+// the medians of the rounds. Then, when -studies is not 0, each server is filled by
+// real ingest (storescu, 4 associations) with that many one-instance studies and the
+// QIDO-RS shapes, 8 concurrent QIDO clients and the first C-FIND pending response are
+// measured, again alternating, for -rounds rounds.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"log"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// cfg holds the command line.
+type cfg struct {
+	lumen, orthanc, plugin string
+	work                   string
+	studies, rounds        int
+	ctPerStudy, small      int
+	queries                int
+	lumenOnly              bool
+}
+
+func main() {
+	var c cfg
+	flag.StringVar(&c.lumen, "lumen", "", "path of the lumen binary (required)")
+	flag.StringVar(&c.orthanc, "orthanc", "Orthanc", "Orthanc executable")
+	flag.StringVar(&c.plugin, "dicomweb-plugin", "/usr/share/orthanc/plugins/libOrthancDicomWeb.so", "Orthanc's DICOMweb plugin")
+	flag.StringVar(&c.work, "work", "", "work directory (default: a new one under $TMPDIR, removed at the end)")
+	flag.IntVar(&c.rounds, "rounds", 3, "rounds; figures are their medians")
+	flag.IntVar(&c.ctPerStudy, "ct", 150, "CT 512² instances in each of the 4 CT studies")
+	flag.IntVar(&c.small, "small", 2000, "small (5 KB) instances for the small-instance ingest figure")
+	flag.IntVar(&c.studies, "studies", 100000, "one-instance studies for the query figures (0: skip them)")
+	flag.IntVar(&c.queries, "queries", 40, "requests per QIDO shape per round and server")
+	flag.BoolVar(&c.lumenOnly, "lumen-only", false, "measure Lumen alone (no Orthanc)")
+	flag.Parse()
+	if c.lumen == "" {
+		log.Fatal("peerbench: -lumen is required")
+	}
+	log.SetFlags(log.Ltime)
+	keep := c.work != ""
+	if !keep {
+		d, err := os.MkdirTemp("", "lumen-peerbench.")
+		if err != nil {
+			log.Fatal(err)
+		}
+		c.work = d
+	}
+	if err := os.MkdirAll(c.work, 0o755); err != nil {
+		log.Fatal(err)
+	}
+	var err error
+	if c.lumen, err = filepath.Abs(c.lumen); err != nil {
+		log.Fatal(err)
+	}
+	t0 := time.Now()
+	tab, err := run(&c)
+	if !keep {
+		os.RemoveAll(c.work)
+	}
+	if tab != nil {
+		tab.print(os.Stdout)
+	}
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("\n%d rounds, medians; run took %s\n", c.rounds, time.Since(t0).Round(time.Second))
+}

@@ -1,0 +1,134 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"sort"
+	"strings"
+)
+
+// row is one figure of the table.
+type row struct {
+	key, figure string
+	higher      bool   // higher is better
+	limit       string // key of the machine limit it is measured against, if any
+	target      string
+}
+
+// table collects per-round samples by server and figure and prints medians.
+type table struct {
+	rows    []row
+	samples map[string]map[string][]float64 // server → key → samples
+	limits  map[string][]float64
+	limitNm map[string]string
+	notes   []string
+}
+
+func newTable() *table {
+	return &table{samples: map[string]map[string][]float64{}, limits: map[string][]float64{}, limitNm: map[string]string{}}
+}
+
+func (t *table) def(key, figure string, higher bool, limit, target string) {
+	t.rows = append(t.rows, row{key, figure, higher, limit, target})
+}
+
+func (t *table) add(server, key string, v float64) {
+	if t.samples[server] == nil {
+		t.samples[server] = map[string][]float64{}
+	}
+	t.samples[server][key] = append(t.samples[server][key], v)
+}
+
+func (t *table) addLimit(key, name string, v float64) {
+	t.limits[key] = append(t.limits[key], v)
+	t.limitNm[key] = name
+}
+
+func (t *table) note(format string, a ...any) { t.notes = append(t.notes, fmt.Sprintf(format, a...)) }
+
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return math.NaN()
+	}
+	s := append([]float64(nil), v...)
+	sort.Float64s(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func num(v float64) string {
+	switch {
+	case math.IsNaN(v):
+		return "–"
+	case v >= 100:
+		return fmt.Sprintf("%.0f", v)
+	case v >= 10:
+		return fmt.Sprintf("%.1f", v)
+	default:
+		return fmt.Sprintf("%.2f", v)
+	}
+}
+
+// print writes the machine's limits, then one line per figure: Orthanc, Lumen, Lumen's
+// advantage (× better, whichever direction is better), Lumen's share of the limit and
+// the target.
+func (t *table) print(w io.Writer) {
+	fmt.Fprintln(w, "\n| machine limit | median | samples |")
+	fmt.Fprintln(w, "|---|---|---|")
+	var lk []string
+	for k := range t.limits {
+		lk = append(lk, k)
+	}
+	sort.Strings(lk)
+	for _, k := range lk {
+		fmt.Fprintf(w, "| %s | %s | %s |\n", t.limitNm[k], num(median(t.limits[k])), samplesText(t.limits[k]))
+	}
+	fmt.Fprintln(w, "\n| figure | Orthanc | Lumen | Lumen's lead | share of limit | target |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|")
+	for _, r := range t.rows {
+		o, l := median(t.samples["orthanc"][r.key]), median(t.samples["lumen"][r.key])
+		if math.IsNaN(o) && math.IsNaN(l) {
+			continue
+		}
+		lead := "–"
+		if !math.IsNaN(o) && !math.IsNaN(l) && o > 0 && l > 0 {
+			if r.higher {
+				lead = fmt.Sprintf("%.2f×", l/o)
+			} else {
+				lead = fmt.Sprintf("%.2f×", o/l)
+			}
+		}
+		share := "–"
+		if r.limit != "" && !math.IsNaN(l) {
+			if lim := median(t.limits[r.limit]); lim > 0 {
+				share = fmt.Sprintf("%.0f %% of %s", 100*l/lim, t.limitNm[r.limit])
+			}
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s |\n", r.figure, num(o), num(l), lead, share, r.target)
+	}
+	for _, n := range t.notes {
+		fmt.Fprintln(w, "- "+n)
+	}
+}
+
+func samplesText(v []float64) string {
+	s := make([]string, len(v))
+	for i, x := range v {
+		s[i] = num(x)
+	}
+	return strings.Join(s, ", ")
+}
+
+// percentile of sorted-or-not latencies in ms.
+func percentile(v []float64, p float64) float64 {
+	if len(v) == 0 {
+		return math.NaN()
+	}
+	s := append([]float64(nil), v...)
+	sort.Float64s(s)
+	i := int(math.Ceil(p*float64(len(s)))) - 1
+	return s[max(0, min(i, len(s)-1))]
+}
