@@ -16,7 +16,7 @@ TAGS          ?= $(shell pkg-config --exists libopenjp2 2>/dev/null && echo open
 FUZZTIME      ?= 20s
 BENCHTIME     ?= 3s
 
-.PHONY: all build run test provision tools bench bench-orthanc soak lint fuzz docker clean
+.PHONY: all build run test provision tools bench bench-orthanc bench-scale soak lint fuzz docker clean
 
 all: build
 
@@ -78,6 +78,15 @@ BENCH_ROUNDS  ?= 3
 BENCH_STUDIES ?= 100000
 bench-orthanc: build
 	bash .ci/bench-orthanc bin/lumen -rounds $(BENCH_ROUNDS) -studies $(BENCH_STUDIES)
+
+## bench-scale: Lumen alone on each index backend (SQLite, PostgreSQL): lumen import and
+## C-STORE (storescu, 4 associations) of 10,000 small instances into an empty index and into
+## one already holding SCALE_INSTANCES (default 1,000,000) instances filled by lumen import
+## of generated studies; QIDO-RS shapes and C-FIND p95 at that size (testdata/cmd/peerbench -scale).
+SCALE_INSTANCES ?= 1000000
+bench-scale: build provision
+	go build -o bin/peerbench ./testdata/cmd/peerbench
+	./bin/peerbench -lumen bin/lumen -scale $(SCALE_INSTANCES)
 
 ## soak: lumen serve under 32 concurrent associations and 64 HTTP clients for
 ## SOAK_DURATION (default 2m), while an attacker holds idle TCP connections, idle

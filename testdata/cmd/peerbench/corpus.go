@@ -103,22 +103,30 @@ func writeSmall(dir, sub string, i, seed int) error {
 // writeQueryStudy writes study i of the query corpus: patient i mod npat, a name drawn
 // from the lists, a date spread over 2015–2025, CT or MR, 48×48 (about 5 KB).
 func writeQueryStudy(dir string, i, npat int) (string, error) {
+	return writeStudy(dir, "query", i, npat, 1)
+}
+
+// writeStudy writes study i (instances 48×48 slices) into dir/sub/(i%4), for patient i
+// mod npat with a name drawn from the lists, a date spread over 2015–2025, CT or MR.
+func writeStudy(dir, sub string, i, npat, instances int) (string, error) {
 	p := i % npat
 	name := familyNames[(p*7)%len(familyNames)] + "^" + givenNames[(p*3)%len(givenNames)]
 	date := time.Date(2015, 1, 1, 0, 0, 0, 0, time.UTC).AddDate(0, 0, (i*37)%4000).Format("20060102")
 	opt := gen.Options{Seed: uint64(1_000_000 + i), StudyID: fmt.Sprint(i), AccessionNumber: fmt.Sprintf("A%07d", i), StudyDate: date,
 		StudyDescription: "Query corpus", Patient: gen.Patient{ID: fmt.Sprintf("Q%06d", p), Name: name, BirthDate: "19600101", Sex: "O"}}
 	var uid string
+	n := 0
 	write := func(o gen.Object) error {
 		uid = o.StudyUID
-		o.Name = fmt.Sprintf("query/%d/%07d.dcm", i%4, i)
+		o.Name = fmt.Sprintf("%s/%d/%07d-%03d.dcm", sub, i%4, i, n)
+		n++
 		return gen.WriteCorpus(dir, []gen.Object{o})
 	}
 	var err error
 	if i%2 == 0 {
-		err = gen.CTSeriesFunc(opt, 1, 48, 48, write)
+		err = gen.CTSeriesFunc(opt, instances, 48, 48, write)
 	} else {
-		err = gen.MRSeriesFunc(opt, 1, 48, 48, write)
+		err = gen.MRSeriesFunc(opt, instances, 48, 48, write)
 	}
 	return uid, err
 }

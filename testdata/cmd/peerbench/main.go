@@ -34,6 +34,12 @@ type cfg struct {
 	ctPerStudy, small      int
 	queries                int
 	lumenOnly              bool
+	// lumenIndex is appended to Lumen's configuration (the index section).
+	lumenIndex string
+	// The -scale run.
+	scale, probe int
+	backends     string
+	pgDSN        string
 }
 
 func main() {
@@ -48,6 +54,10 @@ func main() {
 	flag.IntVar(&c.studies, "studies", 100000, "one-instance studies for the query figures (0: skip them)")
 	flag.IntVar(&c.queries, "queries", 40, "requests per QIDO shape per round and server")
 	flag.BoolVar(&c.lumenOnly, "lumen-only", false, "measure Lumen alone (no Orthanc)")
+	flag.IntVar(&c.scale, "scale", 0, "instead: Lumen alone, ingest rates into an empty index and into one holding this many instances, and query latencies there (make bench-scale)")
+	flag.IntVar(&c.probe, "probe", 10000, "with -scale: instances of each rate measurement")
+	flag.StringVar(&c.backends, "backends", "sqlite,postgres", "with -scale: index backends")
+	flag.StringVar(&c.pgDSN, "pg-dsn", "postgres://postgres@127.0.0.1:5432/test?sslmode=disable", "with -scale: PostgreSQL (a schema lumen_scale is made and dropped)")
 	flag.Parse()
 	if c.lumen == "" {
 		log.Fatal("peerbench: -lumen is required")
@@ -69,7 +79,12 @@ func main() {
 		log.Fatal(err)
 	}
 	t0 := time.Now()
-	tab, err := run(&c)
+	var tab *table
+	if c.scale > 0 {
+		tab, err = runScale(&c)
+	} else {
+		tab, err = run(&c)
+	}
 	if !keep {
 		os.RemoveAll(c.work)
 	}
@@ -79,5 +94,9 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	fmt.Printf("\n%d rounds, medians; run took %s\n", c.rounds, time.Since(t0).Round(time.Second))
+	if c.scale > 0 {
+		fmt.Printf("\nrun took %s\n", time.Since(t0).Round(time.Second))
+	} else {
+		fmt.Printf("\n%d rounds, medians; run took %s\n", c.rounds, time.Since(t0).Round(time.Second))
+	}
 }

@@ -33,13 +33,19 @@ type server struct {
 
 // start runs a server of that name on a fresh data directory under work.
 func start(c *cfg, name string) (*server, error) {
-	s := &server{name: name, dir: filepath.Join(c.work, name+"-data")}
-	if err := os.RemoveAll(s.dir); err != nil {
+	dir := filepath.Join(c.work, name+"-data")
+	if err := os.RemoveAll(dir); err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(s.dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
+	return startOn(c, name, dir)
+}
+
+// startOn runs a server of that name on the data directory dir as it is.
+func startOn(c *cfg, name, dir string) (*server, error) {
+	s := &server{name: name, dir: dir}
 	conf := filepath.Join(c.work, name+".conf")
 	var ready string
 	switch name {
@@ -47,7 +53,7 @@ func start(c *cfg, name string) (*server, error) {
 		s.ae, s.port, s.web = "LUMEN", lumenDIMSE, fmt.Sprintf("http://127.0.0.1:%d/dicom-web", lumenHTTP)
 		ready = fmt.Sprintf("http://127.0.0.1:%d/readyz", lumenHTTP)
 		y := fmt.Sprintf("data_dir: %s\nhttp:\n  addr: 127.0.0.1:%d\ndimse:\n  addr: 127.0.0.1:%d\n  peers:\n    - ae_title: SINK\n      host: 127.0.0.1\n      port: %d\nlog:\n  level: warn\n",
-			s.dir, lumenHTTP, lumenDIMSE, sinkPort)
+			s.dir, lumenHTTP, lumenDIMSE, sinkPort) + c.lumenIndex
 		if err := os.WriteFile(conf, []byte(y), 0o644); err != nil {
 			return nil, err
 		}

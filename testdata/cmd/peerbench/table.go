@@ -23,10 +23,15 @@ type table struct {
 	limits  map[string][]float64
 	limitNm map[string]string
 	notes   []string
+	// cols are the two sample sets compared, and head the table's header for them and
+	// for the ratio of the second to the first.
+	cols [2]string
+	head [3]string
 }
 
 func newTable() *table {
-	return &table{samples: map[string]map[string][]float64{}, limits: map[string][]float64{}, limitNm: map[string]string{}}
+	return &table{samples: map[string]map[string][]float64{}, limits: map[string][]float64{}, limitNm: map[string]string{},
+		cols: [2]string{"orthanc", "lumen"}, head: [3]string{"Orthanc", "Lumen", "Lumen's lead"}}
 }
 
 func (t *table) def(key, figure string, higher bool, limit, target string) {
@@ -76,8 +81,10 @@ func num(v float64) string {
 // advantage (× better, whichever direction is better), Lumen's share of the limit and
 // the target.
 func (t *table) print(w io.Writer) {
-	fmt.Fprintln(w, "\n| machine limit | median | samples |")
-	fmt.Fprintln(w, "|---|---|---|")
+	if len(t.limits) > 0 {
+		fmt.Fprintln(w, "\n| machine limit | median | samples |")
+		fmt.Fprintln(w, "|---|---|---|")
+	}
 	var lk []string
 	for k := range t.limits {
 		lk = append(lk, k)
@@ -86,10 +93,10 @@ func (t *table) print(w io.Writer) {
 	for _, k := range lk {
 		fmt.Fprintf(w, "| %s | %s | %s |\n", t.limitNm[k], num(median(t.limits[k])), samplesText(t.limits[k]))
 	}
-	fmt.Fprintln(w, "\n| figure | Orthanc | Lumen | Lumen's lead | share of limit | target |")
+	fmt.Fprintf(w, "\n| figure | %s | %s | %s | share of limit | target |\n", t.head[0], t.head[1], t.head[2])
 	fmt.Fprintln(w, "|---|---|---|---|---|---|")
 	for _, r := range t.rows {
-		o, l := median(t.samples["orthanc"][r.key]), median(t.samples["lumen"][r.key])
+		o, l := median(t.samples[t.cols[0]][r.key]), median(t.samples[t.cols[1]][r.key])
 		if math.IsNaN(o) && math.IsNaN(l) {
 			continue
 		}
