@@ -330,8 +330,12 @@ func testPatientMergeCases(t *testing.T, x index.Index) {
 	if err := id.ChangePatientID(ctx(t), hosp("C"), hosp("B"), c); !errors.Is(err, index.ErrConflict) {
 		t.Fatalf("change to a taken identifier: %v", err)
 	}
-	if err := id.ChangePatientID(ctx(t), hosp("A"), hosp("D"), c); !errors.Is(err, index.ErrNotFound) {
+	if err := id.ChangePatientID(ctx(t), hosp("NEVER"), hosp("D"), c); !errors.Is(err, index.ErrNotFound) {
 		t.Fatalf("change of an unknown identifier: %v", err)
+	}
+	// A is retired: an alias of C, not a record of its own.
+	if err := id.ChangePatientID(ctx(t), hosp("A"), hosp("D"), c); !errors.Is(err, index.ErrMerged) {
+		t.Fatalf("change of a retired identifier: %v", err)
 	}
 	// A change of issuer only is a change of key.
 	if err := id.ChangePatientID(ctx(t), hosp("B"), index.PatientKey{ID: "B", Issuer: "OTHER"}, c); err != nil {
@@ -347,6 +351,51 @@ func testPatientMergeCases(t *testing.T, x index.Index) {
 	if len(evs) != 2 || evs[0].Kind != index.EventChangeID || evs[0].Patient != hosp("C") || evs[0].Other != hosp("A") || evs[0].Actor != "alice" ||
 		evs[1].Kind != index.EventChangeID || evs[1].Patient != (index.PatientKey{ID: "B", Issuer: "OTHER"}) || evs[1].Other != hosp("B") {
 		t.Fatalf("events: %+v", evs)
+	}
+}
+
+// testPatientChangeIDAlias checks what a change of identifier leaves behind: objects
+// sent later under the retired key file under the record (merged from it, as after a
+// merge), the retired key resolves to the new one as merged, and a change back to the
+// retired key takes it over (the alias then names the key left).
+func testPatientChangeIDAlias(t *testing.T, x index.Index) {
+	id := identity(t, x)
+	c := index.Change{Source: "hl7"}
+	temp := pat{"TEMP9", "HOSP", "Unknown^ED", "", ""}
+	putStudies(t, x, temp, "9.1", 2)
+	if err := id.ChangePatientID(ctx(t), hosp("TEMP9"), hosp("REAL9"), c); err != nil {
+		t.Fatal(err)
+	}
+	if k, merged, err := id.ResolvePatient(ctx(t), hosp("TEMP9")); err != nil || !merged || k != hosp("REAL9") {
+		t.Fatalf("the retired key resolves to %v merged=%v %v", k, merged, err)
+	}
+	// The modality goes on under the old key: a new study and the rest of a known one.
+	putStudies(t, x, temp, "9.2", 1)
+	in := Inst(stu{"9.1.1", "20260101", "", "", "", "", temp}, "9.1.1.1", "CT", ip(1), "9.1.1.1.2", ctClass, ip(2))
+	if err := x.Put(ctx(t), in); err != nil {
+		t.Fatalf("the rest of a study under the retired key: %v", err)
+	}
+	if got := studiesOf(t, x, index.StudyLevel, hosp("REAL9")); !slices.Equal(got, []string{"9.1.1", "9.1.2", "9.2.1"}) {
+		t.Fatalf("studies of REAL9: %v", got)
+	}
+	if got := studiesOf(t, x, index.StudyLevel, hosp("TEMP9")); len(got) != 0 {
+		t.Fatalf("studies under the retired key: %v", got)
+	}
+	if got := patients(t, x, ""); !slices.Equal(got, []string{"REAL9|HOSP|Unknown^ED|||3"}) {
+		t.Fatalf("patients: %v", got)
+	}
+	// Back to the first key (an A47 sent in error, then undone).
+	if err := id.ChangePatientID(ctx(t), hosp("REAL9"), hosp("TEMP9"), c); err != nil {
+		t.Fatalf("change back to the retired key: %v", err)
+	}
+	if got := patients(t, x, ""); !slices.Equal(got, []string{"TEMP9|HOSP|Unknown^ED|||3"}) {
+		t.Fatalf("patients after the change back: %v", got)
+	}
+	if k, merged, err := id.ResolvePatient(ctx(t), hosp("REAL9")); err != nil || !merged || k != hosp("TEMP9") {
+		t.Fatalf("REAL9 resolves to %v merged=%v %v", k, merged, err)
+	}
+	if got := studiesOf(t, x, index.StudyLevel, hosp("TEMP9")); len(got) != 3 {
+		t.Fatalf("studies of TEMP9: %v", got)
 	}
 }
 

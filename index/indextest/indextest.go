@@ -43,6 +43,7 @@ func Run(t *testing.T, newIndex func(t *testing.T) index.Index) {
 		{"PatientUpdate", testPatientUpdate},
 		{"PatientMerge", testPatientMerge},
 		{"PatientMergeCases", testPatientMergeCases},
+		{"PatientChangeIDAlias", testPatientChangeIDAlias},
 		{"PatientMessages", testPatientMessages},
 		{"Reject", testReject},
 		{"RejectCases", testRejectCases},

@@ -261,17 +261,40 @@ func (x *DB) ChangePatientID(ctx context.Context, old, new index.PatientKey, c i
 	})
 }
 
-// changeID gives the active record r the key new, unless new is taken.
+// changeID gives the active record r the key new, unless new is taken by another
+// record. The retired key old stays behind as an alias: a row merged into r, with no
+// studies. So objects a modality sends later under old file under r (recorded as merged
+// from the alias, as after a merge), and patient-scoped links and tokens for old are
+// refused as for a merged record, never widened. A change back to a key that is an
+// alias of r itself takes it over, and the alias then names the key r leaves.
 func (x *DB) changeID(ctx context.Context, tx *sql.Tx, now int64, r patientRow, old, new index.PatientKey, c index.Change) error {
 	if old == new {
 		return fmt.Errorf("the new identifier is the old one: %w", index.ErrConflict)
 	}
-	if _, taken, err := x.lookup(ctx, tx, new, ""); err != nil {
+	alias, taken, err := x.lookup(ctx, tx, new, x.d.ForUpdate)
+	if err != nil {
 		return err
-	} else if taken {
+	}
+	if taken && !(alias.merged.Valid && alias.merged.Int64 == r.id) {
 		return fmt.Errorf("the new identifier belongs to a record: %w", index.ErrConflict)
 	}
+	if taken {
+		// r's own alias: it moves out of the way, r takes new, the alias takes old. The
+		// interim key starts with SOH, which no PatientID holds (PS3.5 6.2: LO excludes
+		// control characters other than ESC) and PostgreSQL text accepts (unlike NUL).
+		if _, err := x.exec(ctx, tx, `UPDATE patients SET patient_id = ?, updated_at = ? WHERE id = ?`, fmt.Sprintf("\x01alias-%d", alias.id), now, alias.id); err != nil {
+			return err
+		}
+	}
 	if _, err := x.exec(ctx, tx, `UPDATE patients SET patient_id = ?, issuer = ?, updated_at = ? WHERE id = ?`, new.ID, new.Issuer, now, r.id); err != nil {
+		return err
+	}
+	if taken {
+		if _, err := x.exec(ctx, tx, `UPDATE patients SET patient_id = ?, issuer = ?, updated_at = ? WHERE id = ?`, old.ID, old.Issuer, now, alias.id); err != nil {
+			return err
+		}
+	} else if _, err := x.exec(ctx, tx, `INSERT INTO patients (patient_id, issuer, name, name_ci, name_fuzzy, birth_date, sex, num_studies, merged_into, created_at, updated_at)
+		SELECT ?, ?, name, name_ci, name_fuzzy, birth_date, sex, 0, id, ?, ? FROM patients WHERE id = ?`, old.ID, old.Issuer, now, now, r.id); err != nil {
 		return err
 	}
 	// Rejections name their patient by key: they follow the record, so that a restore

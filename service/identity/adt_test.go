@@ -311,8 +311,10 @@ func testMerge(t *testing.T, backend string) {
 }
 
 // testChangeID: A47 moves a record to the new identifier; a new identifier in use is AE
-// 205 at PID-3; a prior identifier merged away is AE 204 at MRG-1; an unknown one (also
-// one renamed already: the index changes the key in place) is nothing to do.
+// 205 at PID-3; a prior identifier merged away is AE 204 at MRG-1, and so is one changed
+// already (the index keeps the retired key as an alias merged into the record: a second
+// A47 from it contradicts the first and must not be acknowledged as done); an unknown
+// one is nothing to do.
 func testChangeID(t *testing.T, backend string) {
 	h, x := testADT(t, backend)
 	putStudy(t, x, "OLD1", "HOSP", "6.1")
@@ -327,7 +329,7 @@ func testChangeID(t *testing.T, backend string) {
 		{"new identifier in use", adt("A47", "X2", "PID|1||TAKEN^^^HOSP^MR||Doe^John", "MRG|NEW1^^^HOSP^MR"), ackOf{code: "AE", errCode: "205", where: "PID^1^3"}},
 		{"merge GONE into TAKEN", adt("A40", "X0", "PID|1||TAKEN^^^HOSP^MR||Doe^John", "MRG|GONE^^^HOSP^MR"), ackOf{code: "AA"}},
 		{"prior identifier merged away", adt("A47", "X3", "PID|1||NEW2^^^HOSP^MR||Doe^John", "MRG|GONE^^^HOSP^MR"), ackOf{code: "AE", errCode: "204", where: "MRG^1^1"}},
-		{"renamed prior identifier", adt("A47", "X6", "PID|1||NEW2^^^HOSP^MR||Doe^John", "MRG|OLD1^^^HOSP^MR"), ackOf{code: "AA"}},
+		{"renamed prior identifier", adt("A47", "X6", "PID|1||NEW2^^^HOSP^MR||Doe^John", "MRG|OLD1^^^HOSP^MR"), ackOf{code: "AE", errCode: "204", where: "MRG^1^1"}},
 		{"same identifier", adt("A47", "X7", "PID|1||NEW1^^^HOSP^MR||Doe^John", "MRG|NEW1^^^HOSP^MR"), ackOf{code: "AE", errCode: "205", where: "PID^1^3"}},
 		{"unknown prior identifier", adt("A47", "X4", "PID|1||NEW3^^^HOSP^MR||Doe^John", "MRG|NOBODY^^^HOSP^MR"), ackOf{code: "AA"}},
 		{"missing MRG", adt("A47", "X5", "PID|1||NEW3^^^HOSP^MR||Doe^John"), ackOf{code: "AE", errCode: "100", where: "MRG^1"}},
