@@ -655,8 +655,8 @@ func TestHL7Malformed(t *testing.T) {
 }
 
 // TestHL7CorrectedRetrieve: after an A08, WADO-RS metadata and an object retrieved
-// with C-MOVE (movescu to storescp, read with dcmdump) carry the corrected name (the
-// retrieve-side correction of issue 16).
+// with C-MOVE (movescu to storescp) and with C-GET (getscu), read with dcmdump, carry
+// the corrected name (the retrieve-side correction of issue 16).
 func TestHL7CorrectedRetrieve(t *testing.T) {
 	destPort, destDir := storeSCP(t)
 	e := startHL7Env(t, func(c *Config) {
@@ -690,6 +690,19 @@ func TestHL7CorrectedRetrieve(t *testing.T) {
 	dump := runDCMTK(t, "dcmdump", files[0])
 	if !strings.Contains(dump, "(0010,0010) PN [Corrected^Cora]") {
 		t.Errorf("the C-MOVE'd object's PatientName is not the corrected one:\n%s", grepLines(dump, "(0010,"))
+	}
+
+	// C-GET (getscu) takes the same corrected header.
+	getDir := t.TempDir()
+	cmd := exec.Command(dcmtkTool(t, "getscu"), "-S", "-aet", "GETTER", "-aec", "LUMEN", "-od", getDir, "-k", "QueryRetrieveLevel=STUDY", "-k", "StudyInstanceUID="+uids[0], h, p)
+	cmd.Env = append(os.Environ(), "TCP_NODELAY=1")
+	gout, _ := cmd.CombinedOutput()
+	got, _ := filepath.Glob(filepath.Join(getDir, "*"))
+	if len(got) != 1 {
+		t.Fatalf("C-GET delivered %d files:\n%s", len(got), gout)
+	}
+	if dump := runDCMTK(t, "dcmdump", got[0]); !strings.Contains(dump, "(0010,0010) PN [Corrected^Cora]") {
+		t.Errorf("the C-GET object's PatientName is not the corrected one:\n%s", grepLines(dump, "(0010,"))
 	}
 }
 
