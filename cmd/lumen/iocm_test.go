@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"mime/multipart"
 	"net/http"
+	"net/textproto"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -644,4 +646,57 @@ func testIOCM(t *testing.T, e *iocmEnv) {
 func sorted(s ...string) []string {
 	slices.Sort(s)
 	return s
+}
+
+// TestIOCMOverSTOW: a rejection note made with DCMTK (113037) and sent with STOW-RS hides
+// the instance it names from QIDO-RS and WADO-RS; the rejected instance sent again with
+// STOW-RS is refused (409, FailedSOPSequence with FailureReason 0x0110).
+func TestIOCMOverSTOW(t *testing.T) {
+	s := startLumen(t, nil)
+	base := "http://" + s.addr.HTTP + "/dicom-web"
+	ct, err := gen.CTSeries(gen.Options{Seed: 7701, Patient: gen.Patient{ID: "STOWKO", Name: "Stow^Ko"}}, 2, 32, 32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stowAll(t, base, ct)
+	gone := ct[0]
+	koPath := tools.DCMTKRejectionNote(t, tools.RejectionNote{SOP: "2.25.770177017701770177017701", Study: gone.StudyUID, PatientID: "STOWKO", Code: "113037",
+		Meaning: "Rejected for Patient Safety Reasons", Refs: []tools.KORef{{Study: gone.StudyUID, Series: gone.SeriesUID, Class: gone.SOPClassUID, SOP: gone.SOPInstanceUID}}})
+	ko, err := os.ReadFile(koPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stowAll(t, base, []gen.Object{{Data: ko}})
+
+	code, body := httpDo(t, http.MethodGet, base+"/studies/"+gone.StudyUID+"/series/"+gone.SeriesUID+"/instances", "", nil, "Accept", "application/dicom+json")
+	if code != http.StatusOK || strings.Contains(body, gone.SOPInstanceUID) || !strings.Contains(body, ct[1].SOPInstanceUID) {
+		t.Fatalf("QIDO-RS after the note: %d %s", code, body)
+	}
+	if code, _ := httpDo(t, http.MethodGet, base+"/studies/"+gone.StudyUID+"/series/"+gone.SeriesUID+"/instances/"+gone.SOPInstanceUID, "", nil,
+		"Accept", `multipart/related; type="application/dicom"; transfer-syntax=*`); code != http.StatusNotFound {
+		t.Fatalf("WADO-RS of the rejected instance: %d", code)
+	}
+
+	// Sent again: refused with its reason, per instance.
+	var buf bytes.Buffer
+	mw := multipart.NewWriter(&buf)
+	w, _ := mw.CreatePart(textproto.MIMEHeader{"Content-Type": {"application/dicom"}})
+	w.Write(gone.Data)
+	mw.Close()
+	code, body = httpDo(t, http.MethodPost, base+"/studies", "", &buf, "Content-Type", `multipart/related; type="application/dicom"; boundary=`+mw.Boundary(), "Accept", "application/dicom+json")
+	if code != http.StatusConflict {
+		t.Fatalf("STOW-RS of the rejected instance: %d %s", code, body)
+	}
+	var resp map[string]struct {
+		Value []map[string]struct {
+			Value []any `json:"Value"`
+		} `json:"Value"`
+	}
+	if err := json.Unmarshal([]byte(body), &resp); err != nil {
+		t.Fatalf("%v: %s", err, body)
+	}
+	failed := resp["00081198"].Value
+	if len(failed) != 1 || fmt.Sprint(failed[0]["00081155"].Value) != "["+gone.SOPInstanceUID+"]" || fmt.Sprint(failed[0]["00081197"].Value) != "[272]" {
+		t.Fatalf("FailedSOPSequence: %s", body)
+	}
 }
