@@ -105,7 +105,7 @@ func clamp8(v float64) uint8 {
 }
 
 func renderGray(f *codec.Frame, p *Params, o Options, invert bool) *image.Gray {
-	return grayImage(frameValues(f.Data), f.Columns, f.Rows, p, o, invert)
+	return grayImage(f.Data, f.Columns, f.Rows, p, o, invert)
 }
 
 // to8 scales a colour sample of BitsStored bits to 8 bits.

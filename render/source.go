@@ -80,8 +80,8 @@ func renderNative(ts string, p *Params, data []byte, o Options) image.Image {
 	}
 	switch pi := strings.ToUpper(p.Photometric); {
 	case pi == "MONOCHROME1" || pi == "MONOCHROME2":
-		if src, ok := newNativeValues(p, data); ok {
-			return grayImage(src, p.Columns, p.Rows, p, o, pi == "MONOCHROME1")
+		if img := grayNative(p, data, o, pi == "MONOCHROME1"); img != nil {
+			return img
 		}
 	case p.Photometric == "RGB" && p.SamplesPerPixel == 3 && p.BitsAllocated == 8 && p.BitsStored == 8 && !p.Signed:
 		n := p.Rows * p.Columns

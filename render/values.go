@@ -2,90 +2,12 @@ package render
 
 import (
 	"cmp"
-	"encoding/binary"
 	"image"
 	"math"
 	"slices"
 
 	"github.com/lumenpacs/lumen/dcm"
 )
-
-// chunkLen is how many stored values are handled at a time: a chunk stays in the
-// first-level cache between the passes over it.
-const chunkLen = 2048
-
-// values gives the stored values of a grey frame (BitsStored at HighBit, sign-extended)
-// a chunk at a time, from decoded samples or straight from the stored bytes.
-type values interface {
-	len() int
-	// chunk returns the values from i on, at most len(buf) of them, in buf or in a
-	// slice of its own.
-	chunk(i int, buf []int64) []int64
-}
-
-// frameValues are the samples of a decoded frame.
-type frameValues []int64
-
-func (f frameValues) len() int { return len(f) }
-
-func (f frameValues) chunk(i int, buf []int64) []int64 { return f[i:min(len(f), i+len(buf))] }
-
-// nativeValues reads the stored values of an uncompressed 8- or 16-bit grey frame from
-// its bytes, as the native decoder does (PS3.5 8.1.1), without a decoded copy.
-type nativeValues struct {
-	data     []byte
-	n        int
-	wide     bool // 16-bit samples
-	big      bool // big endian
-	shift    uint
-	mask     uint64
-	signBits uint // 64 - BitsStored when signed, else 0
-}
-
-// newNativeValues describes an uncompressed grey frame, or says false when it is not
-// one of 8 or 16 bits with data for every sample.
-func newNativeValues(p *Params, data []byte) (*nativeValues, bool) {
-	n := p.Rows * p.Columns
-	if p.SamplesPerPixel != 1 || (p.BitsAllocated != 8 && p.BitsAllocated != 16) || len(data) < n*p.BitsAllocated/8 {
-		return nil, false
-	}
-	s := &nativeValues{data: data, n: n, wide: p.BitsAllocated == 16, big: p.BigEndian,
-		shift: uint(p.HighBit + 1 - p.BitsStored), mask: 1<<uint(p.BitsStored) - 1}
-	if p.Signed {
-		s.signBits = 64 - uint(p.BitsStored)
-	}
-	return s, true
-}
-
-func (s *nativeValues) len() int { return s.n }
-
-func (s *nativeValues) chunk(i int, buf []int64) []int64 {
-	out := buf[:min(len(buf), s.n-i)]
-	shift, mask := s.shift, s.mask
-	switch {
-	case !s.wide:
-		d := s.data[i : i+len(out)]
-		for k, b := range d {
-			out[k] = int64(uint64(b) >> shift & mask)
-		}
-	case s.big:
-		d := s.data[2*i : 2*(i+len(out))]
-		for k := range out {
-			out[k] = int64(uint64(binary.BigEndian.Uint16(d[2*k:])) >> shift & mask)
-		}
-	default:
-		d := s.data[2*i : 2*(i+len(out))]
-		for k := range out {
-			out[k] = int64(uint64(binary.LittleEndian.Uint16(d[2*k:])) >> shift & mask)
-		}
-	}
-	if sb := s.signBits; sb > 0 {
-		for k, v := range out {
-			out[k] = v << sb >> sb
-		}
-	}
-	return out
-}
 
 // nativeSyntax reports whether frames of transfer syntax ts are stored uncompressed
 // (a deflated data set is rendered inflated).
@@ -101,24 +23,10 @@ func nativeSyntax(ts string) bool {
 // data of up to 16 bits); wider ranges are mapped value by value.
 const tableSpan = 1 << 17
 
-// grayImage maps grey stored values through the modality and VOI transforms (and the
-// inversion of MONOCHROME1) into an 8-bit picture. Within tableSpan the transforms are
-// computed once per stored value into a table, which the pixels are then looked up in.
-func grayImage(src values, cols, rows int, p *Params, o Options, invert bool) *image.Gray {
-	img := image.NewGray(image.Rect(0, 0, cols, rows))
-	n := src.len()
-	if n == 0 {
-		return img
-	}
-	buf := make([]int64, chunkLen)
-	lo, hi := int64(math.MaxInt64), int64(math.MinInt64)
-	for i := 0; i < n; {
-		c := src.chunk(i, buf)
-		for _, v := range c {
-			lo, hi = min(lo, v), max(hi, v)
-		}
-		i += len(c)
-	}
+// grayMapper returns the function that maps a stored value to a grey level: modality
+// transform, VOI (the requested window, else the stored one, else the VOI LUT, else the
+// window auto gives) and the inversion of MONOCHROME1.
+func grayMapper(p *Params, o Options, invert bool, auto func() Window) func(int64) uint8 {
 	var mapv func(float64) float64
 	switch {
 	case o.Window != nil:
@@ -133,24 +41,96 @@ func grayImage(src values, cols, rows int, p *Params, o Options, invert bool) *i
 		}
 		mapv = func(x float64) float64 { return l.lookup(x) / maxOut * 255 }
 	default:
-		w := autoWindow(src, p, lo, hi, buf)
-		mapv = w.voiFunc()
+		mapv = auto().voiFunc()
 	}
-	gray := func(v int64) uint8 {
+	return func(v int64) uint8 {
 		y := clamp8(mapv(p.modality(v)))
 		if invert {
 			y = 255 - y
 		}
 		return y
 	}
-	if hi-lo >= tableSpan {
-		for i := 0; i < n; {
-			c := src.chunk(i, buf)
-			pix := img.Pix[i : i+len(c)]
-			for k, v := range c {
-				pix[k] = gray(v)
+}
+
+// autoStep is the sampling of the automatic window: every sample of frames up to 2^18
+// samples, every (n >> 18)-th of larger ones.
+func autoStep(n int) int {
+	if n > 1<<18 {
+		return n >> 18
+	}
+	return 1
+}
+
+// bin is a modality value and how many sampled pixels have it.
+type bin struct {
+	m float64
+	n int
+}
+
+// windowOf is the automatic window: over the 0.5th to 99.5th percentile of the sampled
+// modality values (padding excluded), given as bins in any order. It equals the window
+// read from the sorted list of the values.
+func windowOf(bins []bin) Window {
+	total := 0
+	for _, b := range bins {
+		total += b.n
+	}
+	if total == 0 {
+		return Window{Center: 0.5, Width: 1}
+	}
+	slices.SortFunc(bins, func(a, b bin) int { return cmp.Compare(a.m, b.m) })
+	at := func(k int) float64 { // the k-th smallest value
+		for _, b := range bins {
+			if k < b.n {
+				return b.m
 			}
-			i += len(c)
+			k -= b.n
+		}
+		return bins[len(bins)-1].m
+	}
+	lo, hi := at(total*5/1000), at(min(total-1, total*995/1000))
+	if hi <= lo {
+		hi = lo + 1
+	}
+	return Window{Center: (lo + hi) / 2, Width: hi - lo, Function: "LINEAR_EXACT"}
+}
+
+// grayImage maps the decoded stored values of a grey frame into an 8-bit picture.
+// Within tableSpan the transforms are computed once per stored value into a table,
+// which the pixels are then looked up in.
+func grayImage(data []int64, cols, rows int, p *Params, o Options, invert bool) *image.Gray {
+	img := image.NewGray(image.Rect(0, 0, cols, rows))
+	if len(data) == 0 {
+		return img
+	}
+	lo, hi := slices.Min(data), slices.Max(data)
+	step := autoStep(len(data))
+	gray := grayMapper(p, o, invert, func() Window {
+		if hi-lo >= tableSpan {
+			bins := make([]bin, 0, len(data)/step)
+			for i := 0; i < len(data); i += step {
+				if !p.isPadding(data[i]) {
+					bins = append(bins, bin{p.modality(data[i]), 1})
+				}
+			}
+			return windowOf(bins)
+		}
+		counts := make([]int, hi-lo+1)
+		for i := 0; i < len(data); i += step {
+			counts[data[i]-lo]++
+		}
+		var bins []bin
+		for i, c := range counts {
+			if v := lo + int64(i); c > 0 && !p.isPadding(v) {
+				bins = append(bins, bin{p.modality(v), c})
+			}
+		}
+		return windowOf(bins)
+	})
+	pix := img.Pix[:len(data)]
+	if hi-lo >= tableSpan {
+		for i, v := range data {
+			pix[i] = gray(v)
 		}
 		return img
 	}
@@ -158,94 +138,112 @@ func grayImage(src values, cols, rows int, p *Params, o Options, invert bool) *i
 	for v := lo; v <= hi; v++ {
 		table[v-lo] = gray(v)
 	}
-	for i := 0; i < n; {
-		c := src.chunk(i, buf)
-		pix := img.Pix[i : i+len(c)]
-		for k, v := range c {
-			pix[k] = table[v-lo]
-		}
-		i += len(c)
+	for i, v := range data {
+		pix[i] = table[v-lo]
 	}
 	return img
 }
 
-// autoWindow chooses a window over the 0.5th to 99.5th percentile of the modality
-// values of the frame (of every step-th sample of frames over 2^18 samples), padding
-// excluded. lo and hi are the smallest and largest stored values; within tableSpan the
-// percentiles are read from a histogram of the stored values, which gives the same
-// values as sorting the samples.
-func autoWindow(src values, p *Params, lo, hi int64, buf []int64) Window {
-	n := src.len()
-	step := 1
-	if n > 1<<18 {
-		step = n >> 18
+// grayNative renders an uncompressed grey frame of 8 or 16 bits from its bytes, as
+// grayImage renders the decoded frame, in two passes over the stored bytes: one marks
+// the stored words present, the other looks each pixel's word up in a table of grey
+// levels computed once per word present (after BitsStored and HighBit masking, sign
+// extension, the modality and VOI transforms); nil when the frame is not of that kind
+// or its data is short.
+func grayNative(p *Params, data []byte, o Options, invert bool) *image.Gray {
+	n := p.Rows * p.Columns
+	wide := p.BitsAllocated == 16
+	if p.SamplesPerPixel != 1 || (p.BitsAllocated != 8 && !wide) || len(data) < n*p.BitsAllocated/8 {
+		return nil
 	}
-	// each calls fn with every sampled value.
-	each := func(fn func(c []int64, first int)) {
-		for i := 0; i < n; {
-			c := src.chunk(i, buf)
-			first := 0
-			if r := i % step; r != 0 {
-				first = step - r
-			}
-			fn(c, first)
-			i += len(c)
+	img := image.NewGray(image.Rect(0, 0, p.Columns, p.Rows))
+	pix := img.Pix[:n]
+	shift, bits := uint(p.HighBit+1-p.BitsStored), uint(p.BitsStored)
+	value := func(raw int) int64 {
+		v := int64(uint64(raw) >> shift & (1<<bits - 1))
+		if p.Signed {
+			v = v << (64 - bits) >> (64 - bits)
+		}
+		return v
+	}
+	words := 256
+	if wide {
+		words = 65536
+	}
+	// word is the stored word of pixel i.
+	var word func(i int) int
+	switch {
+	case !wide:
+		data = data[:n]
+		word = func(i int) int { return int(data[i]) }
+	case p.BigEndian:
+		data = data[:2*n]
+		word = func(i int) int { return int(data[2*i])<<8 | int(data[2*i+1]) }
+	default:
+		data = data[:2*n]
+		word = func(i int) int { return int(data[2*i]) | int(data[2*i+1])<<8 }
+	}
+	seen := make([]bool, words)
+	switch {
+	case !wide:
+		for _, b := range data {
+			seen[b] = true
+		}
+	case p.BigEndian:
+		for i := 0; i+1 < len(data); i += 2 {
+			seen[int(data[i])<<8|int(data[i+1])] = true
+		}
+	default:
+		for i := 0; i+1 < len(data); i += 2 {
+			seen[int(data[i])|int(data[i+1])<<8] = true
 		}
 	}
-	var k1, k2 int
-	var at func(k int) float64 // the k-th smallest modality value
-	if hi-lo >= tableSpan {
-		var vals []float64
-		each(func(c []int64, first int) {
-			for k := first; k < len(c); k += step {
-				if !p.isPadding(c[k]) {
-					vals = append(vals, p.modality(c[k]))
-				}
-			}
-		})
-		if len(vals) == 0 {
-			return Window{Center: 0.5, Width: 1}
-		}
-		slices.Sort(vals)
-		k1, k2 = len(vals)*5/1000, min(len(vals)-1, len(vals)*995/1000)
-		at = func(k int) float64 { return vals[k] }
-	} else {
-		counts := make([]int, hi-lo+1)
-		each(func(c []int64, first int) {
-			for k := first; k < len(c); k += step {
-				counts[c[k]-lo]++
-			}
-		})
-		type bin struct {
-			m float64
-			n int
+	gray := grayMapper(p, o, invert, func() Window {
+		counts := make([]int, words)
+		for i := 0; i < n; i += autoStep(n) {
+			counts[word(i)]++
 		}
 		var bins []bin
-		total := 0
-		for i, c := range counts {
-			if v := lo + int64(i); c > 0 && !p.isPadding(v) {
+		for w, c := range counts {
+			if v := value(w); c > 0 && !p.isPadding(v) {
 				bins = append(bins, bin{p.modality(v), c})
-				total += c
 			}
 		}
-		if total == 0 {
-			return Window{Center: 0.5, Width: 1}
+		return windowOf(bins)
+	})
+	// Grey levels by stored value (several words may hold one value), then by word.
+	lo, hi := int64(math.MaxInt64), int64(math.MinInt64)
+	for w, ok := range seen {
+		if ok {
+			v := value(w)
+			lo, hi = min(lo, v), max(hi, v)
 		}
-		slices.SortFunc(bins, func(a, b bin) int { return cmp.Compare(a.m, b.m) })
-		k1, k2 = total*5/1000, min(total-1, total*995/1000)
-		at = func(k int) float64 {
-			for _, b := range bins {
-				if k < b.n {
-					return b.m
-				}
-				k -= b.n
+	}
+	byValue := make([]uint8, hi-lo+1)
+	done := make([]bool, hi-lo+1)
+	table := make([]uint8, words)
+	for w, ok := range seen {
+		if ok {
+			v := value(w) - lo
+			if !done[v] {
+				byValue[v], done[v] = gray(v+lo), true
 			}
-			return bins[len(bins)-1].m
+			table[w] = byValue[v]
 		}
 	}
-	vlo, vhi := at(k1), at(k2)
-	if vhi <= vlo {
-		vhi = vlo + 1
+	switch {
+	case !wide:
+		for i, b := range data {
+			pix[i] = table[b]
+		}
+	case p.BigEndian:
+		for i := range pix {
+			pix[i] = table[int(data[2*i])<<8|int(data[2*i+1])]
+		}
+	default:
+		for i := range pix {
+			pix[i] = table[int(data[2*i])|int(data[2*i+1])<<8]
+		}
 	}
-	return Window{Center: (vlo + vhi) / 2, Width: vhi - vlo, Function: "LINEAR_EXACT"}
+	return img
 }
