@@ -11,8 +11,12 @@ LDFLAGS       := -s -w -X main.version=$(VERSION)
 PKGS          := ./... ./testdata/gen ./testdata/cmd/gencorpus ./testdata/cmd/webbench ./testdata/tools
 # JPEG 2000 is decoded by Debian's OpenJPEG through cgo (build tag openjpeg, package
 # libopenjp2-7-dev); without its headers Lumen builds as pure Go and answers JPEG 2000
-# objects with a placeholder. `make TAGS= build` forces the pure-Go build.
-TAGS          ?= $(shell pkg-config --exists libopenjp2 2>/dev/null && echo openjpeg)
+# objects with a placeholder. Rendered JPEGs are encoded by Debian's libjpeg-turbo through
+# cgo (build tag libjpeg, package libjpeg62-turbo-dev: jpeglib.h and libjpeg.a); without
+# it by Go's image/jpeg, slower. `make TAGS= build` forces the pure-Go build.
+LIBJPEG_A      = $(shell pkg-config --variable=libdir libjpeg 2>/dev/null)/libjpeg.a
+TAGS          ?= $(strip $(shell pkg-config --exists libopenjp2 2>/dev/null && echo openjpeg) \
+                 $(shell pkg-config --exists libjpeg 2>/dev/null && [ -f '$(LIBJPEG_A)' ] && echo libjpeg))
 FUZZTIME      ?= 20s
 BENCHTIME     ?= 3s
 
@@ -20,7 +24,8 @@ BENCHTIME     ?= 3s
 
 all: build
 
-## build: bin/lumen, a static binary either way (with OpenJPEG linked in statically).
+## build: bin/lumen, a static binary either way (with OpenJPEG and libjpeg-turbo linked in
+## statically).
 build:
 	@if [ -n "$(TAGS)" ]; then set -x; \
 		CGO_ENABLED=1 $(GO) build -tags '$(TAGS) netgo osusergo' -trimpath \

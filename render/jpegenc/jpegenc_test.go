@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/lumenpacs/lumen/render/jpegenc"
+	"github.com/lumenpacs/lumen/testdata/tools"
 )
 
 // segments returns the payloads of a JPEG stream's DQT and SOF segments (up to SOS),
@@ -185,4 +186,12 @@ func diff(a, b image.Image) (maxd int, mean float64) {
 		}
 	}
 	return maxd, sum / n
+}
+
+// TestBuiltWithLibJPEG: `make test` provisions libjpeg-turbo and builds with the tag, so
+// under CI=true a build without it is a failure (on a developer machine, a skip).
+func TestBuiltWithLibJPEG(t *testing.T) {
+	if !jpegenc.LibJPEG {
+		tools.Missing(t, "built without libjpeg-turbo (go test -tags libjpeg, with libjpeg62-turbo-dev)")
+	}
 }
