@@ -96,7 +96,7 @@ lint:
 	@test -z "$$(gofmt -l . | tee /dev/stderr)" || (echo "gofmt: files above need formatting" && exit 1)
 	@$(GO) mod tidy -diff || (echo "go mod tidy would change go.mod/go.sum (above): run it" && exit 1)
 	$(GO) vet $(PKGS)
-	$(GO) vet -tags openjpeg ./render/... ./dcm/codec/...
+	$(GO) vet -tags 'openjpeg libjpeg' ./render/... ./dcm/codec/...
 	$(GO) vet -tags soak ./cmd/lumen
 	$(GO) run $(STATICCHECK) -tags '$(TAGS)' $(PKGS)
 
