@@ -12,15 +12,16 @@
 # configuration is not given on the command line.
 
 # ---------------------------------------------------------------------------
-# Build stage: a static binary. JPEG 2000 is decoded by Debian's OpenJPEG, linked in
-# statically through cgo (build tag openjpeg); everything else is pure Go (SQLite is the
+# Build stage: a static binary. JPEG 2000 is decoded by Debian's OpenJPEG and rendered
+# JPEGs are encoded by Debian's libjpeg-turbo, both linked in statically through cgo
+# (build tags openjpeg and libjpeg); everything else is pure Go (SQLite is the
 # modernc.org driver). netgo and osusergo keep glibc's resolver and user lookup out of
 # the static binary. The stage runs on the target platform (C code is compiled), so a
 # multi-arch build emulates the other architectures.
 FROM golang:1.26-bookworm AS build
 
 RUN apt-get update \
- && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends libopenjp2-7-dev pkg-config \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends libopenjp2-7-dev libjpeg62-turbo-dev pkg-config \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /src
@@ -33,7 +34,7 @@ RUN go mod download && go mod verify
 COPY . .
 
 RUN --mount=type=cache,target=/root/.cache/go-build \
-    CGO_ENABLED=1 go build -tags 'openjpeg netgo osusergo' -trimpath \
+    CGO_ENABLED=1 go build -tags 'openjpeg libjpeg netgo osusergo' -trimpath \
     -ldflags='-s -w -linkmode external -extldflags "-static -lm"' -o /out/lumen ./cmd/lumen
 
 # The data directory, created here because the final image has no shell. It

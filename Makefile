@@ -11,8 +11,12 @@ LDFLAGS       := -s -w -X main.version=$(VERSION)
 PKGS          := ./... ./testdata/gen ./testdata/cmd/gencorpus ./testdata/cmd/peerbench ./testdata/tools
 # JPEG 2000 is decoded by Debian's OpenJPEG through cgo (build tag openjpeg, package
 # libopenjp2-7-dev); without its headers Lumen builds as pure Go and answers JPEG 2000
-# objects with a placeholder. `make TAGS= build` forces the pure-Go build.
-TAGS          ?= $(shell pkg-config --exists libopenjp2 2>/dev/null && echo openjpeg)
+# objects with a placeholder. Rendered JPEGs are encoded by Debian's libjpeg-turbo through
+# cgo (build tag libjpeg, package libjpeg62-turbo-dev: jpeglib.h and libjpeg.a); without
+# it by Go's image/jpeg, slower. `make TAGS= build` forces the pure-Go build.
+LIBJPEG_A      = $(shell pkg-config --variable=libdir libjpeg 2>/dev/null)/libjpeg.a
+TAGS          ?= $(strip $(shell pkg-config --exists libopenjp2 2>/dev/null && echo openjpeg) \
+                 $(shell pkg-config --exists libjpeg 2>/dev/null && [ -f '$(LIBJPEG_A)' ] && echo libjpeg))
 FUZZTIME      ?= 20s
 BENCHTIME     ?= 3s
 
@@ -20,7 +24,8 @@ BENCHTIME     ?= 3s
 
 all: build
 
-## build: bin/lumen, a static binary either way (with OpenJPEG linked in statically).
+## build: bin/lumen, a static binary either way (with OpenJPEG and libjpeg-turbo linked in
+## statically).
 build:
 	@if [ -n "$(TAGS)" ]; then set -x; \
 		CGO_ENABLED=1 $(GO) build -tags '$(TAGS) netgo osusergo' -trimpath \
@@ -48,7 +53,8 @@ tools: provision
 ## the store benchmarks, BenchmarkImportCT (lumen import of 2,000 512 KB CT instances),
 ## BenchmarkIngestLargeMultiframe (one 1 GiB instance; peak RSS of the process),
 ## BenchmarkCStore (1 and 4 associations), BenchmarkFindStudies (100,000 studies), the
-## DICOMweb and rendering benchmarks, the EMR chart (200 studies) and widget (first
+## DICOMweb and rendering benchmarks (BenchmarkRendered: /rendered of a 512×512 CT and a 640×480
+## RGB US frame, JPEG and PNG), the EMR chart (200 studies) and widget (first
 ## thumbnail in Chromium), the HL7 v2 parser (BenchmarkParseA08) and ADT A08 over one MLLP
 ## connection end to end (BenchmarkHL7A08, fs+SQLite), the A40 merge at 1,000 studies with
 ## 1,000 to 100,000 instances (BenchmarkMergePatients, both backends) and the correction of
@@ -60,6 +66,7 @@ bench: provision
 	$(GO) test -tags '$(TAGS)' -run '^$$' -bench 'FindStudies' -benchtime 500x -timeout 30m ./cmd/lumen
 	$(GO) test -tags '$(TAGS)' -run '^$$' -bench 'QIDOStudyList|SeriesMetadata' -benchtime 300x -timeout 30m ./cmd/lumen
 	$(GO) test -tags '$(TAGS)' -run '^$$' -bench 'Thumbnail' -benchtime 300x ./dicomweb
+	$(GO) test -tags '$(TAGS)' -run '^$$' -bench 'Rendered' -benchtime 300x ./dicomweb
 	$(GO) test -tags '$(TAGS)' -run '^$$' -bench 'CineGIF' -benchtime 1x ./dicomweb
 	$(GO) test -tags '$(TAGS)' -run '^$$' -bench 'BenchmarkChart' -benchtime 300x ./cmd/lumen
 	$(GO) test -tags '$(TAGS)' -run '^$$' -bench 'WidgetFirstThumbnail' -benchtime 20x ./cmd/lumen
@@ -102,7 +109,7 @@ lint:
 	@test -z "$$(gofmt -l . | tee /dev/stderr)" || (echo "gofmt: files above need formatting" && exit 1)
 	@$(GO) mod tidy -diff || (echo "go mod tidy would change go.mod/go.sum (above): run it" && exit 1)
 	$(GO) vet $(PKGS)
-	$(GO) vet -tags openjpeg ./render/... ./dcm/codec/...
+	$(GO) vet -tags 'openjpeg libjpeg' ./render/... ./dcm/codec/...
 	$(GO) vet -tags soak ./cmd/lumen
 	$(GO) run $(STATICCHECK) -tags '$(TAGS)' $(PKGS)
 

@@ -38,6 +38,13 @@ var backends = []string{"sqlite", "postgres"}
 
 func newEnv(t testing.TB, backend string, mod func(*dicomweb.Service)) *env {
 	t.Helper()
+	return newWrappedEnv(t, backend, mod, nil)
+}
+
+// newWrappedEnv is newEnv with the HTTP handler wrapped by wrap (nil: as it is), for
+// benchmarks that time requests on the server's side.
+func newWrappedEnv(t testing.TB, backend string, mod func(*dicomweb.Service), wrap func(http.Handler) http.Handler) *env {
+	t.Helper()
 	ctx := context.Background()
 	st, err := fs.New(t.TempDir())
 	if err != nil {
@@ -61,7 +68,11 @@ func newEnv(t testing.TB, backend string, mod func(*dicomweb.Service)) *env {
 	e := echo.New()
 	svc.Register(e)
 	e.HTTPErrorHandler = svc.ErrorHandler
-	srv := httptest.NewServer(e)
+	var h http.Handler = e
+	if wrap != nil {
+		h = wrap(e)
+	}
+	srv := httptest.NewServer(h)
 	t.Cleanup(svc.Wait)
 	t.Cleanup(srv.Close)
 	return &env{srv: srv, svc: svc, idx: idx, store: st, base: srv.URL + "/dicom-web"}

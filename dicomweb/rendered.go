@@ -13,7 +13,6 @@ import (
 	"image/color"
 	"image/draw"
 	"image/gif"
-	"image/jpeg"
 	"image/png"
 	"io"
 	"math"
@@ -23,6 +22,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/disintegration/imaging"
 	"github.com/labstack/echo/v4"
@@ -30,6 +30,7 @@ import (
 	"github.com/lumenpacs/lumen/dcm/codec"
 	"github.com/lumenpacs/lumen/index"
 	"github.com/lumenpacs/lumen/render"
+	"github.com/lumenpacs/lumen/render/jpegenc"
 	"github.com/lumenpacs/lumen/service/transcode"
 )
 
@@ -260,14 +261,27 @@ func encodeImage(img image.Image, r *renderRequest) ([]byte, error) {
 	var err error
 	switch r.media {
 	case "image/png":
-		err = png.Encode(&buf, img)
+		err = pngEncoder.Encode(&buf, img)
 	case "image/gif":
 		err = gif.Encode(&buf, img, &gif.Options{NumColors: 256})
 	default:
-		err = jpeg.Encode(&buf, img, &jpeg.Options{Quality: r.quality})
+		err = jpegenc.Encode(&buf, img, r.quality)
 	}
 	return buf.Bytes(), err
 }
+
+// pngEncoder writes rendered PNGs at zlib's fastest level, its buffers reused.
+var pngEncoder = &png.Encoder{CompressionLevel: png.BestSpeed, BufferPool: &pngBuffers{}}
+
+// pngBuffers is a png.EncoderBufferPool over a sync.Pool.
+type pngBuffers struct{ p sync.Pool }
+
+func (b *pngBuffers) Get() *png.EncoderBuffer {
+	v, _ := b.p.Get().(*png.EncoderBuffer)
+	return v
+}
+
+func (b *pngBuffers) Put(v *png.EncoderBuffer) { b.p.Put(v) }
 
 // writeImage answers with an encoded picture, its ETag and caching headers.
 func writeImage(c echo.Context, v cachedImage, etagSeed string, warning string) error {

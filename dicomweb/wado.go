@@ -1,6 +1,7 @@
 package dicomweb
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -116,11 +117,13 @@ func (s *Service) readRange(ctx context.Context, key string, off, n int64) ([]by
 		return nil, storeFailed(err)
 	}
 	defer rc.Close()
-	b, err := io.ReadAll(rc)
-	if err != nil {
+	// As io.ReadAll, into a buffer of the expected size (capped: n comes from the
+	// index), so a frame is not copied from ever larger buffers.
+	buf := bytes.NewBuffer(make([]byte, 0, min(max(n, 0), 256<<20)+bytes.MinRead))
+	if _, err := buf.ReadFrom(rc); err != nil {
 		return nil, storeFailed(err)
 	}
-	return b, nil
+	return buf.Bytes(), nil
 }
 
 func newBoundary() string {

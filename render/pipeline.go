@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"image"
 	"math"
-	"slices"
 	"strings"
 
 	"github.com/lumenpacs/lumen/dcm/codec"
@@ -51,33 +50,9 @@ func (p *Params) isPadding(v int64) bool {
 	return p.Padding != nil && int(v) >= p.Padding[0] && int(v) <= p.Padding[1]
 }
 
-// autoWindow chooses a window over the 0.5th to 99.5th percentile of the modality
-// values, padding excluded.
-func autoWindow(f *codec.Frame, p *Params) Window {
-	vals := make([]float64, 0, len(f.Data))
-	step := 1
-	if len(f.Data) > 1<<18 {
-		step = len(f.Data) >> 18
-	}
-	for i := 0; i < len(f.Data); i += step {
-		if !p.isPadding(f.Data[i]) {
-			vals = append(vals, p.modality(f.Data[i]))
-		}
-	}
-	if len(vals) == 0 {
-		return Window{Center: 0.5, Width: 1}
-	}
-	slices.Sort(vals)
-	lo := vals[len(vals)*5/1000]
-	hi := vals[min(len(vals)-1, len(vals)*995/1000)]
-	if hi <= lo {
-		hi = lo + 1
-	}
-	return Window{Center: (lo + hi) / 2, Width: hi - lo, Function: "LINEAR_EXACT"}
-}
-
-// voi maps a modality value to 0..255 with a window (PS3.3 C.11.2.1.2 and C.11.2.1.3).
-func (w Window) voi(x float64) float64 {
+// voiFunc is the window's mapping of modality values to 0..255 (PS3.3 C.11.2.1.2 and
+// C.11.2.1.3).
+func (w Window) voiFunc() func(float64) float64 {
 	const ymin, ymax = 0.0, 255.0
 	c, wd := w.Center, w.Width
 	switch strings.ToUpper(strings.TrimSpace(w.Function)) {
@@ -85,32 +60,36 @@ func (w Window) voi(x float64) float64 {
 		if wd <= 0 {
 			wd = 1
 		}
-		switch {
-		case x <= c-wd/2:
-			return ymin
-		case x > c+wd/2:
-			return ymax
+		return func(x float64) float64 {
+			switch {
+			case x <= c-wd/2:
+				return ymin
+			case x > c+wd/2:
+				return ymax
+			}
+			return ((x-c)/wd+0.5)*(ymax-ymin) + ymin
 		}
-		return ((x-c)/wd+0.5)*(ymax-ymin) + ymin
 	case "SIGMOID":
 		if wd <= 0 {
 			wd = 1
 		}
-		return (ymax-ymin)/(1+math.Exp(-4*(x-c)/wd)) + ymin
+		return func(x float64) float64 { return (ymax-ymin)/(1+math.Exp(-4*(x-c)/wd)) + ymin }
 	default: // LINEAR
 		if wd < 1 {
 			wd = 1
 		}
-		switch {
-		case x <= c-0.5-(wd-1)/2:
-			return ymin
-		case x > c-0.5+(wd-1)/2:
-			return ymax
+		return func(x float64) float64 {
+			switch {
+			case x <= c-0.5-(wd-1)/2:
+				return ymin
+			case x > c-0.5+(wd-1)/2:
+				return ymax
+			}
+			if wd == 1 {
+				return ymax
+			}
+			return ((x-(c-0.5))/(wd-1)+0.5)*(ymax-ymin) + ymin
 		}
-		if wd == 1 {
-			return ymax
-		}
-		return ((x-(c-0.5))/(wd-1)+0.5)*(ymax-ymin) + ymin
 	}
 }
 
@@ -126,51 +105,7 @@ func clamp8(v float64) uint8 {
 }
 
 func renderGray(f *codec.Frame, p *Params, o Options, invert bool) *image.Gray {
-	img := image.NewGray(image.Rect(0, 0, f.Columns, f.Rows))
-	var mapv func(float64) float64
-	switch {
-	case o.Window != nil:
-		w := *o.Window
-		mapv = w.voi
-	case p.Window != nil:
-		w := *p.Window
-		mapv = w.voi
-	case p.VOILUT != nil:
-		l := p.VOILUT
-		maxOut := float64(int(1)<<uint(max(l.Bits, 1)) - 1)
-		if l.Bits <= 0 || l.Bits > 16 {
-			maxOut = float64(slices.Max(l.Data))
-		}
-		mapv = func(x float64) float64 { return l.lookup(x) / maxOut * 255 }
-	default:
-		w := autoWindow(f, p)
-		mapv = w.voi
-	}
-	// A lookup table over the stored value range when it is small (8- to 16-bit data).
-	lo, hi := int64(math.MaxInt64), int64(math.MinInt64)
-	for _, v := range f.Data {
-		lo, hi = min(lo, v), max(hi, v)
-	}
-	var table []uint8
-	if int64(hi)-int64(lo) < 1<<17 {
-		table = make([]uint8, hi-lo+1)
-		for v := lo; v <= hi; v++ {
-			table[v-lo] = clamp8(mapv(p.modality(v)))
-		}
-	}
-	for i, v := range f.Data {
-		var y uint8
-		if table != nil {
-			y = table[v-lo]
-		} else {
-			y = clamp8(mapv(p.modality(v)))
-		}
-		if invert {
-			y = 255 - y
-		}
-		img.Pix[i] = y
-	}
-	return img
+	return grayImage(f.Data, f.Columns, f.Rows, p, o, invert)
 }
 
 // to8 scales a colour sample of BitsStored bits to 8 bits.

@@ -3,6 +3,7 @@ package render
 import (
 	"fmt"
 	"image"
+	"strings"
 
 	"github.com/lumenpacs/lumen/dcm"
 	"github.com/lumenpacs/lumen/dcm/codec"
@@ -53,12 +54,55 @@ func Frame(ds *dcm.Dataset, ts string, layout *dcm.PixelLayout, frame int, read 
 			if err != nil {
 				return nil, err
 			}
-			data = append(data, b...)
+			if len(ranges) == 1 {
+				data = b
+			} else {
+				data = append(data, b...)
+			}
 		}
+	}
+	if img := renderNative(ts, p, data, o); img != nil {
+		return img, nil
 	}
 	f, err := codec.Decode(ts, &p.Pixels, data)
 	if err != nil {
 		return nil, err
 	}
 	return Image(f, p, o)
+}
+
+// renderNative renders an uncompressed frame of 8- or 16-bit grey, or 8-bit RGB, data
+// straight from its stored bytes, in one pass into the picture's pixels, as Image would
+// render the decoded frame; nil when the frame is of another kind.
+func renderNative(ts string, p *Params, data []byte, o Options) image.Image {
+	if !nativeSyntax(ts) {
+		return nil
+	}
+	switch pi := strings.ToUpper(p.Photometric); {
+	case pi == "MONOCHROME1" || pi == "MONOCHROME2":
+		if img := grayNative(p, data, o, pi == "MONOCHROME1"); img != nil {
+			return img
+		}
+	case p.Photometric == "RGB" && p.SamplesPerPixel == 3 && p.BitsAllocated == 8 && p.BitsStored == 8 && !p.Signed:
+		n := p.Rows * p.Columns
+		if len(data) < 3*n {
+			return nil
+		}
+		img := image.NewRGBA(image.Rect(0, 0, p.Columns, p.Rows))
+		pix := img.Pix[:4*n]
+		if p.Planar {
+			r, g, b := data[:n], data[n:2*n], data[2*n:3*n]
+			for i := range n {
+				pix[4*i], pix[4*i+1], pix[4*i+2], pix[4*i+3] = r[i], g[i], b[i], 255
+			}
+			return img
+		}
+		src := data[:3*n]
+		for i := range n {
+			s, d := src[3*i:3*i+3:3*i+3], pix[4*i:4*i+4:4*i+4]
+			d[0], d[1], d[2], d[3] = s[0], s[1], s[2], 255
+		}
+		return img
+	}
+	return nil
 }

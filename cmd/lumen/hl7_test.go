@@ -18,7 +18,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lumenpacs/lumen/dcm/codec/openjpeg"
 	"github.com/lumenpacs/lumen/emr"
 	"github.com/lumenpacs/lumen/hl7"
 	"github.com/lumenpacs/lumen/hl7/mllp"
@@ -751,10 +750,7 @@ func BenchmarkHL7A08(b *testing.B) {
 func buildCrashBinary(t *testing.T) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "lumen-crashhook")
-	tags := "lumen_crashhook"
-	if openjpeg.Available { // as TestMain builds lumenBin
-		tags += " openjpeg"
-	}
+	tags := strings.TrimSpace("lumen_crashhook " + buildTags()) // as TestMain builds lumenBin
 	if out, err := exec.Command("go", "build", "-tags", tags, "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("building lumen with the crash hook: %v\n%s", err, out)
 	}

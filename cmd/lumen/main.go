@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/lumenpacs/lumen/dcm/codec/openjpeg"
+	"github.com/lumenpacs/lumen/render/jpegenc"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -62,6 +63,11 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 				j2k = "OpenJPEG " + openjpeg.Version()
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), "JPEG 2000:", j2k)
+			enc := jpegenc.Version()
+			if !jpegenc.LibJPEG {
+				enc += " (built without cgo and -tags libjpeg)"
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), "JPEG encoder:", enc)
 		},
 	})
 	return root

@@ -16,6 +16,7 @@ import (
 
 	"github.com/lumenpacs/lumen/archive/s3/miniotest"
 	"github.com/lumenpacs/lumen/dcm/codec/openjpeg"
+	"github.com/lumenpacs/lumen/render/jpegenc"
 	"github.com/lumenpacs/lumen/testdata/gen"
 )
 
@@ -28,8 +29,8 @@ func TestMain(m *testing.M) {
 	}
 	lumenBin = filepath.Join(dir, "lumen")
 	args := []string{"build", "-o", lumenBin}
-	if openjpeg.Available { // the binary has what the test binary has
-		args = append(args, "-tags", "openjpeg")
+	if tags := buildTags(); tags != "" { // the binary has what the test binary has
+		args = append(args, "-tags", tags)
 	}
 	if out, err := exec.Command("go", append(args, ".")...).CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "building lumen: %v\n%s", err, out)
@@ -39,6 +40,18 @@ func TestMain(m *testing.M) {
 	miniotest.StopShared()
 	os.RemoveAll(dir)
 	os.Exit(code)
+}
+
+// buildTags are the build tags of the cgo bindings this test binary was built with.
+func buildTags() string {
+	var tags []string
+	if openjpeg.Available {
+		tags = append(tags, "openjpeg")
+	}
+	if jpegenc.LibJPEG {
+		tags = append(tags, "libjpeg")
+	}
+	return strings.Join(tags, " ")
 }
 
 // runCLI runs the command in-process and returns stdout, stderr and the exit status.
