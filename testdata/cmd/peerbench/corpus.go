@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -129,18 +128,4 @@ func writeStudy(dir, sub string, i, npat, instances int) (string, error) {
 		err = gen.MRSeriesFunc(opt, instances, 48, 48, write)
 	}
 	return uid, err
-}
-
-// dirBytes sums the sizes of the files under dir.
-func dirBytes(dir string) int64 {
-	var n int64
-	filepath.WalkDir(dir, func(_ string, d os.DirEntry, err error) error {
-		if err == nil && !d.IsDir() {
-			if fi, err := d.Info(); err == nil {
-				n += fi.Size()
-			}
-		}
-		return nil
-	})
-	return n
 }
