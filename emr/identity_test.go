@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -264,7 +265,7 @@ func TestMergeOnEMRSurfaces(t *testing.T) {
 			rec := v.get(t, c.target)
 			b := rec.Body.String()
 			if rec.Code != http.StatusForbidden || !strings.Contains(b, "This patient record was merged") || !strings.Contains(b, "new link") ||
-				strings.Contains(b, "PA") || strings.Contains(b, uid(100)) {
+				namesPA(b) || strings.Contains(b, uid(100)) {
 				t.Errorf("B's link, %s: %d %.400s", c.target, rec.Code, b)
 			}
 			if !c.page && !strings.Contains(b, `"reason":"patient-merged"`) {
@@ -275,7 +276,7 @@ func TestMergeOnEMRSurfaces(t *testing.T) {
 			}
 		}
 		// ... and it opens none of A's own studies either.
-		if rec := v.get(t, "/dicom-web/studies/"+uid(100)+"/series?"+tok); rec.Code != http.StatusForbidden || strings.Contains(rec.Body.String(), "PA") {
+		if rec := v.get(t, "/dicom-web/studies/"+uid(100)+"/series?"+tok); rec.Code != http.StatusForbidden || namesPA(rec.Body.String()) {
 			t.Errorf("B's link on A's study: %d %s", rec.Code, rec.Body)
 		}
 		if rec := v.get(t, "/emr/v1/patients/PA/studies?issuer=HOSP&"+tok); rec.Code != http.StatusForbidden {
@@ -286,7 +287,7 @@ func TestMergeOnEMRSurfaces(t *testing.T) {
 		for _, target := range []string{"/emr/v1/patients/PB/studies?issuer=HOSP", "/emr/v1/patients/PA/studies?issuer=HOSP",
 			"/IHEInvokeImageDisplay?requestType=PATIENT&patientID=" + url.QueryEscape("PB^^^HOSP")} {
 			rec := v.get(t, target, "X-Test-Patient", "PB^^^HOSP")
-			if rec.Code != http.StatusForbidden || !strings.Contains(rec.Body.String(), "merged") || strings.Contains(rec.Body.String(), "PA") {
+			if rec.Code != http.StatusForbidden || !strings.Contains(rec.Body.String(), "merged") || namesPA(rec.Body.String()) {
 				t.Errorf("token limited to B, %s: %d %.300s", target, rec.Code, rec.Body)
 			}
 		}
@@ -337,6 +338,16 @@ func jsonValue(o jsonObject, tag string) string {
 		return pn.Alphabetic
 	}
 	return ""
+}
+
+// randomText matches what a page carries at random: a CSP nonce and a link's token,
+// whose base64 may spell "PA".
+var randomText = regexp.MustCompile(`nonce="[^"]*"|token=[A-Za-z0-9._~%+-]+`)
+
+// namesPA tells whether a body names the survivor PA (as a word), leaving out the text
+// that is random.
+func namesPA(b string) bool {
+	return regexp.MustCompile(`\bPA\b`).MatchString(randomText.ReplaceAllString(b, ""))
 }
 
 // TestChangeOfIdentifierOnEMRSurfaces: after a change of identifier (HL7 A47, the key
