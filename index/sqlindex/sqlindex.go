@@ -19,6 +19,13 @@ type DB struct {
 	// QuietPeriod is how long after a study's last indexed instance its thumbnail job
 	// becomes due (default DefaultQuietPeriod). Set it before use.
 	QuietPeriod time.Duration
+	// DensePatients is how many patient records the patient keys of a study query (a
+	// name or ID with wildcards, a birth date range, a sex) must match for the query to
+	// walk the studies in the order of its answer and test each one's patient, rather
+	// than start from those patients and sort their studies (default
+	// DefaultDensePatients). Either way gives the same answer; the first is faster when
+	// the matching patients are many, the second when they are few. Set it before use.
+	DensePatients int
 
 	db    *sql.DB
 	wdb   *sql.DB // write transactions, when they have their own pool (UseWriter)

@@ -8,5 +8,5 @@
 // (A801 unknown destination, A900 identifier, A702 and B000 failed sub-operations).
 //
 // Both are dimse handlers: cmd/lumen sets them into dimse.Server. They read the index
-// through the one-method Index interface and audit through Auditor (service/audit.Trail).
+// through the small Index interface and audit through Auditor (service/audit.Trail).
 package qr
