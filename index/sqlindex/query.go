@@ -226,33 +226,32 @@ func exactPatient(ctx context.Context, q index.Query) bool {
 // one's patient.
 func (x *DB) patientClause(ctx context.Context, b *builder, q index.Query, conds []string) (string, error) {
 	sub := `SELECT p.id FROM patients p WHERE ` + strings.Join(conds, ` AND `)
-	if !exactPatient(ctx, q) {
-		pb := &builder{d: x.d}
-		pc, err := x.conditions(ctx, pb, q, true)
-		if err != nil {
-			return "", err
-		}
-		var n int
-		k := x.densePatients()
-		probe := `SELECT COUNT(*) FROM (SELECT 1 AS one FROM patients p WHERE ` + strings.Join(pc.patient, ` AND `) + ` LIMIT ` + pb.arg(k) + `) t`
-		if err := x.db.QueryRowContext(ctx, probe, pb.args...).Scan(&n); err != nil {
-			return "", fmt.Errorf("index: find %s: patients: %w", q.Level, err)
-		}
-		if n >= k {
-			return `(s.patient_fk IN (` + sub + `)) IS TRUE`, nil
-		}
+	pb := &builder{d: x.d}
+	pc, err := x.conditions(ctx, pb, q, true)
+	if err != nil {
+		return "", err
+	}
+	var n int
+	k := x.densePatients()
+	probe := `SELECT COUNT(*) FROM (SELECT 1 AS one FROM patients p WHERE ` + strings.Join(pc.patient, ` AND `) + ` LIMIT ` + pb.arg(k) + `) t`
+	if err := x.db.QueryRowContext(ctx, probe, pb.args...).Scan(&n); err != nil {
+		return "", fmt.Errorf("index: find %s: patients: %w", q.Level, err)
+	}
+	if n >= k {
+		return `(s.patient_fk IN (` + sub + `)) IS TRUE`, nil
 	}
 	return `s.patient_fk IN (` + sub + x.d.Fence + `)`, nil
 }
 
 // selectSQL builds the SELECT of a query (its records, not their count).
 //
-// A study query with a limit reads the ids of its page first, from the indexes alone
-// (studies_by_date holds the patient and ModalitiesInStudy, studies_by_patient the sort
-// keys), then the rows of that page: the studies the filters drop, skipped by the
-// offset or sorted out of the page are never read. Its patient conditions are tested
-// as in patientClause. Either way the order is that of the level (orderBy): the same
-// records in the same order as a plain join would give.
+// A study query with patient keys that name no patient exactly, or with an offset,
+// tests its patient keys as patientClause does and, with a limit, reads the ids of its
+// page first, from the indexes alone (studies_by_date holds the patient and
+// ModalitiesInStudy, studies_by_patient the sort keys), then the rows of that page: the
+// studies the filters drop, skipped by the offset or sorted out of the page are never
+// read. Other queries are a plain join. Either way the order is that of the level
+// (orderBy): the same records in the same order.
 func (x *DB) selectSQL(ctx context.Context, q index.Query, cols, from, order string) (string, []any, error) {
 	b := &builder{d: x.d}
 	cs, err := x.conditions(ctx, b, q, false)
@@ -281,7 +280,9 @@ func (x *DB) selectSQL(ctx context.Context, q index.Query, cols, from, order str
 		}
 		return query
 	}
-	if q.Level != index.StudyLevel {
+	if q.Level != index.StudyLevel || exactPatient(ctx, q) || len(cs.patient) == 0 && (q.Offset == 0 || q.Limit <= 0) {
+		// A plain join: the patients are few (the database starts from them), or the
+		// walk of the studies in order reads no more than the page.
 		return page(`SELECT ` + cols + from + where(append(cs.patient, cs.other...)) + order), b.args, nil
 	}
 	conds := cs.other
