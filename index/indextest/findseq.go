@@ -145,14 +145,15 @@ var planCases = []struct {
 }
 
 // QueryPlans runs the query checks of the contract (matching, paging, counts, value
-// lists, classes, scopes, FindSeq) on an index of each backend whose study queries take
-// one way (DensePatients 1: every patient key matches "many" patients, and the studies
-// are walked in order) and then the other (DensePatients far above any count: the
-// query starts from the matching patients), and checks that pages of study queries with
-// patient keys are the slices of the whole answer they name, both ways. newIndex must
-// return a fresh, empty index each call.
+// lists, classes, scopes, FindSeq) on indexes whose study queries take each of the ways
+// of sqlindex's patient keys: DensePatients 1 and 2, where the few patients of the
+// fixture are "many" or "very many" and the studies are walked in order, and
+// DensePatients far above any count, where the query starts from the matching
+// patients; and checks that pages of study queries with patient keys are the slices of
+// the whole answer they name, each way. newIndex must return a fresh, empty index each
+// call.
 func QueryPlans(t *testing.T, newIndex func(t *testing.T) *sqlindex.DB) {
-	for _, dense := range []int{1, 1 << 30} {
+	for _, dense := range []int{1, 2, 1 << 30} {
 		t.Run(fmt.Sprintf("DensePatients=%d", dense), func(t *testing.T) {
 			for _, tc := range []struct {
 				name string

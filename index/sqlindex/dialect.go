@@ -58,6 +58,11 @@ type Dialect struct {
 	// query around it (" OFFSET 0" in PostgreSQL), or "" (SQLite keeps an IN subquery
 	// whole).
 	Fence string
+	// RowLookups reports that a page of studies whose patient keys match very many
+	// patients is found faster by looking up each walked study's patient than by
+	// building the set of those patients first (SQLite, whose sets are b-trees built one
+	// insertion at a time; PostgreSQL hashes the set quickly). See patientClause.
+	RowLookups bool
 	// Cursors reports server-side cursors (DECLARE ... CURSOR, FETCH): FindSeq reads
 	// the records of a query without a limit through one, so that the database plans
 	// for the first rows (PostgreSQL) rather than for all of them.

@@ -217,31 +217,45 @@ func exactPatient(ctx context.Context, q index.Query) bool {
 
 // patientClause is the condition that a study's patient meets the patient conditions
 // of a study query, in the form that makes the database take the faster way for the
-// number of patients they match. Few (fewer than DB.DensePatients): the database starts
-// from those patients and reads their studies (studies_by_patient), then sorts them.
-// Many: it walks the studies in the order of the answer (studies_by_date) and tests
-// each against the set of those patients, built once, so that a page stops early.
-// Wrapping the test in IS TRUE keeps either database from turning it into a join, and
-// the dialect's Fence keeps PostgreSQL from walking the studies with a lookup of each
-// one's patient.
+// number of patients they match, which a count bounded by DB.DensePatients tells:
+//
+//   - Few (fewer than DensePatients): the database starts from those patients and reads
+//     their studies (studies_by_patient), then sorts them. The dialect's Fence keeps
+//     PostgreSQL from walking the studies with a look-up of each one's patient.
+//   - More: it walks the studies in the order of the answer (studies_by_date) and tests
+//     each against the set of those patients, built once, so that a page stops early.
+//     Wrapping the test in IS TRUE keeps either database from turning it into a join.
+//   - Very many (4 × DensePatients, for a page of at most 256 studies, where the
+//     dialect says RowLookups): it walks the studies and looks up each one's patient,
+//     which for a small page costs less than building the set.
 func (x *DB) patientClause(ctx context.Context, b *builder, q index.Query, conds []string) (string, error) {
-	sub := `SELECT p.id FROM patients p WHERE ` + strings.Join(conds, ` AND `)
 	pb := &builder{d: x.d}
 	pc, err := x.conditions(ctx, pb, q, true)
 	if err != nil {
 		return "", err
 	}
+	dense := x.densePatients()
+	k := dense
+	if x.d.RowLookups && q.Limit > 0 && q.Limit+q.Offset <= 256 {
+		k = manyPatients * dense
+	}
 	var n int
-	k := x.densePatients()
 	probe := `SELECT COUNT(*) FROM (SELECT 1 AS one FROM patients p WHERE ` + strings.Join(pc.patient, ` AND `) + ` LIMIT ` + pb.arg(k) + `) t`
 	if err := x.db.QueryRowContext(ctx, probe, pb.args...).Scan(&n); err != nil {
 		return "", fmt.Errorf("index: find %s: patients: %w", q.Level, err)
 	}
-	if n >= k {
-		return `(s.patient_fk IN (` + sub + `)) IS TRUE`, nil
+	where := strings.Join(conds, ` AND `)
+	switch {
+	case n < dense:
+		return `s.patient_fk IN (SELECT p.id FROM patients p WHERE ` + where + x.d.Fence + `)`, nil
+	case n < manyPatients*dense:
+		return `(s.patient_fk IN (SELECT p.id FROM patients p WHERE ` + where + `)) IS TRUE`, nil
 	}
-	return `s.patient_fk IN (` + sub + x.d.Fence + `)`, nil
+	return `EXISTS (SELECT 1 FROM patients p WHERE p.id = s.patient_fk AND ` + where + `)`, nil
 }
+
+// manyPatients × DB.DensePatients patients are very many (patientClause).
+const manyPatients = 4
 
 // selectSQL builds the SELECT of a query (its records, not their count).
 //
@@ -483,18 +497,34 @@ func (x *DB) FindSeq(ctx context.Context, q index.Query) ([]dcm.Tag, iter.Seq2[i
 			}
 			return
 		}
-		tx, err := x.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+		// The cursor's statements run without ctx's cancellation, which ends the loop
+		// between two fetches instead: lib/pq answers a context ended in the middle of a
+		// statement by cancelling it on a new connection to the server and dropping the
+		// one it ran on, and a C-FIND cancelled by its peer (C-CANCEL) would pay for a
+		// new connection each time. A fetch reads at most cursorBatch rows.
+		dbctx := context.WithoutCancel(ctx)
+		tx, err := x.db.BeginTx(dbctx, &sql.TxOptions{ReadOnly: true})
+		if err == nil {
+			err = ctx.Err()
+		}
 		if err != nil {
+			if tx != nil {
+				tx.Rollback()
+			}
 			yield(nil, fmt.Errorf("index: find %s: %w", q.Level, err))
 			return
 		}
 		defer tx.Rollback()
-		if _, err := tx.ExecContext(ctx, `DECLARE lumen_find NO SCROLL CURSOR FOR `+query, args...); err != nil {
+		if _, err := tx.ExecContext(dbctx, `DECLARE lumen_find NO SCROLL CURSOR FOR `+query, args...); err != nil {
 			yield(nil, fmt.Errorf("index: find %s: %w", q.Level, err))
 			return
 		}
 		for batch := cursorFirstBatch; ; batch = cursorBatch {
-			rows, err := tx.QueryContext(ctx, `FETCH FORWARD `+strconv.Itoa(batch)+` FROM lumen_find`)
+			if err := ctx.Err(); err != nil {
+				yield(nil, fmt.Errorf("index: find %s: %w", q.Level, err))
+				return
+			}
+			rows, err := tx.QueryContext(dbctx, `FETCH FORWARD `+strconv.Itoa(batch)+` FROM lumen_find`)
 			if err != nil {
 				yield(nil, fmt.Errorf("index: find %s: %w", q.Level, err))
 				return

@@ -45,6 +45,7 @@ func Dialect() *sqlindex.Dialect {
 		// One writer at a time; other processes (lumen import beside lumen serve) still
 		// coordinate through SQLite's locks and busy timeout.
 		SerializeWrites: true,
+		RowLookups:      true,
 		Contains:        "instr(%[1]s, %[2]s) > 0",
 		Upper:           "upper(%[1]s)", // ASCII only (no ICU)
 		Words:           "lumen_words(%[1]s)",
