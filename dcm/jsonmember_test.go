@@ -79,6 +79,7 @@ func TestAppendJSONMember(t *testing.T) {
 		{"DS", []string{"1.50", "1e3", "abc"}, true},
 		{"US", []string{"0", "512", "65535"}, true},
 		{"US", nil, true},
+		{"US", []string{""}, false},
 		{"US", []string{"65536"}, false},
 		{"US", []string{"007"}, false},
 		{"US", []string{"-1"}, false},

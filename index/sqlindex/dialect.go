@@ -63,6 +63,11 @@ type Dialect struct {
 	// building the set of those patients first (SQLite, whose sets are b-trees built one
 	// insertion at a time; PostgreSQL hashes the set quickly). See patientClause.
 	RowLookups bool
+	// PrepareReads keeps the queries of Find and FindSeq prepared (up to maxReadStmts
+	// texts): SQLite parses and plans a statement on every run otherwise. PostgreSQL
+	// plans an unnamed statement for the values it runs with, which the prefix
+	// matching of names needs.
+	PrepareReads bool
 	// Cursors reports server-side cursors (DECLARE ... CURSOR, FETCH): FindSeq reads
 	// the records of a query without a limit through one, so that the database plans
 	// for the first rows (PostgreSQL) rather than for all of them.

@@ -241,7 +241,11 @@ func (x *DB) patientClause(ctx context.Context, b *builder, q index.Query, conds
 	}
 	var n int
 	probe := `SELECT COUNT(*) FROM (SELECT 1 AS one FROM patients p WHERE ` + strings.Join(pc.patient, ` AND `) + ` LIMIT ` + pb.arg(k) + `) t`
-	if err := x.db.QueryRowContext(ctx, probe, pb.args...).Scan(&n); err != nil {
+	rows, err := x.query(ctx, probe, pb.args...)
+	if err == nil {
+		err = scanOne(rows, &n)
+	}
+	if err != nil {
 		return "", fmt.Errorf("index: find %s: patients: %w", q.Level, err)
 	}
 	where := strings.Join(conds, ` AND `)
@@ -252,6 +256,21 @@ func (x *DB) patientClause(ctx context.Context, b *builder, q index.Query, conds
 		return `(s.patient_fk IN (SELECT p.id FROM patients p WHERE ` + where + `)) IS TRUE`, nil
 	}
 	return `EXISTS (SELECT 1 FROM patients p WHERE p.id = s.patient_fk AND ` + where + `)`, nil
+}
+
+// scanOne reads the one row of a one-column query into dest.
+func scanOne(rows *sql.Rows, dest any) error {
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		return sql.ErrNoRows
+	}
+	if err := rows.Scan(dest); err != nil {
+		return err
+	}
+	return rows.Close()
 }
 
 // manyPatients × DB.DensePatients patients are very many (patientClause).
@@ -411,7 +430,7 @@ func (x *DB) Find(ctx context.Context, q index.Query) (*index.Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	rows, err := x.db.QueryContext(ctx, query, args...)
+	rows, err := x.query(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("index: find %s: %w", q.Level, err)
 	}
@@ -487,7 +506,7 @@ func (x *DB) FindSeq(ctx context.Context, q index.Query) ([]dcm.Tag, iter.Seq2[i
 			return n, true, nil
 		}
 		if !x.d.Cursors || q.Limit > 0 {
-			rows, err := x.db.QueryContext(ctx, query, args...)
+			rows, err := x.query(ctx, query, args...)
 			if err != nil {
 				yield(nil, fmt.Errorf("index: find %s: %w", q.Level, err))
 				return
