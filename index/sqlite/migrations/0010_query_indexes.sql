@@ -1,6 +1,6 @@
--- Queries whose cost follows the page, not the matches (issue 17). A study query reads
--- the ids of its page first, in the order of the answer, from indexes alone, then the
--- rows of that page (sqlindex.Find):
+-- Queries whose cost follows the page, not the matches (issue 17). A page of a study
+-- query with patient keys or an offset reads its ids first, in the order of the answer,
+-- from indexes alone, then the rows of that page (sqlindex.DB.Find):
 -- studies_by_date walks the studies newest first and holds what the walk filters on
 -- besides the date (the patient, for the patient keys; ModalitiesInStudy), so that a
 -- study the filters drop is never read; studies_by_patient gives a patient's studies in
