@@ -52,9 +52,11 @@ tools: provision
 ## bench: BenchmarkIngest (fs+SQLite, fs+PostgreSQL, MinIO+PostgreSQL; 1 and 4 writers),
 ## the store benchmarks, BenchmarkImportCT (lumen import of 2,000 512 KB CT instances),
 ## BenchmarkIngestLargeMultiframe (one 1 GiB instance; peak RSS of the process),
-## BenchmarkCStore (1 and 4 associations), BenchmarkFindStudies (100,000 studies), the
-## DICOMweb and rendering benchmarks (BenchmarkRendered: /rendered of a 512×512 CT and a 640×480
-## RGB US frame, JPEG and PNG), the EMR chart (200 studies) and widget (first
+## BenchmarkCStore (1 and 4 associations), BenchmarkFindStudies (100,000 studies),
+## BenchmarkQueryShapes (QIDO-RS study shapes, 8 clients at once and C-FIND's first
+## pending response at 100,000 studies, both indexes), the DICOMweb and rendering
+## benchmarks (BenchmarkRendered: /rendered of a 512×512 CT and a 640×480 RGB US frame,
+## JPEG and PNG), the EMR chart (200 studies) and widget (first
 ## thumbnail in Chromium), the HL7 v2 parser (BenchmarkParseA08) and ADT A08 over one MLLP
 ## connection end to end (BenchmarkHL7A08, fs+SQLite), the A40 merge at 1,000 studies with
 ## 1,000 to 100,000 instances (BenchmarkMergePatients, both backends) and the correction of
@@ -64,6 +66,7 @@ bench: provision
 	$(GO) test -tags '$(TAGS)' -run '^$$' -bench 'ImportCT|LargeMultiframe' -benchtime 1x -timeout 60m ./cmd/lumen
 	$(GO) test -tags '$(TAGS)' -run '^$$' -bench 'CStore' -benchtime 300x -timeout 30m ./cmd/lumen
 	$(GO) test -tags '$(TAGS)' -run '^$$' -bench 'FindStudies' -benchtime 500x -timeout 30m ./cmd/lumen
+	$(GO) test -tags '$(TAGS)' -run '^$$' -bench 'QueryShapes' -benchtime 300x -timeout 30m ./cmd/lumen
 	$(GO) test -tags '$(TAGS)' -run '^$$' -bench 'QIDOStudyList|SeriesMetadata' -benchtime 300x -timeout 30m ./cmd/lumen
 	$(GO) test -tags '$(TAGS)' -run '^$$' -bench 'Thumbnail' -benchtime 300x ./dicomweb
 	$(GO) test -tags '$(TAGS)' -run '^$$' -bench 'Rendered' -benchtime 300x ./dicomweb

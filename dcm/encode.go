@@ -53,13 +53,29 @@ func (d *Dataset) Set(e *Element) {
 			it.parent = d
 		}
 	}
+	at, sorted := len(d.Elements), true
 	for i, x := range d.Elements {
 		if x.Tag == e.Tag {
 			d.Elements[i] = e
 			return
 		}
+		if i > 0 && d.Elements[i-1].Tag > x.Tag {
+			sorted = false
+		}
+		if x.Tag > e.Tag && at == len(d.Elements) {
+			at = i
+		}
 	}
-	d.Elements = sortedByTag(append(d.Elements, e))
+	if !sorted {
+		d.Elements = sortedByTag(append(d.Elements, e))
+		return
+	}
+	// Already in order (as Set leaves them): e goes in its place, in a new slice as
+	// sortedByTag gives one.
+	els := make([]*Element, 0, len(d.Elements)+1)
+	els = append(els, d.Elements[:at]...)
+	els = append(els, e)
+	d.Elements = append(els, d.Elements[at:]...)
 }
 
 // Encode writes the data set in Implicit or Explicit VR Little Endian, sequences with

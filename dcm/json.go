@@ -1,6 +1,7 @@
 package dcm
 
 import (
+	"cmp"
 	"encoding/base64"
 	"fmt"
 	"math"
@@ -148,7 +149,7 @@ func (d *Dataset) JSON(opts *JSONOptions) ([]byte, []BulkRef, error) {
 		o = *opts
 	}
 	o = o.withDefaults()
-	w := &jsonWriter{opts: o, buf: make([]byte, 0, 4096)}
+	w := &jsonWriter{opts: o, buf: make([]byte, 0, 1024)}
 	cs := d.CharacterSet()
 	els := topLevel(d, o.Exclude)
 
@@ -213,8 +214,12 @@ func (d *Dataset) JSON(opts *JSONOptions) ([]byte, []BulkRef, error) {
 // topLevel returns the elements of a data set's JSON object, in tag order: no group
 // lengths, no File Meta Information, nothing excluded, the first of duplicate tags.
 func topLevel(d *Dataset, exclude func(Tag) bool) []*Element {
-	var out []*Element
-	for _, e := range sortedByTag(d.Elements) {
+	els := d.Elements
+	if !slices.IsSortedFunc(els, func(a, b *Element) int { return cmp.Compare(a.Tag, b.Tag) }) {
+		els = sortedByTag(els)
+	}
+	out := make([]*Element, 0, len(els))
+	for _, e := range els {
 		if e.Tag.Element() == 0x0000 || e.Tag.Group() == 0x0002 || exclude != nil && exclude(e.Tag) {
 			continue
 		}
@@ -341,7 +346,7 @@ func (w *jsonWriter) keep(e *Element) bool {
 // member writes "tag":{...} for an element that keep admitted.
 func (w *jsonWriter) member(e *Element, cs *CharacterSet, path string) {
 	w.buf = append(w.buf, '"')
-	w.buf = append(w.buf, e.Tag.Hex()...)
+	w.buf = appendHex(w.buf, e.Tag)
 	w.buf = append(w.buf, `":`...)
 	w.element(e, cs, path)
 }

@@ -24,7 +24,10 @@ func (t Tag) Element() uint16 { return uint16(t) }
 func (t Tag) String() string { return fmt.Sprintf("(%04X,%04X)", t.Group(), t.Element()) }
 
 // Hex formats the tag as the eight upper-case hex digits used by DICOM JSON.
-func (t Tag) Hex() string { return fmt.Sprintf("%08X", uint32(t)) }
+func (t Tag) Hex() string {
+	var b [8]byte
+	return string(appendHex(b[:0], t))
+}
 
 // IsPrivate reports whether the tag belongs to an odd (private) group.
 func (t Tag) IsPrivate() bool { return t.Group()%2 == 1 }

@@ -246,20 +246,24 @@ func (s *Service) qido(level index.Level) echo.HandlerFunc {
 			addWarning(c, w)
 		}
 		root := s.root(c)
-		var buf bytes.Buffer
-		buf.WriteByte('[')
+		buf := make([]byte, 0, 64<<10)
+		buf = append(buf, '[')
 		for i, rec := range recs {
 			if i > 0 {
-				buf.WriteByte(',')
+				buf = append(buf, ',')
 			}
-			obj, err := resultObject(rec, tags, root, r.all)
+			if out, ok := plainResult(buf, rec, tags, retrieveURL(root, rec)); ok {
+				buf = out
+				continue
+			}
+			obj, err := builtResult(rec, tags, root, r.all)
 			if err != nil {
 				return err
 			}
-			buf.Write(obj)
+			buf = append(buf, obj...)
 		}
-		buf.WriteByte(']')
-		return c.Blob(http.StatusOK, "application/dicom+json", buf.Bytes())
+		buf = append(buf, ']')
+		return c.Blob(http.StatusOK, "application/dicom+json", buf)
 	}
 }
 
@@ -298,6 +302,14 @@ func tagName(t dcm.Tag) string {
 // read WithMetadata) those found in the stored metadata, or with all every stored
 // attribute (see mergeStored); RetrieveURL and InstanceAvailability always.
 func resultObject(rec index.Record, tags []dcm.Tag, root string, all bool) ([]byte, error) {
+	if js, ok := plainResult(nil, rec, tags, retrieveURL(root, rec)); ok {
+		return js, nil
+	}
+	return builtResult(rec, tags, root, all)
+}
+
+// builtResult is resultObject through the record's data set (index.Answer).
+func builtResult(rec index.Record, tags []dcm.Tag, root string, all bool) ([]byte, error) {
 	ds, missing, err := index.Answer(rec, tags, nil)
 	if err != nil {
 		return nil, err
@@ -314,6 +326,57 @@ func resultObject(rec index.Record, tags []dcm.Tag, root string, all bool) ([]by
 		return js, nil
 	}
 	return mergeStored(js, in.Metadata, url, missing, all)
+}
+
+// plainResult appends to dst the result resultObject makes of a record whose values
+// dcm.AppendJSONMember writes straight (ASCII text, as most are), without building its
+// data set; tags are in ascending order without duplicates. ok is false, and dst
+// unchanged, for a record it does not take (an instance whose stored metadata the
+// answer reads, a value AppendJSONMember refuses): resultObject builds that one.
+func plainResult(dst []byte, rec index.Record, tags []dcm.Tag, url string) (out []byte, ok bool) {
+	if in, isInstance := rec.(*index.Instance); isInstance && in.Metadata != nil {
+		return dst, false
+	}
+	out = append(dst, '{')
+	// The attributes in tag order, with InstanceAvailability and RetrieveURL in their
+	// places (they replace any the record held).
+	extra := [2]struct {
+		tag dcm.Tag
+		vr  string
+		v   []string
+	}{{dcm.TagInstanceAvailability, "CS", []string{"ONLINE"}}, {dcm.TagRetrieveURL, "UR", []string{url}}}
+	first, next := true, 0
+	member := func(t dcm.Tag, vr string, values []string) bool {
+		if !first {
+			out = append(out, ',')
+		}
+		first = false
+		out, ok = dcm.AppendJSONMember(out, t, vr, values)
+		return ok
+	}
+	for _, t := range tags {
+		for ; next < len(extra) && extra[next].tag <= t; next++ {
+			if !member(extra[next].tag, extra[next].vr, extra[next].v) {
+				return dst, false
+			}
+		}
+		if next > 0 && extra[next-1].tag == t {
+			continue
+		}
+		vr, values, held := rec.Attribute(t)
+		if !held {
+			continue // not an instance with metadata: left out, as Answer leaves it
+		}
+		if !member(t, vr, values) {
+			return dst, false
+		}
+	}
+	for ; next < len(extra); next++ {
+		if !member(extra[next].tag, extra[next].vr, extra[next].v) {
+			return dst, false
+		}
+	}
+	return append(out, '}'), true
 }
 
 // retrieveURL is the URL of the study, series or instance a record stands for.

@@ -1,6 +1,8 @@
 package index
 
 import (
+	"cmp"
+	"slices"
 	"strings"
 
 	"github.com/lumenpacs/lumen/dcm"
@@ -58,12 +60,12 @@ func (r *Result) Records(level Level) []Record {
 // ASCII, as DICOM JSON results do (PS3.18 F.2). Values of the other VRs are written as
 // dcm.NewValue writes them. The error is that of a value dcm.NewValue refuses.
 func Answer(rec Record, tags []dcm.Tag, cs *dcm.CharacterSet) (ds *dcm.Dataset, missing []dcm.Tag, err error) {
-	ds = &dcm.Dataset{}
 	type text struct {
 		tag       dcm.Tag
 		vr, value string // value: UTF-8, values joined by backslashes
 	}
 	var texts []text
+	els := make([]*dcm.Element, 0, len(tags)+1)
 	ascii := true
 	for _, t := range tags {
 		vr, vals, ok := rec.Attribute(t)
@@ -81,21 +83,21 @@ func Answer(rec Record, tags []dcm.Tag, cs *dcm.CharacterSet) (ds *dcm.Dataset, 
 		if err != nil {
 			return nil, nil, err
 		}
-		ds.Set(e)
+		els = append(els, e)
 	}
 	set := func(t text, b []byte) {
 		if len(b)%2 == 1 {
 			b = append(b, ' ')
 		}
-		ds.Set(dcm.NewElement(t.tag, t.vr, b))
+		els = append(els, dcm.NewElement(t.tag, t.vr, b))
 	}
-	if ascii {
+	switch {
+	case ascii:
 		for _, t := range texts {
 			set(t, []byte(t.value))
 		}
-		return ds, missing, nil
-	}
-	if cs != nil {
+		return &dcm.Dataset{Elements: byTag(els)}, missing, nil
+	case cs != nil:
 		encoded := make([][]byte, len(texts))
 		for i, t := range texts {
 			if encoded[i], err = cs.Encode(t.value, t.vr); err != nil {
@@ -107,15 +109,30 @@ func Answer(rec Record, tags []dcm.Tag, cs *dcm.CharacterSet) (ds *dcm.Dataset, 
 				set(t, encoded[i])
 			}
 			if terms := cs.Terms(); terms != nil {
-				ds.Set(dcm.NewString(dcm.TagSpecificCharacterSet, "CS", terms...))
+				els = append(els, dcm.NewString(dcm.TagSpecificCharacterSet, "CS", terms...))
 			}
-			return ds, missing, nil
+			return &dcm.Dataset{Elements: byTag(els)}, missing, nil
 		}
 		err = nil // cs cannot hold them: UTF-8
 	}
 	for _, t := range texts {
 		set(t, []byte(strings.ToValidUTF8(t.value, "\uFFFD")))
 	}
-	ds.Set(dcm.NewString(dcm.TagSpecificCharacterSet, "CS", "ISO_IR 192"))
-	return ds, missing, nil
+	els = append(els, dcm.NewString(dcm.TagSpecificCharacterSet, "CS", "ISO_IR 192"))
+	return &dcm.Dataset{Elements: byTag(els)}, missing, nil
+}
+
+// byTag puts elements in ascending tag order, the last of the same tag kept, as
+// dcm.Dataset.Set leaves them one after the other.
+func byTag(els []*dcm.Element) []*dcm.Element {
+	slices.SortStableFunc(els, func(a, b *dcm.Element) int { return cmp.Compare(a.Tag, b.Tag) })
+	out := els[:0]
+	for _, e := range els {
+		if n := len(out); n > 0 && out[n-1].Tag == e.Tag {
+			out[n-1] = e
+			continue
+		}
+		out = append(out, e)
+	}
+	return out
 }

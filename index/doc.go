@@ -10,7 +10,11 @@
 // (PS3.4 C.4.1.2.3, PS3.18 10.6.3.3: its return keys and the character set of its text). Beyond PS3.4, for the EMR surfaces: exact lists of
 // values (Filter.Values), study classes (StudyClass: the service lines), pages with their
 // total counted by the index (Query.Total, MaxTotal, CountOnly) in either order
-// (Query.Reverse), so that no caller loads every match to page or filter it.
+// (Query.Reverse), so that no caller loads every match to page or filter it. FindSeq
+// streams the records of a query as the database reads them (C-FIND answers each match
+// as it comes). Study-level answers come newest first (StudyDate, then the normalised
+// StudyTime, then the order of indexing, all descending); a page costs what the page
+// costs, not what the matches do (see index/sqlindex).
 //
 // The index also keeps the work queue (Queue: thumbnails, forwards), so that any replica
 // can do a job and a restart loses nothing; a Worker runs its jobs, each registered kind

@@ -241,6 +241,14 @@ type Index interface {
 	DeleteInstance(ctx context.Context, sopInstanceUID string) (*Instance, error)
 	// Find runs a query.
 	Find(ctx context.Context, q Query) (*Result, error)
+	// FindSeq runs a query as Find does, but yields its records one at a time as the
+	// database reads them, in Find's order, instead of collecting them: the first can be
+	// answered before the last is read, and memory does not grow with the matches. It
+	// returns at once the filters the index cannot match on (Result.Ignored); the query
+	// runs when the loop starts and ends when the loop does. An error (ErrBadQuery, a
+	// failed database, the end of ctx) is the loop's last pair. Query.Total, MaxTotal and
+	// CountOnly do not apply.
+	FindSeq(ctx context.Context, q Query) (ignored []dcm.Tag, records iter.Seq2[Record, error])
 	// BlobKeys yields the blob keys of indexed instances starting with prefix, in
 	// byte-wise lexical order (the order of archive.Store.List).
 	BlobKeys(ctx context.Context, prefix string) iter.Seq2[string, error]

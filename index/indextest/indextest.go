@@ -36,6 +36,7 @@ func Run(t *testing.T, newIndex func(t *testing.T) index.Index) {
 		{"Queue", testQueue},
 		{"Worker", testWorker},
 		{"Scope", testScope},
+		{"FindSeq", testFindSeq},
 		{"Audit", testAudit},
 		{"ContentDigest", testContentDigest},
 		{"Quarantine", testQuarantine},

@@ -40,6 +40,8 @@ func Dialect() *sqlindex.Dialect {
 		ForKeyShare: ` FOR KEY SHARE`,
 		ForUpdate:   ` FOR UPDATE`,
 		LockUID:     `SELECT pg_advisory_xact_lock(hashtextextended(?, 0))`,
+		Fence:       ` OFFSET 0`,
+		Cursors:     true,
 		Migrations:  sub,
 		IsUniqueViolation: func(err error) bool {
 			var pe *pq.Error

@@ -22,6 +22,18 @@ func TestContract(t *testing.T) {
 	})
 }
 
+// TestQueryPlans runs the query checks with study queries taking either way of
+// starting from their patient keys (sqlindex.DB.DensePatients).
+func TestQueryPlans(t *testing.T) {
+	indextest.QueryPlans(t, func(t *testing.T) *sqlindex.DB {
+		x, err := postgres.Open(context.Background(), pgtest.Schema(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return x
+	})
+}
+
 func TestConcurrentMigrations(t *testing.T) {
 	dsn := pgtest.Schema(t)
 	var wg sync.WaitGroup
@@ -48,7 +60,7 @@ func TestConcurrentMigrations(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer x.Close()
-	if v, err := sqlindex.SchemaVersion(context.Background(), x.SQL()); err != nil || v != 9 {
+	if v, err := sqlindex.SchemaVersion(context.Background(), x.SQL()); err != nil || v != 10 {
 		t.Fatalf("version %d, %v", v, err)
 	}
 }

@@ -54,6 +54,24 @@ type Dialect struct {
 	// the first arrival of an instance it names are never committed side by side
 	// without seeing each other (the instance visible and rejected at once).
 	LockUID string
+	// Fence is appended to a subquery to keep the planner from merging it into the
+	// query around it (" OFFSET 0" in PostgreSQL), or "" (SQLite keeps an IN subquery
+	// whole).
+	Fence string
+	// RowLookups reports that a page of studies whose patient keys match very many
+	// patients is found faster by looking up each walked study's patient than by
+	// building the set of those patients first (SQLite, whose sets are b-trees built one
+	// insertion at a time; PostgreSQL hashes the set quickly). See patientClause.
+	RowLookups bool
+	// PrepareReads keeps the queries of Find and FindSeq prepared (up to maxReadStmts
+	// texts): SQLite parses and plans a statement on every run otherwise. PostgreSQL
+	// plans an unnamed statement for the values it runs with, which the prefix
+	// matching of names needs.
+	PrepareReads bool
+	// Cursors reports server-side cursors (DECLARE ... CURSOR, FETCH): FindSeq reads
+	// the records of a query without a limit through one, so that the database plans
+	// for the first rows (PostgreSQL) rather than for all of them.
+	Cursors bool
 	// LockMigrations serialises concurrent migrators (e.g. an advisory lock), or nil.
 	LockMigrations func(ctx context.Context, tx *sql.Tx) error
 }
@@ -68,7 +86,9 @@ func (b *builder) arg(v any) string {
 	if b.d.Numbered {
 		return "$" + strconv.Itoa(len(b.args))
 	}
-	return "?"
+	// Numbered too (?NNN), so that a statement may place its conditions in another
+	// order than the one they were compiled in.
+	return "?" + strconv.Itoa(len(b.args))
 }
 
 // rebind converts ? placeholders to $n for numbered dialects (for static statements).

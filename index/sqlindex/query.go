@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"iter"
 	"slices"
 	"strconv"
 	"strings"
@@ -118,21 +119,25 @@ func orderBy(terms []orderTerm, reverse bool) string {
 	return " ORDER BY " + strings.Join(parts, ", ")
 }
 
+// condSet holds the SQL conditions of a query: those on the patient record (p) and the
+// others.
+type condSet struct{ patient, other []string }
+
 // conditions compiles the query's filters, the caller's scopes and the class filter
-// into SQL conditions with their arguments in b. A query the database cannot run as
-// given is index.ErrBadQuery.
-func (x *DB) conditions(ctx context.Context, b *builder, q index.Query) ([]string, error) {
-	var where []string
+// into SQL conditions with their arguments in b. patientOnly compiles only those on the
+// patient record. A query the database cannot run as given is index.ErrBadQuery.
+func (x *DB) conditions(ctx context.Context, b *builder, q index.Query, patientOnly bool) (condSet, error) {
+	var cs condSet
 	for _, f := range q.Filters {
 		for _, v := range append([]string{f.Value}, f.Values...) {
 			if !utf8.ValidString(v) || strings.ContainsRune(v, 0) {
-				return nil, fmt.Errorf("%w: the value of %s is not valid UTF-8 text or holds a NUL character", index.ErrBadQuery, f.Tag)
+				return cs, fmt.Errorf("%w: the value of %s is not valid UTF-8 text or holds a NUL character", index.ErrBadQuery, f.Tag)
 			}
 		}
 	}
 	for _, f := range q.Filters {
 		c, ok := columns[f.Tag]
-		if !ok || c.level > q.Level {
+		if !ok || c.level > q.Level || patientOnly && c.level != index.PatientLevel {
 			continue
 		}
 		var cond string
@@ -141,39 +146,191 @@ func (x *DB) conditions(ctx context.Context, b *builder, q index.Query) ([]strin
 		} else {
 			cond = x.match(b, c, f.Value, q.Fuzzy)
 		}
-		if cond != "" {
-			where = append(where, cond)
+		switch {
+		case cond == "":
+		case c.level == index.PatientLevel:
+			cs.patient = append(cs.patient, cond)
+		default:
+			cs.other = append(cs.other, cond)
 		}
 	}
-	if n := len(where) + len(b.args); n > index.MaxQueryTerms {
-		return nil, fmt.Errorf("%w: it has %d matching terms (keys and values); the index takes at most %d", index.ErrBadQuery, n, index.MaxQueryTerms)
+	if n := len(cs.patient) + len(cs.other) + len(b.args); n > index.MaxQueryTerms {
+		return cs, fmt.Errorf("%w: it has %d matching terms (keys and values); the index takes at most %d", index.ErrBadQuery, n, index.MaxQueryTerms)
 	}
 	if q.Level == index.PatientLevel {
 		// Records merged away are not patients any more (their studies are filed
 		// under the survivor).
-		where = append(where, `p.merged_into IS NULL`)
+		cs.patient = append(cs.patient, `p.merged_into IS NULL`)
 	}
 	// The caller's scope (index.WithScope), in the query itself.
 	for _, sc := range index.Scopes(ctx) {
 		if sc.Patient != nil {
-			where = append(where, `p.patient_id = `+b.arg(sc.Patient.ID)+` AND p.issuer = `+b.arg(sc.Patient.Issuer))
+			cs.patient = append(cs.patient, `p.patient_id = `+b.arg(sc.Patient.ID)+` AND p.issuer = `+b.arg(sc.Patient.Issuer))
 		}
-		if sc.StudyInstanceUID != "" {
+		if sc.StudyInstanceUID != "" && !patientOnly {
 			if q.Level == index.PatientLevel {
-				where = append(where, `EXISTS (SELECT 1 FROM studies s WHERE s.patient_fk = p.id AND s.study_uid = `+b.arg(sc.StudyInstanceUID)+`)`)
+				cs.other = append(cs.other, `EXISTS (SELECT 1 FROM studies s WHERE s.patient_fk = p.id AND s.study_uid = `+b.arg(sc.StudyInstanceUID)+`)`)
 			} else {
-				where = append(where, `s.study_uid = `+b.arg(sc.StudyInstanceUID))
+				cs.other = append(cs.other, `s.study_uid = `+b.arg(sc.StudyInstanceUID))
 			}
 		}
 	}
-	if q.Class != nil {
+	if q.Class != nil && !patientOnly {
 		cond := x.classCondition(b, &q.Class.Class)
 		if q.Class.Exclude {
 			cond = `NOT ` + cond
 		}
-		where = append(where, cond)
+		cs.other = append(cs.other, cond)
 	}
-	return where, nil
+	return cs, nil
+}
+
+// DefaultDensePatients is the default of DB.DensePatients.
+const DefaultDensePatients = 1000
+
+// densePatients returns DB.DensePatients or its default.
+func (x *DB) densePatients() int {
+	if x.DensePatients > 0 {
+		return x.DensePatients
+	}
+	return DefaultDensePatients
+}
+
+// exactPatient reports whether q names its patients exactly (a PatientID without
+// wildcards, a list of them, or a scope's patient): a handful of records at most.
+func exactPatient(ctx context.Context, q index.Query) bool {
+	for _, sc := range index.Scopes(ctx) {
+		if sc.Patient != nil {
+			return true
+		}
+	}
+	for _, f := range q.Filters {
+		if f.Tag != dcm.TagPatientID {
+			continue
+		}
+		if v := strings.TrimSpace(f.Value); len(f.Values) > 0 || v != "" && !strings.ContainsAny(v, "*?") {
+			return true
+		}
+	}
+	return false
+}
+
+// patientClause is the condition that a study's patient meets the patient conditions
+// of a study query, in the form that makes the database take the faster way for the
+// number of patients they match, which a count bounded by DB.DensePatients tells:
+//
+//   - Few (fewer than DensePatients): the database starts from those patients and reads
+//     their studies (studies_by_patient), then sorts them. The dialect's Fence keeps
+//     PostgreSQL from walking the studies with a look-up of each one's patient.
+//   - More: it walks the studies in the order of the answer (studies_by_date) and tests
+//     each against the set of those patients, built once, so that a page stops early.
+//     Wrapping the test in IS TRUE keeps either database from turning it into a join.
+//   - Very many (4 × DensePatients, for a page of at most 256 studies, where the
+//     dialect says RowLookups): it walks the studies and looks up each one's patient,
+//     which for a small page costs less than building the set.
+func (x *DB) patientClause(ctx context.Context, b *builder, q index.Query, conds []string) (string, error) {
+	pb := &builder{d: x.d}
+	pc, err := x.conditions(ctx, pb, q, true)
+	if err != nil {
+		return "", err
+	}
+	dense := x.densePatients()
+	k := dense
+	if x.d.RowLookups && q.Limit > 0 && q.Limit+q.Offset <= 256 {
+		k = manyPatients * dense
+	}
+	var n int
+	probe := `SELECT COUNT(*) FROM (SELECT 1 AS one FROM patients p WHERE ` + strings.Join(pc.patient, ` AND `) + ` LIMIT ` + pb.arg(k) + `) t`
+	rows, err := x.query(ctx, probe, pb.args...)
+	if err == nil {
+		err = scanOne(rows, &n)
+	}
+	if err != nil {
+		return "", fmt.Errorf("index: find %s: patients: %w", q.Level, err)
+	}
+	where := strings.Join(conds, ` AND `)
+	switch {
+	case n < dense:
+		return `s.patient_fk IN (SELECT p.id FROM patients p WHERE ` + where + x.d.Fence + `)`, nil
+	case n < manyPatients*dense:
+		return `(s.patient_fk IN (SELECT p.id FROM patients p WHERE ` + where + `)) IS TRUE`, nil
+	}
+	return `EXISTS (SELECT 1 FROM patients p WHERE p.id = s.patient_fk AND ` + where + `)`, nil
+}
+
+// scanOne reads the one row of a one-column query into dest.
+func scanOne(rows *sql.Rows, dest any) error {
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		return sql.ErrNoRows
+	}
+	if err := rows.Scan(dest); err != nil {
+		return err
+	}
+	return rows.Close()
+}
+
+// manyPatients × DB.DensePatients patients are very many (patientClause).
+const manyPatients = 4
+
+// selectSQL builds the SELECT of a query (its records, not their count).
+//
+// A study query with patient keys that name no patient exactly, or with an offset,
+// tests its patient keys as patientClause does and, with a limit, reads the ids of its
+// page first, from the indexes alone (studies_by_date holds the patient and
+// ModalitiesInStudy, studies_by_patient the sort keys), then the rows of that page: the
+// studies the filters drop, skipped by the offset or sorted out of the page are never
+// read. Other queries are a plain join. Either way the order is that of the level
+// (orderBy): the same records in the same order.
+func (x *DB) selectSQL(ctx context.Context, q index.Query, cols, from, order string) (string, []any, error) {
+	b := &builder{d: x.d}
+	cs, err := x.conditions(ctx, b, q, false)
+	if err != nil {
+		return "", nil, err
+	}
+	where := func(conds []string) string {
+		if len(conds) == 0 {
+			return ""
+		}
+		return ` WHERE ` + strings.Join(conds, ` AND `)
+	}
+	page := func(query string) string {
+		if q.Limit > 0 {
+			query += ` LIMIT ` + b.arg(q.Limit)
+		}
+		if q.Offset > 0 {
+			if q.Limit <= 0 {
+				if x.d.Numbered {
+					query += ` LIMIT ALL`
+				} else {
+					query += ` LIMIT -1`
+				}
+			}
+			query += ` OFFSET ` + b.arg(q.Offset)
+		}
+		return query
+	}
+	if q.Level != index.StudyLevel || exactPatient(ctx, q) || len(cs.patient) == 0 && (q.Offset == 0 || q.Limit <= 0) {
+		// A plain join: the patients are few (the database starts from them), or the
+		// walk of the studies in order reads no more than the page.
+		return page(`SELECT ` + cols + from + where(append(cs.patient, cs.other...)) + order), b.args, nil
+	}
+	conds := cs.other
+	if len(cs.patient) > 0 {
+		clause, err := x.patientClause(ctx, b, q, cs.patient)
+		if err != nil {
+			return "", nil, err
+		}
+		conds = append(conds, clause)
+	}
+	if q.Limit <= 0 {
+		return page(`SELECT ` + cols + from + where(conds) + order), b.args, nil
+	}
+	ids := page(`SELECT s.id FROM studies s` + where(conds) + order)
+	return `SELECT ` + cols + from + ` WHERE s.id IN (` + ids + `)` + order, b.args, nil
 }
 
 // classCondition is the SQL of index.StudyClass.Matches on the study s.
@@ -206,15 +363,8 @@ func (x *DB) classCondition(b *builder, c *index.StudyClass) string {
 	return `(` + strings.Join(any, ` OR `) + `)`
 }
 
-// Find implements index.Index.
-func (x *DB) Find(ctx context.Context, q index.Query) (*index.Result, error) {
-	res := &index.Result{}
-	for _, f := range q.Filters {
-		if c, ok := columns[f.Tag]; !ok || c.level > q.Level {
-			res.Ignored = append(res.Ignored, f.Tag)
-		}
-	}
-	var cols, from, order string
+// levelSQL returns the columns, tables and order of a level's SELECT.
+func levelSQL(q index.Query) (cols, from, order string, err error) {
 	switch q.Level {
 	case index.PatientLevel:
 		cols, from, order = patientCols, fromPatient, orderBy(patientOrder, q.Reverse)
@@ -228,19 +378,40 @@ func (x *DB) Find(ctx context.Context, q index.Query) (*index.Result, error) {
 			cols = patientCols + `, ` + studyCols + `, ` + seriesCols + `, ` + instanceCols + `, ` + heavyCols
 		}
 	default:
-		return nil, fmt.Errorf("index: find: invalid level %d", q.Level)
+		return "", "", "", fmt.Errorf("index: find: invalid level %d", q.Level)
 	}
 	if q.Class != nil && q.Level == index.PatientLevel {
-		return nil, fmt.Errorf("index: find: a class filter needs study level or below")
+		return "", "", "", fmt.Errorf("index: find: a class filter needs study level or below")
+	}
+	return cols, from, order, nil
+}
+
+// ignored lists the filters of q the index cannot match on at its level.
+func ignored(q index.Query) []dcm.Tag {
+	var out []dcm.Tag
+	for _, f := range q.Filters {
+		if c, ok := columns[f.Tag]; !ok || c.level > q.Level {
+			out = append(out, f.Tag)
+		}
+	}
+	return out
+}
+
+// Find implements index.Index.
+func (x *DB) Find(ctx context.Context, q index.Query) (*index.Result, error) {
+	res := &index.Result{Ignored: ignored(q)}
+	cols, from, order, err := levelSQL(q)
+	if err != nil {
+		return nil, err
 	}
 	if q.Total {
 		b := &builder{d: x.d}
 		query := from
-		where, err := x.conditions(ctx, b, q)
+		cs, err := x.conditions(ctx, b, q, false)
 		if err != nil {
 			return nil, err
 		}
-		if len(where) > 0 {
+		if where := append(cs.patient, cs.other...); len(where) > 0 {
 			query += ` WHERE ` + strings.Join(where, ` AND `)
 		}
 		if q.MaxTotal > 0 {
@@ -255,76 +426,179 @@ func (x *DB) Find(ctx context.Context, q index.Query) (*index.Result, error) {
 			return res, nil
 		}
 	}
-	b := &builder{d: x.d}
-	query := `SELECT ` + cols + from
-	where, err := x.conditions(ctx, b, q)
+	query, args, err := x.selectSQL(ctx, q, cols, from, order)
 	if err != nil {
 		return nil, err
 	}
-	if len(where) > 0 {
-		query += ` WHERE ` + strings.Join(where, ` AND `)
-	}
-	query += order
-	if q.Limit > 0 {
-		query += ` LIMIT ` + b.arg(q.Limit)
-	}
-	if q.Offset > 0 {
-		if q.Limit <= 0 {
-			query += ` LIMIT -1`
-			if x.d.Numbered {
-				query = strings.TrimSuffix(query, ` LIMIT -1`) + ` LIMIT ALL`
-			}
-		}
-		query += ` OFFSET ` + b.arg(q.Offset)
-	}
-	rows, err := x.db.QueryContext(ctx, query, b.args...)
+	rows, err := x.query(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("index: find %s: %w", q.Level, err)
 	}
 	defer rows.Close()
-	switch q.Level {
-	case index.PatientLevel:
-		for rows.Next() {
-			var p index.Patient
-			if err := rows.Scan(patientDest(&p)...); err != nil {
-				return nil, fmt.Errorf("index: find: %w", err)
-			}
-			res.Patients = append(res.Patients, p)
+	sc := rowScanner{correct: !q.Uncorrected}
+	for rows.Next() {
+		var err error
+		switch q.Level {
+		case index.PatientLevel:
+			res.Patients = append(res.Patients, index.Patient{})
+			err = sc.scan(rows, &res.Patients[len(res.Patients)-1])
+		case index.StudyLevel:
+			res.Studies = append(res.Studies, index.Study{})
+			err = sc.scan(rows, &res.Studies[len(res.Studies)-1])
+		case index.SeriesLevel:
+			res.Series = append(res.Series, index.Series{})
+			err = sc.scan(rows, &res.Series[len(res.Series)-1])
+		case index.ImageLevel:
+			res.Instances = append(res.Instances, index.Instance{})
+			err = sc.scan(rows, &res.Instances[len(res.Instances)-1])
 		}
-	case index.StudyLevel:
-		for rows.Next() {
-			var s index.Study
-			var sc studyScan
-			if err := rows.Scan(append(patientDest(&s.Patient), sc.dest(&s)...)...); err != nil {
-				return nil, fmt.Errorf("index: find: %w", err)
-			}
-			sc.finish(&s)
-			res.Studies = append(res.Studies, s)
-		}
-	case index.SeriesLevel:
-		for rows.Next() {
-			var se index.Series
-			var sc studyScan
-			var ss seriesScan
-			d := append(patientDest(&se.Patient), sc.dest(&se.Study)...)
-			if err := rows.Scan(append(d, ss.dest(&se)...)...); err != nil {
-				return nil, fmt.Errorf("index: find: %w", err)
-			}
-			sc.finish(&se.Study)
-			ss.finish(&se)
-			res.Series = append(res.Series, se)
-		}
-	case index.ImageLevel:
-		list, err := scanInstances(rows, !q.Uncorrected)
 		if err != nil {
 			return nil, fmt.Errorf("index: find: %w", err)
 		}
-		res.Instances = list
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("index: find: %w", err)
 	}
 	return res, nil
+}
+
+// FindSeq implements index.Index. The rows come from one statement held open while
+// the loop runs (in PostgreSQL, a cursor of a read-only transaction, fetched a batch at
+// a time, so that the database plans for the first rows rather than for all of them).
+func (x *DB) FindSeq(ctx context.Context, q index.Query) ([]dcm.Tag, iter.Seq2[index.Record, error]) {
+	return ignored(q), func(yield func(index.Record, error) bool) {
+		cols, from, order, err := levelSQL(q)
+		if err != nil {
+			yield(nil, err)
+			return
+		}
+		query, args, err := x.selectSQL(ctx, q, cols, from, order)
+		if err != nil {
+			yield(nil, err)
+			return
+		}
+		sc := rowScanner{correct: !q.Uncorrected}
+		each := func(rows *sql.Rows) (n int, ok bool, err error) {
+			defer rows.Close()
+			for rows.Next() {
+				n++
+				var rec index.Record
+				switch q.Level {
+				case index.PatientLevel:
+					rec = &index.Patient{}
+				case index.StudyLevel:
+					rec = &index.Study{}
+				case index.SeriesLevel:
+					rec = &index.Series{}
+				default:
+					rec = &index.Instance{}
+				}
+				if err := sc.scan(rows, rec); err != nil {
+					return n, false, fmt.Errorf("index: find: %w", err)
+				}
+				if !yield(rec, nil) {
+					return n, false, nil
+				}
+			}
+			if err := rows.Err(); err != nil {
+				return n, false, fmt.Errorf("index: find: %w", err)
+			}
+			return n, true, nil
+		}
+		if !x.d.Cursors || q.Limit > 0 {
+			rows, err := x.query(ctx, query, args...)
+			if err != nil {
+				yield(nil, fmt.Errorf("index: find %s: %w", q.Level, err))
+				return
+			}
+			if _, _, err := each(rows); err != nil {
+				yield(nil, err)
+			}
+			return
+		}
+		// The cursor's statements run without ctx's cancellation, which ends the loop
+		// between two fetches instead: lib/pq answers a context ended in the middle of a
+		// statement by cancelling it on a new connection to the server and dropping the
+		// one it ran on, and a C-FIND cancelled by its peer (C-CANCEL) would pay for a
+		// new connection each time. A fetch reads at most cursorBatch rows.
+		dbctx := context.WithoutCancel(ctx)
+		tx, err := x.db.BeginTx(dbctx, &sql.TxOptions{ReadOnly: true})
+		if err == nil {
+			err = ctx.Err()
+		}
+		if err != nil {
+			if tx != nil {
+				tx.Rollback()
+			}
+			yield(nil, fmt.Errorf("index: find %s: %w", q.Level, err))
+			return
+		}
+		defer tx.Rollback()
+		if _, err := tx.ExecContext(dbctx, `DECLARE lumen_find NO SCROLL CURSOR FOR `+query, args...); err != nil {
+			yield(nil, fmt.Errorf("index: find %s: %w", q.Level, err))
+			return
+		}
+		for batch := cursorFirstBatch; ; batch = cursorBatch {
+			if err := ctx.Err(); err != nil {
+				yield(nil, fmt.Errorf("index: find %s: %w", q.Level, err))
+				return
+			}
+			rows, err := tx.QueryContext(dbctx, `FETCH FORWARD `+strconv.Itoa(batch)+` FROM lumen_find`)
+			if err != nil {
+				yield(nil, fmt.Errorf("index: find %s: %w", q.Level, err))
+				return
+			}
+			n, ok, err := each(rows)
+			if err != nil {
+				yield(nil, err)
+				return
+			}
+			if !ok || n < batch {
+				return
+			}
+		}
+	}
+}
+
+// The rows a cursor fetch reads: few at first, so that the first answer goes out at
+// once, then more at a time.
+const (
+	cursorFirstBatch = 100
+	cursorBatch      = 1000
+)
+
+// rowScanner reads rows of a level's SELECT into records; correct applies the
+// records' corrections to instance metadata (Instance.CorrectMetadata).
+type rowScanner struct {
+	correct   bool
+	corrector index.MetadataCorrector
+}
+
+// scan reads the current row into rec, a *index.Patient, *index.Study, *index.Series
+// or *index.Instance (the level of the SELECT).
+func (r *rowScanner) scan(rows *sql.Rows, rec index.Record) error {
+	switch v := rec.(type) {
+	case *index.Patient:
+		return rows.Scan(patientDest(v)...)
+	case *index.Study:
+		var sc studyScan
+		if err := rows.Scan(append(patientDest(&v.Patient), sc.dest(v)...)...); err != nil {
+			return err
+		}
+		sc.finish(v)
+	case *index.Series:
+		var sc studyScan
+		var ss seriesScan
+		d := append(patientDest(&v.Patient), sc.dest(&v.Study)...)
+		if err := rows.Scan(append(d, ss.dest(v)...)...); err != nil {
+			return err
+		}
+		sc.finish(&v.Study)
+		ss.finish(v)
+	case *index.Instance:
+		return r.scanInstance(rows, v)
+	}
+	return nil
 }
 
 func patientDest(p *index.Patient) []any {
@@ -364,51 +638,58 @@ func (ss *seriesScan) finish(se *index.Series) {
 func scanInstances(rows *sql.Rows, correct bool) ([]index.Instance, error) {
 	defer rows.Close()
 	var out []index.Instance
-	var corrector index.MetadataCorrector
+	r := rowScanner{correct: correct}
 	for rows.Next() {
-		var in index.Instance
-		var sc studyScan
-		var ss seriesScan
-		var num sql.NullInt64
-		var received int64
-		var layout, bulk, spans sql.NullString
-		var meta []byte // scanned once, straight into bytes (it is the largest column)
-		d := append(patientDest(&in.Patient), sc.dest(&in.Study)...)
-		d = append(d, ss.dest(&in.Series)...)
-		d = append(d, &in.SOPInstanceUID, &in.SOPClassUID, &num, &in.TransferSyntaxUID, &in.NumberOfFrames, &in.Rows, &in.Columns, &in.BitsAllocated, &in.BlobKey, &in.Size, &in.SHA256, &in.SourceAE, &received, &in.MetadataOmitted, &in.ContentDigest, &meta, &layout, &bulk, &spans)
-		if err := rows.Scan(d...); err != nil {
+		out = append(out, index.Instance{})
+		if err := r.scanInstance(rows, &out[len(out)-1]); err != nil {
 			return nil, err
 		}
-		sc.finish(&in.Study)
-		ss.finish(&in.Series)
-		if num.Valid {
-			n := int(num.Int64)
-			in.InstanceNumber = &n
-		}
-		in.ReceivedAt = time.UnixMilli(received)
-		if meta != nil {
-			// The record's corrections (patient module, moved study) show in the
-			// metadata of every surface that reads it.
-			in.Metadata, in.MetadataSpans = meta, spans.String
-			if correct {
-				m, err := corrector.Correct(&in, in.Metadata)
-				if err != nil {
-					return nil, fmt.Errorf("instance %s: %w", in.SOPInstanceUID, err)
-				}
-				if in.Corrected {
-					in.Metadata, in.MetadataSpans = m, "" // the spans were those of the stored metadata
-				}
-			}
-		}
-		if layout.Valid {
-			in.PixelLayout = []byte(layout.String)
-		}
-		if bulk.Valid {
-			in.Bulk = []byte(bulk.String)
-		}
-		out = append(out, in)
 	}
 	return out, rows.Err()
+}
+
+// scanInstance reads the current instance row into in.
+func (r *rowScanner) scanInstance(rows *sql.Rows, in *index.Instance) error {
+	var sc studyScan
+	var ss seriesScan
+	var num sql.NullInt64
+	var received int64
+	var layout, bulk, spans sql.NullString
+	var meta []byte // scanned once, straight into bytes (it is the largest column)
+	d := append(patientDest(&in.Patient), sc.dest(&in.Study)...)
+	d = append(d, ss.dest(&in.Series)...)
+	d = append(d, &in.SOPInstanceUID, &in.SOPClassUID, &num, &in.TransferSyntaxUID, &in.NumberOfFrames, &in.Rows, &in.Columns, &in.BitsAllocated, &in.BlobKey, &in.Size, &in.SHA256, &in.SourceAE, &received, &in.MetadataOmitted, &in.ContentDigest, &meta, &layout, &bulk, &spans)
+	if err := rows.Scan(d...); err != nil {
+		return err
+	}
+	sc.finish(&in.Study)
+	ss.finish(&in.Series)
+	if num.Valid {
+		n := int(num.Int64)
+		in.InstanceNumber = &n
+	}
+	in.ReceivedAt = time.UnixMilli(received)
+	if meta != nil {
+		// The record's corrections (patient module, moved study) show in the
+		// metadata of every surface that reads it.
+		in.Metadata, in.MetadataSpans = meta, spans.String
+		if r.correct {
+			m, err := r.corrector.Correct(in, in.Metadata)
+			if err != nil {
+				return fmt.Errorf("instance %s: %w", in.SOPInstanceUID, err)
+			}
+			if in.Corrected {
+				in.Metadata, in.MetadataSpans = m, "" // the spans were those of the stored metadata
+			}
+		}
+	}
+	if layout.Valid {
+		in.PixelLayout = []byte(layout.String)
+	}
+	if bulk.Valid {
+		in.Bulk = []byte(bulk.String)
+	}
+	return nil
 }
 
 // match compiles one key to a SQL condition (PS3.4 §C.2.2.2). An empty value is

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/lumenpacs/lumen/index"
@@ -19,11 +20,20 @@ type DB struct {
 	// QuietPeriod is how long after a study's last indexed instance its thumbnail job
 	// becomes due (default DefaultQuietPeriod). Set it before use.
 	QuietPeriod time.Duration
+	// DensePatients is how many patient records the patient keys of a study query (a
+	// name or ID with wildcards, a birth date range, a sex) must match for the query to
+	// walk the studies in the order of its answer and test each one's patient, rather
+	// than start from those patients and sort their studies (default
+	// DefaultDensePatients). Either way gives the same answer; the first is faster when
+	// the matching patients are many, the second when they are few. Set it before use.
+	DensePatients int
 
 	db    *sql.DB
 	wdb   *sql.DB // write transactions, when they have their own pool (UseWriter)
 	d     *Dialect
-	stmts sync.Map   // query text -> *sql.Stmt
+	stmts sync.Map // query text -> *sql.Stmt
+	reads sync.Map // query text -> *sql.Stmt, of queries (Dialect.PrepareReads)
+	nread atomic.Int32
 	wmu   sync.Mutex // held around write transactions when the dialect serialises them
 }
 
@@ -569,14 +579,53 @@ func (x *DB) Ping(ctx context.Context) error {
 	return nil
 }
 
+// maxReadStmts bounds the prepared queries kept (readStmt): the texts of queries vary
+// with their filters, and the common ones come first.
+const maxReadStmts = 256
+
+// readStmt returns the prepared statement of a query text when the dialect keeps them
+// (Dialect.PrepareReads), preparing it on first use while fewer than maxReadStmts are
+// kept; nil otherwise (the caller runs the text).
+func (x *DB) readStmt(ctx context.Context, q string) *sql.Stmt {
+	if !x.d.PrepareReads {
+		return nil
+	}
+	if v, ok := x.reads.Load(q); ok {
+		return v.(*sql.Stmt)
+	}
+	if x.nread.Load() >= maxReadStmts {
+		return nil
+	}
+	st, err := x.db.PrepareContext(ctx, q)
+	if err != nil {
+		return nil // the caller runs the text, and reports what fails
+	}
+	if v, loaded := x.reads.LoadOrStore(q, st); loaded {
+		st.Close()
+		return v.(*sql.Stmt)
+	}
+	x.nread.Add(1)
+	return st
+}
+
+// query runs a query, prepared when the dialect keeps prepared queries.
+func (x *DB) query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	if st := x.readStmt(ctx, q); st != nil {
+		return st.QueryContext(ctx, args...)
+	}
+	return x.db.QueryContext(ctx, q, args...)
+}
+
 // Close implements index.Index.
 func (x *DB) Close() error {
-	x.stmts.Range(func(_, v any) bool {
-		if st := v.(*sql.Stmt); st != nil {
-			st.Close()
-		}
-		return true
-	})
+	for _, m := range []*sync.Map{&x.stmts, &x.reads} {
+		m.Range(func(_, v any) bool {
+			if st := v.(*sql.Stmt); st != nil {
+				st.Close()
+			}
+			return true
+		})
+	}
 	if x.wdb != nil {
 		x.wdb.Close()
 	}

@@ -45,6 +45,8 @@ func Dialect() *sqlindex.Dialect {
 		// One writer at a time; other processes (lumen import beside lumen serve) still
 		// coordinate through SQLite's locks and busy timeout.
 		SerializeWrites: true,
+		RowLookups:      true,
+		PrepareReads:    true,
 		Contains:        "instr(%[1]s, %[2]s) > 0",
 		Upper:           "upper(%[1]s)", // ASCII only (no ICU)
 		Words:           "lumen_words(%[1]s)",
@@ -76,7 +78,9 @@ func Open(ctx context.Context, path string) (*sqlindex.DB, error) {
 		}
 	}
 	q := url.Values{}
-	for _, p := range []string{"journal_mode(WAL)", "synchronous(FULL)", "busy_timeout(30000)", "foreign_keys(1)"} {
+	// mmap_size: pages are read from the mapped file, shared by every connection,
+	// rather than copied into each connection's page cache with a read call each.
+	for _, p := range []string{"journal_mode(WAL)", "synchronous(FULL)", "busy_timeout(30000)", "foreign_keys(1)", "mmap_size(268435456)"} {
 		q.Add("_pragma", p)
 	}
 	q.Set("_txlock", "immediate")

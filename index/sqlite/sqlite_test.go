@@ -21,6 +21,18 @@ func TestContract(t *testing.T) {
 	})
 }
 
+// TestQueryPlans runs the query checks with study queries taking either way of
+// starting from their patient keys (sqlindex.DB.DensePatients).
+func TestQueryPlans(t *testing.T) {
+	indextest.QueryPlans(t, func(t *testing.T) *sqlindex.DB {
+		x, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "index.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return x
+	})
+}
+
 func TestMigrationsIdempotent(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "index.db")
 	for range 2 {
@@ -29,7 +41,7 @@ func TestMigrationsIdempotent(t *testing.T) {
 			t.Fatal(err)
 		}
 		v, err := sqlindex.SchemaVersion(context.Background(), x.SQL())
-		if err != nil || v != 9 {
+		if err != nil || v != 10 {
 			t.Fatalf("version %d, %v", v, err)
 		}
 		x.Close()

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"iter"
 	"log/slog"
 	"strings"
 
@@ -12,9 +13,11 @@ import (
 	"github.com/lumenpacs/lumen/index"
 )
 
-// Index is what the Query/Retrieve SCPs read: the matching of index.Query.
+// Index is what the Query/Retrieve SCPs read: the matching of index.Query, collected
+// (Find, for retrieval) or streamed (FindSeq, for C-FIND's pending responses).
 type Index interface {
 	Find(ctx context.Context, q index.Query) (*index.Result, error)
+	FindSeq(ctx context.Context, q index.Query) (ignored []dcm.Tag, records iter.Seq2[index.Record, error])
 }
 
 // Auditor records a DIMSE action of an association (service/audit.Trail does).
@@ -40,7 +43,9 @@ var skipKeys = map[dcm.Tag]bool{dcm.TagSpecificCharacterSet: true, dcm.TagQueryR
 // HandleFind answers one C-FIND request: an identifier that does not parse or names no
 // valid level is refused (C000, A900), each match is sent as a pending answer holding
 // the requested return keys, in the request's character set when it can hold them,
-// else in UTF-8.
+// else in UTF-8. The matches are sent as the index reads them (index.Index.FindSeq);
+// should the index fail part way, the responses already sent stand and the final one
+// says the failure.
 func (h *FindSCP) HandleFind(ctx context.Context, req *dimse.FindRequest, send func([]byte, bool) error) (st dimse.Status) {
 	var study, patient, issuer string
 	defer func() { audited(ctx, h.Audit, req.Association, "query", "C-FIND", st, study, patient, issuer) }()
@@ -77,28 +82,30 @@ func (h *FindSCP) HandleFind(ctx context.Context, req *dimse.FindRequest, send f
 		}
 		q.Filters = append(q.Filters, index.Filter{Tag: e.Tag, Value: v})
 	}
-	res, err := h.Index.Find(ctx, q)
-	if err != nil {
-		if errors.Is(err, context.Canceled) {
-			return dimse.Status{Code: dimse.StatusCancel}
-		}
-		if errors.Is(err, index.ErrBadQuery) { // the identifier's fault: never "try again"
-			return dimse.Status{Code: dimse.StatusCannotUnderstand, ErrorComment: strings.TrimPrefix(err.Error(), "index: ")}
-		}
-		logger(h.Log).Warn("dimse: C-FIND failed", "calling_ae", req.Association.CallingAETitle, "err", err)
-		return dimse.Status{Code: dimse.StatusOutOfResources, ErrorComment: "index unavailable"}
-	}
+	// The matches are answered as the index reads them: the first pending response goes
+	// out before the last match is read.
+	ignored, records := h.Index.FindSeq(ctx, q)
 	// Answers come in the request's character set when it can hold them, else in UTF-8
 	// (PS3.4 C.4.1.1.3.2 lets the SCP answer in another character set).
 	reqCS := id.CharacterSet()
-	warnIgnored := len(res.Ignored) > 0
+	warnIgnored := len(ignored) > 0
 	tags := make([]dcm.Tag, len(keys))
 	byTag := make(map[dcm.Tag]*dcm.Element, len(keys))
 	for i, k := range keys {
 		tags[i], byTag[k.Tag] = k.Tag, k
 	}
 	var sendErr error
-	for _, rec := range res.Records(level) {
+	for rec, err := range records {
+		if err != nil {
+			if errors.Is(err, context.Canceled) {
+				return dimse.Status{Code: dimse.StatusCancel}
+			}
+			if errors.Is(err, index.ErrBadQuery) { // the identifier's fault: never "try again"
+				return dimse.Status{Code: dimse.StatusCannotUnderstand, ErrorComment: strings.TrimPrefix(err.Error(), "index: ")}
+			}
+			logger(h.Log).Warn("dimse: C-FIND failed", "calling_ae", req.Association.CallingAETitle, "err", err)
+			return dimse.Status{Code: dimse.StatusOutOfResources, ErrorComment: "index unavailable"}
+		}
 		out, missing, err := index.Answer(rec, tags, reqCS)
 		if err != nil {
 			sendErr = err
