@@ -48,7 +48,8 @@ tools: provision
 ## the store benchmarks, BenchmarkImportCT (lumen import of 2,000 512 KB CT instances),
 ## BenchmarkIngestLargeMultiframe (one 1 GiB instance; peak RSS of the process),
 ## BenchmarkCStore (1 and 4 associations), BenchmarkFindStudies (100,000 studies), the
-## DICOMweb and rendering benchmarks, the EMR chart (200 studies) and widget (first
+## DICOMweb and rendering benchmarks (WADO-RS retrieval of a 151-instance CT study over
+## loopback: BenchmarkWADORetrieve), the EMR chart (200 studies) and widget (first
 ## thumbnail in Chromium), the HL7 v2 parser (BenchmarkParseA08) and ADT A08 over one MLLP
 ## connection end to end (BenchmarkHL7A08, fs+SQLite), the A40 merge at 1,000 studies with
 ## 1,000 to 100,000 instances (BenchmarkMergePatients, both backends) and the correction of
@@ -61,6 +62,7 @@ bench: provision
 	$(GO) test -tags '$(TAGS)' -run '^$$' -bench 'QIDOStudyList|SeriesMetadata' -benchtime 300x -timeout 30m ./cmd/lumen
 	$(GO) test -tags '$(TAGS)' -run '^$$' -bench 'Thumbnail' -benchtime 300x ./dicomweb
 	$(GO) test -tags '$(TAGS)' -run '^$$' -bench 'CineGIF' -benchtime 1x ./dicomweb
+	$(GO) test -tags '$(TAGS)' -run '^$$' -bench 'WADORetrieve' -benchtime 30x -count 3 ./dicomweb
 	$(GO) test -tags '$(TAGS)' -run '^$$' -bench 'BenchmarkChart' -benchtime 300x ./cmd/lumen
 	$(GO) test -tags '$(TAGS)' -run '^$$' -bench 'WidgetFirstThumbnail' -benchtime 20x ./cmd/lumen
 	$(GO) test -tags '$(TAGS)' -run '^$$' -bench 'HL7A08' -benchtime 3000x ./cmd/lumen

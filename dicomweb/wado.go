@@ -209,7 +209,9 @@ type planned struct {
 // an instance that cannot be sent as asked is left out of a multipart answer and named
 // in a Warning header, and when none is left the answer is 406 with the reason. A
 // frame that fails to decode after the answer has begun is logged and the transfer is
-// broken off.
+// broken off. When every part's length is known before the answer begins (partLengths)
+// the body has a Content-Length, and the stored files go to the connection zero-copy
+// (body); otherwise it is chunked.
 func (s *Service) retrieve(c echo.Context) error {
 	list, err := s.instances(c, false)
 	if err != nil {
