@@ -55,8 +55,9 @@ tools: provision
 ## BenchmarkCStore (1 and 4 associations), BenchmarkFindStudies (100,000 studies),
 ## BenchmarkQueryShapes (QIDO-RS study shapes, 8 clients at once and C-FIND's first
 ## pending response at 100,000 studies, both indexes), the DICOMweb and rendering
-## benchmarks (BenchmarkRendered: /rendered of a 512×512 CT and a 640×480 RGB US frame,
-## JPEG and PNG), the EMR chart (200 studies) and widget (first
+## benchmarks (WADO-RS retrieval of a 151-instance CT study over loopback:
+## BenchmarkWADORetrieve; BenchmarkRendered: /rendered of a 512×512 CT and a 640×480 RGB
+## US frame, JPEG and PNG), the EMR chart (200 studies) and widget (first
 ## thumbnail in Chromium), the HL7 v2 parser (BenchmarkParseA08) and ADT A08 over one MLLP
 ## connection end to end (BenchmarkHL7A08, fs+SQLite), the A40 merge at 1,000 studies with
 ## 1,000 to 100,000 instances (BenchmarkMergePatients, both backends) and the correction of
@@ -71,6 +72,7 @@ bench: provision
 	$(GO) test -tags '$(TAGS)' -run '^$$' -bench 'Thumbnail' -benchtime 300x ./dicomweb
 	$(GO) test -tags '$(TAGS)' -run '^$$' -bench 'Rendered' -benchtime 300x ./dicomweb
 	$(GO) test -tags '$(TAGS)' -run '^$$' -bench 'CineGIF' -benchtime 1x ./dicomweb
+	$(GO) test -tags '$(TAGS)' -run '^$$' -bench 'WADORetrieve' -benchtime 30x -count 3 ./dicomweb
 	$(GO) test -tags '$(TAGS)' -run '^$$' -bench 'BenchmarkChart' -benchtime 300x ./cmd/lumen
 	$(GO) test -tags '$(TAGS)' -run '^$$' -bench 'WidgetFirstThumbnail' -benchtime 20x ./cmd/lumen
 	$(GO) test -tags '$(TAGS)' -run '^$$' -bench 'HL7A08' -benchtime 3000x ./cmd/lumen

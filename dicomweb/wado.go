@@ -191,10 +191,18 @@ func (s *Service) writeConverted(w io.Writer, in *index.Instance, c *transcode.C
 	if errors.As(err, &fe) {
 		s.log().Warn("dicomweb: retrieve: a frame did not decode mid-response; the transfer is broken off",
 			"transfer_syntax", in.TransferSyntaxUID, "to", c.TransferSyntax, "frame", fe.Frame, "err", fe.Err)
-	} else if err != nil && !errors.Is(err, context.Canceled) {
+	} else if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, errPartLength) {
 		s.log().Info("dicomweb: retrieve: transfer broken off", "transfer_syntax", in.TransferSyntaxUID, "to", c.TransferSyntax, "err", err)
 	}
 	return err
+}
+
+// planned is an instance to send, in transfer syntax ts (fallback: as stored if its
+// conversion cannot be done).
+type planned struct {
+	in       *index.Instance
+	ts       string
+	fallback bool
 }
 
 // retrieve streams instances as multipart/related; type="application/dicom" (WADO-RS
@@ -204,7 +212,9 @@ func (s *Service) writeConverted(w io.Writer, in *index.Instance, c *transcode.C
 // an instance that cannot be sent as asked is left out of a multipart answer and named
 // in a Warning header, and when none is left the answer is 406 with the reason. A
 // frame that fails to decode after the answer has begun is logged and the transfer is
-// broken off.
+// broken off. When every part's length is known before the answer begins (partLengths)
+// the body has a Content-Length, and the stored files go to the connection zero-copy
+// (body); otherwise it is chunked.
 func (s *Service) retrieve(c echo.Context) error {
 	list, err := s.instances(c, false)
 	if err != nil {
@@ -215,11 +225,6 @@ func (s *Service) retrieve(c echo.Context) error {
 		return echo.NewHTTPError(http.StatusNotAcceptable, `instances are available as multipart/related; type="application/dicom" or application/dicom`)
 	}
 	ctx := c.Request().Context()
-	type planned struct {
-		in       *index.Instance
-		ts       string
-		fallback bool
-	}
 	var plan []planned
 	var leftOut []string
 	var firstErr error
@@ -277,43 +282,140 @@ func (s *Service) retrieve(c echo.Context) error {
 			w.Header().Set("Content-Length", strconv.FormatInt(first.Length, 10))
 		}
 		w.WriteHeader(http.StatusOK)
-		if s.writeConverted(w, plan[0].in, first) != nil {
-			abort()
+		b := newBody(w, first.Length >= 0)
+		defer b.release()
+		if s.sendConverted(b, nil, plan[0].in, first) != nil {
+			b.abort()
 		}
 		return nil
 	}
 	conv := first
 	defer func() { conv.Close() }() // also when the transfer is broken off
-	mw := startMultipart(c, "application/dicom")
+	boundary := newBoundary()
 	root := s.root(c)
+	// When the length of every part is known in advance, so is the body's: with a
+	// Content-Length, net/http does not chunk the body and the stored files go to the
+	// connection zero-copy (body).
+	known := s.partLengths(ctx, plan, first)
+	var total int64
+	for i, p := range known {
+		total += int64(len(partHead(boundary, i == 0, p.ts, p.length, instanceURL(root, plan[i].in)))) + p.length
+	}
+	closing := partsEnd(boundary, len(plan))
+	w.Header().Set("Content-Type", `multipart/related; type="application/dicom"; boundary=`+boundary)
+	if known != nil {
+		w.Header().Set("Content-Length", strconv.FormatInt(total+int64(len(closing)), 10))
+	}
+	w.WriteHeader(http.StatusOK)
+	b := newBody(w, known != nil)
+	defer b.release()
 	for i, p := range plan {
 		if i > 0 {
 			next, err := s.prepare(ctx, p.in, p.ts, p.fallback)
 			if err != nil {
 				s.log().Warn("dicomweb: retrieve: instance not prepared mid-response; the transfer is broken off", "key", p.in.BlobKey, "err", err)
-				abort()
+				b.abort()
 			}
 			conv = next
 		}
-		h := textproto.MIMEHeader{}
-		h.Set("Content-Type", "application/dicom; transfer-syntax="+conv.TransferSyntax)
-		if conv.Length >= 0 {
-			h.Set("Content-Length", strconv.FormatInt(conv.Length, 10))
+		if known != nil && (conv.Length != known[i].length || conv.TransferSyntax != known[i].ts) {
+			s.log().Warn("dicomweb: retrieve: an instance's length changed since the response began; the transfer is broken off", "key", p.in.BlobKey)
+			b.abort()
 		}
-		h.Set("Content-Location", instanceURL(root, p.in))
-		pw, err := mw.CreatePart(h)
-		if err == nil {
-			err = s.writeConverted(pw, p.in, conv)
-		}
+		err := s.sendConverted(b, partHead(boundary, i == 0, conv.TransferSyntax, conv.Length, instanceURL(root, p.in)), p.in, conv)
 		conv.Close()
 		if err != nil {
-			abort()
+			b.abort()
 		}
 	}
-	if err := mw.Close(); err != nil {
-		abort()
+	if _, err := b.Write(closing); err != nil || b.Flush() != nil {
+		b.abort()
 	}
 	return nil
+}
+
+// partSize is the transfer syntax and length of a part known before it is prepared.
+type partSize struct {
+	ts     string
+	length int64
+}
+
+// partLengths returns the transfer syntax and exact length of every part of a
+// retrieval when all are known before the answer begins, else nil: objects sent as
+// stored have the size the index records; those whose header is corrected on the way
+// out (edited in place) are prepared, measured and closed again; a conversion to
+// another transfer syntax has no length known in advance.
+func (s *Service) partLengths(ctx context.Context, plan []planned, first *transcode.Conversion) []partSize {
+	out := make([]partSize, len(plan))
+	for i, p := range plan {
+		switch {
+		case i == 0:
+			out[i] = partSize{first.TransferSyntax, first.Length}
+		case p.ts != p.in.TransferSyntaxUID:
+			return nil
+		case !p.in.Corrected:
+			if p.in.Size <= 0 {
+				return nil
+			}
+			out[i] = partSize{p.ts, p.in.Size}
+		default:
+			c, err := transcode.Prepare(ctx, s.Store, transcode.ObjectOf(p.in), p.ts)
+			if err != nil {
+				return nil // it fails again when its turn comes, mid-response
+			}
+			out[i] = partSize{c.TransferSyntax, c.Length}
+			c.Close()
+		}
+		if out[i].length < 0 {
+			return nil
+		}
+	}
+	return out
+}
+
+// partHead is the delimiter and header of a part of application/dicom in a
+// multipart/related body, as mime/multipart writes them (length -1: no
+// Content-Length).
+func partHead(boundary string, first bool, ts string, length int64, location string) []byte {
+	b := make([]byte, 0, 160+len(boundary)+len(location))
+	if !first {
+		b = append(b, "\r\n"...)
+	}
+	b = append(b, "--"+boundary+"\r\n"...)
+	if length >= 0 {
+		b = strconv.AppendInt(append(b, "Content-Length: "...), length, 10)
+		b = append(b, "\r\n"...)
+	}
+	b = append(b, "Content-Location: "+location+"\r\n"...)
+	b = append(b, "Content-Type: application/dicom; transfer-syntax="+ts+"\r\n\r\n"...)
+	return b
+}
+
+// partsEnd is the close delimiter of a multipart body of n parts.
+func partsEnd(boundary string, n int) []byte {
+	if n == 0 {
+		return []byte("--" + boundary + "--\r\n")
+	}
+	return []byte("\r\n--" + boundary + "--\r\n")
+}
+
+// sendConverted writes head and then a prepared conversion, as one part of b (the
+// whole body when head is nil), and writes what b gathered when it is the whole body.
+func (s *Service) sendConverted(b *body, head []byte, in *index.Instance, c *transcode.Conversion) error {
+	err := b.begin(head, c.Length)
+	if err == nil {
+		err = s.writeConverted(b, in, c)
+	}
+	if err == nil {
+		err = b.end()
+	}
+	if errors.Is(err, errPartLength) {
+		s.log().Warn("dicomweb: retrieve: the stored object is not as long as recorded; the transfer is broken off", "key", in.BlobKey, "err", err)
+	}
+	if err == nil && head == nil {
+		err = b.Flush()
+	}
+	return err
 }
 
 // metadata answers /metadata at study, series or instance level from the DICOM JSON

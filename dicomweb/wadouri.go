@@ -90,8 +90,10 @@ func (s *Service) wadoURI(c echo.Context) error {
 		w.Header().Set("Content-Length", strconv.FormatInt(conv.Length, 10))
 	}
 	w.WriteHeader(http.StatusOK)
-	if s.writeConverted(w, in, conv) != nil {
-		abort()
+	b := newBody(w, conv.Length >= 0)
+	defer b.release()
+	if s.sendConverted(b, nil, in, conv) != nil {
+		b.abort()
 	}
 	return nil
 }

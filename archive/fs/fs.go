@@ -195,7 +195,8 @@ func (s *Store) open(op, key string) (*os.File, archive.ObjectInfo, error) {
 	return f, archive.ObjectInfo{Key: key, Size: st.Size(), ModTime: st.ModTime()}, nil
 }
 
-// Get implements archive.Store.
+// Get implements archive.Store. The reader is the object's *os.File itself, so that
+// copying it to a network connection (io.Copy, net/http's ReadFrom) can use sendfile.
 func (s *Store) Get(ctx context.Context, key string) (io.ReadCloser, archive.ObjectInfo, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, archive.ObjectInfo{}, fmt.Errorf("archive/fs: get %s: %w", key, err)

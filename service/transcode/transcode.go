@@ -214,10 +214,7 @@ func Prepare(ctx context.Context, st Store, obj Object, ts string) (*Conversion,
 			if err != nil {
 				return nil, &StoreError{err}
 			}
-			c.stored = struct {
-				io.Reader
-				io.Closer
-			}{dcm.EditedReader(rc, 0, edits), rc}
+			c.stored = editedObject(rc, edits)
 			if obj.Size > 0 {
 				c.Length = obj.Size + dcm.EditsDelta(edits)
 			}
@@ -234,7 +231,10 @@ func Prepare(ctx context.Context, st Store, obj Object, ts string) (*Conversion,
 		if err != nil {
 			return nil, &StoreError{err}
 		}
-		c.stored, c.Length = rc, obj.Size
+		c.stored = rc
+		if obj.Size > 0 {
+			c.Length = obj.Size
+		}
 		return c, nil
 	}
 	if !Can(obj.TransferSyntax, ts) {
@@ -265,6 +265,29 @@ func Prepare(ctx context.Context, st Store, obj Object, ts string) (*Conversion,
 	}
 	return c, nil
 }
+
+// editedObject reads the stored object rc with its header edits applied: the bytes
+// up to the end of the last edit through dcm.EditedReader, then rc itself, so that
+// the rest of the object (the pixel data) is copied from rc as it is: io.Copy
+// reaches rc's own WriteTo, or the writer's ReadFrom with rc (an *os.File of the
+// filesystem store goes to a network connection by sendfile).
+func editedObject(rc io.ReadCloser, edits []dcm.Edit) io.ReadCloser {
+	var end int64
+	for _, e := range edits {
+		end = max(end, e.Offset+e.Length)
+	}
+	return storedReader{io.MultiReader(dcm.EditedReader(io.LimitReader(rc, end), 0, edits), rc), rc}
+}
+
+// storedReader is a reader of stored bytes and what closes it. Its WriteTo is the
+// reader's (io.MultiReader's: each part copied by io.Copy in turn).
+type storedReader struct {
+	io.Reader
+	io.Closer
+}
+
+// WriteTo copies the reader to w.
+func (r storedReader) WriteTo(w io.Writer) (int64, error) { return io.Copy(w, r.Reader) }
 
 // parseStored parses the stored object: only the bytes before its pixel data when
 // headerOnly and its layout says where they end, else the whole object (bulk values
