@@ -29,6 +29,9 @@ type Store struct {
 	// no stat (bounded: forgotten all at once when it reaches maxKnownDirs).
 	dirs  sync.Map // string -> struct{}
 	ndirs atomic.Int64
+	// syncs shares directory fsyncs between the commits into one directory (dirSync).
+	smu   sync.Mutex
+	syncs map[string]*dirSync
 }
 
 // maxKnownDirs bounds Store.dirs (ingest makes 256 directories a day).
@@ -43,7 +46,7 @@ func New(dir string) (*Store, error) {
 	if err := os.MkdirAll(abs, 0o750); err != nil {
 		return nil, fmt.Errorf("archive/fs: create root: %w", err)
 	}
-	return &Store{root: abs}, nil
+	return &Store{root: abs, syncs: map[string]*dirSync{}}, nil
 }
 
 // Root returns the store's root directory.
@@ -126,7 +129,7 @@ func (s *Store) create(ctx context.Context, key string) (*writer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("archive/fs: put %s: %w", key, err)
 	}
-	return &writer{ctx: ctx, key: key, path: p, dir: dir, f: f}, nil
+	return &writer{s: s, ctx: ctx, key: key, path: p, dir: dir, f: f}, nil
 }
 
 // mkdirAll makes dir and its missing parents (see mkdirAll), makes their entries
@@ -154,6 +157,7 @@ func (s *Store) mkdirAll(dir string) error {
 
 // writer is an object being written to its temporary file (archive.Writer).
 type writer struct {
+	s    *Store
 	ctx  context.Context
 	key  string
 	path string   // the final path
@@ -227,7 +231,7 @@ func (w *writer) Commit(ctx context.Context) (archive.ObjectInfo, error) {
 		os.Remove(tmp)
 		return archive.ObjectInfo{}, fmt.Errorf("archive/fs: put %s: %w", w.key, err)
 	}
-	if err := syncDir(w.dir); err != nil {
+	if err := w.s.syncDirShared(w.dir); err != nil {
 		return archive.ObjectInfo{}, fmt.Errorf("archive/fs: put %s: %w", w.key, err)
 	}
 	return archive.ObjectInfo{Key: w.key, Size: w.n, ModTime: st.ModTime()}, nil
@@ -261,6 +265,68 @@ func mkdirAll(dir string) ([]string, error) {
 	}
 	return missing, nil
 }
+
+// dirSync is the state of the directory fsyncs of one directory. A commit needs an
+// fsync of its directory that starts after its rename. When none is running, it runs one
+// (running). When one is running, it may have started before the rename, so the commit
+// waits for the next round instead (pending): the first to need it opens it and runs it
+// once the running one ends; everyone renamed meanwhile shares it and gets its result.
+// With one writer, or writers in different directories, every commit runs its own fsync,
+// as before.
+type dirSync struct {
+	running, pending *syncRound
+}
+
+type syncRound struct {
+	done    chan struct{}
+	err     error
+	members int // the commits it serves
+}
+
+// syncDirShared returns once an fsync of dir that started after the call has ended.
+func (s *Store) syncDirShared(dir string) error {
+	s.smu.Lock()
+	ds := s.syncs[dir]
+	if ds == nil {
+		ds = &dirSync{}
+		s.syncs[dir] = ds
+	}
+	if ds.running == nil {
+		r := &syncRound{done: make(chan struct{}), members: 1}
+		ds.running = r
+		s.smu.Unlock()
+		return s.runSync(dir, ds, r)
+	}
+	if r := ds.pending; r != nil {
+		r.members++
+		s.smu.Unlock()
+		<-r.done
+		return r.err
+	}
+	r := &syncRound{done: make(chan struct{}), members: 1}
+	ds.pending = r
+	prev := ds.running
+	s.smu.Unlock()
+	<-prev.done // runSync made r the running round
+	return s.runSync(dir, ds, r)
+}
+
+// runSync runs round r (the running one) and makes the pending round, if any, the
+// running one.
+func (s *Store) runSync(dir string, ds *dirSync, r *syncRound) error {
+	r.err = syncDirFunc(dir)
+	s.smu.Lock()
+	ds.running, ds.pending = ds.pending, nil
+	if ds.running == nil {
+		delete(s.syncs, dir)
+	}
+	s.smu.Unlock()
+	close(r.done)
+	return r.err
+}
+
+// syncDirFunc is syncDir, replaced by tests.
+var syncDirFunc = syncDir
 
 func syncDir(dir string) error {
 	d, err := os.Open(dir)

@@ -35,11 +35,14 @@ import (
 // curl for STOW-RS, 50 instances per request), so getrusage(RUSAGE_SELF) around the
 // transfer counts the server alone (receive, parse, hash, durable write, index commit,
 // and the runtime's GC). server-cpu-ms/inst is that CPU per instance; instances/s the
-// throughput. With -cpuprofile the profile is the server's. The disk sub-benchmarks
-// are the durable-put limit of the same disk in the same run (archive/fs puts of the
-// same size under fresh keys, create + write + fsync + rename + directory fsync, by 1
-// and 4 writers), the ceiling no ingest path can pass. LUMEN_BENCH_CPUPROFILE=file writes
-// a CPU profile of the transfer alone (the server's side; not the set-up).
+// throughput. LUMEN_BENCH_CPUPROFILE=file writes a CPU profile of the transfer alone
+// (the server's side; not the set-up).
+//
+// The disk sub-benchmarks are the durable-put limit of the same disk in the same run:
+// archive/fs puts of the same size under fresh keys (create + write + fsync + rename +
+// directory fsync) by 1 and 4 writers, the objects spread over 256 directories (each
+// put fsyncs its directory alone), or sharing the directory of the current second as
+// ingest's keys do (concurrent puts share their directory fsyncs).
 //
 //	go test ./cmd/lumen -run '^$' -bench IngestCPU -benchtime 400x
 func BenchmarkIngestCPU(b *testing.B) {
@@ -59,9 +62,11 @@ func BenchmarkIngestCPU(b *testing.B) {
 		}
 	}
 	for _, writers := range []int{1, 4} {
-		b.Run(fmt.Sprintf("disk/512KiB/writers=%d", writers), func(b *testing.B) {
-			benchDiskLimit(b, 512<<10, writers)
-		})
+		for _, dirs := range []string{"spread", "second"} {
+			b.Run(fmt.Sprintf("disk/512KiB/writers=%d/dirs=%s", writers, dirs), func(b *testing.B) {
+				benchDiskLimit(b, 512<<10, writers, dirs == "second")
+			})
+		}
 	}
 }
 
@@ -267,8 +272,10 @@ func storedCount(b *testing.B, httpAddr string) int {
 }
 
 // benchDiskLimit is the disk's durable-put limit: archive/fs puts of size bytes under
-// fresh keys (the ingest's key layout: 256 directories), by writers concurrent writers.
-func benchDiskLimit(b *testing.B, size, writers int) {
+// fresh keys, by writers concurrent writers, spread over 256 directories (each put
+// fsyncs its directory alone), or, with second, in the directory of the current second
+// as ingest's keys are (concurrent puts share their directory fsyncs).
+func benchDiskLimit(b *testing.B, size, writers int, second bool) {
 	s, err := fs.New(filepath.Join(b.TempDir(), "blobs"))
 	if err != nil {
 		b.Fatal(err)
@@ -282,6 +289,9 @@ func benchDiskLimit(b *testing.B, size, writers int) {
 		wg.Go(func() {
 			for i := next.Add(1); i <= int64(b.N); i = next.Add(1) {
 				key := fmt.Sprintf("dicom/bench/%02x/%d.dcm", i%256, i)
+				if second {
+					key = fmt.Sprintf("dicom/bench/%02x/%d.dcm", byte(time.Now().Unix()), i)
+				}
 				if _, err := s.Put(context.Background(), key, bytes.NewReader(data), int64(len(data))); err != nil {
 					b.Error(err)
 					return

@@ -20,11 +20,25 @@ type DB struct {
 	// becomes due (default DefaultQuietPeriod). Set it before use.
 	QuietPeriod time.Duration
 
+	// MaxBatch bounds the instances that concurrent Puts commit in one transaction
+	// (default DefaultMaxBatch). Set it before use.
+	MaxBatch int
+	// BeforeCommit, when set (tests), is called with the number of instances of a Put
+	// transaction (see Put) just before it commits.
+	BeforeCommit func(n int)
+
 	db    *sql.DB
 	wdb   *sql.DB // write transactions, when they have their own pool (UseWriter)
 	d     *Dialect
 	stmts sync.Map   // query text -> *sql.Stmt
 	wmu   sync.Mutex // held around write transactions when the dialect serialises them
+
+	// Group commit of Puts (group.go), under gmu.
+	gmu     sync.Mutex
+	gcond   *sync.Cond // leading became false
+	queue   []*putRequest
+	leading bool // a Put is committing batches
+	closed  bool
 }
 
 var (
@@ -33,7 +47,11 @@ var (
 )
 
 // New wraps an open database whose schema has been migrated (see Migrate).
-func New(db *sql.DB, d *Dialect) *DB { return &DB{db: db, d: d} }
+func New(db *sql.DB, d *Dialect) *DB {
+	x := &DB{db: db, d: d}
+	x.gcond = sync.NewCond(&x.gmu)
+	return x
+}
 
 // UseWriter gives write transactions their own connection pool (for SQLite, one
 // connection on the same file), so that a crowd of readers holding the shared pool
@@ -121,18 +139,35 @@ func (x *DB) queryRow(ctx context.Context, tx *sql.Tx, q string, args ...any) *s
 	return tx.QueryRowContext(ctx, x.d.rebind(q), args...)
 }
 
-// Put implements index.Index.
-func (x *DB) Put(ctx context.Context, inst *index.Instance) error {
+// putOne indexes one instance in a transaction of its own (Put without a batch).
+func (x *DB) putOne(ctx context.Context, inst *index.Instance) error {
 	err := x.tx(ctx, func(tx *sql.Tx) error {
-		var n int
-		if err := x.queryRow(ctx, tx, `SELECT COUNT(*) FROM instances WHERE sop_uid = ?`, inst.SOPInstanceUID).Scan(&n); err != nil {
+		if err := x.putTx(ctx, tx, inst); err != nil {
 			return err
 		}
-		if n > 0 {
-			return fmt.Errorf("index: put %s: %w", inst.SOPInstanceUID, index.ErrExists)
+		if x.BeforeCommit != nil {
+			x.BeforeCommit(1)
 		}
-		return x.insert(ctx, tx, inst)
+		return nil
 	})
+	return x.putError(ctx, inst, err)
+}
+
+// putTx indexes inst inside tx: ErrExists, before anything is written, when its SOP
+// Instance UID is indexed already.
+func (x *DB) putTx(ctx context.Context, tx *sql.Tx, inst *index.Instance) error {
+	var n int
+	if err := x.queryRow(ctx, tx, `SELECT COUNT(*) FROM instances WHERE sop_uid = ?`, inst.SOPInstanceUID).Scan(&n); err != nil {
+		return err
+	}
+	if n > 0 {
+		return fmt.Errorf("index: put %s: %w", inst.SOPInstanceUID, index.ErrExists)
+	}
+	return x.insert(ctx, tx, inst)
+}
+
+// putError turns the error of a Put's transaction into Put's answer.
+func (x *DB) putError(ctx context.Context, inst *index.Instance, err error) error {
 	if err != nil && x.d.IsUniqueViolation(err) && !errors.Is(err, index.ErrExists) {
 		// A concurrent writer indexed the same SOP Instance UID first.
 		if _, lerr := x.Instance(ctx, inst.SOPInstanceUID); lerr == nil {
@@ -299,9 +334,10 @@ func (x *DB) insert(ctx context.Context, tx *sql.Tx, in *index.Instance) error {
 		seid, in.SOPInstanceUID, nz(in.SOPClassUID), intPtr(in.InstanceNumber), nz(in.TransferSyntaxUID), in.NumberOfFrames, in.Rows, in.Columns, in.BitsAllocated, in.BlobKey, in.Size, in.SHA256, in.ContentDigest, string(in.Metadata), in.MetadataOmitted, nullString(in.PixelLayout), nullString(in.Bulk), in.SourceAE, received, nullString([]byte(index.MetadataSpans(in.Metadata)))); err != nil {
 		return fmt.Errorf("instance: %w", err)
 	}
-	if _, err := x.exec(ctx, tx, `UPDATE series SET num_instances = num_instances + 1, updated_at = ? WHERE id = ?`, now, seid); err != nil {
-		return err
-	}
+	// The study's row is updated before the series' row: every write transaction of
+	// ingest locks a study before its series, also a batch of several instances (Put),
+	// whose instances come in the order of their studies, so that two batches (replicas
+	// sharing PostgreSQL) do not each hold a row the other waits for.
 	addSeries := 0
 	if seNew {
 		addSeries = 1
@@ -315,6 +351,9 @@ func (x *DB) insert(ctx context.Context, tx *sql.Tx, in *index.Instance) error {
 		nz(in.Modality), ","+nz(in.Modality)+",", nz(in.Modality)+",",
 		nz(in.SOPClassUID), ","+nz(in.SOPClassUID)+",", nz(in.SOPClassUID)+",",
 		sid); err != nil {
+		return err
+	}
+	if _, err := x.exec(ctx, tx, `UPDATE series SET num_instances = num_instances + 1, updated_at = ? WHERE id = ?`, now, seid); err != nil {
 		return err
 	}
 	if sNew {
@@ -569,8 +608,9 @@ func (x *DB) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Close implements index.Index.
+// Close implements index.Index. Puts in progress finish first; later ones fail.
 func (x *DB) Close() error {
+	x.closeGroup()
 	x.stmts.Range(func(_, v any) bool {
 		if st := v.(*sql.Stmt); st != nil {
 			st.Close()

@@ -231,7 +231,10 @@ func (p *Pipeline) now() time.Time {
 }
 
 // NewBlobKey returns a fresh key: dicom/YYYY/MM/DD/xx/<32 hex>.dcm. The date (UTC, of
-// receipt) bounds start-up checks to recent prefixes; xx fans out each day 256 ways.
+// receipt) bounds start-up checks to recent prefixes. xx, the second of receipt modulo
+// 256 (hex), fans each day out 256 ways, while the objects received in the same second
+// share a directory, and so the fsyncs of that directory (archive/fs shares them
+// between concurrent puts).
 func NewBlobKey(t time.Time) string {
 	var b [16]byte
 	rand.Read(b[:])
@@ -242,7 +245,7 @@ func NewBlobKey(t time.Time) string {
 		b[i] = byte(ms >> (40 - 8*i))
 	}
 	id := hex.EncodeToString(b[:])
-	return fmt.Sprintf("%s%04d/%02d/%02d/%s/%s.dcm", BlobPrefix, t.Year(), int(t.Month()), t.Day(), id[30:32], id)
+	return fmt.Sprintf("%s%04d/%02d/%02d/%02x/%s.dcm", BlobPrefix, t.Year(), int(t.Month()), t.Day(), byte(t.Unix()), id)
 }
 
 // DatasetInfo is the envelope of a bare data set (from the DIMSE C-STORE command and
