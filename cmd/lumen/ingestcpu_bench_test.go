@@ -204,6 +204,7 @@ func benchIngestCPU(b *testing.B, backend, proto string, rows, cols, clients int
 	var wg sync.WaitGroup
 	errs := make(chan error, clients)
 	b.SetBytes(int64(len(tpl.data)))
+	b.ReportAllocs() // the server's: the clients run in processes of their own
 	b.ResetTimer()
 	if path := os.Getenv("LUMEN_BENCH_CPUPROFILE"); path != "" && b.N > 1 {
 		// The transfer only (not the set-up above, which writes the client's files).

@@ -211,9 +211,10 @@ func (x *DB) DeleteInstance(ctx context.Context, sopUID string) (*index.Instance
 	return old, nil
 }
 
-// getOrCreate returns the id of the row matching key, inserting it when missing.
-// created reports an insert by this transaction.
-func (x *DB) getOrCreate(ctx context.Context, tx *sql.Tx, sel string, selArgs []any, ins string, insArgs []any) (id int64, created bool, err error) {
+// getOrCreate returns the id of the row matching key, inserting it when missing (with
+// the arguments insArgs makes, only then). created reports an insert by this
+// transaction.
+func (x *DB) getOrCreate(ctx context.Context, tx *sql.Tx, sel string, selArgs []any, ins string, insArgs func() []any) (id int64, created bool, err error) {
 	err = x.queryRow(ctx, tx, sel, selArgs...).Scan(&id)
 	if err == nil {
 		return id, false, nil
@@ -223,7 +224,7 @@ func (x *DB) getOrCreate(ctx context.Context, tx *sql.Tx, sel string, selArgs []
 	}
 	// ON CONFLICT DO NOTHING: a concurrent transaction may create the same row; then
 	// nothing is returned and the row it committed is read back.
-	err = x.queryRow(ctx, tx, ins+` ON CONFLICT DO NOTHING RETURNING id`, insArgs...).Scan(&id)
+	err = x.queryRow(ctx, tx, ins+` ON CONFLICT DO NOTHING RETURNING id`, insArgs()...).Scan(&id)
 	if err == nil {
 		return id, true, nil
 	}
@@ -263,7 +264,9 @@ func (x *DB) insert(ctx context.Context, tx *sql.Tx, in *index.Instance) error {
 	sid, sNew, err := x.getOrCreate(ctx, tx,
 		`SELECT id FROM studies WHERE study_uid = ?`, []any{in.StudyInstanceUID},
 		`INSERT INTO studies (patient_fk, study_uid, study_date, study_time, study_time_norm, accession, study_id, description, referring, referring_ci, referring_fuzzy, modalities, sop_classes, num_series, num_instances, created_at, updated_at, merged_from) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ',', ',', 0, 0, ?, ?, ?)`,
-		[]any{pid, in.StudyInstanceUID, nz(in.StudyDate), nz(in.StudyTime), normTime(in.StudyTime, false), nz(in.AccessionNumber), nz(in.StudyID), in.StudyDescription, in.ReferringPhysicianName, index.NameCI(in.ReferringPhysicianName), index.NameFuzzy(in.ReferringPhysicianName), now, now, mergedFrom})
+		func() []any {
+			return []any{pid, in.StudyInstanceUID, nz(in.StudyDate), nz(in.StudyTime), normTime(in.StudyTime, false), nz(in.AccessionNumber), nz(in.StudyID), in.StudyDescription, in.ReferringPhysicianName, index.NameCI(in.ReferringPhysicianName), index.NameFuzzy(in.ReferringPhysicianName), now, now, mergedFrom}
+		})
 	if err != nil {
 		return fmt.Errorf("study: %w", err)
 	}
@@ -291,7 +294,9 @@ func (x *DB) insert(ctx context.Context, tx *sql.Tx, in *index.Instance) error {
 	seid, seNew, err := x.getOrCreate(ctx, tx,
 		`SELECT id FROM series WHERE series_uid = ?`, []any{in.SeriesInstanceUID},
 		`INSERT INTO series (study_fk, series_uid, modality, series_number, description, body_part, series_date, series_time, num_instances, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)`,
-		[]any{sid, in.SeriesInstanceUID, nz(in.Modality), intPtr(in.SeriesNumber), in.SeriesDescription, nz(in.BodyPartExamined), nz(in.SeriesDate), nz(in.SeriesTime), now, now})
+		func() []any {
+			return []any{sid, in.SeriesInstanceUID, nz(in.Modality), intPtr(in.SeriesNumber), in.SeriesDescription, nz(in.BodyPartExamined), nz(in.SeriesDate), nz(in.SeriesTime), now, now}
+		})
 	if err != nil {
 		return fmt.Errorf("series: %w", err)
 	}
