@@ -1,9 +1,11 @@
 package ingest
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
+	"sync"
 
 	"github.com/lumenpacs/lumen/archive"
 )
@@ -17,8 +19,9 @@ type blobWriter struct {
 	key  string
 	size int64 // expected length, or -1
 
-	w archive.Writer // archive.Creator
-	n int64
+	w   archive.Writer // archive.Creator
+	buf *bufio.Writer  // in front of w: few, large writes whatever the reads' sizes
+	n   int64
 
 	pw   *io.PipeWriter // Store.Put
 	done chan putResult
@@ -38,6 +41,8 @@ func (p *Pipeline) openBlob(ctx context.Context, key string, size int64) (*blobW
 			return nil, err
 		}
 		b.w = w
+		b.buf = writeBuffers.Get().(*bufio.Writer)
+		b.buf.Reset(w)
 		return b, nil
 	}
 	pr, pw := io.Pipe()
@@ -57,9 +62,23 @@ func (b *blobWriter) Write(p []byte) (int, error) {
 	if b.w == nil {
 		return b.pw.Write(p)
 	}
-	n, err := b.w.Write(p)
+	n, err := b.buf.Write(p)
 	b.n += int64(n)
 	return n, err
+}
+
+// writeBuffers holds the write buffers of finished objects (blobWriter.buf). A STOW-RS
+// part arrives in reads of a few KiB (mime/multipart's buffer): without it, each would be
+// a write to the file.
+var writeBuffers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 256<<10) }}
+
+// release returns the write buffer to writeBuffers.
+func (b *blobWriter) release() {
+	if b.buf != nil {
+		b.buf.Reset(nil)
+		writeBuffers.Put(b.buf)
+		b.buf = nil
+	}
 }
 
 // abort discards the object (the store's Put, if any, fails with err).
@@ -70,6 +89,7 @@ func (b *blobWriter) abort(err error) {
 		return
 	}
 	b.w.Abort()
+	b.release()
 }
 
 // commit ends the object and returns once it is durable, or why it is not.
@@ -78,9 +98,14 @@ func (b *blobWriter) commit() putResult {
 		b.pw.Close()
 		return <-b.done
 	}
+	defer b.release()
 	if b.size >= 0 && b.n != b.size {
 		b.w.Abort()
 		return putResult{err: fmt.Errorf("archive: put %s: read %d bytes, expected %d: %w", b.key, b.n, b.size, io.ErrUnexpectedEOF)}
+	}
+	if err := b.buf.Flush(); err != nil {
+		b.w.Abort()
+		return putResult{err: err}
 	}
 	info, err := b.w.Commit(b.ctx)
 	return putResult{info, err}
