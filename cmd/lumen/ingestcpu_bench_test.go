@@ -34,8 +34,9 @@ import (
 // the benchmark process, the clients in other processes (DCMTK storescu for C-STORE,
 // curl for STOW-RS, 50 instances per request), so getrusage(RUSAGE_SELF) around the
 // transfer counts the server alone (receive, parse, hash, durable write, index commit,
-// and the runtime's GC). server-cpu-ms/inst is that CPU per instance; instances/s the
-// throughput. LUMEN_BENCH_CPUPROFILE=file writes a CPU profile of the transfer alone
+// and the runtime's GC). server-cpu-ms/inst is that CPU per instance; client-cpu-ms/inst
+// the clients' (getrusage(RUSAGE_CHILDREN)), which shares the machine's cores with the
+// server; instances/s the throughput. LUMEN_BENCH_CPUPROFILE=file writes a CPU profile of the transfer alone
 // (the server's side; not the set-up).
 //
 // The disk sub-benchmarks are the durable-put limit of the same disk in the same run:
@@ -119,10 +120,11 @@ func clientDir(b *testing.B) string {
 	return b.TempDir()
 }
 
-// cpuTime is the process's user + system CPU time so far.
-func cpuTime(b *testing.B) time.Duration {
+// cpuTime is the user + system CPU time so far of the process (RUSAGE_SELF) or of its
+// children that have ended (RUSAGE_CHILDREN).
+func cpuTime(b *testing.B, who int) time.Duration {
 	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+	if err := syscall.Getrusage(who, &ru); err != nil {
 		b.Fatal(err)
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
@@ -229,7 +231,7 @@ func benchIngestCPU(b *testing.B, backend, proto string, rows, cols, clients int
 		defer f.Close()
 		defer pprof.StopCPUProfile()
 	}
-	cpu0, wall0 := cpuTime(b), time.Now()
+	cpu0, ccpu0, wall0 := cpuTime(b, syscall.RUSAGE_SELF), cpuTime(b, syscall.RUSAGE_CHILDREN), time.Now()
 	for c := range min(clients, b.N) {
 		wg.Go(func() {
 			if proto == "cstore" {
@@ -253,7 +255,8 @@ func benchIngestCPU(b *testing.B, backend, proto string, rows, cols, clients int
 		})
 	}
 	wg.Wait()
-	cpu, wall := cpuTime(b)-cpu0, time.Since(wall0)
+	cpu, wall := cpuTime(b, syscall.RUSAGE_SELF)-cpu0, time.Since(wall0)
+	ccpu := cpuTime(b, syscall.RUSAGE_CHILDREN) - ccpu0
 	b.StopTimer()
 	close(errs)
 	for err := range errs {
@@ -263,6 +266,7 @@ func benchIngestCPU(b *testing.B, backend, proto string, rows, cols, clients int
 		b.Fatalf("%d instances stored, want %d", got, b.N)
 	}
 	b.ReportMetric(float64(cpu.Microseconds())/1000/float64(b.N), "server-cpu-ms/inst")
+	b.ReportMetric(float64(ccpu.Microseconds())/1000/float64(b.N), "client-cpu-ms/inst")
 	b.ReportMetric(float64(b.N)/wall.Seconds(), "instances/s")
 }
 
