@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/lumenpacs/lumen/index"
@@ -25,7 +26,9 @@ import (
 // Instance UID is indexed or rejected already) is its own; any other failure rolls the
 // batch back and every instance of it is indexed again in a transaction of its own.
 // When the commit itself fails, its outcome is unknown to every instance of the batch,
-// exactly as for a lone Put's commit (ingest settles it by reading the index back).
+// exactly as for a lone Put's commit (ingest settles it by reading the index back). A Put
+// whose context has ended when its batch is taken is answered with the context's error;
+// a batch's transaction is cancelled only once the contexts of all its Puts have ended.
 
 // DefaultMaxBatch bounds the instances of one group commit.
 const DefaultMaxBatch = 64
@@ -126,8 +129,20 @@ func (x *DB) putBatch(live []*putRequest) {
 			cmp.Compare(a.inst.SeriesInstanceUID, b.inst.SeriesInstanceUID),
 			cmp.Compare(a.inst.SOPInstanceUID, b.inst.SOPInstanceUID))
 	})
-	// The batch belongs to none of its callers: one leaving does not cancel the others.
-	ctx := context.Background()
+	// The batch belongs to all of its callers: it is cancelled only once every one of
+	// them has given up (one leaving does not cancel the others).
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var left atomic.Int64
+	left.Store(int64(len(live)))
+	for _, r := range live {
+		stop := context.AfterFunc(r.ctx, func() {
+			if left.Add(-1) == 0 {
+				cancel()
+			}
+		})
+		defer stop()
+	}
 	var err error
 	for attempt := 0; attempt < 5; attempt++ {
 		var committing bool
