@@ -56,6 +56,33 @@ type Store interface {
 	Ping(ctx context.Context) error
 }
 
+// Writer receives the bytes of one object from Creator.Create as the caller writes
+// them. Nothing is visible under the key before Commit returns nil. A Writer is used by
+// one goroutine.
+type Writer interface {
+	// Write appends bytes to the object.
+	io.Writer
+	// Commit makes the object durable and visible under its key, atomically, with the
+	// guarantees of Store.Put: once it returns nil the whole object survives a crash; a
+	// concurrent or later Get sees the previous object or the whole new one. On error
+	// nothing becomes visible and the Writer is finished. ctx cancelled before the
+	// object becomes visible fails the commit.
+	Commit(ctx context.Context) (ObjectInfo, error)
+	// Abort discards what was written; nothing becomes visible. After Commit, or a
+	// second time, it does nothing.
+	Abort()
+}
+
+// Creator is implemented by stores that take an object's bytes as the caller writes
+// them, in the caller's goroutine (archive/fs), instead of reading them from an
+// io.Reader in Put: the caller then needs no pipe and no second goroutine. Stores that
+// upload from a reader (archive/s3) do not implement it.
+type Creator interface {
+	// Create starts an object under key. The caller writes its bytes and then calls
+	// Commit, or Abort.
+	Create(ctx context.Context, key string) (Writer, error)
+}
+
 // ValidateKey checks that key is a relative slash-separated path with no empty, "."
 // or ".." elements, the form every backend accepts.
 func ValidateKey(key string) error {

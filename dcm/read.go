@@ -11,6 +11,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // Transfer syntax UIDs that change how a data set is encoded.
@@ -317,6 +318,7 @@ type File struct {
 func Parse(r io.Reader, opts *Options) (*File, error) {
 	o := opts.withDefaults()
 	rd := newReader(r, o)
+	defer rd.release()
 	pre := make([]byte, 132)
 	if _, err := io.ReadFull(rd, pre); err != nil {
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
@@ -356,6 +358,7 @@ func Parse(r io.Reader, opts *Options) (*File, error) {
 func ParseDataset(r io.Reader, ts string, base int64, opts *Options) (*File, error) {
 	o := opts.withDefaults()
 	rd := newReader(r, o)
+	defer rd.release()
 	rd.pos = base
 	rd.base = base
 	f := &File{Meta: &Dataset{}, TransferSyntax: ts, DatasetOffset: base}
@@ -405,10 +408,22 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// readBuffers holds the 64 KiB read buffers of finished parses, for the next ones.
+var readBuffers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 64<<10) }}
+
 func newReader(r io.Reader, o Options) *reader {
 	cr := &countingReader{r: r}
-	src := bufio.NewReaderSize(cr, 64<<10)
+	src := readBuffers.Get().(*bufio.Reader)
+	src.Reset(cr)
 	return &reader{src: src, raw: cr, in: src, bo: binary.LittleEndian, opts: o}
+}
+
+// release returns the read buffer for reuse; no value of the parse refers to it (values
+// are copied out of it).
+func (r *reader) release() {
+	r.src.Reset(nil)
+	readBuffers.Put(r.src)
+	r.src, r.in = nil, nil
 }
 
 func (r *reader) rawPos() int64 { return r.base + r.raw.n - int64(r.src.Buffered()) }

@@ -1,6 +1,7 @@
 package dicomweb
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -48,6 +49,9 @@ func failureReason(err error) (code uint16, serverSide bool) {
 	return reasonProcessingFailure, true
 }
 
+// stowReadBuffer is the read buffer under the multipart reader of a STOW-RS body.
+const stowReadBuffer = 256 << 10
+
 // maxWarnings caps the per-part Warning headers of one STOW-RS response.
 const maxWarnings = 20
 
@@ -88,7 +92,9 @@ func (s *Service) stow(c echo.Context) error {
 		return echo.NewHTTPError(http.StatusRequestEntityTooLarge, fmt.Sprintf("the body (%d bytes) exceeds the upload limit of %d bytes", req.ContentLength, limit))
 	}
 	body := http.MaxBytesReader(c.Response(), req.Body, limit)
-	mr := multipart.NewReader(body, boundary)
+	// mime/multipart reads through a 4 KiB buffer of its own: under it, a larger one
+	// turns the body's many small reads into few large ones (system calls, TLS records).
+	mr := multipart.NewReader(bufio.NewReaderSize(body, stowReadBuffer), boundary)
 	root := s.root(c)
 
 	maxParts, maxFails := orDefault(s.MaxSTOWParts, DefaultMaxSTOWParts), orDefault(s.MaxFailures, DefaultMaxFailures)

@@ -58,6 +58,9 @@ type association struct {
 	cmdCtx   byte
 	cmdStart time.Time // when the last command set arrived
 	cur      *incoming
+	// store is a C-STORE whose command set just arrived: pdata runs its handler
+	// (runStore) with the PDVs that follow.
+	store *incoming
 
 	abortReason byte // reason for AA-8
 	panicked    bool
@@ -85,12 +88,13 @@ type findOp struct {
 
 // incoming is a DIMSE request whose data set is arriving.
 type incoming struct {
-	start  time.Time // when the command arrived
-	ctxID  byte
-	cmd    *Command
-	pw     *io.PipeWriter // nil: discard the data set
-	done   chan Status
-	status *Status // decided before the data set (failure), or nil
+	start time.Time // when the command arrived
+	ctxID byte
+	cmd   *Command
+	req   *StoreRequest // a C-STORE for runStore
+	// status is the answer decided before the data set ended (a refusal, or a store
+	// handler that returned early): the rest of the data set is discarded.
+	status *Status
 	// identifier collects a C-FIND identifier (non-nil for C-FIND).
 	identifier []byte
 }
@@ -151,7 +155,7 @@ func (a *association) serve() {
 		}
 		a.fire(pduEvent(p), p)
 	}
-	a.endMessage(errAssociationAborted)
+	a.endMessage()
 }
 
 // drain discards what the peer still sends in Sta13 (PDUs are ignored there, and after an
@@ -243,13 +247,13 @@ func (a *association) fire(e Event, p PDU) {
 	case DT2, AR6:
 		a.pdata(p.(*PDataTF))
 	case AR2:
-		a.endMessage(errAssociationAborted)
+		a.endMessage()
 		a.fire(Evt14, nil)
 	case AR4:
 		a.send(&AReleaseRP{})
 		a.startARTIM()
 	case AA1:
-		a.endMessage(errAssociationAborted)
+		a.endMessage()
 		a.send(&AAbort{Source: AbortSourceServiceUser, Reason: AbortReasonNotSpecified})
 		a.startARTIM()
 	case AA2:
@@ -259,10 +263,10 @@ func (a *association) fire(e Event, p PDU) {
 		if ab, ok := p.(*AAbort); ok && from == Sta6 {
 			a.log.Info("dimse: association aborted by peer", "source", ab.Source, "reason", ab.Reason)
 		}
-		a.endMessage(errAssociationAborted)
+		a.endMessage()
 		a.conn.Close()
 	case AA4:
-		a.endMessage(errAssociationAborted)
+		a.endMessage()
 	case AA5, AR5:
 		a.stopARTIM()
 	case AA6:
@@ -270,7 +274,7 @@ func (a *association) fire(e Event, p PDU) {
 	case AA7:
 		a.send(&AAbort{Source: AbortSourceServiceProvider, Reason: AbortReasonUnexpectedPDU})
 	case AA8:
-		a.endMessage(errAssociationAborted)
+		a.endMessage()
 		reason := a.abortReason
 		if e != Evt19 {
 			reason = AbortReasonUnexpectedPDU
@@ -362,7 +366,9 @@ func (a *association) protocolAbort(reason byte, format string, args ...any) {
 
 // pdata handles a P-DATA-TF PDU in Sta6 (DT-2).
 func (a *association) pdata(p *PDataTF) {
-	for _, v := range p.PDVs {
+	for pdvs := p.PDVs; len(pdvs) > 0; {
+		v := pdvs[0]
+		pdvs = pdvs[1:]
 		if a.state != Sta6 && a.state != Sta7 {
 			return
 		}
@@ -391,6 +397,10 @@ func (a *association) pdata(p *PDataTF) {
 				a.cmdBuf = a.cmdBuf[:0]
 				a.cmdStart = time.Now()
 				a.dispatch(v.ContextID, pc, b)
+				if in := a.store; in != nil {
+					a.store = nil
+					pdvs = a.runStore(in, pdvs)
+				}
 			}
 			continue
 		}
@@ -420,24 +430,17 @@ func (a *association) pdata(p *PDataTF) {
 			}
 			continue
 		}
-		a.cur.write(v.Data)
+		// The rest of a data set whose handler has answered already (runStore), or
+		// that a request refused before it arrived: discarded.
 		if v.Last {
 			a.finishMessage()
 		}
 	}
 }
 
-func (in *incoming) write(b []byte) {
-	if in.pw == nil {
-		return
-	}
-	if _, err := in.pw.Write(b); err != nil {
-		in.pw = nil // the handler stopped reading: discard the rest
-	}
-}
-
-// endMessage stops an in-flight handler (association ending) and waits for it.
-func (a *association) endMessage(err error) {
+// endMessage stops the operation in progress (the association is ending): a find or
+// retrieve handler, waited for, or a data set being discarded.
+func (a *association) endMessage() {
 	if f := a.find; f != nil {
 		a.cancel() // the association is ending: the find goroutine sends nothing more
 		f.cancel()
@@ -447,30 +450,15 @@ func (a *association) endMessage(err error) {
 	if a.cur == nil {
 		return
 	}
-	if a.cur.pw != nil {
-		a.cur.pw.CloseWithError(err)
-	}
 	a.cancel()
-	if a.cur.done != nil {
-		<-a.cur.done
-	}
 	a.cur = nil
 }
 
+// finishMessage answers a request whose data set has ended with the status decided.
 func (a *association) finishMessage() {
 	in := a.cur
 	a.cur = nil
-	st := Status{}
-	if in.pw != nil {
-		in.pw.Close()
-	}
-	if in.done != nil {
-		st = <-in.done
-	}
-	if in.status != nil {
-		st = *in.status
-	}
-	a.respond(in.ctxID, in.cmd, st)
+	a.respond(in.ctxID, in.cmd, *in.status)
 	if a.panicked {
 		a.fire(Evt15, nil)
 	}
@@ -601,32 +589,130 @@ func (a *association) checkStore(cmd *Command, pc acceptedContext) *Status {
 }
 
 func (a *association) startStore(ctxID byte, pc acceptedContext, cmd *Command) {
-	pr, pw := io.Pipe()
-	in := &incoming{start: a.cmdStart, ctxID: ctxID, cmd: cmd, pw: pw, done: make(chan Status, 1)}
-	req := &StoreRequest{
+	a.store = &incoming{start: a.cmdStart, ctxID: ctxID, cmd: cmd, req: &StoreRequest{
 		Association: &a.info, MessageID: cmd.MessageID, Priority: cmd.Priority,
 		SOPClassUID: cmd.AffectedSOPClassUID, SOPInstanceUID: cmd.AffectedSOPInstanceUID, TransferSyntaxUID: pc.transferSyntax,
 		MoveOriginatorAETitle: cmd.MoveOriginatorAETitle, MoveOriginatorMessageID: cmd.MoveOriginatorMessageID,
-	}
-	ctx := a.ctx
-	stop := context.AfterFunc(ctx, func() { pr.CloseWithError(errAssociationAborted); pw.CloseWithError(errAssociationAborted) })
-	go func() {
-		defer stop()
-		st := Status{Code: StatusOutOfResources, ErrorComment: "internal error"}
-		defer func() {
-			if r := recover(); r != nil {
-				a.log.Error("dimse: store handler panic; association will be aborted", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
-				a.panicked = true
-			}
-			pr.CloseWithError(errHandlerReturned)
-			in.done <- st
-		}()
-		st = a.s.StoreHandler.HandleStore(ctx, req, pr)
-	}()
-	a.cur = in
+	}}
 }
 
-var errHandlerReturned = errors.New("dimse: handler returned")
+// runStore runs the store handler of in, in the association's goroutine: the handler's
+// reads take the data set's PDVs from pdvs (what followed the command in its PDU) and
+// then from the PDUs that follow, read as the handler asks for them (storeReader), with
+// the checks pdata makes; nothing passes through another goroutine. It returns the
+// PDVs still to handle: those after the data set's last fragment in the PDU read last,
+// or, when the handler returned before the data set ended, the rest of it, which pdata
+// then discards before it answers with the handler's status. A PDU other than P-DATA-TF,
+// a PDV that breaks the protocol or a failed read ends the data set early: the handler's
+// read fails, and once it has returned the association handles what came, as serve and
+// pdata would have.
+func (a *association) runStore(in *incoming, pdvs []PDV) []PDV {
+	r := &storeReader{a: a, ctxID: in.ctxID, pdvs: pdvs}
+	st := Status{Code: StatusOutOfResources, ErrorComment: "internal error"}
+	func() {
+		defer func() {
+			if rec := recover(); rec != nil {
+				a.log.Error("dimse: store handler panic; association will be aborted", "panic", fmt.Sprint(rec), "stack", string(debug.Stack()))
+				a.panicked = true
+			}
+		}()
+		st = a.s.StoreHandler.HandleStore(a.ctx, in.req, r)
+	}()
+	switch {
+	case r.then != nil:
+		// The data set did not end: what interrupted it is handled now (no response).
+		r.then()
+		return nil
+	case !r.last:
+		// The handler returned early: discard the rest of the data set, then answer.
+		in.status = &st
+		a.cur = in
+		return r.pdvs
+	}
+	a.respond(in.ctxID, in.cmd, st)
+	if a.panicked {
+		a.fire(Evt15, nil)
+		return nil
+	}
+	return r.pdvs
+}
+
+// storeReader is the data set of a C-STORE, read PDV by PDV from the connection as the
+// handler reads it (runStore).
+type storeReader struct {
+	a     *association
+	ctxID byte
+	pdvs  []PDV  // unread PDVs of the PDU read last
+	cur   []byte // unread bytes of the current PDV
+	last  bool   // the data set's last fragment has been taken
+	err   error  // why the data set ended early
+	then  func() // what the association does about it once the handler has returned
+}
+
+func (r *storeReader) Read(p []byte) (int, error) {
+	for len(r.cur) == 0 {
+		switch {
+		case r.last:
+			return 0, io.EOF
+		case r.err != nil:
+			return 0, r.err
+		case len(r.pdvs) == 0:
+			r.next()
+			continue
+		}
+		v := r.pdvs[0]
+		a := r.a
+		if _, ok := a.contexts[v.ContextID]; !ok {
+			r.stop(func() {
+				a.protocolAbort(AbortReasonInvalidParamValue, "PDV for presentation context %d, which was not accepted", v.ContextID)
+			})
+			continue
+		}
+		if v.Command {
+			r.stop(func() { a.protocolAbort(AbortReasonUnexpectedParam, "command PDV while a data set is still arriving") })
+			continue
+		}
+		if v.ContextID != r.ctxID {
+			r.stop(func() {
+				a.protocolAbort(AbortReasonUnexpectedParam, "data set PDV on context %d without a command announcing it", v.ContextID)
+			})
+			continue
+		}
+		r.pdvs = r.pdvs[1:]
+		r.cur, r.last = v.Data, v.Last
+	}
+	n := copy(p, r.cur)
+	r.cur = r.cur[n:]
+	return n, nil
+}
+
+// stop ends the data set early: the handler's reads fail, and then runs once the
+// handler has returned.
+func (r *storeReader) stop(then func()) {
+	r.err, r.then = errAssociationAborted, then
+}
+
+// next reads the next PDU for the data set, as serve would.
+func (r *storeReader) next() {
+	a := r.a
+	if a.aborting.Load() {
+		r.stop(func() {}) // serve handles the abort
+		return
+	}
+	a.setReadDeadline()
+	p, buf, err := ReadPDU(a.conn, a.s.maxPDU(), a.buf)
+	a.buf = buf
+	if err != nil {
+		r.stop(func() { a.readFailed(err) })
+		return
+	}
+	pd, ok := p.(*PDataTF)
+	if !ok {
+		r.stop(func() { a.fire(pduEvent(p), p) })
+		return
+	}
+	r.pdvs = pd.PDVs
+}
 
 // respond sends the response to a request, on the request's context.
 func (a *association) respond(ctxID byte, rq *Command, st Status) {

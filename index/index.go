@@ -130,8 +130,9 @@ type Instance struct {
 	Size   int64
 	SHA256 string
 	// ContentDigest is the digest of the data set's content (dcm.ContentDigest), which
-	// other encodings of the same data set share; "" for instances indexed before it was
-	// kept (ingest computes it when it needs it: SetContentDigest).
+	// other encodings of the same data set share, or "" until it is needed: ingest does
+	// not compute it for a new instance, only when the SOP Instance UID arrives again
+	// with other bytes (then from the stored copy, recorded with SetContentDigest).
 	ContentDigest string
 	// Metadata is the DICOM JSON object of the data set (PS3.18 F.2), bulk data
 	// replaced by relative BulkDataURIs ("bulkdata/<path>"). It is bounded (see

@@ -27,7 +27,8 @@ type QuarantineRecord struct {
 	// Reason says why the copy is in quarantine.
 	Reason string
 	// BlobKey locates the copy in the archive.Store; Size, SHA256 (of the stored bytes)
-	// and ContentDigest (dcm.ContentDigest of its data set) describe it.
+	// and ContentDigest (dcm.ContentDigest of its data set, or "" when it was not
+	// computed: the demoted copy of an instance whose digest was never needed) describe it.
 	BlobKey       string
 	Size          int64
 	SHA256        string

@@ -16,7 +16,8 @@ import (
 	"github.com/lumenpacs/lumen/archive"
 )
 
-// Run runs the whole contract suite. newStore must return a fresh, empty store each call.
+// Run runs the whole contract suite (with the archive.Creator cases when the store
+// implements it). newStore must return a fresh, empty store each call.
 func Run(t *testing.T, newStore func(t *testing.T) archive.Store) {
 	tests := []struct {
 		name string
@@ -43,6 +44,7 @@ func Run(t *testing.T, newStore func(t *testing.T) archive.Store) {
 			tc.fn(t, newStore(t))
 		})
 	}
+	runCreator(t, newStore)
 }
 
 func ctx(t *testing.T) context.Context {

@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/lumenpacs/lumen/archive"
@@ -23,7 +25,17 @@ const tmpPrefix = ".tmp-"
 // Store keeps objects as files under a root directory.
 type Store struct {
 	root string
+	// dirs remembers directories known to exist, so that a put into one of them needs
+	// no stat (bounded: forgotten all at once when it reaches maxKnownDirs).
+	dirs  sync.Map // string -> struct{}
+	ndirs atomic.Int64
+	// syncs shares directory fsyncs between the commits into one directory (dirSync).
+	smu   sync.Mutex
+	syncs map[string]*dirSync
 }
+
+// maxKnownDirs bounds Store.dirs (ingest makes 256 directories a day).
+const maxKnownDirs = 4096
 
 // New opens (creating if needed) a store rooted at dir.
 func New(dir string) (*Store, error) {
@@ -34,7 +46,7 @@ func New(dir string) (*Store, error) {
 	if err := os.MkdirAll(abs, 0o750); err != nil {
 		return nil, fmt.Errorf("archive/fs: create root: %w", err)
 	}
-	return &Store{root: abs}, nil
+	return &Store{root: abs, syncs: map[string]*dirSync{}}, nil
 }
 
 // Root returns the store's root directory.
@@ -67,34 +79,131 @@ func (c ctxReader) Read(p []byte) (int, error) {
 
 // Put implements archive.Store.
 func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64) (archive.ObjectInfo, error) {
+	w, err := s.create(ctx, key)
+	if err != nil {
+		return archive.ObjectInfo{}, err
+	}
+	n, err := io.Copy(w, ctxReader{ctx, r})
+	if err == nil && size >= 0 && n != size {
+		err = fmt.Errorf("read %d bytes, expected %d: %w", n, size, io.ErrUnexpectedEOF)
+	}
+	if err != nil {
+		w.Abort()
+		return archive.ObjectInfo{}, fmt.Errorf("archive/fs: put %s: %w", key, err)
+	}
+	return w.Commit(ctx)
+}
+
+var _ archive.Creator = (*Store)(nil)
+
+// Create implements archive.Creator: the object is written to a temporary file in its
+// directory; Commit fsyncs it, renames it into place and fsyncs the directory.
+func (s *Store) Create(ctx context.Context, key string) (archive.Writer, error) {
+	return s.create(ctx, key)
+}
+
+func (s *Store) create(ctx context.Context, key string) (*writer, error) {
 	p, err := s.path(key)
 	if err != nil {
-		return archive.ObjectInfo{}, fmt.Errorf("archive/fs: put %s: %w", key, err)
+		return nil, fmt.Errorf("archive/fs: put %s: %w", key, err)
 	}
 	if err := ctx.Err(); err != nil {
-		return archive.ObjectInfo{}, fmt.Errorf("archive/fs: put %s: %w", key, err)
+		return nil, fmt.Errorf("archive/fs: put %s: %w", key, err)
 	}
 	dir := filepath.Dir(p)
-	created, err := mkdirAll(dir)
-	if err != nil {
-		return archive.ObjectInfo{}, fmt.Errorf("archive/fs: put %s: %w", key, err)
+	_, known := s.dirs.Load(dir)
+	if !known {
+		if err := s.mkdirAll(dir); err != nil {
+			return nil, fmt.Errorf("archive/fs: put %s: %w", key, err)
+		}
 	}
 	f, err := os.CreateTemp(dir, tmpPrefix+"*")
-	if err != nil {
-		return archive.ObjectInfo{}, fmt.Errorf("archive/fs: put %s: %w", key, err)
+	if known && errors.Is(err, fs.ErrNotExist) {
+		// Removed since it was made: make it again.
+		s.dirs.Delete(dir)
+		if err := s.mkdirAll(dir); err != nil {
+			return nil, fmt.Errorf("archive/fs: put %s: %w", key, err)
+		}
+		f, err = os.CreateTemp(dir, tmpPrefix+"*")
 	}
-	tmp := f.Name()
+	if err != nil {
+		return nil, fmt.Errorf("archive/fs: put %s: %w", key, err)
+	}
+	return &writer{s: s, ctx: ctx, key: key, path: p, dir: dir, f: f}, nil
+}
+
+// mkdirAll makes dir and its missing parents (see mkdirAll), makes their entries
+// durable (an fsync of the parent of each directory made) and remembers that dir exists.
+// The entries are synced here, before any object is renamed into them, and not at the
+// commit of the object that needed them: a later object in the same directory, whose
+// put found it made, would otherwise rely on a put that may have been aborted.
+func (s *Store) mkdirAll(dir string) error {
+	created, err := mkdirAll(dir)
+	if err != nil {
+		return err
+	}
+	for _, d := range created {
+		if err := syncDir(filepath.Dir(d)); err != nil {
+			return err
+		}
+	}
+	if s.ndirs.Add(1) > maxKnownDirs {
+		s.dirs.Clear()
+		s.ndirs.Store(1)
+	}
+	s.dirs.Store(dir, struct{}{})
+	return nil
+}
+
+// writer is an object being written to its temporary file (archive.Writer).
+type writer struct {
+	s    *Store
+	ctx  context.Context
+	key  string
+	path string   // the final path
+	dir  string   // its directory
+	f    *os.File // nil once committed or aborted
+	n    int64
+}
+
+// Write implements archive.Writer; it fails once the context of Create is done.
+func (w *writer) Write(p []byte) (int, error) {
+	if w.f == nil {
+		return 0, fmt.Errorf("archive/fs: put %s: write after commit or abort", w.key)
+	}
+	if err := w.ctx.Err(); err != nil {
+		return 0, err
+	}
+	n, err := w.f.Write(p)
+	w.n += int64(n)
+	return n, err
+}
+
+// Abort implements archive.Writer.
+func (w *writer) Abort() {
+	if w.f == nil {
+		return
+	}
+	w.f.Close()
+	os.Remove(w.f.Name())
+	w.f = nil
+}
+
+// Commit implements archive.Writer: fsync, rename into place, fsync the directory (the
+// directories made for the object were synced in Create).
+func (w *writer) Commit(ctx context.Context) (archive.ObjectInfo, error) {
+	if w.f == nil {
+		return archive.ObjectInfo{}, fmt.Errorf("archive/fs: put %s: commit after commit or abort", w.key)
+	}
+	f, tmp := w.f, w.f.Name()
+	w.f = nil
 	fail := func(err error) (archive.ObjectInfo, error) {
 		f.Close()
 		os.Remove(tmp)
-		return archive.ObjectInfo{}, fmt.Errorf("archive/fs: put %s: %w", key, err)
+		return archive.ObjectInfo{}, fmt.Errorf("archive/fs: put %s: %w", w.key, err)
 	}
-	n, err := io.Copy(f, ctxReader{ctx, r})
-	if err != nil {
+	if err := w.ctx.Err(); err != nil {
 		return fail(err)
-	}
-	if size >= 0 && n != size {
-		return fail(fmt.Errorf("read %d bytes, expected %d: %w", n, size, io.ErrUnexpectedEOF))
 	}
 	if err := f.Sync(); err != nil {
 		return fail(err)
@@ -103,31 +212,29 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64) (a
 	if err != nil {
 		return fail(err)
 	}
+	if err := f.Chmod(0o640); err != nil {
+		return fail(err)
+	}
 	if err := f.Close(); err != nil {
 		os.Remove(tmp)
-		return archive.ObjectInfo{}, fmt.Errorf("archive/fs: put %s: %w", key, err)
+		return archive.ObjectInfo{}, fmt.Errorf("archive/fs: put %s: %w", w.key, err)
 	}
 	if err := ctx.Err(); err != nil {
 		os.Remove(tmp)
-		return archive.ObjectInfo{}, fmt.Errorf("archive/fs: put %s: %w", key, err)
+		return archive.ObjectInfo{}, fmt.Errorf("archive/fs: put %s: %w", w.key, err)
 	}
-	if err := os.Chmod(tmp, 0o640); err != nil {
+	if err := w.ctx.Err(); err != nil {
 		os.Remove(tmp)
-		return archive.ObjectInfo{}, fmt.Errorf("archive/fs: put %s: %w", key, err)
+		return archive.ObjectInfo{}, fmt.Errorf("archive/fs: put %s: %w", w.key, err)
 	}
-	if err := os.Rename(tmp, p); err != nil {
+	if err := os.Rename(tmp, w.path); err != nil {
 		os.Remove(tmp)
-		return archive.ObjectInfo{}, fmt.Errorf("archive/fs: put %s: %w", key, err)
+		return archive.ObjectInfo{}, fmt.Errorf("archive/fs: put %s: %w", w.key, err)
 	}
-	if err := syncDir(dir); err != nil {
-		return archive.ObjectInfo{}, fmt.Errorf("archive/fs: put %s: %w", key, err)
+	if err := w.s.syncDirShared(w.dir); err != nil {
+		return archive.ObjectInfo{}, fmt.Errorf("archive/fs: put %s: %w", w.key, err)
 	}
-	for _, d := range created {
-		if err := syncDir(filepath.Dir(d)); err != nil {
-			return archive.ObjectInfo{}, fmt.Errorf("archive/fs: put %s: %w", key, err)
-		}
-	}
-	return archive.ObjectInfo{Key: key, Size: n, ModTime: st.ModTime()}, nil
+	return archive.ObjectInfo{Key: w.key, Size: w.n, ModTime: st.ModTime()}, nil
 }
 
 // mkdirAll creates dir and its missing parents, returning the directories it created,
@@ -158,6 +265,68 @@ func mkdirAll(dir string) ([]string, error) {
 	}
 	return missing, nil
 }
+
+// dirSync is the state of the directory fsyncs of one directory. A commit needs an
+// fsync of its directory that starts after its rename. When none is running, it runs one
+// (running). When one is running, it may have started before the rename, so the commit
+// waits for the next round instead (pending): the first to need it opens it and runs it
+// once the running one ends; everyone renamed meanwhile shares it and gets its result.
+// With one writer, or writers in different directories, every commit runs its own fsync,
+// as before.
+type dirSync struct {
+	running, pending *syncRound
+}
+
+type syncRound struct {
+	done    chan struct{}
+	err     error
+	members int // the commits it serves
+}
+
+// syncDirShared returns once an fsync of dir that started after the call has ended.
+func (s *Store) syncDirShared(dir string) error {
+	s.smu.Lock()
+	ds := s.syncs[dir]
+	if ds == nil {
+		ds = &dirSync{}
+		s.syncs[dir] = ds
+	}
+	if ds.running == nil {
+		r := &syncRound{done: make(chan struct{}), members: 1}
+		ds.running = r
+		s.smu.Unlock()
+		return s.runSync(dir, ds, r)
+	}
+	if r := ds.pending; r != nil {
+		r.members++
+		s.smu.Unlock()
+		<-r.done
+		return r.err
+	}
+	r := &syncRound{done: make(chan struct{}), members: 1}
+	ds.pending = r
+	prev := ds.running
+	s.smu.Unlock()
+	<-prev.done // runSync made r the running round
+	return s.runSync(dir, ds, r)
+}
+
+// runSync runs round r (the running one) and makes the pending round, if any, the
+// running one.
+func (s *Store) runSync(dir string, ds *dirSync, r *syncRound) error {
+	r.err = syncDirFunc(dir)
+	s.smu.Lock()
+	ds.running, ds.pending = ds.pending, nil
+	if ds.running == nil {
+		delete(s.syncs, dir)
+	}
+	s.smu.Unlock()
+	close(r.done)
+	return r.err
+}
+
+// syncDirFunc is syncDir, replaced by tests.
+var syncDirFunc = syncDir
 
 func syncDir(dir string) error {
 	d, err := os.Open(dir)

@@ -57,32 +57,41 @@ func TestNoTempFilesLeft(t *testing.T) {
 // BenchmarkPut is the device's floor for the archive: durable 512 KB puts under fresh
 // keys (create, write, fsync, rename, directory fsync), by 1 and 4 concurrent writers.
 // No ingest or network path can store instances faster than this on the same disk.
+//
+// dirs=spread puts each object in one of 256 directories by its number; dirs=second in
+// the directory of the current second (of 256), so concurrent puts share their
+// directory and its fsyncs, as ingest's keys do.
 func BenchmarkPut(b *testing.B) {
 	data := bytes.Repeat([]byte("lumen!"), 512<<10/6)
 	for _, writers := range []int{1, 4} {
-		b.Run(fmt.Sprintf("writers=%d", writers), func(b *testing.B) {
-			s, err := fs.New(b.TempDir())
-			if err != nil {
-				b.Fatal(err)
-			}
-			var next atomic.Int64
-			b.SetBytes(int64(len(data)))
-			b.ResetTimer()
-			var wg sync.WaitGroup
-			for range writers {
-				wg.Go(func() {
-					for i := next.Add(1); i <= int64(b.N); i = next.Add(1) {
-						key := fmt.Sprintf("bench/%02x/%d.dcm", i%256, i)
-						if _, err := s.Put(context.Background(), key, bytes.NewReader(data), int64(len(data))); err != nil {
-							b.Error(err)
-							return
+		for _, dirs := range []string{"spread", "second"} {
+			b.Run(fmt.Sprintf("writers=%d/dirs=%s", writers, dirs), func(b *testing.B) {
+				s, err := fs.New(b.TempDir())
+				if err != nil {
+					b.Fatal(err)
+				}
+				var next atomic.Int64
+				b.SetBytes(int64(len(data)))
+				b.ResetTimer()
+				var wg sync.WaitGroup
+				for range writers {
+					wg.Go(func() {
+						for i := next.Add(1); i <= int64(b.N); i = next.Add(1) {
+							key := fmt.Sprintf("bench/%02x/%d.dcm", i%256, i)
+							if dirs == "second" {
+								key = fmt.Sprintf("bench/%02x/%d.dcm", byte(time.Now().Unix()), i)
+							}
+							if _, err := s.Put(context.Background(), key, bytes.NewReader(data), int64(len(data))); err != nil {
+								b.Error(err)
+								return
+							}
 						}
-					}
-				})
-			}
-			wg.Wait()
-			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "puts/s")
-		})
+					})
+				}
+				wg.Wait()
+				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "puts/s")
+			})
+		}
 	}
 }
 

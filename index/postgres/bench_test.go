@@ -13,3 +13,8 @@ import (
 func BenchmarkMergePatients(b *testing.B) {
 	indextest.BenchmarkMerge(b, func(tb testing.TB) index.Index { return indextest.Open(tb, "postgres") })
 }
+
+// BenchmarkPut measures indexing new instances, one Put each (indextest.BenchmarkPut).
+func BenchmarkPut(b *testing.B) {
+	indextest.BenchmarkPut(b, func(tb testing.TB) index.Index { return indextest.Open(tb, "postgres") })
+}

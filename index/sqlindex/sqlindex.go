@@ -28,6 +28,13 @@ type DB struct {
 	// the matching patients are many, the second when they are few. Set it before use.
 	DensePatients int
 
+	// MaxBatch bounds the instances that concurrent Puts commit in one transaction
+	// (default DefaultMaxBatch). Set it before use.
+	MaxBatch int
+	// BeforeCommit, when set (tests), is called with the number of instances of a Put
+	// transaction (see Put) just before it commits.
+	BeforeCommit func(n int)
+
 	db    *sql.DB
 	wdb   *sql.DB // write transactions, when they have their own pool (UseWriter)
 	d     *Dialect
@@ -35,6 +42,13 @@ type DB struct {
 	reads sync.Map // query text -> *sql.Stmt, of queries (Dialect.PrepareReads)
 	nread atomic.Int32
 	wmu   sync.Mutex // held around write transactions when the dialect serialises them
+
+	// Group commit of Puts (group.go), under gmu.
+	gmu     sync.Mutex
+	gcond   *sync.Cond // leading became false
+	queue   []*putRequest
+	leading bool // a Put is committing batches
+	closed  bool
 }
 
 var (
@@ -43,7 +57,11 @@ var (
 )
 
 // New wraps an open database whose schema has been migrated (see Migrate).
-func New(db *sql.DB, d *Dialect) *DB { return &DB{db: db, d: d} }
+func New(db *sql.DB, d *Dialect) *DB {
+	x := &DB{db: db, d: d}
+	x.gcond = sync.NewCond(&x.gmu)
+	return x
+}
 
 // UseWriter gives write transactions their own connection pool (for SQLite, one
 // connection on the same file), so that a crowd of readers holding the shared pool
@@ -131,18 +149,35 @@ func (x *DB) queryRow(ctx context.Context, tx *sql.Tx, q string, args ...any) *s
 	return tx.QueryRowContext(ctx, x.d.rebind(q), args...)
 }
 
-// Put implements index.Index.
-func (x *DB) Put(ctx context.Context, inst *index.Instance) error {
+// putOne indexes one instance in a transaction of its own (Put without a batch).
+func (x *DB) putOne(ctx context.Context, inst *index.Instance) error {
 	err := x.tx(ctx, func(tx *sql.Tx) error {
-		var n int
-		if err := x.queryRow(ctx, tx, `SELECT COUNT(*) FROM instances WHERE sop_uid = ?`, inst.SOPInstanceUID).Scan(&n); err != nil {
+		if err := x.putTx(ctx, tx, inst); err != nil {
 			return err
 		}
-		if n > 0 {
-			return fmt.Errorf("index: put %s: %w", inst.SOPInstanceUID, index.ErrExists)
+		if x.BeforeCommit != nil {
+			x.BeforeCommit(1)
 		}
-		return x.insert(ctx, tx, inst)
+		return nil
 	})
+	return x.putError(ctx, inst, err)
+}
+
+// putTx indexes inst inside tx: ErrExists, before anything is written, when its SOP
+// Instance UID is indexed already.
+func (x *DB) putTx(ctx context.Context, tx *sql.Tx, inst *index.Instance) error {
+	var n int
+	if err := x.queryRow(ctx, tx, `SELECT COUNT(*) FROM instances WHERE sop_uid = ?`, inst.SOPInstanceUID).Scan(&n); err != nil {
+		return err
+	}
+	if n > 0 {
+		return fmt.Errorf("index: put %s: %w", inst.SOPInstanceUID, index.ErrExists)
+	}
+	return x.insert(ctx, tx, inst)
+}
+
+// putError turns the error of a Put's transaction into Put's answer.
+func (x *DB) putError(ctx context.Context, inst *index.Instance, err error) error {
 	if err != nil && x.d.IsUniqueViolation(err) && !errors.Is(err, index.ErrExists) {
 		// A concurrent writer indexed the same SOP Instance UID first.
 		if _, lerr := x.Instance(ctx, inst.SOPInstanceUID); lerr == nil {
@@ -186,9 +221,10 @@ func (x *DB) DeleteInstance(ctx context.Context, sopUID string) (*index.Instance
 	return old, nil
 }
 
-// getOrCreate returns the id of the row matching key, inserting it when missing.
-// created reports an insert by this transaction.
-func (x *DB) getOrCreate(ctx context.Context, tx *sql.Tx, sel string, selArgs []any, ins string, insArgs []any) (id int64, created bool, err error) {
+// getOrCreate returns the id of the row matching key, inserting it when missing (with
+// the arguments insArgs makes, only then). created reports an insert by this
+// transaction.
+func (x *DB) getOrCreate(ctx context.Context, tx *sql.Tx, sel string, selArgs []any, ins string, insArgs func() []any) (id int64, created bool, err error) {
 	err = x.queryRow(ctx, tx, sel, selArgs...).Scan(&id)
 	if err == nil {
 		return id, false, nil
@@ -198,7 +234,7 @@ func (x *DB) getOrCreate(ctx context.Context, tx *sql.Tx, sel string, selArgs []
 	}
 	// ON CONFLICT DO NOTHING: a concurrent transaction may create the same row; then
 	// nothing is returned and the row it committed is read back.
-	err = x.queryRow(ctx, tx, ins+` ON CONFLICT DO NOTHING RETURNING id`, insArgs...).Scan(&id)
+	err = x.queryRow(ctx, tx, ins+` ON CONFLICT DO NOTHING RETURNING id`, insArgs()...).Scan(&id)
 	if err == nil {
 		return id, true, nil
 	}
@@ -238,7 +274,9 @@ func (x *DB) insert(ctx context.Context, tx *sql.Tx, in *index.Instance) error {
 	sid, sNew, err := x.getOrCreate(ctx, tx,
 		`SELECT id FROM studies WHERE study_uid = ?`, []any{in.StudyInstanceUID},
 		`INSERT INTO studies (patient_fk, study_uid, study_date, study_time, study_time_norm, accession, study_id, description, referring, referring_ci, referring_fuzzy, modalities, sop_classes, num_series, num_instances, created_at, updated_at, merged_from) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ',', ',', 0, 0, ?, ?, ?)`,
-		[]any{pid, in.StudyInstanceUID, nz(in.StudyDate), nz(in.StudyTime), normTime(in.StudyTime, false), nz(in.AccessionNumber), nz(in.StudyID), in.StudyDescription, in.ReferringPhysicianName, index.NameCI(in.ReferringPhysicianName), index.NameFuzzy(in.ReferringPhysicianName), now, now, mergedFrom})
+		func() []any {
+			return []any{pid, in.StudyInstanceUID, nz(in.StudyDate), nz(in.StudyTime), normTime(in.StudyTime, false), nz(in.AccessionNumber), nz(in.StudyID), in.StudyDescription, in.ReferringPhysicianName, index.NameCI(in.ReferringPhysicianName), index.NameFuzzy(in.ReferringPhysicianName), now, now, mergedFrom}
+		})
 	if err != nil {
 		return fmt.Errorf("study: %w", err)
 	}
@@ -266,7 +304,9 @@ func (x *DB) insert(ctx context.Context, tx *sql.Tx, in *index.Instance) error {
 	seid, seNew, err := x.getOrCreate(ctx, tx,
 		`SELECT id FROM series WHERE series_uid = ?`, []any{in.SeriesInstanceUID},
 		`INSERT INTO series (study_fk, series_uid, modality, series_number, description, body_part, series_date, series_time, num_instances, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)`,
-		[]any{sid, in.SeriesInstanceUID, nz(in.Modality), intPtr(in.SeriesNumber), in.SeriesDescription, nz(in.BodyPartExamined), nz(in.SeriesDate), nz(in.SeriesTime), now, now})
+		func() []any {
+			return []any{sid, in.SeriesInstanceUID, nz(in.Modality), intPtr(in.SeriesNumber), in.SeriesDescription, nz(in.BodyPartExamined), nz(in.SeriesDate), nz(in.SeriesTime), now, now}
+		})
 	if err != nil {
 		return fmt.Errorf("series: %w", err)
 	}
@@ -309,9 +349,10 @@ func (x *DB) insert(ctx context.Context, tx *sql.Tx, in *index.Instance) error {
 		seid, in.SOPInstanceUID, nz(in.SOPClassUID), intPtr(in.InstanceNumber), nz(in.TransferSyntaxUID), in.NumberOfFrames, in.Rows, in.Columns, in.BitsAllocated, in.BlobKey, in.Size, in.SHA256, in.ContentDigest, string(in.Metadata), in.MetadataOmitted, nullString(in.PixelLayout), nullString(in.Bulk), in.SourceAE, received, nullString([]byte(index.MetadataSpans(in.Metadata)))); err != nil {
 		return fmt.Errorf("instance: %w", err)
 	}
-	if _, err := x.exec(ctx, tx, `UPDATE series SET num_instances = num_instances + 1, updated_at = ? WHERE id = ?`, now, seid); err != nil {
-		return err
-	}
+	// The study's row is updated before the series' row: every write transaction of
+	// ingest locks a study before its series, also a batch of several instances (Put),
+	// whose instances come in the order of their studies, so that two batches (replicas
+	// sharing PostgreSQL) do not each hold a row the other waits for.
 	addSeries := 0
 	if seNew {
 		addSeries = 1
@@ -325,6 +366,9 @@ func (x *DB) insert(ctx context.Context, tx *sql.Tx, in *index.Instance) error {
 		nz(in.Modality), ","+nz(in.Modality)+",", nz(in.Modality)+",",
 		nz(in.SOPClassUID), ","+nz(in.SOPClassUID)+",", nz(in.SOPClassUID)+",",
 		sid); err != nil {
+		return err
+	}
+	if _, err := x.exec(ctx, tx, `UPDATE series SET num_instances = num_instances + 1, updated_at = ? WHERE id = ?`, now, seid); err != nil {
 		return err
 	}
 	if sNew {
@@ -616,8 +660,9 @@ func (x *DB) query(ctx context.Context, q string, args ...any) (*sql.Rows, error
 	return x.db.QueryContext(ctx, q, args...)
 }
 
-// Close implements index.Index.
+// Close implements index.Index. Puts in progress finish first; later ones fail.
 func (x *DB) Close() error {
+	x.closeGroup()
 	for _, m := range []*sync.Map{&x.stmts, &x.reads} {
 		m.Range(func(_, v any) bool {
 			if st := v.(*sql.Stmt); st != nil {

@@ -10,9 +10,11 @@
 // never points at a missing blob; a crash between the two steps can leave an orphan blob,
 // which Check (lumen fsck) finds and repairs.
 //
-// The same pass computes the data set's content digest (dcm.ContentDigest), so that an
-// instance re-sent in another encoding, or with other File Meta Information, is
-// recognised as stored: a success with nothing written. Different content under a
+// The pass hashes the bytes once, for the SHA-256 of the stored object. An instance
+// re-sent with the same bytes is recognised by that hash; one re-sent in another
+// encoding, or with other File Meta Information, by the data set's content digest
+// (dcm.ContentDigest), computed only then, from the stored copies (the received bytes),
+// and recorded: a success with nothing written. Different content under a
 // stored SOP Instance UID follows the DuplicatePolicy; under the default, Quarantine,
 // it is acknowledged and kept aside (QuarantinePrefix, an index.QuarantineRecord), to be
 // promoted or deleted by an administrator (Promote, DeleteQuarantined): nothing a sender

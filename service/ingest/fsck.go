@@ -317,7 +317,7 @@ func (p *Pipeline) repairOrphan(ctx context.Context, f *Finding, remove bool) {
 			return
 		}
 		for _, q := range list {
-			if q.ContentDigest == inst.ContentDigest {
+			if p.digestOf(ctx, q.ContentDigest, q.BlobKey) == inst.ContentDigest {
 				del(fmt.Sprintf("an identical copy is quarantined (%d)", q.ID))
 				return
 			}

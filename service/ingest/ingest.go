@@ -157,7 +157,9 @@ type Result struct {
 	BlobKey           string
 	Size              int64
 	SHA256            string
-	// ContentDigest is the data set's dcm.ContentDigest.
+	// ContentDigest is the data set's dcm.ContentDigest when it was computed: only for an
+	// object whose SOP Instance UID was known already (stored, quarantined or rejected)
+	// and whose bytes differ from the copy kept; "" otherwise.
 	ContentDigest string
 	// QuarantineID is the quarantine record that holds the object (Outcome Quarantined).
 	QuarantineID int64
@@ -229,7 +231,10 @@ func (p *Pipeline) now() time.Time {
 }
 
 // NewBlobKey returns a fresh key: dicom/YYYY/MM/DD/xx/<32 hex>.dcm. The date (UTC, of
-// receipt) bounds start-up checks to recent prefixes; xx fans out each day 256 ways.
+// receipt) bounds start-up checks to recent prefixes. xx, the second of receipt modulo
+// 256 (hex), fans each day out 256 ways, while the objects received in the same second
+// share a directory, and so the fsyncs of that directory (archive/fs shares them
+// between concurrent puts).
 func NewBlobKey(t time.Time) string {
 	var b [16]byte
 	rand.Read(b[:])
@@ -240,7 +245,7 @@ func NewBlobKey(t time.Time) string {
 		b[i] = byte(ms >> (40 - 8*i))
 	}
 	id := hex.EncodeToString(b[:])
-	return fmt.Sprintf("%s%04d/%02d/%02d/%s/%s.dcm", BlobPrefix, t.Year(), int(t.Month()), t.Day(), id[30:32], id)
+	return fmt.Sprintf("%s%04d/%02d/%02d/%02x/%s.dcm", BlobPrefix, t.Year(), int(t.Month()), t.Day(), byte(t.Unix()), id)
 }
 
 // DatasetInfo is the envelope of a bare data set (from the DIMSE C-STORE command and
@@ -265,19 +270,12 @@ func (p *Pipeline) IngestDataset(ctx context.Context, r io.Reader, info DatasetI
 	return p.ingest(ctx, r, -1, &info, src)
 }
 
-type putResult struct {
-	info archive.ObjectInfo
-	err  error
-}
-
 func (p *Pipeline) ingest(ctx context.Context, r io.Reader, size int64, ds *DatasetInfo, src Source) (res *Result, err error) {
 	start := p.now()
 	defer func() { p.Metrics.observe(res, err, start) }()
 	key := NewBlobKey(start)
 	pctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	pr, pw := io.Pipe()
-	done := make(chan putResult, 1)
 	var meta []byte
 	total := size
 	if ds != nil {
@@ -291,18 +289,11 @@ func (p *Pipeline) ingest(ctx context.Context, r io.Reader, size int64, ds *Data
 		})
 		total = -1
 	}
-	go func() {
-		info, err := p.Store.Put(pctx, key, pr, total)
-		if err != nil {
-			pr.CloseWithError(err)
-		}
-		done <- putResult{info, err}
-	}()
-	h := sha256.New()
-	sink := io.MultiWriter(pw, h)
+	var blob *blobWriter
 	abort := func(e *Error) (*Result, error) {
-		pw.CloseWithError(e)
-		<-done
+		if blob != nil {
+			blob.abort(e)
+		}
 		// Nothing should be visible, but a store may have finished before the failure
 		// surfaced (or lost its answer): remove whatever it made.
 		p.cleanup(ctx, key)
@@ -321,15 +312,21 @@ func (p *Pipeline) ingest(ctx context.Context, r io.Reader, size int64, ds *Data
 			}
 		}
 	}()
-	// The content digest is computed by the parser as the values pass, in this one pass.
-	digest := dcm.NewContentDigest()
+	if blob, err = p.openBlob(pctx, key, total); err != nil {
+		return abort(storeFailure(err))
+	}
+	h := sha256.New()
+	sink := io.MultiWriter(blob, h)
+	// The bytes are hashed once, here, for the SHA-256 of the stored object. The content
+	// digest (dcm.ContentDigest), which only a SOP Instance UID arriving again with other
+	// bytes needs, is computed then, from the stored copy (digestOf).
 	if ds != nil {
 		if _, err := sink.Write(meta); err != nil {
 			return abort(storeFailure(err))
 		}
-		f, err = dcm.ParseDataset(io.TeeReader(r, sink), ds.TransferSyntaxUID, int64(len(meta)), &dcm.Options{Digest: digest})
+		f, err = dcm.ParseDataset(io.TeeReader(r, sink), ds.TransferSyntaxUID, int64(len(meta)), nil)
 	} else {
-		f, err = dcm.Parse(io.TeeReader(r, sink), &dcm.Options{Size: size, Digest: digest})
+		f, err = dcm.Parse(io.TeeReader(r, sink), &dcm.Options{Size: size})
 	}
 	if err != nil {
 		if !errors.As(err, &pe) {
@@ -356,11 +353,8 @@ func (p *Pipeline) ingest(ctx context.Context, r io.Reader, size int64, ds *Data
 	}) {
 		return abort(notAuthorized())
 	}
-	if err := pw.Close(); err != nil {
-		return abort(fail(ErrUnavailable, err, "could not finish writing the object"))
-	}
 	durableStart := time.Now()
-	pres := <-done
+	pres := blob.commit()
 	p.Metrics.observeStage("store", durableStart)
 	if pres.err != nil {
 		// A remote store may have committed the object before the failure reached us
@@ -380,7 +374,6 @@ func (p *Pipeline) ingest(ctx context.Context, r io.Reader, size int64, ds *Data
 	}
 	inst.Size = pres.info.Size
 	inst.SHA256 = hex.EncodeToString(h.Sum(nil))
-	inst.ContentDigest = digest.Sum()
 	inst.SourceAE = src.CallingAE
 	inst.ReceivedAt = start
 	// A Key Object Selection document titled with a rejection code (IHE IOCM) is
@@ -501,7 +494,9 @@ func (p *Pipeline) commit(ctx context.Context, inst *index.Instance, src Source)
 		removeBlob()
 		return nil, notAuthorized()
 	}
-	if p.sameContent(ctx, existing, inst) {
+	same := p.sameContent(ctx, existing, inst)
+	res.ContentDigest = inst.ContentDigest
+	if same {
 		removeBlob()
 		res.Outcome, res.BlobKey, res.Size, res.SHA256 = AlreadyStored, existing.BlobKey, existing.Size, existing.SHA256
 		return res, nil

@@ -26,26 +26,58 @@ func NewQuarantineKey(t time.Time) string {
 }
 
 // sameContent reports whether a new object holds the same data set as the stored
-// instance: the same bytes, or the same content digest (dcm.ContentDigest). An instance
-// indexed before digests were kept has its digest computed from the stored copy now,
-// and recorded. When that copy cannot be read the answer is "different": the new object
-// is then kept aside (Quarantine), never dropped.
+// instance: the same bytes, or the same content digest (dcm.ContentDigest). Digests are
+// computed when first needed (see digestOf): the stored instance's from its stored copy,
+// then recorded; the new object's from its blob, still in the store at this point. When
+// a copy cannot be read the answer is "different": the new object is then kept aside
+// (Quarantine), never dropped.
 func (p *Pipeline) sameContent(ctx context.Context, existing, inst *index.Instance) bool {
 	if existing.SHA256 == inst.SHA256 && existing.Size == inst.Size {
 		return true
 	}
+	nd := p.instanceDigest(ctx, inst)
+	if nd == "" {
+		return false
+	}
 	d := existing.ContentDigest
 	if !strings.HasPrefix(d, dcm.ContentDigestPrefix) {
-		var err error
-		if d, err = p.digestBlob(ctx, existing.BlobKey); err != nil {
-			p.log().Warn("ingest: cannot compute the content digest of the stored copy; treating the new object as different", "key", existing.BlobKey, "err", err)
+		if d = p.digestOf(ctx, "", existing.BlobKey); d == "" {
 			return false
 		}
 		if err := p.Index.SetContentDigest(index.Unscoped(ctx), existing.SOPInstanceUID, existing.BlobKey, d); err != nil {
 			p.log().Warn("ingest: could not record a content digest", "key", existing.BlobKey, "err", err)
 		}
 	}
-	return d == inst.ContentDigest
+	return d == nd
+}
+
+// instanceDigest returns the content digest of a new object, computing it from its blob
+// (and keeping it in inst) if it has none yet; "" when the blob cannot be read.
+func (p *Pipeline) instanceDigest(ctx context.Context, inst *index.Instance) string {
+	inst.ContentDigest = p.digestOf(ctx, inst.ContentDigest, inst.BlobKey)
+	return inst.ContentDigest
+}
+
+// digestOf returns the content digest of a stored copy: recorded, when it is a digest,
+// or else computed from the copy under key. Ingest does not compute the digest of what
+// it stores (it hashes the bytes once, for the SHA-256 of the stored object): a digest
+// is needed only when a SOP Instance UID arrives again with other bytes, and it is
+// computed then, from the stored bytes, which are the received bytes. It returns ""
+// when the copy cannot be read (logged): callers then treat the contents as different,
+// the safe direction (the new object is kept, never dropped).
+func (p *Pipeline) digestOf(ctx context.Context, recorded, key string) string {
+	if strings.HasPrefix(recorded, dcm.ContentDigestPrefix) {
+		return recorded
+	}
+	if key == "" {
+		return ""
+	}
+	d, err := p.digestBlob(ctx, key)
+	if err != nil {
+		p.log().Warn("ingest: cannot compute the content digest of a stored copy; treating the new object as different", "key", key, "err", err)
+		return ""
+	}
+	return d
 }
 
 // digestBlob computes the content digest of a stored object, streaming.
@@ -81,9 +113,10 @@ func (p *Pipeline) copyBlob(ctx context.Context, from, to string) error {
 func (p *Pipeline) quarantine(ctx context.Context, inst *index.Instance, src Source, res *Result) (*Result, error) {
 	removeBlob := func() { p.cleanup(ctx, inst.BlobKey) }
 	bctx := index.Unscoped(ctx)
+	res.ContentDigest = p.instanceDigest(ctx, inst)
 	if list, err := p.Index.Quarantined(bctx, index.QuarantineQuery{SOPInstanceUID: inst.SOPInstanceUID}); err == nil {
 		for _, q := range list {
-			if q.ContentDigest == inst.ContentDigest || q.SHA256 == inst.SHA256 && q.Size == inst.Size {
+			if q.SHA256 == inst.SHA256 && q.Size == inst.Size || inst.ContentDigest != "" && p.digestOf(ctx, q.ContentDigest, q.BlobKey) == inst.ContentDigest {
 				removeBlob()
 				res.Outcome, res.QuarantineID, res.BlobKey, res.Size, res.SHA256 = Quarantined, q.ID, q.BlobKey, q.Size, q.SHA256
 				res.Warnings = append(res.Warnings, quarantineWarning(q.ID))

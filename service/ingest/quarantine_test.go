@@ -203,8 +203,10 @@ func TestQuarantineScope(t *testing.T) {
 	}
 }
 
-// TestResentLegacyRow: an instance indexed before content digests were kept is compared
-// by computing its digest from the stored copy, once.
+// TestResentLegacyRow: an instance indexed without a content digest (ingest does not
+// compute it; rows written before digests were kept have none either) is compared by
+// computing the digest from the stored copy, once, and recording it; the re-sent object's
+// digest, computed from its own blob, is the same.
 func TestResentLegacyRow(t *testing.T) {
 	ct, _ := gen.CTSeries(gen.Options{Seed: 54}, 1, 16, 16)
 	e := newEnv(t)
@@ -212,16 +214,50 @@ func TestResentLegacyRow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	want := dcm.NewContentDigest()
+	if _, err := dcm.Parse(bytes.NewReader(ct[0].Data), &dcm.Options{Digest: want}); err != nil {
+		t.Fatal(err)
+	}
+	if inst, _ := e.idx.Instance(context.Background(), ct[0].SOPInstanceUID); inst.ContentDigest != "" || first.ContentDigest != "" {
+		t.Fatalf("digest computed at ingest: %q, %q", inst.ContentDigest, first.ContentDigest)
+	}
 	if _, err := e.idx.(*sqlindex.DB).SQL().Exec(`UPDATE instances SET content_digest = ''`); err != nil {
 		t.Fatal(err)
 	}
 	impl := dcmconv(t, ct[0].Data, "+ti")
 	res, err := ingestBytes(e, impl)
-	if err != nil || res.Outcome != ingest.AlreadyStored || res.BlobKey != first.BlobKey {
+	if err != nil || res.Outcome != ingest.AlreadyStored || res.BlobKey != first.BlobKey || res.ContentDigest != want.Sum() {
 		t.Fatalf("re-sent: %+v, %v", res, err)
 	}
-	if inst, _ := e.idx.Instance(context.Background(), ct[0].SOPInstanceUID); inst.ContentDigest != first.ContentDigest {
-		t.Fatalf("digest recorded %q, want %q", inst.ContentDigest, first.ContentDigest)
+	if inst, _ := e.idx.Instance(context.Background(), ct[0].SOPInstanceUID); inst.ContentDigest != want.Sum() {
+		t.Fatalf("digest recorded %q, want %q", inst.ContentDigest, want.Sum())
+	}
+}
+
+// TestQuarantinedWithoutDigest: a quarantine record kept without a content digest (the
+// demoted copy of an instance whose digest was never needed) is compared by the digest
+// of its blob: the same content re-sent in another encoding finds it, and is not kept a
+// second time.
+func TestQuarantinedWithoutDigest(t *testing.T) {
+	mr, _ := gen.MRSeries(gen.Options{Seed: 55}, 1, 16, 16)
+	e := newEnv(t)
+	if _, err := ingestBytes(e, mr[0].Data); err != nil {
+		t.Fatal(err)
+	}
+	second := variant(mr[0], 0x0F)
+	res, err := ingestBytes(e, second)
+	if err != nil || res.Outcome != ingest.Quarantined {
+		t.Fatalf("second copy: %+v, %v", res, err)
+	}
+	if _, err := e.idx.(*sqlindex.DB).SQL().Exec(`UPDATE quarantine SET content_digest = ''`); err != nil {
+		t.Fatal(err)
+	}
+	again, err := ingestBytes(e, dcmconv(t, second, "+ti"))
+	if err != nil || again.Outcome != ingest.Quarantined || again.QuarantineID != res.QuarantineID {
+		t.Fatalf("second copy in another encoding: %+v, %v", again, err)
+	}
+	if n := len(e.blobs(t)); n != 2 {
+		t.Fatalf("%d blobs, want 2", n)
 	}
 }
 

@@ -159,8 +159,10 @@ func (p *Pipeline) commitNote(ctx context.Context, inst *index.Instance, note *r
 			removeBlob()
 			return nil, notAuthorized()
 		}
+		same := p.sameContent(ctx, existing, inst) // before the blob goes: its digest may be needed
+		res.ContentDigest = inst.ContentDigest
 		removeBlob()
-		if p.sameContent(ctx, existing, inst) {
+		if same {
 			res.Outcome, res.BlobKey, res.Size, res.SHA256 = AlreadyStored, existing.BlobKey, existing.Size, existing.SHA256
 			return res, nil
 		}
@@ -240,8 +242,15 @@ func (p *Pipeline) rejectedArrival(ctx context.Context, inst *index.Instance, sr
 			return nil, fail(ErrUnavailable, err, "the rejection of this SOP Instance UID changed meanwhile; send it again")
 		}
 	}
+	same := rec.SHA256 == inst.SHA256
+	if !same {
+		// Digests computed now if need be, the new object's before its blob goes.
+		d := p.instanceDigest(ctx, inst)
+		res.ContentDigest = d
+		same = d != "" && p.digestOf(ctx, rec.ContentDigest, rec.BlobKey) == d
+	}
 	removeBlob()
-	if rec.SHA256 != inst.SHA256 && (rec.ContentDigest == "" || inst.ContentDigest == "" || rec.ContentDigest != inst.ContentDigest) {
+	if !same {
 		// Other content than the copy the rejection holds: not kept, so not acknowledged.
 		p.log().Info("ingest: object refused: its SOP Instance UID was rejected and is held with other content", "via", src.Via, "calling_ae", src.CallingAE, "sop_instance_uid", inst.SOPInstanceUID, "reason", rec.Reason)
 		return nil, fail(ErrDuplicate, nil, "SOP Instance UID rejected (IHE IOCM, %s) and held with other content; this object was not kept", rec.Reason)

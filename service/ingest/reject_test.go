@@ -174,6 +174,11 @@ func TestRejectedBeforeArrival(t *testing.T) {
 	if res2, err := ingestBytes(e, mr[1].Data); err != nil || res2.Outcome != ingest.Hidden || res2.BlobKey != res.BlobKey {
 		t.Fatalf("second arrival: %+v, %v", res2, err)
 	}
+	// And in another encoding: the same content (the digests of this object and of the
+	// held copy computed now, from their blobs): discarded, still hidden.
+	if res3, err := ingestBytes(e, dcmconv(t, mr[1].Data, "+ti")); err != nil || res3.Outcome != ingest.Hidden || res3.BlobKey != res.BlobKey || res3.ContentDigest == "" {
+		t.Fatalf("arrival in another encoding: %+v, %v", res3, err)
+	}
 	// Sent with other content (a pixel changed): not kept, so refused, not acknowledged.
 	other := bytes.Clone(mr[1].Data)
 	other[len(other)-1] ^= 0xFF
