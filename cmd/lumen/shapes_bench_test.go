@@ -63,7 +63,6 @@ var queryShapes = []queryShape{
 	{"OHIF-list-offset=1010", func(r *rand.Rand, n int) string { return "limit=101&offset=1010&" + ohifStudyList }},
 }
 
-
 // qidoGet runs one QIDO-RS query and returns the number of results in the answer.
 func qidoGet(tb testing.TB, client *http.Client, u string) int {
 	req, _ := http.NewRequest(http.MethodGet, u, nil)
