@@ -71,42 +71,17 @@ func BenchmarkIngestCPU(b *testing.B) {
 	}
 }
 
-// benchTemplate is one generated CT instance whose SOP Instance UID is rewritten (same
-// length) for each copy.
-type benchTemplate struct {
-	data []byte
-	sop  string
-	at   []int
-}
-
-func newBenchTemplate(b *testing.B, rows, cols int) *benchTemplate {
+// newBenchCopies prepares copies of one generated CT instance of rows × cols.
+func newBenchCopies(b *testing.B, rows, cols int) *gen.Copies {
 	objs, err := gen.CTSeries(gen.Options{Seed: 4242}, 1, rows, cols)
 	if err != nil {
 		b.Fatal(err)
 	}
-	t := &benchTemplate{data: objs[0].Data, sop: objs[0].SOPInstanceUID}
-	for off := 0; ; {
-		i := bytes.Index(t.data[off:], []byte(t.sop))
-		if i < 0 {
-			break
-		}
-		t.at = append(t.at, off+i)
-		off += i + len(t.sop)
+	c, err := gen.NewCopies(objs[0])
+	if err != nil {
+		b.Fatal(err)
 	}
-	if len(t.at) != 2 {
-		b.Fatalf("SOP Instance UID found %d times", len(t.at))
-	}
-	return t
-}
-
-func (t *benchTemplate) instance(run string, n int) []byte {
-	out := bytes.Clone(t.data)
-	suffix := fmt.Sprintf("%s%09d", run, n)
-	uid := t.sop[:len(t.sop)-len(suffix)] + suffix
-	for _, at := range t.at {
-		copy(out[at:], uid)
-	}
-	return out
+	return c
 }
 
 // clientDir is a directory for the clients' input files: in memory (/dev/shm) when the
@@ -139,7 +114,7 @@ func benchIngestCPU(b *testing.B, backend, proto string, rows, cols, clients int
 	} else {
 		curl = tools.Require(b, "curl", "curl")
 	}
-	tpl := newBenchTemplate(b, rows, cols)
+	tpl := newBenchCopies(b, rows, cols)
 	run := fmt.Sprintf("%04d", ingestCPURun.Add(1)%10000)
 	work := clientDir(b)
 	// Each client's share: files (storescu) or request bodies of 50 parts (curl).
@@ -172,7 +147,7 @@ func benchIngestCPU(b *testing.B, backend, proto string, rows, cols, clients int
 	}
 	for c := range shares {
 		for n := c; n < b.N; n += clients {
-			data := tpl.instance(run, n)
+			data := tpl.Copy(run, int64(n))
 			if proto == "cstore" {
 				if err := os.WriteFile(filepath.Join(shares[c].dir, fmt.Sprintf("%09d.dcm", n)), data, 0o644); err != nil {
 					b.Fatal(err)
@@ -216,7 +191,7 @@ func benchIngestCPU(b *testing.B, backend, proto string, rows, cols, clients int
 	stowURL := "http://" + s.addr.HTTP + "/dicom-web/studies"
 	var wg sync.WaitGroup
 	errs := make(chan error, clients)
-	b.SetBytes(int64(len(tpl.data)))
+	b.SetBytes(int64(tpl.Size()))
 	b.ReportAllocs() // the server's: the clients run in processes of their own
 	b.ResetTimer()
 	if path := os.Getenv("LUMEN_BENCH_CPUPROFILE"); path != "" && b.N > 1 {

@@ -21,43 +21,18 @@ import (
 	"github.com/lumenpacs/lumen/testdata/gen"
 )
 
-// ctTemplate is one 512x512 16-bit CT instance (about 512 KB) whose SOP Instance UID is
-// rewritten per iteration.
-type ctTemplate struct {
-	data []byte
-	sop  string
-	at   []int // offsets of the SOP Instance UID (meta and data set)
-}
-
-func newTemplate(b *testing.B) *ctTemplate {
+// newTemplate prepares copies of one 512x512 16-bit CT instance (about 512 KB), each
+// with its own SOP Instance UID.
+func newTemplate(b *testing.B) *gen.Copies {
 	objs, err := gen.CTSeries(gen.Options{Seed: 1234}, 1, 512, 512)
 	if err != nil {
 		b.Fatal(err)
 	}
-	t := &ctTemplate{data: objs[0].Data, sop: objs[0].SOPInstanceUID}
-	for off := 0; ; {
-		i := bytes.Index(t.data[off:], []byte(t.sop))
-		if i < 0 {
-			break
-		}
-		t.at = append(t.at, off+i)
-		off += i + len(t.sop)
+	c, err := gen.NewCopies(objs[0])
+	if err != nil {
+		b.Fatal(err)
 	}
-	if len(t.at) != 2 {
-		b.Fatalf("SOP Instance UID found %d times", len(t.at))
-	}
-	return t
-}
-
-// instance returns a copy with a unique SOP Instance UID of the same length.
-func (t *ctTemplate) instance(run string, n int64) []byte {
-	out := bytes.Clone(t.data)
-	suffix := fmt.Sprintf("%s%09d", run, n)
-	uid := t.sop[:len(t.sop)-len(suffix)] + suffix
-	for _, at := range t.at {
-		copy(out[at:], uid)
-	}
-	return out
+	return c
 }
 
 var benchRun atomic.Int64
@@ -67,7 +42,7 @@ func benchIngest(b *testing.B, st archive.Store, ix index.Index, writers int) {
 	p := &ingest.Pipeline{Store: st, Index: ix}
 	run := fmt.Sprintf("%03d", benchRun.Add(1)%1000)
 	// Each iteration clones the template (a 512 KB copy, about 1% of an iteration).
-	b.SetBytes(int64(len(tpl.data)))
+	b.SetBytes(int64(tpl.Size()))
 	b.ResetTimer()
 	var next atomic.Int64
 	var wg sync.WaitGroup
@@ -81,7 +56,7 @@ func benchIngest(b *testing.B, st archive.Store, ix index.Index, writers int) {
 				if n >= int64(b.N) {
 					return
 				}
-				data := tpl.instance(run, n)
+				data := tpl.Copy(run, n)
 				if _, err := p.IngestFile(context.Background(), bytes.NewReader(data), int64(len(data)), ingest.Source{Via: "bench"}); err != nil {
 					errs <- err
 					return
