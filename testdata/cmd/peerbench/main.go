@@ -63,6 +63,9 @@ func main() {
 		log.Fatal("peerbench: -lumen is required")
 	}
 	log.SetFlags(log.Ltime)
+	// DCMTK, and Orthanc through it, waits for delayed ACKs (about 40 ms per exchange)
+	// unless TCP_NODELAY is set: every process started here inherits it.
+	os.Setenv("TCP_NODELAY", "1")
 	keep := c.work != ""
 	if !keep {
 		d, err := os.MkdirTemp("", "lumen-peerbench.")
