@@ -17,20 +17,9 @@ import (
 // histograms: the modality transform, the VOI window (the automatic one from the sorted
 // modality values) and the inversion of each decoded sample in turn.
 func referenceGray(f *codec.Frame, p *Params, o Options, invert bool) *image.Gray {
-	var mapv func(float64) float64
-	switch {
-	case o.Window != nil:
-		mapv = o.Window.voiFunc()
-	case p.Window != nil:
-		mapv = p.Window.voiFunc()
-	case p.VOILUT != nil:
-		l := p.VOILUT
-		maxOut := float64(int(1)<<uint(max(l.Bits, 1)) - 1)
-		if l.Bits <= 0 || l.Bits > 16 {
-			maxOut = float64(slices.Max(l.Data))
-		}
-		mapv = func(x float64) float64 { return l.lookup(x) / maxOut * 255 }
-	default:
+	// The VOI choice is grayMapper's; the automatic window is computed here from the
+	// sorted values (not the histogram), and every sample is mapped in turn (no table).
+	sorted := func() Window {
 		step := 1
 		if len(f.Data) > 1<<18 {
 			step = len(f.Data) >> 18
@@ -41,24 +30,20 @@ func referenceGray(f *codec.Frame, p *Params, o Options, invert bool) *image.Gra
 				vals = append(vals, p.modality(f.Data[i]))
 			}
 		}
-		w := Window{Center: 0.5, Width: 1}
-		if len(vals) > 0 {
-			slices.Sort(vals)
-			lo, hi := vals[len(vals)*5/1000], vals[min(len(vals)-1, len(vals)*995/1000)]
-			if hi <= lo {
-				hi = lo + 1
-			}
-			w = Window{Center: (lo + hi) / 2, Width: hi - lo, Function: "LINEAR_EXACT"}
+		if len(vals) == 0 {
+			return Window{Center: 0.5, Width: 1}
 		}
-		mapv = w.voiFunc()
+		slices.Sort(vals)
+		lo, hi := vals[len(vals)*5/1000], vals[min(len(vals)-1, len(vals)*995/1000)]
+		if hi <= lo {
+			hi = lo + 1
+		}
+		return Window{Center: (lo + hi) / 2, Width: hi - lo, Function: "LINEAR_EXACT"}
 	}
+	gray := grayMapper(p, o, invert, sorted)
 	img := image.NewGray(image.Rect(0, 0, f.Columns, f.Rows))
 	for i, v := range f.Data {
-		y := clamp8(mapv(p.modality(v)))
-		if invert {
-			y = 255 - y
-		}
-		img.Pix[i] = y
+		img.Pix[i] = gray(v)
 	}
 	return img
 }
