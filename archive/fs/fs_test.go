@@ -10,8 +10,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -62,7 +60,6 @@ func TestNoTempFilesLeft(t *testing.T) {
 // the directory of the current second (of 256), so concurrent puts share their
 // directory and its fsyncs, as ingest's keys do.
 func BenchmarkPut(b *testing.B) {
-	data := bytes.Repeat([]byte("lumen!"), 512<<10/6)
 	for _, writers := range []int{1, 4} {
 		for _, dirs := range []string{"spread", "second"} {
 			b.Run(fmt.Sprintf("writers=%d/dirs=%s", writers, dirs), func(b *testing.B) {
@@ -70,26 +67,7 @@ func BenchmarkPut(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				var next atomic.Int64
-				b.SetBytes(int64(len(data)))
-				b.ResetTimer()
-				var wg sync.WaitGroup
-				for range writers {
-					wg.Go(func() {
-						for i := next.Add(1); i <= int64(b.N); i = next.Add(1) {
-							key := fmt.Sprintf("bench/%02x/%d.dcm", i%256, i)
-							if dirs == "second" {
-								key = fmt.Sprintf("bench/%02x/%d.dcm", byte(time.Now().Unix()), i)
-							}
-							if _, err := s.Put(context.Background(), key, bytes.NewReader(data), int64(len(data))); err != nil {
-								b.Error(err)
-								return
-							}
-						}
-					})
-				}
-				wg.Wait()
-				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "puts/s")
+				archivetest.BenchPuts(b, s, 512<<10, writers, dirs == "second")
 			})
 		}
 	}

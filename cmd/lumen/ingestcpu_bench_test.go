@@ -4,7 +4,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"io"
 	"mime/multipart"
@@ -23,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lumenpacs/lumen/archive/archivetest"
 	"github.com/lumenpacs/lumen/archive/fs"
 	"github.com/lumenpacs/lumen/index/postgres/pgtest"
 	"github.com/lumenpacs/lumen/service/ingest"
@@ -271,25 +271,5 @@ func benchDiskLimit(b *testing.B, size, writers int, second bool) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	data := bytes.Repeat([]byte("lumen!"), size/6)
-	var next atomic.Int64
-	b.SetBytes(int64(len(data)))
-	b.ResetTimer()
-	var wg sync.WaitGroup
-	for range writers {
-		wg.Go(func() {
-			for i := next.Add(1); i <= int64(b.N); i = next.Add(1) {
-				key := fmt.Sprintf("dicom/bench/%02x/%d.dcm", i%256, i)
-				if second {
-					key = fmt.Sprintf("dicom/bench/%02x/%d.dcm", byte(time.Now().Unix()), i)
-				}
-				if _, err := s.Put(context.Background(), key, bytes.NewReader(data), int64(len(data))); err != nil {
-					b.Error(err)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "puts/s")
+	archivetest.BenchPuts(b, s, size, writers, second)
 }
