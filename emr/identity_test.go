@@ -344,10 +344,13 @@ func jsonValue(o jsonObject, tag string) string {
 // whose base64 may spell "PA".
 var randomText = regexp.MustCompile(`nonce="[^"]*"|token=[A-Za-z0-9._~%+-]+`)
 
+// wordPA is PA as a word.
+var wordPA = regexp.MustCompile(`\bPA\b`)
+
 // namesPA tells whether a body names the survivor PA (as a word), leaving out the text
 // that is random.
 func namesPA(b string) bool {
-	return regexp.MustCompile(`\bPA\b`).MatchString(randomText.ReplaceAllString(b, ""))
+	return wordPA.MatchString(randomText.ReplaceAllString(b, ""))
 }
 
 // TestChangeOfIdentifierOnEMRSurfaces: after a change of identifier (HL7 A47, the key
