@@ -37,9 +37,11 @@ type cfg struct {
 	// lumenIndex is appended to Lumen's configuration (the index section).
 	lumenIndex string
 	// The -scale run.
-	scale, probe int
-	backends     string
-	pgDSN        string
+	scale, probe, scaleRounds int
+	backends                  string
+	pgDSN                     string
+	// keep is set when -work names the work directory: it and the -scale fill are kept.
+	keep bool
 }
 
 func main() {
@@ -57,8 +59,11 @@ func main() {
 	flag.IntVar(&c.scale, "scale", 0, "instead: Lumen alone, ingest rates into an empty index and into one holding this many instances, and query latencies there (make bench-scale)")
 	flag.IntVar(&c.probe, "probe", 10000, "with -scale: instances of each rate measurement")
 	flag.StringVar(&c.backends, "backends", "sqlite,postgres", "with -scale: index backends")
-	flag.StringVar(&c.pgDSN, "pg-dsn", "postgres://postgres@127.0.0.1:5432/test?sslmode=disable", "with -scale: PostgreSQL (a schema lumen_scale is made and dropped)")
+	flag.StringVar(&c.pgDSN, "pg-dsn", "postgres://postgres@127.0.0.1:5432/test?sslmode=disable", "with -scale: PostgreSQL (schemas lumen_scale and lumen_scale_empty are made; dropped at the end unless -work is given)")
+	portOffset := flag.Int("port-offset", 0, "add this to every loopback port the run uses")
+	flag.IntVar(&c.scaleRounds, "scale-rounds", 3, "with -scale: rounds of the rate measurements, empty and full alternating")
 	flag.Parse()
+	shiftPorts(*portOffset)
 	if c.lumen == "" {
 		log.Fatal("peerbench: -lumen is required")
 	}
@@ -66,8 +71,8 @@ func main() {
 	// DCMTK, and Orthanc through it, waits for delayed ACKs (about 40 ms per exchange)
 	// unless TCP_NODELAY is set: every process started here inherits it.
 	os.Setenv("TCP_NODELAY", "1")
-	keep := c.work != ""
-	if !keep {
+	c.keep = c.work != ""
+	if !c.keep {
 		d, err := os.MkdirTemp("", "lumen-peerbench.")
 		if err != nil {
 			log.Fatal(err)
@@ -88,7 +93,7 @@ func main() {
 	} else {
 		tab, err = run(&c)
 	}
-	if !keep {
+	if !c.keep {
 		os.RemoveAll(c.work)
 	}
 	if tab != nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log"
 	"net/url"
@@ -18,51 +19,60 @@ import (
 // Instances per study of the -scale fill.
 const scalePerStudy = 10
 
+// fillState records a finished fill, so that a run with the same -work directory can
+// measure again on the same index without filling it again.
+type fillState struct {
+	Instances, Studies, Patients int
+	Took                         string
+	StudyUIDs                    []string
+}
+
 // runScale measures, for each index backend, the rate of `lumen import` and of C-STORE
 // (storescu, 4 associations) of small instances into an empty index and into one that
 // already holds c.scale instances filled by real ingest (lumen import of generated
-// studies of 10 instances, 30 % as many patients as studies), then QIDO-RS and C-FIND
-// latencies at that size.
+// studies of 10 instances, 30 % as many patients as studies), alternating the two over
+// -scale-rounds rounds, then QIDO-RS and C-FIND latencies at that size.
 func runScale(c *cfg) (*table, error) {
 	t := newTable()
 	t.cols, t.head = [2]string{"empty", "full"}, [3]string{"empty index", fmt.Sprintf("at %d instances", c.scale), "at scale ÷ empty"}
-	probes := filepath.Join(c.work, "probe")
-	log.Printf("writing 4 × %d probe instances", c.probe)
-	for set := 0; set < 4; set++ {
-		for i := 0; i < c.probe; i++ {
-			if err := writeSmall(probes, fmt.Sprintf("p%d", set), i, 5_000_000+set*c.probe+i); err != nil {
-				return nil, err
-			}
-		}
-	}
-	probe := func(set int) string { return filepath.Join(probes, fmt.Sprintf("p%d", set)) }
-	probeDirs := func(set int) []string {
-		var d []string
-		for i := 0; i < 4; i++ {
-			d = append(d, filepath.Join(probe(set), fmt.Sprint(i)))
-		}
-		return d
-	}
 	for _, be := range strings.Split(c.backends, ",") {
-		k := &corpus{}
-		if err := scaleBackend(c, t, k, be, probe, probeDirs); err != nil {
+		if err := scaleBackend(c, t, be); err != nil {
 			return t, fmt.Errorf("%s: %w", be, err)
 		}
 	}
 	return t, nil
 }
 
-func scaleBackend(c *cfg, t *table, k *corpus, be string, probe func(int) string, probeDirs func(int) []string) error {
-	c.lumenIndex = ""
-	if be == "postgres" {
-		dsn, err := pgSchema(c.pgDSN)
-		if err != nil {
-			return err
-		}
-		defer exec.Command("psql", c.pgDSN, "-qc", "DROP SCHEMA IF EXISTS lumen_scale CASCADE").Run()
-		// A deployment on PostgreSQL must choose its authentication; the benchmark runs on
-		// loopback without (dev mode).
-		c.lumenIndex = fmt.Sprintf("index:\n  backend: postgres\n  postgres:\n    dsn: %q\nauth:\n  mode: dev\n", dsn)
+// scaleIndex returns Lumen's index configuration for backend be: nothing for SQLite (the
+// data directory holds it), PostgreSQL in schema (made afresh when fresh is set).
+func scaleIndex(c *cfg, be, schema string, fresh bool) (string, error) {
+	if be != "postgres" {
+		return "", nil
+	}
+	dsn, err := pgSchema(c.pgDSN, schema, fresh)
+	if err != nil {
+		return "", err
+	}
+	// A deployment on PostgreSQL must choose its authentication; the benchmark runs on
+	// loopback without (dev mode).
+	return fmt.Sprintf("index:\n  backend: postgres\n  postgres:\n    dsn: %q\nauth:\n  mode: dev\n", dsn), nil
+}
+
+func scaleBackend(c *cfg, t *table, be string) error {
+	k := &corpus{}
+	full, empty := filepath.Join(c.work, "scale-"+be), filepath.Join(c.work, "scale-"+be+"-empty")
+	stateFile := full + ".fill.json"
+	var st fillState
+	reuse := false
+	if b, err := os.ReadFile(stateFile); err == nil && json.Unmarshal(b, &st) == nil && st.Instances >= c.scale {
+		reuse = true
+	}
+	fullIndex, err := scaleIndex(c, be, "lumen_scale", !reuse)
+	if err != nil {
+		return err
+	}
+	if !c.keep && be == "postgres" {
+		defer exec.Command("psql", c.pgDSN, "-qc", "DROP SCHEMA IF EXISTS lumen_scale CASCADE; DROP SCHEMA IF EXISTS lumen_scale_empty CASCADE").Run()
 	}
 	row := func(key, fig string, higher bool, target string) {
 		t.def(be+key, fmt.Sprintf("%s: %s", be, fig), higher, "", target)
@@ -70,18 +80,87 @@ func scaleBackend(c *cfg, t *table, k *corpus, be string, probe func(int) string
 	row("imp", "lumen import of 5 KB instances, inst/s", true, "at scale within 10 % of empty")
 	row("cs", "C-STORE of 5 KB instances, 4 associations, inst/s", true, "at scale within 10 % of empty")
 	conf := filepath.Join(c.work, "lumen.conf")
-	// Empty: make the index (a server start runs the migrations), then the two rates.
-	s, err := start(c, "lumen")
-	if err != nil {
-		return err
+	// prepare writes Lumen's configuration for data directory dir and index idx, and
+	// runs the migrations (a server start does).
+	prepare := func(dir, idx string) error {
+		c.lumenIndex = idx
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+		s, err := startOn(c, "lumen", dir)
+		if err != nil {
+			return err
+		}
+		s.stop()
+		return nil
 	}
-	dir := s.dir
-	s.stop()
-	rate := func(key, when string, set int) error {
+	// Fill by real ingest, in chunks of generated studies, each imported then deleted.
+	if !reuse {
+		if err := os.RemoveAll(full); err != nil {
+			return err
+		}
+		if err := prepare(full, fullIndex); err != nil {
+			return err
+		}
+		studies := c.scale / scalePerStudy
+		st = fillState{Studies: studies, Patients: max(1, studies*3/10)}
+		fill := filepath.Join(c.work, "fill")
+		const chunk = 5000 // studies
+		t0 := time.Now()
+		for lo := 0; lo < studies; lo += chunk {
+			os.RemoveAll(fill)
+			for i := lo; i < min(lo+chunk, studies); i++ {
+				uid, err := writeStudy(fill, "f", i, st.Patients, scalePerStudy)
+				if err != nil {
+					return err
+				}
+				st.StudyUIDs = append(st.StudyUIDs, uid)
+			}
+			out, err := exec.Command(c.lumen, "import", "--config", conf, "--progress", "none", fill).CombinedOutput()
+			if err != nil {
+				return fmt.Errorf("lumen import (fill): %v: %s", err, tail(out))
+			}
+			log.Printf("%s: %d of %d instances (%s)", be, min(lo+chunk, studies)*scalePerStudy, c.scale, time.Since(t0).Round(time.Second))
+		}
+		os.RemoveAll(fill)
+		st.Instances, st.Took = studies*scalePerStudy, time.Since(t0).Round(time.Second).String()
+		b, err := json.Marshal(st)
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(stateFile, b, 0o644); err != nil {
+			return err
+		}
+		t.note("%s: filled with %d instances (%d studies, %d patients) by lumen import in %s", be, st.Instances, st.Studies, st.Patients, st.Took)
+	} else {
+		t.note("%s: the index of an earlier run (%s), filled with %d instances (%d studies, %d patients) by lumen import in %s", be, stateFile, st.Instances, st.Studies, st.Patients, st.Took)
+	}
+	for i := 0; i < st.Patients; i++ {
+		k.patients = append(k.patients, fmt.Sprintf("Q%06d", i))
+	}
+	k.studyUIDs, k.queryCount = st.StudyUIDs, st.Studies
+
+	// The rates: every measurement sends probe instances never sent before (new studies
+	// of new patients), into a fresh empty index or into the full one, alternating.
+	probes := filepath.Join(c.work, "probe")
+	next := 5_000_000
+	rate := func(key, when, dir, idx string) error {
+		os.RemoveAll(probes)
+		for i := 0; i < c.probe; i++ {
+			if err := writeSmall(probes, "p", next+i, next+i); err != nil {
+				return err
+			}
+		}
+		next += c.probe
+		defer os.RemoveAll(probes)
 		n := float64(c.probe)
+		c.lumenIndex = idx
 		if key == "imp" {
+			if err := prepare(dir, idx); err != nil {
+				return err
+			}
 			t0 := time.Now()
-			out, err := exec.Command(c.lumen, "import", "--config", conf, "--progress", "none", probe(set)).CombinedOutput()
+			out, err := exec.Command(c.lumen, "import", "--config", conf, "--progress", "none", filepath.Join(probes, "p")).CombinedOutput()
 			if err != nil {
 				return fmt.Errorf("lumen import: %v: %s", err, tail(out))
 			}
@@ -93,54 +172,46 @@ func scaleBackend(c *cfg, t *table, k *corpus, be string, probe func(int) string
 			return err
 		}
 		defer s.stop()
-		el, _, err := timed(s, func() error { return storescu(s, probeDirs(set)...) })
+		var dirs []string
+		for i := 0; i < 4; i++ {
+			dirs = append(dirs, filepath.Join(probes, "p", fmt.Sprint(i)))
+		}
+		el, _, err := timed(s, func() error { return storescu(s, dirs...) })
 		if err != nil {
 			return err
 		}
 		t.add(when, be+key, n/el.Seconds())
 		return nil
 	}
-	if err := rate("imp", "empty", 0); err != nil {
-		return err
-	}
-	if err := rate("cs", "empty", 1); err != nil {
-		return err
-	}
-	// Fill by real ingest, in chunks of generated studies, each imported then deleted.
-	studies := c.scale / scalePerStudy
-	npat := max(1, studies*3/10)
-	for i := 0; i < npat; i++ {
-		k.patients = append(k.patients, fmt.Sprintf("Q%06d", i))
-	}
-	fill := filepath.Join(c.work, "fill")
-	const chunk = 5000 // studies
-	t0 := time.Now()
-	for lo := 0; lo < studies; lo += chunk {
-		os.RemoveAll(fill)
-		for i := lo; i < min(lo+chunk, studies); i++ {
-			uid, err := writeStudy(fill, "f", i, npat, scalePerStudy)
-			if err != nil {
-				return err
-			}
-			k.studyUIDs = append(k.studyUIDs, uid)
+	measureEmpty := func(key string) error {
+		if err := os.RemoveAll(empty); err != nil {
+			return err
 		}
-		out, err := exec.Command(c.lumen, "import", "--config", conf, "--progress", "none", fill).CombinedOutput()
+		idx, err := scaleIndex(c, be, "lumen_scale_empty", true)
 		if err != nil {
-			return fmt.Errorf("lumen import (fill): %v: %s", err, tail(out))
+			return err
 		}
-		log.Printf("%s: %d of %d instances (%s)", be, min(lo+chunk, studies)*scalePerStudy, c.scale, time.Since(t0).Round(time.Second))
+		return rate(key, "empty", empty, idx)
 	}
-	os.RemoveAll(fill)
-	k.queryCount = studies
-	t.note("%s: filled with %d instances (%d studies, %d patients) by lumen import in %s", be, studies*scalePerStudy, studies, npat, time.Since(t0).Round(time.Second))
-	if err := rate("imp", "full", 2); err != nil {
-		return err
+	for r := 0; r < c.scaleRounds; r++ {
+		for _, key := range []string{"imp", "cs"} {
+			steps := []func() error{func() error { return measureEmpty(key) }, func() error { return rate(key, "full", full, fullIndex) }}
+			if r%2 == 1 {
+				steps[0], steps[1] = steps[1], steps[0]
+			}
+			for _, step := range steps {
+				if err := step(); err != nil {
+					return err
+				}
+			}
+		}
+		log.Printf("%s: rates, round %d of %d", be, r+1, c.scaleRounds)
 	}
-	if err := rate("cs", "full", 3); err != nil {
-		return err
-	}
+	os.RemoveAll(empty)
+
 	// Queries at that size.
-	s, err = startOn(c, "lumen", dir)
+	c.lumenIndex = fullIndex
+	s, err := startOn(c, "lumen", full)
 	if err != nil {
 		return err
 	}
@@ -180,9 +251,14 @@ func scaleBackend(c *cfg, t *table, k *corpus, be string, probe func(int) string
 	return nil
 }
 
-// pgSchema makes a fresh schema lumen_scale and returns a DSN that selects it.
-func pgSchema(dsn string) (string, error) {
-	out, err := exec.Command("psql", dsn, "-qc", "DROP SCHEMA IF EXISTS lumen_scale CASCADE; CREATE SCHEMA lumen_scale").CombinedOutput()
+// pgSchema returns a DSN that selects schema; when fresh is set the schema is dropped and
+// made again first.
+func pgSchema(dsn, schema string, fresh bool) (string, error) {
+	sql := "CREATE SCHEMA IF NOT EXISTS " + schema
+	if fresh {
+		sql = "DROP SCHEMA IF EXISTS " + schema + " CASCADE; CREATE SCHEMA " + schema
+	}
+	out, err := exec.Command("psql", dsn, "-qc", sql).CombinedOutput()
 	if err != nil {
 		return "", fmt.Errorf("psql: %v: %s", err, tail(out))
 	}
@@ -191,7 +267,7 @@ func pgSchema(dsn string) (string, error) {
 		return "", err
 	}
 	q := u.Query()
-	q.Set("search_path", "lumen_scale")
+	q.Set("search_path", schema)
 	u.RawQuery = q.Encode()
 	return u.String(), nil
 }

@@ -14,12 +14,20 @@ import (
 	"time"
 )
 
-// Loopback ports of the servers and of the DCMTK peers.
-const (
+// Loopback ports of the servers and of the DCMTK peers; -port-offset shifts them all, so
+// two runs can share a machine.
+var (
 	lumenHTTP, lumenDIMSE     = 18080, 11112
 	orthancHTTP, orthancDIMSE = 8042, 4242
 	sinkPort                  = 11119 // storescp --ignore, destination of C-MOVE
 )
+
+// shiftPorts adds off to every port above.
+func shiftPorts(off int) {
+	for _, p := range []*int{&lumenHTTP, &lumenDIMSE, &orthancHTTP, &orthancDIMSE, &sinkPort} {
+		*p += off
+	}
+}
 
 // server is a running Lumen or Orthanc.
 type server struct {
