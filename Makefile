@@ -94,11 +94,14 @@ bench-orthanc: build
 ## bench-scale: Lumen alone on each index backend (SQLite, PostgreSQL): lumen import and
 ## C-STORE (storescu, 4 associations) of 10,000 small instances into an empty index and into
 ## one already holding SCALE_INSTANCES (default 1,000,000) instances filled by lumen import
-## of generated studies; QIDO-RS shapes and C-FIND p95 at that size (testdata/cmd/peerbench -scale).
+## of generated studies, the two alternating over 3 rounds; QIDO-RS shapes and C-FIND p95 at
+## that size (testdata/cmd/peerbench -scale). SCALE_WORK=dir keeps the filled indexes there,
+## and a later run with the same SCALE_WORK measures on them without filling again.
 SCALE_INSTANCES ?= 1000000
+SCALE_WORK      ?=
 bench-scale: build provision
 	go build -o bin/peerbench ./testdata/cmd/peerbench
-	./bin/peerbench -lumen bin/lumen -scale $(SCALE_INSTANCES)
+	./bin/peerbench -lumen bin/lumen -scale $(SCALE_INSTANCES) $(if $(SCALE_WORK),-work $(SCALE_WORK))
 
 ## soak: lumen serve under 32 concurrent associations and 64 HTTP clients for
 ## SOAK_DURATION (default 2m), while an attacker holds idle TCP connections, idle
