@@ -56,16 +56,19 @@ import (
 //
 //	go test ./cmd/lumen -run '^$' -bench IngestCPU -benchtime 400x
 func BenchmarkIngestCPU(b *testing.B) {
+	// 5KB-studies: each instance a study (and patient) of its own, as small-instance
+	// traffic mostly is; the other sizes send one series.
 	sizes := []struct {
 		name       string
 		rows, cols int
-	}{{"512KiB", 512, 512}, {"5KB", 40, 40}}
+		studies    bool
+	}{{"512KiB", 512, 512, false}, {"5KB", 40, 40, false}, {"5KB-studies", 40, 40, true}}
 	for _, be := range []string{"fs+sqlite", "fs+postgres"} {
 		for _, size := range sizes {
 			for _, proto := range []string{"cstore", "stow"} {
 				for _, clients := range []int{1, 4} {
 					b.Run(fmt.Sprintf("%s/%s/%s/clients=%d", be, proto, size.name, clients), func(b *testing.B) {
-						benchIngestCPU(b, be, proto, size.rows, size.cols, clients)
+						benchIngestCPU(b, be, proto, size.rows, size.cols, clients, size.studies)
 					})
 				}
 			}
@@ -93,6 +96,16 @@ func newBenchCopies(b *testing.B, rows, cols int) *gen.Copies {
 	return c
 }
 
+// smallStudy is instance n of run as a one-instance study of a patient of its own.
+func smallStudy(b *testing.B, run string, n, rows, cols int) []byte {
+	objs, err := gen.CTSeries(gen.Options{Seed: uint64(4242 + n), StudyID: fmt.Sprint(n), AccessionNumber: fmt.Sprintf("R%sN%09d", run, n),
+		Patient: gen.Patient{ID: fmt.Sprintf("SMALL%s%09d", run, n), Name: "Small^Instance", BirthDate: "19800101", Sex: "O"}}, 1, rows, cols)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return objs[0].Data
+}
+
 // clientDir is a directory for the clients' input files: in memory (/dev/shm) when the
 // machine has it, so that writing and removing them neither loads the disk under test
 // nor leaves recently freed inodes for the store's new files to step over.
@@ -116,7 +129,9 @@ func cpuTime(b *testing.B, who int) time.Duration {
 
 var ingestCPURun atomic.Int64
 
-func benchIngestCPU(b *testing.B, backend, proto string, rows, cols, clients int) {
+// benchIngestCPU sends b.N instances of rows × cols by clients clients: copies of one
+// instance of one series, or, with studies, one-instance studies of patients of their own.
+func benchIngestCPU(b *testing.B, backend, proto string, rows, cols, clients int, studies bool) {
 	var storescu, curl string
 	if proto == "cstore" {
 		storescu = tools.DCMTK(b, "storescu")
@@ -157,6 +172,9 @@ func benchIngestCPU(b *testing.B, backend, proto string, rows, cols, clients int
 	for c := range shares {
 		for n := c; n < b.N; n += clients {
 			data := tpl.Copy(run, int64(n))
+			if studies {
+				data = smallStudy(b, run, n, rows, cols)
+			}
 			if proto == "cstore" {
 				if err := os.WriteFile(filepath.Join(shares[c].dir, fmt.Sprintf("%09d.dcm", n)), data, 0o644); err != nil {
 					b.Fatal(err)

@@ -376,9 +376,12 @@ func (x *DB) insert(ctx context.Context, tx *sql.Tx, in *index.Instance) error {
 			return err
 		}
 	}
-	// The study changed: (re)arm its thumbnail job, due once the study is quiet.
-	if _, err := x.exec(ctx, tx, upsertJob, index.JobThumbnails, studyUID, now+x.quiet().Milliseconds(), now); err != nil {
-		return fmt.Errorf("job: %w", err)
+	// The study changed: (re)arm its thumbnail job, due once the study is quiet (not
+	// for a tiny image, whose thumbnail is rendered on request: index.ThumbnailAhead).
+	if index.ThumbnailAhead(in) {
+		if _, err := x.exec(ctx, tx, upsertJob, index.JobThumbnails, studyUID, now+x.quiet().Milliseconds(), now); err != nil {
+			return fmt.Errorf("job: %w", err)
+		}
 	}
 	for _, j := range in.Jobs {
 		if _, err := x.exec(ctx, tx, upsertJob, j.Kind, j.Key, now, now); err != nil {
