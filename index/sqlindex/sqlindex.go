@@ -246,14 +246,17 @@ func (x *DB) DeleteInstance(ctx context.Context, sopUID string) (*index.Instance
 
 // getOrCreate returns the id of the row matching key, inserting it when missing (with
 // the arguments insArgs makes, only then). created reports an insert by this
-// transaction.
-func (x *DB) getOrCreate(ctx context.Context, tx *sql.Tx, sel string, selArgs []any, ins string, insArgs func() []any) (id int64, created bool, err error) {
-	err = x.queryRow(ctx, tx, sel, selArgs...).Scan(&id)
-	if err == nil {
-		return id, false, nil
-	}
-	if !errors.Is(err, sql.ErrNoRows) {
-		return 0, false, err
+// transaction. likelyNew (the row's parent was just created) tries the insert first,
+// which saves the read when the row is new indeed.
+func (x *DB) getOrCreate(ctx context.Context, tx *sql.Tx, sel string, selArgs []any, ins string, insArgs func() []any, likelyNew bool) (id int64, created bool, err error) {
+	if !likelyNew {
+		err = x.queryRow(ctx, tx, sel, selArgs...).Scan(&id)
+		if err == nil {
+			return id, false, nil
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return 0, false, err
+		}
 	}
 	// ON CONFLICT DO NOTHING: a concurrent transaction may create the same row; then
 	// nothing is returned and the row it committed is read back.
@@ -303,7 +306,7 @@ func (x *DB) insert(ctx context.Context, tx *sql.Tx, in *index.Instance) error {
 		`INSERT INTO studies (patient_fk, study_uid, study_date, study_time, study_time_norm, accession, study_id, description, referring, referring_ci, referring_fuzzy, modalities, sop_classes, num_series, num_instances, created_at, updated_at, merged_from) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, 1, ?, ?, ?)`,
 		func() []any {
 			return []any{pid, in.StudyInstanceUID, nz(in.StudyDate), nz(in.StudyTime), normTime(in.StudyTime, false), nz(in.AccessionNumber), nz(in.StudyID), in.StudyDescription, in.ReferringPhysicianName, index.NameCI(in.ReferringPhysicianName), index.NameFuzzy(in.ReferringPhysicianName), valueList(in.Modality), valueList(in.SOPClassUID), now, now, mergedFrom}
-		})
+		}, pNew)
 	if err != nil {
 		return fmt.Errorf("study: %w", err)
 	}
@@ -340,7 +343,7 @@ func (x *DB) insert(ctx context.Context, tx *sql.Tx, in *index.Instance) error {
 		`INSERT INTO series (study_fk, series_uid, modality, series_number, description, body_part, series_date, series_time, num_instances, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)`,
 		func() []any {
 			return []any{sid, in.SeriesInstanceUID, nz(in.Modality), intPtr(in.SeriesNumber), in.SeriesDescription, nz(in.BodyPartExamined), nz(in.SeriesDate), nz(in.SeriesTime), now, now}
-		})
+		}, sNew)
 	if err != nil {
 		return fmt.Errorf("series: %w", err)
 	}
