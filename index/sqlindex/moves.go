@@ -40,13 +40,10 @@ func (x *DB) filePatient(ctx context.Context, tx *sql.Tx, in *index.Instance, no
 	// ON CONFLICT DO NOTHING: a concurrent transaction may create the same record; then
 	// nothing is returned and the row it committed is read back.
 	name, nameCI, nameFuzzy := nameCols(in.PatientName)
-	err = x.queryRow(ctx, tx, `INSERT INTO patients (patient_id, issuer, name, name_ci, name_fuzzy, birth_date, sex, num_studies, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?) ON CONFLICT DO NOTHING RETURNING id`,
-		k.ID, k.Issuer, name, nameCI, nameFuzzy, nz(in.PatientBirthDate), nz(in.PatientSex), now).Scan(&pid)
-	if err == nil {
-		return pid, nil, true, nil
-	}
-	if !errors.Is(err, sql.ErrNoRows) {
-		return 0, nil, false, err
+	pid, created, err = x.insertID(ctx, tx, `INSERT INTO patients (patient_id, issuer, name, name_ci, name_fuzzy, birth_date, sex, num_studies, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?)`,
+		k.ID, k.Issuer, name, nameCI, nameFuzzy, nz(in.PatientBirthDate), nz(in.PatientSex), now)
+	if err != nil || created {
+		return pid, nil, created, err
 	}
 	pid, mergedFrom, err = read()
 	return pid, mergedFrom, false, err

@@ -260,17 +260,36 @@ func (x *DB) getOrCreate(ctx context.Context, tx *sql.Tx, sel string, selArgs []
 	}
 	// ON CONFLICT DO NOTHING: a concurrent transaction may create the same row; then
 	// nothing is returned and the row it committed is read back.
-	err = x.queryRow(ctx, tx, ins+` ON CONFLICT DO NOTHING RETURNING id`, insArgs()...).Scan(&id)
-	if err == nil {
-		return id, true, nil
-	}
-	if !errors.Is(err, sql.ErrNoRows) {
-		return 0, false, err
+	id, created, err = x.insertID(ctx, tx, ins, insArgs()...)
+	if err != nil || created {
+		return id, created, err
 	}
 	if err := x.queryRow(ctx, tx, sel, selArgs...).Scan(&id); err != nil {
 		return 0, false, err
 	}
 	return id, false, nil
+}
+
+// insertID runs ins (an INSERT of one row, without its ON CONFLICT clause) with ON
+// CONFLICT DO NOTHING, and returns the new row's id, or created false when a row
+// conflicted.
+func (x *DB) insertID(ctx context.Context, tx *sql.Tx, ins string, args ...any) (id int64, created bool, err error) {
+	if x.d.LastInsertID {
+		res, err := x.exec(ctx, tx, ins+` ON CONFLICT DO NOTHING`, args...)
+		if err != nil {
+			return 0, false, err
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 0 {
+			return 0, false, err
+		}
+		id, err = res.LastInsertId()
+		return id, err == nil, err
+	}
+	err = x.queryRow(ctx, tx, ins+` ON CONFLICT DO NOTHING RETURNING id`, args...).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, false, nil
+	}
+	return id, err == nil, err
 }
 
 func intPtr(p *int) any {
