@@ -138,9 +138,11 @@ func (x *DB) stmt(q string) *sql.Stmt {
 // stmtCtx is the context a statement inside a write transaction runs with. With
 // serialised writes (SQLite: the transaction took the database's write lock at BEGIN,
 // and statements inside it wait for no lock), a statement is not interrupted midway
-// when ctx ends: it is short, ctx is checked before it runs, and the transaction is
-// rolled back on the error. So the driver needs no watcher per statement (SQLite's
-// driver otherwise starts a goroutine and installs a progress handler for each).
+// when ctx ends: the statements of write transactions are short (the rows of one
+// instance, of one patient's records), ctx is checked before each runs, and the
+// transaction is rolled back on the error. So the driver needs no watcher per
+// statement (SQLite's driver otherwise starts a goroutine and installs a progress
+// handler for each).
 func (x *DB) stmtCtx(ctx context.Context) (context.Context, error) {
 	if !x.d.SerializeWrites {
 		return ctx, nil
@@ -330,8 +332,8 @@ func (x *DB) insert(ctx context.Context, tx *sql.Tx, in *index.Instance) error {
 		return fmt.Errorf("study: %w", err)
 	}
 	if pNew && !sNew {
-		// Not reached: a new record has no study yet, and a stored study of another
-		// record is a conflict (below). Kept exact all the same.
+		// A study of this UID is stored under another record (a new one has none): a
+		// conflict below, unless it was moved here. The count stays exact either way.
 		if _, err := x.exec(ctx, tx, `UPDATE patients SET num_studies = num_studies - 1 WHERE id = ?`, pid); err != nil {
 			return err
 		}
