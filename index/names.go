@@ -35,12 +35,26 @@ func FuzzyWords(pn string) []string {
 	return f
 }
 
+// undecomposed replaces the letters that do not decompose (safe for concurrent use).
+var undecomposed = strings.NewReplacer("ß", "SS", "Ø", "O", "Æ", "AE", "Œ", "OE", "Ł", "L", "Đ", "D")
+
 func foldAccents(s string) string {
+	if isASCII(s) {
+		return s // nothing to decompose or replace
+	}
 	// A transform.Chain keeps state: build one per call.
 	out, _, err := transform.String(transform.Chain(norm.NFD, runes.Remove(runes.In(unicode.Mn)), norm.NFC), s)
 	if err != nil {
 		return s
 	}
-	// Letters that do not decompose.
-	return strings.NewReplacer("ß", "SS", "Ø", "O", "Æ", "AE", "Œ", "OE", "Ł", "L", "Đ", "D").Replace(out)
+	return undecomposed.Replace(out)
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
 }

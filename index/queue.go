@@ -16,10 +16,29 @@ type Job struct {
 	Attempts  int
 }
 
-// JobThumbnails is queued (keyed by StudyInstanceUID) whenever an instance is indexed;
-// each new instance pushes it back by the index's quiet period, so it runs once a study
-// has stopped arriving.
+// JobThumbnails is queued (keyed by StudyInstanceUID) whenever an instance is indexed
+// that ThumbnailAhead admits; each such instance pushes it back by the index's quiet
+// period, so it runs once a study has stopped arriving.
 const JobThumbnails = "thumbnails"
+
+// TinyPixelBytes bounds the pixel data of a tiny image (see ThumbnailAhead): 8 KiB, a
+// 64 × 64 frame of 16-bit samples.
+const TinyPixelBytes = 8 << 10
+
+// ThumbnailAhead reports whether indexing in arms its study's JobThumbnails. An image
+// whose pixel data (Rows × Columns × frames × bytes per sample) is under
+// TinyPixelBytes does not: rendering its thumbnail on the first request costs about what
+// reading a cached one does, while rendering it ahead costs a queued job (two more write
+// transactions), two index reads and a durable write to the store per study, more than
+// ingesting the instance. Instances without pixel data (waveforms, documents) arm it as
+// images do.
+func ThumbnailAhead(in *Instance) bool {
+	if in.NumberOfFrames <= 0 || in.Rows <= 0 || in.Columns <= 0 {
+		return true
+	}
+	sample := max(1, (in.BitsAllocated+7)/8)
+	return int64(in.Rows)*int64(in.Columns)*int64(in.NumberOfFrames)*int64(sample) >= TinyPixelBytes
+}
 
 // JobForward sends one instance to a peer; its key is ForwardKey(destination, SOP
 // Instance UID). Queued with the instance (Instance.Jobs) by forwarding rules.

@@ -21,6 +21,7 @@ func testQueue(t *testing.T, x index.Index) {
 	const kind = index.JobThumbnails
 	past := func() time.Time { return time.Now().Add(-time.Second) }
 	in := Inst(s1, "1.3.1", "CT", ip(1), "1.4.11", ctClass, ip(1))
+	in.BitsAllocated = 16 // 64 × 64 × 16 bits: not a tiny image (index.ThumbnailAhead)
 	in.Jobs = []index.JobSpec{{Kind: index.JobForward, Key: index.ForwardKey("DEST", "1.4.11")}}
 	if err := x.Put(ctx(t), in); err != nil {
 		t.Fatal(err)

@@ -72,6 +72,11 @@ type Dialect struct {
 	// the records of a query without a limit through one, so that the database plans
 	// for the first rows (PostgreSQL) rather than for all of them.
 	Cursors bool
+	// LastInsertID reports that an INSERT's result gives the new row's id
+	// (sql.Result.LastInsertId: SQLite), so that ingest inserts its rows with Exec
+	// rather than a query with RETURNING, which database/sql runs with a goroutine of
+	// its own watching each result set.
+	LastInsertID bool
 	// LockMigrations serialises concurrent migrators (e.g. an advisory lock), or nil.
 	LockMigrations func(ctx context.Context, tx *sql.Tx) error
 }

@@ -17,7 +17,10 @@ import (
 // nil). An unknown key gets a new record. The row of the key is read FOR KEY SHARE
 // (PostgreSQL), which holds up no other ingest and no demographic update, but a
 // concurrent merge of that record or its survivor (see MergePatients).
-func (x *DB) filePatient(ctx context.Context, tx *sql.Tx, in *index.Instance, now int64) (pid int64, mergedFrom any, err error) {
+//
+// A record it creates (created) counts one study already: the caller files a new
+// study under it (or corrects the count).
+func (x *DB) filePatient(ctx context.Context, tx *sql.Tx, in *index.Instance, now int64) (pid int64, mergedFrom any, created bool, err error) {
 	k := index.PatientKey{ID: nz(in.PatientID), Issuer: nz(in.IssuerOfPatientID)}
 	read := func() (int64, any, error) {
 		var id int64
@@ -32,20 +35,18 @@ func (x *DB) filePatient(ctx context.Context, tx *sql.Tx, in *index.Instance, no
 	}
 	pid, mergedFrom, err = read()
 	if !errors.Is(err, sql.ErrNoRows) {
-		return pid, mergedFrom, err
+		return pid, mergedFrom, false, err
 	}
 	// ON CONFLICT DO NOTHING: a concurrent transaction may create the same record; then
 	// nothing is returned and the row it committed is read back.
 	name, nameCI, nameFuzzy := nameCols(in.PatientName)
-	err = x.queryRow(ctx, tx, `INSERT INTO patients (patient_id, issuer, name, name_ci, name_fuzzy, birth_date, sex, num_studies, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?) ON CONFLICT DO NOTHING RETURNING id`,
-		k.ID, k.Issuer, name, nameCI, nameFuzzy, nz(in.PatientBirthDate), nz(in.PatientSex), now).Scan(&pid)
-	if err == nil {
-		return pid, nil, nil
+	pid, created, err = x.insertID(ctx, tx, `INSERT INTO patients (patient_id, issuer, name, name_ci, name_fuzzy, birth_date, sex, num_studies, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?)`,
+		k.ID, k.Issuer, name, nameCI, nameFuzzy, nz(in.PatientBirthDate), nz(in.PatientSex), now)
+	if err != nil || created {
+		return pid, nil, created, err
 	}
-	if !errors.Is(err, sql.ErrNoRows) {
-		return 0, nil, err
-	}
-	return read()
+	pid, mergedFrom, err = read()
+	return pid, mergedFrom, false, err
 }
 
 // ids returns the first column of the rows of a query.

@@ -135,7 +135,29 @@ func (x *DB) stmt(q string) *sql.Stmt {
 	return nil
 }
 
+// stmtCtx is the context a statement inside a write transaction runs with. With
+// serialised writes (SQLite: the transaction took the database's write lock at BEGIN,
+// and statements inside it wait for no lock), a statement is not interrupted midway
+// when ctx ends: the statements of write transactions are short (the rows of one
+// instance, of one patient's records), ctx is checked before each runs, and the
+// transaction is rolled back on the error. So the driver needs no watcher per
+// statement (SQLite's driver otherwise starts a goroutine and installs a progress
+// handler for each).
+func (x *DB) stmtCtx(ctx context.Context) (context.Context, error) {
+	if !x.d.SerializeWrites {
+		return ctx, nil
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return context.WithoutCancel(ctx), nil
+}
+
 func (x *DB) exec(ctx context.Context, tx *sql.Tx, q string, args ...any) (sql.Result, error) {
+	ctx, err := x.stmtCtx(ctx)
+	if err != nil {
+		return nil, err
+	}
 	if st := x.stmt(q); st != nil {
 		return tx.StmtContext(ctx, st).ExecContext(ctx, args...)
 	}
@@ -143,6 +165,9 @@ func (x *DB) exec(ctx context.Context, tx *sql.Tx, q string, args ...any) (sql.R
 }
 
 func (x *DB) queryRow(ctx context.Context, tx *sql.Tx, q string, args ...any) *sql.Row {
+	if sctx, err := x.stmtCtx(ctx); err == nil {
+		ctx = sctx
+	} // else ctx has ended: the query answers with its error
 	if st := x.stmt(q); st != nil {
 		return tx.StmtContext(ctx, st).QueryRowContext(ctx, args...)
 	}
@@ -223,28 +248,50 @@ func (x *DB) DeleteInstance(ctx context.Context, sopUID string) (*index.Instance
 
 // getOrCreate returns the id of the row matching key, inserting it when missing (with
 // the arguments insArgs makes, only then). created reports an insert by this
-// transaction.
-func (x *DB) getOrCreate(ctx context.Context, tx *sql.Tx, sel string, selArgs []any, ins string, insArgs func() []any) (id int64, created bool, err error) {
-	err = x.queryRow(ctx, tx, sel, selArgs...).Scan(&id)
-	if err == nil {
-		return id, false, nil
-	}
-	if !errors.Is(err, sql.ErrNoRows) {
-		return 0, false, err
+// transaction. likelyNew (the row's parent was just created) tries the insert first,
+// which saves the read when the row is new indeed.
+func (x *DB) getOrCreate(ctx context.Context, tx *sql.Tx, sel string, selArgs []any, ins string, insArgs func() []any, likelyNew bool) (id int64, created bool, err error) {
+	if !likelyNew {
+		err = x.queryRow(ctx, tx, sel, selArgs...).Scan(&id)
+		if err == nil {
+			return id, false, nil
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return 0, false, err
+		}
 	}
 	// ON CONFLICT DO NOTHING: a concurrent transaction may create the same row; then
 	// nothing is returned and the row it committed is read back.
-	err = x.queryRow(ctx, tx, ins+` ON CONFLICT DO NOTHING RETURNING id`, insArgs()...).Scan(&id)
-	if err == nil {
-		return id, true, nil
-	}
-	if !errors.Is(err, sql.ErrNoRows) {
-		return 0, false, err
+	id, created, err = x.insertID(ctx, tx, ins, insArgs()...)
+	if err != nil || created {
+		return id, created, err
 	}
 	if err := x.queryRow(ctx, tx, sel, selArgs...).Scan(&id); err != nil {
 		return 0, false, err
 	}
 	return id, false, nil
+}
+
+// insertID runs ins (an INSERT of one row, without its ON CONFLICT clause) with ON
+// CONFLICT DO NOTHING, and returns the new row's id, or created false when a row
+// conflicted.
+func (x *DB) insertID(ctx context.Context, tx *sql.Tx, ins string, args ...any) (id int64, created bool, err error) {
+	if x.d.LastInsertID {
+		res, err := x.exec(ctx, tx, ins+` ON CONFLICT DO NOTHING`, args...)
+		if err != nil {
+			return 0, false, err
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 0 {
+			return 0, false, err
+		}
+		id, err = res.LastInsertId()
+		return id, err == nil, err
+	}
+	err = x.queryRow(ctx, tx, ins+` ON CONFLICT DO NOTHING RETURNING id`, args...).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, false, nil
+	}
+	return id, err == nil, err
 }
 
 func intPtr(p *int) any {
@@ -267,18 +314,29 @@ func (x *DB) insert(ctx context.Context, tx *sql.Tx, in *index.Instance) error {
 	// A record merged away files what arrives under its key under its survivor (and
 	// the study records where it came from: mergedFrom).
 	studyUID := in.StudyInstanceUID // the study the object is filed in
-	pid, mergedFrom, err := x.filePatient(ctx, tx, in, now)
+	// Rows this instance creates are written with their counts and lists including it
+	// (a new patient counts the new study, a new study this instance, its series and
+	// their modality and SOP class, a new series this instance), so that a new study
+	// costs no update of the rows just inserted.
+	pid, mergedFrom, pNew, err := x.filePatient(ctx, tx, in, now)
 	if err != nil {
 		return fmt.Errorf("patient: %w", err)
 	}
 	sid, sNew, err := x.getOrCreate(ctx, tx,
 		`SELECT id FROM studies WHERE study_uid = ?`, []any{in.StudyInstanceUID},
-		`INSERT INTO studies (patient_fk, study_uid, study_date, study_time, study_time_norm, accession, study_id, description, referring, referring_ci, referring_fuzzy, modalities, sop_classes, num_series, num_instances, created_at, updated_at, merged_from) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ',', ',', 0, 0, ?, ?, ?)`,
+		`INSERT INTO studies (patient_fk, study_uid, study_date, study_time, study_time_norm, accession, study_id, description, referring, referring_ci, referring_fuzzy, modalities, sop_classes, num_series, num_instances, created_at, updated_at, merged_from) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, 1, ?, ?, ?)`,
 		func() []any {
-			return []any{pid, in.StudyInstanceUID, nz(in.StudyDate), nz(in.StudyTime), normTime(in.StudyTime, false), nz(in.AccessionNumber), nz(in.StudyID), in.StudyDescription, in.ReferringPhysicianName, index.NameCI(in.ReferringPhysicianName), index.NameFuzzy(in.ReferringPhysicianName), now, now, mergedFrom}
-		})
+			return []any{pid, in.StudyInstanceUID, nz(in.StudyDate), nz(in.StudyTime), normTime(in.StudyTime, false), nz(in.AccessionNumber), nz(in.StudyID), in.StudyDescription, in.ReferringPhysicianName, index.NameCI(in.ReferringPhysicianName), index.NameFuzzy(in.ReferringPhysicianName), valueList(in.Modality), valueList(in.SOPClassUID), now, now, mergedFrom}
+		}, pNew)
 	if err != nil {
 		return fmt.Errorf("study: %w", err)
+	}
+	if pNew && !sNew {
+		// A study of this UID is stored under another record (a new one has none): a
+		// conflict below, unless it was moved here. The count stays exact either way.
+		if _, err := x.exec(ctx, tx, `UPDATE patients SET num_studies = num_studies - 1 WHERE id = ?`, pid); err != nil {
+			return err
+		}
 	}
 	if !sNew {
 		// Locked (PostgreSQL) against a concurrent MoveStudy (see Dialect.ForKeyShare).
@@ -303,10 +361,10 @@ func (x *DB) insert(ctx context.Context, tx *sql.Tx, in *index.Instance) error {
 	}
 	seid, seNew, err := x.getOrCreate(ctx, tx,
 		`SELECT id FROM series WHERE series_uid = ?`, []any{in.SeriesInstanceUID},
-		`INSERT INTO series (study_fk, series_uid, modality, series_number, description, body_part, series_date, series_time, num_instances, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)`,
+		`INSERT INTO series (study_fk, series_uid, modality, series_number, description, body_part, series_date, series_time, num_instances, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)`,
 		func() []any {
 			return []any{sid, in.SeriesInstanceUID, nz(in.Modality), intPtr(in.SeriesNumber), in.SeriesDescription, nz(in.BodyPartExamined), nz(in.SeriesDate), nz(in.SeriesTime), now, now}
-		})
+		}, sNew)
 	if err != nil {
 		return fmt.Errorf("series: %w", err)
 	}
@@ -330,9 +388,15 @@ func (x *DB) insert(ctx context.Context, tx *sql.Tx, in *index.Instance) error {
 				return fmt.Errorf("series %s belongs to another study: %w", in.SeriesInstanceUID, index.ErrConflict)
 			}
 			if sNew {
-				// The old study went with the move; the row this object made for it goes.
+				// The old study went with the move; the row this object made for it goes
+				// (and the count of a record made with it).
 				if _, err := x.exec(ctx, tx, `DELETE FROM studies WHERE id = ?`, sid); err != nil {
 					return err
+				}
+				if pNew {
+					if _, err := x.exec(ctx, tx, `UPDATE patients SET num_studies = num_studies - 1 WHERE id = ?`, pid); err != nil {
+						return err
+					}
 				}
 			}
 			sid, sNew = owner, false
@@ -353,32 +417,47 @@ func (x *DB) insert(ctx context.Context, tx *sql.Tx, in *index.Instance) error {
 	// ingest locks a study before its series, also a batch of several instances (Put),
 	// whose instances come in the order of their studies, so that two batches (replicas
 	// sharing PostgreSQL) do not each hold a row the other waits for.
-	addSeries := 0
-	if seNew {
-		addSeries = 1
-	}
-	contains := func(col string) string { return fmt.Sprintf(x.d.Contains, col, "?") }
-	if _, err := x.exec(ctx, tx, `UPDATE studies SET num_instances = num_instances + 1, num_series = num_series + ?, updated_at = ?,
+	// A study this instance created counts it already, and its series: a new study
+	// has no series of its own yet, so its series is new too (or moved here, which
+	// the move above settles by filing into the series' study instead).
+	if !sNew {
+		addSeries := 0
+		if seNew {
+			addSeries = 1
+		}
+		contains := func(col string) string { return fmt.Sprintf(x.d.Contains, col, "?") }
+		if _, err := x.exec(ctx, tx, `UPDATE studies SET num_instances = num_instances + 1, num_series = num_series + ?, updated_at = ?,
 		modalities = CASE WHEN ? = '' OR `+contains("modalities")+` THEN modalities ELSE modalities || ? END,
 		sop_classes = CASE WHEN ? = '' OR `+contains("sop_classes")+` THEN sop_classes ELSE sop_classes || ? END
 		WHERE id = ?`,
-		addSeries, now,
-		nz(in.Modality), ","+nz(in.Modality)+",", nz(in.Modality)+",",
-		nz(in.SOPClassUID), ","+nz(in.SOPClassUID)+",", nz(in.SOPClassUID)+",",
-		sid); err != nil {
-		return err
+			addSeries, now,
+			nz(in.Modality), ","+nz(in.Modality)+",", nz(in.Modality)+",",
+			nz(in.SOPClassUID), ","+nz(in.SOPClassUID)+",", nz(in.SOPClassUID)+",",
+			sid); err != nil {
+			return err
+		}
+	} else if !seNew {
+		// Not reached (see above); kept exact all the same.
+		if _, err := x.exec(ctx, tx, `UPDATE studies SET num_series = num_series - 1 WHERE id = ?`, sid); err != nil {
+			return err
+		}
 	}
-	if _, err := x.exec(ctx, tx, `UPDATE series SET num_instances = num_instances + 1, updated_at = ? WHERE id = ?`, now, seid); err != nil {
-		return err
+	if !seNew {
+		if _, err := x.exec(ctx, tx, `UPDATE series SET num_instances = num_instances + 1, updated_at = ? WHERE id = ?`, now, seid); err != nil {
+			return err
+		}
 	}
-	if sNew {
+	if sNew && !pNew {
 		if _, err := x.exec(ctx, tx, `UPDATE patients SET num_studies = num_studies + 1 WHERE id = ?`, pid); err != nil {
 			return err
 		}
 	}
-	// The study changed: (re)arm its thumbnail job, due once the study is quiet.
-	if _, err := x.exec(ctx, tx, upsertJob, index.JobThumbnails, studyUID, now+x.quiet().Milliseconds(), now); err != nil {
-		return fmt.Errorf("job: %w", err)
+	// The study changed: (re)arm its thumbnail job, due once the study is quiet (not
+	// for a tiny image, whose thumbnail is rendered on request: index.ThumbnailAhead).
+	if index.ThumbnailAhead(in) {
+		if _, err := x.exec(ctx, tx, upsertJob, index.JobThumbnails, studyUID, now+x.quiet().Milliseconds(), now); err != nil {
+			return fmt.Errorf("job: %w", err)
+		}
 	}
 	for _, j := range in.Jobs {
 		if _, err := x.exec(ctx, tx, upsertJob, j.Kind, j.Key, now, now); err != nil {
@@ -402,6 +481,15 @@ func (x *DB) lockUIDs(ctx context.Context, tx *sql.Tx, uids ...string) error {
 		}
 	}
 	return nil
+}
+
+// valueList is the list column (studies.modalities, studies.sop_classes) holding v
+// alone: ",v," (or "," when v is empty), as the updates of insert extend it.
+func valueList(v string) string {
+	if v = nz(v); v == "" {
+		return ","
+	}
+	return "," + v + ","
 }
 
 func nullString(b []byte) any {

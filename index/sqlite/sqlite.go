@@ -47,6 +47,7 @@ func Dialect() *sqlindex.Dialect {
 		SerializeWrites: true,
 		RowLookups:      true,
 		PrepareReads:    true,
+		LastInsertID:    true,
 		Contains:        "instr(%[1]s, %[2]s) > 0",
 		Upper:           "upper(%[1]s)", // ASCII only (no ICU)
 		Words:           "lumen_words(%[1]s)",
