@@ -46,12 +46,8 @@ func New(idx index.Index, syslog *Syslog, log *slog.Logger) *Trail {
 	return x
 }
 
-// batchLinger is how long a batch waits for more records before it is written: at
-// hundreds of audited requests a second (small-instance C-STORE audits each instance)
-// a batch then holds dozens of records, one durable write for all of them
-// (BenchmarkTrailSteady: 0.20 → 0.16 ms of CPU per record at 500 a second, against 20
-// ms). A search or Close does not wait for it.
-const batchLinger = 100 * time.Millisecond
+// batchLinger is how long a batch waits for more records before it is written.
+const batchLinger = 20 * time.Millisecond
 
 // run writes queued records in batches of at most 500.
 func (x *Trail) run() {
