@@ -7,10 +7,12 @@ import (
 	"io"
 	"io/fs"
 	"iter"
+	"math/rand/v2"
 	"os"
 	"path"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -32,6 +34,58 @@ type Store struct {
 	// syncs shares directory fsyncs between the commits into one directory (dirSync).
 	smu   sync.Mutex
 	syncs map[string]*dirSync
+	// anon: puts write anonymous files (Options.AnonymousTemps, offered here).
+	anon atomic.Bool
+}
+
+// Options configures a store opened with Open. The zero value is the store of New.
+type Options struct {
+	// AnonymousTemps writes each object to an anonymous file (Linux's O_TMPFILE) that is
+	// given its name at Commit (linkat), instead of to a named temporary file renamed
+	// into place, where the file system offers such files (Open tries once in the root;
+	// a directory that does not offer them gets a named temporary file). A put then
+	// makes one directory entry instead of making one and replacing it, and the fsync of
+	// its file does not also write its directory (ext4 without a journal does so for a
+	// file with a new name). Durability is unchanged: the file is fsynced before it is
+	// named, and the directory after.
+	//
+	// A put cut short leaves no temporary file: the file system reclaims the nameless
+	// inode (journaled file systems when mounted again, ext4 without a journal when
+	// e2fsck runs). So StaleTemps finds only the temporary files of puts that did not
+	// use an anonymous file (and of an overwrite, which renames over the old object).
+	AnonymousTemps bool
+}
+
+// Open opens (creating if needed) a store rooted at dir, configured by opts.
+func Open(dir string, opts Options) (*Store, error) {
+	s, err := New(dir)
+	if err != nil {
+		return nil, err
+	}
+	if opts.AnonymousTemps {
+		s.anon.Store(s.anonWorks())
+	}
+	return s, nil
+}
+
+// AnonymousTemps reports whether puts write anonymous files (Options.AnonymousTemps, and
+// the file system under the root offers them).
+func (s *Store) AnonymousTemps() bool { return s.anon.Load() }
+
+// anonWorks reports whether an anonymous file made in the root can be given a name
+// there (the kernel and file system offer O_TMPFILE, and linkat can name it).
+func (s *Store) anonWorks() bool {
+	f, ok, err := openAnon(s.root, 0o600)
+	if !ok || err != nil {
+		return false
+	}
+	defer f.Close()
+	name := filepath.Join(s.root, tmpPrefix+"probe-"+strconv.FormatUint(rand.Uint64(), 36))
+	if err := linkAnon(f, name); err != nil {
+		return false
+	}
+	os.Remove(name)
+	return true
 }
 
 // maxKnownDirs bounds Store.dirs (ingest makes 256 directories a day).
@@ -117,20 +171,36 @@ func (s *Store) create(ctx context.Context, key string) (*writer, error) {
 			return nil, fmt.Errorf("archive/fs: put %s: %w", key, err)
 		}
 	}
-	f, err := os.CreateTemp(dir, tmpPrefix+"*")
+	f, anon, err := s.openTemp(dir)
 	if known && errors.Is(err, fs.ErrNotExist) {
 		// Removed since it was made: make it again.
 		s.dirs.Delete(dir)
 		if err := s.mkdirAll(dir); err != nil {
 			return nil, fmt.Errorf("archive/fs: put %s: %w", key, err)
 		}
-		f, err = os.CreateTemp(dir, tmpPrefix+"*")
+		f, anon, err = s.openTemp(dir)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("archive/fs: put %s: %w", key, err)
 	}
-	return &writer{s: s, ctx: ctx, key: key, path: p, dir: dir, f: f}, nil
+	return &writer{s: s, ctx: ctx, key: key, path: p, dir: dir, f: f, anon: anon}, nil
 }
+
+// openTemp opens the file a put writes in dir: an anonymous file when the store uses
+// them and dir offers them (anon), otherwise a named temporary file.
+func (s *Store) openTemp(dir string) (f *os.File, anon bool, err error) {
+	if s.anon.Load() {
+		f, ok, err := openAnon(dir, objectPerm)
+		if ok {
+			return f, true, err
+		}
+	}
+	f, err = os.CreateTemp(dir, tmpPrefix+"*")
+	return f, false, err
+}
+
+// objectPerm is the permission of stored objects.
+const objectPerm = 0o640
 
 // mkdirAll makes dir and its missing parents (see mkdirAll), makes their entries
 // durable (an fsync of the parent of each directory made) and remembers that dir exists.
@@ -163,6 +233,7 @@ type writer struct {
 	path string   // the final path
 	dir  string   // its directory
 	f    *os.File // nil once committed or aborted
+	anon bool     // f is anonymous (openAnon): it has no name before Commit
 	n    int64
 }
 
@@ -185,7 +256,9 @@ func (w *writer) Abort() {
 		return
 	}
 	w.f.Close()
-	os.Remove(w.f.Name())
+	if !w.anon {
+		os.Remove(w.f.Name())
+	}
 	w.f = nil
 }
 
@@ -194,6 +267,9 @@ func (w *writer) Abort() {
 func (w *writer) Commit(ctx context.Context) (archive.ObjectInfo, error) {
 	if w.f == nil {
 		return archive.ObjectInfo{}, fmt.Errorf("archive/fs: put %s: commit after commit or abort", w.key)
+	}
+	if w.anon {
+		return w.commitAnon(ctx)
 	}
 	f, tmp := w.f, w.f.Name()
 	w.f = nil
@@ -212,7 +288,7 @@ func (w *writer) Commit(ctx context.Context) (archive.ObjectInfo, error) {
 	if err != nil {
 		return fail(err)
 	}
-	if err := f.Chmod(0o640); err != nil {
+	if err := f.Chmod(objectPerm); err != nil {
 		return fail(err)
 	}
 	if err := f.Close(); err != nil {
@@ -235,6 +311,74 @@ func (w *writer) Commit(ctx context.Context) (archive.ObjectInfo, error) {
 		return archive.ObjectInfo{}, fmt.Errorf("archive/fs: put %s: %w", w.key, err)
 	}
 	return archive.ObjectInfo{Key: w.key, Size: w.n, ModTime: st.ModTime()}, nil
+}
+
+// commitAnon is Commit for an anonymous file: its permission set and its data fsynced,
+// it is named (linkat), then the directory is fsynced.
+func (w *writer) commitAnon(ctx context.Context) (archive.ObjectInfo, error) {
+	f := w.f
+	w.f = nil
+	fail := func(err error) (archive.ObjectInfo, error) {
+		f.Close()
+		return archive.ObjectInfo{}, fmt.Errorf("archive/fs: put %s: %w", w.key, err)
+	}
+	if err := w.ctx.Err(); err != nil {
+		return fail(err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		return fail(err)
+	}
+	if st.Mode().Perm() != objectPerm {
+		// The umask narrowed it.
+		if err := f.Chmod(objectPerm); err != nil {
+			return fail(err)
+		}
+	}
+	if err := f.Sync(); err != nil {
+		return fail(err)
+	}
+	if err := ctx.Err(); err != nil {
+		return fail(err)
+	}
+	if err := w.ctx.Err(); err != nil {
+		return fail(err)
+	}
+	err = linkAnon(f, w.path)
+	if errors.Is(err, fs.ErrExist) {
+		err = w.replaceAnon(f)
+	}
+	if err != nil {
+		return fail(err)
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(w.path)
+		return archive.ObjectInfo{}, fmt.Errorf("archive/fs: put %s: %w", w.key, err)
+	}
+	if err := w.s.syncDirShared(w.dir); err != nil {
+		return archive.ObjectInfo{}, fmt.Errorf("archive/fs: put %s: %w", w.key, err)
+	}
+	return archive.ObjectInfo{Key: w.key, Size: w.n, ModTime: st.ModTime()}, nil
+}
+
+// replaceAnon names the anonymous file f with a temporary name and renames it over the
+// object that has the key already (linkat does not replace).
+func (w *writer) replaceAnon(f *os.File) error {
+	for {
+		tmp := filepath.Join(w.dir, tmpPrefix+strconv.FormatUint(rand.Uint64(), 36))
+		err := linkAnon(f, tmp)
+		if errors.Is(err, fs.ErrExist) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if err := os.Rename(tmp, w.path); err != nil {
+			os.Remove(tmp)
+			return err
+		}
+		return nil
+	}
 }
 
 // mkdirAll creates dir and its missing parents, returning the directories it created,

@@ -158,3 +158,78 @@ func TestStaleTemps(t *testing.T) {
 		t.Fatalf("Stat after the failed put = %v", err)
 	}
 }
+
+// TestContractAnonymousTemps runs the contract on a store whose puts write anonymous
+// files (where the file system offers them; otherwise it is the store of New).
+func TestContractAnonymousTemps(t *testing.T) {
+	archivetest.Run(t, func(t *testing.T) archive.Store {
+		s, err := fs.Open(t.TempDir(), fs.Options{AnonymousTemps: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	})
+}
+
+// TestAnonymousTemps: with Options.AnonymousTemps, a put in progress, an aborted put, a
+// short put and an overwrite leave no file but the objects, which have their content
+// and mode 0640.
+func TestAnonymousTemps(t *testing.T) {
+	dir := t.TempDir()
+	s, err := fs.Open(dir, fs.Options{AnonymousTemps: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !s.AnonymousTemps() {
+		t.Skip("the file system offers no anonymous files (O_TMPFILE)")
+	}
+	ctx := context.Background()
+	names := func() []string {
+		entries, err := os.ReadDir(filepath.Join(dir, "a", "b"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, e := range entries {
+			out = append(out, e.Name())
+		}
+		return out
+	}
+	w, err := s.Create(ctx, "a/b/obj")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write([]byte("first"))
+	if got := names(); len(got) != 0 {
+		t.Fatalf("entries while the put is in progress: %v", got)
+	}
+	for info, err := range s.StaleTemps(ctx, "", time.Now().Add(time.Hour)) {
+		t.Fatalf("StaleTemps during the put: %v, %v", info, err)
+	}
+	if _, err := w.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	w, err = s.Create(ctx, "a/b/aborted")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write([]byte("never"))
+	w.Abort()
+	if _, err := s.Put(ctx, "a/b/short", bytes.NewReader([]byte("abc")), 10); err == nil {
+		t.Fatal("short put succeeded")
+	}
+	if _, err := s.Put(ctx, "a/b/obj", bytes.NewReader([]byte("second")), 6); err != nil {
+		t.Fatal(err)
+	}
+	if got := names(); !slices.Equal(got, []string{"obj"}) {
+		t.Fatalf("entries = %v, want [obj]", got)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "a", "b", "obj"))
+	if err != nil || string(b) != "second" {
+		t.Fatalf("object = %q, %v", b, err)
+	}
+	st, err := os.Stat(filepath.Join(dir, "a", "b", "obj"))
+	if err != nil || st.Mode().Perm() != 0o640 {
+		t.Fatalf("mode = %v, %v", st.Mode(), err)
+	}
+}

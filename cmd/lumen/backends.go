@@ -33,7 +33,7 @@ func openStore(ctx context.Context, c *Config) (archive.Store, error) {
 			Prefix: c.Store.S3.Prefix, PartSize: uint64(c.Store.S3.PartSize),
 		})
 	default:
-		return fs.New(c.Store.FS.Dir)
+		return fs.Open(c.Store.FS.Dir, fs.Options{AnonymousTemps: true})
 	}
 }
 
