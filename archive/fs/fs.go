@@ -17,6 +17,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/lumenpacs/lumen/archive"
 )
@@ -36,6 +37,9 @@ type Store struct {
 	syncs map[string]*dirSync
 	// anon: puts write anonymous files (Options.AnonymousTemps, offered here).
 	anon atomic.Bool
+	// direct: puts write with direct I/O (Options.DirectWrites; cleared when the file
+	// system refuses it).
+	direct atomic.Bool
 }
 
 // Options configures a store opened with Open. The zero value is the store of New.
@@ -54,6 +58,14 @@ type Options struct {
 	// e2fsck runs). So StaleTemps finds only the temporary files of puts that did not
 	// use an anonymous file (and of an overwrite, which renames over the old object).
 	AnonymousTemps bool
+
+	// DirectWrites writes objects with direct I/O (Linux's O_DIRECT): the bytes go from
+	// the writer's aligned buffers to the device, not through the page cache, so a put
+	// spends no CPU copying them into the cache and its fsync has no cached pages to
+	// write back. The last partial block of each object is written through the cache.
+	// Objects just stored are then not in the page cache (a read right after the put
+	// reads the device). Where the file system refuses direct I/O, puts use the cache.
+	DirectWrites bool
 }
 
 // Open opens (creating if needed) a store rooted at dir, configured by opts.
@@ -65,6 +77,7 @@ func Open(dir string, opts Options) (*Store, error) {
 	if opts.AnonymousTemps {
 		s.anon.Store(s.anonWorks())
 	}
+	s.direct.Store(opts.DirectWrites)
 	return s, nil
 }
 
@@ -183,7 +196,15 @@ func (s *Store) create(ctx context.Context, key string) (*writer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("archive/fs: put %s: %w", key, err)
 	}
-	return &writer{s: s, ctx: ctx, key: key, path: p, dir: dir, f: f, anon: anon}, nil
+	w := &writer{s: s, ctx: ctx, key: key, path: p, dir: dir, f: f, anon: anon}
+	if s.direct.Load() {
+		if err := setDirect(f, true); err == nil {
+			w.direct = true
+		} else {
+			s.direct.Store(false)
+		}
+	}
+	return w, nil
 }
 
 // openTemp opens the file a put writes in dir: an anonymous file when the store uses
@@ -235,6 +256,28 @@ type writer struct {
 	f    *os.File // nil once committed or aborted
 	anon bool     // f is anonymous (openAnon): it has no name before Commit
 	n    int64
+	// direct: f is in direct I/O mode (Options.DirectWrites); dbuf holds what is not
+	// yet written, aligned (directBufs).
+	direct bool
+	dbuf   *[]byte
+}
+
+// directAlign is the alignment of direct writes: of the memory, the length and the
+// file offset (a page, a multiple of every block device's logical block size).
+const directAlign = 4096
+
+// directBufs holds aligned buffers of 256 KiB for direct writes.
+var directBufs = sync.Pool{New: func() any {
+	const size = 256 << 10
+	b := make([]byte, size+directAlign)
+	off := (directAlign - int(uintptr(unsafe.Pointer(unsafe.SliceData(b)))%directAlign)) % directAlign
+	b = b[off : off : off+size]
+	return &b
+}}
+
+// isAligned reports whether p starts at an address direct I/O takes.
+func isAligned(p []byte) bool {
+	return uintptr(unsafe.Pointer(unsafe.SliceData(p)))%directAlign == 0
 }
 
 // Write implements archive.Writer; it fails once the context of Create is done.
@@ -245,9 +288,101 @@ func (w *writer) Write(p []byte) (int, error) {
 	if err := w.ctx.Err(); err != nil {
 		return 0, err
 	}
+	if w.direct {
+		return w.writeDirect(p)
+	}
 	n, err := w.f.Write(p)
 	w.n += int64(n)
 	return n, err
+}
+
+// writeDirect takes p in direct I/O mode: whole aligned blocks of p go to the file
+// directly when nothing is buffered and p is aligned; the rest through dbuf.
+func (w *writer) writeDirect(p []byte) (int, error) {
+	done := 0
+	for len(p) > 0 {
+		if !w.direct {
+			n, err := w.f.Write(p)
+			done += n
+			w.n += int64(n)
+			return done, err
+		}
+		if (w.dbuf == nil || len(*w.dbuf) == 0) && len(p) >= directAlign && isAligned(p) {
+			n := len(p) &^ (directAlign - 1)
+			if err := w.writeOut(w.f, p[:n]); err != nil {
+				return done, err
+			}
+			p, done, w.n = p[n:], done+n, w.n+int64(n)
+			continue
+		}
+		if w.dbuf == nil {
+			w.dbuf = directBufs.Get().(*[]byte)
+		}
+		b := *w.dbuf
+		n := copy(b[len(b):cap(b)], p)
+		b = b[:len(b)+n]
+		*w.dbuf = b
+		p, done, w.n = p[n:], done+n, w.n+int64(n)
+		if len(b) == cap(b) {
+			if err := w.writeOut(w.f, b); err != nil {
+				return done, err
+			}
+			*w.dbuf = b[:0]
+		}
+	}
+	return done, nil
+}
+
+// writeOut writes b, aligned, to the file in direct I/O mode; should the file system
+// refuse it, the file and the store leave direct I/O and b goes through the cache.
+func (w *writer) writeOut(f *os.File, b []byte) error {
+	_, err := f.Write(b)
+	if err != nil && errDirectRefused(err) {
+		w.s.direct.Store(false)
+		if serr := setDirect(f, false); serr != nil {
+			return err
+		}
+		w.direct = false
+		_, err = f.Write(b)
+	}
+	return err
+}
+
+// flushDirect writes what dbuf holds to f, the writer's file: its whole blocks
+// directly, the rest through the cache (direct I/O takes only whole blocks).
+func (w *writer) flushDirect(f *os.File) error {
+	defer w.releaseDirect()
+	if w.dbuf == nil || len(*w.dbuf) == 0 {
+		return nil
+	}
+	b := *w.dbuf
+	n := len(b) &^ (directAlign - 1)
+	if n > 0 && w.direct {
+		if err := w.writeOut(f, b[:n]); err != nil {
+			return err
+		}
+		b = b[n:]
+	}
+	if len(b) == 0 {
+		return nil
+	}
+	if w.direct {
+		if err := setDirect(f, false); err != nil {
+			return err
+		}
+		w.direct = false
+	}
+	_, err := f.Write(b)
+	return err
+}
+
+// releaseDirect returns dbuf to directBufs.
+func (w *writer) releaseDirect() {
+	if w.dbuf != nil {
+		*w.dbuf = (*w.dbuf)[:0]
+		directBufs.Put(w.dbuf)
+		w.dbuf = nil
+	}
 }
 
 // Abort implements archive.Writer.
@@ -255,6 +390,7 @@ func (w *writer) Abort() {
 	if w.f == nil {
 		return
 	}
+	w.releaseDirect()
 	w.f.Close()
 	if !w.anon {
 		os.Remove(w.f.Name())
@@ -279,6 +415,9 @@ func (w *writer) Commit(ctx context.Context) (archive.ObjectInfo, error) {
 		return archive.ObjectInfo{}, fmt.Errorf("archive/fs: put %s: %w", w.key, err)
 	}
 	if err := w.ctx.Err(); err != nil {
+		return fail(err)
+	}
+	if err := w.flushDirect(f); err != nil {
 		return fail(err)
 	}
 	if err := f.Sync(); err != nil {
@@ -323,6 +462,9 @@ func (w *writer) commitAnon(ctx context.Context) (archive.ObjectInfo, error) {
 		return archive.ObjectInfo{}, fmt.Errorf("archive/fs: put %s: %w", w.key, err)
 	}
 	if err := w.ctx.Err(); err != nil {
+		return fail(err)
+	}
+	if err := w.flushDirect(f); err != nil {
 		return fail(err)
 	}
 	st, err := f.Stat()

@@ -50,3 +50,36 @@ func linkAnon(f *os.File, path string) error {
 	}
 	return nil
 }
+
+// setDirect turns direct I/O (O_DIRECT: writes go from the caller's memory to the device,
+// past the page cache) on or off for f.
+func setDirect(f *os.File, on bool) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		flags, err := unix.FcntlInt(fd, unix.F_GETFL, 0)
+		if err != nil {
+			serr = err
+			return
+		}
+		if on {
+			flags |= unix.O_DIRECT
+		} else {
+			flags &^= unix.O_DIRECT
+		}
+		_, serr = unix.FcntlInt(fd, unix.F_SETFL, flags)
+	}); err != nil {
+		return err
+	}
+	if serr != nil {
+		return &os.PathError{Op: "fcntl", Path: f.Name(), Err: serr}
+	}
+	return nil
+}
+
+// errDirectRefused reports whether a direct write failed for want of alignment or
+// support (the write is then made through the page cache).
+func errDirectRefused(err error) bool { return errors.Is(err, unix.EINVAL) }
