@@ -198,11 +198,7 @@ func (s *Store) create(ctx context.Context, key string) (*writer, error) {
 	}
 	w := &writer{s: s, ctx: ctx, key: key, path: p, dir: dir, f: f, anon: anon}
 	if s.direct.Load() {
-		if err := setDirect(f, true); err == nil {
-			w.direct = true
-		} else {
-			s.direct.Store(false)
-		}
+		w.direct = directMaybe
 	}
 	return w, nil
 }
@@ -256,11 +252,24 @@ type writer struct {
 	f    *os.File // nil once committed or aborted
 	anon bool     // f is anonymous (openAnon): it has no name before Commit
 	n    int64
-	// direct: f is in direct I/O mode (Options.DirectWrites); dbuf holds what is not
-	// yet written, aligned (directBufs).
-	direct bool
+	// direct is the writer's direct I/O state (Options.DirectWrites); dbuf holds, in
+	// an aligned buffer (directBufs), what is not yet written.
+	direct int
 	dbuf   *[]byte
 }
+
+// Direct I/O states of a writer.
+const (
+	directOff   = iota // writes go through the page cache
+	directMaybe        // direct I/O wanted: the first bytes wait in dbuf until there are enough
+	directOn           // the file is in direct I/O mode
+)
+
+// directMin is the least that goes to the file directly from the caller's buffer
+// (aligned) rather than through dbuf. An object that ends before filling dbuf (256 KiB)
+// and was not written so is written through the cache at Commit: for small objects
+// direct I/O would cost more system calls and a wait for the device, and save little.
+const directMin = 64 << 10
 
 // directAlign is the alignment of direct writes: of the memory, the length and the
 // file offset (a page, a multiple of every block device's logical block size).
@@ -288,7 +297,7 @@ func (w *writer) Write(p []byte) (int, error) {
 	if err := w.ctx.Err(); err != nil {
 		return 0, err
 	}
-	if w.direct {
+	if w.direct != directOff {
 		return w.writeDirect(p)
 	}
 	n, err := w.f.Write(p)
@@ -296,18 +305,19 @@ func (w *writer) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// writeDirect takes p in direct I/O mode: whole aligned blocks of p go to the file
-// directly when nothing is buffered and p is aligned; the rest through dbuf.
+// writeDirect takes p while direct I/O is wanted or on: whole aligned blocks of a large
+// aligned p go to the file directly when nothing is buffered; the rest through dbuf,
+// written when full.
 func (w *writer) writeDirect(p []byte) (int, error) {
 	done := 0
 	for len(p) > 0 {
-		if !w.direct {
+		if w.direct == directOff {
 			n, err := w.f.Write(p)
 			done += n
 			w.n += int64(n)
 			return done, err
 		}
-		if (w.dbuf == nil || len(*w.dbuf) == 0) && len(p) >= directAlign && isAligned(p) {
+		if (w.dbuf == nil || len(*w.dbuf) == 0) && len(p) >= directMin && isAligned(p) {
 			n := len(p) &^ (directAlign - 1)
 			if err := w.writeOut(w.f, p[:n]); err != nil {
 				return done, err
@@ -333,45 +343,55 @@ func (w *writer) writeDirect(p []byte) (int, error) {
 	return done, nil
 }
 
-// writeOut writes b, aligned, to the file in direct I/O mode; should the file system
-// refuse it, the file and the store leave direct I/O and b goes through the cache.
+// writeOut writes b, whole aligned blocks, to f, the writer's file, turning direct I/O
+// on first if it is wanted. Should the file system refuse direct I/O, the file and the
+// store leave it and b goes through the cache.
 func (w *writer) writeOut(f *os.File, b []byte) error {
+	if w.direct == directMaybe {
+		w.direct = directOn
+		if err := setDirect(f, true); err != nil {
+			w.s.direct.Store(false)
+			w.direct = directOff
+		}
+	}
 	_, err := f.Write(b)
-	if err != nil && errDirectRefused(err) {
+	if err != nil && w.direct == directOn && errDirectRefused(err) {
 		w.s.direct.Store(false)
 		if serr := setDirect(f, false); serr != nil {
 			return err
 		}
-		w.direct = false
+		w.direct = directOff
 		_, err = f.Write(b)
 	}
 	return err
 }
 
-// flushDirect writes what dbuf holds to f, the writer's file: its whole blocks
-// directly, the rest through the cache (direct I/O takes only whole blocks).
+// flushDirect writes what dbuf holds to f, the writer's file: in direct I/O mode its
+// whole blocks directly and the rest through the cache (direct I/O takes only whole
+// blocks); otherwise (a short object) all through the cache.
 func (w *writer) flushDirect(f *os.File) error {
 	defer w.releaseDirect()
 	if w.dbuf == nil || len(*w.dbuf) == 0 {
 		return nil
 	}
 	b := *w.dbuf
-	n := len(b) &^ (directAlign - 1)
-	if n > 0 && w.direct {
-		if err := w.writeOut(f, b[:n]); err != nil {
-			return err
+	if w.direct == directOn {
+		if n := len(b) &^ (directAlign - 1); n > 0 {
+			if err := w.writeOut(f, b[:n]); err != nil {
+				return err
+			}
+			b = b[n:]
 		}
-		b = b[n:]
 	}
 	if len(b) == 0 {
 		return nil
 	}
-	if w.direct {
+	if w.direct == directOn {
 		if err := setDirect(f, false); err != nil {
 			return err
 		}
-		w.direct = false
 	}
+	w.direct = directOff
 	_, err := f.Write(b)
 	return err
 }
