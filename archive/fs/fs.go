@@ -513,10 +513,8 @@ func (w *writer) commitAnon(ctx context.Context) (archive.ObjectInfo, error) {
 	if err != nil {
 		return fail(err)
 	}
-	if err := f.Close(); err != nil {
-		os.Remove(w.path)
-		return archive.ObjectInfo{}, fmt.Errorf("archive/fs: put %s: %w", w.key, err)
-	}
+	// Its bytes were fsynced before it was named: closing it cannot lose them.
+	f.Close()
 	if err := w.s.syncDirShared(w.dir); err != nil {
 		return archive.ObjectInfo{}, fmt.Errorf("archive/fs: put %s: %w", w.key, err)
 	}
