@@ -10,4 +10,9 @@
 // A put cut short by a crash or a kill leaves its temporary file (".tmp-*", never listed
 // or read) behind; StaleTemps finds old ones and RemoveTemp removes them, which
 // ingest.Check (lumen fsck and the start-up check) does.
+//
+// Open takes Options for Linux: AnonymousTemps writes each object to an anonymous file
+// (O_TMPFILE) that is named (linkat) once fsynced, so a put cut short leaves nothing
+// behind; DirectWrites writes the objects' bytes with direct I/O (O_DIRECT), past the
+// page cache. lumen serve uses both.
 package fs

@@ -7,14 +7,17 @@ import (
 	"io"
 	"io/fs"
 	"iter"
+	"math/rand/v2"
 	"os"
 	"path"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/lumenpacs/lumen/archive"
 )
@@ -32,6 +35,70 @@ type Store struct {
 	// syncs shares directory fsyncs between the commits into one directory (dirSync).
 	smu   sync.Mutex
 	syncs map[string]*dirSync
+	// anon: puts write anonymous files (Options.AnonymousTemps, offered here).
+	anon atomic.Bool
+	// direct: puts write with direct I/O (Options.DirectWrites; cleared when the file
+	// system refuses it).
+	direct atomic.Bool
+}
+
+// Options configures a store opened with Open. The zero value is the store of New.
+type Options struct {
+	// AnonymousTemps writes each object to an anonymous file (Linux's O_TMPFILE) that is
+	// given its name at Commit (linkat), instead of to a named temporary file renamed
+	// into place, where the file system offers such files (Open tries once in the root;
+	// a directory that does not offer them gets a named temporary file). A put then
+	// makes one directory entry instead of making one and replacing it, and the fsync of
+	// its file does not also write its directory (ext4 without a journal does so for a
+	// file with a new name). Durability is unchanged: the file is fsynced before it is
+	// named, and the directory after.
+	//
+	// A put cut short leaves no temporary file: the file system reclaims the nameless
+	// inode (journaled file systems when mounted again, ext4 without a journal when
+	// e2fsck runs). So StaleTemps finds only the temporary files of puts that did not
+	// use an anonymous file (and of an overwrite, which renames over the old object).
+	AnonymousTemps bool
+
+	// DirectWrites writes objects with direct I/O (Linux's O_DIRECT): the bytes go from
+	// the writer's aligned buffers to the device, not through the page cache, so a put
+	// spends no CPU copying them into the cache and its fsync has no cached pages to
+	// write back. The last partial block of each object is written through the cache.
+	// Objects just stored are then not in the page cache (a read right after the put
+	// reads the device). Where the file system refuses direct I/O, puts use the cache.
+	DirectWrites bool
+}
+
+// Open opens (creating if needed) a store rooted at dir, configured by opts.
+func Open(dir string, opts Options) (*Store, error) {
+	s, err := New(dir)
+	if err != nil {
+		return nil, err
+	}
+	if opts.AnonymousTemps {
+		s.anon.Store(s.anonWorks())
+	}
+	s.direct.Store(opts.DirectWrites)
+	return s, nil
+}
+
+// AnonymousTemps reports whether puts write anonymous files (Options.AnonymousTemps, and
+// the file system under the root offers them).
+func (s *Store) AnonymousTemps() bool { return s.anon.Load() }
+
+// anonWorks reports whether an anonymous file made in the root can be given a name
+// there (the kernel and file system offer O_TMPFILE, and linkat can name it).
+func (s *Store) anonWorks() bool {
+	f, ok, err := openAnon(s.root, 0o600)
+	if !ok || err != nil {
+		return false
+	}
+	defer f.Close()
+	name := filepath.Join(s.root, tmpPrefix+"probe-"+strconv.FormatUint(rand.Uint64(), 36))
+	if err := linkAnon(f, name); err != nil {
+		return false
+	}
+	os.Remove(name)
+	return true
 }
 
 // maxKnownDirs bounds Store.dirs (ingest makes 256 directories a day).
@@ -117,20 +184,40 @@ func (s *Store) create(ctx context.Context, key string) (*writer, error) {
 			return nil, fmt.Errorf("archive/fs: put %s: %w", key, err)
 		}
 	}
-	f, err := os.CreateTemp(dir, tmpPrefix+"*")
+	f, anon, err := s.openTemp(dir)
 	if known && errors.Is(err, fs.ErrNotExist) {
 		// Removed since it was made: make it again.
 		s.dirs.Delete(dir)
 		if err := s.mkdirAll(dir); err != nil {
 			return nil, fmt.Errorf("archive/fs: put %s: %w", key, err)
 		}
-		f, err = os.CreateTemp(dir, tmpPrefix+"*")
+		f, anon, err = s.openTemp(dir)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("archive/fs: put %s: %w", key, err)
 	}
-	return &writer{s: s, ctx: ctx, key: key, path: p, dir: dir, f: f}, nil
+	w := &writer{s: s, ctx: ctx, key: key, path: p, dir: dir, f: f, anon: anon}
+	if s.direct.Load() {
+		w.direct = directMaybe
+	}
+	return w, nil
 }
+
+// openTemp opens the file a put writes in dir: an anonymous file when the store uses
+// them and dir offers them (anon), otherwise a named temporary file.
+func (s *Store) openTemp(dir string) (f *os.File, anon bool, err error) {
+	if s.anon.Load() {
+		f, ok, err := openAnon(dir, objectPerm)
+		if ok {
+			return f, true, err
+		}
+	}
+	f, err = os.CreateTemp(dir, tmpPrefix+"*")
+	return f, false, err
+}
+
+// objectPerm is the permission of stored objects.
+const objectPerm = 0o640
 
 // mkdirAll makes dir and its missing parents (see mkdirAll), makes their entries
 // durable (an fsync of the parent of each directory made) and remembers that dir exists.
@@ -163,7 +250,43 @@ type writer struct {
 	path string   // the final path
 	dir  string   // its directory
 	f    *os.File // nil once committed or aborted
+	anon bool     // f is anonymous (openAnon): it has no name before Commit
 	n    int64
+	// direct is the writer's direct I/O state (Options.DirectWrites); dbuf holds, in
+	// an aligned buffer (directBufs), what is not yet written.
+	direct int
+	dbuf   *[]byte
+}
+
+// Direct I/O states of a writer.
+const (
+	directOff   = iota // writes go through the page cache
+	directMaybe        // direct I/O wanted: the first bytes wait in dbuf until there are enough
+	directOn           // the file is in direct I/O mode
+)
+
+// directMin is the least that goes to the file directly from the caller's buffer
+// (aligned) rather than through dbuf. An object that ends before filling dbuf (256 KiB)
+// and was not written so is written through the cache at Commit: for small objects
+// direct I/O would cost more system calls and a wait for the device, and save little.
+const directMin = 64 << 10
+
+// directAlign is the alignment of direct writes: of the memory, the length and the
+// file offset (a page, a multiple of every block device's logical block size).
+const directAlign = 4096
+
+// directBufs holds aligned buffers of 256 KiB for direct writes.
+var directBufs = sync.Pool{New: func() any {
+	const size = 256 << 10
+	b := make([]byte, size+directAlign)
+	off := (directAlign - int(uintptr(unsafe.Pointer(unsafe.SliceData(b)))%directAlign)) % directAlign
+	b = b[off : off : off+size]
+	return &b
+}}
+
+// isAligned reports whether p starts at an address direct I/O takes.
+func isAligned(p []byte) bool {
+	return uintptr(unsafe.Pointer(unsafe.SliceData(p)))%directAlign == 0
 }
 
 // Write implements archive.Writer; it fails once the context of Create is done.
@@ -174,9 +297,112 @@ func (w *writer) Write(p []byte) (int, error) {
 	if err := w.ctx.Err(); err != nil {
 		return 0, err
 	}
+	if w.direct != directOff {
+		return w.writeDirect(p)
+	}
 	n, err := w.f.Write(p)
 	w.n += int64(n)
 	return n, err
+}
+
+// writeDirect takes p while direct I/O is wanted or on: whole aligned blocks of a large
+// aligned p go to the file directly when nothing is buffered; the rest through dbuf,
+// written when full.
+func (w *writer) writeDirect(p []byte) (int, error) {
+	done := 0
+	for len(p) > 0 {
+		if w.direct == directOff {
+			n, err := w.f.Write(p)
+			done += n
+			w.n += int64(n)
+			return done, err
+		}
+		if (w.dbuf == nil || len(*w.dbuf) == 0) && len(p) >= directMin && isAligned(p) {
+			n := len(p) &^ (directAlign - 1)
+			if err := w.writeOut(w.f, p[:n]); err != nil {
+				return done, err
+			}
+			p, done, w.n = p[n:], done+n, w.n+int64(n)
+			continue
+		}
+		if w.dbuf == nil {
+			w.dbuf = directBufs.Get().(*[]byte)
+		}
+		b := *w.dbuf
+		n := copy(b[len(b):cap(b)], p)
+		b = b[:len(b)+n]
+		*w.dbuf = b
+		p, done, w.n = p[n:], done+n, w.n+int64(n)
+		if len(b) == cap(b) {
+			if err := w.writeOut(w.f, b); err != nil {
+				return done, err
+			}
+			*w.dbuf = b[:0]
+		}
+	}
+	return done, nil
+}
+
+// writeOut writes b, whole aligned blocks, to f, the writer's file, turning direct I/O
+// on first if it is wanted. Should the file system refuse direct I/O, the file and the
+// store leave it and b goes through the cache.
+func (w *writer) writeOut(f *os.File, b []byte) error {
+	if w.direct == directMaybe {
+		w.direct = directOn
+		if err := setDirect(f, true); err != nil {
+			w.s.direct.Store(false)
+			w.direct = directOff
+		}
+	}
+	_, err := f.Write(b)
+	if err != nil && w.direct == directOn && errDirectRefused(err) {
+		w.s.direct.Store(false)
+		if serr := setDirect(f, false); serr != nil {
+			return err
+		}
+		w.direct = directOff
+		_, err = f.Write(b)
+	}
+	return err
+}
+
+// flushDirect writes what dbuf holds to f, the writer's file: in direct I/O mode its
+// whole blocks directly and the rest through the cache (direct I/O takes only whole
+// blocks); otherwise (a short object) all through the cache.
+func (w *writer) flushDirect(f *os.File) error {
+	defer w.releaseDirect()
+	if w.dbuf == nil || len(*w.dbuf) == 0 {
+		return nil
+	}
+	b := *w.dbuf
+	if w.direct == directOn {
+		if n := len(b) &^ (directAlign - 1); n > 0 {
+			if err := w.writeOut(f, b[:n]); err != nil {
+				return err
+			}
+			b = b[n:]
+		}
+	}
+	if len(b) == 0 {
+		return nil
+	}
+	if w.direct == directOn {
+		if err := setDirect(f, false); err != nil {
+			return err
+		}
+	}
+	w.direct = directOff
+	_, err := f.Write(b)
+	return err
+}
+
+// releaseDirect returns dbuf to directBufs.
+func (w *writer) releaseDirect() {
+	if w.dbuf != nil {
+		*w.dbuf = (*w.dbuf)[:0]
+		directBufs.Put(w.dbuf)
+		w.dbuf = nil
+	}
 }
 
 // Abort implements archive.Writer.
@@ -184,8 +410,11 @@ func (w *writer) Abort() {
 	if w.f == nil {
 		return
 	}
+	w.releaseDirect()
 	w.f.Close()
-	os.Remove(w.f.Name())
+	if !w.anon {
+		os.Remove(w.f.Name())
+	}
 	w.f = nil
 }
 
@@ -194,6 +423,9 @@ func (w *writer) Abort() {
 func (w *writer) Commit(ctx context.Context) (archive.ObjectInfo, error) {
 	if w.f == nil {
 		return archive.ObjectInfo{}, fmt.Errorf("archive/fs: put %s: commit after commit or abort", w.key)
+	}
+	if w.anon {
+		return w.commitAnon(ctx)
 	}
 	f, tmp := w.f, w.f.Name()
 	w.f = nil
@@ -205,6 +437,9 @@ func (w *writer) Commit(ctx context.Context) (archive.ObjectInfo, error) {
 	if err := w.ctx.Err(); err != nil {
 		return fail(err)
 	}
+	if err := w.flushDirect(f); err != nil {
+		return fail(err)
+	}
 	if err := f.Sync(); err != nil {
 		return fail(err)
 	}
@@ -212,7 +447,7 @@ func (w *writer) Commit(ctx context.Context) (archive.ObjectInfo, error) {
 	if err != nil {
 		return fail(err)
 	}
-	if err := f.Chmod(0o640); err != nil {
+	if err := f.Chmod(objectPerm); err != nil {
 		return fail(err)
 	}
 	if err := f.Close(); err != nil {
@@ -235,6 +470,75 @@ func (w *writer) Commit(ctx context.Context) (archive.ObjectInfo, error) {
 		return archive.ObjectInfo{}, fmt.Errorf("archive/fs: put %s: %w", w.key, err)
 	}
 	return archive.ObjectInfo{Key: w.key, Size: w.n, ModTime: st.ModTime()}, nil
+}
+
+// commitAnon is Commit for an anonymous file: its permission set and its data fsynced,
+// it is named (linkat), then the directory is fsynced.
+func (w *writer) commitAnon(ctx context.Context) (archive.ObjectInfo, error) {
+	f := w.f
+	w.f = nil
+	fail := func(err error) (archive.ObjectInfo, error) {
+		f.Close()
+		return archive.ObjectInfo{}, fmt.Errorf("archive/fs: put %s: %w", w.key, err)
+	}
+	if err := w.ctx.Err(); err != nil {
+		return fail(err)
+	}
+	if err := w.flushDirect(f); err != nil {
+		return fail(err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		return fail(err)
+	}
+	if st.Mode().Perm() != objectPerm {
+		// The umask narrowed it.
+		if err := f.Chmod(objectPerm); err != nil {
+			return fail(err)
+		}
+	}
+	if err := f.Sync(); err != nil {
+		return fail(err)
+	}
+	if err := ctx.Err(); err != nil {
+		return fail(err)
+	}
+	if err := w.ctx.Err(); err != nil {
+		return fail(err)
+	}
+	err = linkAnon(f, w.path)
+	if errors.Is(err, fs.ErrExist) {
+		err = w.replaceAnon(f)
+	}
+	if err != nil {
+		return fail(err)
+	}
+	// Its bytes were fsynced before it was named: closing it cannot lose them.
+	f.Close()
+	if err := w.s.syncDirShared(w.dir); err != nil {
+		return archive.ObjectInfo{}, fmt.Errorf("archive/fs: put %s: %w", w.key, err)
+	}
+	return archive.ObjectInfo{Key: w.key, Size: w.n, ModTime: st.ModTime()}, nil
+}
+
+// replaceAnon names the anonymous file f with a temporary name and renames it over the
+// object that has the key already (linkat does not replace).
+func (w *writer) replaceAnon(f *os.File) error {
+	for {
+		tmp := filepath.Join(w.dir, tmpPrefix+strconv.FormatUint(rand.Uint64(), 36))
+		err := linkAnon(f, tmp)
+		if errors.Is(err, fs.ErrExist) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if err := os.Rename(tmp, w.path); err != nil {
+			os.Remove(tmp)
+			return err
+		}
+		return nil
+	}
 }
 
 // mkdirAll creates dir and its missing parents, returning the directories it created,

@@ -158,3 +158,136 @@ func TestStaleTemps(t *testing.T) {
 		t.Fatalf("Stat after the failed put = %v", err)
 	}
 }
+
+// TestContractAnonymousTemps runs the contract on a store whose puts write anonymous
+// files (where the file system offers them; otherwise it is the store of New).
+func TestContractAnonymousTemps(t *testing.T) {
+	archivetest.Run(t, func(t *testing.T) archive.Store {
+		s, err := fs.Open(t.TempDir(), fs.Options{AnonymousTemps: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	})
+}
+
+// TestAnonymousTemps: with Options.AnonymousTemps, a put in progress, an aborted put, a
+// short put and an overwrite leave no file but the objects, which have their content
+// and mode 0640.
+func TestAnonymousTemps(t *testing.T) {
+	dir := t.TempDir()
+	s, err := fs.Open(dir, fs.Options{AnonymousTemps: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !s.AnonymousTemps() {
+		t.Skip("the file system offers no anonymous files (O_TMPFILE)")
+	}
+	ctx := context.Background()
+	names := func() []string {
+		entries, err := os.ReadDir(filepath.Join(dir, "a", "b"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, e := range entries {
+			out = append(out, e.Name())
+		}
+		return out
+	}
+	w, err := s.Create(ctx, "a/b/obj")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write([]byte("first"))
+	if got := names(); len(got) != 0 {
+		t.Fatalf("entries while the put is in progress: %v", got)
+	}
+	for info, err := range s.StaleTemps(ctx, "", time.Now().Add(time.Hour)) {
+		t.Fatalf("StaleTemps during the put: %v, %v", info, err)
+	}
+	if _, err := w.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	w, err = s.Create(ctx, "a/b/aborted")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write([]byte("never"))
+	w.Abort()
+	if _, err := s.Put(ctx, "a/b/short", bytes.NewReader([]byte("abc")), 10); err == nil {
+		t.Fatal("short put succeeded")
+	}
+	if _, err := s.Put(ctx, "a/b/obj", bytes.NewReader([]byte("second")), 6); err != nil {
+		t.Fatal(err)
+	}
+	if got := names(); !slices.Equal(got, []string{"obj"}) {
+		t.Fatalf("entries = %v, want [obj]", got)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "a", "b", "obj"))
+	if err != nil || string(b) != "second" {
+		t.Fatalf("object = %q, %v", b, err)
+	}
+	st, err := os.Stat(filepath.Join(dir, "a", "b", "obj"))
+	if err != nil || st.Mode().Perm() != 0o640 {
+		t.Fatalf("mode = %v, %v", st.Mode(), err)
+	}
+}
+
+// TestContractDirectWrites runs the contract on a store that writes with direct I/O
+// and anonymous files.
+func TestContractDirectWrites(t *testing.T) {
+	archivetest.Run(t, func(t *testing.T) archive.Store {
+		s, err := fs.Open(t.TempDir(), fs.Options{AnonymousTemps: true, DirectWrites: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	})
+}
+
+// TestDirectWrites: objects written with direct I/O, of sizes around the block and the
+// buffer, in pieces aligned and not, read back as written, with named and anonymous
+// temporary files.
+func TestDirectWrites(t *testing.T) {
+	for _, anon := range []bool{false, true} {
+		s, err := fs.Open(t.TempDir(), fs.Options{AnonymousTemps: anon, DirectWrites: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx := context.Background()
+		// A buffer from make of 1 MiB starts aligned (a large allocation): pieces from
+		// its start are aligned, pieces from odd offsets not.
+		src := make([]byte, 1<<20+4099)
+		for i := range src {
+			src[i] = byte(i*7 + i>>12)
+		}
+		for _, size := range []int{0, 1, 4095, 4096, 4097, 256<<10 - 1, 256 << 10, 256<<10 + 1, 1<<20 + 4099} {
+			for _, piece := range []int{1000, 4096, 64 << 10, 300 << 10, 1 << 21} {
+				key := fmt.Sprintf("d/%v/%d-%d", anon, size, piece)
+				w, err := s.Create(ctx, key)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for i := 0; i < size; i += piece {
+					if n, err := w.Write(src[i:min(i+piece, size)]); err != nil || n != min(i+piece, size)-i {
+						t.Fatalf("%s: Write = %d, %v", key, n, err)
+					}
+				}
+				info, err := w.Commit(ctx)
+				if err != nil || info.Size != int64(size) {
+					t.Fatalf("%s: Commit = %+v, %v", key, info, err)
+				}
+				rc, _, err := s.Get(ctx, key)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got, _ := io.ReadAll(rc)
+				rc.Close()
+				if !bytes.Equal(got, src[:size]) {
+					t.Fatalf("%s: read back %d bytes differing from the %d written", key, len(got), size)
+				}
+			}
+		}
+	}
+}

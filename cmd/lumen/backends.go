@@ -24,6 +24,10 @@ type backends struct {
 
 func (b *backends) Close() error { return b.index.Close() }
 
+// fsOptions are the file-system store's options: objects written to anonymous files
+// with direct I/O where the file system offers them (see archive/fs).
+var fsOptions = fs.Options{AnonymousTemps: true, DirectWrites: true}
+
 func openStore(ctx context.Context, c *Config) (archive.Store, error) {
 	switch c.Store.Backend {
 	case "s3":
@@ -33,7 +37,7 @@ func openStore(ctx context.Context, c *Config) (archive.Store, error) {
 			Prefix: c.Store.S3.Prefix, PartSize: uint64(c.Store.S3.PartSize),
 		})
 	default:
-		return fs.New(c.Store.FS.Dir)
+		return fs.Open(c.Store.FS.Dir, fsOptions)
 	}
 }
 

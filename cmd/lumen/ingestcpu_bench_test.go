@@ -50,7 +50,7 @@ import (
 //
 // The disk sub-benchmarks are the durable-put limit of the same disk in the same run:
 // archive/fs puts of the same size under fresh keys (create + write + fsync + rename +
-// directory fsync) by 1 and 4 writers, the objects spread over 256 directories (each
+// directory fsync; disk-serve: with the store options of lumen serve) by 1 and 4 writers, the objects spread over 256 directories (each
 // put fsyncs its directory alone), or sharing the directory of the current second as
 // ingest's keys do (concurrent puts share their directory fsyncs).
 //
@@ -77,7 +77,11 @@ func BenchmarkIngestCPU(b *testing.B) {
 	for _, writers := range []int{1, 4} {
 		for _, dirs := range []string{"spread", "second"} {
 			b.Run(fmt.Sprintf("disk/512KiB/writers=%d/dirs=%s", writers, dirs), func(b *testing.B) {
-				benchDiskLimit(b, 512<<10, writers, dirs == "second")
+				benchDiskLimit(b, 512<<10, writers, dirs == "second", fs.Options{})
+			})
+			// The same puts as lumen serve makes them (fsOptions).
+			b.Run(fmt.Sprintf("disk-serve/512KiB/writers=%d/dirs=%s", writers, dirs), func(b *testing.B) {
+				benchDiskLimit(b, 512<<10, writers, dirs == "second", fsOptions)
 			})
 		}
 	}
@@ -339,12 +343,13 @@ func storedCount(b *testing.B, httpAddr string) int {
 	return 0
 }
 
-// benchDiskLimit is the disk's durable-put limit: archive/fs puts of size bytes under
-// fresh keys, by writers concurrent writers, spread over 256 directories (each put
-// fsyncs its directory alone), or, with second, in the directory of the current second
-// as ingest's keys are (concurrent puts share their directory fsyncs).
-func benchDiskLimit(b *testing.B, size, writers int, second bool) {
-	s, err := fs.New(filepath.Join(b.TempDir(), "blobs"))
+// benchDiskLimit is the disk's durable-put limit: archive/fs puts (the store opened with
+// opts) of size bytes under fresh keys, by writers concurrent writers, spread over 256
+// directories (each put fsyncs its directory alone), or, with second, in the directory
+// of the current second as ingest's keys are (concurrent puts share their directory
+// fsyncs).
+func benchDiskLimit(b *testing.B, size, writers int, second bool, opts fs.Options) {
+	s, err := fs.Open(filepath.Join(b.TempDir(), "blobs"), opts)
 	if err != nil {
 		b.Fatal(err)
 	}
