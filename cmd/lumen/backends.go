@@ -25,8 +25,11 @@ type backends struct {
 func (b *backends) Close() error { return b.index.Close() }
 
 // fsOptions are the file-system store's options: objects written to anonymous files
-// with direct I/O where the file system offers them (see archive/fs).
-var fsOptions = fs.Options{AnonymousTemps: true, DirectWrites: true}
+// where the file system offers them, and with direct I/O when the configuration asks
+// (store.fs.direct_io; see archive/fs).
+func fsOptions(c FSConfig) fs.Options {
+	return fs.Options{AnonymousTemps: true, DirectWrites: c.DirectIO}
+}
 
 func openStore(ctx context.Context, c *Config) (archive.Store, error) {
 	switch c.Store.Backend {
@@ -37,7 +40,7 @@ func openStore(ctx context.Context, c *Config) (archive.Store, error) {
 			Prefix: c.Store.S3.Prefix, PartSize: uint64(c.Store.S3.PartSize),
 		})
 	default:
-		return fs.Open(c.Store.FS.Dir, fsOptions)
+		return fs.Open(c.Store.FS.Dir, fsOptions(c.Store.FS))
 	}
 }
 

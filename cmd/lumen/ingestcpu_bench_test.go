@@ -81,7 +81,7 @@ func BenchmarkIngestCPU(b *testing.B) {
 			})
 			// The same puts as lumen serve makes them (fsOptions).
 			b.Run(fmt.Sprintf("disk-serve/512KiB/writers=%d/dirs=%s", writers, dirs), func(b *testing.B) {
-				benchDiskLimit(b, 512<<10, writers, dirs == "second", fsOptions)
+				benchDiskLimit(b, 512<<10, writers, dirs == "second", fsOptions(FSConfig{}))
 			})
 		}
 	}
