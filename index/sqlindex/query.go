@@ -154,7 +154,7 @@ func (x *DB) conditions(ctx context.Context, b *builder, q index.Query, patientO
 			cs.other = append(cs.other, cond)
 		}
 	}
-	if n := len(cs.patient) + len(cs.other) + len(b.args); n > index.MaxQueryTerms {
+	if n := len(cs.patient) + len(cs.other) + len(b.args) - b.derived; n > index.MaxQueryTerms {
 		return cs, fmt.Errorf("%w: it has %d matching terms (keys and values); the index takes at most %d", index.ErrBadQuery, n, index.MaxQueryTerms)
 	}
 	if q.Level == index.PatientLevel {
@@ -825,8 +825,21 @@ func (x *DB) stringMatch(b *builder, col, v string) string {
 }
 
 // wildcard matches a DICOM wildcard pattern (* any sequence, ? one character).
+//
+// In SQLite (Dialect.Glob) a pattern that starts with text (SMI*) also gets the range
+// of the values that start with it (col >= 'SMI' AND col < 'SMJ'), which an index on
+// col serves, and the GLOB's pattern is an expression rather than a bare parameter:
+// SQLite turns a GLOB on a parameter into such a range itself, but then plans the
+// statement for the value bound and prepares it again whenever another is bound
+// (every query), where the explicit range keeps one prepared plan for every prefix. A
+// pattern that is a prefix and a final * is the range alone.
 func (x *DB) wildcard(b *builder, col, pattern string) string {
 	if x.d.Glob {
+		i := strings.IndexAny(pattern, "*?")
+		if i > 0 && i == len(pattern)-1 && pattern[i] == '*' {
+			b.derived++ // the second bound, derived from the first (see below)
+			return `(` + col + ` >= ` + b.arg(pattern[:i]) + ` AND ` + col + ` < ` + b.arg(prefixEnd(pattern[:i])) + `)`
+		}
 		var sb strings.Builder
 		for _, r := range pattern {
 			if r == '[' {
@@ -835,7 +848,14 @@ func (x *DB) wildcard(b *builder, col, pattern string) string {
 			}
 			sb.WriteRune(r)
 		}
-		return col + ` GLOB ` + b.arg(sb.String())
+		cond := col + ` GLOB (` + b.arg(sb.String()) + ` || '')`
+		if i > 0 {
+			// The bounds are derived from the pattern: not terms of their own
+			// (index.MaxQueryTerms counts what the query holds).
+			b.derived += 2
+			cond = `(` + col + ` >= ` + b.arg(pattern[:i]) + ` AND ` + col + ` < ` + b.arg(prefixEnd(pattern[:i])) + ` AND ` + cond + `)`
+		}
+		return cond
 	}
 	var sb strings.Builder
 	for _, r := range pattern {
@@ -852,6 +872,16 @@ func (x *DB) wildcard(b *builder, col, pattern string) string {
 		}
 	}
 	return col + ` LIKE ` + b.arg(sb.String()) + ` ESCAPE '\'`
+}
+
+// prefixEnd is the least string above every string that starts with prefix, in byte
+// order (SQLite's BINARY collation): prefix with its last byte one higher. UTF-8 has no
+// byte 0xFF, so the last byte is below it; the result need not be valid UTF-8, which
+// a comparison in byte order does not mind.
+func prefixEnd(prefix string) string {
+	b := []byte(prefix)
+	b[len(b)-1]++
+	return string(b)
 }
 
 // normTime normalises a DICOM TM value (HH, HHMM, HHMMSS, HHMMSS.F{1,6}, or the old
