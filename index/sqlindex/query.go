@@ -436,6 +436,18 @@ func (x *DB) Find(ctx context.Context, q index.Query) (*index.Result, error) {
 	}
 	defer rows.Close()
 	sc := rowScanner{correct: !q.Uncorrected}
+	if n := min(q.Limit, maxPrealloc); n > 0 {
+		// A page is read whole, usually: its records in one allocation rather than a
+		// doubling slice.
+		switch q.Level {
+		case index.PatientLevel:
+			res.Patients = make([]index.Patient, 0, n)
+		case index.StudyLevel:
+			res.Studies = make([]index.Study, 0, n)
+		case index.SeriesLevel:
+			res.Series = make([]index.Series, 0, n)
+		}
+	}
 	for rows.Next() {
 		var err error
 		switch q.Level {
@@ -461,6 +473,10 @@ func (x *DB) Find(ctx context.Context, q index.Query) (*index.Result, error) {
 	}
 	return res, nil
 }
+
+// maxPrealloc bounds the records Find makes room for before it reads them (a limit of
+// a few hundred, as QIDO-RS pages have, is usually what comes).
+const maxPrealloc = 128
 
 // FindSeq implements index.Index. The rows come from one statement held open while
 // the loop runs (in PostgreSQL, a cursor of a read-only transaction, fetched a batch at
@@ -568,10 +584,15 @@ const (
 )
 
 // rowScanner reads rows of a level's SELECT into records; correct applies the
-// records' corrections to instance metadata (Instance.CorrectMetadata).
+// records' corrections to instance metadata (Instance.CorrectMetadata). It keeps what
+// a row is scanned through (the destinations, the list and time columns) from one row
+// to the next: a page of records makes no garbage beyond the records themselves.
 type rowScanner struct {
 	correct   bool
 	corrector index.MetadataCorrector
+	dest      []any
+	study     studyScan
+	series    seriesScan
 }
 
 // scan reads the current row into rec, a *index.Patient, *index.Study, *index.Series
@@ -579,30 +600,32 @@ type rowScanner struct {
 func (r *rowScanner) scan(rows *sql.Rows, rec index.Record) error {
 	switch v := rec.(type) {
 	case *index.Patient:
-		return rows.Scan(patientDest(v)...)
+		r.dest = appendPatientDest(r.dest[:0], v)
+		return rows.Scan(r.dest...)
 	case *index.Study:
-		var sc studyScan
-		if err := rows.Scan(append(patientDest(&v.Patient), sc.dest(v)...)...); err != nil {
+		r.dest = r.study.appendDest(appendPatientDest(r.dest[:0], &v.Patient), v)
+		if err := rows.Scan(r.dest...); err != nil {
 			return err
 		}
-		sc.finish(v)
+		r.study.finish(v)
 	case *index.Series:
-		var sc studyScan
-		var ss seriesScan
-		d := append(patientDest(&v.Patient), sc.dest(&v.Study)...)
-		if err := rows.Scan(append(d, ss.dest(v)...)...); err != nil {
+		d := r.study.appendDest(appendPatientDest(r.dest[:0], &v.Patient), &v.Study)
+		r.dest = r.series.appendDest(d, v)
+		if err := rows.Scan(r.dest...); err != nil {
 			return err
 		}
-		sc.finish(&v.Study)
-		ss.finish(v)
+		r.study.finish(&v.Study)
+		r.series.finish(v)
 	case *index.Instance:
 		return r.scanInstance(rows, v)
 	}
 	return nil
 }
 
-func patientDest(p *index.Patient) []any {
-	return []any{&p.PatientID, &p.IssuerOfPatientID, &p.PatientName, &p.PatientBirthDate, &p.PatientSex, &p.NumberOfPatientRelatedStudies, &p.Corrected}
+func patientDest(p *index.Patient) []any { return appendPatientDest(nil, p) }
+
+func appendPatientDest(d []any, p *index.Patient) []any {
+	return append(d, &p.PatientID, &p.IssuerOfPatientID, &p.PatientName, &p.PatientBirthDate, &p.PatientSex, &p.NumberOfPatientRelatedStudies, &p.Corrected)
 }
 
 type studyScan struct {
@@ -610,8 +633,10 @@ type studyScan struct {
 	updated       int64
 }
 
-func (sc *studyScan) dest(s *index.Study) []any {
-	return []any{&s.StudyInstanceUID, &s.StudyDate, &s.StudyTime, &s.AccessionNumber, &s.StudyID, &s.StudyDescription, &s.ReferringPhysicianName, &sc.mods, &sc.classes, &s.NumberOfStudyRelatedSeries, &s.NumberOfStudyRelatedInstances, &sc.updated}
+func (sc *studyScan) dest(s *index.Study) []any { return sc.appendDest(nil, s) }
+
+func (sc *studyScan) appendDest(d []any, s *index.Study) []any {
+	return append(d, &s.StudyInstanceUID, &s.StudyDate, &s.StudyTime, &s.AccessionNumber, &s.StudyID, &s.StudyDescription, &s.ReferringPhysicianName, &sc.mods, &sc.classes, &s.NumberOfStudyRelatedSeries, &s.NumberOfStudyRelatedInstances, &sc.updated)
 }
 
 func (sc *studyScan) finish(s *index.Study) {
@@ -622,8 +647,10 @@ func (sc *studyScan) finish(s *index.Study) {
 
 type seriesScan struct{ number sql.NullInt64 }
 
-func (ss *seriesScan) dest(se *index.Series) []any {
-	return []any{&se.SeriesInstanceUID, &se.Modality, &ss.number, &se.SeriesDescription, &se.BodyPartExamined, &se.SeriesDate, &se.SeriesTime, &se.NumberOfSeriesRelatedInstances}
+func (ss *seriesScan) dest(se *index.Series) []any { return ss.appendDest(nil, se) }
+
+func (ss *seriesScan) appendDest(d []any, se *index.Series) []any {
+	return append(d, &se.SeriesInstanceUID, &se.Modality, &ss.number, &se.SeriesDescription, &se.BodyPartExamined, &se.SeriesDate, &se.SeriesTime, &se.NumberOfSeriesRelatedInstances)
 }
 
 func (ss *seriesScan) finish(se *index.Series) {
