@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
@@ -246,8 +247,13 @@ func (s *Service) qido(level index.Level) echo.HandlerFunc {
 			addWarning(c, w)
 		}
 		root := s.root(c)
-		buf := make([]byte, 0, 64<<10)
-		buf = append(buf, '[')
+		bp := answerBuffers.Get().(*[]byte)
+		defer func() {
+			if cap(*bp) <= maxPooledAnswer {
+				answerBuffers.Put(bp)
+			}
+		}()
+		buf := append((*bp)[:0], '[')
 		for i, rec := range recs {
 			if i > 0 {
 				buf = append(buf, ',')
@@ -263,9 +269,21 @@ func (s *Service) qido(level index.Level) echo.HandlerFunc {
 			buf = append(buf, obj...)
 		}
 		buf = append(buf, ']')
+		*bp = buf // grown, for the next answer
 		return c.Blob(http.StatusOK, "application/dicom+json", buf)
 	}
 }
+
+// answerBuffers holds the buffers QIDO-RS answers are written in (*[]byte), reused
+// once an answer is sent: a page of 100 studies is about 80 KB.
+var answerBuffers = sync.Pool{New: func() any {
+	b := make([]byte, 0, 64<<10)
+	return &b
+}}
+
+// maxPooledAnswer bounds the buffers kept in answerBuffers: a rare large answer does
+// not hold its memory afterwards.
+const maxPooledAnswer = 1 << 20
 
 // indexHolds reports whether the index record of an instance holds every tag.
 // instanceTagsIndexed: the default instance attributes are all held by the index.
