@@ -1,6 +1,9 @@
 package dcm
 
-import "strconv"
+import (
+	"strconv"
+	"unicode/utf8"
+)
 
 // maxJSONMemberValue bounds the values AppendJSONMember writes (far below
 // MaxValueLength, past which Dataset.JSON writes a BulkDataURI).
@@ -21,6 +24,19 @@ const maxJSONMemberValue = 1024
 // else ok is false and dst comes back unchanged: the caller builds the element and
 // writes it with Dataset.JSON, as before.
 func AppendJSONMember(dst []byte, tag Tag, vr string, values []string) (out []byte, ok bool) {
+	return appendJSONMember(dst, tag, vr, values, false)
+}
+
+// AppendJSONMemberUTF8 is AppendJSONMember for a data set whose Specific Character
+// Set is ISO_IR 192 (UTF-8), as index.Answer makes one when a text value is not ASCII:
+// the values of the VRs a character set governs (IsTextVR) may also hold valid UTF-8
+// beyond ASCII. The other rules, and the member of any other value, are those of
+// AppendJSONMember.
+func AppendJSONMemberUTF8(dst []byte, tag Tag, vr string, values []string) (out []byte, ok bool) {
+	return appendJSONMember(dst, tag, vr, values, true)
+}
+
+func appendJSONMember(dst []byte, tag Tag, vr string, values []string, utf8Set bool) (out []byte, ok bool) {
 	if vr != "US" && !isStringVR(vr) || tag == TagSpecificCharacterSet || tag.Element() == 0x0000 || tag.Group() == 0x0002 {
 		return dst, false // as Dataset.JSON writes them: not from their values, or not at all
 	}
@@ -30,8 +46,9 @@ func AppendJSONMember(dst []byte, tag Tag, vr string, values []string) (out []by
 	if len(values) == 1 && values[0] == "" && vr != "US" { // NewValue refuses an empty US
 		values = nil
 	}
+	beyondASCII := utf8Set && isTextVR(vr)
 	for _, v := range values {
-		if !plainValue(v, vr) {
+		if !plainValue(v, vr, beyondASCII) {
 			return dst, false
 		}
 	}
@@ -64,14 +81,22 @@ func AppendJSONMember(dst []byte, tag Tag, vr string, values []string) (out []by
 	return append(out, '}'), true
 }
 
-// plainValue reports a value AppendJSONMember writes as it is.
-func plainValue(v, vr string) bool {
+// plainValue reports a value AppendJSONMember writes as it is; beyondASCII admits
+// valid UTF-8 beyond ASCII (AppendJSONMemberUTF8, text VRs).
+func plainValue(v, vr string, beyondASCII bool) bool {
 	if v == "" || len(v) > maxJSONMemberValue || v[0] == ' ' || v[len(v)-1] == ' ' {
+		return false
+	}
+	if beyondASCII && !utf8.ValidString(v) {
 		return false
 	}
 	padding := true // made of person name separators only (allPadding)
 	for i := 0; i < len(v); i++ {
 		c := v[i]
+		if c >= 0x80 && beyondASCII {
+			padding = false
+			continue
+		}
 		if c < 0x20 || c > 0x7E || c == '\\' || vr == "PN" && c == '=' {
 			return false
 		}

@@ -13,8 +13,19 @@ var memberVRs = []string{"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "
 // its member is the one Dataset.JSON writes.
 func checkMember(t *testing.T, tag Tag, vr string, values []string) bool {
 	t.Helper()
+	return checkMemberIn(t, tag, vr, values, false)
+}
+
+// checkMemberIn is checkMember of AppendJSONMemberUTF8 when utf8Set, in a data set
+// whose Specific Character Set is ISO_IR 192 (as index.Answer builds one).
+func checkMemberIn(t *testing.T, tag Tag, vr string, values []string, utf8Set bool) bool {
+	t.Helper()
 	prefix := []byte("x")
-	out, ok := AppendJSONMember(prefix, tag, vr, values)
+	appendMember, head := AppendJSONMember, ""
+	if utf8Set {
+		appendMember, head = AppendJSONMemberUTF8, `"00080005":{"vr":"CS","Value":["ISO_IR 192"]},`
+	}
+	out, ok := appendMember(prefix, tag, vr, values)
 	if !ok {
 		if string(out) != "x" {
 			t.Fatalf("%s %q refused, but dst changed to %q", vr, values, out)
@@ -34,11 +45,15 @@ func checkMember(t *testing.T, tag Tag, vr string, values []string) bool {
 			t.Fatalf("%s %q taken, but NewValue refuses it: %v", vr, values, err)
 		}
 	}
-	js, _, err := (&Dataset{Elements: []*Element{e}}).JSON(nil)
+	ds := &Dataset{Elements: []*Element{e}}
+	if utf8Set {
+		ds.Elements = []*Element{NewString(TagSpecificCharacterSet, "CS", "ISO_IR 192"), e}
+	}
+	js, _, err := ds.JSON(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := "{"+string(out[1:])+"}", string(js); got != want {
+	if got, want := "{"+head+string(out[1:])+"}", string(js); got != want {
 		t.Fatalf("%s %q:\n got  %s\n want %s", vr, values, got, want)
 	}
 	return true
@@ -103,15 +118,49 @@ func TestAppendJSONMember(t *testing.T) {
 	}
 }
 
+// TestAppendJSONMemberUTF8 checks the members of values beyond ASCII in a UTF-8 data
+// set, and that the other values are taken as AppendJSONMember takes them.
+func TestAppendJSONMemberUTF8(t *testing.T) {
+	for _, c := range []struct {
+		vr     string
+		values []string
+		ok     bool
+	}{
+		{"PN", []string{"Müller^Jürgen"}, true},
+		{"PN", []string{"山田^太郎"}, true},
+		{"PN", []string{"Yamada^Tarou=山田^太郎"}, false},
+		{"PN", []string{"^^"}, false},
+		{"PN", []string{"SMITH^ANNA"}, true},
+		{"LO", []string{"Schädel", "Thorax"}, true},
+		{"LO", []string{"Schädel "}, false},
+		{"LO", []string{"a\\bä"}, false},
+		{"LO", []string{"\xffbad"}, false},
+		{"LO", []string{"\u00a0nbsp\u2028sep"}, true},
+		{"SH", []string{"Ä1"}, true},
+		{"ST", []string{"Zeile ü"}, true},
+		{"UC", []string{"Ü"}, true},
+		{"UT", []string{"ß"}, true},
+		{"CS", []string{"Ä"}, false},
+		{"UI", []string{"1.2.3"}, true},
+		{"US", []string{"512"}, true},
+	} {
+		if got := checkMemberIn(t, TagStudyDescription, c.vr, c.values, true); got != c.ok {
+			t.Errorf("%s %q: taken %v, want %v", c.vr, c.values, got, c.ok)
+		}
+	}
+}
+
 func FuzzAppendJSONMember(f *testing.F) {
 	f.Add(uint8(9), "SMITH^ANNA", "", uint8(1))
 	f.Add(uint8(17), "512", "7", uint8(2))
 	f.Add(uint8(4), "1.5", "-0", uint8(2))
 	f.Add(uint8(6), "+12", "x", uint8(2))
 	f.Add(uint8(2), "CT", "", uint8(2))
+	f.Add(uint8(9), "Müller^Jürgen", "", uint8(1))
 	f.Fuzz(func(t *testing.T, vri uint8, a, b string, n uint8) {
 		vr := memberVRs[int(vri)%len(memberVRs)]
 		values := []string{a, b}[:int(n)%3]
 		checkMember(t, TagStudyDescription, vr, values)
+		checkMemberIn(t, TagStudyDescription, vr, values, true)
 	})
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 
 	dtag "github.com/suyashkumar/dicom/pkg/tag"
 )
@@ -44,18 +45,35 @@ func (t Tag) Keyword() string {
 // ParseTag accepts a keyword ("PatientID") or eight hex digits ("00100020"), with or
 // without parentheses and comma ("(0010,0020)").
 func ParseTag(s string) (Tag, error) {
-	h := strings.NewReplacer("(", "", ")", "", ",", "").Replace(s)
+	h := s
+	if strings.ContainsAny(s, "(),") {
+		h = tagPunctuation.Replace(s)
+	}
 	if len(h) == 8 {
 		if v, err := strconv.ParseUint(h, 16, 32); err == nil {
 			return Tag(v), nil
 		}
 	}
+	if t, ok := keywordTags.Load(s); ok {
+		return t.(Tag), nil
+	}
 	info, err := dtag.FindByKeyword(s)
 	if err != nil {
 		return 0, fmt.Errorf("dcm: unknown attribute %q", s)
 	}
-	return NewTag(info.Tag.Group, info.Tag.Element), nil
+	t := NewTag(info.Tag.Group, info.Tag.Element)
+	keywordTags.Store(s, t)
+	return t, nil
 }
+
+// tagPunctuation strips the parentheses and comma of "(gggg,eeee)".
+var tagPunctuation = strings.NewReplacer("(", "", ")", "", ",", "")
+
+// keywordTags holds the tags ParseTag found by keyword (string -> Tag): the
+// dictionary's look-up by keyword walks the whole dictionary, tens of microseconds,
+// for every keyword of every QIDO-RS query. Only what the dictionary holds is kept, so
+// the map is bounded by it.
+var keywordTags sync.Map
 
 // DictVR returns the VR the data dictionary gives for t, used for implicit VR data sets.
 // Unknown and private tags are UN; repeating groups and group lengths are handled. For

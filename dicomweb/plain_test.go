@@ -13,8 +13,9 @@ import (
 // TestPlainResult checks that a result written straight from the record (plainResult)
 // is the one built through its data set (builtResult), byte for byte, for records at
 // every level with plain and awkward values, and that it leaves to builtResult the
-// records it cannot write (an instance with stored metadata, non-ASCII text, values
-// with padding, separators, empty values beside others, component groups).
+// records it cannot write (an instance with stored metadata, text that is not valid
+// UTF-8, values with padding, separators, empty values beside others, component
+// groups); text beyond ASCII it writes in UTF-8.
 func TestPlainResult(t *testing.T) {
 	num := func(n int) *int { return &n }
 	plain := &index.Instance{SOPInstanceUID: "1.2.3.4.5", SOPClassUID: "1.2.840.10008.5.1.4.1.1.2", InstanceNumber: num(7), Rows: 512, Columns: 512, BitsAllocated: 16, NumberOfFrames: 1}
@@ -27,7 +28,13 @@ func TestPlainResult(t *testing.T) {
 	empty := &index.Instance{}
 	empty.StudyInstanceUID = "1.2.9"
 	variants := map[string]func(in *index.Instance){
-		"non-ASCII name":         func(in *index.Instance) { in.PatientName = "Müller^Jürgen" },
+		"non-ASCII name": func(in *index.Instance) { in.PatientName = "Müller^Jürgen" },
+		"non-ASCII texts": func(in *index.Instance) {
+			in.PatientName, in.StudyDescription, in.SeriesDescription = "山田^太郎", "MR Schädel", "Ü"
+		},
+		"non-ASCII padded":       func(in *index.Instance) { in.PatientName, in.StudyDescription = "Müller^Jürgen", "Schädel " },
+		"non-ASCII groups":       func(in *index.Instance) { in.PatientName = "Yamada^Tarou=山田^太郎" },
+		"invalid UTF-8":          func(in *index.Instance) { in.StudyDescription = "Sch\xe4del" },
 		"component groups":       func(in *index.Instance) { in.PatientName = "Yamada^Tarou=YAMADA^TAROU" },
 		"separators only":        func(in *index.Instance) { in.PatientName = "^^" },
 		"padded description":     func(in *index.Instance) { in.StudyDescription = "CT Thorax " },
@@ -91,14 +98,14 @@ func TestPlainResult(t *testing.T) {
 			}
 		}
 	}
-	for _, name := range []string{"plain", "empty", "no modalities", "no series number", "number of frames unset"} {
+	for _, name := range []string{"plain", "empty", "no modalities", "no series number", "number of frames unset", "non-ASCII name", "non-ASCII texts"} {
 		if !taken[name+"/IMAGE/0"] {
 			t.Errorf("%s: not written straight", name)
 		}
 	}
 	// The instance record holds every value the variants change, and the first tag set
 	// asks for all of them.
-	for _, name := range []string{"non-ASCII name", "component groups", "separators only", "padded description", "backslash", "control character", "empty modality beside", "large rows", "stored metadata"} {
+	for _, name := range []string{"non-ASCII padded", "non-ASCII groups", "invalid UTF-8", "component groups", "separators only", "padded description", "backslash", "control character", "empty modality beside", "large rows", "stored metadata"} {
 		if taken[name+"/IMAGE/0"] {
 			t.Errorf("%s: written straight", name)
 		}

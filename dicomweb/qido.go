@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
@@ -246,8 +247,13 @@ func (s *Service) qido(level index.Level) echo.HandlerFunc {
 			addWarning(c, w)
 		}
 		root := s.root(c)
-		buf := make([]byte, 0, 64<<10)
-		buf = append(buf, '[')
+		bp := answerBuffers.Get().(*[]byte)
+		defer func() {
+			if cap(*bp) <= maxPooledAnswer {
+				answerBuffers.Put(bp)
+			}
+		}()
+		buf := append((*bp)[:0], '[')
 		for i, rec := range recs {
 			if i > 0 {
 				buf = append(buf, ',')
@@ -263,9 +269,21 @@ func (s *Service) qido(level index.Level) echo.HandlerFunc {
 			buf = append(buf, obj...)
 		}
 		buf = append(buf, ']')
+		*bp = buf // grown, for the next answer
 		return c.Blob(http.StatusOK, "application/dicom+json", buf)
 	}
 }
+
+// answerBuffers holds the buffers QIDO-RS answers are written in (*[]byte), reused
+// once an answer is sent: a page of 100 studies is about 80 KB.
+var answerBuffers = sync.Pool{New: func() any {
+	b := make([]byte, 0, 64<<10)
+	return &b
+}}
+
+// maxPooledAnswer bounds the buffers kept in answerBuffers: a rare large answer does
+// not hold its memory afterwards.
+const maxPooledAnswer = 1 << 20
 
 // indexHolds reports whether the index record of an instance holds every tag.
 // instanceTagsIndexed: the default instance attributes are all held by the index.
@@ -329,35 +347,67 @@ func builtResult(rec index.Record, tags []dcm.Tag, root string, all bool) ([]byt
 }
 
 // plainResult appends to dst the result resultObject makes of a record whose values
-// dcm.AppendJSONMember writes straight (ASCII text, as most are), without building its
-// data set; tags are in ascending order without duplicates. ok is false, and dst
-// unchanged, for a record it does not take (an instance whose stored metadata the
-// answer reads, a value AppendJSONMember refuses): resultObject builds that one.
+// dcm.AppendJSONMember writes straight (ASCII text, as most are) or, when a text value
+// is beyond ASCII, dcm.AppendJSONMemberUTF8 with the Specific Character Set that
+// index.Answer adds then (ISO_IR 192), without building its data set; tags are in
+// ascending order without duplicates. ok is false, and dst unchanged, for a record it
+// does not take (an instance whose stored metadata the answer reads, a value neither
+// writes straight): resultObject builds that one.
 func plainResult(dst []byte, rec index.Record, tags []dcm.Tag, url string) (out []byte, ok bool) {
 	if in, isInstance := rec.(*index.Instance); isInstance && in.Metadata != nil {
 		return dst, false
 	}
+	out, ok, beyond := plainMembers(dst, rec, tags, url, false)
+	if !ok && beyond {
+		out, ok, _ = plainMembers(dst, rec, tags, url, true)
+	}
+	if !ok {
+		return dst, false
+	}
+	return out, true
+}
+
+// plainMembers is plainResult in the default repertoire or, utf8Set, in UTF-8. beyond
+// reports a refusal of a text value beyond ASCII in the default repertoire, which UTF-8
+// may take.
+func plainMembers(dst []byte, rec index.Record, tags []dcm.Tag, url string, utf8Set bool) (out []byte, ok, beyond bool) {
 	out = append(dst, '{')
-	// The attributes in tag order, with InstanceAvailability and RetrieveURL in their
-	// places (they replace any the record held).
-	extra := [2]struct {
+	// The attributes in tag order, with SpecificCharacterSet (UTF-8 only),
+	// InstanceAvailability and RetrieveURL in their places (they replace any the record
+	// held).
+	type extraMember struct {
 		tag dcm.Tag
 		vr  string
 		v   []string
-	}{{dcm.TagInstanceAvailability, "CS", []string{"ONLINE"}}, {dcm.TagRetrieveURL, "UR", []string{url}}}
+	}
+	all := [3]extraMember{{dcm.TagSpecificCharacterSet, "CS", []string{"ISO_IR 192"}}, {dcm.TagInstanceAvailability, "CS", []string{"ONLINE"}}, {dcm.TagRetrieveURL, "UR", []string{url}}}
+	extra := all[1:]
+	appendMember := dcm.AppendJSONMember
+	if utf8Set {
+		extra, appendMember = all[:], dcm.AppendJSONMemberUTF8
+	}
 	first, next := true, 0
 	member := func(t dcm.Tag, vr string, values []string) bool {
 		if !first {
 			out = append(out, ',')
 		}
 		first = false
-		out, ok = dcm.AppendJSONMember(out, t, vr, values)
+		if t == dcm.TagSpecificCharacterSet { // what Dataset.JSON writes of it, whatever it holds
+			out, ok = append(out, `"00080005":{"vr":"CS","Value":["ISO_IR 192"]}`...), true
+			return true
+		}
+		out, ok = appendMember(out, t, vr, values)
+		if !ok && !utf8Set && dcm.IsTextVR(vr) {
+			for _, v := range values {
+				beyond = beyond || !dcm.IsASCII(v)
+			}
+		}
 		return ok
 	}
 	for _, t := range tags {
 		for ; next < len(extra) && extra[next].tag <= t; next++ {
 			if !member(extra[next].tag, extra[next].vr, extra[next].v) {
-				return dst, false
+				return dst, false, beyond
 			}
 		}
 		if next > 0 && extra[next-1].tag == t {
@@ -368,15 +418,15 @@ func plainResult(dst []byte, rec index.Record, tags []dcm.Tag, url string) (out 
 			continue // not an instance with metadata: left out, as Answer leaves it
 		}
 		if !member(t, vr, values) {
-			return dst, false
+			return dst, false, beyond
 		}
 	}
 	for ; next < len(extra); next++ {
 		if !member(extra[next].tag, extra[next].vr, extra[next].v) {
-			return dst, false
+			return dst, false, beyond
 		}
 	}
-	return append(out, '}'), true
+	return append(out, '}'), true, false
 }
 
 // retrieveURL is the URL of the study, series or instance a record stands for.

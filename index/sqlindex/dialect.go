@@ -84,6 +84,9 @@ type Dialect struct {
 type builder struct {
 	d    *Dialect
 	args []any
+	// derived counts the args computed from others (the bounds of a prefix), which
+	// are not terms of the query (index.MaxQueryTerms).
+	derived int
 }
 
 func (b *builder) arg(v any) string {

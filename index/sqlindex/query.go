@@ -154,7 +154,7 @@ func (x *DB) conditions(ctx context.Context, b *builder, q index.Query, patientO
 			cs.other = append(cs.other, cond)
 		}
 	}
-	if n := len(cs.patient) + len(cs.other) + len(b.args); n > index.MaxQueryTerms {
+	if n := len(cs.patient) + len(cs.other) + len(b.args) - b.derived; n > index.MaxQueryTerms {
 		return cs, fmt.Errorf("%w: it has %d matching terms (keys and values); the index takes at most %d", index.ErrBadQuery, n, index.MaxQueryTerms)
 	}
 	if q.Level == index.PatientLevel {
@@ -436,6 +436,18 @@ func (x *DB) Find(ctx context.Context, q index.Query) (*index.Result, error) {
 	}
 	defer rows.Close()
 	sc := rowScanner{correct: !q.Uncorrected}
+	if n := min(q.Limit, maxPrealloc); n > 0 {
+		// A page is read whole, usually: its records in one allocation rather than a
+		// doubling slice.
+		switch q.Level {
+		case index.PatientLevel:
+			res.Patients = make([]index.Patient, 0, n)
+		case index.StudyLevel:
+			res.Studies = make([]index.Study, 0, n)
+		case index.SeriesLevel:
+			res.Series = make([]index.Series, 0, n)
+		}
+	}
 	for rows.Next() {
 		var err error
 		switch q.Level {
@@ -461,6 +473,10 @@ func (x *DB) Find(ctx context.Context, q index.Query) (*index.Result, error) {
 	}
 	return res, nil
 }
+
+// maxPrealloc bounds the records Find makes room for before it reads them (a limit of
+// a few hundred, as QIDO-RS pages have, is usually what comes).
+const maxPrealloc = 128
 
 // FindSeq implements index.Index. The rows come from one statement held open while
 // the loop runs (in PostgreSQL, a cursor of a read-only transaction, fetched a batch at
@@ -568,10 +584,15 @@ const (
 )
 
 // rowScanner reads rows of a level's SELECT into records; correct applies the
-// records' corrections to instance metadata (Instance.CorrectMetadata).
+// records' corrections to instance metadata (Instance.CorrectMetadata). It keeps what
+// a row is scanned through (the destinations, the list and time columns) from one row
+// to the next: a page of records makes no garbage beyond the records themselves.
 type rowScanner struct {
 	correct   bool
 	corrector index.MetadataCorrector
+	dest      []any
+	study     studyScan
+	series    seriesScan
 }
 
 // scan reads the current row into rec, a *index.Patient, *index.Study, *index.Series
@@ -579,30 +600,32 @@ type rowScanner struct {
 func (r *rowScanner) scan(rows *sql.Rows, rec index.Record) error {
 	switch v := rec.(type) {
 	case *index.Patient:
-		return rows.Scan(patientDest(v)...)
+		r.dest = appendPatientDest(r.dest[:0], v)
+		return rows.Scan(r.dest...)
 	case *index.Study:
-		var sc studyScan
-		if err := rows.Scan(append(patientDest(&v.Patient), sc.dest(v)...)...); err != nil {
+		r.dest = r.study.appendDest(appendPatientDest(r.dest[:0], &v.Patient), v)
+		if err := rows.Scan(r.dest...); err != nil {
 			return err
 		}
-		sc.finish(v)
+		r.study.finish(v)
 	case *index.Series:
-		var sc studyScan
-		var ss seriesScan
-		d := append(patientDest(&v.Patient), sc.dest(&v.Study)...)
-		if err := rows.Scan(append(d, ss.dest(v)...)...); err != nil {
+		d := r.study.appendDest(appendPatientDest(r.dest[:0], &v.Patient), &v.Study)
+		r.dest = r.series.appendDest(d, v)
+		if err := rows.Scan(r.dest...); err != nil {
 			return err
 		}
-		sc.finish(&v.Study)
-		ss.finish(v)
+		r.study.finish(&v.Study)
+		r.series.finish(v)
 	case *index.Instance:
 		return r.scanInstance(rows, v)
 	}
 	return nil
 }
 
-func patientDest(p *index.Patient) []any {
-	return []any{&p.PatientID, &p.IssuerOfPatientID, &p.PatientName, &p.PatientBirthDate, &p.PatientSex, &p.NumberOfPatientRelatedStudies, &p.Corrected}
+func patientDest(p *index.Patient) []any { return appendPatientDest(nil, p) }
+
+func appendPatientDest(d []any, p *index.Patient) []any {
+	return append(d, &p.PatientID, &p.IssuerOfPatientID, &p.PatientName, &p.PatientBirthDate, &p.PatientSex, &p.NumberOfPatientRelatedStudies, &p.Corrected)
 }
 
 type studyScan struct {
@@ -610,8 +633,10 @@ type studyScan struct {
 	updated       int64
 }
 
-func (sc *studyScan) dest(s *index.Study) []any {
-	return []any{&s.StudyInstanceUID, &s.StudyDate, &s.StudyTime, &s.AccessionNumber, &s.StudyID, &s.StudyDescription, &s.ReferringPhysicianName, &sc.mods, &sc.classes, &s.NumberOfStudyRelatedSeries, &s.NumberOfStudyRelatedInstances, &sc.updated}
+func (sc *studyScan) dest(s *index.Study) []any { return sc.appendDest(nil, s) }
+
+func (sc *studyScan) appendDest(d []any, s *index.Study) []any {
+	return append(d, &s.StudyInstanceUID, &s.StudyDate, &s.StudyTime, &s.AccessionNumber, &s.StudyID, &s.StudyDescription, &s.ReferringPhysicianName, &sc.mods, &sc.classes, &s.NumberOfStudyRelatedSeries, &s.NumberOfStudyRelatedInstances, &sc.updated)
 }
 
 func (sc *studyScan) finish(s *index.Study) {
@@ -622,8 +647,10 @@ func (sc *studyScan) finish(s *index.Study) {
 
 type seriesScan struct{ number sql.NullInt64 }
 
-func (ss *seriesScan) dest(se *index.Series) []any {
-	return []any{&se.SeriesInstanceUID, &se.Modality, &ss.number, &se.SeriesDescription, &se.BodyPartExamined, &se.SeriesDate, &se.SeriesTime, &se.NumberOfSeriesRelatedInstances}
+func (ss *seriesScan) dest(se *index.Series) []any { return ss.appendDest(nil, se) }
+
+func (ss *seriesScan) appendDest(d []any, se *index.Series) []any {
+	return append(d, &se.SeriesInstanceUID, &se.Modality, &ss.number, &se.SeriesDescription, &se.BodyPartExamined, &se.SeriesDate, &se.SeriesTime, &se.NumberOfSeriesRelatedInstances)
 }
 
 func (ss *seriesScan) finish(se *index.Series) {
@@ -825,8 +852,21 @@ func (x *DB) stringMatch(b *builder, col, v string) string {
 }
 
 // wildcard matches a DICOM wildcard pattern (* any sequence, ? one character).
+//
+// In SQLite (Dialect.Glob) a pattern that starts with text (SMI*) also gets the range
+// of the values that start with it (col >= 'SMI' AND col < 'SMJ'), which an index on
+// col serves, and the GLOB's pattern is an expression rather than a bare parameter:
+// SQLite turns a GLOB on a parameter into such a range itself, but then plans the
+// statement for the value bound and prepares it again whenever another is bound
+// (every query), where the explicit range keeps one prepared plan for every prefix. A
+// pattern that is a prefix and a final * is the range alone.
 func (x *DB) wildcard(b *builder, col, pattern string) string {
 	if x.d.Glob {
+		i := strings.IndexAny(pattern, "*?")
+		if i > 0 && i == len(pattern)-1 && pattern[i] == '*' {
+			b.derived++ // the second bound, derived from the first (see below)
+			return `(` + col + ` >= ` + b.arg(pattern[:i]) + ` AND ` + col + ` < ` + b.arg(prefixEnd(pattern[:i])) + `)`
+		}
 		var sb strings.Builder
 		for _, r := range pattern {
 			if r == '[' {
@@ -835,7 +875,14 @@ func (x *DB) wildcard(b *builder, col, pattern string) string {
 			}
 			sb.WriteRune(r)
 		}
-		return col + ` GLOB ` + b.arg(sb.String())
+		cond := col + ` GLOB (` + b.arg(sb.String()) + ` || '')`
+		if i > 0 {
+			// The bounds are derived from the pattern: not terms of their own
+			// (index.MaxQueryTerms counts what the query holds).
+			b.derived += 2
+			cond = `(` + col + ` >= ` + b.arg(pattern[:i]) + ` AND ` + col + ` < ` + b.arg(prefixEnd(pattern[:i])) + ` AND ` + cond + `)`
+		}
+		return cond
 	}
 	var sb strings.Builder
 	for _, r := range pattern {
@@ -852,6 +899,16 @@ func (x *DB) wildcard(b *builder, col, pattern string) string {
 		}
 	}
 	return col + ` LIKE ` + b.arg(sb.String()) + ` ESCAPE '\'`
+}
+
+// prefixEnd is the least string above every string that starts with prefix, in byte
+// order (SQLite's BINARY collation): prefix with its last byte one higher. UTF-8 has no
+// byte 0xFF, so the last byte is below it; the result need not be valid UTF-8, which
+// a comparison in byte order does not mind.
+func prefixEnd(prefix string) string {
+	b := []byte(prefix)
+	b[len(b)-1]++
+	return string(b)
 }
 
 // normTime normalises a DICOM TM value (HH, HHMM, HHMMSS, HHMMSS.F{1,6}, or the old

@@ -70,6 +70,9 @@ func Dialect() *sqlindex.Dialect {
 	}
 }
 
+// readConns is the number of connections that serve reads.
+const readConns = 8
+
 // Open opens (creating if needed) the index database file at path and applies
 // migrations.
 func Open(ctx context.Context, path string) (*sqlindex.DB, error) {
@@ -90,8 +93,12 @@ func Open(ctx context.Context, path string) (*sqlindex.DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("index/sqlite: open %s: %w", path, err)
 	}
-	// One writer at a time is SQLite's model; a small pool serves concurrent readers.
-	db.SetMaxOpenConns(8)
+	// One writer at a time is SQLite's model; a small pool serves concurrent readers,
+	// each kept open between queries: a connection opened afresh reads and parses the
+	// schema, maps the file and prepares its statements again, with a cold page cache
+	// (database/sql keeps only 2 idle connections by default).
+	db.SetMaxOpenConns(readConns)
+	db.SetMaxIdleConns(readConns)
 	d := Dialect()
 	if err := sqlindex.Migrate(ctx, db, d); err != nil {
 		db.Close()
