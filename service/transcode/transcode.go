@@ -370,6 +370,36 @@ func (c *Conversion) Close() error {
 	return nil
 }
 
+// DataSetReader returns, when the object goes as stored (its header edited in place
+// or not), a reader of its data set without preamble and File Meta Information that
+// reads the store directly, so that a sender reads the bytes in blocks of its own size,
+// without a copy through a pipe. ok is false for a conversion, which WriteDataSet
+// writes. The reader's errors other than io.EOF are *StoreError; it is valid until
+// Close.
+func (c *Conversion) DataSetReader() (r io.Reader, ok bool, err error) {
+	if c.stored == nil {
+		return nil, false, nil
+	}
+	// A small buffer: reads larger than it go straight to the store once the bytes
+	// after the meta information have been taken.
+	br := bufio.NewReaderSize(c.stored, 16<<10)
+	if err := skipMeta(br); err != nil {
+		return nil, true, err
+	}
+	return storeErrors{br}, true, nil
+}
+
+// storeErrors reads r, its errors but io.EOF wrapped in *StoreError.
+type storeErrors struct{ r io.Reader }
+
+func (s storeErrors) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p)
+	if err != nil && err != io.EOF {
+		err = &StoreError{err}
+	}
+	return n, err
+}
+
 // WriteFile writes the object as a PS3.10 file.
 func (c *Conversion) WriteFile(w io.Writer) error { return c.write(w, false) }
 
