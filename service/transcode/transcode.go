@@ -380,9 +380,9 @@ func (c *Conversion) DataSetReader() (r io.Reader, ok bool, err error) {
 	if c.stored == nil {
 		return nil, false, nil
 	}
-	// A small buffer: reads larger than it go straight to the store once the bytes
-	// after the meta information have been taken.
-	br := bufio.NewReaderSize(c.stored, 16<<10)
+	// A small buffer (one is made per object sent): reads larger than it go straight
+	// to the store once the bytes after the meta information have been taken.
+	br := bufio.NewReaderSize(c.stored, 4<<10)
 	if err := skipMeta(br); err != nil {
 		return nil, true, err
 	}
