@@ -15,6 +15,11 @@
 // real ingest (storescu, 4 associations) with that many one-instance studies and the
 // QIDO-RS shapes, 8 concurrent QIDO clients and the first C-FIND pending response are
 // measured, again alternating, for -rounds rounds.
+//
+// With -retrieval only the retrieval figures are taken (WADO-RS, C-MOVE, C-GET, each
+// with the server CPU per MiB), -repeat times per round, with loopback TCP and DCMTK
+// storescu to storescp as the limits; -baseline measures another Lumen binary in
+// Orthanc's place, for an A/B of two builds.
 package main
 
 import (
