@@ -3,10 +3,15 @@ package dicomweb_test
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"io"
 	"net/http"
+	"sync"
 	"testing"
 
+	"github.com/lumenpacs/lumen/archive"
 	"github.com/lumenpacs/lumen/dcm"
+	"github.com/lumenpacs/lumen/dicomweb"
 	"github.com/lumenpacs/lumen/index"
 	"github.com/lumenpacs/lumen/testdata/gen"
 )
@@ -116,4 +121,98 @@ func personName(obj map[string]any, tag string) string {
 	p, _ := v[0].(map[string]any)
 	s, _ := p["Alphabetic"].(string)
 	return s
+}
+
+// openCounter counts the opens of each stored object (Get and GetRange).
+type openCounter struct {
+	dicomweb.Store
+	mu    sync.Mutex
+	opens map[string]int
+}
+
+func (c *openCounter) count(key string) {
+	c.mu.Lock()
+	c.opens[key]++
+	c.mu.Unlock()
+}
+
+func (c *openCounter) Get(ctx context.Context, key string) (io.ReadCloser, archive.ObjectInfo, error) {
+	c.count(key)
+	return c.Store.Get(ctx, key)
+}
+
+func (c *openCounter) GetRange(ctx context.Context, key string, off, n int64) (io.ReadCloser, error) {
+	c.count(key)
+	return c.Store.GetRange(ctx, key, off, n)
+}
+
+// TestCorrectedStudyRetrieve retrieves a study whose patient was corrected, as one
+// multipart/related answer: every part has the corrected header and the stored bytes
+// from the pixel data on, its Content-Length is its length, and the answer's
+// Content-Length is the body's. Each object is prepared once: its header read once to
+// be corrected and measured, and the object opened once to be sent.
+func TestCorrectedStudyRetrieve(t *testing.T) {
+	objs, err := gen.CTSeries(gen.Options{Seed: 53}, 6, 32, 32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var counter *openCounter
+	e := newEnv(t, "sqlite", func(s *dicomweb.Service) {
+		counter = &openCounter{Store: s.Store, opens: map[string]int{}}
+		s.Store = counter
+	})
+	var datas [][]byte
+	for _, o := range objs {
+		datas = append(datas, o.Data)
+	}
+	if code, resp := e.stow(t, "/studies", datas...); code != http.StatusOK {
+		t.Fatalf("STOW: %d %v", code, resp)
+	}
+	const corrected = "Corrected^Study^Q"
+	name := corrected
+	if _, err := e.idx.(index.Identity).UpdatePatient(context.Background(), index.PatientKey{ID: objs[0].PatientID, Issuer: issuerOf(t, objs[0])}, index.Demographics{Name: &name}, index.Change{Source: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	counter.mu.Lock()
+	clear(counter.opens)
+	counter.mu.Unlock()
+	resp := e.do(t, http.MethodGet, e.base+"/studies/"+objs[0].StudyUID, nil, "Accept", acceptDICOM+"; transfer-syntax=*")
+	length := resp.ContentLength
+	body := readAll(t, resp)
+	if length < 0 || length != int64(len(body)) {
+		t.Fatalf("Content-Length %d, body %d bytes", length, len(body))
+	}
+	resp = &http.Response{StatusCode: http.StatusOK, Header: resp.Header, Body: io.NopCloser(bytes.NewReader(body))}
+	parts := readParts(t, resp, "application/dicom")
+	if len(parts) != len(objs) {
+		t.Fatalf("%d parts, want %d", len(parts), len(objs))
+	}
+	bySOP := map[string]gen.Object{}
+	for _, o := range objs {
+		bySOP[o.SOPInstanceUID] = o
+	}
+	for _, p := range parts {
+		if p.header.Get("Content-Length") != fmt.Sprint(len(p.body)) {
+			t.Fatalf("part Content-Length %s for %d bytes", p.header.Get("Content-Length"), len(p.body))
+		}
+		f, err := dcm.Parse(bytes.NewReader(p.body), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o, ok := bySOP[f.Dataset.String(dcm.TagSOPInstanceUID)]
+		if !ok {
+			t.Fatalf("part of an unknown instance")
+		}
+		checkCorrected(t, o, p.body, corrected)
+	}
+	counter.mu.Lock()
+	defer counter.mu.Unlock()
+	if len(counter.opens) != len(objs) {
+		t.Fatalf("%d objects opened, want %d", len(counter.opens), len(objs))
+	}
+	for key, n := range counter.opens {
+		if n > 2 {
+			t.Errorf("object %s opened %d times, want 2 (its header, then the object)", key, n)
+		}
+	}
 }

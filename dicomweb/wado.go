@@ -296,7 +296,14 @@ func (s *Service) retrieve(c echo.Context) error {
 	// When the length of every part is known in advance, so is the body's: with a
 	// Content-Length, net/http does not chunk the body and the stored files go to the
 	// connection zero-copy (body).
-	known := s.partLengths(ctx, plan, first)
+	known, kept := s.partLengths(ctx, plan, first)
+	defer func() {
+		for _, k := range kept {
+			if k != nil {
+				k.Close()
+			}
+		}
+	}()
 	var total int64
 	for i, p := range known {
 		total += int64(len(partHead(boundary, i == 0, p.ts, p.length, instanceURL(root, plan[i].in)))) + p.length
@@ -311,7 +318,14 @@ func (s *Service) retrieve(c echo.Context) error {
 	defer b.release()
 	for i, p := range plan {
 		if i > 0 {
-			next, err := s.prepare(ctx, p.in, p.ts, p.fallback)
+			var next *transcode.Conversion
+			var err error
+			if i < len(kept) && kept[i] != nil {
+				next, kept[i] = kept[i], nil
+				err = next.Open()
+			} else {
+				next, err = s.prepare(ctx, p.in, p.ts, p.fallback)
+			}
 			if err != nil {
 				s.log().Warn("dicomweb: retrieve: instance not prepared mid-response; the transfer is broken off", "key", p.in.BlobKey, "err", err)
 				b.abort()
@@ -340,37 +354,67 @@ type partSize struct {
 	length int64
 }
 
+// maxKeptConversions bounds the conversions partLengths keeps for the parts they
+// measured (each holds its header's edits, not an open file); the parts after them are
+// prepared again when their turn comes.
+const maxKeptConversions = 1024
+
 // partLengths returns the transfer syntax and exact length of every part of a
 // retrieval when all are known before the answer begins, else nil: objects sent as
 // stored have the size the index records; those whose header is corrected on the way
-// out (edited in place) are prepared, measured and closed again; a conversion to
-// another transfer syntax has no length known in advance.
-func (s *Service) partLengths(ctx context.Context, plan []planned, first *transcode.Conversion) []partSize {
+// out (edited in place) are prepared (transcode.PrepareClosed: the header read,
+// corrected and its edits computed, the object not opened) and measured; a conversion
+// to another transfer syntax has no length known in advance. The conversions prepared
+// are returned by part (nil for the others, and past maxKeptConversions, when they
+// are closed), for the response to open and send rather than prepare again; the
+// caller closes those it does not use.
+func (s *Service) partLengths(ctx context.Context, plan []planned, first *transcode.Conversion) ([]partSize, []*transcode.Conversion) {
 	out := make([]partSize, len(plan))
+	var kept []*transcode.Conversion
+	release := func() {
+		for _, c := range kept {
+			if c != nil {
+				c.Close()
+			}
+		}
+	}
+	nkept := 0
 	for i, p := range plan {
 		switch {
 		case i == 0:
 			out[i] = partSize{first.TransferSyntax, first.Length}
 		case p.ts != p.in.TransferSyntaxUID:
-			return nil
+			release()
+			return nil, nil
 		case !p.in.Corrected:
 			if p.in.Size <= 0 {
-				return nil
+				release()
+				return nil, nil
 			}
 			out[i] = partSize{p.ts, p.in.Size}
 		default:
-			c, err := transcode.Prepare(ctx, s.Store, transcode.ObjectOf(p.in), p.ts)
+			c, err := transcode.PrepareClosed(ctx, s.Store, transcode.ObjectOf(p.in), p.ts)
 			if err != nil {
-				return nil // it fails again when its turn comes, mid-response
+				release()
+				return nil, nil // it fails again when its turn comes, mid-response
 			}
 			out[i] = partSize{c.TransferSyntax, c.Length}
-			c.Close()
+			if nkept < maxKeptConversions {
+				if kept == nil {
+					kept = make([]*transcode.Conversion, len(plan))
+				}
+				kept[i] = c
+				nkept++
+			} else {
+				c.Close()
+			}
 		}
 		if out[i].length < 0 {
-			return nil
+			release()
+			return nil, nil
 		}
 	}
-	return out
+	return out, kept
 }
 
 // partHead is the delimiter and header of a part of application/dicom in a

@@ -65,9 +65,8 @@ type association struct {
 	abortReason byte // reason for AA-8
 	panicked    bool
 
-	wmu     sync.Mutex // serialises writes (find and retrieve handlers send from their own goroutine)
-	sendBuf [2][]byte  // data set fragments being streamed (C-GET sub-operations), under wmu
-	find    *findOp    // the C-FIND, C-MOVE or C-GET being answered, if any
+	wmu  sync.Mutex // serialises writes (find and retrieve handlers send from their own goroutine)
+	find *findOp    // the C-FIND, C-MOVE or C-GET being answered, if any
 
 	subMsgID atomic.Uint32 // message IDs of C-GET sub-operations and N-EVENT-REPORTs
 
@@ -760,10 +759,16 @@ func (a *association) writeMessage(ctxID byte, cmd []byte, data []byte) error {
 	if err != nil {
 		return err
 	}
-	if err := p.bytes(true, cmd); err != nil || data == nil {
+	defer p.release()
+	if err := p.queue(true, true, cmd); err != nil {
 		return err
 	}
-	return p.bytes(false, data)
+	if data != nil {
+		if err := p.queue(false, true, data); err != nil {
+			return err
+		}
+	}
+	return p.flush()
 }
 
 // startOp registers a cancellable operation (C-FIND, C-MOVE, C-GET) and runs body in

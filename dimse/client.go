@@ -87,7 +87,6 @@ type Client struct {
 	peerMax  uint32
 	buf      []byte
 	msgID    uint16
-	sendBuf  [2][]byte // data set chunks, reused across Store calls
 	mu       sync.Mutex
 	// AC is the A-ASSOCIATE-AC received.
 	AC *AAssociate
@@ -256,10 +255,7 @@ func (c *Client) StoreWithOriginator(ctx context.Context, sopClass, sopInstance,
 	}
 	rq := &Command{CommandField: CStoreRQ, MessageID: c.nextID(), AffectedSOPClassUID: sopClass, AffectedSOPInstanceUID: sopInstance, CommandDataSetType: DataSetPresent,
 		MoveOriginatorAETitle: originAE, MoveOriginatorMessageID: originID}
-	if err := c.sendCommand(id, rq.Encode()); err != nil {
-		return Status{}, err
-	}
-	if err := c.sendData(ctx, id, data); err != nil {
+	if err := c.sendMessage(ctx, id, rq.Encode(), data); err != nil {
 		return Status{}, err
 	}
 	return c.readResponse(ctx, rq.MessageID)
@@ -270,6 +266,7 @@ func (c *Client) sendCommand(id byte, cmd []byte) error {
 	p, err := newPDVWriter(c.conn, id, c.peerMax)
 	if err == nil {
 		err = p.bytes(true, cmd)
+		p.release()
 	}
 	if err != nil {
 		return fmt.Errorf("dimse: send command: %w", err)
@@ -277,21 +274,28 @@ func (c *Client) sendCommand(id byte, cmd []byte) error {
 	return nil
 }
 
-// sendData streams r as data set PDVs, flagging the last one; on failure (or when ctx
-// ends) the association is aborted, since the peer waits for the rest.
-func (c *Client) sendData(ctx context.Context, id byte, r io.Reader) error {
+// sendMessage sends a command set and then streams r as data set PDVs, flagging the
+// last one (pdvWriter.message); on failure (or when ctx ends) the association is
+// aborted, since the peer waits for the rest. A nil cmd sends the data set alone.
+func (c *Client) sendMessage(ctx context.Context, id byte, cmd []byte, r io.Reader) error {
 	p, err := newPDVWriter(c.conn, id, c.peerMax)
 	if err == nil {
-		err = p.stream(ctx, r, &c.sendBuf)
+		err = p.message(ctx, cmd, r)
+		p.release()
 	}
 	if err != nil {
 		c.abortLocked()
 		if errors.Is(err, ctx.Err()) {
 			return err
 		}
-		return fmt.Errorf("dimse: send data set: %w", err)
+		return fmt.Errorf("dimse: send message: %w", err)
 	}
 	return nil
+}
+
+// sendData streams r as data set PDVs after a command sent alone (sendMessage).
+func (c *Client) sendData(ctx context.Context, id byte, r io.Reader) error {
+	return c.sendMessage(ctx, id, nil, r)
 }
 
 // readPData reads the next PDU, which must be a P-DATA-TF: an A-ABORT ends the
@@ -400,10 +404,7 @@ func (c *Client) Find(ctx context.Context, model string, identifier []byte, matc
 		return Status{}, ErrNoContext
 	}
 	rq := &Command{CommandField: CFindRQ, MessageID: c.nextID(), AffectedSOPClassUID: model, CommandDataSetType: DataSetPresent}
-	if err := c.sendCommand(id, rq.Encode()); err != nil {
-		return Status{}, err
-	}
-	if err := c.sendData(ctx, id, bytes.NewReader(identifier)); err != nil {
+	if err := c.sendMessage(ctx, id, rq.Encode(), bytes.NewReader(identifier)); err != nil {
 		return Status{}, err
 	}
 	var cmdBuf, dataBuf []byte
@@ -467,10 +468,7 @@ func (c *Client) Move(ctx context.Context, model, destination string, identifier
 		return Status{}, SubOperations{}, ErrNoContext
 	}
 	rq := &Command{CommandField: CMoveRQ, MessageID: c.nextID(), AffectedSOPClassUID: model, MoveDestination: destination, CommandDataSetType: DataSetPresent}
-	if err := c.sendCommand(id, rq.Encode()); err != nil {
-		return Status{}, SubOperations{}, err
-	}
-	if err := c.sendData(ctx, id, bytes.NewReader(identifier)); err != nil {
+	if err := c.sendMessage(ctx, id, rq.Encode(), bytes.NewReader(identifier)); err != nil {
 		return Status{}, SubOperations{}, err
 	}
 	var cmdBuf []byte

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"strings"
 )
 
@@ -529,22 +528,4 @@ func decodeUserInfo(u *UserInformation, b []byte) error {
 		}
 		return nil
 	})
-}
-
-// writePDV writes a P-DATA-TF PDU holding one PDV without copying data (writev).
-func writePDV(w io.Writer, ctxID byte, command, last bool, data []byte) error {
-	var hdr [12]byte
-	hdr[0] = TypePDataTF
-	binary.BigEndian.PutUint32(hdr[2:6], uint32(len(data)+6))
-	binary.BigEndian.PutUint32(hdr[6:10], uint32(len(data)+2))
-	hdr[10] = ctxID
-	if command {
-		hdr[11] |= 1
-	}
-	if last {
-		hdr[11] |= 2
-	}
-	bufs := net.Buffers{hdr[:], data}
-	_, err := bufs.WriteTo(w)
-	return err
 }

@@ -3,10 +3,12 @@ package dimse
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"sync"
 	"time"
 )
 
@@ -14,6 +16,10 @@ import (
 // data: the item length (4 bytes), the presentation context ID and the message control
 // header (PS3.8 §9.3.5.1).
 const pdvOverhead = 6
+
+// pdvHeader is the bytes before a PDV's data in a P-DATA-TF PDU of one PDV: the PDU
+// header (6 bytes) and the PDV's item header (pdvOverhead).
+const pdvHeader = 6 + pdvOverhead
 
 // maxPDVData is the most data one PDV carries when the peer sets no maximum (or a larger
 // one than this side cares to send).
@@ -37,52 +43,127 @@ func pdvChunk(peerMax uint32) (int, error) {
 }
 
 // pdvWriter writes DIMSE messages (a command, then optionally a data set) as P-DATA-TF
-// PDUs of one PDV each, within the peer's maximum PDU length, flagging the last
-// fragment of each. It is the one place messages are fragmented, for the acceptor and
-// the requestor alike. Small PDUs are coalesced in a buffer, so that a peer announcing
-// a tiny maximum costs bytes, not a system call per PDU; larger ones are written
-// straight to the connection. Every write to the connection has a deadline.
+// PDUs of one PDV each, as large as the peer's maximum PDU length allows, flagging the
+// last fragment of each. It is the one place messages are fragmented, for the acceptor
+// and the requestor alike.
+//
+// PDUs go to the connection several at a time, so that a peer announcing a small
+// maximum (DCMTK's default is 16 KiB) does not cost a system call per PDU: on a TCP
+// connection, the PDUs of up to sendBlock bytes of data go in one vectored write
+// (writev: the headers and the data, which is not copied); PDVs under coalesceBelow
+// bytes, and every PDU on other connections (TLS, which would otherwise seal each
+// header in a record of its own), are gathered in a buffer. Every write to the
+// connection has a deadline.
 type pdvWriter struct {
 	conn  net.Conn
-	bw    *bufio.Writer // only for small PDUs (nil: each PDV goes to conn in one vectored write)
+	bw    *bufio.Writer // gathers PDUs (nil: vectored writes)
 	ctxID byte
 	chunk int
+	v     *vector // the PDUs of the next vectored write (nil until the first)
 }
 
 // coalesceBelow is the PDV size under which PDUs are gathered in a buffer before they
-// are written: above it, each PDV is written straight to the connection (header and
-// data in one writev, the data not copied).
+// are written rather than written from where their data is (vectored).
 const coalesceBelow = 8 << 10
 
+// sendBlock is how much of a streamed data set is read from its source at a time, and
+// the most data one write to the connection carries: several PDUs of a peer with a
+// small maximum PDU length, or one larger PDU.
+const sendBlock = 256 << 10
+
+// maxVector is the most PDUs one vectored write holds: a block's PDVs of at least
+// coalesceBelow bytes each, and the command's before them.
+const maxVector = sendBlock/coalesceBelow + 2
+
+// vector is a vectored write in preparation: PDU headers, and the buffers to write
+// (each PDU's header, then its data where it lies); and the read-ahead blocks of a
+// streamed data set. Vectors are pooled: a block is large, and a data set is streamed
+// for every C-STORE sent.
+type vector struct {
+	hdr    [maxVector][pdvHeader]byte
+	bufs   [2 * maxVector][]byte
+	n      int // PDUs in hdr and bufs
+	blocks [2][]byte
+}
+
+var vectors = sync.Pool{New: func() any { return new(vector) }}
+
 // newPDVWriter prepares to write on conn for presentation context ctxID, to a peer whose
-// maximum PDU length is peerMax.
+// maximum PDU length is peerMax. Call release when done.
 func newPDVWriter(conn net.Conn, ctxID byte, peerMax uint32) (*pdvWriter, error) {
 	chunk, err := pdvChunk(peerMax)
 	if err != nil {
 		return nil, err
 	}
 	p := &pdvWriter{conn: conn, ctxID: ctxID, chunk: chunk}
-	if chunk < coalesceBelow {
+	if _, tcp := conn.(*net.TCPConn); !tcp || chunk < coalesceBelow {
 		p.bw = bufio.NewWriterSize(deadlineWriter{conn}, 64<<10)
 	}
 	return p, nil
 }
 
-// pdv writes one PDV, buffered or straight to the connection (with a deadline).
-func (p *pdvWriter) pdv(command, last bool, data []byte) error {
-	if p.bw != nil {
-		return writePDV(p.bw, p.ctxID, command, last, data)
+// release returns the vector, with its blocks, to the pool.
+func (p *pdvWriter) release() {
+	if p.v != nil {
+		p.v.n = 0
+		clear(p.v.bufs[:])
+		vectors.Put(p.v)
+		p.v = nil
 	}
-	p.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
-	return writePDV(p.conn, p.ctxID, command, last, data)
 }
 
-// flush writes what is buffered.
+// pduHeader fills h with the header of a P-DATA-TF PDU of one PDV of n bytes.
+func (p *pdvWriter) pduHeader(h *[pdvHeader]byte, command, last bool, n int) {
+	h[0], h[1] = TypePDataTF, 0
+	binary.BigEndian.PutUint32(h[2:6], uint32(n+pdvOverhead))
+	binary.BigEndian.PutUint32(h[6:10], uint32(n+2))
+	h[10], h[11] = p.ctxID, 0
+	if command {
+		h[11] |= 1
+	}
+	if last {
+		h[11] |= 2
+	}
+}
+
+// pdv writes one PDV (of at most chunk bytes), gathered, or queued in the vector (its
+// data must stay as it is until flush).
+func (p *pdvWriter) pdv(command, last bool, data []byte) error {
+	if p.bw != nil {
+		var h [pdvHeader]byte
+		p.pduHeader(&h, command, last, len(data))
+		p.bw.Write(h[:])
+		_, err := p.bw.Write(data)
+		return err
+	}
+	if p.v == nil {
+		p.v = vectors.Get().(*vector)
+	}
+	if p.v.n == maxVector {
+		if err := p.flush(); err != nil {
+			return err
+		}
+	}
+	v := p.v
+	p.pduHeader(&v.hdr[v.n], command, last, len(data))
+	v.bufs[2*v.n], v.bufs[2*v.n+1] = v.hdr[v.n][:], data
+	v.n++
+	return nil
+}
+
+// flush writes what is gathered or queued.
 func (p *pdvWriter) flush() error {
 	if p.bw != nil {
 		return p.bw.Flush()
 	}
-	return nil
+	if p.v == nil || p.v.n == 0 {
+		return nil
+	}
+	bufs := net.Buffers(p.v.bufs[:2*p.v.n])
+	p.v.n = 0
+	p.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+	_, err := bufs.WriteTo(p.conn)
+	return err
 }
 
 // deadlineWriter sets the write deadline before each write to the connection.
@@ -93,26 +174,50 @@ func (d deadlineWriter) Write(b []byte) (int, error) {
 	return d.conn.Write(b)
 }
 
-// bytes writes b as PDVs (command or data set), the last one flagged, and flushes.
-func (p *pdvWriter) bytes(command bool, b []byte) error {
+// queue adds b as PDVs (command or data set), the last one flagged when last, without
+// writing them all (flush does).
+func (p *pdvWriter) queue(command, last bool, b []byte) error {
 	for {
 		n := min(len(b), p.chunk)
-		if err := p.pdv(command, n == len(b), b[:n]); err != nil {
+		if err := p.pdv(command, last && n == len(b), b[:n]); err != nil {
 			return err
 		}
 		if b = b[n:]; len(b) == 0 {
-			return p.flush()
+			return nil
 		}
 	}
 }
 
-// stream writes the data set read from r as PDVs, flagging the last one (one chunk of
-// look-ahead), and flushes. It stops when ctx ends.
-func (p *pdvWriter) stream(ctx context.Context, r io.Reader, buf *[2][]byte) error {
-	if len(buf[0]) != p.chunk {
-		*buf = [2][]byte{make([]byte, p.chunk), make([]byte, p.chunk)}
+// bytes writes b as PDVs (command or data set), the last one flagged, and flushes.
+func (p *pdvWriter) bytes(command bool, b []byte) error {
+	if err := p.queue(command, true, b); err != nil {
+		return err
 	}
-	cur, next := buf[0], buf[1]
+	return p.flush()
+}
+
+// message writes a command (unless nil) and then the data set read from r, streamed
+// in blocks of sendBlock bytes (or of one PDV when a PDV takes more), the last PDV
+// flagged (one block of look-ahead); the command goes out with the first block. It
+// stops when ctx ends.
+func (p *pdvWriter) message(ctx context.Context, cmd []byte, r io.Reader) error {
+	if p.v == nil {
+		p.v = vectors.Get().(*vector)
+	}
+	size := max(p.chunk, sendBlock/p.chunk*p.chunk)
+	blocks := &p.v.blocks
+	for i := range blocks {
+		if cap(blocks[i]) < size {
+			blocks[i] = make([]byte, size)
+		}
+		blocks[i] = blocks[i][:size]
+	}
+	if cmd != nil {
+		if err := p.queue(true, true, cmd); err != nil {
+			return err
+		}
+	}
+	cur, next := blocks[0], blocks[1]
 	n, err := io.ReadFull(r, cur)
 	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
 		return fmt.Errorf("dimse: read data set: %w", err)
@@ -122,17 +227,17 @@ func (p *pdvWriter) stream(ctx context.Context, r io.Reader, buf *[2][]byte) err
 			return err
 		}
 		m := 0
-		if n == p.chunk {
+		if n == size {
 			var rerr error
 			if m, rerr = io.ReadFull(r, next); rerr != nil && !errors.Is(rerr, io.ErrUnexpectedEOF) && !errors.Is(rerr, io.EOF) {
 				return fmt.Errorf("dimse: read data set: %w", rerr)
 			}
 		}
-		if err := p.pdv(false, m == 0, cur[:n]); err != nil {
+		if err := p.queue(false, m == 0, cur[:n]); err != nil {
 			return err
 		}
-		if m == 0 {
-			return p.flush()
+		if err := p.flush(); err != nil || m == 0 {
+			return err
 		}
 		cur, next, n = next, cur, m
 	}

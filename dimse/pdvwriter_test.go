@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"testing"
 	"time"
 )
@@ -136,4 +137,121 @@ func tinyGet(ctx context.Context, c *Client, payload []byte) error {
 			return nil
 		}
 	}
+}
+
+// TestPDVWriterMessage streams a command and data sets of sizes around the PDV and
+// block boundaries to peers of several maximum PDU lengths, over TCP (vectored writes)
+// and over a pipe (gathered writes), and checks what the peer reads: P-DATA-TF PDUs of
+// one PDV within the maximum, the command whole and flagged last, then the data set
+// whole in order with only its last PDV flagged last.
+func TestPDVWriterMessage(t *testing.T) {
+	cmd := bytes.Repeat([]byte("CMD"), 50)
+	for _, peerMax := range []uint32{0, 16384, 8000, 300} {
+		chunk, _ := pdvChunk(peerMax)
+		block := max(chunk, sendBlock/chunk*chunk)
+		sizes := []int{0, 1, chunk - 1, chunk, chunk + 1, block - 1, block, block + 1, 2 * block, 2*block + chunk/2}
+		if peerMax == 0 {
+			sizes = []int{0, 1, chunk, chunk + 1, 2*chunk + 3}
+		}
+		for _, transport := range []string{"tcp", "pipe"} {
+			for _, size := range sizes {
+				data := make([]byte, size)
+				for i := range data {
+					data[i] = byte(i*7 + i/251)
+				}
+				w, r := connPair(t, transport)
+				errc := make(chan error, 1)
+				go func() {
+					p, err := newPDVWriter(w, 3, peerMax)
+					if err == nil {
+						err = p.message(context.Background(), cmd, bytes.NewReader(data))
+						p.release()
+					}
+					errc <- err
+				}()
+				if err := readMessagePDUs(r, peerMax, cmd, data); err != nil {
+					t.Errorf("%s, max PDU %d, %d bytes: %v", transport, peerMax, size, err)
+				}
+				if err := <-errc; err != nil {
+					t.Errorf("%s, max PDU %d, %d bytes: write: %v", transport, peerMax, size, err)
+				}
+				w.Close()
+				r.Close()
+			}
+		}
+	}
+}
+
+// connPair is two ends of a loopback TCP connection or of a net.Pipe.
+func connPair(t *testing.T, transport string) (net.Conn, net.Conn) {
+	if transport == "pipe" {
+		return net.Pipe()
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	w, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w, r
+}
+
+// readMessagePDUs reads one message from r and checks it against cmd and data.
+func readMessagePDUs(r net.Conn, peerMax uint32, cmd, data []byte) error {
+	limit := peerMax
+	if limit == 0 {
+		limit = maxPDVData + pdvOverhead
+	}
+	var gotCmd, gotData []byte
+	cmdDone := false
+	r.SetReadDeadline(time.Now().Add(20 * time.Second))
+	for {
+		p, _, err := ReadPDU(r, limit, nil)
+		if err != nil {
+			return err
+		}
+		pd, ok := p.(*PDataTF)
+		if !ok || len(pd.PDVs) != 1 {
+			return fmt.Errorf("got %T, want a P-DATA-TF of one PDV", p)
+		}
+		v := pd.PDVs[0]
+		if v.ContextID != 3 {
+			return fmt.Errorf("context ID %d", v.ContextID)
+		}
+		if v.Command {
+			if cmdDone {
+				return errors.New("a command PDV after the command's last")
+			}
+			gotCmd = append(gotCmd, v.Data...)
+			cmdDone = v.Last
+			continue
+		}
+		if !cmdDone {
+			return errors.New("data before the command's last PDV")
+		}
+		gotData = append(gotData, v.Data...)
+		if v.Last {
+			break
+		}
+	}
+	if !bytes.Equal(gotCmd, cmd) {
+		return fmt.Errorf("command of %d bytes, want %d", len(gotCmd), len(cmd))
+	}
+	if !bytes.Equal(gotData, data) {
+		return fmt.Errorf("data set of %d bytes differs (want %d)", len(gotData), len(data))
+	}
+	// Nothing follows the last PDV.
+	r.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+	var one [1]byte
+	if n, _ := r.Read(one[:]); n > 0 {
+		return errors.New("bytes after the data set's last PDV")
+	}
+	return nil
 }

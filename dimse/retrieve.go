@@ -162,10 +162,8 @@ func (a *association) writeStream(ctx context.Context, ctxID byte, cmd []byte, r
 	if err != nil {
 		return err
 	}
-	if err := p.bytes(true, cmd); err != nil {
-		return err
-	}
-	if err := p.stream(ctx, r, &a.sendBuf); err != nil {
+	defer p.release()
+	if err := p.message(ctx, cmd, r); err != nil {
 		a.conn.Close()
 		return err
 	}

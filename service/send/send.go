@@ -122,8 +122,8 @@ func Contexts(list []index.Instance) []dimse.ProposedContext {
 func Choose(stored string, accepted []string) string { return transcode.Choose(stored, accepted) }
 
 // Open returns the data set of an instance (without meta information) in transfer
-// syntax ts, which Choose returned: the stored bytes, or a conversion streamed through
-// a pipe as it is produced. A conversion that cannot be done fails here, before a byte
+// syntax ts, which Choose returned: the stored bytes, read from the store, or a
+// conversion streamed through a pipe as it is produced. A conversion that cannot be done fails here, before a byte
 // is read (transcode.Prepare and CheckFrames: *transcode.ConversionError with the
 // reason, a frame that does not decode included; or *transcode.StoreError); should a
 // frame still fail later, the stream breaks off with a *transcode.FrameError, which is
@@ -139,6 +139,14 @@ func (s *Sender) Open(ctx context.Context, in *index.Instance, ts string) (io.Re
 		c.Close()
 		return nil, err
 	}
+	// As stored: read straight from the store.
+	if r, ok, err := c.DataSetReader(); ok {
+		if err != nil {
+			c.Close()
+			return nil, err
+		}
+		return readCloser{r, c}, nil
+	}
 	pr, pw := io.Pipe()
 	go func() {
 		err := c.WriteDataSet(pw)
@@ -151,6 +159,12 @@ func (s *Sender) Open(ctx context.Context, in *index.Instance, ts string) (io.Re
 		pw.CloseWithError(err)
 	}()
 	return pr, nil
+}
+
+// readCloser is a reader and what closes it.
+type readCloser struct {
+	io.Reader
+	io.Closer
 }
 
 // Reason is the short reason, for a DIMSE error comment, why an instance was not sent.

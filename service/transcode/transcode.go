@@ -179,6 +179,10 @@ type Conversion struct {
 	first    []byte                   // the first frame decoded (compressed objects)
 	firstPhc string                   // its colour model
 	repl     map[dcm.Tag]*dcm.Element // the header's corrections (Object.Correct)
+	// The object goes as stored but is not open yet (PrepareClosed): edits are its
+	// header's corrections, if any.
+	closed bool
+	edits  []dcm.Edit
 }
 
 // Prepare opens the conversion of obj to ts. It fails before anything is written
@@ -187,6 +191,39 @@ type Conversion struct {
 // data whose first frame does not decode (the frames after it are decoded while
 // writing, one at a time); a *StoreError when the object cannot be read.
 func Prepare(ctx context.Context, st Store, obj Object, ts string) (*Conversion, error) {
+	return prepare(ctx, st, obj, ts, true)
+}
+
+// PrepareClosed is Prepare for a conversion to be written later, one of many: when the
+// object goes as stored (its header edited in place or not), the stored object is not
+// opened until Open (or the write), so that many prepared conversions hold no open
+// file while the work of Prepare (the header read, corrected and its edits computed)
+// is done once; what it keeps is the edits, a few bytes. Other conversions are
+// returned open, as Prepare returns them.
+func PrepareClosed(ctx context.Context, st Store, obj Object, ts string) (*Conversion, error) {
+	return prepare(ctx, st, obj, ts, false)
+}
+
+// Open opens the stored object of a conversion PrepareClosed returned closed (a
+// *StoreError when it cannot be); for other conversions it does nothing.
+func (c *Conversion) Open() error {
+	if !c.closed {
+		return nil
+	}
+	rc, _, err := c.st.Get(c.ctx, c.obj.Key)
+	if err != nil {
+		return &StoreError{err}
+	}
+	c.closed = false
+	if c.edits != nil {
+		c.stored, c.edits = editedObject(rc, c.edits), nil
+	} else {
+		c.stored = rc
+	}
+	return nil
+}
+
+func prepare(ctx context.Context, st Store, obj Object, ts string, open bool) (*Conversion, error) {
 	c := &Conversion{TransferSyntax: ts, Length: -1, ctx: ctx, st: st, obj: obj}
 	var f *dcm.File
 	if obj.Correct != nil {
@@ -210,13 +247,17 @@ func Prepare(ctx context.Context, st Store, obj Object, ts string) (*Conversion,
 			if err != nil {
 				return nil, &ConversionError{From: obj.TransferSyntax, To: ts, Reason: "the corrected patient attributes cannot be written into it: " + strings.TrimPrefix(err.Error(), "dcm: ")}
 			}
-			rc, _, err := st.Get(ctx, obj.Key)
-			if err != nil {
-				return nil, &StoreError{err}
-			}
-			c.stored = editedObject(rc, edits)
 			if obj.Size > 0 {
 				c.Length = obj.Size + dcm.EditsDelta(edits)
+			}
+			// What Open needs: the key and the edits.
+			c.repl, c.closed, c.edits = nil, true, edits
+			c.obj.Layout, c.obj.Correct = nil, nil
+			if !open {
+				return c, nil
+			}
+			if err := c.Open(); err != nil {
+				return nil, err
 			}
 			return c, nil
 		case f.Size < obj.Size && !f.Deflated:
@@ -227,13 +268,16 @@ func Prepare(ctx context.Context, st Store, obj Object, ts string) (*Conversion,
 		}
 	}
 	if ts == obj.TransferSyntax && f == nil {
-		rc, _, err := st.Get(ctx, obj.Key)
-		if err != nil {
-			return nil, &StoreError{err}
-		}
-		c.stored = rc
 		if obj.Size > 0 {
 			c.Length = obj.Size
+		}
+		c.repl, c.closed = nil, true
+		c.obj.Layout, c.obj.Correct = nil, nil
+		if !open {
+			return c, nil
+		}
+		if err := c.Open(); err != nil {
+			return nil, err
 		}
 		return c, nil
 	}
@@ -361,6 +405,7 @@ func decodeReason(err error) string {
 
 // Close releases what Prepare opened. It is safe after a Write.
 func (c *Conversion) Close() error {
+	c.closed, c.edits = false, nil
 	if c.stored != nil {
 		err := c.stored.Close()
 		c.stored = nil
@@ -368,6 +413,41 @@ func (c *Conversion) Close() error {
 	}
 	c.first = nil
 	return nil
+}
+
+// DataSetReader returns, when the object goes as stored (its header edited in place
+// or not), a reader of its data set without preamble and File Meta Information that
+// reads the store directly, so that a sender reads the bytes in blocks of its own size,
+// without a copy through a pipe. ok is false for a conversion, which WriteDataSet
+// writes. The reader's errors other than io.EOF are *StoreError; it is valid until
+// Close.
+func (c *Conversion) DataSetReader() (r io.Reader, ok bool, err error) {
+	if c.closed {
+		if err := c.Open(); err != nil {
+			return nil, true, err
+		}
+	}
+	if c.stored == nil {
+		return nil, false, nil
+	}
+	// A small buffer (one is made per object sent): reads larger than it go straight
+	// to the store once the bytes after the meta information have been taken.
+	br := bufio.NewReaderSize(c.stored, 4<<10)
+	if err := skipMeta(br); err != nil {
+		return nil, true, err
+	}
+	return storeErrors{br}, true, nil
+}
+
+// storeErrors reads r, its errors but io.EOF wrapped in *StoreError.
+type storeErrors struct{ r io.Reader }
+
+func (s storeErrors) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p)
+	if err != nil && err != io.EOF {
+		err = &StoreError{err}
+	}
+	return n, err
 }
 
 // WriteFile writes the object as a PS3.10 file.
@@ -378,6 +458,11 @@ func (c *Conversion) WriteFile(w io.Writer) error { return c.write(w, false) }
 func (c *Conversion) WriteDataSet(w io.Writer) error { return c.write(w, true) }
 
 func (c *Conversion) write(w io.Writer, dataSetOnly bool) error {
+	if c.closed {
+		if err := c.Open(); err != nil {
+			return err
+		}
+	}
 	if c.stored != nil {
 		defer c.Close()
 		var r io.Reader = c.stored

@@ -473,3 +473,71 @@ func TestCorrectedPydicom(t *testing.T) {
 	}
 	t.Logf("%d edited in place, %d converted with corrections", edited, converted)
 }
+
+// TestDataSetReader: for every object that goes as stored, plain or with its header
+// corrected in place, DataSetReader reads the bytes WriteDataSet writes; a conversion
+// has no such reader.
+func TestDataSetReader(t *testing.T) {
+	files, _ := filepath.Glob(filepath.Join(pydicomFiles, "*.dcm"))
+	if len(files) == 0 {
+		tools.Missing(t, "python3-pydicom's test files are not installed")
+	}
+	st, err := fs.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	read := 0
+	for _, path := range files {
+		name := filepath.Base(path)
+		data, _ := os.ReadFile(path)
+		f, err := dcm.Parse(bytes.NewReader(data), nil)
+		if err != nil || f.Dataset.Get(dcm.TagSOPInstanceUID) == nil {
+			continue
+		}
+		if _, err := st.Put(ctx, name, bytes.NewReader(data), int64(len(data))); err != nil {
+			t.Fatal(err)
+		}
+		in := &index.Instance{}
+		in.Corrected = true
+		in.PatientName, in.PatientID = "Corrected^Name", "NEWID"
+		in.StudyInstanceUID = f.Dataset.String(dcm.TagStudyInstanceUID)
+		in.BlobKey, in.TransferSyntaxUID, in.Size = name, f.TransferSyntax, int64(len(data))
+		for _, obj := range []transcode.Object{transcode.NewObject(name, f.TransferSyntax, int64(len(data)), nil), transcode.ObjectOf(in)} {
+			for _, ts := range append([]string{f.TransferSyntax}, transcode.Outputs...) {
+				var want bytes.Buffer
+				c, err := transcode.Prepare(ctx, st, obj, ts)
+				if err != nil {
+					continue
+				}
+				if err := c.WriteDataSet(&want); err != nil {
+					t.Fatalf("%s to %s: %v", name, ts, err)
+				}
+				if c, err = transcode.Prepare(ctx, st, obj, ts); err != nil {
+					t.Fatal(err)
+				}
+				r, ok, err := c.DataSetReader()
+				if !ok {
+					if ts == f.TransferSyntax && obj.Correct == nil {
+						t.Fatalf("%s as stored: no reader", name)
+					}
+					c.Close()
+					continue
+				}
+				if err != nil {
+					t.Fatalf("%s to %s: %v", name, ts, err)
+				}
+				got, err := io.ReadAll(r)
+				c.Close()
+				if err != nil || !bytes.Equal(got, want.Bytes()) {
+					t.Fatalf("%s to %s (corrected %t): the reader's %d bytes are not WriteDataSet's %d (%v)", name, ts, obj.Correct != nil, len(got), want.Len(), err)
+				}
+				read++
+			}
+		}
+	}
+	if read < 50 {
+		t.Fatalf("only %d readers compared", read)
+	}
+	t.Logf("%d readers compared", read)
+}

@@ -15,6 +15,11 @@
 // real ingest (storescu, 4 associations) with that many one-instance studies and the
 // QIDO-RS shapes, 8 concurrent QIDO clients and the first C-FIND pending response are
 // measured, again alternating, for -rounds rounds.
+//
+// With -retrieval only the retrieval figures are taken (WADO-RS, C-MOVE, C-GET, each
+// with the server CPU per MiB), -repeat times per round, with loopback TCP and DCMTK
+// storescu to storescp as the limits; -baseline measures another Lumen binary in
+// Orthanc's place, for an A/B of two builds.
 package main
 
 import (
@@ -34,6 +39,12 @@ type cfg struct {
 	ctPerStudy, small      int
 	queries                int
 	lumenOnly              bool
+	// retrieval limits each round to the retrieval figures; baseline is a second Lumen
+	// binary measured in Orthanc's place; repeat is how often each retrieval figure is
+	// taken per round and server.
+	retrieval bool
+	baseline  string
+	repeat    int
 	// lumenIndex is appended to Lumen's configuration (the index section).
 	lumenIndex string
 	// The -scale run.
@@ -56,6 +67,9 @@ func main() {
 	flag.IntVar(&c.studies, "studies", 100000, "one-instance studies for the query figures (0: skip them)")
 	flag.IntVar(&c.queries, "queries", 40, "requests per QIDO shape per round and server")
 	flag.BoolVar(&c.lumenOnly, "lumen-only", false, "measure Lumen alone (no Orthanc)")
+	flag.BoolVar(&c.retrieval, "retrieval", false, "only the retrieval figures (WADO-RS, C-MOVE, C-GET and the server CPU per MiB of each) on the 4 CT studies stored with 4 associations, and as limits loopback TCP and DCMTK storescu to storescp (--ignore, and storing)")
+	flag.StringVar(&c.baseline, "baseline", "", "path of another lumen binary, measured in Orthanc's place (an A/B of two builds, alternating each round)")
+	flag.IntVar(&c.repeat, "repeat", 1, "with -retrieval: times each retrieval figure is taken per round and server (all are samples of the medians)")
 	flag.IntVar(&c.scale, "scale", 0, "instead: Lumen alone, ingest rates into an empty index and into one holding this many instances, and query latencies there (make bench-scale)")
 	flag.IntVar(&c.probe, "probe", 10000, "with -scale: instances of each rate measurement")
 	flag.StringVar(&c.backends, "backends", "sqlite,postgres", "with -scale: index backends")
@@ -85,6 +99,11 @@ func main() {
 	var err error
 	if c.lumen, err = filepath.Abs(c.lumen); err != nil {
 		log.Fatal(err)
+	}
+	if c.baseline != "" {
+		if c.baseline, err = filepath.Abs(c.baseline); err != nil {
+			log.Fatal(err)
+		}
 	}
 	t0 := time.Now()
 	var tab *table

@@ -22,6 +22,10 @@ func run(c *cfg) (*table, error) {
 		return nil, err
 	}
 	servers := []string{"lumen", "orthanc"}
+	if c.baseline != "" {
+		servers[1] = "baseline"
+		t.cols, t.head = [2]string{"baseline", "lumen"}, [3]string{"baseline", "Lumen", "Lumen's lead"}
+	}
 	if c.lumenOnly {
 		servers = servers[:1]
 	}
@@ -31,7 +35,11 @@ func run(c *cfg) (*table, error) {
 	}
 	defer func() { sink.Process.Kill(); sink.Wait() }()
 	for r := 0; r < c.rounds; r++ {
-		if err := measureLimits(c, t); err != nil {
+		measure := measureLimits
+		if c.retrieval {
+			measure = func(c *cfg, t *table) error { return retrievalLimits(c, t, k) }
+		}
+		if err := measure(c, t); err != nil {
 			return t, err
 		}
 		order := servers
@@ -40,12 +48,16 @@ func run(c *cfg) (*table, error) {
 		}
 		for _, name := range order {
 			log.Printf("round %d: %s", r+1, name)
-			if err := roundBytes(c, t, k, name); err != nil {
+			round := roundBytes
+			if c.retrieval {
+				round = roundRetrieval
+			}
+			if err := round(c, t, k, name); err != nil {
 				return t, fmt.Errorf("%s: %w", name, err)
 			}
 		}
 	}
-	if c.studies > 0 {
+	if c.studies > 0 && !c.retrieval {
 		if err := queries(c, t, k, servers); err != nil {
 			return t, err
 		}
@@ -65,6 +77,10 @@ func defineRows(t *table) {
 	t.def("rendus", "/rendered US RGB 640×480 frame JPEG, p50 ms", false, "", "≤ 5 ms")
 	t.def("cmove", "C-MOVE one CT study to storescp, MiB/s", true, "loop1", "report")
 	t.def("cget", "C-GET one CT study to getscu, MiB/s", true, "loop1", "report")
+	t.def("wado1cpu", "server CPU per MiB, WADO-RS one CT study, ms", false, "", "")
+	t.def("wado4cpu", "server CPU per MiB, WADO-RS 4 CT studies in parallel, ms", false, "", "")
+	t.def("cmovecpu", "server CPU per MiB, C-MOVE to storescp, ms", false, "", "")
+	t.def("cgetcpu", "server CPU per MiB, C-GET to getscu, ms", false, "", "")
 	t.def("small4", "C-STORE 5 KB instances, 4 associations, inst/s", true, "", "≥ 2× Orthanc")
 	t.def("smallcpu", "server CPU per 5 KB instance, ms", false, "", "≤ 1.0 ms")
 	t.def("rss", "peak RSS over a round, MB", false, "", "")
@@ -210,8 +226,55 @@ func roundBytes(c *cfg, t *table, k *corpus, name string) error {
 // studies and the ultrasound cine.
 func retrievals(c *cfg, t *table, k *corpus, s *server) error {
 	const mib = 1 << 20
-	// WADO-RS of one study: warm once, then the median of 3.
+	reps := 1
+	if c.retrieval {
+		reps = max(1, c.repeat)
+	}
+	for rep := 0; rep < reps; rep++ {
+		if err := retrieveWeb(t, k, s); err != nil {
+			return err
+		}
+	}
+	if !c.retrieval {
+		rendered(t, k, s)
+	}
+	// C-MOVE to storescp and C-GET to getscu, study 2, storing nothing. The server CPU
+	// per MiB is read after the server has settled.
+	study := k.ct[2][0].study
+	for rep := 0; rep < reps; rep++ {
+		el, cpu, err := timed(s, func() error {
+			return dcmtk(context.Background(), "movescu", "-S", "-aet", "BENCH", "-aec", s.ae, "-aem", "SINK", "-k", "QueryRetrieveLevel=STUDY",
+				"-k", "StudyInstanceUID="+study, "127.0.0.1", fmt.Sprint(s.port))
+		})
+		if err != nil {
+			t.note("%s: C-MOVE: %v", s.name, err)
+			break
+		}
+		t.add(s.name, "cmove", float64(k.ctBytes[2])/mib/el.Seconds())
+		t.add(s.name, "cmovecpu", ms(cpu)/(float64(k.ctBytes[2])/mib))
+	}
+	for rep := 0; rep < reps; rep++ {
+		el, cpu, err := timed(s, func() error {
+			return dcmtk(context.Background(), "getscu", "-S", "-aet", "BENCH", "-aec", s.ae, "--ignore", "-k", "QueryRetrieveLevel=STUDY",
+				"-k", "StudyInstanceUID="+study, "127.0.0.1", fmt.Sprint(s.port))
+		})
+		if err != nil {
+			t.note("%s: C-GET: %v", s.name, err)
+			break
+		}
+		t.add(s.name, "cget", float64(k.ctBytes[2])/mib/el.Seconds())
+		t.add(s.name, "cgetcpu", ms(cpu)/(float64(k.ctBytes[2])/mib))
+	}
+	return nil
+}
+
+// retrieveWeb measures WADO-RS of one study (warmed once, then the median of 3) and of
+// 4 studies in parallel (the median of 3), and the server CPU per MiB of each.
+func retrieveWeb(t *table, k *corpus, s *server) error {
+	const mib = 1 << 20
 	var one []float64
+	var oneBytes int64
+	c0 := s.cpu()
 	for i := 0; i < 4; i++ {
 		t0 := time.Now()
 		b, parts, err := retrieve(s.web + "/studies/" + k.ct[0][0].study)
@@ -224,9 +287,13 @@ func retrievals(c *cfg, t *table, k *corpus, s *server) error {
 		if i > 0 {
 			one = append(one, float64(b)/mib/time.Since(t0).Seconds())
 		}
+		oneBytes += b
 	}
 	t.add(s.name, "wado1", median(one))
+	t.add(s.name, "wado1cpu", ms(s.settledCPU()-c0)/(float64(oneBytes)/mib))
 	var four []float64
+	var fourBytes int64
+	c0 = s.cpu()
 	for rep := 0; rep < 3; rep++ {
 		var wg sync.WaitGroup
 		var total int64
@@ -254,10 +321,16 @@ func retrievals(c *cfg, t *table, k *corpus, s *server) error {
 			return ferr
 		}
 		four = append(four, float64(total)/mib/time.Since(t0).Seconds())
+		fourBytes += total
 	}
 	t.add(s.name, "wado4", median(four))
+	t.add(s.name, "wado4cpu", ms(s.settledCPU()-c0)/(float64(fourBytes)/mib))
+	return nil
+}
 
-	// /rendered: CT slices of study 1 as JPEG, each slice once; US frames.
+// rendered measures /rendered of CT slices of study 1 as JPEG, each slice once, and of
+// ultrasound frames.
+func rendered(t *table, k *corpus, s *server) {
 	var lat []float64
 	for i, r := range k.ct[1] {
 		if i >= 60 {
@@ -287,24 +360,6 @@ func retrievals(c *cfg, t *table, k *corpus, s *server) error {
 	if len(lat) > 0 {
 		t.add(s.name, "rendus", percentile(lat, 0.5))
 	}
-
-	// C-MOVE to storescp and C-GET to getscu, study 2, storing nothing.
-	study := k.ct[2][0].study
-	t0 := time.Now()
-	if err := dcmtk(context.Background(), "movescu", "-S", "-aet", "BENCH", "-aec", s.ae, "-aem", "SINK", "-k", "QueryRetrieveLevel=STUDY",
-		"-k", "StudyInstanceUID="+study, "127.0.0.1", fmt.Sprint(s.port)); err != nil {
-		t.note("%s: C-MOVE: %v", s.name, err)
-	} else {
-		t.add(s.name, "cmove", float64(k.ctBytes[2])/mib/time.Since(t0).Seconds())
-	}
-	t0 = time.Now()
-	if err := dcmtk(context.Background(), "getscu", "-S", "-aet", "BENCH", "-aec", s.ae, "--ignore", "-k", "QueryRetrieveLevel=STUDY",
-		"-k", "StudyInstanceUID="+study, "127.0.0.1", fmt.Sprint(s.port)); err != nil {
-		t.note("%s: C-GET: %v", s.name, err)
-	} else {
-		t.add(s.name, "cget", float64(k.ctBytes[2])/mib/time.Since(t0).Seconds())
-	}
-	return nil
 }
 
 // rng draws the query parameters; seeded, so both servers get the same queries.

@@ -31,7 +31,7 @@ func shiftPorts(off int) {
 
 // server is a running Lumen or Orthanc.
 type server struct {
-	name string // "lumen" or "orthanc"
+	name string // "lumen", "orthanc" or "baseline" (another lumen binary)
 	ae   string
 	port int    // DICOM
 	web  string // DICOMweb base URL
@@ -57,7 +57,11 @@ func startOn(c *cfg, name, dir string) (*server, error) {
 	conf := filepath.Join(c.work, name+".conf")
 	var ready string
 	switch name {
-	case "lumen":
+	case "lumen", "baseline":
+		bin := c.lumen
+		if name == "baseline" {
+			bin = c.baseline
+		}
 		s.ae, s.port, s.web = "LUMEN", lumenDIMSE, fmt.Sprintf("http://127.0.0.1:%d/dicom-web", lumenHTTP)
 		ready = fmt.Sprintf("http://127.0.0.1:%d/readyz", lumenHTTP)
 		y := fmt.Sprintf("data_dir: %s\nhttp:\n  addr: 127.0.0.1:%d\ndimse:\n  addr: 127.0.0.1:%d\n  peers:\n    - ae_title: SINK\n      host: 127.0.0.1\n      port: %d\nlog:\n  level: warn\n",
@@ -65,7 +69,7 @@ func startOn(c *cfg, name, dir string) (*server, error) {
 		if err := os.WriteFile(conf, []byte(y), 0o644); err != nil {
 			return nil, err
 		}
-		s.cmd = exec.Command(c.lumen, "serve", "--config", conf)
+		s.cmd = exec.Command(bin, "serve", "--config", conf)
 	case "orthanc":
 		s.ae, s.port, s.web = "ORTHANC", orthancDIMSE, fmt.Sprintf("http://127.0.0.1:%d/dicom-web", orthancHTTP)
 		ready = fmt.Sprintf("http://127.0.0.1:%d/system", orthancHTTP)
