@@ -372,14 +372,19 @@ func allocatedBy(f func()) uint64 {
 	return b.TotalAlloc - a.TotalAlloc
 }
 
-// TestCorrectedPydicom sends every pydicom test file that parses with a corrected
-// patient name and ID (index.Instance.Corrections) in its stored syntax and in each
-// syntax Lumen produces. In the stored syntax the header is edited in place: the
-// output is as long as Length says, the transfer syntax is kept, and every byte from
-// the pixel data on is the stored bytes; in a converted one, the output equals the
-// uncorrected conversion but for the corrected attributes. Either way the corrected
-// values read back.
-func TestCorrectedPydicom(t *testing.T) {
+// pydicomObject is one of pydicom's test files in a test's store, with an index record
+// that corrects its patient (name Corrected^Name, ID NEWID).
+type pydicomObject struct {
+	name string
+	data []byte
+	f    *dcm.File
+	in   *index.Instance
+}
+
+// storedPydicom puts every pydicom test file that parses and has a SOP Instance UID into
+// a new filesystem store, under its file name.
+func storedPydicom(t *testing.T) (*fs.Store, []pydicomObject) {
+	t.Helper()
 	files, _ := filepath.Glob(filepath.Join(pydicomFiles, "*.dcm"))
 	if len(files) == 0 {
 		tools.Missing(t, "python3-pydicom's test files are not installed")
@@ -388,8 +393,7 @@ func TestCorrectedPydicom(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx := context.Background()
-	edited, converted := 0, 0
+	var out []pydicomObject
 	for _, path := range files {
 		name := filepath.Base(path)
 		data, _ := os.ReadFile(path)
@@ -397,7 +401,7 @@ func TestCorrectedPydicom(t *testing.T) {
 		if err != nil || f.Dataset.Get(dcm.TagSOPInstanceUID) == nil {
 			continue
 		}
-		if _, err := st.Put(ctx, name, bytes.NewReader(data), int64(len(data))); err != nil {
+		if _, err := st.Put(context.Background(), name, bytes.NewReader(data), int64(len(data))); err != nil {
 			t.Fatal(err)
 		}
 		in := &index.Instance{}
@@ -407,7 +411,25 @@ func TestCorrectedPydicom(t *testing.T) {
 		in.IssuerOfPatientID = f.Dataset.Text(dcm.TagIssuerOfPatientID)
 		in.StudyInstanceUID = f.Dataset.String(dcm.TagStudyInstanceUID)
 		in.BlobKey, in.TransferSyntaxUID, in.Size = name, f.TransferSyntax, int64(len(data))
-		corrected := transcode.ObjectOf(in)
+		out = append(out, pydicomObject{name, data, f, in})
+	}
+	return st, out
+}
+
+// TestCorrectedPydicom sends every pydicom test file that parses with a corrected
+// patient name and ID (index.Instance.Corrections) in its stored syntax and in each
+// syntax Lumen produces. In the stored syntax the header is edited in place: the
+// output is as long as Length says, the transfer syntax is kept, and every byte from
+// the pixel data on is the stored bytes; in a converted one, the output equals the
+// uncorrected conversion but for the corrected attributes. Either way the corrected
+// values read back.
+func TestCorrectedPydicom(t *testing.T) {
+	st, stored := storedPydicom(t)
+	ctx := context.Background()
+	edited, converted := 0, 0
+	for _, o := range stored {
+		name, data, f := o.name, o.data, o.f
+		corrected := transcode.ObjectOf(o.in)
 		plain := transcode.NewObject(name, f.TransferSyntax, int64(len(data)), nil)
 		for _, ts := range append([]string{f.TransferSyntax}, transcode.Outputs...) {
 			c, err := transcode.Prepare(ctx, st, corrected, ts)
@@ -478,32 +500,12 @@ func TestCorrectedPydicom(t *testing.T) {
 // corrected in place, DataSetReader reads the bytes WriteDataSet writes; a conversion
 // has no such reader.
 func TestDataSetReader(t *testing.T) {
-	files, _ := filepath.Glob(filepath.Join(pydicomFiles, "*.dcm"))
-	if len(files) == 0 {
-		tools.Missing(t, "python3-pydicom's test files are not installed")
-	}
-	st, err := fs.New(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, stored := storedPydicom(t)
 	ctx := context.Background()
 	read := 0
-	for _, path := range files {
-		name := filepath.Base(path)
-		data, _ := os.ReadFile(path)
-		f, err := dcm.Parse(bytes.NewReader(data), nil)
-		if err != nil || f.Dataset.Get(dcm.TagSOPInstanceUID) == nil {
-			continue
-		}
-		if _, err := st.Put(ctx, name, bytes.NewReader(data), int64(len(data))); err != nil {
-			t.Fatal(err)
-		}
-		in := &index.Instance{}
-		in.Corrected = true
-		in.PatientName, in.PatientID = "Corrected^Name", "NEWID"
-		in.StudyInstanceUID = f.Dataset.String(dcm.TagStudyInstanceUID)
-		in.BlobKey, in.TransferSyntaxUID, in.Size = name, f.TransferSyntax, int64(len(data))
-		for _, obj := range []transcode.Object{transcode.NewObject(name, f.TransferSyntax, int64(len(data)), nil), transcode.ObjectOf(in)} {
+	for _, o := range stored {
+		name, data, f := o.name, o.data, o.f
+		for _, obj := range []transcode.Object{transcode.NewObject(name, f.TransferSyntax, int64(len(data)), nil), transcode.ObjectOf(o.in)} {
 			for _, ts := range append([]string{f.TransferSyntax}, transcode.Outputs...) {
 				var want bytes.Buffer
 				c, err := transcode.Prepare(ctx, st, obj, ts)
