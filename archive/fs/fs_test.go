@@ -16,6 +16,7 @@ import (
 	"github.com/lumenpacs/lumen/archive"
 	"github.com/lumenpacs/lumen/archive/archivetest"
 	"github.com/lumenpacs/lumen/archive/fs"
+	"github.com/lumenpacs/lumen/testdata/tools"
 )
 
 func TestContract(t *testing.T) {
@@ -181,7 +182,7 @@ func TestAnonymousTemps(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !s.AnonymousTemps() {
-		t.Skip("the file system offers no anonymous files (O_TMPFILE)")
+		tools.Missing(t, "the file system of the test directory offers no anonymous files (O_TMPFILE)")
 	}
 	ctx := context.Background()
 	names := func() []string {
