@@ -13,9 +13,7 @@ import (
 
 	"github.com/lumenpacs/lumen/dcm"
 	"github.com/lumenpacs/lumen/dimse"
-	"github.com/lumenpacs/lumen/index/postgres"
 	"github.com/lumenpacs/lumen/index/postgres/pgtest"
-	"github.com/lumenpacs/lumen/index/sqlite"
 )
 
 var familyNames = []string{"SMITH", "JOHNSON", "WILLIAMS", "BROWN", "JONES", "GARCIA", "MILLER", "DAVIS", "MÜLLER", "SCHMIDT", "SCHNEIDER", "FISCHER", "WEBER", "MEYER", "WAGNER", "BECKER", "SCHULZ", "HOFFMANN", "MARTIN", "BERNARD", "DUBOIS", "THOMAS", "ROBERT", "RICHARD", "PETIT", "DURAND", "LEROY", "MOREAU", "ROSSI", "RUSSO", "FERRARI", "ESPOSITO", "BIANCHI", "ROMANO", "COLOMBO", "RICCI", "NOVAK", "HORVAT", "KOWALSKI", "NOWAK"}
@@ -85,22 +83,7 @@ func BenchmarkFindStudies(b *testing.B) {
 					c.Index.Backend, c.Index.Postgres.DSN = "postgres", pgtest.Schema(b)
 				}
 			})
-			var db *sql.DB
-			if be == "postgres" {
-				x, err := postgres.Open(context.Background(), s.c.Index.Postgres.DSN)
-				if err != nil {
-					b.Fatal(err)
-				}
-				defer x.Close()
-				db = x.SQL()
-			} else {
-				x, err := sqlite.Open(context.Background(), s.c.Index.SQLite.Path)
-				if err != nil {
-					b.Fatal(err)
-				}
-				defer x.Close()
-				db = x.SQL()
-			}
+			db := indexSQL(b, s, be)
 			loadStudies(b, db, be == "postgres", n)
 			if be == "postgres" {
 				db.Exec(`ANALYZE`)
