@@ -88,6 +88,10 @@ type vector struct {
 
 var vectors = sync.Pool{New: func() any { return new(vector) }}
 
+// gatherers are the buffers of gathered PDUs, pooled like vectors: a message is written
+// with one, C-FIND's pending responses and TLS connections with many.
+var gatherers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 64<<10) }}
+
 // newPDVWriter prepares to write on conn for presentation context ctxID, to a peer whose
 // maximum PDU length is peerMax. Call release when done.
 func newPDVWriter(conn net.Conn, ctxID byte, peerMax uint32) (*pdvWriter, error) {
@@ -97,13 +101,19 @@ func newPDVWriter(conn net.Conn, ctxID byte, peerMax uint32) (*pdvWriter, error)
 	}
 	p := &pdvWriter{conn: conn, ctxID: ctxID, chunk: chunk}
 	if _, tcp := conn.(*net.TCPConn); !tcp || chunk < coalesceBelow {
-		p.bw = bufio.NewWriterSize(deadlineWriter{conn}, 64<<10)
+		p.bw = gatherers.Get().(*bufio.Writer)
+		p.bw.Reset(deadlineWriter{conn})
 	}
 	return p, nil
 }
 
-// release returns the vector, with its blocks, to the pool.
+// release returns the vector, with its blocks, and the gathering buffer to their pools.
 func (p *pdvWriter) release() {
+	if p.bw != nil {
+		p.bw.Reset(nil)
+		gatherers.Put(p.bw)
+		p.bw = nil
+	}
 	if p.v != nil {
 		p.v.n = 0
 		clear(p.v.bufs[:])
