@@ -203,6 +203,7 @@ func (x *DB) batchTx(ctx context.Context, live []*putRequest) (committing bool, 
 	if err := tx.Commit(); err != nil {
 		return true, err
 	}
+	x.committed()
 	return false, nil
 }
 

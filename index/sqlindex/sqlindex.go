@@ -34,6 +34,10 @@ type DB struct {
 	// BeforeCommit, when set (tests), is called with the number of instances of a Put
 	// transaction (see Put) just before it commits.
 	BeforeCommit func(n int)
+	// AfterCommit, when set, is called after each write transaction has committed
+	// (SQLite: it wakes the background checkpointer). It must not block. Set it before
+	// use.
+	AfterCommit func()
 
 	db    *sql.DB
 	wdb   *sql.DB // write transactions, when they have their own pool (UseWriter)
@@ -42,6 +46,8 @@ type DB struct {
 	reads sync.Map // query text -> *sql.Stmt, of queries (Dialect.PrepareReads)
 	nread atomic.Int32
 	wmu   sync.Mutex // held around write transactions when the dialect serialises them
+
+	closers []func() // OnClose
 
 	// Group commit of Puts (group.go), under gmu.
 	gmu     sync.Mutex
@@ -108,8 +114,24 @@ func (x *DB) tx1(ctx context.Context, fn func(tx *sql.Tx) error) error {
 		tx.Rollback()
 		return err
 	}
-	return tx.Commit()
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	x.committed()
+	return nil
 }
+
+// committed tells AfterCommit that a write transaction committed.
+func (x *DB) committed() {
+	if x.AfterCommit != nil {
+		x.AfterCommit()
+	}
+}
+
+// OnClose has Close call f once the Puts in progress have finished, before the
+// connection pools close (SQLite: the background checkpointer stops). Call it before
+// use.
+func (x *DB) OnClose(f func()) { x.closers = append(x.closers, f) }
 
 // stmt returns the prepared form of a static statement, or nil until it is ready.
 // Preparing needs a free connection, which a transaction must not wait for (SQLite
@@ -751,6 +773,9 @@ func (x *DB) query(ctx context.Context, q string, args ...any) (*sql.Rows, error
 // Close implements index.Index. Puts in progress finish first; later ones fail.
 func (x *DB) Close() error {
 	x.closeGroup()
+	for _, f := range x.closers {
+		f()
+	}
 	for _, m := range []*sync.Map{&x.stmts, &x.reads} {
 		m.Range(func(_, v any) bool {
 			if st := v.(*sql.Stmt); st != nil {

@@ -76,22 +76,29 @@ const readConns = 8
 // Open opens (creating if needed) the index database file at path and applies
 // migrations.
 func Open(ctx context.Context, path string) (*sqlindex.DB, error) {
+	x, _, err := open(ctx, path)
+	return x, err
+}
+
+// open is Open, returning the index's checkpointer too (tests).
+func open(ctx context.Context, path string) (*sqlindex.DB, *checkpointer, error) {
 	if dir := filepath.Dir(path); dir != "" {
 		if err := os.MkdirAll(dir, 0o750); err != nil {
-			return nil, fmt.Errorf("index/sqlite: %w", err)
+			return nil, nil, fmt.Errorf("index/sqlite: %w", err)
 		}
 	}
 	q := url.Values{}
 	// mmap_size: pages are read from the mapped file, shared by every connection,
 	// rather than copied into each connection's page cache with a read call each.
-	for _, p := range []string{"journal_mode(WAL)", "synchronous(FULL)", "busy_timeout(30000)", "foreign_keys(1)", "mmap_size(268435456)"} {
+	// wal_autocheckpoint: the checkpointer does it in the background (walBackstop).
+	for _, p := range []string{"journal_mode(WAL)", "synchronous(FULL)", "busy_timeout(30000)", "foreign_keys(1)", "mmap_size(268435456)", fmt.Sprintf("wal_autocheckpoint(%d)", walBackstop)} {
 		q.Add("_pragma", p)
 	}
 	q.Set("_txlock", "immediate")
 	dsn := "file:" + strings.ReplaceAll(path, "?", "%3F") + "?" + q.Encode()
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
-		return nil, fmt.Errorf("index/sqlite: open %s: %w", path, err)
+		return nil, nil, fmt.Errorf("index/sqlite: open %s: %w", path, err)
 	}
 	// One writer at a time is SQLite's model; a small pool serves concurrent readers,
 	// each kept open between queries: a connection opened afresh reads and parses the
@@ -102,7 +109,7 @@ func Open(ctx context.Context, path string) (*sqlindex.DB, error) {
 	d := Dialect()
 	if err := sqlindex.Migrate(ctx, db, d); err != nil {
 		db.Close()
-		return nil, fmt.Errorf("index/sqlite: %w", err)
+		return nil, nil, fmt.Errorf("index/sqlite: %w", err)
 	}
 	// Writes get a connection of their own, so that readers filling the pool above
 	// never make a writer wait behind them (database/sql hands a released connection to
@@ -110,10 +117,18 @@ func Open(ctx context.Context, path string) (*sqlindex.DB, error) {
 	w, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		db.Close()
-		return nil, fmt.Errorf("index/sqlite: open %s: %w", path, err)
+		return nil, nil, fmt.Errorf("index/sqlite: open %s: %w", path, err)
 	}
 	w.SetMaxOpenConns(1)
+	cp, err := startCheckpointer(dsn)
+	if err != nil {
+		w.Close()
+		db.Close()
+		return nil, nil, fmt.Errorf("index/sqlite: open %s: %w", path, err)
+	}
 	x := sqlindex.New(db, d)
 	x.UseWriter(w)
-	return x, nil
+	x.AfterCommit = cp.wake
+	x.OnClose(cp.close)
+	return x, cp, nil
 }
