@@ -36,7 +36,7 @@ func retrievalLimits(c *cfg, t *table, k *corpus) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
+	defer removeSettled(dir)
 	scp := exec.Command("storescp", "-aet", "SINK", "-od", dir, fmt.Sprint(sinkPort+1))
 	scp.Env = append(os.Environ(), "TCP_NODELAY=1")
 	if err := scp.Start(); err != nil {

@@ -153,7 +153,9 @@ func scaleBackend(c *cfg, t *table, be string) error {
 	probes := filepath.Join(c.work, "probe")
 	st.NextProbe = max(st.NextProbe, 5_000_000)
 	rate := func(key, when, dir, idx string) error {
-		os.RemoveAll(probes)
+		if err := removeSettled(probes); err != nil {
+			return err
+		}
 		next := st.NextProbe
 		for i := 0; i < c.probe; i++ {
 			if err := writeSmall(probes, "p", next+i, next+i); err != nil {
@@ -166,7 +168,7 @@ func scaleBackend(c *cfg, t *table, be string) error {
 		} else if err := os.WriteFile(stateFile, b, 0o644); err != nil {
 			return err
 		}
-		defer os.RemoveAll(probes)
+		// The probes stay until the next measurement removes them (removeSettled).
 		n := float64(c.probe)
 		c.lumenIndex = idx
 		if key == "imp" {
@@ -198,7 +200,7 @@ func scaleBackend(c *cfg, t *table, be string) error {
 		return nil
 	}
 	measureEmpty := func(key string) error {
-		if err := os.RemoveAll(empty); err != nil {
+		if err := removeSettled(empty); err != nil {
 			return err
 		}
 		idx, err := scaleIndex(c, be, "lumen_scale_empty", true)
@@ -222,6 +224,7 @@ func scaleBackend(c *cfg, t *table, be string) error {
 		log.Printf("%s: rates, round %d of %d", be, r+1, c.scaleRounds)
 	}
 	os.RemoveAll(empty)
+	os.RemoveAll(probes)
 
 	// Queries at that size.
 	c.lumenIndex = fullIndex

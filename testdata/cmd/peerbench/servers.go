@@ -42,7 +42,7 @@ type server struct {
 // start runs a server of that name on a fresh data directory under work.
 func start(c *cfg, name string) (*server, error) {
 	dir := filepath.Join(c.work, name+"-data")
-	if err := os.RemoveAll(dir); err != nil {
+	if err := removeSettled(dir); err != nil {
 		return nil, err
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
