@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -44,14 +45,7 @@ func TestMetrics(t *testing.T) {
 	}
 	c.Echo(context.Background())
 	c.Release()
-	resp, err := http.Get(base + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	m := string(b)
-	for _, want := range []string{
+	wants := []string{
 		`lumen_http_request_duration_seconds_bucket{code="200",method="POST",route="/dicom-web/studies",le=`,
 		`lumen_http_request_duration_seconds_count{code="200",method="GET",route="/dicom-web/studies"} 1`,
 		`lumen_http_request_duration_seconds_count{code="200",method="GET",route="/dicom-web/studies/:study/metadata"} 1`,
@@ -61,9 +55,25 @@ func TestMetrics(t *testing.T) {
 		`lumen_ingest_objects_total{outcome="stored"} 2`,
 		`lumen_ingest_stage_duration_seconds_count{stage="store"} 2`,
 		`lumen_ingest_stage_duration_seconds_count{stage="index"} 2`,
-	} {
+	}
+	// A request is counted once its handler has returned, which can be after the
+	// client has read the whole answer: read /metrics until every series is there.
+	var m string
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		resp, err := http.Get(base + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		m = string(b)
+		if !slices.ContainsFunc(wants, func(w string) bool { return !strings.Contains(m, w) }) || time.Now().After(deadline) {
+			break
+		}
+	}
+	for _, want := range wants {
 		if !strings.Contains(m, want) {
-			t.Errorf("/metrics lacks %s", want)
+			t.Errorf("/metrics lacks %s; its series of that name:\n%s", want, seriesOf(m, want[:strings.IndexAny(want, "{")]))
 		}
 	}
 	if strings.Contains(m, corpus[0].StudyUID) {
@@ -153,4 +163,17 @@ func TestRecoverPanics(t *testing.T) {
 		t.Fatalf("audit rows: %+v %v", rows, err)
 	}
 	x.Close()
+}
+
+// seriesOf returns the lines of the exposition m that give a value of the metric name
+// (its _count and _sum for a histogram's name with the suffix), to tell what a test
+// found instead of what it wanted.
+func seriesOf(m, name string) string {
+	var out []string
+	for _, l := range strings.Split(m, "\n") {
+		if strings.HasPrefix(l, name+"{") || strings.HasPrefix(l, name+" ") {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
