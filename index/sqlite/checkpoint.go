@@ -59,8 +59,8 @@ func (c *checkpointer) wake() {
 
 func (c *checkpointer) run() {
 	defer close(c.done)
-	t := time.NewTimer(0)
-	<-t.C
+	t := time.NewTimer(checkpointInterval)
+	t.Stop()
 	for {
 		select {
 		case <-c.stop:

@@ -231,9 +231,8 @@ func scaleBackend(c *cfg, t *table, be string) error {
 	// where it is off, as on the benchmark machines, the plans are those of an empty
 	// database (docs/operations.md).
 	if be == "postgres" {
-		out, err := exec.Command("psql", c.pgDSN, "-qc", "VACUUM ANALYZE lumen_scale.patients, lumen_scale.studies, lumen_scale.series, lumen_scale.instances").CombinedOutput()
-		if err != nil {
-			return fmt.Errorf("psql: VACUUM ANALYZE: %v: %s", err, tail(out))
+		if err := psql(c.pgDSN, "VACUUM ANALYZE lumen_scale.patients, lumen_scale.studies, lumen_scale.series, lumen_scale.instances"); err != nil {
+			return err
 		}
 		t.note("postgres: VACUUM ANALYZE of the index tables before the queries, as autovacuum would have done")
 	}
@@ -278,6 +277,14 @@ func scaleBackend(c *cfg, t *table, be string) error {
 	return nil
 }
 
+// psql runs the statements sql on the database dsn.
+func psql(dsn, sql string) error {
+	if out, err := exec.Command("psql", dsn, "-qc", sql).CombinedOutput(); err != nil {
+		return fmt.Errorf("psql %q: %v: %s", sql, err, tail(out))
+	}
+	return nil
+}
+
 // pgSchema returns a DSN that selects schema; when fresh is set the schema is dropped and
 // made again first.
 func pgSchema(dsn, schema string, fresh bool) (string, error) {
@@ -285,9 +292,8 @@ func pgSchema(dsn, schema string, fresh bool) (string, error) {
 	if fresh {
 		sql = "DROP SCHEMA IF EXISTS " + schema + " CASCADE; CREATE SCHEMA " + schema
 	}
-	out, err := exec.Command("psql", dsn, "-qc", sql).CombinedOutput()
-	if err != nil {
-		return "", fmt.Errorf("psql: %v: %s", err, tail(out))
+	if err := psql(dsn, sql); err != nil {
+		return "", err
 	}
 	u, err := url.Parse(dsn)
 	if err != nil {
