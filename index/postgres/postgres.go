@@ -41,6 +41,7 @@ func Dialect() *sqlindex.Dialect {
 		ForUpdate:   ` FOR UPDATE`,
 		LockUID:     `SELECT pg_advisory_xact_lock(hashtextextended(?, 0))`,
 		Fence:       ` OFFSET 0`,
+		RowLookups:  true,
 		Cursors:     true,
 		Migrations:  sub,
 		IsUniqueViolation: func(err error) bool {

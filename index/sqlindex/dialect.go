@@ -60,8 +60,10 @@ type Dialect struct {
 	Fence string
 	// RowLookups reports that a page of studies whose patient keys match very many
 	// patients is found faster by looking up each walked study's patient than by
-	// building the set of those patients first (SQLite, whose sets are b-trees built one
-	// insertion at a time; PostgreSQL hashes the set quickly). See patientClause.
+	// building the set of those patients first. Both engines: SQLite builds its sets as
+	// b-trees one insertion at a time; PostgreSQL hashes faster, but a set of 63,000
+	// patients (S* where most names start with S) still took 36 ms to build, where the
+	// look-ups of the 776 studies walked for a page took 2 ms. See patientClause.
 	RowLookups bool
 	// PrepareReads keeps the queries of Find and FindSeq prepared (up to maxReadStmts
 	// texts): SQLite parses and plans a statement on every run otherwise. PostgreSQL
