@@ -44,10 +44,24 @@ func openStore(ctx context.Context, c *Config) (archive.Store, error) {
 	}
 }
 
-func openIndex(ctx context.Context, c *Config) (index.Index, error) {
+// openIndex opens the configured index; on PostgreSQL it logs what in the server's
+// settings works against the query plans (postgres.Advice).
+func openIndex(ctx context.Context, c *Config, log *slog.Logger) (index.Index, error) {
 	switch c.Index.Backend {
 	case "postgres":
-		return postgres.Open(ctx, c.Index.Postgres.DSN)
+		x, err := postgres.Open(ctx, c.Index.Postgres.DSN)
+		if err != nil {
+			return nil, err
+		}
+		advice, err := postgres.Advice(ctx, x)
+		if err != nil {
+			x.Close()
+			return nil, err
+		}
+		for _, a := range advice {
+			log.Warn("index: " + a)
+		}
+		return x, nil
 	default:
 		return sqlite.Open(ctx, c.Index.SQLite.Path)
 	}
@@ -62,7 +76,7 @@ func openBackends(ctx context.Context, c *Config, log *slog.Logger, m *ingest.Me
 	if err != nil {
 		return nil, fmt.Errorf("store (%s): %w", c.Store.Backend, err)
 	}
-	ix, err := openIndex(ctx, c)
+	ix, err := openIndex(ctx, c, log)
 	if err != nil {
 		return nil, fmt.Errorf("index (%s): %w", c.Index.Backend, err)
 	}

@@ -151,7 +151,7 @@ func TestResentInstances(t *testing.T) {
 	if out, _, code := runCLI(t, "fsck", "--data-dir", s.c.DataDir, "--grace", "0"); code != 0 || !strings.Contains(out, "0 orphan blobs, 0 dangling rows") {
 		t.Fatalf("fsck: exit %d\n%s", code, out)
 	}
-	x, err := openIndex(context.Background(), s.c)
+	x, err := openIndex(context.Background(), s.c, discardLogger())
 	if err != nil {
 		t.Fatal(err)
 	}
