@@ -55,8 +55,8 @@ func openIndex(ctx context.Context, c *Config, log *slog.Logger) (index.Index, e
 		}
 		advice, err := postgres.Advice(ctx, x)
 		if err != nil {
-			x.Close()
-			return nil, err
+			// Advice only: an index that cannot tell its settings still serves.
+			log.Warn("index: reading the PostgreSQL server's settings", "err", err)
 		}
 		for _, a := range advice {
 			log.Warn("index: " + a)
