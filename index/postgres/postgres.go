@@ -41,7 +41,6 @@ func Dialect() *sqlindex.Dialect {
 		ForUpdate:   ` FOR UPDATE`,
 		LockUID:     `SELECT pg_advisory_xact_lock(hashtextextended(?, 0))`,
 		Fence:       ` OFFSET 0`,
-		RowLookups:  true,
 		Cursors:     true,
 		Migrations:  sub,
 		IsUniqueViolation: func(err error) bool {

@@ -58,13 +58,6 @@ type Dialect struct {
 	// query around it (" OFFSET 0" in PostgreSQL), or "" (SQLite keeps an IN subquery
 	// whole).
 	Fence string
-	// RowLookups reports that a page of studies whose patient keys match very many
-	// patients is found faster by looking up each walked study's patient than by
-	// building the set of those patients first. Both engines: SQLite builds its sets as
-	// b-trees one insertion at a time; PostgreSQL hashes faster, but a set of 63,000
-	// patients (S* where most names start with S) still took 36 ms to build, where the
-	// look-ups of the 776 studies walked for a page took 2 ms. See patientClause.
-	RowLookups bool
 	// PrepareReads keeps the queries of Find and FindSeq prepared (up to maxReadStmts
 	// texts): SQLite parses and plans a statement on every run otherwise. PostgreSQL
 	// plans an unnamed statement for the values it runs with, which the prefix

@@ -225,9 +225,13 @@ func exactPatient(ctx context.Context, q index.Query) bool {
 //   - More: it walks the studies in the order of the answer (studies_by_date) and tests
 //     each against the set of those patients, built once, so that a page stops early.
 //     Wrapping the test in IS TRUE keeps either database from turning it into a join.
-//   - Very many (4 × DensePatients, for a page of at most 256 studies, where the
-//     dialect says RowLookups): it walks the studies and looks up each one's patient,
-//     which for a small page costs less than building the set.
+//   - Very many (4 × DensePatients, for a page of at most 256 studies): it walks the
+//     studies and looks up each one's patient, which for a small page costs less than
+//     building the set, in both engines: SQLite builds its sets as b-trees one insertion
+//     at a time; PostgreSQL hashes faster, but a set of 63,000 patients (S* where most
+//     names start with S) still took 36 ms to build, where the look-ups of the 776
+//     studies walked for a page took 2 ms. PostgreSQL plans the EXISTS, left un-fenced,
+//     as a semi-join, and may still hash the set where its statistics favour it.
 func (x *DB) patientClause(ctx context.Context, b *builder, q index.Query, conds []string) (string, error) {
 	pb := &builder{d: x.d}
 	pc, err := x.conditions(ctx, pb, q, true)
@@ -236,7 +240,7 @@ func (x *DB) patientClause(ctx context.Context, b *builder, q index.Query, conds
 	}
 	dense := x.densePatients()
 	k := dense
-	if x.d.RowLookups && q.Limit > 0 && q.Limit+q.Offset <= 256 {
+	if q.Limit > 0 && q.Limit+q.Offset <= 256 {
 		k = manyPatients * dense
 	}
 	var n int

@@ -45,7 +45,6 @@ func Dialect() *sqlindex.Dialect {
 		// One writer at a time; other processes (lumen import beside lumen serve) still
 		// coordinate through SQLite's locks and busy timeout.
 		SerializeWrites: true,
-		RowLookups:      true,
 		PrepareReads:    true,
 		LastInsertID:    true,
 		Contains:        "instr(%[1]s, %[2]s) > 0",

@@ -80,7 +80,7 @@ func scaleBackend(c *cfg, t *table, be string) error {
 		return err
 	}
 	if !c.keep && be == "postgres" {
-		defer exec.Command("psql", c.pgDSN, "-qc", "DROP SCHEMA IF EXISTS lumen_scale CASCADE; DROP SCHEMA IF EXISTS lumen_scale_empty CASCADE").Run()
+		defer psql(c.pgDSN, "DROP SCHEMA IF EXISTS lumen_scale CASCADE; DROP SCHEMA IF EXISTS lumen_scale_empty CASCADE")
 	}
 	row := func(key, fig string, higher bool, target string) {
 		t.def(be+key, fmt.Sprintf("%s: %s", be, fig), higher, "", target)
