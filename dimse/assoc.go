@@ -54,6 +54,9 @@ type association struct {
 	addrHeld bool
 	stranger bool
 
+	// rd is what PDUs are read from (pduReader).
+	rd io.Reader
+
 	cmdBuf   []byte
 	cmdCtx   byte
 	cmdStart time.Time // when the last command set arrived
@@ -103,7 +106,7 @@ const maxIdentifierLength = 1 << 20
 
 func newAssociation(s *Server, conn net.Conn) *association {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &association{s: s, conn: conn, state: Sta1, log: s.log().With("remote", conn.RemoteAddr().String()), ctx: ctx, cancel: cancel}
+	return &association{s: s, conn: conn, rd: pduReader(conn), state: Sta1, log: s.log().With("remote", conn.RemoteAddr().String()), ctx: ctx, cancel: cancel}
 }
 
 func (a *association) abortLocal() {
@@ -146,7 +149,7 @@ func (a *association) serve() {
 			continue
 		}
 		a.setReadDeadline()
-		p, buf, err := ReadPDU(a.conn, a.s.maxPDU(), a.buf)
+		p, buf, err := ReadPDU(a.rd, a.s.maxPDU(), a.buf)
 		a.buf = buf
 		if err != nil {
 			a.readFailed(err)
@@ -699,7 +702,7 @@ func (r *storeReader) next() {
 		return
 	}
 	a.setReadDeadline()
-	p, buf, err := ReadPDU(a.conn, a.s.maxPDU(), a.buf)
+	p, buf, err := ReadPDU(a.rd, a.s.maxPDU(), a.buf)
 	a.buf = buf
 	if err != nil {
 		r.stop(func() { a.readFailed(err) })

@@ -81,6 +81,7 @@ var ErrNoContext = errors.New("dimse: no accepted presentation context for this 
 // but operations run one at a time (asynchronous operations window 1).
 type Client struct {
 	conn     net.Conn
+	rd       io.Reader // PDUs are read from rd (pduReader)
 	cfg      DialConfig
 	state    State
 	contexts map[byte]acceptedContext
@@ -130,7 +131,7 @@ func Dial(ctx context.Context, addr string, cfg DialConfig) (*Client, error) {
 		}
 		conn = tc
 	}
-	c.conn = conn
+	c.conn, c.rd = conn, pduReader(conn)
 	c.transition(Evt2) // AE-2: send A-ASSOCIATE-RQ
 	rq := &AAssociate{ProtocolVersion: 1, CalledAETitle: cfg.CalledAETitle, CallingAETitle: cfg.CallingAETitle, ApplicationContext: applicationContextName}
 	for i, pc := range cfg.Contexts {
@@ -306,7 +307,7 @@ func (c *Client) readPData(ctx context.Context, waitingFor string) (*PDataTF, er
 		deadline = d
 	}
 	c.conn.SetReadDeadline(deadline)
-	p, buf, err := ReadPDU(c.conn, c.cfg.MaxPDULength, c.buf)
+	p, buf, err := ReadPDU(c.rd, c.cfg.MaxPDULength, c.buf)
 	c.buf = buf
 	if err != nil {
 		return nil, fmt.Errorf("dimse: waiting for %s: %w", waitingFor, err)
@@ -362,7 +363,7 @@ func (c *Client) Release() error {
 	}
 	c.conn.SetReadDeadline(time.Now().Add(c.cfg.timeout()))
 	for {
-		p, _, err := ReadPDU(c.conn, c.cfg.MaxPDULength, nil)
+		p, _, err := ReadPDU(c.rd, c.cfg.MaxPDULength, nil)
 		if err != nil {
 			return fmt.Errorf("dimse: waiting for A-RELEASE-RP: %w", err)
 		}

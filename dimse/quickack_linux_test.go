@@ -1,0 +1,82 @@
+//go:build linux
+
+package dimse
+
+import (
+	"bufio"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/lumenpacs/lumen/testdata/gen"
+)
+
+// delayedACKs reads the kernel's count of acknowledgements sent late by the delayed-ACK
+// timer (TcpExt DelayedACKs in /proc/net/netstat).
+func delayedACKs(t *testing.T) int64 {
+	t.Helper()
+	f, err := os.Open("/proc/net/netstat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var names []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) == 0 || fields[0] != "TcpExt:" {
+			continue
+		}
+		if names == nil {
+			names = fields
+			continue
+		}
+		for i, n := range names {
+			if n == "DelayedACKs" && i < len(fields) {
+				v, err := strconv.ParseInt(fields[i], 10, 64)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return v
+			}
+		}
+	}
+	t.Fatal("no TcpExt DelayedACKs in /proc/net/netstat")
+	return 0
+}
+
+// A sender that leaves Nagle's algorithm on (DCMTK's storescu with TCP_NODELAY=0 in its
+// environment, as many modalities' stacks are) holds each small PDU until what it sent
+// before is acknowledged. The server acknowledges each read at once, so no instance
+// waits for the kernel's delayed-ACK timer (40 ms or more each on Linux): the count of
+// acknowledgements that timer sent stays far below one per instance. Without the
+// quick acknowledgements, it grows by one per instance.
+func TestStoreSCUWithNagle(t *testing.T) {
+	const n = 200
+	objs, err := gen.CTSeries(gen.Options{Seed: 7}, n, 40, 40) // about 5 KB each
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	writeFiles(t, dir, objs)
+	rec := &recorder{}
+	h, p := hostPort(startServer(t, &Server{StoreHandler: rec}))
+	cmd := exec.Command(dcmtk(t, "storescu"), "-aet", "MODALITY", "-aec", "LUMEN", "-nh", "+sd", "+r", h, p, dir)
+	cmd.Env = append(os.Environ(), "TCP_NODELAY=0")
+	before := delayedACKs(t)
+	out, err := cmd.CombinedOutput()
+	late := delayedACKs(t) - before
+	if err != nil || strings.Contains(string(out), "E: ") {
+		t.Fatalf("storescu: %v\n%s", err, out)
+	}
+	if rec.count() != n {
+		t.Fatalf("received %d of %d", rec.count(), n)
+	}
+	// Other tests on this machine's loopback may add a few of their own.
+	if late >= n/4 {
+		t.Fatalf("%d acknowledgements waited for the delayed-ACK timer while %d instances were stored: the server does not acknowledge at once", late, n)
+	}
+	t.Logf("%d delayed acknowledgements for %d instances", late, n)
+}
