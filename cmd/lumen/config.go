@@ -371,6 +371,7 @@ var defaults = map[string]any{
 	"log.format":                        "json",
 	"store.backend":                     "fs",
 	"store.fs.dir":                      "",
+	"store.fs.direct_io":                false,
 	"store.s3.endpoint":                 "",
 	"store.s3.bucket":                   "lumen",
 	"store.s3.region":                   "",
