@@ -1,15 +1,17 @@
 // Command peerbench measures Lumen and Orthanc side by side on loopback and prints one
 // table: every figure of both servers, the machine's limits measured in the same run
-// (durable 512 KiB puts with 1 and 4 writers, loopback throughput with 1 and 4
-// connections, SHA-256 per core) and Lumen's share of each limit. `make bench-orthanc`
-// runs it (.ci/bench-orthanc installs Orthanc, its DICOMweb plugin and DCMTK).
+// (durable 512 KiB puts with 1 and 4 writers and the CPU per durable put, loopback
+// throughput with 1 and 4 connections, SHA-256 per core) and Lumen's share of each
+// limit. `make bench-orthanc` runs it (.ci/bench-orthanc installs Orthanc, its
+// DICOMweb plugin and DCMTK).
 //
 // Each round starts both servers afresh, in alternating order, and runs the same work
 // against each: C-STORE with DCMTK storescu (1 and 4 associations; CT 512² slices,
 // 4 studies), STOW-RS with 4 clients, WADO-RS of one study and of 4 studies in
 // parallel, /rendered of CT slices (JPEG) and of a 640×480 RGB ultrasound frame, C-MOVE
 // and C-GET of one study to DCMTK (storescp and getscu, storing nothing), and C-STORE
-// of small (5 KB) instances with 4 associations. Server CPU is read from /proc (user
+// of small (5 KB) instances with 4 associations (with TCP_NODELAY set in storescu, then
+// with Nagle's algorithm left on, DCMTK's default). Server CPU is read from /proc (user
 // plus system time of the server process, background work included). The figures are
 // the medians of the rounds. Then, when -studies is not 0, each server is filled by
 // real ingest (storescu, 4 associations) with that many one-instance studies and the
@@ -45,8 +47,9 @@ type cfg struct {
 	retrieval bool
 	baseline  string
 	repeat    int
-	// lumenIndex is appended to Lumen's configuration (the index section).
-	lumenIndex string
+	// lumenIndex is appended to Lumen's configuration (the index section), and
+	// lumenConfig after it (-lumen-config).
+	lumenIndex, lumenConfig string
 	// The -scale run.
 	scale, probe, scaleRounds int
 	backends                  string
@@ -75,6 +78,7 @@ func main() {
 	flag.StringVar(&c.backends, "backends", "sqlite,postgres", "with -scale: index backends")
 	flag.StringVar(&c.pgDSN, "pg-dsn", "postgres://postgres@127.0.0.1:5432/test?sslmode=disable", "with -scale: PostgreSQL (schemas lumen_scale and lumen_scale_empty are made; dropped at the end unless -work is given)")
 	portOffset := flag.Int("port-offset", 0, "add this to every loopback port the run uses")
+	flag.StringVar(&c.lumenConfig, "lumen-config", "", "YAML appended to Lumen's configuration (of -baseline's too), e.g. \"store:\\n  fs:\\n    direct_io: true\\n\"")
 	flag.IntVar(&c.scaleRounds, "scale-rounds", 3, "with -scale: rounds of the rate measurements, empty and full alternating")
 	flag.Parse()
 	shiftPorts(*portOffset)

@@ -65,7 +65,7 @@ func startOn(c *cfg, name, dir string) (*server, error) {
 		s.ae, s.port, s.web = "LUMEN", lumenDIMSE, fmt.Sprintf("http://127.0.0.1:%d/dicom-web", lumenHTTP)
 		ready = fmt.Sprintf("http://127.0.0.1:%d/readyz", lumenHTTP)
 		y := fmt.Sprintf("data_dir: %s\nhttp:\n  addr: 127.0.0.1:%d\ndimse:\n  addr: 127.0.0.1:%d\n  peers:\n    - ae_title: SINK\n      host: 127.0.0.1\n      port: %d\nlog:\n  level: warn\n",
-			s.dir, lumenHTTP, lumenDIMSE, sinkPort) + c.lumenIndex
+			s.dir, lumenHTTP, lumenDIMSE, sinkPort) + c.lumenIndex + c.lumenConfig
 		if err := os.WriteFile(conf, []byte(y), 0o644); err != nil {
 			return nil, err
 		}
@@ -217,12 +217,22 @@ func (s *server) peakRSS() int64 {
 	return 0
 }
 
-// dcmtk runs a DCMTK tool with TCP_NODELAY set (Debian's DCMTK otherwise waits ~40 ms
-// per exchange) and returns an error carrying its output when it fails or prints an
-// error line.
+// dcmtk runs a DCMTK tool with TCP_NODELAY set and returns an error carrying its output
+// when it fails or prints an error line. Without it, the tool sends with Nagle's
+// algorithm on: it holds each small write until what it sent before is acknowledged,
+// which a server that delays its acknowledgements makes last ~40 ms per exchange.
 func dcmtk(ctx context.Context, name string, args ...string) error {
+	return dcmtkNagle(ctx, false, name, args...)
+}
+
+// dcmtkNagle is dcmtk, with Nagle's algorithm left on in the tool (DCMTK's default) when
+// nagle is set.
+func dcmtkNagle(ctx context.Context, nagle bool, name string, args ...string) error {
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Env = append(os.Environ(), "TCP_NODELAY=1")
+	if nagle {
+		cmd.Env[len(cmd.Env)-1] = "TCP_NODELAY=0"
+	}
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("%s: %v: %s", name, err, tail(out))

@@ -78,8 +78,9 @@ func num(v float64) string {
 }
 
 // print writes the machine's limits, then one line per figure: Orthanc, Lumen, Lumen's
-// advantage (× better, whichever direction is better), Lumen's share of the limit and
-// the target.
+// advantage (× better, whichever direction is better), Lumen's share of the limit (for
+// a cost, such as CPU per instance, the share of Lumen's figure that the machine's own
+// floor takes) and the target.
 func (t *table) print(w io.Writer) {
 	if len(t.limits) > 0 {
 		fmt.Fprintln(w, "\n| machine limit | median | samples |")
@@ -110,8 +111,12 @@ func (t *table) print(w io.Writer) {
 		}
 		share := "–"
 		if r.limit != "" && !math.IsNaN(l) {
-			if lim := median(t.limits[r.limit]); lim > 0 {
+			switch lim := median(t.limits[r.limit]); {
+			case lim > 0 && r.higher:
 				share = fmt.Sprintf("%.0f %% of %s", 100*l/lim, t.limitNm[r.limit])
+			case lim > 0 && l > 0:
+				// A cost: the part of Lumen's that the machine alone takes.
+				share = fmt.Sprintf("floor %s (%.0f %%): %s", num(lim), 100*lim/l, t.limitNm[r.limit])
 			}
 		}
 		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s |\n", r.figure, num(o), num(l), lead, share, r.target)
