@@ -39,12 +39,14 @@ type server struct {
 	dir  string
 }
 
-// start runs a server of that name on a fresh data directory under work.
+// start runs a server of that name on a new data directory under work. The data
+// directories of earlier starts stay until the run ends: removing thousands of files
+// between measurements would make the next ones pay for it (see settleTime; and the
+// memory their page cache held is free again, which on the benchmark machines costs the
+// next writer a host fault per page, see durablePuts).
 func start(c *cfg, name string) (*server, error) {
-	dir := filepath.Join(c.work, name+"-data")
-	if err := removeSettled(dir); err != nil {
-		return nil, err
-	}
+	c.starts++
+	dir := filepath.Join(c.work, fmt.Sprintf("%s-data-%d", name, c.starts))
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
