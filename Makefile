@@ -81,11 +81,13 @@ bench: provision
 
 ## bench-orthanc: Lumen (bin/lumen, fs+SQLite) and Orthanc 1.10 with its DICOMweb plugin
 ## (Debian) side by side on loopback, alternating, with the machine's limits measured in
-## the same run (durable 512 KiB puts with 1 and 4 writers, loopback TCP, SHA-256): C-STORE
-## (DCMTK storescu, 1 and 4 associations), server CPU per instance, STOW-RS, WADO-RS,
-## /rendered, C-MOVE and C-GET, small-instance ingest, then QIDO-RS shapes, 8 concurrent
-## clients and the first C-FIND response at BENCH_STUDIES one-instance studies filled by
-## real ingest. One table of medians over BENCH_ROUNDS rounds (testdata/cmd/peerbench).
+## the same run (durable 512 KiB puts with 1 and 4 writers and the CPU per durable put,
+## loopback TCP, SHA-256): C-STORE (DCMTK storescu, 1 and 4 associations), server CPU per
+## instance, STOW-RS, WADO-RS, /rendered, C-MOVE and C-GET, small-instance ingest (also
+## from senders with Nagle's algorithm on), then QIDO-RS shapes, 8 concurrent clients and
+## the first C-FIND response at BENCH_STUDIES one-instance studies filled by real ingest.
+## One table of medians over BENCH_ROUNDS rounds (testdata/cmd/peerbench). Nothing is
+## removed until the run ends: about 15 GB of disk for the defaults.
 BENCH_ROUNDS  ?= 3
 BENCH_STUDIES ?= 100000
 bench-orthanc: build

@@ -168,7 +168,7 @@ func (a *association) drain() {
 		a.startARTIM()
 	}
 	a.conn.SetReadDeadline(a.artimAt)
-	_, err := io.Copy(io.Discard, a.conn)
+	_, err := io.Copy(io.Discard, a.rd)
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() && !a.aborting.Load() {
 		a.fire(Evt18, nil)

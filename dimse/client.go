@@ -143,7 +143,7 @@ func Dial(ctx context.Context, addr string, cfg DialConfig) (*Client, error) {
 		return nil, err
 	}
 	conn.SetReadDeadline(time.Now().Add(cfg.timeout()))
-	p, _, err := ReadPDU(conn, cfg.MaxPDULength, nil)
+	p, _, err := ReadPDU(c.rd, cfg.MaxPDULength, nil)
 	if err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("dimse: waiting for A-ASSOCIATE-AC: %w", err)

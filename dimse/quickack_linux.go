@@ -10,7 +10,8 @@ import (
 
 // quickAcker returns a function that has the kernel acknowledge at once what the
 // connection has received (TCP_QUICKACK, which Linux clears again by itself, so it is
-// set after each PDU read), or nil when conn is not a TCP connection.
+// set after each read that returned bytes, a PDU header's included), or nil when conn is
+// not a TCP connection.
 //
 // A sender that leaves Nagle's algorithm on (DCMTK does unless TCP_NODELAY=1 is in its
 // environment, and many modalities' stacks do) holds a data set PDU that follows a

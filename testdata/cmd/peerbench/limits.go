@@ -45,8 +45,8 @@ var putsRun int
 // written, fsynced, renamed into one of 16 directories and that directory fsynced, the
 // steps a store must take before it may acknowledge. It returns puts per second and the
 // CPU time (user and system, of this process, which does nothing else meanwhile) per
-// put in ms: what the kernel alone costs per durably stored file, the floor under a
-// server's CPU per stored instance. The files stay until the run ends (see start).
+// put in ms: what storing a file durably costs on this machine (nearly all of it the
+// kernel's), the floor under a server's CPU per stored instance. The files stay until the run ends (see start).
 //
 // On the benchmark machines (virtual machines whose free memory the host takes back,
 // free page reporting) that CPU depends on the guest's memory: a new page-cache page

@@ -80,7 +80,7 @@ func main() {
 	flag.StringVar(&c.backends, "backends", "sqlite,postgres", "with -scale: index backends")
 	flag.StringVar(&c.pgDSN, "pg-dsn", "postgres://postgres@127.0.0.1:5432/test?sslmode=disable", "with -scale: PostgreSQL (schemas lumen_scale and lumen_scale_empty are made; dropped at the end unless -work is given)")
 	portOffset := flag.Int("port-offset", 0, "add this to every loopback port the run uses")
-	flag.StringVar(&c.lumenConfig, "lumen-config", "", "YAML appended to Lumen's configuration (of -baseline's too), e.g. \"store:\\n  fs:\\n    direct_io: true\\n\"")
+	flag.StringVar(&c.lumenConfig, "lumen-config", "", "YAML appended to Lumen's configuration (of -baseline's too), e.g. \"store:\\n  fs:\\n    direct_io: true\\n\"; it must not repeat a top-level key the run writes (data_dir, http, dimse, log; index with -scale)")
 	flag.IntVar(&c.scaleRounds, "scale-rounds", 3, "with -scale: rounds of the rate measurements, empty and full alternating")
 	flag.Parse()
 	shiftPorts(*portOffset)
