@@ -4,6 +4,9 @@ package dimse
 
 import (
 	"bufio"
+	"crypto/tls"
+	"io"
+	"net"
 	"os"
 	"os/exec"
 	"strconv"
@@ -83,4 +86,36 @@ func TestStoreSCUWithNagle(t *testing.T) {
 		t.Fatalf("%d acknowledgements waited for the delayed-ACK timer while %d instances were stored, in %v: the server does not acknowledge at once", late, n, took)
 	}
 	t.Logf("%d delayed acknowledgements for %d instances, in %v", late, n, took)
+}
+
+// quickAcker finds the TCP connection under DICOM TLS, and leaves other connections
+// (net.Pipe here) to be read as they are.
+func TestQuickAckerConnections(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if quickAcker(c) == nil {
+		t.Fatal("no quick acknowledgements on a TCP connection")
+	}
+	ack := quickAcker(tls.Client(c, &tls.Config{InsecureSkipVerify: true}))
+	if ack == nil {
+		t.Fatal("no quick acknowledgements under TLS")
+	}
+	ack()
+	p1, p2 := net.Pipe()
+	defer p1.Close()
+	defer p2.Close()
+	if quickAcker(p1) != nil {
+		t.Fatal("quick acknowledgements for a connection that is not TCP")
+	}
+	if r := pduReader(p1); r != io.Reader(p1) {
+		t.Fatalf("pduReader of a pipe is %T, want the pipe itself", r)
+	}
 }
