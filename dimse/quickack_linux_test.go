@@ -6,7 +6,6 @@ import (
 	"bufio"
 	"crypto/tls"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"strconv"
@@ -91,16 +90,9 @@ func TestStoreSCUWithNagle(t *testing.T) {
 // quickAcker finds the TCP connection under DICOM TLS, and leaves other connections
 // (net.Pipe here) to be read as they are.
 func TestQuickAckerConnections(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, peer := connPair(t, "tcp")
 	defer c.Close()
+	defer peer.Close()
 	if quickAcker(c) == nil {
 		t.Fatal("no quick acknowledgements on a TCP connection")
 	}
@@ -109,7 +101,7 @@ func TestQuickAckerConnections(t *testing.T) {
 		t.Fatal("no quick acknowledgements under TLS")
 	}
 	ack()
-	p1, p2 := net.Pipe()
+	p1, p2 := connPair(t, "pipe")
 	defer p1.Close()
 	defer p2.Close()
 	if quickAcker(p1) != nil {
