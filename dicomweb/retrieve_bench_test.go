@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/lumenpacs/lumen/testdata/gen"
+	"github.com/lumenpacs/lumen/testdata/tools"
 )
 
 // retrieveStudyInstances is the size of the study BenchmarkWADORetrieve retrieves: 151
@@ -84,9 +85,9 @@ func benchRetrieve(b *testing.B, job retrieveJob) {
 	cmd.Env = append(os.Environ(), retrieveClientEnv+"="+string(spec))
 	var out, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &stderr
-	cpu0 := cpuTime()
+	cpu0 := tools.CPUTime(syscall.RUSAGE_SELF)
 	err := cmd.Run()
-	server := cpuTime() - cpu0
+	server := tools.CPUTime(syscall.RUSAGE_SELF) - cpu0
 	var res retrieveResult
 	if jerr := json.Unmarshal(out.Bytes(), &res); err != nil || jerr != nil || res.Err != "" {
 		b.Fatalf("client process: %v %v %s\n%s%s", err, jerr, res.Err, out.Bytes(), stderr.Bytes())
@@ -154,7 +155,7 @@ func retrieveClient(spec string) int {
 		res.Bytes += round(r)
 	}
 	res.Wall = time.Since(t0)
-	res.CPU = cpuTime()
+	res.CPU = tools.CPUTime(syscall.RUSAGE_SELF)
 	return 0
 }
 
@@ -205,12 +206,3 @@ func checkRetrievedStudy(b *testing.B, e *env, study string, want int64) {
 type countingWriter struct{}
 
 func (countingWriter) Write(p []byte) (int, error) { return len(p), nil }
-
-// cpuTime is the user and system CPU time of the process so far.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}

@@ -88,21 +88,12 @@ func BenchmarkSendStorescp(b *testing.B) {
 	}
 	sendAll() // warm-up: the page cache, the pools
 	b.ResetTimer()
-	cpu0, t0 := cpuTime(), time.Now()
+	cpu0, t0 := tools.CPUTime(syscall.RUSAGE_SELF), time.Now()
 	for range b.N {
 		sendAll()
 	}
-	el, cpu := time.Since(t0), cpuTime()-cpu0
+	el, cpu := time.Since(t0), tools.CPUTime(syscall.RUSAGE_SELF)-cpu0
 	mib := float64(total) * float64(b.N) / (1 << 20)
 	b.ReportMetric(mib/el.Seconds(), "MiB/s")
 	b.ReportMetric(float64(cpu.Microseconds())/1000/mib, "cpu-ms/MiB")
-}
-
-// cpuTime is the user and system CPU time of the process so far.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/lumenpacs/lumen/testdata/tools"
 )
 
 // settleTime is how long removed files' inodes stay in the way of new files once the
@@ -78,7 +80,7 @@ func durablePuts(dir string, writers, size int, d time.Duration) (float64, float
 	counts := make([]int, writers)
 	errs := make([]error, writers)
 	deadline := time.Now().Add(d)
-	t0, c0 := time.Now(), selfCPU()
+	t0, c0 := time.Now(), tools.CPUTime(syscall.RUSAGE_SELF)
 	for w := 0; w < writers; w++ {
 		wg.Add(1)
 		go func(w int) {
@@ -112,7 +114,7 @@ func durablePuts(dir string, writers, size int, d time.Duration) (float64, float
 		}(w)
 	}
 	wg.Wait()
-	el, cpu := time.Since(t0), selfCPU()-c0
+	el, cpu := time.Since(t0), tools.CPUTime(syscall.RUSAGE_SELF)-c0
 	total := 0
 	for w := range counts {
 		if errs[w] != nil {
@@ -186,15 +188,6 @@ func loopback(conns int, d time.Duration) (float64, error) {
 		total += n
 	}
 	return float64(total) / (1 << 20) / time.Since(t0).Seconds(), nil
-}
-
-// selfCPU is this process's user and system CPU time so far.
-func selfCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // sha256Rate is SHA-256 throughput of one core in MiB/s.
