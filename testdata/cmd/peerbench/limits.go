@@ -39,16 +39,14 @@ func removeSettled(path string) error {
 	return nil
 }
 
-// putsRun numbers durablePuts' directories.
-var putsRun int
-
 // durablePuts measures what the disk under dir can durably store with writers
 // concurrent writers: files of size bytes, each created under a temporary name,
 // written, fsynced, renamed into one of 16 directories and that directory fsynced, the
 // steps a store must take before it may acknowledge. It returns puts per second and the
 // CPU time (user and system, of this process, which does nothing else meanwhile) per
 // put in ms: what storing a file durably costs on this machine (nearly all of it the
-// kernel's), the floor under a server's CPU per stored instance. The files stay until the run ends (see start).
+// kernel's), the floor under a server's CPU per stored instance. The files stay until
+// the run ends (see start).
 //
 // On the benchmark machines (virtual machines whose free memory the host takes back,
 // free page reporting) that CPU depends on the guest's memory: a new page-cache page
@@ -57,8 +55,10 @@ var putsRun int
 // page cache had filled it (2026-12-04); the floor is measured in each round for that
 // reason.
 func durablePuts(dir string, writers, size int, d time.Duration) (float64, float64, error) {
-	putsRun++
-	root := filepath.Join(dir, fmt.Sprintf("puts-%d-%d-%d", writers, size, putsRun))
+	root, err := os.MkdirTemp(dir, fmt.Sprintf("puts-%d-%d-", writers, size))
+	if err != nil {
+		return 0, 0, err
+	}
 	dirs := make([]*os.File, 16)
 	for i := range dirs {
 		p := filepath.Join(root, fmt.Sprintf("%02x", i))

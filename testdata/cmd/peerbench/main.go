@@ -50,8 +50,6 @@ type cfg struct {
 	// lumenIndex is appended to Lumen's configuration (the index section), and
 	// lumenConfig after it (-lumen-config).
 	lumenIndex, lumenConfig string
-	// starts numbers the servers' data directories (start).
-	starts int
 	// The -scale run.
 	scale, probe, scaleRounds int
 	backends                  string

@@ -45,9 +45,8 @@ type server struct {
 // memory their page cache held is free again, which on the benchmark machines costs the
 // next writer a host fault per page, see durablePuts).
 func start(c *cfg, name string) (*server, error) {
-	c.starts++
-	dir := filepath.Join(c.work, fmt.Sprintf("%s-data-%d", name, c.starts))
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	dir, err := os.MkdirTemp(c.work, name+"-data-")
+	if err != nil {
 		return nil, err
 	}
 	return startOn(c, name, dir)
@@ -231,10 +230,11 @@ func dcmtk(ctx context.Context, name string, args ...string) error {
 // nagle is set.
 func dcmtkNagle(ctx context.Context, nagle bool, name string, args ...string) error {
 	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Env = append(os.Environ(), "TCP_NODELAY=1")
+	nodelay := "TCP_NODELAY=1"
 	if nagle {
-		cmd.Env[len(cmd.Env)-1] = "TCP_NODELAY=0"
+		nodelay = "TCP_NODELAY=0"
 	}
+	cmd.Env = append(os.Environ(), nodelay)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("%s: %v: %s", name, err, tail(out))
