@@ -98,7 +98,7 @@ func (s *Service) cine(c echo.Context, in *index.Instance, r *renderRequest) err
 	if err := gif.EncodeAll(&buf, anim); err != nil {
 		return err
 	}
-	seed := fmt.Sprintf("cine|%s|%s|%dx%d|%v|%v", in.SOPInstanceUID, in.SHA256, vw, vh, r.crop, r.window)
+	seed := fmt.Sprintf("cine|%s|%s|%dx%d|%v|%v", in.SOPInstanceUID, in.Digest, vw, vh, r.crop, r.window)
 	return writeImage(c, cachedImage{media: "image/gif", data: buf.Bytes()}, seed, "")
 }
 

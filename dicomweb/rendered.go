@@ -314,7 +314,7 @@ func (s *Service) thumbnailOrRendered(ctx context.Context, in *index.Instance, f
 	if isWaveform(in.SOPClassUID) && !r.explicit {
 		r.media = "image/png" // lines on a grid: no JPEG ringing
 	}
-	seed := fmt.Sprintf("%s|%s|%d|%s|%d|%dx%d|%v|%v|%v", in.SOPInstanceUID, in.SHA256, frame, r.media, r.quality, r.vw, r.vh, r.crop, r.window, thumbnail)
+	seed := fmt.Sprintf("%s|%s|%d|%s|%d|%dx%d|%v|%v|%v", in.SOPInstanceUID, in.Digest, frame, r.media, r.quality, r.vw, r.vh, r.crop, r.window, thumbnail)
 	var key string
 	if thumbnail {
 		key = thumbKey(in.SOPInstanceUID, seed)

@@ -476,7 +476,7 @@ func (s *Service) metadata(c echo.Context) error {
 	h := sha256.New()
 	io.WriteString(h, root)
 	for i := range list {
-		io.WriteString(h, list[i].SOPInstanceUID+"\x00"+list[i].SHA256+"\x00")
+		io.WriteString(h, list[i].SOPInstanceUID+"\x00"+list[i].Digest+"\x00")
 	}
 	etag := `"` + hex.EncodeToString(h.Sum(nil)[:16]) + `"`
 	w := c.Response()

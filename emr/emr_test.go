@@ -72,7 +72,7 @@ func (s study) instance(n int) *index.Instance {
 	in.SOPInstanceUID, in.SOPClassUID = s.uid+".1.1", s.class
 	in.TransferSyntaxUID = dcm.ExplicitVRLittleEndian
 	in.BlobKey = "dicom/test/" + in.SOPInstanceUID
-	in.Size, in.SHA256 = 100, strings.Repeat("ab", 32)
+	in.Size, in.Digest = 100, strings.Repeat("ab", 32)
 	in.Metadata = []byte(`{}`)
 	_ = n
 	return in

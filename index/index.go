@@ -126,9 +126,13 @@ type Instance struct {
 	BitsAllocated int
 	// BlobKey locates the stored PS3.10 file in the archive.Store.
 	BlobKey string
-	// Size is the stored object's length in bytes; SHA256 its hex digest.
-	Size   int64
-	SHA256 string
+	// Size is the stored object's length in bytes.
+	Size int64
+	// Digest is the digest of the stored object's bytes: "b3:" and its BLAKE3-256 in
+	// hex, or, in records written before BLAKE3 replaced it, its SHA-256 in hex without
+	// a prefix (ingest's objdigest.go). Its column keeps its first name, sha256, so that
+	// replicas of an earlier version sharing the database keep working.
+	Digest string
 	// ContentDigest is the digest of the data set's content (dcm.ContentDigest), which
 	// other encodings of the same data set share, or "" until it is needed: ingest does
 	// not compute it for a new instance, only when the SOP Instance UID arrives again

@@ -26,12 +26,12 @@ type QuarantineRecord struct {
 	SourceAE, Via, Account, Remote string
 	// Reason says why the copy is in quarantine.
 	Reason string
-	// BlobKey locates the copy in the archive.Store; Size, SHA256 (of the stored bytes)
+	// BlobKey locates the copy in the archive.Store; Size, Digest (of the stored bytes, see Instance.Digest)
 	// and ContentDigest (dcm.ContentDigest of its data set, or "" when it was not
 	// computed: the demoted copy of an instance whose digest was never needed) describe it.
 	BlobKey       string
 	Size          int64
-	SHA256        string
+	Digest        string
 	ContentDigest string
 }
 

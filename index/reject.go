@@ -50,10 +50,10 @@ type Rejection struct {
 	// Reason is the CID 7010 code of the note; NoteUID the note's SOP Instance UID.
 	Reason, NoteUID string
 	// BlobKey locates the stored object, or is "" when it was not received (yet); Size,
-	// SHA256, ContentDigest, SourceAE and ReceivedAt are those of its record.
+	// Digest, ContentDigest, SourceAE and ReceivedAt are those of its record.
 	BlobKey       string
 	Size          int64
-	SHA256        string
+	Digest        string
 	ContentDigest string
 	SourceAE      string
 	ReceivedAt    time.Time

@@ -41,7 +41,7 @@ func identityInstance(id, name, study, series, sop, modality string) *index.Inst
 	in.SeriesInstanceUID, in.Modality = series, modality
 	in.SOPInstanceUID, in.SOPClassUID = sop, "1.2.840.10008.5.1.4.1.1.2"
 	in.TransferSyntaxUID = dcm.ExplicitVRLittleEndian
-	in.BlobKey, in.Size, in.SHA256 = "dicom/test/"+sop, 1000, strings.Repeat("ab", 32)
+	in.BlobKey, in.Size, in.Digest = "dicom/test/"+sop, 1000, strings.Repeat("ab", 32)
 	in.Metadata = []byte(`{}`)
 	return in
 }

@@ -70,10 +70,12 @@ type Record struct {
 	Account   string `json:"account"`
 	Remote    string `json:"remote"`
 	// Reason says why the copy is in quarantine.
-	Reason        string `json:"reason"`
-	BlobKey       string `json:"blobKey"`
-	Size          int64  `json:"size"`
-	SHA256        string `json:"sha256"`
+	Reason  string `json:"reason"`
+	BlobKey string `json:"blobKey"`
+	Size    int64  `json:"size"`
+	// Digest is the digest of the copy's bytes: "b3:" and a BLAKE3-256 in hex, or a
+	// SHA-256 in hex without a prefix for records written before BLAKE3 replaced it.
+	Digest        string `json:"digest"`
 	ContentDigest string `json:"contentDigest"`
 	// File is the path of the stored bytes (GET).
 	File string `json:"file"`
@@ -86,7 +88,7 @@ func record(r *index.QuarantineRecord) *Record {
 	return &Record{ID: r.ID, ReceivedAt: r.ReceivedAt.UTC(), SOPInstanceUID: r.SOPInstanceUID, SOPClassUID: r.SOPClassUID,
 		StudyInstanceUID: r.StudyInstanceUID, SeriesInstanceUID: r.SeriesInstanceUID, PatientID: r.PatientID, IssuerOfPatientID: r.IssuerOfPatientID,
 		TransferSyntaxUID: r.TransferSyntaxUID, CallingAE: r.SourceAE, Via: r.Via, Account: r.Account, Remote: r.Remote, Reason: r.Reason,
-		BlobKey: r.BlobKey, Size: r.Size, SHA256: r.SHA256, ContentDigest: r.ContentDigest, File: fmt.Sprintf("/api/v1/quarantine/%d/file", r.ID)}
+		BlobKey: r.BlobKey, Size: r.Size, Digest: r.Digest, ContentDigest: r.ContentDigest, File: fmt.Sprintf("/api/v1/quarantine/%d/file", r.ID)}
 }
 
 // PromoteAnswer is the JSON answer of a promotion.

@@ -61,7 +61,7 @@ func newEnv(t *testing.T, n int, mod func(*fhir.Service)) (*countingIndex, *echo
 		in.StudyInstanceUID, in.StudyDate, in.StudyTime, in.AccessionNumber = uid(i), fmt.Sprintf("2024%02d%02d", i/28+1, i%28+1), "0900", fmt.Sprintf("ACC%d", i)
 		in.SeriesInstanceUID, in.Modality = uid(i)+".1", "CT"
 		in.SOPInstanceUID, in.SOPClassUID = uid(i)+".1.1", "1.2.840.10008.5.1.4.1.1.2"
-		in.BlobKey, in.Size, in.SHA256, in.Metadata = "k/"+uid(i), 1, strings.Repeat("ab", 32), []byte(`{}`)
+		in.BlobKey, in.Size, in.Digest, in.Metadata = "k/"+uid(i), 1, strings.Repeat("ab", 32), []byte(`{}`)
 		in.TransferSyntaxUID = dcm.ExplicitVRLittleEndian
 		if err := x.Put(context.Background(), in); err != nil {
 			t.Fatal(err)

@@ -35,7 +35,7 @@ func newIdentityEnv(t *testing.T, backend string) (index.Identity, *echo.Echo) {
 		in.StudyInstanceUID, in.StudyDate, in.StudyTime = uid(u), "2024010"+string(rune('1'+i)), "0900"
 		in.SeriesInstanceUID, in.Modality = uid(u)+".1", "CT"
 		in.SOPInstanceUID, in.SOPClassUID = uid(u)+".1.1", "1.2.840.10008.5.1.4.1.1.2"
-		in.BlobKey, in.Size, in.SHA256 = "k/"+uid(u), 1, strings.Repeat("ab", 32)
+		in.BlobKey, in.Size, in.Digest = "k/"+uid(u), 1, strings.Repeat("ab", 32)
 		in.Metadata = []byte(`{"00100010":{"vr":"PN","Value":[{"Alphabetic":"` + in.PatientName + `"}]},"00100020":{"vr":"LO","Value":["` + in.PatientID + `"]}}`)
 		in.TransferSyntaxUID = dcm.ExplicitVRLittleEndian
 		if err := x.Put(context.Background(), in); err != nil {

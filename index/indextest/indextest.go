@@ -114,7 +114,7 @@ func Inst(s stu, seriesUID, modality string, seriesNo *int, sopUID, class string
 	in.Rows, in.Columns = 64, 64
 	in.BlobKey = "dicom/test/" + sopUID
 	in.Size = 1000
-	in.SHA256 = strings.Repeat("ab", 32)
+	in.Digest = strings.Repeat("ab", 32)
 	in.Metadata = []byte(`{"00080018":{"vr":"UI","Value":["` + sopUID + `"]}}`)
 	return in
 }
@@ -405,7 +405,7 @@ func testRoundTrip(t *testing.T, x index.Index) {
 	in.NumberOfFrames, in.Rows, in.Columns, in.BitsAllocated = 3, 512, 256, 16
 	in.MetadataOmitted = "12 private elements beyond the limit of 10000"
 	in.SourceAE = "MR1"
-	in.SHA256 = strings.Repeat("0f", 32)
+	in.Digest = strings.Repeat("0f", 32)
 	in.Size = 123456789012
 	if err := x.Put(ctx(t), in); err != nil {
 		t.Fatal(err)
@@ -417,7 +417,7 @@ func testRoundTrip(t *testing.T, x index.Index) {
 	if string(got.Metadata) != string(in.Metadata) || string(got.PixelLayout) != string(in.PixelLayout) || string(got.Bulk) != string(in.Bulk) {
 		t.Fatalf("heavy columns differ: %s %s %s", got.Metadata, got.PixelLayout, got.Bulk)
 	}
-	if got.NumberOfFrames != 3 || got.Rows != 512 || got.Columns != 256 || got.BitsAllocated != 16 || got.MetadataOmitted != in.MetadataOmitted || got.SourceAE != "MR1" || got.Size != in.Size || got.SHA256 != in.SHA256 || *got.InstanceNumber != 7 || *got.SeriesNumber != 4 {
+	if got.NumberOfFrames != 3 || got.Rows != 512 || got.Columns != 256 || got.BitsAllocated != 16 || got.MetadataOmitted != in.MetadataOmitted || got.SourceAE != "MR1" || got.Size != in.Size || got.Digest != in.Digest || *got.InstanceNumber != 7 || *got.SeriesNumber != 4 {
 		t.Fatalf("instance = %+v", got)
 	}
 	if got.StudyTime != "143000.5" || got.StudyDate != "20260301" || got.PatientBirthDate != "19700101" || got.StudyID != "ID1.2.2" {

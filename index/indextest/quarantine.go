@@ -58,7 +58,7 @@ func qrec(in *index.Instance, key, reason string) *index.QuarantineRecord {
 		SOPInstanceUID: in.SOPInstanceUID, SOPClassUID: in.SOPClassUID, StudyInstanceUID: in.StudyInstanceUID, SeriesInstanceUID: in.SeriesInstanceUID,
 		PatientID: in.PatientID, IssuerOfPatientID: in.IssuerOfPatientID, TransferSyntaxUID: in.TransferSyntaxUID,
 		SourceAE: "CT_ONE", Via: "dimse", Account: "acct", Remote: "127.0.0.2:4000", Reason: reason,
-		BlobKey: key, Size: 4321, SHA256: fmt.Sprintf("%064x", 7), ContentDigest: "c1:" + fmt.Sprintf("%064x", 8),
+		BlobKey: key, Size: 4321, Digest: fmt.Sprintf("%064x", 7), ContentDigest: "c1:" + fmt.Sprintf("%064x", 8),
 	}
 }
 
@@ -174,7 +174,7 @@ func testPromote(t *testing.T, x index.Index) {
 		t.Fatal(err)
 	}
 	newer := Inst(s1, "1.3.1", "CT", ip(1), "1.4.11", ctClass, ip(5))
-	newer.BlobKey, newer.SHA256, newer.ContentDigest = "quarantine/2026/01/02/ab/newer.dcm", fmt.Sprintf("%064x", 9), "c1:new"
+	newer.BlobKey, newer.Digest, newer.ContentDigest = "quarantine/2026/01/02/ab/newer.dcm", fmt.Sprintf("%064x", 9), "c1:new"
 	q := qrec(newer, newer.BlobKey, "different content")
 	if err := x.Quarantine(ctx(t), q); err != nil {
 		t.Fatal(err)
@@ -211,7 +211,7 @@ func testPromote(t *testing.T, x index.Index) {
 	if err != nil || got.BlobKey != newer.BlobKey || got.ContentDigest != "c1:new" || *got.InstanceNumber != 5 {
 		t.Fatalf("served after promotion: %+v, %v", got, err)
 	}
-	if demoted == nil || demoted.ID == 0 || demoted.ID == q.ID || demoted.BlobKey != served.BlobKey || demoted.SHA256 != served.SHA256 || demoted.SOPInstanceUID != "1.4.11" ||
+	if demoted == nil || demoted.ID == 0 || demoted.ID == q.ID || demoted.BlobKey != served.BlobKey || demoted.Digest != served.Digest || demoted.SOPInstanceUID != "1.4.11" ||
 		demoted.Reason != "replaced by a promotion" || demoted.Account != "admin" || demoted.Via != "promote" || demoted.PatientID != "PAT1" ||
 		demoted.StudyInstanceUID != served.StudyInstanceUID || !demoted.ReceivedAt.Equal(served.ReceivedAt) || demoted.Size != served.Size {
 		t.Fatalf("demoted = %+v (served was %+v)", demoted, served)
@@ -279,7 +279,7 @@ func Migration0005(t *testing.T, open func() (*sqlindex.DB, error)) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if in.ContentDigest != "" || in.BlobKey != want.BlobKey || in.SHA256 != want.SHA256 {
+		if in.ContentDigest != "" || in.BlobKey != want.BlobKey || in.Digest != want.Digest {
 			t.Fatalf("%s after migration: %+v", want.SOPInstanceUID, in)
 		}
 	}

@@ -22,7 +22,7 @@ func inst(study, series, sop string) *index.Instance {
 	in.StudyInstanceUID, in.SeriesInstanceUID, in.Modality = study, series, "CT"
 	in.SOPInstanceUID, in.SOPClassUID = sop, ctClass
 	in.TransferSyntaxUID = "1.2.840.10008.1.2.1"
-	in.BlobKey, in.Size, in.SHA256 = "dicom/test/"+sop, 100, fmt.Sprintf("%064x", len(sop))
+	in.BlobKey, in.Size, in.Digest = "dicom/test/"+sop, 100, fmt.Sprintf("%064x", len(sop))
 	in.Metadata = []byte(`{}`)
 	return in
 }

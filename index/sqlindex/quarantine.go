@@ -21,7 +21,7 @@ func scanQuarantine(rows *sql.Rows) ([]index.QuarantineRecord, error) {
 		var r index.QuarantineRecord
 		var at int64
 		if err := rows.Scan(&r.ID, &at, &r.SOPInstanceUID, &r.SOPClassUID, &r.StudyInstanceUID, &r.SeriesInstanceUID, &r.PatientID, &r.IssuerOfPatientID,
-			&r.TransferSyntaxUID, &r.SourceAE, &r.Via, &r.Account, &r.Remote, &r.Reason, &r.BlobKey, &r.Size, &r.SHA256, &r.ContentDigest); err != nil {
+			&r.TransferSyntaxUID, &r.SourceAE, &r.Via, &r.Account, &r.Remote, &r.Reason, &r.BlobKey, &r.Size, &r.Digest, &r.ContentDigest); err != nil {
 			return nil, err
 		}
 		r.ReceivedAt = time.UnixMilli(at)
@@ -38,7 +38,7 @@ func (x *DB) insertQuarantine(ctx context.Context, tx *sql.Tx, r *index.Quaranti
 	return x.queryRow(ctx, tx, `INSERT INTO quarantine (received_at, sop_uid, sop_class_uid, study_uid, series_uid, patient_id, issuer, transfer_syntax, source_ae, via, account, remote, reason, blob_key, size, sha256, content_digest)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
 		r.ReceivedAt.UnixMilli(), r.SOPInstanceUID, nz(r.SOPClassUID), r.StudyInstanceUID, r.SeriesInstanceUID, nz(r.PatientID), nz(r.IssuerOfPatientID),
-		nz(r.TransferSyntaxUID), r.SourceAE, r.Via, r.Account, r.Remote, r.Reason, r.BlobKey, r.Size, r.SHA256, r.ContentDigest).Scan(&r.ID)
+		nz(r.TransferSyntaxUID), r.SourceAE, r.Via, r.Account, r.Remote, r.Reason, r.BlobKey, r.Size, r.Digest, r.ContentDigest).Scan(&r.ID)
 }
 
 // Quarantine implements index.Index.
@@ -183,7 +183,7 @@ func (x *DB) Promote(ctx context.Context, id int64, inst *index.Instance, demote
 		r.SOPInstanceUID, r.SOPClassUID, r.StudyInstanceUID, r.SeriesInstanceUID = old.SOPInstanceUID, old.SOPClassUID, old.StudyInstanceUID, old.SeriesInstanceUID
 		r.PatientID, r.IssuerOfPatientID, r.TransferSyntaxUID = old.PatientID, old.IssuerOfPatientID, old.TransferSyntaxUID
 		r.SourceAE = old.SourceAE
-		r.BlobKey, r.Size, r.SHA256, r.ContentDigest = old.BlobKey, old.Size, old.SHA256, old.ContentDigest
+		r.BlobKey, r.Size, r.Digest, r.ContentDigest = old.BlobKey, old.Size, old.Digest, old.ContentDigest
 		if err := x.insertQuarantine(ctx, tx, &r); err != nil {
 			return err
 		}

@@ -689,7 +689,7 @@ func (r *rowScanner) scanInstance(rows *sql.Rows, in *index.Instance) error {
 	var meta []byte // scanned once, straight into bytes (it is the largest column)
 	d := append(patientDest(&in.Patient), sc.dest(&in.Study)...)
 	d = append(d, ss.dest(&in.Series)...)
-	d = append(d, &in.SOPInstanceUID, &in.SOPClassUID, &num, &in.TransferSyntaxUID, &in.NumberOfFrames, &in.Rows, &in.Columns, &in.BitsAllocated, &in.BlobKey, &in.Size, &in.SHA256, &in.SourceAE, &received, &in.MetadataOmitted, &in.ContentDigest, &meta, &layout, &bulk, &spans)
+	d = append(d, &in.SOPInstanceUID, &in.SOPClassUID, &num, &in.TransferSyntaxUID, &in.NumberOfFrames, &in.Rows, &in.Columns, &in.BitsAllocated, &in.BlobKey, &in.Size, &in.Digest, &in.SourceAE, &received, &in.MetadataOmitted, &in.ContentDigest, &meta, &layout, &bulk, &spans)
 	if err := rows.Scan(d...); err != nil {
 		return err
 	}

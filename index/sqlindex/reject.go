@@ -24,7 +24,7 @@ func scanRejections(rows *sql.Rows) ([]index.Rejection, error) {
 		var received sql.NullInt64
 		var at int64
 		if err := rows.Scan(&r.ID, &r.SOPInstanceUID, &r.SOPClassUID, &r.StudyInstanceUID, &r.SeriesInstanceUID, &r.Patient.ID, &r.Patient.Issuer,
-			&r.Reason, &r.NoteUID, &blob, &r.Size, &r.SHA256, &r.ContentDigest, &r.SourceAE, &received, &at, &r.Source, &r.Actor); err != nil {
+			&r.Reason, &r.NoteUID, &blob, &r.Size, &r.Digest, &r.ContentDigest, &r.SourceAE, &received, &at, &r.Source, &r.Actor); err != nil {
 			return nil, err
 		}
 		r.BlobKey = blob.String
@@ -208,7 +208,7 @@ func (x *DB) Reject(ctx context.Context, note *index.Instance, reason string, re
 					return err
 				}
 				r.SOPClassUID, r.StudyInstanceUID, r.SeriesInstanceUID, r.Patient = old.SOPClassUID, old.StudyInstanceUID, old.SeriesInstanceUID, noteKey
-				r.BlobKey, r.Size, r.SHA256, r.ContentDigest, r.SourceAE, r.ReceivedAt = old.BlobKey, old.Size, old.SHA256, old.ContentDigest, old.SourceAE, old.ReceivedAt
+				r.BlobKey, r.Size, r.Digest, r.ContentDigest, r.SourceAE, r.ReceivedAt = old.BlobKey, old.Size, old.Digest, old.ContentDigest, old.SourceAE, old.ReceivedAt
 			}
 			r.RejectedAt = time.UnixMilli(now)
 			if err := x.insertRejection(ctx, tx, &r); err != nil {
@@ -236,7 +236,7 @@ func (x *DB) insertRejection(ctx context.Context, tx *sql.Tx, r *index.Rejection
 	return x.queryRow(ctx, tx, `INSERT INTO rejections (sop_uid, sop_class_uid, study_uid, series_uid, patient_id, issuer, reason, note_uid, blob_key, size, sha256, content_digest, source_ae, received_at, rejected_at, source, actor)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
 		r.SOPInstanceUID, nz(r.SOPClassUID), r.StudyInstanceUID, r.SeriesInstanceUID, nz(r.Patient.ID), nz(r.Patient.Issuer), r.Reason, r.NoteUID,
-		blob, r.Size, r.SHA256, r.ContentDigest, r.SourceAE, received, r.RejectedAt.UnixMilli(), r.Source, r.Actor).Scan(&r.ID)
+		blob, r.Size, r.Digest, r.ContentDigest, r.SourceAE, received, r.RejectedAt.UnixMilli(), r.Source, r.Actor).Scan(&r.ID)
 }
 
 // takeRejection removes the rejection of sopUID inside tx and returns it (ErrNotFound
@@ -387,7 +387,7 @@ func (x *DB) KeepRejected(ctx context.Context, inst *index.Instance) (bool, erro
 		}
 		res, err := x.exec(ctx, tx, `UPDATE rejections SET blob_key = ?, size = ?, sha256 = ?, content_digest = ?, source_ae = ?, received_at = ?, sop_class_uid = ?, study_uid = ?, series_uid = ?
 			WHERE sop_uid = ? AND blob_key IS NULL`,
-			inst.BlobKey, inst.Size, inst.SHA256, inst.ContentDigest, inst.SourceAE, received.UnixMilli(), nz(inst.SOPClassUID), inst.StudyInstanceUID, inst.SeriesInstanceUID, inst.SOPInstanceUID)
+			inst.BlobKey, inst.Size, inst.Digest, inst.ContentDigest, inst.SourceAE, received.UnixMilli(), nz(inst.SOPClassUID), inst.StudyInstanceUID, inst.SeriesInstanceUID, inst.SOPInstanceUID)
 		if err != nil {
 			return err
 		}

@@ -432,7 +432,7 @@ func (x *DB) insert(ctx context.Context, tx *sql.Tx, in *index.Instance) error {
 		received = in.ReceivedAt.UnixMilli()
 	}
 	if _, err := x.exec(ctx, tx, `INSERT INTO instances (series_fk, sop_uid, sop_class_uid, instance_number, transfer_syntax, num_frames, rows_, cols, bits_allocated, blob_key, size, sha256, content_digest, metadata, metadata_omitted, pixel_layout, bulk, source_ae, received_at, meta_spans) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		seid, in.SOPInstanceUID, nz(in.SOPClassUID), intPtr(in.InstanceNumber), nz(in.TransferSyntaxUID), in.NumberOfFrames, in.Rows, in.Columns, in.BitsAllocated, in.BlobKey, in.Size, in.SHA256, in.ContentDigest, string(in.Metadata), in.MetadataOmitted, nullString(in.PixelLayout), nullString(in.Bulk), in.SourceAE, received, nullString([]byte(index.MetadataSpans(in.Metadata)))); err != nil {
+		seid, in.SOPInstanceUID, nz(in.SOPClassUID), intPtr(in.InstanceNumber), nz(in.TransferSyntaxUID), in.NumberOfFrames, in.Rows, in.Columns, in.BitsAllocated, in.BlobKey, in.Size, in.Digest, in.ContentDigest, string(in.Metadata), in.MetadataOmitted, nullString(in.PixelLayout), nullString(in.Bulk), in.SourceAE, received, nullString([]byte(index.MetadataSpans(in.Metadata)))); err != nil {
 		return fmt.Errorf("instance: %w", err)
 	}
 	// The study's row is updated before the series' row: every write transaction of

@@ -160,7 +160,7 @@ func putStudy(t *testing.T, x index.Index, id, issuer, uid string) {
 	in.NumberOfFrames, in.Rows, in.Columns = 1, 64, 64
 	in.BlobKey = "dicom/test/" + in.SOPInstanceUID
 	in.Size = 1000
-	in.SHA256 = strings.Repeat("ab", 32)
+	in.Digest = strings.Repeat("ab", 32)
 	in.Metadata = []byte(`{"00080018":{"vr":"UI","Value":["` + in.SOPInstanceUID + `"]}}`)
 	if err := x.Put(context.Background(), in); err != nil {
 		t.Fatal(err)

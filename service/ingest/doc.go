@@ -10,8 +10,8 @@
 // never points at a missing blob; a crash between the two steps can leave an orphan blob,
 // which Check (lumen fsck) finds and repairs.
 //
-// The pass hashes the bytes once, for the SHA-256 of the stored object. An instance
-// re-sent with the same bytes is recognised by that hash; one re-sent in another
+// The pass hashes the bytes once, for the object digest of the stored object (BLAKE3-256;
+// objdigest.go). An instance re-sent with the same bytes is recognised by that digest; one re-sent in another
 // encoding, or with other File Meta Information, by the data set's content digest
 // (dcm.ContentDigest), computed only then, from the stored copies (the received bytes),
 // and recorded: a success with nothing written. Different content under a

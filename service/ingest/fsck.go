@@ -2,8 +2,6 @@ package ingest
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -328,7 +326,7 @@ func (p *Pipeline) repairOrphan(ctx context.Context, f *Finding, remove bool) {
 			StudyInstanceUID: inst.StudyInstanceUID, SeriesInstanceUID: inst.SeriesInstanceUID,
 			PatientID: inst.PatientID, IssuerOfPatientID: inst.IssuerOfPatientID, TransferSyntaxUID: inst.TransferSyntaxUID,
 			SourceAE: inst.SourceAE, Via: "fsck", Reason: "found by lumen fsck without an index record; SOP Instance UID stored with different content",
-			BlobKey: inst.BlobKey, Size: inst.Size, SHA256: inst.SHA256, ContentDigest: inst.ContentDigest,
+			BlobKey: inst.BlobKey, Size: inst.Size, Digest: inst.Digest, ContentDigest: inst.ContentDigest,
 		}
 		if err := p.Index.Quarantine(ctx, rec); err != nil {
 			f.Action, f.Reason = "kept", "a different object with the same SOP Instance UID is indexed, and it could not be quarantined: "+err.Error()
@@ -379,7 +377,7 @@ func (p *Pipeline) readInstance(ctx context.Context, key string) (*index.Instanc
 		return nil, fail(ErrUnavailable, err, "could not read blob")
 	}
 	defer rc.Close()
-	h := sha256.New()
+	h := newObjectHash()
 	digest := dcm.NewContentDigest()
 	f, err := dcm.Parse(io.TeeReader(rc, h), &dcm.Options{Size: info.Size, Digest: digest})
 	if err != nil {
@@ -395,7 +393,7 @@ func (p *Pipeline) readInstance(ctx context.Context, key string) (*index.Instanc
 	inst.BlobKey = key
 	inst.IssuerOfPatientID = p.issuer(inst.IssuerOfPatientID)
 	inst.Size = info.Size
-	inst.SHA256 = hex.EncodeToString(h.Sum(nil))
+	inst.Digest = objectDigest(h)
 	inst.ContentDigest = digest.Sum()
 	inst.ReceivedAt = info.ModTime
 	inst.SourceAE = f.Meta.String(dcm.TagSourceApplicationEntityTitle)

@@ -268,7 +268,7 @@ func (im *Importer) one(ctx context.Context, f ImportFile) (importOutcome, strin
 	if uid := PeekSOPInstanceUID(fh); uid != "" {
 		if existing, err := im.Pipeline.Index.Instance(ctx, uid); err == nil && existing.Size == f.Size {
 			if _, err := fh.Seek(0, io.SeekStart); err == nil {
-				if sum, _, err := Hash(fh); err == nil && sum == existing.SHA256 {
+				if sum, _, err := Hash(fh, existing.Digest); err == nil && sum == existing.Digest {
 					return outPresent, "", false
 				}
 			}

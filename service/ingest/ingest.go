@@ -3,7 +3,6 @@ package ingest
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -156,7 +155,7 @@ type Result struct {
 	TransferSyntaxUID string
 	BlobKey           string
 	Size              int64
-	SHA256            string
+	Digest            string
 	// ContentDigest is the data set's dcm.ContentDigest when it was computed: only for an
 	// object whose SOP Instance UID was known already (stored, quarantined or rejected)
 	// and whose bytes differ from the copy kept; "" otherwise.
@@ -315,9 +314,9 @@ func (p *Pipeline) ingest(ctx context.Context, r io.Reader, size int64, ds *Data
 	if blob, err = p.openBlob(pctx, key, total); err != nil {
 		return abort(storeFailure(err))
 	}
-	h := sha256.New()
+	h := newObjectHash()
 	sink := io.MultiWriter(blob, h)
-	// The bytes are hashed once, here, for the SHA-256 of the stored object. The content
+	// The bytes are hashed once, here, for the object digest (objdigest.go). The content
 	// digest (dcm.ContentDigest), which only a SOP Instance UID arriving again with other
 	// bytes needs, is computed then, from the stored copy (digestOf).
 	if ds != nil {
@@ -373,7 +372,7 @@ func (p *Pipeline) ingest(ctx context.Context, r io.Reader, size int64, ds *Data
 		p.log().Warn("ingest: stored metadata bounded; the object keeps everything", "key", key, "omitted", inst.MetadataOmitted)
 	}
 	inst.Size = pres.info.Size
-	inst.SHA256 = hex.EncodeToString(h.Sum(nil))
+	inst.Digest = objectDigest(h)
 	inst.SourceAE = src.CallingAE
 	inst.ReceivedAt = start
 	// A Key Object Selection document titled with a rejection code (IHE IOCM) is
@@ -449,7 +448,7 @@ func (p *Pipeline) commit(ctx context.Context, inst *index.Instance, src Source)
 	res := &Result{
 		Outcome: Stored, SOPClassUID: inst.SOPClassUID, SOPInstanceUID: inst.SOPInstanceUID,
 		StudyInstanceUID: inst.StudyInstanceUID, SeriesInstanceUID: inst.SeriesInstanceUID,
-		TransferSyntaxUID: inst.TransferSyntaxUID, BlobKey: inst.BlobKey, Size: inst.Size, SHA256: inst.SHA256,
+		TransferSyntaxUID: inst.TransferSyntaxUID, BlobKey: inst.BlobKey, Size: inst.Size, Digest: inst.Digest,
 		ContentDigest: inst.ContentDigest,
 	}
 	removeBlob := func() { p.cleanup(ctx, inst.BlobKey) }
@@ -498,7 +497,7 @@ func (p *Pipeline) commit(ctx context.Context, inst *index.Instance, src Source)
 	res.ContentDigest = inst.ContentDigest
 	if same {
 		removeBlob()
-		res.Outcome, res.BlobKey, res.Size, res.SHA256 = AlreadyStored, existing.BlobKey, existing.Size, existing.SHA256
+		res.Outcome, res.BlobKey, res.Size, res.Digest = AlreadyStored, existing.BlobKey, existing.Size, existing.Digest
 		return res, nil
 	}
 	switch orPolicy(p.Duplicates) {
@@ -507,7 +506,7 @@ func (p *Pipeline) commit(ctx context.Context, inst *index.Instance, src Source)
 	case KeepFirst:
 		removeBlob()
 		p.log().Info("ingest: kept stored instance, discarded different bytes with the same SOP Instance UID", "via", src.Via, "calling_ae", src.CallingAE, "key", existing.BlobKey)
-		res.Outcome, res.BlobKey, res.SHA256, res.Size = KeptExisting, existing.BlobKey, existing.SHA256, existing.Size
+		res.Outcome, res.BlobKey, res.Digest, res.Size = KeptExisting, existing.BlobKey, existing.Digest, existing.Size
 		return res, nil
 	case Overwrite:
 		old, err := p.Index.Replace(ctx, inst)
@@ -652,16 +651,6 @@ func buildInstance(f *dcm.File) (*index.Instance, error) {
 		}
 	}
 	return in, nil
-}
-
-// Hash returns the hex SHA-256 of everything read from r.
-func Hash(r io.Reader) (string, int64, error) {
-	h := sha256.New()
-	n, err := io.Copy(h, r)
-	if err != nil {
-		return "", n, err
-	}
-	return hex.EncodeToString(h.Sum(nil)), n, nil
 }
 
 // PeekSOPInstanceUID reads the File Meta Information at the start of a PS3.10 file and

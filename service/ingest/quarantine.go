@@ -32,7 +32,7 @@ func NewQuarantineKey(t time.Time) string {
 // a copy cannot be read the answer is "different": the new object is then kept aside
 // (Quarantine), never dropped.
 func (p *Pipeline) sameContent(ctx context.Context, existing, inst *index.Instance) bool {
-	if existing.SHA256 == inst.SHA256 && existing.Size == inst.Size {
+	if existing.Digest == inst.Digest && existing.Size == inst.Size {
 		return true
 	}
 	nd := p.instanceDigest(ctx, inst)
@@ -116,9 +116,9 @@ func (p *Pipeline) quarantine(ctx context.Context, inst *index.Instance, src Sou
 	res.ContentDigest = p.instanceDigest(ctx, inst)
 	if list, err := p.Index.Quarantined(bctx, index.QuarantineQuery{SOPInstanceUID: inst.SOPInstanceUID}); err == nil {
 		for _, q := range list {
-			if q.SHA256 == inst.SHA256 && q.Size == inst.Size || inst.ContentDigest != "" && p.digestOf(ctx, q.ContentDigest, q.BlobKey) == inst.ContentDigest {
+			if q.Digest == inst.Digest && q.Size == inst.Size || inst.ContentDigest != "" && p.digestOf(ctx, q.ContentDigest, q.BlobKey) == inst.ContentDigest {
 				removeBlob()
-				res.Outcome, res.QuarantineID, res.BlobKey, res.Size, res.SHA256 = Quarantined, q.ID, q.BlobKey, q.Size, q.SHA256
+				res.Outcome, res.QuarantineID, res.BlobKey, res.Size, res.Digest = Quarantined, q.ID, q.BlobKey, q.Size, q.Digest
 				res.Warnings = append(res.Warnings, quarantineWarning(q.ID))
 				return res, nil
 			}
@@ -136,7 +136,7 @@ func (p *Pipeline) quarantine(ctx context.Context, inst *index.Instance, src Sou
 		PatientID: inst.PatientID, IssuerOfPatientID: inst.IssuerOfPatientID, TransferSyntaxUID: inst.TransferSyntaxUID,
 		SourceAE: src.CallingAE, Via: src.Via, Account: src.Account, Remote: src.Remote,
 		Reason:  "SOP Instance UID already stored with different content; the copy received first is served",
-		BlobKey: qkey, Size: inst.Size, SHA256: inst.SHA256, ContentDigest: inst.ContentDigest,
+		BlobKey: qkey, Size: inst.Size, Digest: inst.Digest, ContentDigest: inst.ContentDigest,
 	}
 	if err := p.Index.Quarantine(ctx, rec); err != nil {
 		// The outcome may be unknown: remove the copy only once the index says it holds

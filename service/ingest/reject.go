@@ -121,7 +121,7 @@ func (p *Pipeline) commitNote(ctx context.Context, inst *index.Instance, note *r
 	res := &Result{
 		Outcome: Stored, SOPClassUID: inst.SOPClassUID, SOPInstanceUID: inst.SOPInstanceUID,
 		StudyInstanceUID: inst.StudyInstanceUID, SeriesInstanceUID: inst.SeriesInstanceUID,
-		TransferSyntaxUID: inst.TransferSyntaxUID, BlobKey: inst.BlobKey, Size: inst.Size, SHA256: inst.SHA256,
+		TransferSyntaxUID: inst.TransferSyntaxUID, BlobKey: inst.BlobKey, Size: inst.Size, Digest: inst.Digest,
 		ContentDigest: inst.ContentDigest,
 	}
 	removeBlob := func() { p.cleanup(ctx, inst.BlobKey) }
@@ -163,7 +163,7 @@ func (p *Pipeline) commitNote(ctx context.Context, inst *index.Instance, note *r
 		res.ContentDigest = inst.ContentDigest
 		removeBlob()
 		if same {
-			res.Outcome, res.BlobKey, res.Size, res.SHA256 = AlreadyStored, existing.BlobKey, existing.Size, existing.SHA256
+			res.Outcome, res.BlobKey, res.Size, res.Digest = AlreadyStored, existing.BlobKey, existing.Size, existing.Digest
 			return res, nil
 		}
 		return nil, fail(ErrDuplicate, nil, "a rejection note with this SOP Instance UID is stored with other content; a rejection note is never replaced: send a new one")
@@ -242,7 +242,7 @@ func (p *Pipeline) rejectedArrival(ctx context.Context, inst *index.Instance, sr
 			return nil, fail(ErrUnavailable, err, "the rejection of this SOP Instance UID changed meanwhile; send it again")
 		}
 	}
-	same := rec.SHA256 == inst.SHA256
+	same := rec.Digest == inst.Digest
 	if !same {
 		// Digests computed now if need be, the new object's before its blob goes.
 		d := p.instanceDigest(ctx, inst)
@@ -255,7 +255,7 @@ func (p *Pipeline) rejectedArrival(ctx context.Context, inst *index.Instance, sr
 		p.log().Info("ingest: object refused: its SOP Instance UID was rejected and is held with other content", "via", src.Via, "calling_ae", src.CallingAE, "sop_instance_uid", inst.SOPInstanceUID, "reason", rec.Reason)
 		return nil, fail(ErrDuplicate, nil, "SOP Instance UID rejected (IHE IOCM, %s) and held with other content; this object was not kept", rec.Reason)
 	}
-	res.BlobKey, res.Size, res.SHA256 = rec.BlobKey, rec.Size, rec.SHA256
+	res.BlobKey, res.Size, res.Digest = rec.BlobKey, rec.Size, rec.Digest
 	res.Warnings = append(res.Warnings, fmt.Sprintf("the SOP Instance UID is rejected (IHE IOCM, %s): this object was not kept and the instance stays hidden until an administrator restores it", rec.Reason))
 	p.log().Info("ingest: object of a rejected SOP Instance UID discarded", "via", src.Via, "calling_ae", src.CallingAE, "sop_instance_uid", inst.SOPInstanceUID, "reason", rec.Reason)
 	return res, nil
