@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"log"
 	"math/rand/v2"
@@ -10,6 +11,8 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/zeebo/blake3"
 )
 
 // run measures the machine, then both servers round by round, and returns the table.
@@ -115,7 +118,8 @@ func measureLimits(c *cfg, t *table) error {
 		}
 		t.addLimit(fmt.Sprintf("loop%d", n), fmt.Sprintf("loopback TCP, %d connection(s), MiB/s", n), v)
 	}
-	t.addLimit("sha", "SHA-256 one core, MiB/s", sha256Rate(time.Second))
+	t.addLimit("sha", "SHA-256 one core, MiB/s", hashRate(sha256.New(), time.Second))
+	t.addLimit("b3", "BLAKE3 one core (Lumen's object digest), MiB/s", hashRate(blake3.New(), time.Second))
 	return nil
 }
 
