@@ -87,10 +87,14 @@ func open(ctx context.Context, path string) (*sqlindex.DB, *checkpointer, error)
 		}
 	}
 	q := url.Values{}
-	// mmap_size: pages are read from the mapped file, shared by every connection,
-	// rather than copied into each connection's page cache with a read call each.
+	// mmap_size 0: pages are read into each connection's page cache, where they stay
+	// parsed. Through a map, SQLite makes and parses a page object at each fetch of a
+	// page (btreeInitPage: 30 % of the server's CPU under 8 QIDO clients) and maps the
+	// file again as it grows. 8 QIDO clients at 100,000 studies: 2.3× the requests per
+	// second on a server started on the filled index, 1.07× in peerbench's alternating
+	// rounds (docs/benchmarks.md, issue 17's sixth pass).
 	// wal_autocheckpoint: the checkpointer does it in the background (walBackstop).
-	for _, p := range []string{"journal_mode(WAL)", "synchronous(FULL)", "busy_timeout(30000)", "foreign_keys(1)", "mmap_size(268435456)", fmt.Sprintf("wal_autocheckpoint(%d)", walBackstop)} {
+	for _, p := range []string{"journal_mode(WAL)", "synchronous(FULL)", "busy_timeout(30000)", "foreign_keys(1)", "mmap_size(0)", fmt.Sprintf("wal_autocheckpoint(%d)", walBackstop)} {
 		q.Add("_pragma", p)
 	}
 	q.Set("_txlock", "immediate")

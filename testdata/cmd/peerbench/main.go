@@ -1,7 +1,7 @@
 // Command peerbench measures Lumen and Orthanc side by side on loopback and prints one
 // table: every figure of both servers, the machine's limits measured in the same run
 // (durable 512 KiB puts with 1 and 4 writers and the CPU per durable put, loopback
-// throughput with 1 and 4 connections, SHA-256 per core) and Lumen's share of each
+// throughput with 1 and 4 connections, SHA-256 and BLAKE3 per core) and Lumen's share of each
 // limit. `make bench-orthanc` runs it (.ci/bench-orthanc installs Orthanc, its
 // DICOMweb plugin and DCMTK).
 //
