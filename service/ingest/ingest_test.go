@@ -89,13 +89,7 @@ func TestCorpus(t *testing.T) {
 		}
 		studies[o.StudyUID][o.SeriesUID] = true
 		// The stored object is the received file, byte for byte.
-		rc, _, err := e.store.Get(context.Background(), res.BlobKey)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, _ := io.ReadAll(rc)
-		rc.Close()
-		if !bytes.Equal(got, o.Data) {
+		if got := e.stored(t, res.BlobKey); !bytes.Equal(got, o.Data) {
 			t.Fatalf("%s: stored bytes differ", o.Name)
 		}
 	}
@@ -199,12 +193,7 @@ func TestDataset(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rc, _, err := e.store.Get(context.Background(), res.BlobKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	stored, _ := io.ReadAll(rc)
-	rc.Close()
+	stored := e.stored(t, res.BlobKey)
 	sf, err := dcm.Parse(bytes.NewReader(stored), nil)
 	if err != nil {
 		t.Fatalf("stored file does not parse: %v", err)

@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"io"
 	"strings"
 	"testing"
 
@@ -31,12 +30,7 @@ func TestObjectDigest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rc, _, err := e.store.Get(context.Background(), res.BlobKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	stored, _ := io.ReadAll(rc)
-	rc.Close()
+	stored := e.stored(t, res.BlobKey)
 	want, _, _ := ingest.Hash(bytes.NewReader(stored), "")
 	inst, err := e.idx.Instance(context.Background(), o.SOPInstanceUID)
 	if err != nil {
