@@ -26,8 +26,8 @@ type QuarantineRecord struct {
 	SourceAE, Via, Account, Remote string
 	// Reason says why the copy is in quarantine.
 	Reason string
-	// BlobKey locates the copy in the archive.Store; Size, Digest (of the stored bytes, see Instance.Digest)
-	// and ContentDigest (dcm.ContentDigest of its data set, or "" when it was not
+	// BlobKey locates the copy in the archive.Store; Size, Digest (of the stored bytes,
+	// see Instance.Digest) and ContentDigest (dcm.ContentDigest of its data set, or "" when it was not
 	// computed: the demoted copy of an instance whose digest was never needed) describe it.
 	BlobKey       string
 	Size          int64

@@ -85,7 +85,7 @@ func withoutPath(err error) error {
 
 // Importer imports PS3.10 files from the file system through a Pipeline with parallel
 // workers (the bulk import of `lumen import`). A file whose SOP Instance UID is indexed
-// with the same size and SHA-256 counts as present without being ingested again, so a
+// with the same size and object digest counts as present without being ingested again, so a
 // re-run is cheap. Each file is ingested with Source{Via: "import"}. An Importer may run
 // several imports, one after the other or at once.
 type Importer struct {

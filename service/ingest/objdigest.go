@@ -38,17 +38,13 @@ func objectDigest(h hash.Hash) string {
 // the algorithm of like (a recorded digest, to compare with): SHA-256 when like is one of
 // the older records, otherwise BLAKE3.
 func Hash(r io.Reader, like string) (string, int64, error) {
-	h := newObjectHash()
-	legacy := len(like) == sha256.Size*2 && !strings.HasPrefix(like, objectDigestPrefix)
-	if legacy {
-		h = sha256.New()
+	h, prefix := newObjectHash(), objectDigestPrefix
+	if len(like) == sha256.Size*2 && !strings.HasPrefix(like, objectDigestPrefix) {
+		h, prefix = sha256.New(), ""
 	}
 	n, err := io.Copy(h, r)
 	if err != nil {
 		return "", n, err
 	}
-	if legacy {
-		return hex.EncodeToString(h.Sum(nil)), n, nil
-	}
-	return objectDigest(h), n, nil
+	return prefix + hex.EncodeToString(h.Sum(nil)), n, nil
 }

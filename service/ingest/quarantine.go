@@ -60,7 +60,7 @@ func (p *Pipeline) instanceDigest(ctx context.Context, inst *index.Instance) str
 
 // digestOf returns the content digest of a stored copy: recorded, when it is a digest,
 // or else computed from the copy under key. Ingest does not compute the digest of what
-// it stores (it hashes the bytes once, for the SHA-256 of the stored object): a digest
+// it stores (it hashes the bytes once, for the object digest of the stored object): a digest
 // is needed only when a SOP Instance UID arrives again with other bytes, and it is
 // computed then, from the stored bytes, which are the received bytes. It returns ""
 // when the copy cannot be read (logged): callers then treat the contents as different,
