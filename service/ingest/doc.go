@@ -12,9 +12,9 @@
 //
 // The pass hashes the bytes once, for the object digest of the stored object (BLAKE3-256;
 // objdigest.go). An instance re-sent with the same bytes is recognised by that digest;
-// one re-sent in another encoding, or with other File Meta Information, by the data set's content digest
-// (dcm.ContentDigest), computed only then, from the stored copies (the received bytes),
-// and recorded: a success with nothing written. Different content under a
+// one re-sent in another encoding, or with other File Meta Information, by the data
+// set's content digest (dcm.ContentDigest), computed only then, from the stored copies
+// (the received bytes), and recorded: a success with nothing written. Different content under a
 // stored SOP Instance UID follows the DuplicatePolicy; under the default, Quarantine,
 // it is acknowledged and kept aside (QuarantinePrefix, an index.QuarantineRecord), to be
 // promoted or deleted by an administrator (Promote, DeleteQuarantined): nothing a sender
